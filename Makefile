@@ -1,0 +1,61 @@
+# Antrian — developer entry points.
+#
+#   make run    start the queue service with $(CONFIG)
+#   make test   run the test suite (extra pytest flags via PYTEST_ARGS=...)
+#
+# Both bootstrap .venv on first use; it is reinstalled whenever pyproject.toml changes.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+CONFIG      ?= config/example-hall.toml
+PYTEST_ARGS ?=
+
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help venv run test lint format bench check-config clean
+
+help:
+	@echo "make run           start the service (CONFIG=$(CONFIG))"
+	@echo "make test          run pytest (PYTEST_ARGS='...')"
+	@echo "make lint          ruff check, ruff format --check, mypy"
+	@echo "make format        apply ruff format and ruff --fix"
+	@echo "make bench         run the benchmark (python -m bench)"
+	@echo "make check-config  validate CONFIG without starting the service"
+	@echo "make clean         remove .venv, caches and build output"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/queue-service run --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+check-config: $(STAMP)
+	$(BIN)/queue-service check-config $(CONFIG)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

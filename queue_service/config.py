@@ -1,0 +1,469 @@
+"""Site configuration: a TOML file validated once, at start-up, into frozen dataclasses.
+
+Every problem found is reported with the file, the dotted key and what is wrong, and all
+problems are collected before failing so an operator fixes the file in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PRIORITY_POLICIES = ("strict", "interleave", "fifo")
+PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")
+ROLES = ("kiosk", "counter", "manager", "admin")
+OUTCOMES = ("served", "incomplete", "referred")
+
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}\Z")
+_CODE_RE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,23}\Z")
+_PREFIX_RE = re.compile(r"[A-Z]{1,2}\Z")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
+
+
+class ConfigError(Exception):
+    """The configuration file is invalid; `problems` lists each one as 'file: key: problem'."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    code: str
+    agency: str
+    name_id: str
+    name_en: str
+    prefix: str
+    target_wait_minutes: int
+    daily_quota: int | None = None
+    cutoff: time | None = None
+    priority_policy: str = "strict"
+    # With policy "interleave": after this many priority calls in a row, one regular ticket.
+    priority_interleave: int = 3
+    # Average handle time assumed before today has any finished ticket (simple estimate).
+    default_service_minutes: float = 5.0
+
+    @property
+    def target_wait_seconds(self) -> int:
+        return self.target_wait_minutes * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    id: str
+    name: str
+    services: tuple[str, ...]
+    zone: str | None = None
+    # A counter that does not use "start" goes straight from called to serving on finish.
+    uses_start: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    days: tuple[str, ...]
+    start: time
+    end: time
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    name: str
+    timezone: ZoneInfo
+    hours: Mapping[str, tuple[time, time]]
+    breaks: tuple[Break, ...]
+    agencies: Mapping[str, Agency]
+    services: Mapping[str, Service]
+    counters: Mapping[str, Counter]
+    no_show_min_calls: int = 2
+
+    def service_day(self, now: datetime) -> date:
+        """The service day a UTC instant belongs to, in the site's own timezone."""
+        return now.astimezone(self.timezone).date()
+
+    def local(self, now: datetime) -> datetime:
+        return now.astimezone(self.timezone)
+
+    def opening(self, now: datetime) -> tuple[time, time] | None:
+        return self.hours.get(WEEKDAYS[self.local(now).weekday()])
+
+    def is_open(self, now: datetime) -> bool:
+        hours = self.opening(now)
+        if hours is None:
+            return False
+        t = self.local(now).time()
+        return hours[0] <= t < hours[1]
+
+    def current_break(self, now: datetime) -> Break | None:
+        local = self.local(now)
+        day = WEEKDAYS[local.weekday()]
+        t = local.time()
+        for brk in self.breaks:
+            if day in brk.days and brk.start <= t < brk.end:
+                return brk
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    name: str
+    role: str
+    sha256: str = field(repr=False)
+    sites: tuple[str, ...] = ()  # empty: every site
+    counters: tuple[str, ...] = ()  # role "counter": the counters it may act on
+
+    def allows_site(self, site_id: str) -> bool:
+        return not self.sites or site_id in self.sites
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    path: str
+    sites: Mapping[str, Site]
+    tokens: tuple[Token, ...]
+
+    def token_by_hash(self) -> dict[str, Token]:
+        return {t.sha256: t for t in self.tokens}
+
+
+def hash_token(secret: str) -> str:
+    """The form in which a bearer token is stored in configuration."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class _Reader:
+    """Collects problems while reading typed values out of nested TOML tables."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {message}")
+
+    def get(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        where: str,
+        kind: type | tuple[type, ...],
+        *,
+        required: bool = True,
+        default: Any = None,
+    ) -> Any:
+        full = f"{where}.{key}" if where else key
+        if key not in table:
+            if required:
+                self.problem(full, "is required")
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; a TOML `true` is never a valid number here.
+        if isinstance(value, bool) and bool not in kinds:
+            self.problem(full, f"must be {_kind_name(kinds)}, got a boolean")
+            return default
+        if not isinstance(value, kinds):
+            self.problem(full, f"must be {_kind_name(kinds)}, got {type(value).__name__}")
+            return default
+        return value
+
+    def clock(self, value: Any, key: str) -> time | None:
+        if not isinstance(value, str) or not re.fullmatch(r"\d{2}:\d{2}", value):
+            self.problem(key, f"must be a time written HH:MM, got {value!r}")
+            return None
+        try:
+            return time.fromisoformat(value)
+        except ValueError:
+            self.problem(key, f"is not a valid time of day: {value!r}")
+            return None
+
+    def strings(self, table: Mapping[str, Any], key: str, where: str, *,
+                required: bool = True) -> list[str]:
+        """A list of strings; non-string items are reported and dropped."""
+        items = self.get(table, key, where, list, required=required, default=[]) or []
+        good = [item for item in items if isinstance(item, str)]
+        if len(good) != len(items):
+            self.problem(f"{where}.{key}", "must be a list of strings")
+        return good
+
+    def unknown_keys(self, table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                self.problem(f"{where}.{key}" if where else key, "is not a known setting")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def load_config(path: str | Path) -> AppConfig:
+    """Read and validate a configuration file; raise ConfigError listing every problem."""
+    path_str = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path_str}: cannot read file: {exc.strerror}"]) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path_str}: file is not UTF-8: {exc}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path_str}: invalid TOML: {exc}"]) from exc
+    return parse_config(data, path_str)
+
+
+def parse_config(data: Mapping[str, Any], path: str = "<config>") -> AppConfig:
+    r = _Reader(path)
+    r.unknown_keys(data, {"sites", "tokens"}, "")
+    sites: dict[str, Site] = {}
+    raw_sites = r.get(data, "sites", "", list, default=[])
+    if isinstance(raw_sites, list) and not raw_sites and "sites" in data:
+        r.problem("sites", "must list at least one site")
+    for i, raw_site in enumerate(raw_sites or []):
+        where = f"sites[{i}]"
+        if not isinstance(raw_site, dict):
+            r.problem(where, "must be a table")
+            continue
+        site = _parse_site(r, raw_site, where)
+        if site is not None:
+            if site.id in sites:
+                r.problem(f"{where}.id", f"duplicate site id {site.id!r}")
+            sites[site.id] = site
+    tokens = _parse_tokens(r, data, sites)
+    if r.problems:
+        raise ConfigError(r.problems)
+    return AppConfig(path=path, sites=sites, tokens=tokens)
+
+
+def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
+    r.unknown_keys(
+        raw,
+        {"id", "name", "timezone", "hours", "breaks", "agencies", "services", "counters",
+         "no_show_min_calls"},
+        where,
+    )
+    site_id = r.get(raw, "id", where, str, default="")
+    if site_id and not _ID_RE.match(site_id):
+        r.problem(f"{where}.id", "must be lower-case letters, digits, '-' or '_' (max 48)")
+    name = r.get(raw, "name", where, str, default="")
+    tz_name = r.get(raw, "timezone", where, str, default="UTC")
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem(f"{where}.timezone", f"unknown time zone {tz_name!r} (e.g. 'Asia/Makassar')")
+        tz = ZoneInfo("UTC")
+    no_show = r.get(raw, "no_show_min_calls", where, int, required=False, default=2)
+    if no_show is not None and not 1 <= no_show <= 10:
+        r.problem(f"{where}.no_show_min_calls", "must be between 1 and 10")
+
+    hours: dict[str, tuple[time, time]] = {}
+    raw_hours = r.get(raw, "hours", where, dict, default={})
+    for day, span in (raw_hours or {}).items():
+        key = f"{where}.hours.{day}"
+        if day not in WEEKDAYS:
+            r.problem(key, f"unknown day; use one of {', '.join(WEEKDAYS)}")
+            continue
+        if not (isinstance(span, list) and len(span) == 2):
+            r.problem(key, 'must be ["HH:MM", "HH:MM"] (opening, closing)')
+            continue
+        start, end = r.clock(span[0], key), r.clock(span[1], key)
+        if start and end:
+            if start >= end:
+                r.problem(key, "opening time must be before closing time")
+            hours[day] = (start, end)
+    if raw_hours is not None and not hours and "hours" in raw:
+        r.problem(f"{where}.hours", "the site must open on at least one day")
+
+    breaks: list[Break] = []
+    for j, raw_break in enumerate(r.get(raw, "breaks", where, list, required=False, default=[])
+                                  or []):
+        key = f"{where}.breaks[{j}]"
+        if not isinstance(raw_break, dict):
+            r.problem(key, "must be a table")
+            continue
+        r.unknown_keys(raw_break, {"days", "start", "end", "label"}, key)
+        days = r.strings(raw_break, "days", key)
+        for d in days:
+            if d not in WEEKDAYS:
+                r.problem(f"{key}.days", f"unknown day {d!r}")
+        start = r.clock(r.get(raw_break, "start", key, str, default="00:00"), f"{key}.start")
+        end = r.clock(r.get(raw_break, "end", key, str, default="00:00"), f"{key}.end")
+        label = r.get(raw_break, "label", key, str, default="Istirahat")
+        if start and end:
+            if start >= end:
+                r.problem(key, "break start must be before its end")
+            breaks.append(Break(tuple(days), start, end, label))
+
+    agencies: dict[str, Agency] = {}
+    for j, raw_agency in enumerate(r.get(raw, "agencies", where, list, default=[]) or []):
+        key = f"{where}.agencies[{j}]"
+        if not isinstance(raw_agency, dict):
+            r.problem(key, "must be a table")
+            continue
+        r.unknown_keys(raw_agency, {"id", "name"}, key)
+        aid = r.get(raw_agency, "id", key, str, default="")
+        if aid and not _ID_RE.match(aid):
+            r.problem(f"{key}.id", "must be lower-case letters, digits, '-' or '_'")
+        if aid in agencies:
+            r.problem(f"{key}.id", f"duplicate agency id {aid!r}")
+        agencies[aid] = Agency(aid, r.get(raw_agency, "name", key, str, default=""))
+
+    services: dict[str, Service] = {}
+    prefixes: dict[str, str] = {}
+    for j, raw_service in enumerate(r.get(raw, "services", where, list, default=[]) or []):
+        key = f"{where}.services[{j}]"
+        if not isinstance(raw_service, dict):
+            r.problem(key, "must be a table")
+            continue
+        service = _parse_service(r, raw_service, key, agencies)
+        if service is None:
+            continue
+        if service.code in services:
+            r.problem(f"{key}.code", f"duplicate service code {service.code!r}")
+        if service.prefix in prefixes:
+            r.problem(
+                f"{key}.prefix",
+                f"prefix {service.prefix!r} is already used by service {prefixes[service.prefix]!r}"
+                " (ticket numbers would clash)",
+            )
+        prefixes[service.prefix] = service.code
+        services[service.code] = service
+    if not services and "services" in raw:
+        r.problem(f"{where}.services", "must list at least one service")
+
+    counters: dict[str, Counter] = {}
+    for j, raw_counter in enumerate(r.get(raw, "counters", where, list, default=[]) or []):
+        key = f"{where}.counters[{j}]"
+        if not isinstance(raw_counter, dict):
+            r.problem(key, "must be a table")
+            continue
+        r.unknown_keys(raw_counter, {"id", "name", "services", "zone", "uses_start"}, key)
+        cid = r.get(raw_counter, "id", key, str, default="")
+        if cid and not _ID_RE.match(cid):
+            r.problem(f"{key}.id", "must be lower-case letters, digits, '-' or '_'")
+        if cid in counters:
+            r.problem(f"{key}.id", f"duplicate counter id {cid!r}")
+        served = r.strings(raw_counter, "services", key)
+        if not served:
+            r.problem(f"{key}.services", "a counter must serve at least one service")
+        for code in served:
+            if code not in services:
+                r.problem(f"{key}.services", f"unknown service {code!r}")
+        zone = r.get(raw_counter, "zone", key, str, required=False)
+        uses_start = r.get(raw_counter, "uses_start", key, bool, required=False, default=True)
+        counters[cid] = Counter(
+            cid, r.get(raw_counter, "name", key, str, default=""), tuple(served), zone,
+            bool(uses_start),
+        )
+    unserved = [code for code in services if not any(code in c.services for c in counters.values())]
+    for code in unserved:
+        r.problem(f"{where}.services", f"service {code!r} is served by no counter")
+
+    return Site(
+        id=site_id, name=name, timezone=tz, hours=hours, breaks=tuple(breaks),
+        agencies=agencies, services=services, counters=counters,
+        no_show_min_calls=no_show if isinstance(no_show, int) else 2,
+    )
+
+
+def _parse_service(
+    r: _Reader, raw: Mapping[str, Any], key: str, agencies: Mapping[str, Agency]
+) -> Service | None:
+    r.unknown_keys(
+        raw,
+        {"code", "agency", "name_id", "name_en", "prefix", "target_wait_minutes", "daily_quota",
+         "cutoff", "priority_policy", "priority_interleave", "default_service_minutes"},
+        key,
+    )
+    code = r.get(raw, "code", key, str, default="")
+    if code and not _CODE_RE.match(code):
+        r.problem(f"{key}.code", "must be upper-case letters, digits, '-' or '_' (max 24)")
+    agency = r.get(raw, "agency", key, str, default="")
+    if agency and agency not in agencies:
+        r.problem(f"{key}.agency", f"unknown agency {agency!r}")
+    prefix = r.get(raw, "prefix", key, str, default="")
+    if prefix and not _PREFIX_RE.match(prefix):
+        r.problem(f"{key}.prefix", "must be one or two upper-case letters")
+    target = r.get(raw, "target_wait_minutes", key, int, default=0)
+    if target is not None and not 1 <= target <= 24 * 60:
+        r.problem(f"{key}.target_wait_minutes", "must be between 1 and 1440 minutes")
+    quota = r.get(raw, "daily_quota", key, int, required=False)
+    if quota is not None and not 1 <= quota <= 999:
+        r.problem(f"{key}.daily_quota", "must be between 1 and 999 (numbers have 3 digits)")
+    cutoff_raw = r.get(raw, "cutoff", key, str, required=False)
+    cutoff = r.clock(cutoff_raw, f"{key}.cutoff") if cutoff_raw is not None else None
+    policy = r.get(raw, "priority_policy", key, str, required=False, default="strict")
+    if policy not in PRIORITY_POLICIES:
+        r.problem(f"{key}.priority_policy", f"must be one of {', '.join(PRIORITY_POLICIES)}")
+    interleave = r.get(raw, "priority_interleave", key, int, required=False, default=3)
+    if interleave is not None and not 1 <= interleave <= 50:
+        r.problem(f"{key}.priority_interleave", "must be between 1 and 50")
+    dsm = r.get(raw, "default_service_minutes", key, (int, float), required=False, default=5.0)
+    if dsm is not None and not 0 < dsm <= 240:
+        r.problem(f"{key}.default_service_minutes", "must be more than 0 and at most 240")
+    return Service(
+        code=code, agency=agency, name_id=r.get(raw, "name_id", key, str, default=""),
+        name_en=r.get(raw, "name_en", key, str, default=""), prefix=prefix,
+        target_wait_minutes=target or 1, daily_quota=quota, cutoff=cutoff,
+        priority_policy=policy or "strict", priority_interleave=interleave or 3,
+        default_service_minutes=float(dsm or 5.0),
+    )
+
+
+def _parse_tokens(r: _Reader, data: Mapping[str, Any], sites: Mapping[str, Site]) -> tuple[Token, ...]:
+    tokens: list[Token] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(r.get(data, "tokens", "", list, required=False, default=[]) or []):
+        key = f"tokens[{i}]"
+        if not isinstance(raw, dict):
+            r.problem(key, "must be a table")
+            continue
+        r.unknown_keys(raw, {"name", "role", "sha256", "sites", "counters"}, key)
+        name = r.get(raw, "name", key, str, default="")
+        role = r.get(raw, "role", key, str, default="")
+        if role and role not in ROLES:
+            r.problem(f"{key}.role", f"must be one of {', '.join(ROLES)}")
+        digest = r.get(raw, "sha256", key, str, default="")
+        if digest and not _HEX64_RE.match(digest):
+            r.problem(
+                f"{key}.sha256",
+                "must be the 64-character hex SHA-256 of the token "
+                "(make one with `queue-service hash-token`)",
+            )
+        if digest in seen:
+            r.problem(f"{key}.sha256", "the same token is configured twice")
+        seen.add(digest)
+        token_sites = r.strings(raw, "sites", key, required=False)
+        for s in token_sites:
+            if s not in sites:
+                r.problem(f"{key}.sites", f"unknown site {s!r}")
+        token_counters = r.strings(raw, "counters", key, required=False)
+        if role == "counter":
+            if not token_counters:
+                r.problem(f"{key}.counters", "a counter token must name the counters it may use")
+            scope = [sites[s] for s in token_sites if s in sites] or list(sites.values())
+            for c in token_counters:
+                if not any(c in site.counters for site in scope):
+                    r.problem(f"{key}.counters", f"unknown counter {c!r}")
+        elif token_counters:
+            r.problem(f"{key}.counters", "only a counter token is bound to counters")
+        tokens.append(Token(name, role, digest, tuple(token_sites), tuple(token_counters)))
+    return tuple(tokens)

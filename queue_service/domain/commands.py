@@ -1,0 +1,282 @@
+"""Commands: decide, from a site's state and the time, which events a request produces.
+
+Each function validates against the state and returns events without changing anything;
+the caller applies them. The clock is the caller's: functions take `now`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from queue_service.config import OUTCOMES, PRIORITY_KINDS
+from queue_service.domain import errors
+from queue_service.domain import events as ev
+from queue_service.domain.events import Event
+from queue_service.domain.state import (
+    CALLED,
+    COUNTER_CLOSED,
+    COUNTER_OPEN,
+    COUNTER_PAUSED,
+    HELD_STATES,
+    SERVING,
+    WAITING,
+    CounterState,
+    SiteState,
+    Ticket,
+)
+
+SOURCES = ("kiosk", "reception", "dispenser", "api", "online")
+MAX_REASON = 200
+
+
+def _ts(now: datetime, ticket: Ticket | None = None) -> datetime:
+    # A wall clock stepped backwards must never make a ticket's history run backwards.
+    if ticket is not None and ticket.last_ts is not None and now < ticket.last_ts:
+        return ticket.last_ts
+    return now
+
+
+def _event(state: SiteState, type_: str, now: datetime, **kw: object) -> Event:
+    return Event(type=type_, site=state.site.id, ts=now, day=state.site.service_day(now), **kw)  # type: ignore[arg-type]
+
+
+def _counter(state: SiteState, counter_id: str) -> CounterState:
+    try:
+        return state.counters[counter_id]
+    except KeyError:
+        raise errors.UnknownCounter(
+            f"counter {counter_id!r} does not exist at site {state.site.id!r}", counter=counter_id
+        ) from None
+
+
+def _held(state: SiteState, counter: CounterState) -> Ticket:
+    if counter.ticket_id is None:
+        raise errors.InvalidTransition(
+            f"counter {counter.id!r} holds no ticket", counter=counter.id
+        )
+    return state.tickets[counter.ticket_id]
+
+
+def issue(
+    state: SiteState,
+    now: datetime,
+    *,
+    ticket_id: str,
+    service: str,
+    priority: str | None = None,
+    source: str = "kiosk",
+    number: str | None = None,
+) -> list[Event]:
+    """Issue a ticket. `number` is given only by a dispenser that printed its own."""
+    site = state.site
+    svc = site.services.get(service)
+    if svc is None:
+        raise errors.UnknownService(f"service {service!r} does not exist at site {site.id!r}",
+                                    service=service)
+    if priority is not None and priority not in PRIORITY_KINDS:
+        raise errors.Invalid(f"priority must be one of {', '.join(PRIORITY_KINDS)}",
+                             field="priority")
+    if source not in SOURCES:
+        raise errors.Invalid(f"source must be one of {', '.join(SOURCES)}", field="source")
+    if not site.is_open(now):
+        raise errors.SiteClosed(f"{site.name} is closed now", site=site.id)
+    local = site.local(now).time()
+    if svc.cutoff is not None and local >= svc.cutoff:
+        raise errors.CutoffPassed(
+            f"tickets for {svc.name_id} are issued until {svc.cutoff:%H:%M}",
+            service=service, cutoff=f"{svc.cutoff:%H:%M}",
+        )
+    q = state.queues[service]
+    if svc.daily_quota is not None and q.issued >= svc.daily_quota:
+        raise errors.QuotaReached(
+            f"today's quota of {svc.daily_quota} tickets for {svc.name_id} is reached",
+            service=service, quota=svc.daily_quota,
+        )
+    seq = q.issued + 1
+    if seq > 999:
+        raise errors.QuotaReached("ticket numbers for today are exhausted", service=service)
+    data: dict[str, object] = {
+        "number": number or f"{svc.prefix}{seq:03d}", "seq": seq, "source": source,
+    }
+    if priority is not None:
+        data["priority"] = priority
+    return [_event(state, ev.TICKET_ISSUED, now, ticket_id=ticket_id, service=service,
+                   data=data)]
+
+
+def _check_can_call(state: SiteState, counter: CounterState) -> None:
+    if counter.state != COUNTER_OPEN:
+        raise errors.CounterNotOpen(
+            f"counter {counter.id!r} is {counter.state}; open it first", counter=counter.id,
+            state=counter.state,
+        )
+    if counter.ticket_id is not None:
+        held = state.tickets[counter.ticket_id]
+        raise errors.CounterBusy(
+            f"counter {counter.id!r} still holds {held.number}; finish, transfer or no-show it",
+            counter=counter.id, ticket=held.number,
+        )
+
+
+def _call(state: SiteState, now: datetime, counter: CounterState, ticket: Ticket) -> list[Event]:
+    return [_event(state, ev.TICKET_CALLED, _ts(now, ticket), ticket_id=ticket.id,
+                   counter_id=counter.id, service=ticket.service, segment=ticket.segment,
+                   data={"number": ticket.number})]
+
+
+def call_next(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
+    """Call the next ticket among the counter's services: priority heads first, then oldest."""
+    counter = _counter(state, counter_id)
+    _check_can_call(state, counter)
+    heads = []
+    for code in state.site.counters[counter_id].services:
+        head = state.queues[code].head()
+        if head is not None:
+            heads.append(head)
+    if not heads:
+        raise errors.QueueEmpty("no ticket is waiting for this counter's services",
+                                counter=counter_id)
+    chosen = min(heads, key=lambda t: (t.priority is None or not state.queues[t.service]
+                                       .uses_priority(), t.queue_key, t.seq))
+    return _call(state, now, counter, chosen)
+
+
+def call_ticket(state: SiteState, now: datetime, *, counter_id: str, ticket_id: str) -> list[Event]:
+    """Call one particular waiting ticket (out of order, e.g. an appointment)."""
+    counter = _counter(state, counter_id)
+    ticket = state.tickets.get(ticket_id)
+    if ticket is None:
+        raise errors.UnknownTicket("no such ticket today", ticket=ticket_id)
+    _check_can_call(state, counter)
+    if ticket.state in HELD_STATES:
+        raise errors.TicketTaken(
+            f"{ticket.number} is already at counter {ticket.counter}",
+            ticket=ticket.number, counter=ticket.counter,
+        )
+    if ticket.state != WAITING:
+        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}", ticket=ticket.number,
+                                       state=ticket.state)
+    if ticket.service not in state.site.counters[counter_id].services:
+        raise errors.NotServedHere(
+            f"counter {counter_id!r} does not serve {ticket.service}", service=ticket.service,
+        )
+    return _call(state, now, counter, ticket)
+
+
+def recall(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
+    counter = _counter(state, counter_id)
+    ticket = _held(state, counter)
+    if ticket.state != CALLED:
+        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}, not called",
+                                       ticket=ticket.number, state=ticket.state)
+    return [_event(state, ev.TICKET_RECALLED, _ts(now, ticket), ticket_id=ticket.id,
+                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
+                   data={"number": ticket.number, "calls": ticket.calls + 1})]
+
+
+def start(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
+    counter = _counter(state, counter_id)
+    ticket = _held(state, counter)
+    if ticket.state != CALLED:
+        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}, not called",
+                                       ticket=ticket.number, state=ticket.state)
+    return [_event(state, ev.TICKET_STARTED, _ts(now, ticket), ticket_id=ticket.id,
+                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
+                   data={"number": ticket.number})]
+
+
+def finish(state: SiteState, now: datetime, *, counter_id: str,
+           outcome: str = "served") -> list[Event]:
+    if outcome not in OUTCOMES:
+        raise errors.Invalid(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+    counter = _counter(state, counter_id)
+    ticket = _held(state, counter)
+    if ticket.state not in (CALLED, SERVING):
+        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}",
+                                       ticket=ticket.number, state=ticket.state)
+    return [_event(state, ev.TICKET_FINISHED, _ts(now, ticket), ticket_id=ticket.id,
+                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
+                   data={"number": ticket.number, "outcome": outcome})]
+
+
+def no_show(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
+    counter = _counter(state, counter_id)
+    ticket = _held(state, counter)
+    if ticket.state != CALLED:
+        raise errors.InvalidTransition(
+            f"{ticket.number} is {ticket.state}; only a called ticket can be a no-show",
+            ticket=ticket.number, state=ticket.state,
+        )
+    needed = state.site.no_show_min_calls
+    if ticket.calls < needed:
+        raise errors.NoShowTooEarly(
+            f"{ticket.number} was called {ticket.calls} time(s); recall it until {needed}",
+            calls=ticket.calls, required=needed,
+        )
+    return [_event(state, ev.TICKET_NO_SHOW, _ts(now, ticket), ticket_id=ticket.id,
+                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
+                   data={"number": ticket.number})]
+
+
+def transfer(state: SiteState, now: datetime, *, counter_id: str, to_service: str) -> list[Event]:
+    counter = _counter(state, counter_id)
+    if to_service not in state.site.services:
+        raise errors.UnknownService(f"service {to_service!r} does not exist", service=to_service)
+    ticket = _held(state, counter)
+    if ticket.state not in (CALLED, SERVING):
+        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}",
+                                       ticket=ticket.number, state=ticket.state)
+    if to_service == ticket.service:
+        raise errors.Invalid("a ticket cannot be transferred to the service it is in",
+                             field="service")
+    return [_event(state, ev.TICKET_TRANSFERRED, _ts(now, ticket), ticket_id=ticket.id,
+                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
+                   data={"number": ticket.number, "to_service": to_service})]
+
+
+def cancel(state: SiteState, now: datetime, *, ticket_id: str, reason: str = "") -> list[Event]:
+    ticket = state.tickets.get(ticket_id)
+    if ticket is None:
+        raise errors.UnknownTicket("no such ticket today", ticket=ticket_id)
+    if ticket.state != WAITING:
+        raise errors.InvalidTransition(
+            f"{ticket.number} is {ticket.state}; only a waiting ticket can be cancelled",
+            ticket=ticket.number, state=ticket.state,
+        )
+    return [_event(state, ev.TICKET_CANCELLED, _ts(now, ticket), ticket_id=ticket.id,
+                   service=ticket.service, segment=ticket.segment,
+                   data={"number": ticket.number, "reason": reason[:MAX_REASON]})]
+
+
+def open_counter(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
+    counter = _counter(state, counter_id)
+    if counter.state == COUNTER_OPEN:
+        raise errors.InvalidTransition(f"counter {counter_id!r} is already open",
+                                       counter=counter_id, state=counter.state)
+    return [_event(state, ev.COUNTER_OPENED, now, counter_id=counter_id)]
+
+
+def pause_counter(state: SiteState, now: datetime, *, counter_id: str, reason: str) -> list[Event]:
+    counter = _counter(state, counter_id)
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise errors.Invalid(f"a pause needs a reason of 1 to {MAX_REASON} characters",
+                             field="reason")
+    if counter.state != COUNTER_OPEN:
+        raise errors.InvalidTransition(f"counter {counter_id!r} is {counter.state}, not open",
+                                       counter=counter_id, state=counter.state)
+    if counter.ticket_id is not None:
+        raise errors.CounterBusy("finish the current ticket before pausing", counter=counter_id)
+    return [_event(state, ev.COUNTER_PAUSED, now, counter_id=counter_id,
+                   data={"reason": reason})]
+
+
+def close_counter(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
+    counter = _counter(state, counter_id)
+    if counter.state == COUNTER_CLOSED:
+        raise errors.InvalidTransition(f"counter {counter_id!r} is already closed",
+                                       counter=counter_id, state=counter.state)
+    if counter.ticket_id is not None:
+        raise errors.CounterBusy("finish the current ticket before closing", counter=counter_id)
+    assert counter.state in (COUNTER_OPEN, COUNTER_PAUSED)
+    return [_event(state, ev.COUNTER_CLOSED, now, counter_id=counter_id)]

@@ -1,0 +1,342 @@
+"""A site's live state for one service day, changed only by applying events.
+
+Applying is deliberately lean (dict look-ups, no validation beyond consistency) because
+start-up replays a whole day of every site through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from queue_service.config import Service, Site
+from queue_service.domain import events as ev
+from queue_service.domain.events import Event
+
+WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED = (
+    "waiting", "called", "serving", "done", "no_show", "cancelled",
+)
+HELD_STATES = frozenset({CALLED, SERVING})
+CLOSED_STATES = frozenset({DONE, NO_SHOW, CANCELLED})
+
+COUNTER_CLOSED, COUNTER_OPEN, COUNTER_PAUSED = "closed", "open", "paused"
+
+
+class ReplayError(Exception):
+    """A stored event does not fit the state it is applied to (corrupt or foreign log)."""
+
+
+@dataclass(slots=True)
+class Ticket:
+    id: str
+    service: str
+    number: str
+    seq: int
+    priority: str | None
+    source: str
+    issued_at: datetime  # original issue time, kept across transfers
+    queue_key: datetime  # position in the queue of its current service
+    enqueued_at: datetime  # start of the current segment's wait
+    state: str = WAITING
+    segment: int = 0
+    counter: str | None = None
+    calls: int = 0
+    first_called_at: datetime | None = None
+    last_called_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: str | None = None
+    last_ts: datetime | None = None
+
+    @property
+    def sort_key(self) -> tuple[datetime, int]:
+        return (self.queue_key, self.seq)
+
+
+@dataclass(slots=True)
+class ServiceQueue:
+    service: Service
+    priority: dict[str, Ticket] = field(default_factory=dict)
+    regular: dict[str, Ticket] = field(default_factory=dict)
+    issued: int = 0  # tickets issued to this service today (quota, numbering)
+    priority_streak: int = 0  # priority calls in a row (policy "interleave")
+    called: int = 0  # first calls of a segment in this service today
+    called_within: int = 0  # ... of which within the service's target wait
+    finished: int = 0  # segments closed after service (served, incomplete, referred, transferred)
+    service_seconds: float = 0.0  # sum over `finished`
+    no_shows: int = 0
+    cancelled: int = 0
+
+    def __len__(self) -> int:
+        return len(self.priority) + len(self.regular)
+
+    def waiting(self) -> Iterator[Ticket]:
+        yield from self.priority.values()
+        yield from self.regular.values()
+
+    def uses_priority(self) -> bool:
+        return self.service.priority_policy != "fifo"
+
+    def head(self) -> Ticket | None:
+        """The ticket this service would hand out next, by its priority policy."""
+        if not self.uses_priority():
+            tickets = list(self.waiting())
+            return min(tickets, key=_sort_key) if tickets else None
+        first_priority = min(self.priority.values(), key=_sort_key) if self.priority else None
+        first_regular = min(self.regular.values(), key=_sort_key) if self.regular else None
+        if first_priority is None:
+            return first_regular
+        if (
+            first_regular is not None
+            and self.service.priority_policy == "interleave"
+            and self.priority_streak >= self.service.priority_interleave
+        ):
+            return first_regular
+        return first_priority
+
+    def ahead_of(self, ticket: Ticket) -> int:
+        """How many waiting tickets of this service would be called before `ticket`."""
+        key = ticket.sort_key
+        if not self.uses_priority():
+            return sum(1 for t in self.waiting() if t.sort_key < key)
+        if ticket.priority is not None:
+            return sum(1 for t in self.priority.values() if t.sort_key < key)
+        return len(self.priority) + sum(1 for t in self.regular.values() if t.sort_key < key)
+
+    def add(self, ticket: Ticket) -> None:
+        if ticket.priority is not None:
+            self.priority[ticket.id] = ticket
+        else:
+            self.regular[ticket.id] = ticket
+
+    def remove(self, ticket: Ticket) -> None:
+        self.priority.pop(ticket.id, None)
+        self.regular.pop(ticket.id, None)
+
+
+def _sort_key(t: Ticket) -> tuple[datetime, int]:
+    return (t.queue_key, t.seq)
+
+
+@dataclass(slots=True)
+class CounterState:
+    id: str
+    state: str = COUNTER_CLOSED
+    reason: str | None = None
+    since: datetime | None = None  # when `state` was entered
+    ticket_id: str | None = None  # the ticket it holds (called or serving)
+    served: int = 0  # segments this counter finished or transferred today
+    busy_seconds: float = 0.0  # service time summed over `served`
+    idle_since: datetime | None = None  # open and holding nothing since
+
+
+class SiteState:
+    """Tickets, queues and counters of one site for one service day."""
+
+    def __init__(self, site: Site, day: date | None = None) -> None:
+        self.site = site
+        self.day = day
+        self.tickets: dict[str, Ticket] = {}
+        self.queues: dict[str, ServiceQueue] = {
+            code: ServiceQueue(service) for code, service in site.services.items()
+        }
+        self.counters: dict[str, CounterState] = {cid: CounterState(cid) for cid in site.counters}
+        self.last_seq = 0
+        self._apply: dict[str, Callable[[Event], None]] = {
+            ev.TICKET_ISSUED: self._issued,
+            ev.TICKET_CALLED: self._called,
+            ev.TICKET_RECALLED: self._recalled,
+            ev.TICKET_STARTED: self._started,
+            ev.TICKET_FINISHED: self._finished,
+            ev.TICKET_NO_SHOW: self._no_show,
+            ev.TICKET_TRANSFERRED: self._transferred,
+            ev.TICKET_CANCELLED: self._cancelled,
+            ev.COUNTER_OPENED: self._counter_opened,
+            ev.COUNTER_PAUSED: self._counter_paused,
+            ev.COUNTER_CLOSED: self._counter_closed,
+        }
+
+    def roll_to(self, day: date) -> None:
+        """Start a fresh service day: numbering restarts, counters closed, queues empty."""
+        if self.day == day:
+            return
+        self.__init__(self.site, day)  # type: ignore[misc]
+
+    def apply(self, event: Event) -> None:
+        if event.day != self.day:
+            if self.day is not None and event.day < self.day:
+                # A late commit from a day already rolled over: stored, but no longer live.
+                return
+            self.roll_to(event.day)
+        try:
+            handler = self._apply[event.type]
+        except KeyError:
+            raise ReplayError(f"unknown event type {event.type!r}") from None
+        handler(event)
+        if event.seq:
+            self.last_seq = event.seq
+
+    def clone(self) -> SiteState:
+        """An independent copy (the command side decides on a copy of committed state)."""
+        other = SiteState(self.site, self.day)
+        other.last_seq = self.last_seq
+        for t in self.tickets.values():
+            copy = Ticket(**{f: getattr(t, f) for f in Ticket.__slots__})  # type: ignore[attr-defined]
+            other.tickets[copy.id] = copy
+            if copy.state == WAITING:
+                other.queues[copy.service].add(copy)
+        for code, q in self.queues.items():
+            oq = other.queues[code]
+            # Re-insert in the original order: dict order is queue order within a class.
+            oq.priority = {tid: other.tickets[tid] for tid in q.priority}
+            oq.regular = {tid: other.tickets[tid] for tid in q.regular}
+            for name in ("issued", "priority_streak", "called", "called_within", "finished",
+                         "service_seconds", "no_shows", "cancelled"):
+                setattr(oq, name, getattr(q, name))
+        for cid, c in self.counters.items():
+            other.counters[cid] = CounterState(**{f: getattr(c, f) for f in CounterState.__slots__})  # type: ignore[attr-defined]
+        return other
+
+    # -- queries -----------------------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> Ticket | None:
+        return self.tickets.get(ticket_id)
+
+    def people_ahead(self, ticket: Ticket) -> int:
+        if ticket.state != WAITING:
+            return 0
+        return self.queues[ticket.service].ahead_of(ticket)
+
+    def open_counters(self, service: str) -> list[CounterState]:
+        return [
+            c for c in self.counters.values()
+            if c.state == COUNTER_OPEN and service in self.site.counters[c.id].services
+        ]
+
+    def average_service_seconds(self, service: str) -> float:
+        q = self.queues[service]
+        if q.finished:
+            return q.service_seconds / q.finished
+        return q.service.default_service_minutes * 60
+
+    def estimated_wait_seconds(self, service: str, ahead: int) -> float | None:
+        """Simple estimate: people ahead x average handle time / open counters.
+
+        None when no counter serving the service is open (no honest estimate exists).
+        """
+        counters = len(self.open_counters(service))
+        if counters == 0:
+            return None
+        return (ahead + 1) * self.average_service_seconds(service) / counters
+
+    # -- event handlers ----------------------------------------------------------------
+
+    def _ticket(self, event: Event) -> Ticket:
+        assert event.ticket_id is not None
+        try:
+            ticket = self.tickets[event.ticket_id]
+        except KeyError:
+            raise ReplayError(f"event {event.seq} names unknown ticket") from None
+        ticket.last_ts = event.ts
+        return ticket
+
+    def _counter(self, event: Event) -> CounterState:
+        assert event.counter_id is not None
+        try:
+            return self.counters[event.counter_id]
+        except KeyError:
+            raise ReplayError(f"event {event.seq} names unknown counter") from None
+
+    def _issued(self, e: Event) -> None:
+        assert e.ticket_id is not None and e.service is not None
+        d = e.data
+        ticket = Ticket(
+            id=e.ticket_id, service=e.service, number=d["number"], seq=d["seq"],
+            priority=d.get("priority"), source=d.get("source", "kiosk"), issued_at=e.ts,
+            queue_key=e.ts, enqueued_at=e.ts, last_ts=e.ts,
+        )
+        self.tickets[ticket.id] = ticket
+        q = self.queues[e.service]
+        q.add(ticket)
+        q.issued = max(q.issued, ticket.seq)
+
+    def _called(self, e: Event) -> None:
+        t = self._ticket(e)
+        c = self._counter(e)
+        q = self.queues[t.service]
+        q.remove(t)
+        t.state, t.counter, t.calls = CALLED, c.id, 1
+        t.first_called_at = t.last_called_at = e.ts
+        q.called += 1
+        if (e.ts - t.enqueued_at).total_seconds() <= q.service.target_wait_seconds:
+            q.called_within += 1
+        q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
+        c.ticket_id = t.id
+        c.idle_since = None
+
+    def _recalled(self, e: Event) -> None:
+        t = self._ticket(e)
+        t.calls += 1
+        t.last_called_at = e.ts
+
+    def _started(self, e: Event) -> None:
+        t = self._ticket(e)
+        t.state = SERVING
+        t.started_at = e.ts
+
+    def _release(self, t: Ticket, e: Event, *, served: bool) -> None:
+        c = self._counter(e)
+        if served:
+            begin = t.started_at or t.last_called_at
+            assert begin is not None
+            seconds = (e.ts - begin).total_seconds()
+            q = self.queues[t.service]
+            q.finished += 1
+            q.service_seconds += seconds
+            c.served += 1
+            c.busy_seconds += seconds
+        c.ticket_id = None
+        c.idle_since = e.ts if c.state == COUNTER_OPEN else None
+
+    def _finished(self, e: Event) -> None:
+        t = self._ticket(e)
+        self._release(t, e, served=True)
+        t.state, t.outcome, t.finished_at, t.counter = DONE, e.data["outcome"], e.ts, None
+
+    def _no_show(self, e: Event) -> None:
+        t = self._ticket(e)
+        self._release(t, e, served=False)
+        self.queues[t.service].no_shows += 1
+        t.state, t.outcome, t.finished_at, t.counter = NO_SHOW, "no_show", e.ts, None
+
+    def _transferred(self, e: Event) -> None:
+        t = self._ticket(e)
+        self._release(t, e, served=True)
+        to = e.data["to_service"]
+        t.service, t.segment = to, t.segment + 1
+        t.state, t.counter, t.calls = WAITING, None, 0
+        t.first_called_at = t.last_called_at = t.started_at = None
+        t.enqueued_at = e.ts
+        t.queue_key = t.issued_at  # keeps its place by original issue time
+        self.queues[to].add(t)
+
+    def _cancelled(self, e: Event) -> None:
+        t = self._ticket(e)
+        q = self.queues[t.service]
+        q.remove(t)
+        q.cancelled += 1
+        t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", e.ts
+
+    def _counter_opened(self, e: Event) -> None:
+        c = self._counter(e)
+        c.state, c.reason, c.since = COUNTER_OPEN, None, e.ts
+        c.idle_since = e.ts if c.ticket_id is None else None
+
+    def _counter_paused(self, e: Event) -> None:
+        c = self._counter(e)
+        c.state, c.reason, c.since, c.idle_since = COUNTER_PAUSED, e.data.get("reason"), e.ts, None
+
+    def _counter_closed(self, e: Event) -> None:
+        c = self._counter(e)
+        c.state, c.reason, c.since, c.idle_since = COUNTER_CLOSED, None, e.ts, None

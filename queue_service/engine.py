@@ -1,0 +1,286 @@
+"""The engine: runs commands against live state and commits their events in group batches.
+
+Two states are kept per site. Commands decide against the *working* state, which already
+holds events that are decided but not yet committed, so two concurrent "call next" can
+never pick the same ticket. Readers (snapshot, stream, metrics) see only the *committed*
+state, which changes after the database has committed. A failed commit throws away every
+uncommitted decision: working state is rebuilt from committed state, and the writer
+reconciles with the database before accepting commands again (a commit whose
+acknowledgement was lost is found there and applied, never decided twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from queue_service.config import AppConfig
+from queue_service.domain import errors
+from queue_service.domain.clock import Clock
+from queue_service.domain.events import Event
+from queue_service.domain.state import SiteState
+from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+Decide = Callable[[SiteState, datetime], list[Event]]
+Respond = Callable[[SiteState, list[Event]], tuple[int, dict[str, Any]]]
+Listener = Callable[[Sequence[Event]], None]
+
+IDEMPOTENCY_WINDOW = timedelta(hours=48)
+
+
+class IdempotencyKeyReused(errors.Conflict):
+    code = "idempotency_key_reused"
+
+
+@dataclass(slots=True)
+class _Pending:
+    events: list[Event]
+    answer: IdempotentAnswer | None
+    future: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Self-monitoring figures read by the metrics collector."""
+
+    events_committed: int = 0
+    batches_committed: int = 0
+    commit_failures: int = 0
+    batch_seconds: list[float] = field(default_factory=list)  # drained by the collector
+    replay_seconds: float = 0.0
+    replayed_events: int = 0
+
+
+class Engine:
+    def __init__(self, config: AppConfig, store: EventStore, clock: Clock, *,
+                 max_batch: int = 1024, retry_seconds: float = 1.0) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.max_batch = max_batch
+        self.retry_seconds = retry_seconds
+        self.committed: dict[str, SiteState] = {s: SiteState(site) for s, site in config.sites.items()}
+        self.working: dict[str, SiteState] = {s: st.clone() for s, st in self.committed.items()}
+        self.answers: dict[tuple[str, str], IdempotentAnswer] = {}
+        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[None]]] = {}
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._next_seq = 1
+        self._committed_seq = 0
+        self.listeners: list[Listener] = []
+        self.available = False
+        self.ready = False
+        self.stats = EngineStats()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Replay today's events of every site, then start the writer."""
+        await self.store.open_writer()
+        began = time.perf_counter()
+        now = self.clock.now()
+        count = 0
+        for site_id, site in self.config.sites.items():
+            state = SiteState(site, site.service_day(now))
+            for event in await self.store.load_day(site_id, state.day):  # type: ignore[arg-type]
+                state.apply(event)
+                count += 1
+            self.committed[site_id] = state
+        self._committed_seq = await self.store.max_seq()
+        self._next_seq = self._committed_seq + 1
+        for answer in await self.store.load_answers(now - IDEMPOTENCY_WINDOW):
+            self.answers[(answer.site_id, answer.key)] = answer
+        self.working = {s: st.clone() for s, st in self.committed.items()}
+        self.stats.replay_seconds = time.perf_counter() - began
+        self.stats.replayed_events = count
+        log.info("replayed %d events of %d sites in %.3f s", count, len(self.committed),
+                 self.stats.replay_seconds)
+        self.available = True
+        self._task = asyncio.create_task(self._writer(), name="engine-writer")
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._task is not None:
+            # Let queued commits finish: they were decided and their senders wait.
+            while not self._queue.empty() and self.available:
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._fail_queued(StoreUnavailable("service is shutting down"))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def site_state(self, site_id: str) -> SiteState:
+        """Committed state of a site, rolled to today's service day."""
+        state = self.committed.get(site_id)
+        if state is None:
+            raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
+        today = state.site.service_day(self.clock.now())
+        if state.day != today:
+            state.roll_to(today)
+        return state
+
+    # -- commands ----------------------------------------------------------------------
+
+    async def execute(self, site_id: str, decide: Decide, respond: Respond, *,
+                      idempotency_key: str | None = None,
+                      request_hash: str = "") -> tuple[int, dict[str, Any]]:
+        """Decide, apply, commit; return (status, response) once the events are committed."""
+        if site_id not in self.committed:
+            raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
+        key = (site_id, idempotency_key) if idempotency_key else None
+        if key is not None:
+            replay = await self._replayed(key, request_hash)
+            if replay is not None:
+                return replay
+        if not self.available:
+            raise StoreUnavailable("the database is unavailable; retry shortly")
+
+        now = self.clock.now()
+        working = self.working[site_id]
+        today = working.site.service_day(now)
+        if working.day != today:
+            working.roll_to(today)
+            self.site_state(site_id)
+        events = decide(working, now)
+        numbered = []
+        for event in events:
+            event = _with_seq(event, self._next_seq)
+            self._next_seq += 1
+            working.apply(event)
+            numbered.append(event)
+        status, response = respond(working, numbered)
+        answer = None
+        if key is not None:
+            answer = IdempotentAnswer(site_id, key[1], request_hash, status, response,
+                                      numbered[-1].seq if numbered else self._committed_seq, now)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if key is not None:
+            self._inflight[key] = (request_hash, future)
+        try:
+            self._queue.put_nowait(_Pending(numbered, answer, future))
+            await asyncio.shield(future)
+        finally:
+            if key is not None:
+                self._inflight.pop(key, None)
+        return status, response
+
+    async def _replayed(self, key: tuple[str, str],
+                        request_hash: str) -> tuple[int, dict[str, Any]] | None:
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            if inflight[0] != request_hash:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used for a different request", key=key[1])
+            try:
+                await asyncio.shield(inflight[1])
+            except StoreUnavailable:
+                pass  # the first attempt failed: decide again below
+        answer = self.answers.get(key)
+        if answer is None:
+            return None
+        if answer.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a different request", key=key[1])
+        return answer.status, answer.response
+
+    # -- the writer --------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        while True:
+            if not self.available:
+                try:
+                    await self._reconcile()
+                except StoreUnavailable:
+                    await asyncio.sleep(self.retry_seconds)
+                    continue
+                self.available = True
+                log.info("database reachable again; accepting commands")
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            events = [e for p in batch for e in p.events]
+            answers = [p.answer for p in batch if p.answer is not None]
+            began = time.perf_counter()
+            try:
+                await self.store.append(events, answers)
+            except Exception as exc:
+                failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
+                log.error("commit of %d events failed: %s", len(events), exc)
+                self.stats.commit_failures += 1
+                self.available = False
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(failure)
+                self._fail_queued(failure)
+                self.working = {s: st.clone() for s, st in self.committed.items()}
+                continue
+            self.stats.batch_seconds.append(time.perf_counter() - began)
+            self._commit_applied(events, answers)
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_result(None)
+
+    def _commit_applied(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
+        for event in events:
+            self.committed[event.site].apply(event)
+        if events:
+            self._committed_seq = max(self._committed_seq, events[-1].seq)
+        for answer in answers:
+            self.answers[(answer.site_id, answer.key)] = answer
+        self.stats.events_committed += len(events)
+        self.stats.batches_committed += 1
+        for listener in self.listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("event listener failed")
+
+    def _fail_queued(self, exc: Exception) -> None:
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+        # Retrieve exceptions nobody awaits any more, so asyncio does not warn about them.
+        for _, future in list(self._inflight.values()):
+            if future.done() and not future.cancelled():
+                future.exception()
+
+    async def _reconcile(self) -> None:
+        """After a failed commit: adopt whatever the database did commit, then resume."""
+        try:
+            await self.store.ping()
+            max_seq = await self.store.max_seq()
+            if max_seq > self._committed_seq:
+                late = await self.store.load_after(self._committed_seq)
+                answers = await self.store.load_answers(
+                    self.clock.now() - IDEMPOTENCY_WINDOW, after_seq=self._committed_seq)
+                log.warning("adopting %d events committed before a lost acknowledgement",
+                            len(late))
+                self._commit_applied(late, answers)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        self._committed_seq = max(self._committed_seq, max_seq)
+        self._next_seq = self._committed_seq + 1
+        self.working = {s: st.clone() for s, st in self.committed.items()}
+
+
+def _with_seq(event: Event, seq: int) -> Event:
+    return Event(type=event.type, site=event.site, ts=event.ts, day=event.day,
+                 ticket_id=event.ticket_id, counter_id=event.counter_id, service=event.service,
+                 segment=event.segment, data=event.data, seq=seq)

@@ -1,0 +1,206 @@
+"""Read models: JSON-ready views of a site's state for the API, pages and stream.
+
+Public views (display, ticket status) carry ticket numbers only: a ticket id is the
+citizen's capability to follow or cancel a ticket and never appears on a public screen.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from queue_service.domain.state import CALLED, SERVING, WAITING, SiteState, Ticket
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def ticket_status(state: SiteState, ticket: Ticket, now: datetime) -> dict[str, Any]:
+    """What the citizen's phone (and the kiosk's confirmation) shows."""
+    service = state.site.services[ticket.service]
+    ahead = state.people_ahead(ticket)
+    estimate = (state.estimated_wait_seconds(ticket.service, ahead)
+                if ticket.state == WAITING else None)
+    counter_name = (state.site.counters[ticket.counter].name
+                    if ticket.counter is not None else None)
+    now_calling = sorted(
+        (t for t in state.tickets.values()
+         if t.state in (CALLED, SERVING) and t.service == ticket.service),
+        key=lambda t: t.last_called_at or now, reverse=True,
+    )
+    return {
+        "id": ticket.id,
+        "site": state.site.id,
+        "site_name": state.site.name,
+        "number": ticket.number,
+        "service": ticket.service,
+        "service_name": {"id": service.name_id, "en": service.name_en},
+        "priority": ticket.priority,
+        "state": ticket.state,
+        "issued_at": _iso(ticket.issued_at),
+        "position": ahead + 1 if ticket.state == WAITING else None,
+        "people_ahead": ahead if ticket.state == WAITING else 0,
+        "estimated_wait_seconds": _round(estimate),
+        "waited_seconds": _round((now - ticket.enqueued_at).total_seconds())
+        if ticket.state == WAITING else None,
+        "counter": ticket.counter,
+        "counter_name": counter_name,
+        "calls": ticket.calls,
+        "called_at": _iso(ticket.last_called_at),
+        "finished_at": _iso(ticket.finished_at),
+        "outcome": ticket.outcome,
+        "now_calling": [t.number for t in now_calling[:3]],
+    }
+
+
+def _counter_view(state: SiteState, cid: str, now: datetime) -> dict[str, Any]:
+    c = state.counters[cid]
+    cfg = state.site.counters[cid]
+    held = state.tickets[c.ticket_id] if c.ticket_id else None
+    waiting_for_me = sum(len(state.queues[s]) for s in cfg.services)
+    return {
+        "id": cid,
+        "name": cfg.name,
+        "zone": cfg.zone,
+        "services": list(cfg.services),
+        "uses_start": cfg.uses_start,
+        "state": c.state,
+        "reason": c.reason,
+        "since": _iso(c.since),
+        "ticket": None if held is None else {
+            "id": held.id,
+            "number": held.number,
+            "service": held.service,
+            "state": held.state,
+            "priority": held.priority,
+            "calls": held.calls,
+            "called_at": _iso(held.last_called_at),
+            "started_at": _iso(held.started_at),
+        },
+        "served_today": c.served,
+        "busy_seconds_today": _round(c.busy_seconds),
+        "idle_since": _iso(c.idle_since),
+        "idle_while_queue_waits": c.idle_since is not None and waiting_for_me > 0,
+    }
+
+
+def _service_view(state: SiteState, code: str, now: datetime, *,
+                  with_tickets: bool) -> dict[str, Any]:
+    q = state.queues[code]
+    svc = q.service
+    waiting = sorted(q.waiting(), key=lambda t: (
+        t.priority is None or not q.uses_priority(), t.queue_key, t.seq))
+    oldest = min((t.enqueued_at for t in waiting), default=None)
+    open_counters = len(state.open_counters(code))
+    local = state.site.local(now).time()
+    if not state.site.is_open(now):
+        accepting, reason = False, "closed"
+    elif svc.cutoff is not None and local >= svc.cutoff:
+        accepting, reason = False, "cutoff"
+    elif svc.daily_quota is not None and q.issued >= svc.daily_quota:
+        accepting, reason = False, "quota"
+    else:
+        accepting, reason = True, None
+    view: dict[str, Any] = {
+        "code": code,
+        "agency": svc.agency,
+        "name": {"id": svc.name_id, "en": svc.name_en},
+        "prefix": svc.prefix,
+        "target_wait_seconds": svc.target_wait_seconds,
+        "waiting": len(q),
+        "priority_waiting": len(q.priority),
+        "oldest_enqueued_at": _iso(oldest),
+        "oldest_wait_seconds": _round((now - oldest).total_seconds()) if oldest else None,
+        "open_counters": open_counters,
+        "estimated_wait_seconds": _round(state.estimated_wait_seconds(code, len(q))),
+        "issued_today": q.issued,
+        "daily_quota": svc.daily_quota,
+        "cutoff": f"{svc.cutoff:%H:%M}" if svc.cutoff else None,
+        "accepting": accepting,
+        "not_accepting_reason": reason,
+        "called_today": q.called,
+        "called_within_target_today": q.called_within,
+        "finished_today": q.finished,
+        "no_shows_today": q.no_shows,
+        "cancelled_today": q.cancelled,
+        "average_service_seconds": _round(state.average_service_seconds(code)),
+    }
+    if with_tickets:
+        view["tickets"] = [
+            {"id": t.id, "number": t.number, "priority": t.priority,
+             "issued_at": _iso(t.issued_at), "enqueued_at": _iso(t.enqueued_at),
+             "wait_seconds": _round((now - t.enqueued_at).total_seconds())}
+            for t in waiting
+        ]
+    return view
+
+
+def snapshot(state: SiteState, now: datetime, *, with_tickets: bool = True) -> dict[str, Any]:
+    """The whole site, for the floor board and counter pages (authenticated readers)."""
+    site = state.site
+    brk = site.current_break(now)
+    return {
+        "site": site.id,
+        "name": site.name,
+        "timezone": str(site.timezone),
+        "service_day": state.day.isoformat() if state.day else None,
+        "now": now.isoformat(),
+        "open": site.is_open(now),
+        "break": None if brk is None else {"label": brk.label, "until": f"{brk.end:%H:%M}"},
+        "seq": state.last_seq,
+        "agencies": [{"id": a.id, "name": a.name} for a in site.agencies.values()],
+        "services": [_service_view(state, code, now, with_tickets=with_tickets)
+                     for code in site.services],
+        "counters": [_counter_view(state, cid, now) for cid in site.counters],
+    }
+
+
+def display(state: SiteState, now: datetime, zone: str | None = None,
+            history: int = 8) -> dict[str, Any]:
+    """The public TV display: who is called where, newest first. Numbers only."""
+    site = state.site
+    counters = [cid for cid, c in site.counters.items() if zone is None or c.zone == zone]
+    serving = []
+    for cid in counters:
+        c = state.counters[cid]
+        held = state.tickets[c.ticket_id] if c.ticket_id else None
+        serving.append({
+            "counter": cid, "counter_name": site.counters[cid].name, "state": c.state,
+            "number": held.number if held else None,
+            "service": held.service if held else None,
+            "called_at": _iso(held.last_called_at) if held else None,
+        })
+    recent = sorted(
+        (t for t in state.tickets.values()
+         if t.last_called_at is not None and (zone is None or (
+             t.counter is not None and site.counters[t.counter].zone == zone))),
+        key=lambda t: t.last_called_at or now, reverse=True,
+    )[:history]
+    return {
+        "site": site.id, "name": site.name, "zone": zone, "now": now.isoformat(),
+        "seq": state.last_seq, "serving": serving,
+        "recent": [{"number": t.number, "counter": t.counter,
+                    "counter_name": site.counters[t.counter].name if t.counter else None,
+                    "called_at": _iso(t.last_called_at), "state": t.state} for t in recent],
+        "waiting": {code: len(q) for code, q in state.queues.items()},
+    }
+
+
+def site_directory(state: SiteState, now: datetime) -> dict[str, Any]:
+    """What a kiosk needs to draw its menu: agencies, services and whether each accepts."""
+    snap = snapshot(state, now, with_tickets=False)
+    return {
+        "site": snap["site"], "name": snap["name"], "timezone": snap["timezone"],
+        "open": snap["open"], "break": snap["break"], "agencies": snap["agencies"],
+        "services": [{k: s[k] for k in (
+            "code", "agency", "name", "prefix", "target_wait_seconds", "waiting",
+            "estimated_wait_seconds", "accepting", "not_accepting_reason", "daily_quota",
+            "issued_today", "cutoff", "open_counters")} for s in snap["services"]],
+        "counters": [{"id": c["id"], "name": c["name"], "zone": c["zone"]}
+                     for c in snap["counters"]],
+    }

@@ -1,0 +1,1 @@
+"""The HTTP front door: app factory, API handlers, auth, errors and the live stream."""

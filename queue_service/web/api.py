@@ -1,0 +1,344 @@
+"""JSON API handlers under /api/v1: tickets, counter actions, snapshots and the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+
+from queue_service import views
+from queue_service.domain import commands, errors
+from queue_service.domain.events import Event
+from queue_service.domain.state import SiteState
+from queue_service.web.auth import STAFF, principal, require
+from queue_service.web.errors import Malformed, TooLarge
+from queue_service.web.keys import CLOCK, ENGINE, HUB, SETTINGS
+from queue_service.web.openapi import openapi_document
+from queue_service.web.stream import StreamHub, encode_events, format_sse
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+MAX_KEY_LENGTH = 128
+KEEPALIVE_SECONDS = 15.0
+
+
+# -- request helpers -----------------------------------------------------------------
+
+
+async def read_json(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the body may be at most {limit} bytes", max_bytes=limit)
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Malformed("the body is not valid JSON", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise Malformed("the body must be a JSON object", code="invalid_json")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Malformed(f"unknown field(s): {', '.join(unknown)}", code="unknown_field",
+                        fields=unknown, allowed=sorted(allowed))
+    return body
+
+
+def field_str(body: dict[str, Any], name: str, *, required: bool = False,
+              max_length: int = 200) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise Malformed(f"field {name!r} is required", code="missing_field", field=name)
+        return None
+    if not isinstance(value, str):
+        raise Malformed(f"field {name!r} must be a string", code="invalid_field", field=name)
+    if len(value) > max_length:
+        raise Malformed(f"field {name!r} is longer than {max_length}", code="invalid_field",
+                        field=name)
+    return value
+
+
+def idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str | None, str]:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and (not key or len(key) > MAX_KEY_LENGTH or not key.isprintable()):
+        raise Malformed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+                        code="invalid_idempotency_key")
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
+    return key, digest
+
+
+def _site(request: web.Request) -> SiteState:
+    return request.app[ENGINE].site_state(request.match_info["site"])
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app[CLOCK].now()
+
+
+# -- health ----------------------------------------------------------------------------
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    problems = []
+    if not engine.ready:
+        problems.append("replay not finished")
+    try:
+        await asyncio.wait_for(request.app[ENGINE].store.ping(), timeout=2)
+    except Exception:
+        problems.append("database unreachable")
+    if problems:
+        return web.json_response({"status": "not_ready", "problems": problems}, status=503,
+                                 headers={"Retry-After": "2"})
+    return web.json_response({"status": "ready"})
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+# -- sites (public directory, staff snapshot, public display) ------------------------
+
+
+@routes.get("/api/v1/sites")
+async def list_sites(request: web.Request) -> web.Response:
+    config = request.app[ENGINE].config
+    return web.json_response({"sites": [
+        {"id": s.id, "name": s.name, "timezone": str(s.timezone)} for s in config.sites.values()
+    ]})
+
+
+@routes.get("/api/v1/sites/{site}")
+async def site_directory(request: web.Request) -> web.Response:
+    return web.json_response(views.site_directory(_site(request), _now(request)))
+
+
+@routes.get("/api/v1/sites/{site}/snapshot")
+async def snapshot(request: web.Request) -> web.Response:
+    state = _site(request)
+    require(request, STAFF, site=state.site.id)
+    return web.json_response(views.snapshot(state, _now(request)))
+
+
+@routes.get("/api/v1/sites/{site}/display")
+async def display(request: web.Request) -> web.Response:
+    state = _site(request)
+    zone = request.query.get("zone") or None
+    return web.json_response(views.display(state, _now(request), zone))
+
+
+# -- tickets ---------------------------------------------------------------------------
+
+
+def _ticket_response(status: int, state: SiteState, events: list[Event],
+                     now: datetime) -> tuple[int, dict[str, Any]]:
+    ticket_id = events[0].ticket_id
+    assert ticket_id is not None
+    body = views.ticket_status(state, state.tickets[ticket_id], now)
+    body["seq"] = events[-1].seq
+    return status, body
+
+
+@routes.post("/api/v1/sites/{site}/tickets")
+async def issue_ticket(request: web.Request) -> web.Response:
+    site_id = request.match_info["site"]
+    engine = request.app[ENGINE]
+    engine.site_state(site_id)
+    require(request, ("kiosk", "manager", "admin"), site=site_id)
+    body = await read_json(request, {"service", "priority", "source"})
+    service = field_str(body, "service", required=True, max_length=24)
+    priority = field_str(body, "priority", max_length=24)
+    source = field_str(body, "source", max_length=24) or "kiosk"
+    key, digest = idempotency(request, body)
+    ticket_id = secrets.token_urlsafe(16)
+    now = _now(request)
+    status, response = await engine.execute(
+        site_id,
+        lambda state, at: commands.issue(state, at, ticket_id=ticket_id, service=service or "",
+                                         priority=priority, source=source),
+        lambda state, events: _ticket_response(201, state, events, now),
+        idempotency_key=key, request_hash=digest,
+    )
+    return web.json_response(response, status=status)
+
+
+def _find_ticket(request: web.Request) -> tuple[SiteState, str]:
+    ticket_id = request.match_info["ticket"]
+    engine = request.app[ENGINE]
+    for site_id in engine.config.sites:
+        state = engine.site_state(site_id)
+        if ticket_id in state.tickets:
+            return state, ticket_id
+    raise errors.UnknownTicket("no such ticket today", ticket=ticket_id[:8] + "...")
+
+
+@routes.get("/api/v1/tickets/{ticket}")
+async def ticket_status(request: web.Request) -> web.Response:
+    state, ticket_id = _find_ticket(request)
+    return web.json_response(views.ticket_status(state, state.tickets[ticket_id],
+                                                 _now(request)))
+
+
+@routes.post("/api/v1/tickets/{ticket}/cancel")
+async def cancel_ticket(request: web.Request) -> web.Response:
+    # The unguessable ticket id is the citizen's capability; staff may cancel too.
+    state, ticket_id = _find_ticket(request)
+    principal(request)  # a token, if sent, must be valid
+    body = await read_json(request, {"reason"})
+    reason = field_str(body, "reason") or ""
+    key, digest = idempotency(request, body)
+    now = _now(request)
+    status, response = await request.app[ENGINE].execute(
+        state.site.id,
+        lambda s, at: commands.cancel(s, at, ticket_id=ticket_id, reason=reason),
+        lambda s, events: _ticket_response(200, s, events, now),
+        idempotency_key=key, request_hash=digest,
+    )
+    return web.json_response(response, status=status)
+
+
+# -- counter actions ------------------------------------------------------------------
+
+CounterCommand = Callable[[SiteState, datetime], list[Event]]
+
+
+def _counter_command(action: str, counter_id: str, body: dict[str, Any]) -> CounterCommand:
+    simple: dict[str, Callable[..., list[Event]]] = {
+        "open": commands.open_counter, "close": commands.close_counter,
+        "call-next": commands.call_next, "recall": commands.recall, "start": commands.start,
+        "no-show": commands.no_show,
+    }
+    if action in simple:
+        return partial(simple[action], counter_id=counter_id)
+    if action == "pause":
+        reason = field_str(body, "reason", required=True) or ""
+        return partial(commands.pause_counter, counter_id=counter_id, reason=reason)
+    if action == "call":
+        ticket_id = field_str(body, "ticket_id", required=True, max_length=64) or ""
+        return partial(commands.call_ticket, counter_id=counter_id, ticket_id=ticket_id)
+    if action == "finish":
+        outcome = field_str(body, "outcome", max_length=24) or "served"
+        return partial(commands.finish, counter_id=counter_id, outcome=outcome)
+    if action == "transfer":
+        service = field_str(body, "service", required=True, max_length=24) or ""
+        return partial(commands.transfer, counter_id=counter_id, to_service=service)
+    raise errors.NotFound(f"unknown counter action {action!r}", action=action,
+                          actions=sorted([*simple, "pause", "call", "finish", "transfer"]))
+
+
+_ACTION_FIELDS = {"pause": {"reason"}, "call": {"ticket_id"}, "finish": {"outcome"},
+                  "transfer": {"service"}}
+
+
+def _counter_response(state: SiteState, events: list[Event], counter_id: str,
+                      now: datetime) -> tuple[int, dict[str, Any]]:
+    snap = views.snapshot(state, now, with_tickets=False)
+    counter = next(c for c in snap["counters"] if c["id"] == counter_id)
+    ticket_id = next((e.ticket_id for e in events if e.ticket_id), None)
+    ticket = (views.ticket_status(state, state.tickets[ticket_id], now)
+              if ticket_id is not None else None)
+    return 200, {"counter": counter, "ticket": ticket, "seq": events[-1].seq}
+
+
+@routes.post("/api/v1/sites/{site}/counters/{counter}/{action}")
+async def counter_action(request: web.Request) -> web.Response:
+    site_id = request.match_info["site"]
+    counter_id = request.match_info["counter"]
+    action = request.match_info["action"]
+    engine = request.app[ENGINE]
+    state = engine.site_state(site_id)
+    if counter_id not in state.site.counters:
+        raise errors.UnknownCounter(f"counter {counter_id!r} does not exist at {site_id!r}",
+                                    counter=counter_id)
+    require(request, ("counter", "manager", "admin"), site=site_id, counter=counter_id)
+    body = await read_json(request, _ACTION_FIELDS.get(action, set()))
+    command = _counter_command(action, counter_id, body)
+    key, digest = idempotency(request, body)
+    now = _now(request)
+    status, response = await engine.execute(
+        site_id, command, lambda s, events: _counter_response(s, events, counter_id, now),
+        idempotency_key=key, request_hash=digest,
+    )
+    return web.json_response(response, status=status)
+
+
+# -- live stream ------------------------------------------------------------------------
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Malformed("Last-Event-ID must be an integer", code="invalid_last_event_id") from None
+    if value < 0:
+        raise Malformed("Last-Event-ID must not be negative", code="invalid_last_event_id")
+    return value
+
+
+@routes.get("/api/v1/sites/{site}/stream")
+async def stream(request: web.Request) -> web.StreamResponse:
+    state = _site(request)
+    site_id = state.site.id
+    token = principal(request, allow_query=True)
+    if token is not None and not token.allows_site(site_id):
+        require(request, STAFF, site=site_id, allow_query=True)
+    with_ids = token is not None  # public screens get numbers, never ticket ids
+    last = _last_event_id(request)
+    hub: StreamHub = request.app[HUB]
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    })
+    sub = hub.subscribe(site_id)
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n\n")
+        sent = hub.last_seq(site_id)
+        if last is None:
+            await response.write(format_sse(sent, {"type": "hello", "seq": sent}))
+        else:
+            backlog = hub.backlog(site_id, last)
+            if backlog is None:
+                await response.write(format_sse(sent, {"type": "reset", "seq": sent}))
+            else:
+                await response.write(encode_events(backlog, with_ids=with_ids))
+                sent = backlog[-1].seq if backlog else last
+        while True:
+            try:
+                item = await asyncio.wait_for(sub.queue.get(), timeout=KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            if StreamHub.is_close(item) or sub.overflowed:
+                break
+            if item.seq <= sent:
+                continue
+            sent = item.seq
+            await response.write(encode_events([item], with_ids=with_ids))
+    except ConnectionResetError:
+        pass  # the client went away
+    finally:
+        hub.unsubscribe(sub)
+    return response

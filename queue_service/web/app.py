@@ -1,0 +1,79 @@
+"""The app factory. Every resource is opened in a cleanup context and closed in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from queue_service.config import AppConfig
+from queue_service.domain.clock import Clock, SystemClock
+from queue_service.engine import Engine
+from queue_service.settings import Settings
+from queue_service.store.db import EmbeddedPostgres, create_pool
+from queue_service.store.event_store import EventStore
+from queue_service.store.migrate import migrate
+from queue_service.web import api
+from queue_service.web.errors import error_middleware
+from queue_service.web.keys import CLOCK, CONFIG, ENGINE, HUB, SETTINGS, STORE, TOKENS
+from queue_service.web.stream import StreamHub
+
+log = logging.getLogger(__name__)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    embedded = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        dsn = await asyncio.to_thread(embedded.start)
+    pool = await create_pool(dsn)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        if applied:
+            log.info("database migrated: %s", ", ".join(applied))
+        store = EventStore(pool, dsn)
+        app[STORE] = store
+        yield
+        await store.close()
+    finally:
+        await pool.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def _engine(app: web.Application) -> AsyncIterator[None]:
+    engine = Engine(app[CONFIG], app[STORE], app[CLOCK])
+    hub = app[HUB]
+    await engine.start()
+    for site_id, state in engine.committed.items():
+        hub.seed(site_id, state.last_seq)
+    engine.listeners.append(hub.publish)
+    app[ENGINE] = engine
+    yield
+    hub.close()
+    await engine.stop()
+
+
+async def _close_streams(app: web.Application) -> None:
+    # Long-lived stream responses end first, so shutdown does not wait for their timeout.
+    app[HUB].close()
+
+
+def create_app(settings: Settings, config: AppConfig, clock: Clock | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[CONFIG] = config
+    app[CLOCK] = clock or SystemClock()
+    app[TOKENS] = config.token_by_hash()
+    app[HUB] = StreamHub()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_engine)
+    app.on_shutdown.append(_close_streams)
+    app.add_routes(api.routes)
+    return app

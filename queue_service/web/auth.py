@@ -1,0 +1,52 @@
+"""Bearer-token access: roles kiosk, counter (bound to counters), manager, admin.
+
+Tokens are configured as SHA-256 hashes; a request's token is hashed and looked up.
+EventSource cannot send headers, so the stream alone also accepts `?access_token=`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from aiohttp import web
+
+from queue_service.config import Token, hash_token
+from queue_service.web.errors import Forbidden, Unauthorized
+from queue_service.web.keys import TOKENS
+
+STAFF = ("kiosk", "counter", "manager", "admin")
+
+
+def principal(request: web.Request, *, allow_query: bool = False) -> Token | None:
+    """The token's owner, None without a token; 401 for a token that is not configured."""
+    secret = None
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("use 'Authorization: Bearer <token>'", code="invalid_token")
+        secret = value.strip()
+    elif allow_query:
+        secret = request.query.get("access_token") or None
+    if secret is None:
+        return None
+    token = request.app[TOKENS].get(hash_token(secret))
+    if token is None:
+        raise Unauthorized("this token is not valid", code="invalid_token")
+    return token
+
+
+def require(request: web.Request, roles: Collection[str], *, site: str | None = None,
+            counter: str | None = None, allow_query: bool = False) -> Token:
+    token = principal(request, allow_query=allow_query)
+    if token is None:
+        raise Unauthorized("this endpoint needs a bearer token", code="token_required")
+    if token.role not in roles:
+        raise Forbidden(f"role {token.role!r} may not do this", code="role_not_allowed",
+                        allowed_roles=sorted(roles))
+    if site is not None and not token.allows_site(site):
+        raise Forbidden(f"this token is not valid for site {site!r}", code="site_not_allowed")
+    if counter is not None and token.role == "counter" and counter not in token.counters:
+        raise Forbidden(f"this token may not act on counter {counter!r}",
+                        code="counter_not_allowed")
+    return token

@@ -1,0 +1,20 @@
+"""Typed application keys: every shared resource of the app lives under one of these."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from queue_service.config import AppConfig, Token
+from queue_service.domain.clock import Clock
+from queue_service.engine import Engine
+from queue_service.settings import Settings
+from queue_service.store.event_store import EventStore
+from queue_service.web.stream import StreamHub
+
+SETTINGS = web.AppKey("settings", Settings)
+CONFIG = web.AppKey("config", AppConfig)
+CLOCK = web.AppKey("clock", Clock)
+STORE = web.AppKey("store", EventStore)
+ENGINE = web.AppKey("engine", Engine)
+HUB = web.AppKey("hub", StreamHub)
+TOKENS = web.AppKey("tokens", dict[str, Token])

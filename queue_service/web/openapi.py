@@ -1,0 +1,1518 @@
+"""The OpenAPI 3.1 description of the JSON API, served at GET /api/v1/openapi.json.
+
+Written by hand next to the handlers in `web/api.py` and the shapes in `views.py`. The
+module is deliberately standalone (it imports nothing from the project), so the enums below
+are copies of `config.PRIORITY_KINDS`, `config.OUTCOMES`, `domain.commands.SOURCES` and the
+state/event names of `domain.state` and `domain.events`; keep them in step.
+
+The document is built once; every call returns a fresh deep copy, so a caller may change
+its copy freely.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+API_VERSION = "0.1.0"
+
+# Copies of project constants (see the module docstring).
+PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")  # config.PRIORITY_KINDS
+OUTCOMES = ("served", "incomplete", "referred")  # config.OUTCOMES
+SOURCES = ("kiosk", "reception", "dispenser", "api", "online")  # domain.commands.SOURCES
+ROLES = ("kiosk", "counter", "manager", "admin")  # config.ROLES
+TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "cancelled")
+TICKET_OUTCOMES = (*OUTCOMES, "no_show", "cancelled")
+COUNTER_STATES = ("closed", "open", "paused")
+TICKET_EVENT_TYPES = (
+    "ticket_issued",
+    "ticket_called",
+    "ticket_recalled",
+    "ticket_started",
+    "ticket_finished",
+    "ticket_no_show",
+    "ticket_transferred",
+    "ticket_cancelled",
+)
+COUNTER_EVENT_TYPES = ("counter_opened", "counter_paused", "counter_closed")
+STREAM_CONTROL_TYPES = ("hello", "reset")
+MAX_IDEMPOTENCY_KEY = 128  # web.api.MAX_KEY_LENGTH
+MAX_TEXT = 200  # default max_length of web.api.field_str; domain.commands.MAX_REASON
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"  # site, agency and counter ids (config._ID_RE)
+SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,23}$"  # config._CODE_RE
+
+# Every stable error code: (code, HTTP status, meaning). Clients branch on `code`.
+ERROR_CODES: tuple[tuple[str, int, str], ...] = (
+    ("malformed_request", 400, "The request could not be read (generic 400)."),
+    ("invalid_json", 400, "The body is not valid JSON, or not a JSON object."),
+    (
+        "unknown_field",
+        400,
+        "The body has a field this endpoint does not accept (`details.fields`, `details.allowed`).",
+    ),
+    ("missing_field", 400, "A required field is absent or null (`details.field`)."),
+    ("invalid_field", 400, "A field has the wrong type or is too long (`details.field`)."),
+    (
+        "invalid_idempotency_key",
+        400,
+        f"The Idempotency-Key header is not 1 to {MAX_IDEMPOTENCY_KEY} printable characters.",
+    ),
+    ("invalid_last_event_id", 400, "Last-Event-ID is not a non-negative integer."),
+    (
+        "invalid_command",
+        400,
+        "A field value is not allowed, e.g. an unknown priority kind, "
+        "source or outcome, an empty pause reason, or a transfer to the same service "
+        "(`details.field`).",
+    ),
+    ("token_required", 401, "The endpoint needs `Authorization: Bearer <token>`."),
+    (
+        "invalid_token",
+        401,
+        "The token sent is not configured, or the Authorization header is not a bearer token.",
+    ),
+    ("role_not_allowed", 403, "The token's role may not do this (`details.allowed_roles`)."),
+    ("site_not_allowed", 403, "The token is limited to other sites."),
+    ("counter_not_allowed", 403, "A counter token may not act on this counter (loket)."),
+    ("not_found", 404, "No such route, or an unknown counter action."),
+    ("unknown_site", 404, "The site does not exist (`details.site`)."),
+    ("unknown_service", 404, "The service does not exist at the site (`details.service`)."),
+    ("unknown_counter", 404, "The counter does not exist at the site (`details.counter`)."),
+    ("unknown_ticket", 404, "No ticket with this id today (tickets live for one service day)."),
+    ("method_not_allowed", 405, "The route exists but not for this method (see `Allow`)."),
+    (
+        "invalid_transition",
+        409,
+        "The ticket or counter is not in a state that allows this (`details.state`).",
+    ),
+    ("ticket_taken", 409, "Another counter already holds the ticket."),
+    ("queue_empty", 409, "No ticket is waiting for the counter's services."),
+    (
+        "counter_busy",
+        409,
+        "The counter still holds a ticket; finish, transfer or no-show it first.",
+    ),
+    ("counter_not_open", 409, "The counter is closed or paused; open it first."),
+    ("service_not_served_here", 409, "The counter does not serve the ticket's service."),
+    (
+        "no_show_too_early",
+        409,
+        "The ticket has not been called often enough to be a no-show "
+        "(`details.calls`, `details.required`).",
+    ),
+    ("site_closed", 409, "The hall is closed now (outside opening hours)."),
+    (
+        "cutoff_passed",
+        409,
+        "Today's last issue time for the service has passed (`details.cutoff`).",
+    ),
+    ("quota_reached", 409, "Today's quota (kuota) of tickets for the service is used up."),
+    (
+        "idempotency_key_reused",
+        409,
+        "The Idempotency-Key was already used at this site for a different request.",
+    ),
+    ("body_too_large", 413, "The body is larger than the server accepts (`details.max_bytes`)."),
+    ("unsupported_media_type", 415, "The framework rejected the request's media type."),
+    ("internal_error", 500, "An unexpected error; details are in the server log only."),
+    (
+        "database_unavailable",
+        503,
+        "The database is unavailable and nothing was recorded; retry "
+        "after `Retry-After` seconds with the same Idempotency-Key.",
+    ),
+    ("http_error", 0, "Any other HTTP error raised by the framework (status as sent)."),
+)
+
+_ERROR_RESPONSES: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "The request is malformed or a value is not allowed."),
+    401: ("Unauthorized", "No bearer token where one is required, or the token is not valid."),
+    403: ("Forbidden", "The token is valid but may not do this here."),
+    404: ("NotFound", "Something named in the path or body does not exist."),
+    409: ("Conflict", "The request is well-formed but the current state does not allow it."),
+    413: ("PayloadTooLarge", "The request body is too large."),
+    500: ("InternalError", "An unexpected error occurred."),
+    503: ("ServiceUnavailable", "The database is unavailable; nothing was recorded."),
+}
+
+_JSON = "application/json"
+
+
+# -- small builders --------------------------------------------------------------------------
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` or JSON null (OpenAPI 3.1 has no `nullable`)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _str_or_null(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": ["string", "null"], "description": description, **extra}
+
+
+def _time_or_null(description: str) -> dict[str, Any]:
+    return _str_or_null(description, format="date-time")
+
+
+def _seconds_or_null(description: str) -> dict[str, Any]:
+    return {"type": ["number", "null"], "minimum": 0, "description": description}
+
+
+def _count(description: str) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 0, "description": description}
+
+
+def _enum_or_null(values: tuple[str, ...], description: str) -> dict[str, Any]:
+    return {"type": ["string", "null"], "enum": [*values, None], "description": description}
+
+
+def _object(
+    properties: dict[str, Any], *, description: str = "", optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A response object: every property is always present unless named in `optional`.
+
+    Response objects stay open (no `additionalProperties: false`) so that fields can be
+    added without breaking clients.
+    """
+    schema: dict[str, Any] = {"type": "object"}
+    if description:
+        schema["description"] = description
+    schema["required"] = [name for name in properties if name not in optional]
+    schema["properties"] = properties
+    return schema
+
+
+def _ok(
+    description: str, schema: dict[str, Any], example: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"description": description, "content": {_JSON: media}}
+
+
+def _code_list(codes: tuple[str, ...]) -> str:
+    return ", ".join(f"`{code}`" for code in codes)
+
+
+def _errors(spec: dict[int, tuple[str, ...]]) -> dict[str, Any]:
+    """Responses for error statuses, each a shared response with this route's codes."""
+    out: dict[str, Any] = {}
+    for status in sorted({*spec, 500}):
+        name, summary = _ERROR_RESPONSES[status]
+        codes = spec.get(status, ("internal_error",))
+        out[str(status)] = {
+            "$ref": f"#/components/responses/{name}",
+            "description": f"{summary} Codes: {_code_list(codes)}.",
+        }
+    return out
+
+
+def _path_param(
+    name: str, description: str, example: str, pattern: str | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        schema["pattern"] = pattern
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+        "example": example,
+    }
+
+
+def _param(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _body(
+    schema_name: str, *, required: bool, description: str, example: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": _ref(schema_name)}
+    if example is not None:
+        media["example"] = example
+    return {"description": description, "required": required, "content": {_JSON: media}}
+
+
+PUBLIC: list[dict[str, Any]] = []
+# Anonymous access, or a bearer token (which then must be valid).
+OPTIONAL_TOKEN: list[dict[str, Any]] = [{}, {"bearerAuth": []}]
+
+
+def _operation(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    description: str,
+    responses: dict[str, Any],
+    *,
+    security: list[dict[str, Any]] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    roles: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        "description": description,
+    }
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = body
+    op["responses"] = responses
+    if security is not None:
+        op["security"] = security  # otherwise the document-wide bearer requirement
+    if roles is not None:
+        op["x-roles"] = list(roles)
+    return op
+
+
+# -- shared parameters and common path parameters ---------------------------------------------
+
+SITE = _path_param("site", "Site (hall, *Mal Pelayanan Publik*) id.", "mpp-banjarmasin", ID_PATTERN)
+COUNTER = _path_param("counter", "Counter (*loket*) id at the site.", "loket-01", ID_PATTERN)
+TICKET = _path_param(
+    "ticket",
+    "Ticket id as returned when the ticket was issued: an unguessable random string that is "
+    "the citizen's capability to follow or cancel the ticket. It is not the printed number.",
+    "q3Jk1v8xN0ZpR2c7WmE5Tg",
+)
+
+
+def _parameters() -> dict[str, Any]:
+    return {
+        "IdempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": (
+                "Makes the command safe to retry. The first request with a key is executed; "
+                "a later request with the same key at the same site, method, path and body "
+                "gets the stored response (same status and body) without executing again, "
+                "for at least 48 hours. The same key with a different request is answered "
+                "409 `idempotency_key_reused`. Use a fresh random value (e.g. a UUID) per "
+                "command and resend it when retrying after a timeout or a 503."
+            ),
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+            "example": "5f0c6a0e-8a8e-4f65-9d1c-3f3b7f0b2a11",
+        },
+        "LastEventId": {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "description": (
+                "The `id` of the last message received; browsers' EventSource sends it by "
+                "itself when it reconnects. Events after it are replayed, or a `reset` is "
+                "sent if they are no longer buffered. Takes precedence over the "
+                "`last_event_id` query parameter."
+            ),
+            "schema": {"type": "string", "pattern": r"^[0-9]+$"},
+            "example": "1042",
+        },
+        "LastEventIdQuery": {
+            "name": "last_event_id",
+            "in": "query",
+            "required": False,
+            "description": "Same as the Last-Event-ID header, for clients that cannot set it.",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        "AccessTokenQuery": {
+            "name": "access_token",
+            "in": "query",
+            "required": False,
+            "description": (
+                "A bearer token passed in the URL, because a browser's EventSource cannot "
+                "send headers. Accepted on the stream only; the Authorization header wins if "
+                "both are sent. An invalid token is rejected with 401 `invalid_token`."
+            ),
+            "schema": {"type": "string", "minLength": 1},
+        },
+        "Zone": {
+            "name": "zone",
+            "in": "query",
+            "required": False,
+            "description": (
+                "Show only the counters of this zone (the `zone` of the counters in the site "
+                "configuration), e.g. one TV per floor or wing. Absent or empty: every counter."
+            ),
+            "schema": {"type": "string"},
+            "example": "A",
+        },
+    }
+
+
+# -- schemas ---------------------------------------------------------------------------------
+
+
+def _error_codes_table() -> str:
+    rows = ["| code | status | meaning |", "| --- | --- | --- |"]
+    for code, status, meaning in ERROR_CODES:
+        rows.append(f"| `{code}` | {status or 'as sent'} | {meaning} |")
+    return "\n".join(rows)
+
+
+def _schemas() -> dict[str, Any]:
+    localized = _object(
+        {
+            "id": {"type": "string", "description": "Name in Bahasa Indonesia."},
+            "en": {"type": "string", "description": "Name in English."},
+        },
+        description="A name in Bahasa Indonesia (`id`, the language code) and English.",
+    )
+    agency = _object(
+        {"id": {"type": "string", "pattern": ID_PATTERN}, "name": {"type": "string"}},
+        description="An agency (*instansi*) with counters in the hall.",
+    )
+    brk = _nullable(
+        _object(
+            {
+                "label": {"type": "string", "description": "Shown to citizens, e.g. `Istirahat`."},
+                "until": {
+                    "type": "string",
+                    "pattern": r"^\d{2}:\d{2}$",
+                    "description": "Local end time, HH:MM.",
+                },
+            },
+            description="The break (*istirahat*) in progress.",
+        )
+    )
+    priority = _enum_or_null(
+        PRIORITY_KINDS,
+        "Priority kind, or null for a regular ticket: `lansia` (elderly), `disabilitas` "
+        "(persons with disabilities), `ibu_hamil` (pregnant women).",
+    )
+    not_accepting = _enum_or_null(
+        ("closed", "cutoff", "quota"),
+        "Why tickets are not issued now: the hall is closed, the cutoff time has passed, or "
+        "today's quota is used up; null while `accepting`.",
+    )
+    cutoff = _str_or_null(
+        "Local time (HH:MM) after which no tickets are issued, or null.", pattern=r"^\d{2}:\d{2}$"
+    )
+    service_code = {
+        "type": "string",
+        "pattern": SERVICE_CODE_PATTERN,
+        "description": "Service (*layanan*) code.",
+    }
+    number = {
+        "type": "string",
+        "description": "Printed ticket number (*nomor antrian*): the "
+        "service prefix and a 3-digit sequence that restarts each service day.",
+        "examples": ["A012"],
+    }
+
+    ticket_status = _object(
+        {
+            "id": {"type": "string", "description": "The ticket id (capability)."},
+            "site": {"type": "string"},
+            "site_name": {"type": "string"},
+            "number": number,
+            "service": service_code,
+            "service_name": _ref("LocalizedName"),
+            "priority": priority,
+            "state": _ref("TicketState"),
+            "issued_at": {"type": "string", "format": "date-time"},
+            "position": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "1 = next to be called; null unless waiting.",
+            },
+            "people_ahead": _count("Tickets ahead in the queue (0 unless waiting)."),
+            "estimated_wait_seconds": _seconds_or_null(
+                "Rough estimate while waiting; null if no counter serving the service is open "
+                "or the ticket is not waiting."
+            ),
+            "waited_seconds": _seconds_or_null(
+                "Time waited in the current service so far; null unless waiting."
+            ),
+            "counter": _str_or_null("Counter (*loket*) id holding the ticket, or null."),
+            "counter_name": _str_or_null("Its display name, e.g. `Loket 3`."),
+            "calls": _count("Times called at the current counter (call + recalls)."),
+            "called_at": _time_or_null("Last call, or null."),
+            "finished_at": _time_or_null("When it was finished, no-showed or cancelled."),
+            "outcome": _enum_or_null(TICKET_OUTCOMES, "How the visit ended, or null."),
+            "now_calling": {
+                "type": "array",
+                "maxItems": 3,
+                "items": {"type": "string"},
+                "description": "Numbers of the service most recently called, newest first.",
+            },
+            "seq": {
+                "type": "integer",
+                "minimum": 1,
+                "description": (
+                    "Sequence number of the event the command produced; present only in the "
+                    "responses to issue and cancel."
+                ),
+            },
+        },
+        description="A ticket as the citizen's phone and the kiosk confirmation show it.",
+        optional=("seq",),
+    )
+
+    held = _object(
+        {
+            "id": {"type": "string"},
+            "number": {"type": "string"},
+            "service": {"type": "string"},
+            "state": _ref("TicketState"),
+            "priority": priority,
+            "calls": _count("Times called."),
+            "called_at": _time_or_null("Last call."),
+            "started_at": _time_or_null("When service started, if the counter uses `start`."),
+        },
+        description="The ticket the counter holds.",
+    )
+
+    counter_view = _object(
+        {
+            "id": {"type": "string", "pattern": ID_PATTERN},
+            "name": {"type": "string"},
+            "zone": _str_or_null("Zone of the hall, or null."),
+            "services": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Service codes this counter serves.",
+            },
+            "uses_start": {
+                "type": "boolean",
+                "description": (
+                    "Whether officers press `start` when the citizen sits down; otherwise a "
+                    "called ticket is finished directly."
+                ),
+            },
+            "state": _ref("CounterState"),
+            "reason": _str_or_null("Pause reason while paused."),
+            "since": _time_or_null("When the current state was entered."),
+            "ticket": _nullable(held),
+            "served_today": _count("Visits finished or transferred here today."),
+            "busy_seconds_today": {"type": ["number", "null"], "minimum": 0},
+            "idle_since": _time_or_null("Open and holding no ticket since."),
+            "idle_while_queue_waits": {
+                "type": "boolean",
+                "description": ("Idle although tickets wait for its services (worth an alert)."),
+            },
+        },
+        description="A counter (*loket*) with its live state.",
+    )
+
+    waiting_ticket = _object(
+        {
+            "id": {"type": "string"},
+            "number": {"type": "string"},
+            "priority": priority,
+            "issued_at": {"type": "string", "format": "date-time"},
+            "enqueued_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Start of the wait in this service (after a transfer).",
+            },
+            "wait_seconds": {"type": "number", "minimum": 0},
+        }
+    )
+
+    directory_service_props: dict[str, Any] = {
+        "code": service_code,
+        "agency": {"type": "string", "description": "Agency (*instansi*) id."},
+        "name": _ref("LocalizedName"),
+        "prefix": {"type": "string", "pattern": r"^[A-Z]{1,2}$"},
+        "target_wait_seconds": {"type": "integer", "minimum": 60},
+        "waiting": _count("Tickets waiting."),
+        "estimated_wait_seconds": _seconds_or_null(
+            "Estimate for a ticket issued now; null if no counter serving it is open."
+        ),
+        "accepting": {"type": "boolean", "description": "Whether a ticket can be issued now."},
+        "not_accepting_reason": not_accepting,
+        "daily_quota": {"type": ["integer", "null"], "minimum": 1},
+        "issued_today": _count("Tickets issued today."),
+        "cutoff": cutoff,
+        "open_counters": _count("Open counters serving it."),
+    }
+    service_view = _object(
+        {
+            **directory_service_props,
+            "priority_waiting": _count("Priority tickets waiting."),
+            "oldest_enqueued_at": _time_or_null("Enqueue time of the longest-waiting ticket."),
+            "oldest_wait_seconds": _seconds_or_null("How long that ticket has waited."),
+            "called_today": _count("Calls (first calls) today."),
+            "called_within_target_today": _count("Of those, within the target wait."),
+            "finished_today": _count("Visits finished (or transferred on) today."),
+            "no_shows_today": _count("No-shows (*tidak hadir*) today."),
+            "cancelled_today": _count("Cancelled tickets today."),
+            "average_service_seconds": {
+                "type": "number",
+                "minimum": 0,
+                "description": ("Average handle time today, or the configured default before any."),
+            },
+            "tickets": {
+                "type": "array",
+                "items": waiting_ticket,
+                "description": (
+                    "Waiting tickets in call order (priority first where the policy uses it)."
+                ),
+            },
+        },
+        description="A service (*layanan*) and its queue, as staff see it.",
+        optional=("tickets",),
+    )
+    directory_service = _object(
+        directory_service_props,
+        description="A service as the kiosk shows it in its menu.",
+    )
+
+    snapshot = _object(
+        {
+            "site": {"type": "string"},
+            "name": {"type": "string"},
+            "timezone": {"type": "string", "description": "IANA zone, e.g. `Asia/Makassar`."},
+            "service_day": _str_or_null("Local service day (*hari layanan*).", format="date"),
+            "now": {"type": "string", "format": "date-time"},
+            "open": {"type": "boolean", "description": "Within opening hours now."},
+            "break": brk,
+            "seq": {
+                "type": "integer",
+                "minimum": 0,
+                "description": (
+                    "Sequence number of the last event included; resume the stream after it."
+                ),
+            },
+            "agencies": {"type": "array", "items": agency},
+            "services": {"type": "array", "items": _ref("ServiceView")},
+            "counters": {"type": "array", "items": _ref("CounterView")},
+        },
+        description="The whole site for the floor board and counter pages (staff only).",
+    )
+
+    display = _object(
+        {
+            "site": {"type": "string"},
+            "name": {"type": "string"},
+            "zone": _str_or_null("The zone filter, or null for the whole hall."),
+            "now": {"type": "string", "format": "date-time"},
+            "seq": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Last event included; resume the stream after it.",
+            },
+            "serving": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "counter": {"type": "string"},
+                        "counter_name": {"type": "string"},
+                        "state": _ref("CounterState"),
+                        "number": _str_or_null("Number at the counter, or null."),
+                        "service": _str_or_null("Its service code."),
+                        "called_at": _time_or_null("When it was last called."),
+                    }
+                ),
+                "description": "One entry per counter (in the zone), in configuration order.",
+            },
+            "recent": {
+                "type": "array",
+                "maxItems": 8,
+                "items": _object(
+                    {
+                        "number": {"type": "string"},
+                        "counter": _str_or_null("Counter holding the ticket; null once released."),
+                        "counter_name": _str_or_null("Its display name."),
+                        "called_at": {"type": "string", "format": "date-time"},
+                        "state": _ref("TicketState"),
+                    }
+                ),
+                "description": "Most recently called tickets, newest first.",
+            },
+            "waiting": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+                "description": "Tickets waiting, by service code.",
+            },
+        },
+        description=(
+            "The public TV display (*layar antrian*): who is called to which counter. Ticket "
+            "numbers only, never ticket ids."
+        ),
+    )
+
+    site_directory = _object(
+        {
+            "site": {"type": "string"},
+            "name": {"type": "string"},
+            "timezone": {"type": "string"},
+            "open": {"type": "boolean"},
+            "break": brk,
+            "agencies": {"type": "array", "items": agency},
+            "services": {"type": "array", "items": _ref("DirectoryService")},
+            "counters": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "zone": _str_or_null("Zone, or null."),
+                    }
+                ),
+            },
+        },
+        description="What a kiosk needs to draw its menu: agencies, services, whether each "
+        "accepts tickets now.",
+    )
+
+    site_list = _object(
+        {
+            "sites": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "id": {"type": "string", "pattern": ID_PATTERN},
+                        "name": {"type": "string"},
+                        "timezone": {"type": "string"},
+                    }
+                ),
+            }
+        },
+        description="Every configured site (hall).",
+    )
+
+    counter_result = _object(
+        {
+            "counter": _ref("CounterView"),
+            "ticket": _nullable(_ref("TicketStatus")),
+            "seq": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Sequence number of the (last) event the action produced.",
+            },
+        },
+        description=(
+            "The counter after the action and the ticket it concerned (null for open, pause "
+            "and close). After `transfer` the ticket is shown waiting in its new service."
+        ),
+    )
+
+    error = {
+        "type": "object",
+        "description": (
+            "Every error answer has this body. `code` is stable and meant for programs; "
+            "`message` is English text for people and may change; `details` holds values "
+            "that depend on the code (e.g. `field`, `allowed_roles`, `max_bytes`). 401 "
+            "answers carry `WWW-Authenticate: Bearer`; 503 answers carry `Retry-After`.\n\n"
+            "Error codes:\n\n" + _error_codes_table()
+        ),
+        "required": ["code", "message", "details"],
+        "properties": {
+            "code": {
+                "type": "string",
+                "description": "Stable error code (see the table).",
+                "examples": ["queue_empty"],
+            },
+            "message": {"type": "string"},
+            "details": {"type": "object", "additionalProperties": True},
+        },
+        "example": {
+            "code": "queue_empty",
+            "message": "no ticket is waiting for this counter's services",
+            "details": {"counter": "loket-01"},
+        },
+    }
+
+    stream_control = {
+        "type": "object",
+        "description": (
+            "`hello`: first message of a fresh connection; `seq` is the last event of the "
+            "site so far. `reset`: the events after the client's Last-Event-ID are no longer "
+            "available (buffer overrun or service restart); re-read the snapshot or display, "
+            "then keep reading: events after `seq` follow."
+        ),
+        "required": ["type", "seq"],
+        "properties": {
+            "type": {"type": "string", "enum": list(STREAM_CONTROL_TYPES)},
+            "seq": {"type": "integer", "minimum": 0},
+        },
+    }
+    stream_event = {
+        "type": "object",
+        "description": (
+            "One committed event. Which fields beyond `seq`, `type`, `site` and `ts` appear "
+            "depends on the type: ticket events carry `service` and `number`; counter "
+            "events and counter actions carry `counter`; `ticket_issued` adds `source` and "
+            "`priority` (if any), `ticket_recalled` `calls`, `ticket_finished` `outcome`, "
+            "`ticket_transferred` `to_service`, `ticket_cancelled` and `counter_paused` "
+            "`reason`. Clients should treat the SSE `id` as the authoritative sequence "
+            "number and ignore fields they do not know."
+        ),
+        "required": ["seq", "type", "site", "ts"],
+        "properties": {
+            "seq": {"type": "integer", "minimum": 1},
+            "type": {"type": "string", "enum": [*TICKET_EVENT_TYPES, *COUNTER_EVENT_TYPES]},
+            "site": {"type": "string"},
+            "ts": {"type": "string", "format": "date-time"},
+            "counter": {"type": "string", "description": "Counter (*loket*) id."},
+            "service": {"type": "string", "description": "Service code (before a transfer)."},
+            "ticket_id": {
+                "type": "string",
+                "description": (
+                    "Only on streams opened with a valid token; public screens never get ids."
+                ),
+            },
+            "number": {"type": "string"},
+            "source": {"type": "string", "enum": list(SOURCES)},
+            "priority": {"type": "string", "enum": list(PRIORITY_KINDS)},
+            "calls": {"type": "integer", "minimum": 1},
+            "outcome": {"type": "string", "enum": list(OUTCOMES)},
+            "to_service": {"type": "string"},
+            "reason": {"type": "string"},
+        },
+    }
+
+    reason = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_TEXT,
+        "pattern": r"\S",
+        "description": "Why the counter pauses, e.g. `Istirahat` or `Gangguan sistem`.",
+    }
+
+    return {
+        "LocalizedName": localized,
+        "TicketState": {
+            "type": "string",
+            "enum": list(TICKET_STATES),
+            "description": (
+                "waiting (*menunggu*), called (*dipanggil*), serving (*dilayani*), done "
+                "(*selesai*), no_show (*tidak hadir*), cancelled (*dibatalkan*)."
+            ),
+        },
+        "CounterState": {
+            "type": "string",
+            "enum": list(COUNTER_STATES),
+            "description": "closed (*tutup*), open (*buka*), paused (*jeda*).",
+        },
+        "PriorityKind": {
+            "type": "string",
+            "enum": list(PRIORITY_KINDS),
+            "description": (
+                "Priority service (*layanan prioritas*): lansia = elderly, disabilitas = "
+                "persons with disabilities, ibu_hamil = pregnant women."
+            ),
+        },
+        "Outcome": {
+            "type": "string",
+            "enum": list(OUTCOMES),
+            "description": "How an officer ends a visit; default `served`.",
+        },
+        "Source": {
+            "type": "string",
+            "enum": list(SOURCES),
+            "description": "Where the ticket was issued; default `kiosk`.",
+        },
+        "TicketStatus": ticket_status,
+        "ServiceView": service_view,
+        "DirectoryService": directory_service,
+        "CounterView": counter_view,
+        "Snapshot": snapshot,
+        "Display": display,
+        "SiteDirectory": site_directory,
+        "SiteList": site_list,
+        "CounterActionResult": counter_result,
+        "Error": error,
+        "Health": _object({"status": {"type": "string", "const": "ok"}}),
+        "Readiness": _object(
+            {
+                "status": {"type": "string", "enum": ["ready", "not_ready"]},
+                "problems": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": (
+                        "What is not ready, e.g. `replay not finished`, `database unreachable`."
+                    ),
+                },
+            },
+            optional=("problems",),
+        ),
+        "StreamControl": stream_control,
+        "StreamEvent": stream_event,
+        "StreamMessage": {
+            "oneOf": [_ref("StreamControl"), _ref("StreamEvent")],
+            "description": "The JSON in each SSE `data:` line.",
+        },
+        # Request bodies: the server rejects unknown fields (400 unknown_field).
+        "IssueTicketRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["service"],
+            "properties": {
+                "service": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 24,
+                    "description": "Service (*layanan*) code at the site.",
+                },
+                "priority": {
+                    **_enum_or_null(
+                        PRIORITY_KINDS,
+                        (
+                            "Priority kind (*prioritas*), if the citizen qualifies: lansia = elderly, "
+                            "disabilitas = persons with disabilities, ibu_hamil = pregnant women. "
+                            "Absent or null: a regular ticket."
+                        ),
+                    ),
+                    "default": None,
+                },
+                "source": {
+                    **_enum_or_null(SOURCES, "Where the ticket is issued."),
+                    "default": "kiosk",
+                },
+            },
+        },
+        "CancelTicketRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "reason": _str_or_null("Optional reason, kept with the event.", maxLength=MAX_TEXT),
+            },
+        },
+        "EmptyRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "maxProperties": 0,
+            "description": "No fields; the body may also be omitted.",
+        },
+        "PauseCounterRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["reason"],
+            "properties": {"reason": reason},
+        },
+        "CallTicketRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["ticket_id"],
+            "properties": {
+                "ticket_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "description": "Id of a waiting ticket (from the snapshot), not its number.",
+                }
+            },
+        },
+        "FinishTicketRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "outcome": {
+                    **_enum_or_null(
+                        OUTCOMES,
+                        (
+                            "served (*selesai dilayani*), incomplete (documents incomplete, *berkas tidak "
+                            "lengkap*), referred (sent elsewhere, *dirujuk*). Absent or null: served."
+                        ),
+                    ),
+                    "default": "served",
+                }
+            },
+        },
+        "TransferTicketRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["service"],
+            "properties": {
+                "service": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 24,
+                    "description": "Code of the service the ticket moves to; it keeps its place by "
+                    "original issue time.",
+                }
+            },
+        },
+    }
+
+
+def _responses() -> dict[str, Any]:
+    error_content = {_JSON: {"schema": _ref("Error")}}
+    out: dict[str, Any] = {}
+    for status, (name, summary) in _ERROR_RESPONSES.items():
+        response: dict[str, Any] = {"description": summary, "content": error_content}
+        if status == 401:
+            response["headers"] = {
+                "WWW-Authenticate": {
+                    "description": "Always `Bearer`.",
+                    "schema": {"type": "string"},
+                }
+            }
+        if status == 503:
+            response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+        out[name] = response
+    return out
+
+
+# -- paths -----------------------------------------------------------------------------------
+
+_BODY_400 = ("invalid_json", "unknown_field", "invalid_field", "invalid_idempotency_key")
+_STAFF_401 = ("token_required", "invalid_token")
+
+
+def _health_paths() -> dict[str, Any]:
+    return {
+        "/healthz": {
+            "get": _operation(
+                "healthz",
+                "health",
+                "Liveness",
+                "Answers 200 while the process runs (no dependencies checked).",
+                {"200": _ok("Alive.", _ref("Health"), {"status": "ok"}), **_errors({})},
+                security=PUBLIC,
+            )
+        },
+        "/readyz": {
+            "get": _operation(
+                "readyz",
+                "health",
+                "Readiness",
+                "Ready when today's events are replayed and the database answers a ping within "
+                "2 seconds. For load balancers and orchestrators.",
+                {
+                    "200": _ok("Ready.", _ref("Readiness"), {"status": "ready"}),
+                    "503": {
+                        "description": "Not ready (this body is not an Error).",
+                        "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                        "content": {
+                            _JSON: {
+                                "schema": _ref("Readiness"),
+                                "example": {
+                                    "status": "not_ready",
+                                    "problems": ["database unreachable"],
+                                },
+                            }
+                        },
+                    },
+                    **_errors({}),
+                },
+                security=PUBLIC,
+            )
+        },
+        "/api/v1/openapi.json": {
+            "get": _operation(
+                "getOpenApi",
+                "health",
+                "This document",
+                "The OpenAPI 3.1 description of the API.",
+                {"200": _ok("The document.", {"type": "object"}), **_errors({})},
+                security=PUBLIC,
+            )
+        },
+    }
+
+
+def _site_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/sites": {
+            "get": _operation(
+                "listSites",
+                "sites",
+                "List sites",
+                "Every configured site (hall, *Mal Pelayanan Publik*).",
+                {"200": _ok("The sites.", _ref("SiteList")), **_errors({})},
+                security=PUBLIC,
+            )
+        },
+        "/api/v1/sites/{site}": {
+            "get": _operation(
+                "getSiteDirectory",
+                "sites",
+                "Site directory (kiosk menu)",
+                "Agencies (*instansi*), services (*layanan*) with whether each accepts tickets "
+                "now, and counters (*loket*). Public.",
+                {
+                    "200": _ok("The directory.", _ref("SiteDirectory")),
+                    **_errors({404: ("unknown_site",)}),
+                },
+                security=PUBLIC,
+                parameters=[SITE],
+            )
+        },
+        "/api/v1/sites/{site}/snapshot": {
+            "get": _operation(
+                "getSnapshot",
+                "sites",
+                "Site snapshot (staff)",
+                "The whole site with waiting tickets (including their ids) and every counter. "
+                "Any staff role whose token covers the site. Its `seq` is where to resume the "
+                "stream. An unknown site is answered 404 before the token is checked.",
+                {
+                    "200": _ok("The snapshot.", _ref("Snapshot")),
+                    **_errors(
+                        {
+                            401: _STAFF_401,
+                            403: ("role_not_allowed", "site_not_allowed"),
+                            404: ("unknown_site",),
+                        }
+                    ),
+                },
+                parameters=[SITE],
+                roles=ROLES,
+            )
+        },
+        "/api/v1/sites/{site}/display": {
+            "get": _operation(
+                "getDisplay",
+                "sites",
+                "Public display (TV)",
+                "What the TV screen in the hall shows: the number at each counter, recent calls "
+                "and queue lengths. Ticket numbers only. Public.",
+                {"200": _ok("The display.", _ref("Display")), **_errors({404: ("unknown_site",)})},
+                security=PUBLIC,
+                parameters=[SITE, _param("Zone")],
+            )
+        },
+        "/api/v1/sites/{site}/stream": {"get": _stream_operation()},
+    }
+
+
+def _stream_operation() -> dict[str, Any]:
+    description = (
+        "Live [server-sent events](https://html.spec.whatwg.org/multipage/"
+        "server-sent-events.html) of one site's committed events, for displays, kiosks and "
+        "counter pages.\n\n"
+        "Access: public screens connect without a token and get ticket numbers only. With a "
+        "valid token for the site (Authorization header, or `access_token` in the query "
+        "because EventSource cannot send headers) ticket events also carry `ticket_id`. A "
+        "token that is not configured is 401; a token for other sites is 403.\n\n"
+        "Protocol: the response starts with `retry: 2000`. Every message is\n\n"
+        "    id: <seq>\n    data: <one JSON object, see StreamMessage>\n\n"
+        "followed by a blank line, where `<seq>` is the event's global sequence number. "
+        "Without Last-Event-ID the first message is `hello` with the current `seq`. With "
+        "Last-Event-ID every later event of the site is replayed first; if they are no "
+        "longer buffered (or the service restarted) a `reset` comes instead, and the client "
+        "must re-read the snapshot or display. Then live events follow: "
+        f"{_code_list(TICKET_EVENT_TYPES + COUNTER_EVENT_TYPES)}. A comment line "
+        "`: keepalive` is sent after 15 seconds without events. A client too slow to keep "
+        "up is disconnected and should reconnect with Last-Event-ID (EventSource does so "
+        "by itself). Ignore unknown `type`s."
+    )
+    example = (
+        "retry: 2000\n\n"
+        'id: 1041\ndata: {"type":"hello","seq":1041}\n\n'
+        'id: 1042\ndata: {"seq":1042,"type":"ticket_called","site":"mpp-banjarmasin",'
+        '"ts":"2025-03-03T01:15:04.120000+00:00","counter":"loket-01","service":"KTP-EL",'
+        '"number":"A012"}\n\n'
+        ": keepalive\n\n"
+    )
+    return _operation(
+        "streamSite",
+        "stream",
+        "Live event stream (SSE)",
+        description,
+        {
+            "200": {
+                "description": "An endless `text/event-stream`.",
+                "headers": {"Cache-Control": {"schema": {"type": "string", "const": "no-cache"}}},
+                "content": {
+                    "text/event-stream": {
+                        "schema": {
+                            "type": "string",
+                            "description": (
+                                "SSE messages whose `data` is a StreamMessage "
+                                "(#/components/schemas/StreamMessage)."
+                            ),
+                        },
+                        "example": example,
+                    }
+                },
+            },
+            **_errors(
+                {
+                    400: ("invalid_last_event_id",),
+                    401: ("invalid_token",),
+                    403: ("site_not_allowed",),
+                    404: ("unknown_site",),
+                }
+            ),
+        },
+        security=OPTIONAL_TOKEN,
+        parameters=[
+            SITE,
+            _param("LastEventId"),
+            _param("LastEventIdQuery"),
+            _param("AccessTokenQuery"),
+        ],
+    )
+
+
+def _ticket_paths() -> dict[str, Any]:
+    issue_roles = ("kiosk", "manager", "admin")
+    return {
+        "/api/v1/sites/{site}/tickets": {
+            "post": _operation(
+                "issueTicket",
+                "tickets",
+                "Issue a ticket (ambil nomor antrian)",
+                "Issue a queue ticket for a service. Roles: kiosk, manager, admin, with a token "
+                "covering the site. The answer carries the ticket id, which the kiosk shows as a "
+                "QR code so the citizen can follow (and cancel) the ticket on a phone. Send an "
+                "Idempotency-Key so that a retried request never issues two tickets.",
+                {
+                    "201": _ok(
+                        "Issued (or the stored answer to a repeated Idempotency-Key).",
+                        _ref("TicketStatus"),
+                    ),
+                    **_errors(
+                        {
+                            400: (
+                                "invalid_json",
+                                "unknown_field",
+                                "missing_field",
+                                "invalid_field",
+                                "invalid_idempotency_key",
+                                "invalid_command",
+                            ),
+                            401: _STAFF_401,
+                            403: ("role_not_allowed", "site_not_allowed"),
+                            404: ("unknown_site", "unknown_service"),
+                            409: (
+                                "site_closed",
+                                "cutoff_passed",
+                                "quota_reached",
+                                "idempotency_key_reused",
+                            ),
+                            413: ("body_too_large",),
+                            503: ("database_unavailable",),
+                        }
+                    ),
+                },
+                parameters=[SITE, _param("IdempotencyKey")],
+                body=_body(
+                    "IssueTicketRequest",
+                    required=True,
+                    description="The ticket wanted.",
+                    example={"service": "KTP-EL", "priority": "lansia"},
+                ),
+                roles=issue_roles,
+            )
+        },
+        "/api/v1/tickets/{ticket}": {
+            "get": _operation(
+                "getTicket",
+                "tickets",
+                "Ticket status",
+                "The state of one ticket, for the citizen's phone: position, people ahead, "
+                "estimated wait, and the counter once called. The unguessable ticket id is the "
+                "capability; no token. Tickets are known for the current service day only.",
+                {
+                    "200": _ok("The ticket.", _ref("TicketStatus")),
+                    **_errors({404: ("unknown_ticket",)}),
+                },
+                security=PUBLIC,
+                parameters=[TICKET],
+            )
+        },
+        "/api/v1/tickets/{ticket}/cancel": {
+            "post": _operation(
+                "cancelTicket",
+                "tickets",
+                "Cancel a waiting ticket (batal)",
+                "Cancel a ticket that is still waiting. The ticket id is the citizen's "
+                "capability, so no token is needed; staff may send theirs, which then must be "
+                "valid.",
+                {
+                    "200": _ok(
+                        "Cancelled (or the stored answer to a repeated Idempotency-Key).",
+                        _ref("TicketStatus"),
+                    ),
+                    **_errors(
+                        {
+                            400: _BODY_400,
+                            401: ("invalid_token",),
+                            404: ("unknown_ticket",),
+                            409: ("invalid_transition", "idempotency_key_reused"),
+                            413: ("body_too_large",),
+                            503: ("database_unavailable",),
+                        }
+                    ),
+                },
+                security=OPTIONAL_TOKEN,
+                parameters=[TICKET, _param("IdempotencyKey")],
+                body=_body(
+                    "CancelTicketRequest",
+                    required=False,
+                    description="Optional; an empty body is fine.",
+                ),
+            )
+        },
+    }
+
+
+# action: (operationId, summary, description, body schema or None, extra 400, 404, 409 codes)
+_ACTIONS: tuple[
+    tuple[str, str, str, str, str | None, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...
+] = (
+    (
+        "open",
+        "openCounter",
+        "Open the counter (buka loket)",
+        "Open a closed or paused counter so it can call tickets.",
+        None,
+        (),
+        (),
+        ("invalid_transition",),
+    ),
+    (
+        "pause",
+        "pauseCounter",
+        "Pause the counter (jeda)",
+        "Pause an open counter that holds no ticket, with a reason shown to staff.",
+        "PauseCounterRequest",
+        ("missing_field", "invalid_command"),
+        (),
+        ("invalid_transition", "counter_busy"),
+    ),
+    (
+        "close",
+        "closeCounter",
+        "Close the counter (tutup loket)",
+        "Close an open or paused counter that holds no ticket.",
+        None,
+        (),
+        (),
+        ("invalid_transition", "counter_busy"),
+    ),
+    (
+        "call-next",
+        "callNext",
+        "Call the next ticket (panggil berikutnya)",
+        "Call the next waiting ticket among the counter's services: priority tickets first "
+        "where the service's policy says so, then by issue time. The counter must be open and "
+        "hold no ticket.",
+        None,
+        (),
+        (),
+        ("counter_not_open", "counter_busy", "queue_empty"),
+    ),
+    (
+        "call",
+        "callTicket",
+        "Call a particular ticket",
+        "Call one waiting ticket out of order (e.g. an appointment). The counter must be open, "
+        "hold no ticket and serve the ticket's service.",
+        "CallTicketRequest",
+        ("missing_field",),
+        ("unknown_ticket",),
+        (
+            "counter_not_open",
+            "counter_busy",
+            "ticket_taken",
+            "invalid_transition",
+            "service_not_served_here",
+        ),
+    ),
+    (
+        "recall",
+        "recallTicket",
+        "Call the held ticket again (panggil ulang)",
+        "Announce the called ticket again; counts towards the no-show minimum.",
+        None,
+        (),
+        (),
+        ("invalid_transition",),
+    ),
+    (
+        "start",
+        "startService",
+        "Start serving (mulai layani)",
+        "The citizen has arrived at the counter: the called ticket becomes `serving`.",
+        None,
+        (),
+        (),
+        ("invalid_transition",),
+    ),
+    (
+        "finish",
+        "finishTicket",
+        "Finish the visit (selesai)",
+        "End the visit of the held ticket (called or serving) with an outcome.",
+        "FinishTicketRequest",
+        ("invalid_command",),
+        (),
+        ("invalid_transition",),
+    ),
+    (
+        "no-show",
+        "noShowTicket",
+        "Mark a no-show (tidak hadir)",
+        "The called citizen did not come, after at least the site's minimum number of calls.",
+        None,
+        (),
+        (),
+        ("invalid_transition", "no_show_too_early"),
+    ),
+    (
+        "transfer",
+        "transferTicket",
+        "Transfer to another service (alihkan)",
+        "Send the held ticket to another service's queue; it keeps its place by original "
+        "issue time and the counter is free again.",
+        "TransferTicketRequest",
+        ("missing_field", "invalid_command"),
+        ("unknown_service",),
+        ("invalid_transition",),
+    ),
+)
+
+
+def _counter_paths() -> dict[str, Any]:
+    roles = ("counter", "manager", "admin")
+    paths: dict[str, Any] = {}
+    for action, op_id, summary, what, body_schema, e400, e404, e409 in _ACTIONS:
+        description = (
+            f"{what}\n\nRoles: counter (only for the counters (*loket*) its token names), "
+            "manager, admin, with a token covering the site. Send an Idempotency-Key so a "
+            f"retried request is not applied twice. This path is the `{action}` value of "
+            "the `{action}` segment of `/api/v1/sites/{site}/counters/{counter}/{action}`; "
+            "an action not documented here is answered 404 `not_found`."
+        )
+        if body_schema is None:
+            body = _body(
+                "EmptyRequest", required=False, description="No fields; send no body or `{}`."
+            )
+        else:
+            body = _body(
+                body_schema,
+                required=body_schema != "FinishTicketRequest",
+                description="The action's fields.",
+            )
+        paths[f"/api/v1/sites/{{site}}/counters/{{counter}}/{action}"] = {
+            "post": _operation(
+                op_id,
+                "counters",
+                summary,
+                description,
+                {
+                    "200": _ok(
+                        "Done (or the stored answer to a repeated Idempotency-Key).",
+                        _ref("CounterActionResult"),
+                    ),
+                    **_errors(
+                        {
+                            400: (
+                                "invalid_json",
+                                "unknown_field",
+                                *e400,
+                                *(("invalid_field",) if body_schema else ()),
+                                "invalid_idempotency_key",
+                            ),
+                            401: _STAFF_401,
+                            403: ("role_not_allowed", "site_not_allowed", "counter_not_allowed"),
+                            404: ("unknown_site", "unknown_counter", *e404),
+                            409: (*e409, "idempotency_key_reused"),
+                            413: ("body_too_large",),
+                            503: ("database_unavailable",),
+                        }
+                    ),
+                },
+                parameters=[SITE, COUNTER, _param("IdempotencyKey")],
+                body=body,
+                roles=roles,
+            )
+        }
+    return paths
+
+
+# -- the document ----------------------------------------------------------------------------
+
+_DESCRIPTION = """\
+Antrian is the queue-management (*sistem antrian*) service of Indonesian public service \
+halls (*Mal Pelayanan Publik*, MPP). A hall (site) hosts agencies (*instansi*) offering \
+services (*layanan*) at counters (*loket*). Citizens take a numbered ticket (*nomor \
+antrian*) at a kiosk; officers call tickets to their counter; a TV display and the \
+citizen's phone follow along live.
+
+**Access.** Staff endpoints take `Authorization: Bearer <token>`. Token roles: `kiosk` \
+(issue tickets), `counter` (act on the counters its token names), `manager` and `admin` \
+(everything); a token may be limited to some sites. Public endpoints say so \
+(`security: []`); the ticket id returned on issue is the citizen's capability to follow \
+and cancel that one ticket.
+
+**Commands** (issue, cancel, counter actions) are answered once their events are \
+committed to the database. Send an `Idempotency-Key` header and retry with the same key \
+after a timeout or a 503: the command is applied at most once. Bodies are JSON objects; \
+unknown fields are rejected.
+
+**Errors** all have the body `{"code", "message", "details"}`; the stable codes are listed \
+with the `Error` schema. Any path answers 405 `method_not_allowed` for a method it does not \
+support and unknown paths 404 `not_found`.
+
+**Live updates** come as server-sent events from `/api/v1/sites/{site}/stream`; every \
+event has a global sequence number `seq`, and the snapshot and display tell the `seq` they \
+include.
+"""
+
+
+@functools.cache
+def _build() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Antrian: queue management for public service halls",
+            "version": API_VERSION,
+            "summary": "Tickets, counters (loket), displays and live events.",
+            "description": _DESCRIPTION,
+        },
+        "servers": [{"url": "/", "description": "This server."}],
+        "tags": [
+            {"name": "health", "description": "Liveness, readiness and this document."},
+            {"name": "sites", "description": "Sites (halls): directory, snapshot, display."},
+            {"name": "tickets", "description": "Tickets (*nomor antrian*)."},
+            {"name": "counters", "description": "Counter (*loket*) actions by officers."},
+            {"name": "stream", "description": "Live server-sent events."},
+        ],
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            **_health_paths(),
+            **_site_paths(),
+            **_ticket_paths(),
+            **_counter_paths(),
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "A configured staff token (stored server-side as its SHA-256). Roles: "
+                        + ", ".join(ROLES)
+                        + "."
+                    ),
+                }
+            },
+            "schemas": _schemas(),
+            "responses": _responses(),
+            "parameters": _parameters(),
+            "headers": {
+                "RetryAfter": {
+                    "description": "Seconds to wait before retrying.",
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            },
+        },
+        "x-error-codes": [
+            {"code": code, "status": status or None, "description": meaning}
+            for code, status, meaning in ERROR_CODES
+        ],
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the JSON API (a fresh copy on every call)."""
+    return copy.deepcopy(_build())
