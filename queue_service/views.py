@@ -177,15 +177,15 @@ def display(state: SiteState, now: datetime, zone: str | None = None,
         })
     recent = sorted(
         (t for t in state.tickets.values()
-         if t.last_called_at is not None and (zone is None or (
-             t.counter is not None and site.counters[t.counter].zone == zone))),
+         if t.last_called_at is not None and t.last_counter is not None
+         and (zone is None or site.counters[t.last_counter].zone == zone)),
         key=lambda t: t.last_called_at or now, reverse=True,
     )[:history]
     return {
         "site": site.id, "name": site.name, "zone": zone, "now": now.isoformat(),
         "seq": state.last_seq, "serving": serving,
-        "recent": [{"number": t.number, "counter": t.counter,
-                    "counter_name": site.counters[t.counter].name if t.counter else None,
+        "recent": [{"number": t.number, "counter": t.last_counter,
+                    "counter_name": site.counters[t.last_counter].name if t.last_counter else None,
                     "called_at": _iso(t.last_called_at), "state": t.state} for t in recent],
         "waiting": {code: len(q) for code, q in state.queues.items()},
     }

@@ -49,12 +49,11 @@ class Event:
 
     def public(self) -> dict[str, Any]:
         """The form sent to clients; ticket ids are capabilities and are added by the caller."""
-        out: dict[str, Any] = {
-            "seq": self.seq, "type": self.type, "site": self.site, "ts": self.ts.isoformat(),
-        }
+        out: dict[str, Any] = dict(self.data)
+        out.pop("seq", None)  # a ticket's number sequence; the event's own seq wins
+        out.update(seq=self.seq, type=self.type, site=self.site, ts=self.ts.isoformat())
         if self.counter_id is not None:
             out["counter"] = self.counter_id
         if self.service is not None:
             out["service"] = self.service
-        out.update(self.data)
         return out

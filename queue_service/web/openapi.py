@@ -122,6 +122,8 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
         "The database is unavailable and nothing was recorded; retry "
         "after `Retry-After` seconds with the same Idempotency-Key.",
     ),
+    ("conflict", 409, "Generic conflict: the base of the 409 codes, not sent on its own today."),
+    ("domain_error", 400, "Generic domain error: the base of all domain codes, not sent today."),
     ("http_error", 0, "Any other HTTP error raised by the framework (status as sent)."),
 )
 
@@ -137,6 +139,14 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
 }
 
 _JSON = "application/json"
+_PRIORITY_REQUEST_TEXT = (
+    "Priority kind (*prioritas*), if the citizen qualifies: lansia = elderly, disabilitas = "
+    "persons with disabilities, ibu_hamil = pregnant women. Absent or null: a regular ticket."
+)
+_OUTCOME_REQUEST_TEXT = (
+    "served (*selesai dilayani*), incomplete (documents incomplete, *berkas tidak lengkap*), "
+    "referred (sent elsewhere, *dirujuk*). Absent or null: served."
+)
 
 
 # -- small builders --------------------------------------------------------------------------
@@ -859,14 +869,7 @@ def _schemas() -> dict[str, Any]:
                     "description": "Service (*layanan*) code at the site.",
                 },
                 "priority": {
-                    **_enum_or_null(
-                        PRIORITY_KINDS,
-                        (
-                            "Priority kind (*prioritas*), if the citizen qualifies: lansia = elderly, "
-                            "disabilitas = persons with disabilities, ibu_hamil = pregnant women. "
-                            "Absent or null: a regular ticket."
-                        ),
-                    ),
+                    **_enum_or_null(PRIORITY_KINDS, _PRIORITY_REQUEST_TEXT),
                     "default": None,
                 },
                 "source": {
@@ -912,13 +915,7 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {
                 "outcome": {
-                    **_enum_or_null(
-                        OUTCOMES,
-                        (
-                            "served (*selesai dilayani*), incomplete (documents incomplete, *berkas tidak "
-                            "lengkap*), referred (sent elsewhere, *dirujuk*). Absent or null: served."
-                        ),
-                    ),
+                    **_enum_or_null(OUTCOMES, _OUTCOME_REQUEST_TEXT),
                     "default": "served",
                 }
             },

@@ -114,8 +114,12 @@ def format_sse(event_id: int | None, data: dict[str, Any]) -> bytes:
 
 def event_payload(event: Event, *, with_ids: bool) -> dict[str, Any]:
     payload = event.public()
-    if with_ids and event.ticket_id is not None:
-        payload["ticket_id"] = event.ticket_id
+    if with_ids:
+        if event.ticket_id is not None:
+            payload["ticket_id"] = event.ticket_id
+    elif event.ticket_id is not None:
+        # A citizen's cancel reason is theirs, not the hall's public screens'.
+        payload.pop("reason", None)
     return payload
 
 

@@ -1,0 +1,166 @@
+"""Shared helpers of the benchmarks: the database server, fresh databases, statistics, RSS.
+
+Benchmarks print figures; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from queue_service.config import AppConfig, hash_token, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+KIOSK_TOKEN = "bench-kiosk"  # noqa: S105 - a benchmark token, configured below by its hash
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# -- database ------------------------------------------------------------------------
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@contextlib.contextmanager
+def database_server() -> Iterator[str]:
+    """URL of a PostgreSQL server: DATABASE_URL when set, else an embedded one (stopped after)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        print(f"database: DATABASE_URL ({urlsplit(url).hostname or 'socket'})", flush=True)
+        yield url
+        return
+    from queue_service.store.db import EmbeddedPostgres
+
+    base = Path(tempfile.mkdtemp(prefix="antrian-bench-"))
+    server = EmbeddedPostgres(base / "pgdata")
+    uri = server.start()
+    print(f"database: embedded PostgreSQL in {base / 'pgdata'}", flush=True)
+    try:
+        yield uri
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def create_database(server_url: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return with_database(server_url, name)
+
+
+async def drop_database(server_url: str, db_url: str) -> None:
+    name = urlsplit(db_url).path.lstrip("/")
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def server_settings(url: str) -> dict[str, str]:
+    """The PostgreSQL settings that decide what a "durable commit" costs here."""
+    conn = await asyncpg.connect(url)
+    try:
+        out = {}
+        for name in ("server_version", "fsync", "synchronous_commit", "wal_sync_method",
+                     "full_page_writes", "shared_buffers", "commit_delay"):
+            out[name] = await conn.fetchval(f"SHOW {name}")
+        return out
+    finally:
+        await conn.close()
+
+
+# -- configuration built in code ----------------------------------------------------------
+
+
+def _prefix(n: int) -> str:
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return letters[n] if n < 26 else letters[n // 26 - 1] + letters[n % 26]
+
+
+def hall_config(*, sites: int, services: int, counters: int, timezone: str = "Asia/Makassar",
+                hours: tuple[str, str] = ("00:00", "23:59"),
+                services_per_counter: int = 2, daily_quota: int | None = None) -> AppConfig:
+    """`sites` halls of `services` services and `counters` counters, plus a kiosk token."""
+    raw_sites = []
+    for s in range(sites):
+        svc = []
+        for j in range(services):
+            entry: dict[str, Any] = {
+                "code": f"S{j:02d}", "agency": f"a{j % 5}", "name_id": f"Layanan {j}",
+                "name_en": f"Service {j}", "prefix": _prefix(j), "target_wait_minutes": 20,
+                "priority_policy": ("strict", "interleave", "fifo")[j % 3],
+            }
+            if daily_quota is not None:
+                entry["daily_quota"] = daily_quota
+            svc.append(entry)
+        raw_sites.append({
+            "id": f"site-{s:03d}", "name": f"Mal Pelayanan Publik {s}", "timezone": timezone,
+            "hours": {d: list(hours) for d in WEEKDAYS},
+            "agencies": [{"id": f"a{k}", "name": f"Instansi {k}"} for k in range(5)],
+            "services": svc,
+            "counters": [{
+                "id": f"c{c:02d}", "name": f"Loket {c + 1}",
+                "services": sorted({f"S{(c + k) % services:02d}"
+                                    for k in range(services_per_counter)}),
+            } for c in range(counters)],
+        })
+    return parse_config({
+        "sites": raw_sites,
+        "tokens": [{"name": "kiosk", "role": "kiosk", "sha256": hash_token(KIOSK_TOKEN)}],
+    }, "<bench>")
+
+
+# -- statistics and memory --------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of unsorted values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values: Sequence[float], fmt: str = "{:.0f}") -> str:
+    """'median (min..max)' for a row of repeated measurements."""
+    if not values:
+        return "n/a"
+    return f"{fmt.format(median(values))} ({fmt.format(min(values))}..{fmt.format(max(values))})"
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process, from /proc/self/statm (Linux)."""
+    with open("/proc/self/statm") as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+MB = 1024 * 1024
+
+
+def banner(title: str) -> None:
+    print(f"\n=== {title} ===", flush=True)

@@ -1,0 +1,265 @@
+"""Durability: acknowledged events survive SIGKILL, replay rebuilds the same live state,
+the embedded PostgreSQL keeps its data across restarts, a database restart loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from queue_service.config import hash_token
+from queue_service.store.db import EmbeddedPostgres
+from tests.conftest import ROOT
+
+# ruff: noqa: E501
+
+HALL_TOML = """
+[[sites]]
+id = "hall"
+name = "Durability hall"
+timezone = "Asia/Makassar"
+agencies = [{{ id = "a", name = "Agency" }}]
+services = [
+  {{ code = "Q", agency = "a", name_id = "Layanan Q", name_en = "Q", prefix = "Q", target_wait_minutes = 15 }},
+  {{ code = "R", agency = "a", name_id = "Layanan R", name_en = "R", prefix = "R", target_wait_minutes = 15 }},
+]
+counters = [
+  {{ id = "c1", name = "Loket 1", services = ["Q", "R"] }},
+  {{ id = "c2", name = "Loket 2", services = ["Q"] }},
+]
+[sites.hours]
+mon = ["00:00", "23:59"]
+tue = ["00:00", "23:59"]
+wed = ["00:00", "23:59"]
+thu = ["00:00", "23:59"]
+fri = ["00:00", "23:59"]
+sat = ["00:00", "23:59"]
+sun = ["00:00", "23:59"]
+
+[[tokens]]
+name = "admin"
+role = "admin"
+sha256 = "{admin}"
+"""
+ADMIN = {"Authorization": "Bearer durability-admin"}
+VOLATILE = {"now", "oldest_wait_seconds", "wait_seconds", "estimated_wait_seconds"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stable(value: Any) -> Any:
+    """A snapshot without the fields that change with the wall clock."""
+    if isinstance(value, dict):
+        return {k: stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    return value
+
+
+class Service:
+    """The real service in its own process, as `python -m queue_service run` starts it."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = config.with_suffix(".log")
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "queue_service", "run", "--config", str(self.config),
+                 "--port", str(self.port)],
+                env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+            )
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"service exited: {self.log.read_text()}")
+            try:
+                async with session.get(f"{self.url}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError("service did not become ready")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def hall_config(tmp_path: Path) -> Path:
+    path = tmp_path / "hall.toml"
+    path.write_text(HALL_TOML.format(admin=hash_token("durability-admin")))
+    return path
+
+
+@pytest.fixture(params=["database_url", "embedded"])
+def service_env(request: pytest.FixtureRequest, tmp_path: Path,
+                database_url: str) -> Iterator[dict[str, str]]:
+    """Run the service on DATABASE_URL, or (DATABASE_URL unset) on its embedded PostgreSQL."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["ANTRIAN_LOG_LEVEL"] = "WARNING"
+    if request.param == "database_url":
+        env["DATABASE_URL"] = database_url
+        yield env
+        return
+    data_dir = tmp_path / "pgdata"
+    env["ANTRIAN_DATA_DIR"] = str(data_dir)
+    yield env
+    # The killed service could not stop its embedded server: adopt it and stop it.
+    if (data_dir / "PG_VERSION").exists():
+        server = EmbeddedPostgres(data_dir)
+        server.start()
+        server.stop()
+
+
+async def issue(session: aiohttp.ClientSession, url: str, key: str,
+                service: str = "Q") -> tuple[int, dict[str, Any]]:
+    async with session.post(f"{url}/api/v1/sites/hall/tickets", json={"service": service},
+                            headers={**ADMIN, "Idempotency-Key": key}) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_sigkill_after_acknowledged_tickets_loses_nothing(
+    service_env: dict[str, str], hall_config: Path
+) -> None:
+    service = Service(hall_config, service_env)
+    async with aiohttp.ClientSession() as session:
+        try:
+            await service.start(session)
+            await session.post(f"{service.url}/api/v1/sites/hall/counters/c1/open",
+                               headers=ADMIN)
+            await session.post(f"{service.url}/api/v1/sites/hall/counters/c1/call-next",
+                               headers=ADMIN)
+            keys = [str(uuid.uuid4()) for _ in range(120)]
+            acked: dict[str, dict[str, Any]] = {}
+
+            async def one(key: str) -> None:
+                try:
+                    status, body = await issue(session, service.url, key,
+                                               "Q" if len(acked) % 2 else "R")
+                except aiohttp.ClientError:
+                    return
+                if status == 201:
+                    acked[key] = body
+
+            # Fire everything, and kill the service once 60 are acknowledged: some requests
+            # are then in flight, decided but not committed or not acknowledged.
+            tasks = [asyncio.create_task(one(k)) for k in keys]
+            while len(acked) < 60:
+                await asyncio.sleep(0.001)
+            service.kill()
+            await asyncio.gather(*tasks)
+            acked_now = dict(acked)
+            assert len(acked_now) >= 60
+
+            await service.start(session)
+            async with session.get(f"{service.url}/api/v1/sites/hall/snapshot",
+                                   headers=ADMIN) as resp:
+                after_restart = await resp.json()
+            # Every acknowledged ticket is there, with the number it was given.
+            for body in acked_now.values():
+                async with session.get(f"{service.url}/api/v1/tickets/{body['id']}") as resp:
+                    assert resp.status == 200
+                    assert (await resp.json())["number"] == body["number"]
+            # Retrying every request with its key never makes a second ticket.
+            for key in keys:
+                status, body = await issue(session, service.url, key,
+                                           acked_now[key]["service"] if key in acked_now
+                                           else "Q")
+                if key in acked_now:
+                    assert (status, body["id"]) == (201, acked_now[key]["id"])
+            async with session.get(f"{service.url}/api/v1/sites/hall/snapshot",
+                                   headers=ADMIN) as resp:
+                final = await resp.json()
+            # Each key made exactly one ticket: acknowledged ones were kept, the others
+            # were either committed before the kill (and answered now) or made now.
+            issued = sum(s["issued_today"] for s in final["services"])
+            assert issued == len(keys)
+            ids = {t["id"] for s in final["services"] for t in s["tickets"]}
+            assert len(ids) == len(keys)
+            assert {b["id"] for b in acked_now.values()} <= ids
+
+            # A clean restart replays to an identical snapshot.
+            service.terminate()
+            await service.start(session)
+            async with session.get(f"{service.url}/api/v1/sites/hall/snapshot",
+                                   headers=ADMIN) as resp:
+                replayed = await resp.json()
+            assert stable(replayed) == stable(final)
+            assert stable(after_restart)["counters"][0]["state"] == "open"
+        finally:
+            service.terminate()
+
+
+async def test_database_restart_answers_503_then_recovers_without_duplicates(
+    tmp_path: Path, hall_config: Path
+) -> None:
+    data_dir = tmp_path / "pg"
+    server = EmbeddedPostgres(data_dir)
+    dsn = await asyncio.to_thread(server.start)
+    env = {k: v for k, v in os.environ.items()}
+    env.update(DATABASE_URL=dsn, ANTRIAN_LOG_LEVEL="ERROR")
+    service = Service(hall_config, env)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await service.start(session)
+            status, first = await issue(session, service.url, "before")
+            assert status == 201
+            await asyncio.to_thread(server.stop)
+            status, body = await issue(session, service.url, "during")
+            assert status == 503
+            assert body["code"] == "database_unavailable"
+            async with session.get(f"{service.url}/readyz") as resp:
+                assert resp.status == 503
+            await asyncio.to_thread(server.start)
+            for _ in range(100):
+                status, body = await issue(session, service.url, "during")
+                if status == 201:
+                    break
+                assert status == 503
+                await asyncio.sleep(0.1)
+            assert status == 201
+            status, again = await issue(session, service.url, "during")
+            assert (status, again["id"]) == (201, body["id"])
+            conn = await asyncpg.connect(dsn)
+            try:
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'")
+            finally:
+                await conn.close()
+            assert count == 2
+            assert body["number"] == "Q002" and first["number"] == "Q001"
+    finally:
+        service.terminate()
+        await asyncio.to_thread(server.stop)
