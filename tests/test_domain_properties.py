@@ -74,6 +74,7 @@ class HallMachine(RuleBasedStateMachine):
         self.ticket_ids: list[str] = []
         self.numbers: dict[tuple[Any, str], set[str]] = {}  # (day, service at issue)
         self.stamps: dict[str, list[datetime]] = {}  # ticket id -> its events' timestamps
+        self.issued_to: dict[str, str] = {}  # ticket id -> the service that numbered it
 
     # -- driving -----------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class HallMachine(RuleBasedStateMachine):
             number = event.data["number"]
             assert number not in seen, f"{number} issued twice on {event.day}"
             seen.add(number)
+            self.issued_to[event.ticket_id] = event.service
         if event.ticket_id is not None:
             stamps = self.stamps.setdefault(event.ticket_id, [])
             assert not stamps or stamps[-1] <= event.ts, (
@@ -235,14 +237,18 @@ class HallMachine(RuleBasedStateMachine):
         for tid, t in s.tickets.items():
             if t.state == WAITING:
                 assert queued.get(tid) == t.service, f"waiting {t.number} not in its queue"
-                assert tid not in holders and t.counter is None
+                assert tid not in holders
+                assert t.counter is None
             elif t.state in HELD_STATES:
-                assert t.counter is not None and holders.get(tid) == t.counter, (
+                assert t.counter is not None, f"{t.number} {t.state} at no counter"
+                assert holders.get(tid) == t.counter, (
                     f"{t.number} {t.state} at {t.counter}, held by {holders.get(tid)}")
                 assert tid not in queued
             else:
                 assert t.state in CLOSED_STATES
-                assert tid not in queued and tid not in holders and t.counter is None
+                assert tid not in queued
+                assert tid not in holders
+                assert t.counter is None
 
     @invariant()
     def counters_are_consistent(self) -> None:
@@ -268,8 +274,8 @@ class HallMachine(RuleBasedStateMachine):
         numbers = [t.number for t in self.state.tickets.values()]
         assert len(numbers) == len(set(numbers))
         for t in self.state.tickets.values():
-            assert t.number == f"{HALL.services[t.number_service].prefix}{t.seq:03d}" \
-                if False else True  # noqa: RUF034 - placeholder removed below
+            prefix = HALL.services[self.issued_to[t.id]].prefix
+            assert t.number == f"{prefix}{t.seq:03d}"
 
     @invariant()
     def ticket_histories_never_run_backwards(self) -> None:
@@ -277,7 +283,7 @@ class HallMachine(RuleBasedStateMachine):
             assert stamps == sorted(stamps)
         for t in self.state.tickets.values():
             assert t.issued_at <= t.enqueued_at
-            assert t.last_ts is not None and t.last_ts == self.stamps[t.id][-1]
+            assert t.last_ts == self.stamps[t.id][-1]
 
     @invariant()
     def replaying_the_log_rebuilds_the_live_state(self) -> None:

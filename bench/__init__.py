@@ -1,0 +1,1 @@
+"""Benchmarks of Antrian: `python -m bench [issue|replay]` (see bench/README.md)."""

@@ -1,0 +1,43 @@
+"""`python -m bench` runs every benchmark; `python -m bench issue|replay` runs one.
+
+One embedded PostgreSQL (or the server named by DATABASE_URL) serves the whole run and is
+stopped at the end. Benchmarks print figures; they never assert a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import datetime
+
+from bench import issue, replay
+from bench.common import database_server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="which")
+    issue.add_arguments(sub.add_parser("issue", help="issue-ticket throughput and latency"))
+    replay.add_arguments(sub.add_parser("replay", help="start-up replay of a 1M-event day"))
+    sub.add_parser("all", help="every benchmark with its defaults (the default)")
+    args = parser.parse_args(argv)
+    which = args.which or "all"
+    print(f"bench {which}: {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
+          f"Python {platform.python_version()}, {platform.machine()}", flush=True)
+    began = time.perf_counter()
+    with database_server() as url:
+        if which in ("issue", "all"):
+            issue.main(args if which == "issue" else
+                       sub.choices["issue"].parse_args([]), url)
+        if which in ("replay", "all"):
+            replay.main(args if which == "replay" else
+                        sub.choices["replay"].parse_args([]), url)
+    print(f"\nbench {which} finished in {time.perf_counter() - began:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

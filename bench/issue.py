@@ -1,0 +1,312 @@
+"""Issue-ticket throughput and latency with durable commits, against a bare-aiohttp ceiling.
+
+    python -m bench issue [--reps 5] [--duration 5] [--warmup 1] [--clients 50]
+
+Each repetition starts two server processes in turn (`python -m bench.server`):
+
+* service -- the real app (create_app) on a fresh database: 20 sites x 20 services open
+  24 h without quota, kiosk token; every POST carries a unique Idempotency-Key, so each 201
+  is a ticket_issued event and an idempotency row committed (synchronous_commit as the
+  server has it, see the printed settings);
+* ceiling -- a bare aiohttp app with one JSON POST handler (parse JSON, answer a small 201).
+
+The load generator runs in this process (its own event loop, not the server's): one aiohttp
+ClientSession, N concurrent workers, a warm-up, then a fixed measuring window. A request
+counts in the window when its response arrives inside it. Figures are medians over the
+repetitions; service and ceiling alternate in order so drift on a noisy machine hits both.
+Nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import asyncpg
+
+from bench.common import (
+    KIOSK_TOKEN,
+    PYTHON,
+    ROOT,
+    banner,
+    create_database,
+    database_server,
+    drop_database,
+    median,
+    percentile,
+    server_settings,
+    spread,
+)
+
+SITES = 20
+SERVICES = 20
+PER_SERVICE_LIMIT = 990  # ticket numbers run to 999 per service and day
+
+
+@dataclass
+class RunResult:
+    kind: str
+    duration: float
+    completed: int = 0  # responses received inside the window
+    ok_window: int = 0  # ... of which 201
+    ok_total: int = 0  # 201 responses over the whole run (warm-up included)
+    latencies: list[float] = field(default_factory=list)  # seconds, inside the window
+    failures: Counter[str] = field(default_factory=Counter)
+    client_cpu: float = 0.0  # fraction of one core, this process, during the window
+    server_cpu: float = 0.0  # fraction of one core, the server process
+    postgres_cpu: float = 0.0  # fraction of one core, all postgres processes
+    committed: int | None = None  # ticket_issued rows after the run (service only)
+    answers: int | None = None  # idempotency rows after the run (service only)
+    transactions: int | None = None  # distinct recorded_at = commits (group commit size)
+
+    @property
+    def rps(self) -> float:
+        return self.ok_window / self.duration
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 99) * 1000
+
+
+def pick_timezone() -> str:
+    """A WITA/WIB/WIT zone where the 00:00-23:59 hours are not about to end mid-run."""
+    now = datetime.now(UTC)
+    for tz in ("Asia/Makassar", "Asia/Jakarta", "Asia/Jayapura"):
+        local = now.astimezone(ZoneInfo(tz)).time()
+        if dtime(0, 5) < local < dtime(23, 50):
+            return tz
+    return "Asia/Makassar"
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU seconds of every process named postgres (read only; the server is not ours to touch)."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.info["name"] == "postgres":
+                t = proc.cpu_times()
+                total += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+async def start_server(kind: str, dsn: str | None, timezone: str) -> tuple[asyncio.subprocess.Process, int]:
+    argv = [PYTHON, "-m", "bench.server", "bare" if kind == "ceiling" else kind,
+            "--timezone", timezone,
+            "--sites", str(SITES), "--services", str(SERVICES)]
+    if dsn:
+        argv += ["--dsn", dsn]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+    except TimeoutError:
+        proc.kill()
+        raise
+    if not line.startswith(b"READY "):
+        await proc.wait()
+        raise RuntimeError(f"{kind} server did not start (exit {proc.returncode})")
+    return proc, int(line.split()[1])
+
+
+async def stop_server(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def generate_load(port: int, kind: str, *, clients: int, warmup: float, duration: float,
+                        server_pid: int) -> RunResult:
+    import psutil
+
+    result = RunResult(kind, duration)
+    headers_base = {"Authorization": f"Bearer {KIOSK_TOKEN}", "Content-Type": "application/json"}
+    targets = [(f"site-{s:03d}", f"S{j:02d}") for s in range(SITES) for j in range(SERVICES)]
+    urls = {site: f"http://127.0.0.1:{port}/api/v1/sites/{site}/tickets" for site, _ in targets}
+    bodies = {svc: json.dumps({"service": svc}).encode() for _, svc in targets}
+    issued: Counter[tuple[str, str]] = Counter()
+    server = psutil.Process(server_pid)
+    began = time.perf_counter()
+    window_start = began + warmup
+    window_end = window_start + duration
+    marks: dict[str, tuple[float, float, float]] = {}
+
+    async def sampler() -> None:
+        # CPU of client, server and postgres at the window's edges.
+        for name, at in (("start", window_start), ("end", window_end)):
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            st = server.cpu_times()
+            marks[name] = (time.process_time(), st.user + st.system, _postgres_cpu_seconds())
+
+    async def worker(n: int, session: aiohttp.ClientSession) -> None:
+        rng = random.Random(n)
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= window_end:
+                return
+            target = rng.choice(targets)
+            while issued[target] >= PER_SERVICE_LIMIT:
+                target = rng.choice(targets)
+            issued[target] += 1
+            site, service = target
+            headers = {**headers_base, "Idempotency-Key": uuid.uuid4().hex}
+            status: int | None = None
+            try:
+                async with session.post(urls[site], data=bodies[service], headers=headers) as r:
+                    await r.read()
+                    status = r.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                result.failures[type(exc).__name__] += 1
+            t1 = time.perf_counter()
+            if status == 201:
+                result.ok_total += 1
+            elif status is not None:
+                result.failures[f"HTTP {status}"] += 1
+            if window_start <= t1 <= window_end:
+                result.completed += 1
+                result.latencies.append(t1 - t0)
+                if status == 201:
+                    result.ok_window += 1
+
+    connector = aiohttp.TCPConnector(limit=clients, limit_per_host=clients)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        sample = asyncio.create_task(sampler())
+        await asyncio.gather(*(worker(n, session) for n in range(clients)))
+        await sample
+    (c0, s0, p0), (c1, s1, p1) = marks["start"], marks["end"]
+    result.client_cpu = (c1 - c0) / duration
+    result.server_cpu = (s1 - s0) / duration
+    result.postgres_cpu = (p1 - p0) / duration
+    return result
+
+
+async def count_committed(dsn: str, result: RunResult) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        result.committed = await conn.fetchval(
+            "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'")
+        result.answers = await conn.fetchval("SELECT count(*) FROM idempotency_keys")
+        result.transactions = await conn.fetchval(
+            "SELECT count(DISTINCT recorded_at) FROM ticket_events")
+    finally:
+        await conn.close()
+
+
+async def one_run(kind: str, server_url: str, timezone: str, *, clients: int, warmup: float,
+                  duration: float) -> RunResult:
+    dsn = await create_database(server_url, "bench_issue") if kind == "service" else None
+    try:
+        proc, port = await start_server(kind, dsn, timezone)
+        try:
+            result = await generate_load(port, kind, clients=clients, warmup=warmup,
+                                         duration=duration, server_pid=proc.pid)
+        finally:
+            await stop_server(proc)  # the engine drains its queue before exiting
+        if dsn is not None:
+            await count_committed(dsn, result)
+        return result
+    finally:
+        if dsn is not None:
+            await drop_database(server_url, dsn)
+
+
+def _describe(r: RunResult) -> str:
+    line = (f"  {r.kind:8s} {r.rps:7.0f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms"
+            f"  cpu client {r.client_cpu:4.0%} server {r.server_cpu:4.0%}"
+            f" postgres {r.postgres_cpu:4.0%}")
+    if r.committed is not None:
+        line += (f"  | 201s {r.ok_total} = committed {r.committed}"
+                 f" {'OK' if r.committed == r.ok_total else 'MISMATCH'}"
+                 f", {r.ok_total / max(1, r.transactions or 1):.1f} tickets/commit")
+    if r.failures:
+        line += f"  failures {dict(r.failures)}"
+    return line
+
+
+async def run(server_url: str, *, reps: int, clients: int, warmup: float,
+              duration: float) -> dict[str, Any]:
+    banner("issue: POST /api/v1/sites/{site}/tickets, durable commits")
+    settings = await server_settings(server_url)
+    print("postgres: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    timezone = pick_timezone()
+    print(f"config: {SITES} sites x {SERVICES} services (open 00:00-23:59 {timezone}, no quota),"
+          f" {clients} concurrent clients, warm-up {warmup:g} s, window {duration:g} s,"
+          f" {reps} repetitions, cpus {os.cpu_count()}", flush=True)
+    runs: dict[str, list[RunResult]] = {"ceiling": [], "service": []}
+    for i in range(reps):
+        order = ("ceiling", "service") if i % 2 == 0 else ("service", "ceiling")
+        print(f" repetition {i + 1}/{reps}", flush=True)
+        for kind in order:
+            r = await one_run(kind, server_url, timezone, clients=clients, warmup=warmup,
+                              duration=duration)
+            runs[kind].append(r)
+            print(_describe(r), flush=True)
+
+    svc, ceil = runs["service"], runs["ceiling"]
+    svc_rps, ceil_rps = [r.rps for r in svc], [r.rps for r in ceil]
+    ratios = [s.rps / c.rps for s, c in zip(svc, ceil, strict=True) if c.rps]
+    p99 = [r.p99_ms for r in svc]
+    p50 = [r.p50_ms for r in svc]
+    ok = sum(r.ok_total for r in svc)
+    committed = sum(r.committed or 0 for r in svc)
+    ratio = median(svc_rps) / median(ceil_rps)
+    print("\n summary (median (min..max) over repetitions)")
+    print(f"  ceiling (bare aiohttp): {spread(ceil_rps)} req/s, p50 "
+          f"{spread([r.p50_ms for r in ceil], '{:.1f}')} ms, p99 "
+          f"{spread([r.p99_ms for r in ceil], '{:.1f}')} ms")
+    print(f"  service (durable):      {spread(svc_rps)} req/s, p50 {spread(p50, '{:.1f}')} ms,"
+          f" p99 {spread(p99, '{:.1f}')} ms")
+    print(f"  service / ceiling:      {ratio:.0%} of median throughput"
+          f" (per-repetition ratios {', '.join(f'{x:.0%}' for x in ratios)})")
+    print(f"  target >= 40% of ceiling: {'met' if ratio >= 0.40 else 'NOT met'};"
+          f" target p99 < 50 ms: {'met' if median(p99) < 50 else 'NOT met'}"
+          f" (median p99 {median(p99):.1f} ms)")
+    print(f"  durability: {ok} responses 201, {committed} ticket_issued rows committed -> "
+          f"{'equal' if ok == committed else 'DIFFERENT'}")
+    return {"service_rps": median(svc_rps), "ceiling_rps": median(ceil_rps), "ratio": ratio,
+            "p50_ms": median(p50), "p99_ms": median(p99), "ok": ok, "committed": committed}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--clients", type=int, default=50)
+
+
+def main(args: argparse.Namespace, server_url: str | None = None) -> dict[str, Any]:
+    async def go(url: str) -> dict[str, Any]:
+        return await run(url, reps=args.reps, clients=args.clients, warmup=args.warmup,
+                         duration=args.duration)
+
+    if server_url is not None:
+        return asyncio.run(go(server_url))
+    with database_server() as url:
+        return asyncio.run(go(url))
