@@ -6,8 +6,8 @@ import argparse
 import getpass
 import logging
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from queue_service.config import ConfigError, hash_token, load_config
 
@@ -22,9 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="site configuration (TOML)")
     run.add_argument("--host", help="listen address (ANTRIAN_HOST, default 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (ANTRIAN_PORT, default 8080)")
-    run.add_argument("--data-dir",
-                     help="embedded PostgreSQL data directory when DATABASE_URL is unset "
-                          "(ANTRIAN_DATA_DIR, default var/pgdata)")
+    run.add_argument(
+        "--data-dir",
+        help="embedded PostgreSQL data directory when DATABASE_URL is unset "
+        "(ANTRIAN_DATA_DIR, default var/pgdata)",
+    )
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("file", nargs="?", help="site configuration (TOML)")
@@ -51,8 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         services = sum(len(s.services) for s in config.sites.values())
         counters = sum(len(s.counters) for s in config.sites.values())
-        print(f"{path}: OK ({len(config.sites)} site(s), {services} services, "
-              f"{counters} counters, {len(config.tokens)} tokens)")
+        print(
+            f"{path}: OK ({len(config.sites)} site(s), {services} services, "
+            f"{counters} counters, {len(config.tokens)} tokens)"
+        )
         return 0
     if args.command == "hash-token":
         secret = args.token or getpass.getpass("token: ")
@@ -67,20 +71,33 @@ def _run(args: argparse.Namespace) -> int:
     from queue_service.settings import Settings
     from queue_service.web.app import create_app
 
-    settings = Settings.from_env(args.config, host=args.host, port=args.port,
-                                 data_dir=Path(args.data_dir) if args.data_dir else None)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env(
+        args.config,
+        host=args.host,
+        port=args.port,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+    )
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         config = load_config(settings.config_path)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("%s", problem)
-        log.error("the service did not start: %d problem(s) in the configuration",
-                  len(exc.problems))
+        log.error(
+            "the service did not start: %d problem(s) in the configuration", len(exc.problems)
+        )
         return 1
-    where = "DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir}"
+    where = (
+        "DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir}"
+    )
     log.info("starting Antrian on http://%s:%d/ with %s", settings.host, settings.port, where)
-    web.run_app(create_app(settings, config), host=settings.host, port=settings.port,
-                print=None, shutdown_timeout=10)
+    web.run_app(
+        create_app(settings, config),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=10,
+    )
     return 0

@@ -193,8 +193,9 @@ class _Reader:
             self.problem(key, f"is not a valid time of day: {value!r}")
             return None
 
-    def strings(self, table: Mapping[str, Any], key: str, where: str, *,
-                required: bool = True) -> list[str]:
+    def strings(
+        self, table: Mapping[str, Any], key: str, where: str, *, required: bool = True
+    ) -> list[str]:
         """A list of strings; non-string items are reported and dropped."""
         items = self.get(table, key, where, list, required=required, default=[]) or []
         good = [item for item in items if isinstance(item, str)]
@@ -209,8 +210,14 @@ class _Reader:
 
 
 def _kind_name(kinds: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "a list", dict: "a table"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
@@ -256,8 +263,17 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> AppConfig:
 def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
     r.unknown_keys(
         raw,
-        {"id", "name", "timezone", "hours", "breaks", "agencies", "services", "counters",
-         "no_show_min_calls"},
+        {
+            "id",
+            "name",
+            "timezone",
+            "hours",
+            "breaks",
+            "agencies",
+            "services",
+            "counters",
+            "no_show_min_calls",
+        },
         where,
     )
     site_id = r.get(raw, "id", where, str, default="")
@@ -293,8 +309,9 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         r.problem(f"{where}.hours", "the site must open on at least one day")
 
     breaks: list[Break] = []
-    for j, raw_break in enumerate(r.get(raw, "breaks", where, list, required=False, default=[])
-                                  or []):
+    for j, raw_break in enumerate(
+        r.get(raw, "breaks", where, list, required=False, default=[]) or []
+    ):
         key = f"{where}.breaks[{j}]"
         if not isinstance(raw_break, dict):
             r.problem(key, "must be a table")
@@ -370,7 +387,10 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         zone = r.get(raw_counter, "zone", key, str, required=False)
         uses_start = r.get(raw_counter, "uses_start", key, bool, required=False, default=True)
         counters[cid] = Counter(
-            cid, r.get(raw_counter, "name", key, str, default=""), tuple(served), zone,
+            cid,
+            r.get(raw_counter, "name", key, str, default=""),
+            tuple(served),
+            zone,
             bool(uses_start),
         )
     unserved = [code for code in services if not any(code in c.services for c in counters.values())]
@@ -378,8 +398,14 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         r.problem(f"{where}.services", f"service {code!r} is served by no counter")
 
     return Site(
-        id=site_id, name=name, timezone=tz, hours=hours, breaks=tuple(breaks),
-        agencies=agencies, services=services, counters=counters,
+        id=site_id,
+        name=name,
+        timezone=tz,
+        hours=hours,
+        breaks=tuple(breaks),
+        agencies=agencies,
+        services=services,
+        counters=counters,
         no_show_min_calls=no_show if isinstance(no_show, int) else 2,
     )
 
@@ -389,8 +415,19 @@ def _parse_service(
 ) -> Service | None:
     r.unknown_keys(
         raw,
-        {"code", "agency", "name_id", "name_en", "prefix", "target_wait_minutes", "daily_quota",
-         "cutoff", "priority_policy", "priority_interleave", "default_service_minutes"},
+        {
+            "code",
+            "agency",
+            "name_id",
+            "name_en",
+            "prefix",
+            "target_wait_minutes",
+            "daily_quota",
+            "cutoff",
+            "priority_policy",
+            "priority_interleave",
+            "default_service_minutes",
+        },
         key,
     )
     code = r.get(raw, "code", key, str, default="")
@@ -420,15 +457,23 @@ def _parse_service(
     if dsm is not None and not 0 < dsm <= 240:
         r.problem(f"{key}.default_service_minutes", "must be more than 0 and at most 240")
     return Service(
-        code=code, agency=agency, name_id=r.get(raw, "name_id", key, str, default=""),
-        name_en=r.get(raw, "name_en", key, str, default=""), prefix=prefix,
-        target_wait_minutes=target or 1, daily_quota=quota, cutoff=cutoff,
-        priority_policy=policy or "strict", priority_interleave=interleave or 3,
+        code=code,
+        agency=agency,
+        name_id=r.get(raw, "name_id", key, str, default=""),
+        name_en=r.get(raw, "name_en", key, str, default=""),
+        prefix=prefix,
+        target_wait_minutes=target or 1,
+        daily_quota=quota,
+        cutoff=cutoff,
+        priority_policy=policy or "strict",
+        priority_interleave=interleave or 3,
         default_service_minutes=float(dsm or 5.0),
     )
 
 
-def _parse_tokens(r: _Reader, data: Mapping[str, Any], sites: Mapping[str, Site]) -> tuple[Token, ...]:
+def _parse_tokens(
+    r: _Reader, data: Mapping[str, Any], sites: Mapping[str, Site]
+) -> tuple[Token, ...]:
     tokens: list[Token] = []
     seen: set[str] = set()
     for i, raw in enumerate(r.get(data, "tokens", "", list, required=False, default=[]) or []):

@@ -12,6 +12,7 @@ acknowledgement was lost is found there and applied, never decided twice).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -59,19 +60,30 @@ class EngineStats:
 
 
 class Engine:
-    def __init__(self, config: AppConfig, store: EventStore, clock: Clock, *,
-                 max_batch: int = 1024, retry_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        store: EventStore,
+        clock: Clock,
+        *,
+        max_batch: int = 1024,
+        retry_seconds: float = 1.0,
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
-        self.committed: dict[str, SiteState] = {s: SiteState(site) for s, site in config.sites.items()}
+        self.committed: dict[str, SiteState] = {
+            s: SiteState(site) for s, site in config.sites.items()
+        }
         self.working: dict[str, SiteState] = {s: st.clone() for s, st in self.committed.items()}
         self.answers: dict[tuple[str, str], IdempotentAnswer] = {}
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[None]]] = {}
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # set while nothing waits to be committed
+        self._idle.set()
         self._next_seq = 1
         self._committed_seq = 0
         self.listeners: list[Listener] = []
@@ -100,8 +112,12 @@ class Engine:
         self.working = {s: st.clone() for s, st in self.committed.items()}
         self.stats.replay_seconds = time.perf_counter() - began
         self.stats.replayed_events = count
-        log.info("replayed %d events of %d sites in %.3f s", count, len(self.committed),
-                 self.stats.replay_seconds)
+        log.info(
+            "replayed %d events of %d sites in %.3f s",
+            count,
+            len(self.committed),
+            self.stats.replay_seconds,
+        )
         self.available = True
         self._task = asyncio.create_task(self._writer(), name="engine-writer")
         self.ready = True
@@ -110,13 +126,12 @@ class Engine:
         self.ready = False
         if self._task is not None:
             # Let queued commits finish: they were decided and their senders wait.
-            while not self._queue.empty() and self.available:
-                await asyncio.sleep(0.01)
+            if self.available:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), timeout=5)
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         self._fail_queued(StoreUnavailable("service is shutting down"))
 
@@ -134,9 +149,15 @@ class Engine:
 
     # -- commands ----------------------------------------------------------------------
 
-    async def execute(self, site_id: str, decide: Decide, respond: Respond, *,
-                      idempotency_key: str | None = None,
-                      request_hash: str = "") -> tuple[int, dict[str, Any]]:
+    async def execute(
+        self,
+        site_id: str,
+        decide: Decide,
+        respond: Respond,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str = "",
+    ) -> tuple[int, dict[str, Any]]:
         """Decide, apply, commit; return (status, response) once the events are committed."""
         if site_id not in self.committed:
             raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
@@ -164,12 +185,20 @@ class Engine:
         status, response = respond(working, numbered)
         answer = None
         if key is not None:
-            answer = IdempotentAnswer(site_id, key[1], request_hash, status, response,
-                                      numbered[-1].seq if numbered else self._committed_seq, now)
+            answer = IdempotentAnswer(
+                site_id,
+                key[1],
+                request_hash,
+                status,
+                response,
+                numbered[-1].seq if numbered else self._committed_seq,
+                now,
+            )
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if key is not None:
             self._inflight[key] = (request_hash, future)
         try:
+            self._idle.clear()
             self._queue.put_nowait(_Pending(numbered, answer, future))
             await asyncio.shield(future)
         finally:
@@ -177,23 +206,25 @@ class Engine:
                 self._inflight.pop(key, None)
         return status, response
 
-    async def _replayed(self, key: tuple[str, str],
-                        request_hash: str) -> tuple[int, dict[str, Any]] | None:
+    async def _replayed(
+        self, key: tuple[str, str], request_hash: str
+    ) -> tuple[int, dict[str, Any]] | None:
         inflight = self._inflight.get(key)
         if inflight is not None:
             if inflight[0] != request_hash:
                 raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used for a different request", key=key[1])
-            try:
+                    "this Idempotency-Key was used for a different request", key=key[1]
+                )
+            with contextlib.suppress(StoreUnavailable):
+                # If the first attempt failed, the request is decided afresh below.
                 await asyncio.shield(inflight[1])
-            except StoreUnavailable:
-                pass  # the first attempt failed: decide again below
         answer = self.answers.get(key)
         if answer is None:
             return None
         if answer.request_hash != request_hash:
             raise IdempotencyKeyReused(
-                "this Idempotency-Key was used for a different request", key=key[1])
+                "this Idempotency-Key was used for a different request", key=key[1]
+            )
         return answer.status, answer.response
 
     # -- the writer --------------------------------------------------------------------
@@ -233,6 +264,8 @@ class Engine:
             for p in batch:
                 if not p.future.done():
                     p.future.set_result(None)
+            if self._queue.empty():
+                self._idle.set()
 
     def _commit_applied(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
         for event in events:
@@ -254,6 +287,7 @@ class Engine:
             pending = self._queue.get_nowait()
             if not pending.future.done():
                 pending.future.set_exception(exc)
+        self._idle.set()
         # Retrieve exceptions nobody awaits any more, so asyncio does not warn about them.
         for _, future in list(self._inflight.values()):
             if future.done() and not future.cancelled():
@@ -267,9 +301,9 @@ class Engine:
             if max_seq > self._committed_seq:
                 late = await self.store.load_after(self._committed_seq)
                 answers = await self.store.load_answers(
-                    self.clock.now() - IDEMPOTENCY_WINDOW, after_seq=self._committed_seq)
-                log.warning("adopting %d events committed before a lost acknowledgement",
-                            len(late))
+                    self.clock.now() - IDEMPOTENCY_WINDOW, after_seq=self._committed_seq
+                )
+                log.warning("adopting %d events committed before a lost acknowledgement", len(late))
                 self._commit_applied(late, answers)
         except StoreUnavailable:
             raise
@@ -281,6 +315,15 @@ class Engine:
 
 
 def _with_seq(event: Event, seq: int) -> Event:
-    return Event(type=event.type, site=event.site, ts=event.ts, day=event.day,
-                 ticket_id=event.ticket_id, counter_id=event.counter_id, service=event.service,
-                 segment=event.segment, data=event.data, seq=seq)
+    return Event(
+        type=event.type,
+        site=event.site,
+        ts=event.ts,
+        day=event.day,
+        ticket_id=event.ticket_id,
+        counter_id=event.counter_id,
+        service=event.service,
+        segment=event.segment,
+        data=event.data,
+        seq=seq,
+    )

@@ -24,14 +24,18 @@ def ticket_status(state: SiteState, ticket: Ticket, now: datetime) -> dict[str, 
     """What the citizen's phone (and the kiosk's confirmation) shows."""
     service = state.site.services[ticket.service]
     ahead = state.people_ahead(ticket)
-    estimate = (state.estimated_wait_seconds(ticket.service, ahead)
-                if ticket.state == WAITING else None)
-    counter_name = (state.site.counters[ticket.counter].name
-                    if ticket.counter is not None else None)
+    estimate = (
+        state.estimated_wait_seconds(ticket.service, ahead) if ticket.state == WAITING else None
+    )
+    counter_name = state.site.counters[ticket.counter].name if ticket.counter is not None else None
     now_calling = sorted(
-        (t for t in state.tickets.values()
-         if t.state in (CALLED, SERVING) and t.service == ticket.service),
-        key=lambda t: t.last_called_at or now, reverse=True,
+        (
+            t
+            for t in state.tickets.values()
+            if t.state in (CALLED, SERVING) and t.service == ticket.service
+        ),
+        key=lambda t: t.last_called_at or now,
+        reverse=True,
     )
     return {
         "id": ticket.id,
@@ -47,7 +51,8 @@ def ticket_status(state: SiteState, ticket: Ticket, now: datetime) -> dict[str, 
         "people_ahead": ahead if ticket.state == WAITING else 0,
         "estimated_wait_seconds": _round(estimate),
         "waited_seconds": _round((now - ticket.enqueued_at).total_seconds())
-        if ticket.state == WAITING else None,
+        if ticket.state == WAITING
+        else None,
         "counter": ticket.counter,
         "counter_name": counter_name,
         "calls": ticket.calls,
@@ -72,7 +77,9 @@ def _counter_view(state: SiteState, cid: str, now: datetime) -> dict[str, Any]:
         "state": c.state,
         "reason": c.reason,
         "since": _iso(c.since),
-        "ticket": None if held is None else {
+        "ticket": None
+        if held is None
+        else {
             "id": held.id,
             "number": held.number,
             "service": held.service,
@@ -89,12 +96,14 @@ def _counter_view(state: SiteState, cid: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _service_view(state: SiteState, code: str, now: datetime, *,
-                  with_tickets: bool) -> dict[str, Any]:
+def _service_view(
+    state: SiteState, code: str, now: datetime, *, with_tickets: bool
+) -> dict[str, Any]:
     q = state.queues[code]
     svc = q.service
-    waiting = sorted(q.waiting(), key=lambda t: (
-        t.priority is None or not q.uses_priority(), t.queue_key, t.seq))
+    waiting = sorted(
+        q.waiting(), key=lambda t: (t.priority is None or not q.uses_priority(), t.queue_key, t.seq)
+    )
     oldest = min((t.enqueued_at for t in waiting), default=None)
     open_counters = len(state.open_counters(code))
     local = state.site.local(now).time()
@@ -132,9 +141,14 @@ def _service_view(state: SiteState, code: str, now: datetime, *,
     }
     if with_tickets:
         view["tickets"] = [
-            {"id": t.id, "number": t.number, "priority": t.priority,
-             "issued_at": _iso(t.issued_at), "enqueued_at": _iso(t.enqueued_at),
-             "wait_seconds": _round((now - t.enqueued_at).total_seconds())}
+            {
+                "id": t.id,
+                "number": t.number,
+                "priority": t.priority,
+                "issued_at": _iso(t.issued_at),
+                "enqueued_at": _iso(t.enqueued_at),
+                "wait_seconds": _round((now - t.enqueued_at).total_seconds()),
+            }
             for t in waiting
         ]
     return view
@@ -154,14 +168,16 @@ def snapshot(state: SiteState, now: datetime, *, with_tickets: bool = True) -> d
         "break": None if brk is None else {"label": brk.label, "until": f"{brk.end:%H:%M}"},
         "seq": state.last_seq,
         "agencies": [{"id": a.id, "name": a.name} for a in site.agencies.values()],
-        "services": [_service_view(state, code, now, with_tickets=with_tickets)
-                     for code in site.services],
+        "services": [
+            _service_view(state, code, now, with_tickets=with_tickets) for code in site.services
+        ],
         "counters": [_counter_view(state, cid, now) for cid in site.counters],
     }
 
 
-def display(state: SiteState, now: datetime, zone: str | None = None,
-            history: int = 8) -> dict[str, Any]:
+def display(
+    state: SiteState, now: datetime, zone: str | None = None, history: int = 8
+) -> dict[str, Any]:
     """The public TV display: who is called where, newest first. Numbers only."""
     site = state.site
     counters = [cid for cid, c in site.counters.items() if zone is None or c.zone == zone]
@@ -169,24 +185,44 @@ def display(state: SiteState, now: datetime, zone: str | None = None,
     for cid in counters:
         c = state.counters[cid]
         held = state.tickets[c.ticket_id] if c.ticket_id else None
-        serving.append({
-            "counter": cid, "counter_name": site.counters[cid].name, "state": c.state,
-            "number": held.number if held else None,
-            "service": held.service if held else None,
-            "called_at": _iso(held.last_called_at) if held else None,
-        })
+        serving.append(
+            {
+                "counter": cid,
+                "counter_name": site.counters[cid].name,
+                "state": c.state,
+                "number": held.number if held else None,
+                "service": held.service if held else None,
+                "called_at": _iso(held.last_called_at) if held else None,
+            }
+        )
     recent = sorted(
-        (t for t in state.tickets.values()
-         if t.last_called_at is not None and t.last_counter is not None
-         and (zone is None or site.counters[t.last_counter].zone == zone)),
-        key=lambda t: t.last_called_at or now, reverse=True,
+        (
+            t
+            for t in state.tickets.values()
+            if t.last_called_at is not None
+            and t.last_counter is not None
+            and (zone is None or site.counters[t.last_counter].zone == zone)
+        ),
+        key=lambda t: t.last_called_at or now,
+        reverse=True,
     )[:history]
     return {
-        "site": site.id, "name": site.name, "zone": zone, "now": now.isoformat(),
-        "seq": state.last_seq, "serving": serving,
-        "recent": [{"number": t.number, "counter": t.last_counter,
-                    "counter_name": site.counters[t.last_counter].name if t.last_counter else None,
-                    "called_at": _iso(t.last_called_at), "state": t.state} for t in recent],
+        "site": site.id,
+        "name": site.name,
+        "zone": zone,
+        "now": now.isoformat(),
+        "seq": state.last_seq,
+        "serving": serving,
+        "recent": [
+            {
+                "number": t.number,
+                "counter": t.last_counter,
+                "counter_name": site.counters[t.last_counter].name if t.last_counter else None,
+                "called_at": _iso(t.last_called_at),
+                "state": t.state,
+            }
+            for t in recent
+        ],
         "waiting": {code: len(q) for code, q in state.queues.items()},
     }
 
@@ -195,12 +231,34 @@ def site_directory(state: SiteState, now: datetime) -> dict[str, Any]:
     """What a kiosk needs to draw its menu: agencies, services and whether each accepts."""
     snap = snapshot(state, now, with_tickets=False)
     return {
-        "site": snap["site"], "name": snap["name"], "timezone": snap["timezone"],
-        "open": snap["open"], "break": snap["break"], "agencies": snap["agencies"],
-        "services": [{k: s[k] for k in (
-            "code", "agency", "name", "prefix", "target_wait_seconds", "waiting",
-            "estimated_wait_seconds", "accepting", "not_accepting_reason", "daily_quota",
-            "issued_today", "cutoff", "open_counters")} for s in snap["services"]],
-        "counters": [{"id": c["id"], "name": c["name"], "zone": c["zone"]}
-                     for c in snap["counters"]],
+        "site": snap["site"],
+        "name": snap["name"],
+        "timezone": snap["timezone"],
+        "open": snap["open"],
+        "break": snap["break"],
+        "agencies": snap["agencies"],
+        "services": [
+            {
+                k: s[k]
+                for k in (
+                    "code",
+                    "agency",
+                    "name",
+                    "prefix",
+                    "target_wait_seconds",
+                    "waiting",
+                    "estimated_wait_seconds",
+                    "accepting",
+                    "not_accepting_reason",
+                    "daily_quota",
+                    "issued_today",
+                    "cutoff",
+                    "open_counters",
+                )
+            }
+            for s in snap["services"]
+        ],
+        "counters": [
+            {"id": c["id"], "name": c["name"], "zone": c["zone"]} for c in snap["counters"]
+        ],
     }

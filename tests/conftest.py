@@ -85,8 +85,12 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def client(aiohttp_client, settings: Settings, config: AppConfig,  # type: ignore[no-untyped-def]
-                 clock: ManualClock) -> TestClient:
+async def client(
+    aiohttp_client,
+    settings: Settings,
+    config: AppConfig,  # type: ignore[no-untyped-def]
+    clock: ManualClock,
+) -> TestClient:
     return await aiohttp_client(create_app(settings, config, clock))
 
 
@@ -105,16 +109,35 @@ def counter_auth(counter_id: str) -> dict[str, str]:
 
 def one_queue_hall(counters: int, **service: Any) -> AppConfig:
     """A one-site, one-service hall whose every counter serves the single queue Q."""
-    return parse_config({
-        "sites": [{
-            "id": "hall", "name": "Test hall", "timezone": "Asia/Makassar",
-            "hours": {d: ["00:00", "23:59"] for d in ("mon", "tue", "wed", "thu", "fri",
-                                                      "sat", "sun")},
-            "agencies": [{"id": "a", "name": "Agency"}],
-            "services": [{"code": "Q", "agency": "a", "name_id": "Layanan", "name_en": "Service",
-                          "prefix": "Q", "target_wait_minutes": 15, **service}],
-            "counters": [{"id": f"c{n:02d}", "name": f"Loket {n}", "services": ["Q"]}
-                         for n in range(counters)],
-        }],
-        "tokens": [{"name": "admin", "role": "admin", "sha256": hash_token("demo-admin")}],
-    })
+    return parse_config(
+        {
+            "sites": [
+                {
+                    "id": "hall",
+                    "name": "Test hall",
+                    "timezone": "Asia/Makassar",
+                    "hours": {
+                        d: ["00:00", "23:59"]
+                        for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+                    },
+                    "agencies": [{"id": "a", "name": "Agency"}],
+                    "services": [
+                        {
+                            "code": "Q",
+                            "agency": "a",
+                            "name_id": "Layanan",
+                            "name_en": "Service",
+                            "prefix": "Q",
+                            "target_wait_minutes": 15,
+                            **service,
+                        }
+                    ],
+                    "counters": [
+                        {"id": f"c{n:02d}", "name": f"Loket {n}", "services": ["Q"]}
+                        for n in range(counters)
+                    ],
+                }
+            ],
+            "tokens": [{"name": "admin", "role": "admin", "sha256": hash_token("demo-admin")}],
+        }
+    )

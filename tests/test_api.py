@@ -15,21 +15,28 @@ from tests.conftest import ADMIN, KIOSK, MANAGER, SITE, auth, counter_auth, one_
 BASE = f"/api/v1/sites/{SITE}"
 
 
-async def issue(client: TestClient, service: str = "KTP-EL", *, key: str | None = None,
-                **extra: Any) -> dict[str, Any]:
+async def issue(
+    client: TestClient, service: str = "KTP-EL", *, key: str | None = None, **extra: Any
+) -> dict[str, Any]:
     headers = dict(KIOSK)
     if key:
         headers["Idempotency-Key"] = key
-    resp = await client.post(f"{BASE}/tickets", json={"service": service, **extra},
-                             headers=headers)
+    resp = await client.post(f"{BASE}/tickets", json={"service": service, **extra}, headers=headers)
     assert resp.status == 201, await resp.text()
     return await resp.json()  # type: ignore[no-any-return]
 
 
-async def act(client: TestClient, counter: str, action: str, body: dict[str, Any] | None = None,
-              *, status: int = 200) -> dict[str, Any]:
-    resp = await client.post(f"{BASE}/counters/{counter}/{action}", json=body or {},
-                             headers=counter_auth(counter))
+async def act(
+    client: TestClient,
+    counter: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+) -> dict[str, Any]:
+    resp = await client.post(
+        f"{BASE}/counters/{counter}/{action}", json=body or {}, headers=counter_auth(counter)
+    )
     data = await resp.json()
     assert resp.status == status, data
     return data  # type: ignore[no-any-return]
@@ -78,8 +85,9 @@ async def test_concurrent_retries_with_one_key_give_one_ticket(client: TestClien
 async def test_idempotency_key_reused_with_another_body_is_409(client: TestClient) -> None:
     key = str(uuid.uuid4())
     await issue(client, key=key)
-    resp = await client.post(f"{BASE}/tickets", json={"service": "KK"},
-                             headers={**KIOSK, "Idempotency-Key": key})
+    resp = await client.post(
+        f"{BASE}/tickets", json={"service": "KK"}, headers={**KIOSK, "Idempotency-Key": key}
+    )
     assert resp.status == 409
     assert (await resp.json())["code"] == "idempotency_key_reused"
 
@@ -97,16 +105,18 @@ async def test_twenty_counters_calling_at_once_on_one_queue_never_share_a_ticket
         resp = await client.post(f"{base}/tickets", json={"service": "Q"}, headers=ADMIN)
         assert resp.status == 201
     for _round in range(3):
-        results = await asyncio.gather(*(
-            client.post(f"{base}/counters/{c}/call-next", headers=ADMIN) for c in counters))
+        results = await asyncio.gather(
+            *(client.post(f"{base}/counters/{c}/call-next", headers=ADMIN) for c in counters)
+        )
         bodies = [await r.json() for r in results]
         held = [b["ticket"]["id"] for r, b in zip(results, bodies, strict=True) if r.status == 200]
         assert len(held) == len(set(held))
         refused = {b["code"] for r, b in zip(results, bodies, strict=True) if r.status != 200}
         assert refused <= {"queue_empty"}
         assert len(held) == min(20, 30 - 20 * _round) if _round < 2 else not held
-        await asyncio.gather(*(
-            client.post(f"{base}/counters/{c}/finish", headers=ADMIN) for c in counters))
+        await asyncio.gather(
+            *(client.post(f"{base}/counters/{c}/finish", headers=ADMIN) for c in counters)
+        )
 
 
 @pytest.mark.parametrize(
@@ -128,8 +138,9 @@ async def test_twenty_counters_calling_at_once_on_one_queue_never_share_a_ticket
 async def test_bad_ticket_requests_get_documented_errors(
     client: TestClient, body: bytes, headers: dict[str, str], status: int, code: str
 ) -> None:
-    resp = await client.post(f"{BASE}/tickets", data=body,
-                             headers={**headers, "Content-Type": "application/json"})
+    resp = await client.post(
+        f"{BASE}/tickets", data=body, headers={**headers, "Content-Type": "application/json"}
+    )
     data = await resp.json()
     assert resp.status == status, data
     assert data["code"] == code
@@ -163,8 +174,9 @@ async def test_invalid_transitions_are_409(client: TestClient) -> None:
 
 
 async def test_counter_token_cannot_act_on_another_counter(client: TestClient) -> None:
-    resp = await client.post(f"{BASE}/counters/loket-02/open", json={},
-                             headers=counter_auth("loket-01"))
+    resp = await client.post(
+        f"{BASE}/counters/loket-02/open", json={}, headers=counter_auth("loket-01")
+    )
     assert resp.status == 403
     assert (await resp.json())["code"] == "counter_not_allowed"
 

@@ -85,9 +85,20 @@ class Service:
     async def start(self, session: aiohttp.ClientSession) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "queue_service", "run", "--config", str(self.config),
-                 "--port", str(self.port)],
-                env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+                [
+                    sys.executable,
+                    "-m",
+                    "queue_service",
+                    "run",
+                    "--config",
+                    str(self.config),
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
         for _ in range(300):
             if self.proc.poll() is not None:
@@ -124,8 +135,9 @@ def hall_config(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(params=["database_url", "embedded"])
-def service_env(request: pytest.FixtureRequest, tmp_path: Path,
-                database_url: str) -> Iterator[dict[str, str]]:
+def service_env(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> Iterator[dict[str, str]]:
     """Run the service on DATABASE_URL, or (DATABASE_URL unset) on its embedded PostgreSQL."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["ANTRIAN_LOG_LEVEL"] = "WARNING"
@@ -143,10 +155,14 @@ def service_env(request: pytest.FixtureRequest, tmp_path: Path,
         server.stop()
 
 
-async def issue(session: aiohttp.ClientSession, url: str, key: str,
-                service: str = "Q") -> tuple[int, dict[str, Any]]:
-    async with session.post(f"{url}/api/v1/sites/hall/tickets", json={"service": service},
-                            headers={**ADMIN, "Idempotency-Key": key}) as resp:
+async def issue(
+    session: aiohttp.ClientSession, url: str, key: str, service: str = "Q"
+) -> tuple[int, dict[str, Any]]:
+    async with session.post(
+        f"{url}/api/v1/sites/hall/tickets",
+        json={"service": service},
+        headers={**ADMIN, "Idempotency-Key": key},
+    ) as resp:
         return resp.status, await resp.json()
 
 
@@ -157,17 +173,18 @@ async def test_sigkill_after_acknowledged_tickets_loses_nothing(
     async with aiohttp.ClientSession() as session:
         try:
             await service.start(session)
-            await session.post(f"{service.url}/api/v1/sites/hall/counters/c1/open",
-                               headers=ADMIN)
-            await session.post(f"{service.url}/api/v1/sites/hall/counters/c1/call-next",
-                               headers=ADMIN)
+            await session.post(f"{service.url}/api/v1/sites/hall/counters/c1/open", headers=ADMIN)
+            await session.post(
+                f"{service.url}/api/v1/sites/hall/counters/c1/call-next", headers=ADMIN
+            )
             keys = [str(uuid.uuid4()) for _ in range(120)]
             acked: dict[str, dict[str, Any]] = {}
 
             async def one(key: str) -> None:
                 try:
-                    status, body = await issue(session, service.url, key,
-                                               "Q" if len(acked) % 2 else "R")
+                    status, body = await issue(
+                        session, service.url, key, "Q" if len(acked) % 2 else "R"
+                    )
                 except aiohttp.ClientError:
                     return
                 if status == 201:
@@ -184,8 +201,9 @@ async def test_sigkill_after_acknowledged_tickets_loses_nothing(
             assert len(acked_now) >= 60
 
             await service.start(session)
-            async with session.get(f"{service.url}/api/v1/sites/hall/snapshot",
-                                   headers=ADMIN) as resp:
+            async with session.get(
+                f"{service.url}/api/v1/sites/hall/snapshot", headers=ADMIN
+            ) as resp:
                 after_restart = await resp.json()
             # Every acknowledged ticket is there, with the number it was given.
             for body in acked_now.values():
@@ -194,13 +212,17 @@ async def test_sigkill_after_acknowledged_tickets_loses_nothing(
                     assert (await resp.json())["number"] == body["number"]
             # Retrying every request with its key never makes a second ticket.
             for key in keys:
-                status, body = await issue(session, service.url, key,
-                                           acked_now[key]["service"] if key in acked_now
-                                           else "Q")
+                status, body = await issue(
+                    session,
+                    service.url,
+                    key,
+                    acked_now[key]["service"] if key in acked_now else "Q",
+                )
                 if key in acked_now:
                     assert (status, body["id"]) == (201, acked_now[key]["id"])
-            async with session.get(f"{service.url}/api/v1/sites/hall/snapshot",
-                                   headers=ADMIN) as resp:
+            async with session.get(
+                f"{service.url}/api/v1/sites/hall/snapshot", headers=ADMIN
+            ) as resp:
                 final = await resp.json()
             # Each key made exactly one ticket: acknowledged ones were kept, the others
             # were either committed before the kill (and answered now) or made now.
@@ -213,8 +235,9 @@ async def test_sigkill_after_acknowledged_tickets_loses_nothing(
             # A clean restart replays to an identical snapshot.
             service.terminate()
             await service.start(session)
-            async with session.get(f"{service.url}/api/v1/sites/hall/snapshot",
-                                   headers=ADMIN) as resp:
+            async with session.get(
+                f"{service.url}/api/v1/sites/hall/snapshot", headers=ADMIN
+            ) as resp:
                 replayed = await resp.json()
             assert stable(replayed) == stable(final)
             assert stable(after_restart)["counters"][0]["state"] == "open"
@@ -228,7 +251,7 @@ async def test_database_restart_answers_503_then_recovers_without_duplicates(
     data_dir = tmp_path / "pg"
     server = EmbeddedPostgres(data_dir)
     dsn = await asyncio.to_thread(server.start)
-    env = {k: v for k, v in os.environ.items()}
+    env = dict(os.environ)
     env.update(DATABASE_URL=dsn, ANTRIAN_LOG_LEVEL="ERROR")
     service = Service(hall_config, env)
     try:
@@ -255,7 +278,8 @@ async def test_database_restart_answers_503_then_recovers_without_duplicates(
             conn = await asyncpg.connect(dsn)
             try:
                 count = await conn.fetchval(
-                    "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'")
+                    "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"
+                )
             finally:
                 await conn.close()
             assert count == 2

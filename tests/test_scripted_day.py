@@ -38,8 +38,9 @@ class Script:
 
     async def act(self, t: int, counter: str, action: str, **body: Any) -> dict[str, Any]:
         self.at(t)
-        resp = await self.client.post(f"{BASE}/counters/{counter}/{action}", json=body,
-                                      headers=counter_auth(counter))
+        resp = await self.client.post(
+            f"{BASE}/counters/{counter}/{action}", json=body, headers=counter_auth(counter)
+        )
         data = await resp.json()
         assert resp.status == 200, data
         return data  # type: ignore[no-any-return]
@@ -99,8 +100,20 @@ async def test_visit_view_matches_the_definitions(client: TestClient, clock: Man
     await run_day(client, clock)
     engine = client.app[ENGINE]
     rows = await engine.store.visits(SITE, MONDAY_9AM.date())
-    got = [(r["number"], r["segment"], r["service"], r["counter_id"], r["outcome"], r["calls"],
-            r["wait_seconds"], r["walk_seconds"], r["service_seconds"]) for r in rows]
+    got = [
+        (
+            r["number"],
+            r["segment"],
+            r["service"],
+            r["counter_id"],
+            r["outcome"],
+            r["calls"],
+            r["wait_seconds"],
+            r["walk_seconds"],
+            r["service_seconds"],
+        )
+        for r in rows
+    ]
     assert got == EXPECTED
     a001 = [r for r in rows if r["number"] == "A001"]
     assert a001[0]["ticket_issued_at"] == a001[1]["ticket_issued_at"] == MONDAY_9AM
@@ -108,8 +121,9 @@ async def test_visit_view_matches_the_definitions(client: TestClient, clock: Man
     assert next(r for r in rows if r["number"] == "A002")["priority"] == "lansia"
 
 
-async def test_live_snapshot_agrees_with_the_visit_view(client: TestClient,
-                                                        clock: ManualClock) -> None:
+async def test_live_snapshot_agrees_with_the_visit_view(
+    client: TestClient, clock: ManualClock
+) -> None:
     await run_day(client, clock)
     snap = await (await client.get(f"{BASE}/snapshot", headers=MANAGER)).json()
     services = {s["code"]: s for s in snap["services"]}

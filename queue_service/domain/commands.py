@@ -71,11 +71,13 @@ def issue(
     site = state.site
     svc = site.services.get(service)
     if svc is None:
-        raise errors.UnknownService(f"service {service!r} does not exist at site {site.id!r}",
-                                    service=service)
+        raise errors.UnknownService(
+            f"service {service!r} does not exist at site {site.id!r}", service=service
+        )
     if priority is not None and priority not in PRIORITY_KINDS:
-        raise errors.Invalid(f"priority must be one of {', '.join(PRIORITY_KINDS)}",
-                             field="priority")
+        raise errors.Invalid(
+            f"priority must be one of {', '.join(PRIORITY_KINDS)}", field="priority"
+        )
     if source not in SOURCES:
         raise errors.Invalid(f"source must be one of {', '.join(SOURCES)}", field="source")
     if not site.is_open(now):
@@ -84,44 +86,58 @@ def issue(
     if svc.cutoff is not None and local >= svc.cutoff:
         raise errors.CutoffPassed(
             f"tickets for {svc.name_id} are issued until {svc.cutoff:%H:%M}",
-            service=service, cutoff=f"{svc.cutoff:%H:%M}",
+            service=service,
+            cutoff=f"{svc.cutoff:%H:%M}",
         )
     q = state.queues[service]
     if svc.daily_quota is not None and q.issued >= svc.daily_quota:
         raise errors.QuotaReached(
             f"today's quota of {svc.daily_quota} tickets for {svc.name_id} is reached",
-            service=service, quota=svc.daily_quota,
+            service=service,
+            quota=svc.daily_quota,
         )
     seq = q.issued + 1
     if seq > 999:
         raise errors.QuotaReached("ticket numbers for today are exhausted", service=service)
     data: dict[str, object] = {
-        "number": number or f"{svc.prefix}{seq:03d}", "seq": seq, "source": source,
+        "number": number or f"{svc.prefix}{seq:03d}",
+        "seq": seq,
+        "source": source,
     }
     if priority is not None:
         data["priority"] = priority
-    return [_event(state, ev.TICKET_ISSUED, now, ticket_id=ticket_id, service=service,
-                   data=data)]
+    return [_event(state, ev.TICKET_ISSUED, now, ticket_id=ticket_id, service=service, data=data)]
 
 
 def _check_can_call(state: SiteState, counter: CounterState) -> None:
     if counter.state != COUNTER_OPEN:
         raise errors.CounterNotOpen(
-            f"counter {counter.id!r} is {counter.state}; open it first", counter=counter.id,
+            f"counter {counter.id!r} is {counter.state}; open it first",
+            counter=counter.id,
             state=counter.state,
         )
     if counter.ticket_id is not None:
         held = state.tickets[counter.ticket_id]
         raise errors.CounterBusy(
             f"counter {counter.id!r} still holds {held.number}; finish, transfer or no-show it",
-            counter=counter.id, ticket=held.number,
+            counter=counter.id,
+            ticket=held.number,
         )
 
 
 def _call(state: SiteState, now: datetime, counter: CounterState, ticket: Ticket) -> list[Event]:
-    return [_event(state, ev.TICKET_CALLED, _ts(now, ticket), ticket_id=ticket.id,
-                   counter_id=counter.id, service=ticket.service, segment=ticket.segment,
-                   data={"number": ticket.number})]
+    return [
+        _event(
+            state,
+            ev.TICKET_CALLED,
+            _ts(now, ticket),
+            ticket_id=ticket.id,
+            counter_id=counter.id,
+            service=ticket.service,
+            segment=ticket.segment,
+            data={"number": ticket.number},
+        )
+    ]
 
 
 def call_next(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
@@ -134,10 +150,17 @@ def call_next(state: SiteState, now: datetime, *, counter_id: str) -> list[Event
         if head is not None:
             heads.append(head)
     if not heads:
-        raise errors.QueueEmpty("no ticket is waiting for this counter's services",
-                                counter=counter_id)
-    chosen = min(heads, key=lambda t: (t.priority is None or not state.queues[t.service]
-                                       .uses_priority(), t.queue_key, t.seq))
+        raise errors.QueueEmpty(
+            "no ticket is waiting for this counter's services", counter=counter_id
+        )
+    chosen = min(
+        heads,
+        key=lambda t: (
+            t.priority is None or not state.queues[t.service].uses_priority(),
+            t.queue_key,
+            t.seq,
+        ),
+    )
     return _call(state, now, counter, chosen)
 
 
@@ -151,14 +174,17 @@ def call_ticket(state: SiteState, now: datetime, *, counter_id: str, ticket_id: 
     if ticket.state in HELD_STATES:
         raise errors.TicketTaken(
             f"{ticket.number} is already at counter {ticket.counter}",
-            ticket=ticket.number, counter=ticket.counter,
+            ticket=ticket.number,
+            counter=ticket.counter,
         )
     if ticket.state != WAITING:
-        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}", ticket=ticket.number,
-                                       state=ticket.state)
+        raise errors.InvalidTransition(
+            f"{ticket.number} is {ticket.state}", ticket=ticket.number, state=ticket.state
+        )
     if ticket.service not in state.site.counters[counter_id].services:
         raise errors.NotServedHere(
-            f"counter {counter_id!r} does not serve {ticket.service}", service=ticket.service,
+            f"counter {counter_id!r} does not serve {ticket.service}",
+            service=ticket.service,
         )
     return _call(state, now, counter, ticket)
 
@@ -167,36 +193,71 @@ def recall(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     counter = _counter(state, counter_id)
     ticket = _held(state, counter)
     if ticket.state != CALLED:
-        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}, not called",
-                                       ticket=ticket.number, state=ticket.state)
-    return [_event(state, ev.TICKET_RECALLED, _ts(now, ticket), ticket_id=ticket.id,
-                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
-                   data={"number": ticket.number, "calls": ticket.calls + 1})]
+        raise errors.InvalidTransition(
+            f"{ticket.number} is {ticket.state}, not called",
+            ticket=ticket.number,
+            state=ticket.state,
+        )
+    return [
+        _event(
+            state,
+            ev.TICKET_RECALLED,
+            _ts(now, ticket),
+            ticket_id=ticket.id,
+            counter_id=counter_id,
+            service=ticket.service,
+            segment=ticket.segment,
+            data={"number": ticket.number, "calls": ticket.calls + 1},
+        )
+    ]
 
 
 def start(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     counter = _counter(state, counter_id)
     ticket = _held(state, counter)
     if ticket.state != CALLED:
-        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}, not called",
-                                       ticket=ticket.number, state=ticket.state)
-    return [_event(state, ev.TICKET_STARTED, _ts(now, ticket), ticket_id=ticket.id,
-                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
-                   data={"number": ticket.number})]
+        raise errors.InvalidTransition(
+            f"{ticket.number} is {ticket.state}, not called",
+            ticket=ticket.number,
+            state=ticket.state,
+        )
+    return [
+        _event(
+            state,
+            ev.TICKET_STARTED,
+            _ts(now, ticket),
+            ticket_id=ticket.id,
+            counter_id=counter_id,
+            service=ticket.service,
+            segment=ticket.segment,
+            data={"number": ticket.number},
+        )
+    ]
 
 
-def finish(state: SiteState, now: datetime, *, counter_id: str,
-           outcome: str = "served") -> list[Event]:
+def finish(
+    state: SiteState, now: datetime, *, counter_id: str, outcome: str = "served"
+) -> list[Event]:
     if outcome not in OUTCOMES:
         raise errors.Invalid(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
     counter = _counter(state, counter_id)
     ticket = _held(state, counter)
     if ticket.state not in (CALLED, SERVING):
-        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}",
-                                       ticket=ticket.number, state=ticket.state)
-    return [_event(state, ev.TICKET_FINISHED, _ts(now, ticket), ticket_id=ticket.id,
-                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
-                   data={"number": ticket.number, "outcome": outcome})]
+        raise errors.InvalidTransition(
+            f"{ticket.number} is {ticket.state}", ticket=ticket.number, state=ticket.state
+        )
+    return [
+        _event(
+            state,
+            ev.TICKET_FINISHED,
+            _ts(now, ticket),
+            ticket_id=ticket.id,
+            counter_id=counter_id,
+            service=ticket.service,
+            segment=ticket.segment,
+            data={"number": ticket.number, "outcome": outcome},
+        )
+    ]
 
 
 def no_show(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
@@ -205,17 +266,28 @@ def no_show(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     if ticket.state != CALLED:
         raise errors.InvalidTransition(
             f"{ticket.number} is {ticket.state}; only a called ticket can be a no-show",
-            ticket=ticket.number, state=ticket.state,
+            ticket=ticket.number,
+            state=ticket.state,
         )
     needed = state.site.no_show_min_calls
     if ticket.calls < needed:
         raise errors.NoShowTooEarly(
             f"{ticket.number} was called {ticket.calls} time(s); recall it until {needed}",
-            calls=ticket.calls, required=needed,
+            calls=ticket.calls,
+            required=needed,
         )
-    return [_event(state, ev.TICKET_NO_SHOW, _ts(now, ticket), ticket_id=ticket.id,
-                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
-                   data={"number": ticket.number})]
+    return [
+        _event(
+            state,
+            ev.TICKET_NO_SHOW,
+            _ts(now, ticket),
+            ticket_id=ticket.id,
+            counter_id=counter_id,
+            service=ticket.service,
+            segment=ticket.segment,
+            data={"number": ticket.number},
+        )
+    ]
 
 
 def transfer(state: SiteState, now: datetime, *, counter_id: str, to_service: str) -> list[Event]:
@@ -224,14 +296,25 @@ def transfer(state: SiteState, now: datetime, *, counter_id: str, to_service: st
         raise errors.UnknownService(f"service {to_service!r} does not exist", service=to_service)
     ticket = _held(state, counter)
     if ticket.state not in (CALLED, SERVING):
-        raise errors.InvalidTransition(f"{ticket.number} is {ticket.state}",
-                                       ticket=ticket.number, state=ticket.state)
+        raise errors.InvalidTransition(
+            f"{ticket.number} is {ticket.state}", ticket=ticket.number, state=ticket.state
+        )
     if to_service == ticket.service:
-        raise errors.Invalid("a ticket cannot be transferred to the service it is in",
-                             field="service")
-    return [_event(state, ev.TICKET_TRANSFERRED, _ts(now, ticket), ticket_id=ticket.id,
-                   counter_id=counter_id, service=ticket.service, segment=ticket.segment,
-                   data={"number": ticket.number, "to_service": to_service})]
+        raise errors.Invalid(
+            "a ticket cannot be transferred to the service it is in", field="service"
+        )
+    return [
+        _event(
+            state,
+            ev.TICKET_TRANSFERRED,
+            _ts(now, ticket),
+            ticket_id=ticket.id,
+            counter_id=counter_id,
+            service=ticket.service,
+            segment=ticket.segment,
+            data={"number": ticket.number, "to_service": to_service},
+        )
+    ]
 
 
 def cancel(state: SiteState, now: datetime, *, ticket_id: str, reason: str = "") -> list[Event]:
@@ -241,18 +324,28 @@ def cancel(state: SiteState, now: datetime, *, ticket_id: str, reason: str = "")
     if ticket.state != WAITING:
         raise errors.InvalidTransition(
             f"{ticket.number} is {ticket.state}; only a waiting ticket can be cancelled",
-            ticket=ticket.number, state=ticket.state,
+            ticket=ticket.number,
+            state=ticket.state,
         )
-    return [_event(state, ev.TICKET_CANCELLED, _ts(now, ticket), ticket_id=ticket.id,
-                   service=ticket.service, segment=ticket.segment,
-                   data={"number": ticket.number, "reason": reason[:MAX_REASON]})]
+    return [
+        _event(
+            state,
+            ev.TICKET_CANCELLED,
+            _ts(now, ticket),
+            ticket_id=ticket.id,
+            service=ticket.service,
+            segment=ticket.segment,
+            data={"number": ticket.number, "reason": reason[:MAX_REASON]},
+        )
+    ]
 
 
 def open_counter(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     counter = _counter(state, counter_id)
     if counter.state == COUNTER_OPEN:
-        raise errors.InvalidTransition(f"counter {counter_id!r} is already open",
-                                       counter=counter_id, state=counter.state)
+        raise errors.InvalidTransition(
+            f"counter {counter_id!r} is already open", counter=counter_id, state=counter.state
+        )
     return [_event(state, ev.COUNTER_OPENED, now, counter_id=counter_id)]
 
 
@@ -260,22 +353,26 @@ def pause_counter(state: SiteState, now: datetime, *, counter_id: str, reason: s
     counter = _counter(state, counter_id)
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON:
-        raise errors.Invalid(f"a pause needs a reason of 1 to {MAX_REASON} characters",
-                             field="reason")
+        raise errors.Invalid(
+            f"a pause needs a reason of 1 to {MAX_REASON} characters", field="reason"
+        )
     if counter.state != COUNTER_OPEN:
-        raise errors.InvalidTransition(f"counter {counter_id!r} is {counter.state}, not open",
-                                       counter=counter_id, state=counter.state)
+        raise errors.InvalidTransition(
+            f"counter {counter_id!r} is {counter.state}, not open",
+            counter=counter_id,
+            state=counter.state,
+        )
     if counter.ticket_id is not None:
         raise errors.CounterBusy("finish the current ticket before pausing", counter=counter_id)
-    return [_event(state, ev.COUNTER_PAUSED, now, counter_id=counter_id,
-                   data={"reason": reason})]
+    return [_event(state, ev.COUNTER_PAUSED, now, counter_id=counter_id, data={"reason": reason})]
 
 
 def close_counter(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     counter = _counter(state, counter_id)
     if counter.state == COUNTER_CLOSED:
-        raise errors.InvalidTransition(f"counter {counter_id!r} is already closed",
-                                       counter=counter_id, state=counter.state)
+        raise errors.InvalidTransition(
+            f"counter {counter_id!r} is already closed", counter=counter_id, state=counter.state
+        )
     if counter.ticket_id is not None:
         raise errors.CounterBusy("finish the current ticket before closing", counter=counter_id)
     assert counter.state in (COUNTER_OPEN, COUNTER_PAUSED)

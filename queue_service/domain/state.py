@@ -15,7 +15,12 @@ from queue_service.domain import events as ev
 from queue_service.domain.events import Event
 
 WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED = (
-    "waiting", "called", "serving", "done", "no_show", "cancelled",
+    "waiting",
+    "called",
+    "serving",
+    "done",
+    "no_show",
+    "cancelled",
 )
 HELD_STATES = frozenset({CALLED, SERVING})
 CLOSED_STATES = frozenset({DONE, NO_SHOW, CANCELLED})
@@ -183,7 +188,7 @@ class SiteState:
         other = SiteState(self.site, self.day)
         other.last_seq = self.last_seq
         for t in self.tickets.values():
-            copy = Ticket(**{f: getattr(t, f) for f in Ticket.__slots__})  # type: ignore[attr-defined]
+            copy = Ticket(**{f: getattr(t, f) for f in Ticket.__slots__})
             other.tickets[copy.id] = copy
             if copy.state == WAITING:
                 other.queues[copy.service].add(copy)
@@ -192,11 +197,19 @@ class SiteState:
             # Re-insert in the original order: dict order is queue order within a class.
             oq.priority = {tid: other.tickets[tid] for tid in q.priority}
             oq.regular = {tid: other.tickets[tid] for tid in q.regular}
-            for name in ("issued", "priority_streak", "called", "called_within", "finished",
-                         "service_seconds", "no_shows", "cancelled"):
+            for name in (
+                "issued",
+                "priority_streak",
+                "called",
+                "called_within",
+                "finished",
+                "service_seconds",
+                "no_shows",
+                "cancelled",
+            ):
                 setattr(oq, name, getattr(q, name))
         for cid, c in self.counters.items():
-            other.counters[cid] = CounterState(**{f: getattr(c, f) for f in CounterState.__slots__})  # type: ignore[attr-defined]
+            other.counters[cid] = CounterState(**{f: getattr(c, f) for f in CounterState.__slots__})
         return other
 
     # -- queries -----------------------------------------------------------------------
@@ -211,7 +224,8 @@ class SiteState:
 
     def open_counters(self, service: str) -> list[CounterState]:
         return [
-            c for c in self.counters.values()
+            c
+            for c in self.counters.values()
             if c.state == COUNTER_OPEN and service in self.site.counters[c.id].services
         ]
 
@@ -250,12 +264,20 @@ class SiteState:
             raise ReplayError(f"event {event.seq} names unknown counter") from None
 
     def _issued(self, e: Event) -> None:
-        assert e.ticket_id is not None and e.service is not None
+        assert e.ticket_id is not None
+        assert e.service is not None
         d = e.data
         ticket = Ticket(
-            id=e.ticket_id, service=e.service, number=d["number"], seq=d["seq"],
-            priority=d.get("priority"), source=d.get("source", "kiosk"), issued_at=e.ts,
-            queue_key=e.ts, enqueued_at=e.ts, last_ts=e.ts,
+            id=e.ticket_id,
+            service=e.service,
+            number=d["number"],
+            seq=d["seq"],
+            priority=d.get("priority"),
+            source=d.get("source", "kiosk"),
+            issued_at=e.ts,
+            queue_key=e.ts,
+            enqueued_at=e.ts,
+            last_ts=e.ts,
         )
         self.tickets[ticket.id] = ticket
         q = self.queues[e.service]

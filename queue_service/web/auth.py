@@ -36,17 +36,27 @@ def principal(request: web.Request, *, allow_query: bool = False) -> Token | Non
     return token
 
 
-def require(request: web.Request, roles: Collection[str], *, site: str | None = None,
-            counter: str | None = None, allow_query: bool = False) -> Token:
+def require(
+    request: web.Request,
+    roles: Collection[str],
+    *,
+    site: str | None = None,
+    counter: str | None = None,
+    allow_query: bool = False,
+) -> Token:
     token = principal(request, allow_query=allow_query)
     if token is None:
         raise Unauthorized("this endpoint needs a bearer token", code="token_required")
     if token.role not in roles:
-        raise Forbidden(f"role {token.role!r} may not do this", code="role_not_allowed",
-                        allowed_roles=sorted(roles))
+        raise Forbidden(
+            f"role {token.role!r} may not do this",
+            code="role_not_allowed",
+            allowed_roles=sorted(roles),
+        )
     if site is not None and not token.allows_site(site):
         raise Forbidden(f"this token is not valid for site {site!r}", code="site_not_allowed")
     if counter is not None and token.role == "counter" and counter not in token.counters:
-        raise Forbidden(f"this token may not act on counter {counter!r}",
-                        code="counter_not_allowed")
+        raise Forbidden(
+            f"this token may not act on counter {counter!r}", code="counter_not_allowed"
+        )
     return token

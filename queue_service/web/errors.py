@@ -50,10 +50,16 @@ class TooLarge(ApiError):
     status, code = 413, "body_too_large"
 
 
-def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     return web.json_response(
-        {"code": code, "message": message, "details": details or {}}, status=status,
+        {"code": code, "message": message, "details": details or {}},
+        status=status,
         headers=headers,
     )
 
@@ -65,8 +71,11 @@ _DOMAIN_STATUS: tuple[tuple[type[domain.DomainError], int], ...] = (
 )
 
 _HTTP_CODES = {
-    404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
-    415: "unsupported_media_type", 400: "malformed_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    400: "malformed_request",
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,7 +94,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except StoreUnavailable:
         log.warning("database unavailable for %s %s", request.method, request.path)
         return error_response(
-            503, "database_unavailable",
+            503,
+            "database_unavailable",
             "The database is unavailable; nothing was recorded. Retry shortly.",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
@@ -93,11 +103,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         if exc.status == 413:
-            return error_response(413, "body_too_large", "The request body is too large.",
-                                  {"max_bytes": request.app[SETTINGS].max_body_bytes})
-        return error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"),
-                              exc.reason, headers={k: v for k, v in exc.headers.items()
-                                                   if k == "Allow"})
+            return error_response(
+                413,
+                "body_too_large",
+                "The request body is too large.",
+                {"max_bytes": request.app[SETTINGS].max_body_bytes},
+            )
+        return error_response(
+            exc.status,
+            _HTTP_CODES.get(exc.status, "http_error"),
+            exc.reason,
+            headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "An unexpected error occurred.")

@@ -9,6 +9,7 @@ re-reads the snapshot, so a client never silently misses an event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
@@ -94,10 +95,8 @@ class StreamHub:
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.overflowed = True
-                try:
+                with contextlib.suppress(asyncio.QueueFull):
                     sub.queue.put_nowait(_CLOSE)
-                except asyncio.QueueFull:
-                    pass
 
     @staticmethod
     def is_close(item: Any) -> bool:
