@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from queue_service.domain import errors
 from queue_service.domain.clock import Clock
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
+from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,6 @@ class EngineStats:
     events_committed: int = 0
     batches_committed: int = 0
     commit_failures: int = 0
-    batch_seconds: list[float] = field(default_factory=list)  # drained by the collector
     replay_seconds: float = 0.0
     replayed_events: int = 0
 
@@ -74,8 +74,13 @@ class Engine:
         self.clock = clock
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
+        self.wait_bounds = wait_bounds(
+            svc.target_wait_seconds
+            for site in config.sites.values()
+            for svc in site.services.values()
+        )
         self.committed: dict[str, SiteState] = {
-            s: SiteState(site) for s, site in config.sites.items()
+            s: SiteState(site, None, self._new_totals(s)) for s, site in config.sites.items()
         }
         self.working: dict[str, SiteState] = {s: st.clone() for s, st in self.committed.items()}
         self.answers: dict[tuple[str, str], IdempotentAnswer] = {}
@@ -87,6 +92,8 @@ class Engine:
         self._next_seq = 1
         self._committed_seq = 0
         self.listeners: list[Listener] = []
+        # Called with (seconds, events) after each committed batch (metrics).
+        self.commit_observers: list[Callable[[float, int], None]] = []
         self.available = False
         self.ready = False
         self.stats = EngineStats()
@@ -100,7 +107,7 @@ class Engine:
         now = self.clock.now()
         count = 0
         for site_id, site in self.config.sites.items():
-            state = SiteState(site, site.service_day(now))
+            state = SiteState(site, site.service_day(now), self._new_totals(site_id))
             for event in await self.store.load_day(site_id, state.day):  # type: ignore[arg-type]
                 state.apply(event)
                 count += 1
@@ -134,6 +141,10 @@ class Engine:
                 await self._task
             self._task = None
         self._fail_queued(StoreUnavailable("service is shutting down"))
+
+    def _new_totals(self, site_id: str) -> SiteTotals:
+        site = self.config.sites[site_id]
+        return SiteTotals(site.services, site.counters, self.wait_bounds)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -259,7 +270,9 @@ class Engine:
                 self._fail_queued(failure)
                 self.working = {s: st.clone() for s, st in self.committed.items()}
                 continue
-            self.stats.batch_seconds.append(time.perf_counter() - began)
+            elapsed = time.perf_counter() - began
+            for observe in self.commit_observers:
+                observe(elapsed, len(events))
             self._commit_applied(events, answers)
             for p in batch:
                 if not p.future.done():

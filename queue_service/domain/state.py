@@ -13,6 +13,7 @@ from datetime import date, datetime
 from queue_service.config import Service, Site
 from queue_service.domain import events as ev
 from queue_service.domain.events import Event
+from queue_service.domain.totals import SiteTotals
 
 WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED = (
     "waiting",
@@ -140,15 +141,20 @@ class CounterState:
 class SiteState:
     """Tickets, queues and counters of one site for one service day."""
 
-    def __init__(self, site: Site, day: date | None = None) -> None:
+    def __init__(
+        self, site: Site, day: date | None = None, totals: SiteTotals | None = None
+    ) -> None:
         self.site = site
         self.day = day
+        # Cumulative since the process started; only the committed state keeps them.
+        self.totals = totals
         self.tickets: dict[str, Ticket] = {}
         self.queues: dict[str, ServiceQueue] = {
             code: ServiceQueue(service) for code, service in site.services.items()
         }
         self.counters: dict[str, CounterState] = {cid: CounterState(cid) for cid in site.counters}
         self.last_seq = 0
+        self.last_ts: datetime | None = None  # time of the last event applied today
         self._apply: dict[str, Callable[[Event], None]] = {
             ev.TICKET_ISSUED: self._issued,
             ev.TICKET_CALLED: self._called,
@@ -167,7 +173,7 @@ class SiteState:
         """Start a fresh service day: numbering restarts, counters closed, queues empty."""
         if self.day == day:
             return
-        self.__init__(self.site, day)  # type: ignore[misc]
+        self.__init__(self.site, day, self.totals)  # type: ignore[misc]
 
     def apply(self, event: Event) -> None:
         if event.day != self.day:
@@ -180,6 +186,7 @@ class SiteState:
         except KeyError:
             raise ReplayError(f"unknown event type {event.type!r}") from None
         handler(event)
+        self.last_ts = event.ts
         if event.seq:
             self.last_seq = event.seq
 
@@ -187,6 +194,7 @@ class SiteState:
         """An independent copy (the command side decides on a copy of committed state)."""
         other = SiteState(self.site, self.day)
         other.last_seq = self.last_seq
+        other.last_ts = self.last_ts
         for t in self.tickets.values():
             copy = Ticket(**{f: getattr(t, f) for f in Ticket.__slots__})
             other.tickets[copy.id] = copy
@@ -263,6 +271,11 @@ class SiteState:
         except KeyError:
             raise ReplayError(f"event {event.seq} names unknown counter") from None
 
+    def _closed(self, service: str, outcome: str) -> None:
+        if self.totals is not None:
+            self.totals.version += 1
+            self.totals.closed[(service, outcome)] += 1
+
     def _issued(self, e: Event) -> None:
         assert e.ticket_id is not None
         assert e.service is not None
@@ -283,6 +296,9 @@ class SiteState:
         q = self.queues[e.service]
         q.add(ticket)
         q.issued = max(q.issued, ticket.seq)
+        if self.totals is not None:
+            self.totals.version += 1
+            self.totals.issued[e.service] += 1
 
     def _called(self, e: Event) -> None:
         t = self._ticket(e)
@@ -292,8 +308,15 @@ class SiteState:
         t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
         t.first_called_at = t.last_called_at = e.ts
         q.called += 1
-        if (e.ts - t.enqueued_at).total_seconds() <= q.service.target_wait_seconds:
+        wait = (e.ts - t.enqueued_at).total_seconds()
+        within = wait <= q.service.target_wait_seconds
+        if within:
             q.called_within += 1
+        if self.totals is not None:
+            self.totals.version += 1
+            self.totals.called[t.service] += 1
+            self.totals.called_within[t.service] += within
+            self.totals.wait[t.service].observe(wait)
         q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
         c.ticket_id = t.id
         c.idle_since = None
@@ -302,11 +325,17 @@ class SiteState:
         t = self._ticket(e)
         t.calls += 1
         t.last_called_at = e.ts
+        if self.totals is not None:
+            self.totals.version += 1
+            self.totals.recalled[t.service] += 1
 
     def _started(self, e: Event) -> None:
         t = self._ticket(e)
         t.state = SERVING
         t.started_at = e.ts
+        if self.totals is not None and t.last_called_at is not None:
+            self.totals.version += 1
+            self.totals.walk[t.service].observe((e.ts - t.last_called_at).total_seconds())
 
     def _release(self, t: Ticket, e: Event, *, served: bool) -> None:
         c = self._counter(e)
@@ -319,6 +348,14 @@ class SiteState:
             q.service_seconds += seconds
             c.served += 1
             c.busy_seconds += seconds
+            totals = self.totals
+            if totals is not None:
+                totals.version += 1
+                totals.service[t.service].observe(seconds)
+                if t.started_at is None:  # the counter did not use "start": no walk
+                    totals.walk[t.service].observe(0.0)
+                totals.counter_served[c.id] += 1
+                totals.counter_busy[c.id] += seconds
         c.ticket_id = None
         c.idle_since = e.ts if c.state == COUNTER_OPEN else None
 
@@ -326,16 +363,19 @@ class SiteState:
         t = self._ticket(e)
         self._release(t, e, served=True)
         t.state, t.outcome, t.finished_at, t.counter = DONE, e.data["outcome"], e.ts, None
+        self._closed(t.service, t.outcome or "served")
 
     def _no_show(self, e: Event) -> None:
         t = self._ticket(e)
         self._release(t, e, served=False)
         self.queues[t.service].no_shows += 1
+        self._closed(t.service, "no_show")
         t.state, t.outcome, t.finished_at, t.counter = NO_SHOW, "no_show", e.ts, None
 
     def _transferred(self, e: Event) -> None:
         t = self._ticket(e)
         self._release(t, e, served=True)
+        self._closed(t.service, "transferred")
         to = e.data["to_service"]
         t.service, t.segment = to, t.segment + 1
         t.state, t.counter, t.calls = WAITING, None, 0
@@ -349,6 +389,7 @@ class SiteState:
         q = self.queues[t.service]
         q.remove(t)
         q.cancelled += 1
+        self._closed(t.service, "cancelled")
         t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", e.ts
 
     def _counter_opened(self, e: Event) -> None:

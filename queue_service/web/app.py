@@ -11,13 +11,14 @@ from aiohttp import web
 from queue_service.config import AppConfig
 from queue_service.domain.clock import Clock, SystemClock
 from queue_service.engine import Engine
+from queue_service.metrics.exposition import Exposition
 from queue_service.settings import Settings
 from queue_service.store.db import EmbeddedPostgres, create_pool
 from queue_service.store.event_store import EventStore
 from queue_service.store.migrate import migrate
-from queue_service.web import api
+from queue_service.web import api, metrics
 from queue_service.web.errors import error_middleware
-from queue_service.web.keys import CLOCK, CONFIG, ENGINE, HUB, SETTINGS, STORE, TOKENS
+from queue_service.web.keys import CLOCK, CONFIG, ENGINE, EXPOSITION, HUB, SETTINGS, STORE, TOKENS
 from queue_service.web.stream import StreamHub
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         hub.seed(site_id, state.last_seq)
     engine.listeners.append(hub.publish)
     app[ENGINE] = engine
+    app[EXPOSITION] = Exposition(engine, hub)
     yield
     hub.close()
     await engine.stop()
@@ -77,4 +79,5 @@ def create_app(
     app.cleanup_ctx.append(_engine)
     app.on_shutdown.append(_close_streams)
     app.add_routes(api.routes)
+    app.add_routes(metrics.routes)
     return app

@@ -7,6 +7,7 @@ from aiohttp import web
 from queue_service.config import AppConfig, Token
 from queue_service.domain.clock import Clock
 from queue_service.engine import Engine
+from queue_service.metrics.exposition import Exposition
 from queue_service.settings import Settings
 from queue_service.store.event_store import EventStore
 from queue_service.web.stream import StreamHub
@@ -18,3 +19,4 @@ STORE = web.AppKey("store", EventStore)
 ENGINE = web.AppKey("engine", Engine)
 HUB = web.AppKey("hub", StreamHub)
 TOKENS = web.AppKey("tokens", dict[str, Token])
+EXPOSITION = web.AppKey("exposition", Exposition)

@@ -963,6 +963,24 @@ _STAFF_401 = ("token_required", "invalid_token")
 
 def _health_paths() -> dict[str, Any]:
     return {
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "health",
+                "Prometheus metrics",
+                "The Prometheus text exposition (version 0.0.4) of every qms_* family listed in "
+                "docs/metrics.md. When ANTRIAN_METRICS_TOKEN is set, scrapers must send it as a "
+                "bearer token; otherwise the endpoint is open.",
+                {
+                    "200": {
+                        "description": "The exposition.",
+                        "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+                    },
+                    **_errors({401: ("invalid_token",)}),
+                },
+                security=OPTIONAL_TOKEN,
+            )
+        },
         "/healthz": {
             "get": _operation(
                 "healthz",
