@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from functools import partial
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram, PlatformCollector, ProcessCollector
@@ -93,7 +95,10 @@ class Exposition:
         )
         engine.commit_observers.append(lambda seconds, _n: self.commit_seconds.observe(seconds))
         self.last_render_seconds = 0.0
-        self._cache: dict[tuple[str, str], tuple[int, str]] = {}
+        # (family, site) -> (version, rendered bytes); see _chunk.
+        self._cache: dict[tuple[str, str], tuple[object, bytes]] = {}
+        # site -> ((day, seq), family -> bytes) of the gauges that change only with events.
+        self._gauge_cache: dict[str, tuple[object, dict[str, bytes]]] = {}
         self._svc_labels: dict[str, dict[str, str]] = {}
         self._ctr_labels: dict[str, dict[str, str]] = {}
         for site_id, site in engine.config.sites.items():
@@ -111,172 +116,227 @@ class Exposition:
             await asyncio.sleep(0)
             self._last_yield = time.perf_counter()
 
-    # -- cached families from totals -------------------------------------------------
-
-    def _cached(
-        self, family: str, site_id: str, totals: SiteTotals, build: Callable[[], str]
-    ) -> str:
+    def _chunk(
+        self, family: str, site_id: str, version: object, build: Callable[[], Iterable[str]]
+    ) -> bytes:
+        """A site's lines of a family, rebuilt only when the site's `version` changed."""
         hit = self._cache.get((family, site_id))
-        if hit is not None and hit[0] == totals.version:
+        if hit is not None and hit[0] == version:
             return hit[1]
-        text = build()
-        self._cache[(family, site_id)] = (totals.version, text)
-        return text
+        data = "".join(build()).encode()
+        self._cache[(family, site_id)] = (version, data)
+        return data
 
-    def _service_counter(self, name: str, site_id: str, values: dict[str, int]) -> str:
-        labels = self._svc_labels[site_id]
-        return "".join(f"{name}{{{labels[s]}}} {v}\n" for s, v in values.items())
+    async def _family(
+        self, out: list[bytes], name: str, kind: str, help_text: str, chunks: Iterable[bytes]
+    ) -> None:
+        out.append(header(name, kind, help_text).encode())
+        for chunk in chunks:
+            out.append(chunk)
+            await self._maybe_yield()
 
-    def _closed(self, site_id: str, totals: SiteTotals) -> str:
+    # -- line builders -------------------------------------------------------------------
+
+    def _service_values(
+        self, name: str, site_id: str, values: dict[str, int] | dict[str, float]
+    ) -> Iterator[str]:
         labels = self._svc_labels[site_id]
-        return "".join(
+        return (f"{name}{{{labels[s]}}} {fmt(v)}\n" for s, v in values.items())
+
+    def _service_attr(
+        self, name: str, attr: str, site_id: str, totals: SiteTotals
+    ) -> Iterator[str]:
+        return self._service_values(name, site_id, getattr(totals, attr))
+
+    def _histogram_attr(
+        self, name: str, attr: str, site_id: str, totals: SiteTotals
+    ) -> Iterator[str]:
+        return self._histogram(name, site_id, getattr(totals, attr))
+
+    def _counter_values(
+        self, name: str, site_id: str, values: dict[str, int] | dict[str, float]
+    ) -> Iterator[str]:
+        labels = self._ctr_labels[site_id]
+        return (f"{name}{{{labels[c]}}} {fmt(v)}\n" for c, v in values.items())
+
+    def _closed(self, site_id: str, totals: SiteTotals) -> Iterator[str]:
+        labels = self._svc_labels[site_id]
+        return (
             f'qms_tickets_closed_total{{{labels[s]},outcome="{o}"}} {v}\n'
             for (s, o), v in totals.closed.items()
         )
 
-    def _histogram(self, name: str, site_id: str, hists: dict[str, TotalsHistogram]) -> str:
+    def _histogram(
+        self, name: str, site_id: str, hists: dict[str, TotalsHistogram]
+    ) -> Iterator[str]:
         labels = self._svc_labels[site_id]
-        out = []
         for service, h in hists.items():
             lbl = labels[service]
-            cumulative = h.cumulative()
-            for bound, count in zip(h.bounds, cumulative, strict=False):
-                out.append(f'{name}_bucket{{{lbl},le="{_le(bound)}"}} {count}\n')
-            out.append(f'{name}_bucket{{{lbl},le="+Inf"}} {h.count}\n')
-            out.append(f"{name}_sum{{{lbl}}} {fmt(h.sum)}\n{name}_count{{{lbl}}} {h.count}\n")
-        return "".join(out)
+            for bound, count in zip(h.bounds, h.cumulative(), strict=False):
+                yield f'{name}_bucket{{{lbl},le="{_le(bound)}"}} {count}\n'
+            yield f'{name}_bucket{{{lbl},le="+Inf"}} {h.count}\n'
+            yield f"{name}_sum{{{lbl}}} {fmt(h.sum)}\n{name}_count{{{lbl}}} {h.count}\n"
 
-    def _counter_totals(
-        self, name: str, site_id: str, values: dict[str, int] | dict[str, float]
-    ) -> str:
-        labels = self._ctr_labels[site_id]
-        return "".join(f"{name}{{{labels[c]}}} {fmt(v)}\n" for c, v in values.items())
+    # -- families from the cumulative totals (change only with events) -----------------
 
-    async def _totals_families(self, states: dict[str, SiteState], out: list[str]) -> None:
-        def each(family: str, build: Callable[[str, SiteTotals], str]) -> Iterable[str]:
-            for site_id, state in states.items():
-                totals = state.totals
-                if totals is not None:
-                    yield self._cached(family, site_id, totals, lambda: build(site_id, totals))  # noqa: B023
+    async def _totals_families(self, states: dict[str, SiteState], out: list[bytes]) -> None:
+        totals = {site_id: st.totals for site_id, st in states.items() if st.totals is not None}
+
+        def per_site(
+            family: str, lines: Callable[[str, SiteTotals], Iterable[str]]
+        ) -> Iterator[bytes]:
+            for site_id, t in totals.items():
+                yield self._chunk(family, site_id, t.version, partial(lines, site_id, t))
 
         for name, help_text, attr in _SERVICE_COUNTERS:
-            out.append(header(name, "counter", help_text))
-            for chunk in each(name, lambda s, t: self._service_counter(name, s, getattr(t, attr))):  # noqa: B023
-                out.append(chunk)
-                await self._maybe_yield()
-        out.append(header("qms_tickets_closed_total", "counter", "Visits closed, by outcome."))
-        for chunk in each("closed", self._closed):
-            out.append(chunk)
-            await self._maybe_yield()
+            await self._family(
+                out,
+                name,
+                "counter",
+                help_text,
+                per_site(name, partial(self._service_attr, name, attr)),
+            )
+        await self._family(
+            out,
+            "qms_tickets_closed_total",
+            "counter",
+            "Visits closed, by outcome.",
+            per_site("closed", self._closed),
+        )
         for name, help_text, attr in _HISTOGRAMS:
-            out.append(header(name, "histogram", help_text))
-            for chunk in each(name, lambda s, t: self._histogram(name, s, getattr(t, attr))):  # noqa: B023
-                out.append(chunk)
-                await self._maybe_yield()
-        out.append(
-            header(
-                "qms_counter_served_total",
-                "counter",
-                "Visits finished or transferred at the counter.",
+            await self._family(
+                out,
+                name,
+                "histogram",
+                help_text,
+                per_site(name, partial(self._histogram_attr, name, attr)),
             )
+        await self._family(
+            out,
+            "qms_counter_served_total",
+            "counter",
+            "Visits finished or transferred at the counter.",
+            per_site(
+                "served",
+                lambda s, t: self._counter_values("qms_counter_served_total", s, t.counter_served),
+            ),
         )
-        for chunk in each(
-            "served",
-            lambda s, t: self._counter_totals("qms_counter_served_total", s, t.counter_served),
-        ):
-            out.append(chunk)
-            await self._maybe_yield()
-        out.append(
-            header(
-                "qms_counter_busy_seconds_total",
-                "counter",
-                "Service seconds summed over the counter's visits.",
+        await self._family(
+            out,
+            "qms_counter_busy_seconds_total",
+            "counter",
+            "Service seconds summed over the counter's visits.",
+            per_site(
+                "busy",
+                lambda s, t: self._counter_values(
+                    "qms_counter_busy_seconds_total", s, t.counter_busy
+                ),
+            ),
+        )
+
+    # -- gauges from live state ------------------------------------------------------------
+
+    def _state_gauges(self, site_id: str, state: SiteState) -> dict[str, list[str]]:
+        """Gauges that change only when an event is applied (cached by the site's seq)."""
+        site = state.site
+        svc_labels = self._svc_labels[site_id]
+        ctr_labels = self._ctr_labels[site_id]
+        lines: dict[str, list[str]] = {name: [] for name, _ in _STATE_GAUGES}
+        open_by_service = dict.fromkeys(site.services, 0)
+        for cid, c in state.counters.items():
+            if c.state == COUNTER_OPEN:
+                for code in site.counters[cid].services:
+                    open_by_service[code] += 1
+        for code, q in state.queues.items():
+            lbl = svc_labels[code]
+            waiting = len(q)
+            lines["qms_queue_waiting_tickets"].append(f"{{{lbl}}} {waiting}\n")
+            lines["qms_queue_waiting_priority_tickets"].append(f"{{{lbl}}} {len(q.priority)}\n")
+            if waiting:
+                oldest = min(t.enqueued_at for t in q.waiting()).timestamp()
+                lines["qms_queue_oldest_ticket_timestamp_seconds"].append(
+                    f"{{{lbl}}} {fmt(oldest)}\n"
+                )
+            open_counters = open_by_service[code]
+            lines["qms_queue_open_counters"].append(f"{{{lbl}}} {open_counters}\n")
+            if open_counters:
+                predicted = (waiting + 1) * state.average_service_seconds(code) / open_counters
+                lines["qms_queue_predicted_wait_seconds"].append(
+                    f"{{{lbl}}} {fmt(round(predicted, 3))}\n"
+                )
+            lines["qms_service_target_wait_seconds"].append(
+                f"{{{lbl}}} {q.service.target_wait_seconds}\n"
             )
-        )
-        for chunk in each(
-            "busy",
-            lambda s, t: self._counter_totals("qms_counter_busy_seconds_total", s, t.counter_busy),
-        ):
-            out.append(chunk)
-            await self._maybe_yield()
+        for cid, c in state.counters.items():
+            lbl = ctr_labels[cid]
+            lines["qms_counter_open"].append(f"{{{lbl}}} {int(c.state == COUNTER_OPEN)}\n")
+            lines["qms_counter_paused"].append(f"{{{lbl}}} {int(c.state == COUNTER_PAUSED)}\n")
+            lines["qms_counter_serving"].append(f"{{{lbl}}} {int(c.ticket_id is not None)}\n")
+            idle = c.idle_since is not None and any(
+                len(state.queues[code]) for code in site.counters[cid].services
+            )
+            lines["qms_counter_idle_while_queue_waits"].append(f"{{{lbl}}} {int(idle)}\n")
+        site_lbl = f'site="{escape(site_id)}"'
+        info = f'name="{escape(site.name)}",timezone="{escape(str(site.timezone))}"'
+        lines["qms_site_info"].append(f"{{{site_lbl},{info}}} 1\n")
+        if state.last_ts is not None:
+            lines["qms_site_last_event_timestamp_seconds"].append(
+                f"{{{site_lbl}}} {fmt(state.last_ts.timestamp())}\n"
+            )
+        return lines
 
-    # -- gauges from live state, every scrape ------------------------------------------
-
-    async def _gauge_families(self, states: dict[str, SiteState], out: list[str]) -> None:
-        now_dt = self.engine.clock.now()
+    def _time_gauges(
+        self, site_id: str, state: SiteState, now_dt: datetime
+    ) -> dict[str, list[str]]:
+        """Gauges that move with the clock: recomputed every scrape."""
+        site = state.site
         now = now_dt.timestamp()
-        families: dict[str, list[str]] = {name: [] for name, _ in _GAUGES}
-        for site_id, state in states.items():
-            site = state.site
-            svc_labels = self._svc_labels[site_id]
-            ctr_labels = self._ctr_labels[site_id]
-            open_by_service = dict.fromkeys(site.services, 0)
-            for cid, c in state.counters.items():
-                if c.state == COUNTER_OPEN:
-                    for code in site.counters[cid].services:
-                        open_by_service[code] += 1
-            local_time = site.local(now_dt).time()
-            is_open = site.is_open(now_dt)
-            for code, q in state.queues.items():
-                lbl = svc_labels[code]
-                waiting = len(q)
-                families["qms_queue_waiting_tickets"].append(f"{{{lbl}}} {waiting}\n")
-                families["qms_queue_waiting_priority_tickets"].append(
-                    f"{{{lbl}}} {len(q.priority)}\n"
-                )
-                oldest_wait = 0.0
-                if waiting:
-                    oldest = min(t.enqueued_at for t in q.waiting()).timestamp()
-                    families["qms_queue_oldest_ticket_timestamp_seconds"].append(
-                        f"{{{lbl}}} {fmt(oldest)}\n"
-                    )
-                    oldest_wait = max(0.0, now - oldest)
-                families["qms_queue_oldest_wait_seconds"].append(f"{{{lbl}}} {fmt(oldest_wait)}\n")
-                open_counters = open_by_service[code]
-                families["qms_queue_open_counters"].append(f"{{{lbl}}} {open_counters}\n")
-                if open_counters:
-                    avg = state.average_service_seconds(code)
-                    predicted = (waiting + 1) * avg / open_counters
-                    families["qms_queue_predicted_wait_seconds"].append(
-                        f"{{{lbl}}} {fmt(round(predicted, 3))}\n"
-                    )
-                svc = q.service
-                families["qms_service_target_wait_seconds"].append(
-                    f"{{{lbl}}} {svc.target_wait_seconds}\n"
-                )
-                accepting = is_open and not (
-                    (svc.cutoff is not None and local_time >= svc.cutoff)
-                    or (svc.daily_quota is not None and q.issued >= svc.daily_quota)
-                )
-                families["qms_service_accepting"].append(f"{{{lbl}}} {int(accepting)}\n")
-            for cid, c in state.counters.items():
-                lbl = ctr_labels[cid]
-                families["qms_counter_open"].append(f"{{{lbl}}} {int(c.state == COUNTER_OPEN)}\n")
-                families["qms_counter_paused"].append(
-                    f"{{{lbl}}} {int(c.state == COUNTER_PAUSED)}\n"
-                )
-                families["qms_counter_serving"].append(
-                    f"{{{lbl}}} {int(c.ticket_id is not None)}\n"
-                )
-                idle = c.idle_since is not None and any(
-                    len(state.queues[code]) for code in site.counters[cid].services
-                )
-                families["qms_counter_idle_while_queue_waits"].append(f"{{{lbl}}} {int(idle)}\n")
-            site_lbl = f'site="{escape(site_id)}"'
-            info = f'name="{escape(site.name)}",timezone="{escape(str(site.timezone))}"'
-            families["qms_site_info"].append(f"{{{site_lbl},{info}}} 1\n")
-            families["qms_site_open"].append(f"{{{site_lbl}}} {int(is_open)}\n")
-            families["qms_site_on_break"].append(
-                f"{{{site_lbl}}} {int(site.current_break(now_dt) is not None)}\n"
+        local_time = site.local(now_dt).time()
+        is_open = site.is_open(now_dt)
+        svc_labels = self._svc_labels[site_id]
+        lines: dict[str, list[str]] = {name: [] for name, _ in _TIME_GAUGES}
+        for code, q in state.queues.items():
+            lbl = svc_labels[code]
+            oldest_wait = 0.0
+            if len(q):
+                oldest = min(t.enqueued_at for t in q.waiting()).timestamp()
+                oldest_wait = max(0.0, now - oldest)
+            lines["qms_queue_oldest_wait_seconds"].append(f"{{{lbl}}} {fmt(oldest_wait)}\n")
+            svc = q.service
+            accepting = is_open and not (
+                (svc.cutoff is not None and local_time >= svc.cutoff)
+                or (svc.daily_quota is not None and q.issued >= svc.daily_quota)
             )
-            if state.last_ts is not None:
-                families["qms_site_last_event_timestamp_seconds"].append(
-                    f"{{{site_lbl}}} {fmt(state.last_ts.timestamp())}\n"
-                )
+            lines["qms_service_accepting"].append(f"{{{lbl}}} {int(accepting)}\n")
+        site_lbl = f'site="{escape(site_id)}"'
+        lines["qms_site_open"].append(f"{{{site_lbl}}} {int(is_open)}\n")
+        lines["qms_site_on_break"].append(
+            f"{{{site_lbl}}} {int(site.current_break(now_dt) is not None)}\n"
+        )
+        return lines
+
+    async def _gauge_families(self, states: dict[str, SiteState], out: list[bytes]) -> None:
+        now_dt = self.engine.clock.now()
+        per_site: dict[str, dict[str, bytes]] = {}
+        for site_id, state in states.items():
+            hit = self._gauge_cache.get(site_id)
+            key = (state.day, state.last_seq)
+            if hit is not None and hit[0] == key:
+                chunks = hit[1]
+            else:
+                chunks = {
+                    name: "".join(name + line for line in lines).encode()
+                    for name, lines in self._state_gauges(site_id, state).items()
+                }
+                self._gauge_cache[site_id] = (key, chunks)
+            per_site[site_id] = dict(chunks)
+            for name, lines in self._time_gauges(site_id, state, now_dt).items():
+                per_site[site_id][name] = "".join(name + line for line in lines).encode()
             await self._maybe_yield()
         for name, help_text in _GAUGES:
-            out.append(header(name, "gauge", help_text))
-            out.append("".join(name + line for line in families[name]))
+            await self._family(
+                out, name, "gauge", help_text, (per_site[site_id][name] for site_id in states)
+            )
 
     def _self_monitoring(self, snapshot_ts: float) -> str:
         e = self.engine
@@ -316,30 +376,29 @@ class Exposition:
         self._last_yield = began
         states = {site_id: self.engine.site_state(site_id) for site_id in self.engine.config.sites}
         snapshot_ts = self.wall_clock()
-        out: list[str] = []
+        out: list[bytes] = []
         await self._totals_families(states, out)
         await self._gauge_families(states, out)
-        out.append(self._self_monitoring(snapshot_ts))
+        out.append(self._self_monitoring(snapshot_ts).encode())
         for source in self.sources:
-            out.append(source.render_metrics(snapshot_ts))
+            out.append(source.render_metrics(snapshot_ts).encode())
             await self._maybe_yield()
-        body = "".join(out).encode("utf-8") + generate_latest(self.registry)
+        out.append(generate_latest(self.registry))
+        body = b"".join(out)
         self.last_render_seconds = time.perf_counter() - began
         return body
 
 
-_GAUGES = (
+_STATE_GAUGES = (
     ("qms_queue_waiting_tickets", "Tickets waiting."),
     ("qms_queue_waiting_priority_tickets", "Priority tickets waiting."),
     (
         "qms_queue_oldest_ticket_timestamp_seconds",
         "Unix time the oldest waiting ticket started waiting.",
     ),
-    ("qms_queue_oldest_wait_seconds", "How long the oldest waiting ticket has waited."),
     ("qms_queue_open_counters", "Open counters serving the service."),
     ("qms_queue_predicted_wait_seconds", "Estimated wait for a ticket issued now."),
     ("qms_service_target_wait_seconds", "The service standard's target wait."),
-    ("qms_service_accepting", "1 when tickets can be issued now."),
     ("qms_counter_open", "1 when the counter is open."),
     ("qms_counter_paused", "1 when the counter is paused."),
     ("qms_counter_serving", "1 while the counter holds a ticket."),
@@ -348,7 +407,12 @@ _GAUGES = (
         "1 when open and idle while one of its services has tickets waiting.",
     ),
     ("qms_site_info", "Site names; always 1."),
-    ("qms_site_open", "1 within opening hours."),
-    ("qms_site_on_break", "1 during a configured break."),
     ("qms_site_last_event_timestamp_seconds", "Unix time of the last event of the day."),
 )
+_TIME_GAUGES = (
+    ("qms_queue_oldest_wait_seconds", "How long the oldest waiting ticket has waited."),
+    ("qms_service_accepting", "1 when tickets can be issued now."),
+    ("qms_site_open", "1 within opening hours."),
+    ("qms_site_on_break", "1 during a configured break."),
+)
+_GAUGES = _STATE_GAUGES + _TIME_GAUGES

@@ -16,7 +16,7 @@ from queue_service.settings import Settings
 from queue_service.store.db import EmbeddedPostgres, create_pool
 from queue_service.store.event_store import EventStore
 from queue_service.store.migrate import migrate
-from queue_service.web import api, metrics
+from queue_service.web import api, metrics, pages
 from queue_service.web.errors import error_middleware
 from queue_service.web.keys import CLOCK, CONFIG, ENGINE, EXPOSITION, HUB, SETTINGS, STORE, TOKENS
 from queue_service.web.stream import StreamHub
@@ -80,4 +80,6 @@ def create_app(
     app.on_shutdown.append(_close_streams)
     app.add_routes(api.routes)
     app.add_routes(metrics.routes)
+    app.add_routes(pages.routes)
+    pages.add_static(app)
     return app

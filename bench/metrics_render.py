@@ -1,0 +1,248 @@
+"""Benchmark: /metrics render at 300 sites x 20 services x 20 counters.
+
+Prints, as medians over repeated runs in one process:
+- the Exposition render time cold (nothing cached) and warm (a scrape after a few events),
+  with the worst event-loop lag seen by a 1 ms ticker while it renders;
+- the stock prometheus-client render (`generate_latest` of a custom collector yielding the
+  same families from the same state) — its event-loop lag is the whole render, because the
+  stock aiohttp handler renders on the loop;
+- the ratio stock / ours.
+
+Run: .venv/bin/python -m bench.metrics_render [--sites 300] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.exposition import generate_latest
+
+from queue_service.config import AppConfig, parse_config
+from queue_service.domain import commands
+from queue_service.domain.clock import ManualClock
+from queue_service.domain.state import COUNTER_OPEN, SiteState
+from queue_service.engine import Engine
+from queue_service.metrics.exposition import Exposition
+from queue_service.store.event_store import EventStore
+from queue_service.web.stream import StreamHub
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 WITA
+
+
+def build_config(sites: int, services: int, counters: int) -> AppConfig:
+    letters = [chr(ord("A") + i) for i in range(26)]
+    return parse_config({"sites": [
+        {
+            "id": f"site-{n:03d}", "name": f"MPP {n}", "timezone": "Asia/Makassar",
+            "hours": {d: ["00:00", "23:59"] for d in DAYS},
+            "agencies": [{"id": "a", "name": "Agency"}],
+            "services": [
+                {"code": f"S{k:02d}", "agency": "a", "name_id": f"Layanan {k}",
+                 "name_en": f"Service {k}", "prefix": letters[k % 26] + letters[k // 26],
+                 "target_wait_minutes": 10 + 5 * (k % 4)}
+                for k in range(services)
+            ],
+            "counters": [
+                {"id": f"c{j:02d}", "name": f"Loket {j}", "services": [f"S{j % services:02d}"]}
+                for j in range(counters)
+            ],
+        }
+        for n in range(sites)
+    ]})
+
+
+def run(state: SiteState, clock: ManualClock, events: list[Any], seq: list[int]) -> None:
+    for e in events:
+        seq[0] += 1
+        state.apply(type(e)(**{**{f: getattr(e, f) for f in e.__slots__}, "seq": seq[0]}))
+
+
+def populate(engine: Engine, clock: ManualClock, tickets_per_service: int) -> None:
+    """A busy morning in every site: tickets issued, most called and served, some waiting."""
+    seq = [0]
+    for site_id, site in engine.config.sites.items():
+        clock.set(START)
+        state = SiteState(site, site.service_day(START), engine._new_totals(site_id))
+        for cid in site.counters:
+            run(state, clock, commands.open_counter(state, clock.now(), counter_id=cid), seq)
+        for i in range(tickets_per_service):
+            for code in site.services:
+                clock.advance(1)
+                run(state, clock, commands.issue(state, clock.now(), ticket_id=f"{code}-{i}",
+                                                 service=code), seq)
+            if i < tickets_per_service - 3:
+                for cid in site.counters:
+                    clock.advance(2)
+                    if state.counters[cid].ticket_id is not None:
+                        run(state, clock, commands.finish(state, clock.now(), counter_id=cid),
+                            seq)
+                    try:
+                        run(state, clock, commands.call_next(state, clock.now(), counter_id=cid),
+                            seq)
+                        run(state, clock, commands.start(state, clock.now(), counter_id=cid),
+                            seq)
+                    except Exception:  # noqa: S112 - an empty queue is part of the day
+                        continue
+        engine.committed[site_id] = state
+    clock.advance(600)
+
+
+class StockCollector:
+    """The same families, yielded the stock prometheus-client way."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Any]:
+        states = self.engine.committed
+        now = self.engine.clock.now()
+        names = (("qms_tickets_issued", "issued"), ("qms_tickets_called", "called"),
+                 ("qms_tickets_called_within_target", "called_within"),
+                 ("qms_tickets_recalled", "recalled"))
+        for name, attr in names:
+            fam = CounterMetricFamily(name, name, labels=["site", "service"])
+            for site_id, st in states.items():
+                assert st.totals is not None
+                for code, v in getattr(st.totals, attr).items():
+                    fam.add_metric([site_id, code], v)
+            yield fam
+        closed = CounterMetricFamily("qms_tickets_closed", "closed",
+                                     labels=["site", "service", "outcome"])
+        for site_id, st in states.items():
+            assert st.totals is not None
+            for (code, outcome), v in st.totals.closed.items():
+                closed.add_metric([site_id, code, outcome], v)
+        yield closed
+        for name, attr in (("qms_ticket_wait_seconds", "wait"),
+                           ("qms_ticket_walk_seconds", "walk"),
+                           ("qms_ticket_service_seconds", "service")):
+            hist = HistogramMetricFamily(name, name, labels=["site", "service"])
+            for site_id, st in states.items():
+                assert st.totals is not None
+                for code, h in getattr(st.totals, attr).items():
+                    cum = h.cumulative()
+                    buckets = [(str(float(b)), c) for b, c in zip(h.bounds, cum, strict=False)]
+                    buckets.append(("+Inf", h.count))
+                    hist.add_metric([site_id, code], buckets, h.sum)
+            yield hist
+        for name, attr in (("qms_counter_served", "counter_served"),
+                           ("qms_counter_busy_seconds", "counter_busy")):
+            fam = CounterMetricFamily(name, name, labels=["site", "counter"])
+            for site_id, st in states.items():
+                assert st.totals is not None
+                for cid, v in getattr(st.totals, attr).items():
+                    fam.add_metric([site_id, cid], v)
+            yield fam
+        gauges = {n: GaugeMetricFamily(n, n, labels=["site", "service"]) for n in (
+            "qms_queue_waiting_tickets", "qms_queue_oldest_wait_seconds",
+            "qms_queue_open_counters", "qms_service_target_wait_seconds")}
+        for site_id, st in states.items():
+            for code, q in st.queues.items():
+                waiting = list(q.waiting())
+                oldest = min((t.enqueued_at for t in waiting), default=None)
+                gauges["qms_queue_waiting_tickets"].add_metric([site_id, code], len(waiting))
+                gauges["qms_queue_oldest_wait_seconds"].add_metric(
+                    [site_id, code], (now - oldest).total_seconds() if oldest else 0)
+                gauges["qms_queue_open_counters"].add_metric(
+                    [site_id, code], len(st.open_counters(code)))
+                gauges["qms_service_target_wait_seconds"].add_metric(
+                    [site_id, code], q.service.target_wait_seconds)
+        yield from gauges.values()
+        cgauges = {n: GaugeMetricFamily(n, n, labels=["site", "counter"]) for n in (
+            "qms_counter_open", "qms_counter_serving")}
+        for site_id, st in states.items():
+            for cid, c in st.counters.items():
+                cgauges["qms_counter_open"].add_metric([site_id, cid], c.state == COUNTER_OPEN)
+                cgauges["qms_counter_serving"].add_metric([site_id, cid], c.ticket_id is not None)
+        yield from cgauges.values()
+
+
+async def measure(render: Any) -> tuple[float, float, int]:
+    """(render seconds, worst loop lag seconds, bytes) with a 1 ms ticker running."""
+    lag = 0.0
+    stop = False
+
+    async def ticker() -> None:
+        nonlocal lag
+        while not stop:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lag = max(lag, time.perf_counter() - before - 0.001)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    lag = 0.0
+    began = time.perf_counter()
+    body = await render()
+    elapsed = time.perf_counter() - began
+    await asyncio.sleep(0.005)
+    stop = True
+    await task
+    return elapsed, lag, len(body)
+
+
+async def main(sites: int, repeat: int) -> None:
+    clock = ManualClock(START)
+    config = build_config(sites, 20, 20)
+    engine = Engine(config, cast(EventStore, None), clock)
+    t0 = time.perf_counter()
+    populate(engine, clock, tickets_per_service=12)
+    print(f"populated {sites} sites in {time.perf_counter() - t0:.1f} s")
+    exposition = Exposition(engine, StreamHub())
+    registry = CollectorRegistry()
+    registry.register(StockCollector(engine))  # type: ignore[arg-type]
+
+    async def stock() -> bytes:
+        return generate_latest(registry)  # on the loop, as the stock aiohttp handler does
+
+    cold, warm, stock_runs = [], [], []
+    series = 0
+    for _ in range(repeat):
+        exposition._cache.clear()
+        exposition._gauge_cache.clear()
+        r = await measure(exposition.render)
+        cold.append(r)
+        # A few events in a few sites between scrapes: the rest is served from cache.
+        for site_id in list(engine.committed)[:5]:
+            st = engine.committed[site_id]
+            code = next(iter(st.site.services))
+            st.apply(commands.issue(st, clock.advance(1), ticket_id=f"x{clock.now()}",
+                                    service=code)[0])
+        warm.append(await measure(exposition.render))
+        stock_runs.append(await measure(stock))
+    body = await exposition.render()
+    series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+    def med(rows: list[tuple[float, float, int]], i: int) -> float:
+        return statistics.median(r[i] for r in rows)
+
+    print(f"series in the exposition: {series}, size {len(body) / 1e6:.1f} MB")
+    print(f"ours, cold:  render {med(cold, 0) * 1000:7.1f} ms   max loop lag "
+          f"{med(cold, 1) * 1000:6.1f} ms")
+    print(f"ours, warm:  render {med(warm, 0) * 1000:7.1f} ms   max loop lag "
+          f"{med(warm, 1) * 1000:6.1f} ms")
+    print(f"stock:       render {med(stock_runs, 0) * 1000:7.1f} ms   max loop lag "
+          f"{med(stock_runs, 1) * 1000:6.1f} ms  (same families, fewer gauges)")
+    print(f"stock / ours: cold {med(stock_runs, 0) / med(cold, 0):.1f}x, "
+          f"warm {med(stock_runs, 0) / med(warm, 0):.1f}x  (medians of {repeat} runs)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sites", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main(args.sites, args.repeat))
