@@ -34,5 +34,7 @@ class Settings:
             "metrics_token": env.get("ANTRIAN_METRICS_TOKEN") or None,
             "log_level": env.get("ANTRIAN_LOG_LEVEL", "INFO").upper(),
         }
+        if env.get("ANTRIAN_PAGES_DIR"):
+            values["pages_dir"] = Path(env["ANTRIAN_PAGES_DIR"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
