@@ -86,10 +86,10 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 async def client(
-    aiohttp_client,
-    settings: Settings,
-    config: AppConfig,  # type: ignore[no-untyped-def]
+    settings: Settings,  # first: the database outlives the app that uses it
+    config: AppConfig,
     clock: ManualClock,
+    aiohttp_client: Any,
 ) -> TestClient:
     return await aiohttp_client(create_app(settings, config, clock))
 
