@@ -193,7 +193,13 @@ class Engine:
             self._next_seq += 1
             working.apply(event)
             numbered.append(event)
-        status, response = respond(working, numbered)
+        try:
+            status, response = respond(working, numbered)
+        except Exception:
+            # The events are applied to the working state and later decisions build on
+            # them: they must be committed even though this answer could not be made.
+            self._enqueue(numbered, None)
+            raise
         answer = None
         if key is not None:
             answer = IdempotentAnswer(
@@ -205,17 +211,23 @@ class Engine:
                 numbered[-1].seq if numbered else self._committed_seq,
                 now,
             )
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future = self._enqueue(numbered, answer)
         if key is not None:
             self._inflight[key] = (request_hash, future)
         try:
-            self._idle.clear()
-            self._queue.put_nowait(_Pending(numbered, answer, future))
             await asyncio.shield(future)
         finally:
             if key is not None:
                 self._inflight.pop(key, None)
         return status, response
+
+    def _enqueue(
+        self, events: list[Event], answer: IdempotentAnswer | None
+    ) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle.clear()
+        self._queue.put_nowait(_Pending(events, answer, future))
+        return future
 
     async def _replayed(
         self, key: tuple[str, str], request_hash: str
