@@ -981,6 +981,17 @@ def _health_paths() -> dict[str, Any]:
                 security=OPTIONAL_TOKEN,
             )
         },
+        "/": {
+            "get": _operation(
+                "index",
+                "pages",
+                "Front page",
+                "Redirects to `/ui/`, the index of the kiosk, counter, floor-board, TV-display "
+                "and ticket-status pages (served from the `kiosk/` folder).",
+                {"302": {"description": "Redirect to /ui/."}},
+                security=PUBLIC,
+            )
+        },
         "/healthz": {
             "get": _operation(
                 "healthz",
@@ -1227,6 +1238,25 @@ def _ticket_paths() -> dict[str, Any]:
                 "capability; no token. Tickets are known for the current service day only.",
                 {
                     "200": _ok("The ticket.", _ref("TicketStatus")),
+                    **_errors({404: ("unknown_ticket",)}),
+                },
+                security=PUBLIC,
+                parameters=[TICKET],
+            )
+        },
+        "/api/v1/tickets/{ticket}/qr.svg": {
+            "get": _operation(
+                "ticketQr",
+                "tickets",
+                "QR code of the ticket's status page",
+                "An SVG QR code linking to `/ui/status.html#<ticket id>` on this host, for the "
+                "kiosk's confirmation screen and printable ticket. Public: the ticket id is "
+                "the capability.",
+                {
+                    "200": {
+                        "description": "The QR code.",
+                        "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                    },
                     **_errors({404: ("unknown_ticket",)}),
                 },
                 security=PUBLIC,
@@ -1491,6 +1521,7 @@ def _build() -> dict[str, Any]:
             {"name": "tickets", "description": "Tickets (*nomor antrian*)."},
             {"name": "counters", "description": "Counter (*loket*) actions by officers."},
             {"name": "stream", "description": "Live server-sent events."},
+            {"name": "pages", "description": "The front-end pages."},
         ],
         "security": [{"bearerAuth": []}],
         "paths": {
