@@ -57,7 +57,7 @@ async def richer_day(client: TestClient, clock: ManualClock) -> None:
     await script.act(1740, "loket-13", "call-next")
     await script.act(1750, "loket-14", "open")
     await script.act(1760, "loket-14", "pause", reason="Istirahat sholat")
-    script.at(2400)
+    script.at(3000)  # KTP-EL's and SKCK's oldest waits are now past their 20 minutes
 
 
 def _by(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
@@ -129,6 +129,8 @@ async def test_metrics_equal_the_visit_view_and_the_snapshot(
         assert pick(samples, "qms_queue_oldest_wait_seconds", **lbl)[()] == (
             s["oldest_wait_seconds"] or 0
         )
+        over = [t for t in s["tickets"] if t["wait_seconds"] > s["target_wait_seconds"]]
+        assert pick(samples, "qms_queue_waiting_over_target_tickets", **lbl)[()] == len(over)
         predicted = pick(samples, "qms_queue_predicted_wait_seconds", **lbl)
         if s["estimated_wait_seconds"] is None:
             assert predicted == {}
@@ -147,7 +149,10 @@ async def test_metrics_equal_the_visit_view_and_the_snapshot(
     # Spot checks that the scripted day left what it meant to.
     assert pick(samples, "qms_queue_waiting_tickets", site=SITE, service="SKCK")[()] == 1
     assert pick(samples, "qms_counter_paused", site=SITE, counter="loket-14")[()] == 1
-    assert pick(samples, "qms_queue_oldest_wait_seconds", site=SITE, service="KTP-EL")[()] == 700
+    assert pick(samples, "qms_queue_oldest_wait_seconds", site=SITE, service="KTP-EL")[()] == 1300
+    assert (
+        pick(samples, "qms_queue_waiting_over_target_tickets", site=SITE, service="SKCK")[()] == 1
+    )
     assert (
         pick(samples, "qms_events_committed_total")[()] == client.app[ENGINE].stats.events_committed
     )

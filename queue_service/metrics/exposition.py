@@ -297,12 +297,17 @@ class Exposition:
         lines: dict[str, list[str]] = {name: [] for name, _ in _TIME_GAUGES}
         for code, q in state.queues.items():
             lbl = svc_labels[code]
-            oldest_wait = 0.0
-            if len(q):
-                oldest = min(t.enqueued_at for t in q.waiting()).timestamp()
-                oldest_wait = max(0.0, now - oldest)
-            lines["qms_queue_oldest_wait_seconds"].append(f"{{{lbl}}} {fmt(oldest_wait)}\n")
             svc = q.service
+            oldest_wait = 0.0
+            over = 0
+            if len(q):
+                # Tickets that started waiting before this instant are over the target.
+                deadline = now - svc.target_wait_seconds
+                starts = [t.enqueued_at.timestamp() for t in q.waiting()]
+                oldest_wait = max(0.0, now - min(starts))
+                over = sum(1 for start in starts if start < deadline)
+            lines["qms_queue_oldest_wait_seconds"].append(f"{{{lbl}}} {fmt(oldest_wait)}\n")
+            lines["qms_queue_waiting_over_target_tickets"].append(f"{{{lbl}}} {over}\n")
             accepting = is_open and not (
                 (svc.cutoff is not None and local_time >= svc.cutoff)
                 or (svc.daily_quota is not None and q.issued >= svc.daily_quota)
@@ -411,6 +416,10 @@ _STATE_GAUGES = (
 )
 _TIME_GAUGES = (
     ("qms_queue_oldest_wait_seconds", "How long the oldest waiting ticket has waited."),
+    (
+        "qms_queue_waiting_over_target_tickets",
+        "Waiting tickets that have already waited longer than the target.",
+    ),
     ("qms_service_accepting", "1 when tickets can be issued now."),
     ("qms_site_open", "1 within opening hours."),
     ("qms_site_on_break", "1 during a configured break."),
