@@ -18,7 +18,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
@@ -44,24 +44,39 @@ START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 WITA
 
 def build_config(sites: int, services: int, counters: int) -> AppConfig:
     letters = [chr(ord("A") + i) for i in range(26)]
-    return parse_config({"sites": [
+    return parse_config(
         {
-            "id": f"site-{n:03d}", "name": f"MPP {n}", "timezone": "Asia/Makassar",
-            "hours": {d: ["00:00", "23:59"] for d in DAYS},
-            "agencies": [{"id": "a", "name": "Agency"}],
-            "services": [
-                {"code": f"S{k:02d}", "agency": "a", "name_id": f"Layanan {k}",
-                 "name_en": f"Service {k}", "prefix": letters[k % 26] + letters[k // 26],
-                 "target_wait_minutes": 10 + 5 * (k % 4)}
-                for k in range(services)
-            ],
-            "counters": [
-                {"id": f"c{j:02d}", "name": f"Loket {j}", "services": [f"S{j % services:02d}"]}
-                for j in range(counters)
-            ],
+            "sites": [
+                {
+                    "id": f"site-{n:03d}",
+                    "name": f"MPP {n}",
+                    "timezone": "Asia/Makassar",
+                    "hours": {d: ["00:00", "23:59"] for d in DAYS},
+                    "agencies": [{"id": "a", "name": "Agency"}],
+                    "services": [
+                        {
+                            "code": f"S{k:02d}",
+                            "agency": "a",
+                            "name_id": f"Layanan {k}",
+                            "name_en": f"Service {k}",
+                            "prefix": letters[k % 26] + letters[k // 26],
+                            "target_wait_minutes": 10 + 5 * (k % 4),
+                        }
+                        for k in range(services)
+                    ],
+                    "counters": [
+                        {
+                            "id": f"c{j:02d}",
+                            "name": f"Loket {j}",
+                            "services": [f"S{j % services:02d}"],
+                        }
+                        for j in range(counters)
+                    ],
+                }
+                for n in range(sites)
+            ]
         }
-        for n in range(sites)
-    ]})
+    )
 
 
 def run(state: SiteState, clock: ManualClock, events: list[Any], seq: list[int]) -> None:
@@ -81,19 +96,25 @@ def populate(engine: Engine, clock: ManualClock, tickets_per_service: int) -> No
         for i in range(tickets_per_service):
             for code in site.services:
                 clock.advance(1)
-                run(state, clock, commands.issue(state, clock.now(), ticket_id=f"{code}-{i}",
-                                                 service=code), seq)
+                run(
+                    state,
+                    clock,
+                    commands.issue(state, clock.now(), ticket_id=f"{code}-{i}", service=code),
+                    seq,
+                )
             if i < tickets_per_service - 3:
                 for cid in site.counters:
                     clock.advance(2)
                     if state.counters[cid].ticket_id is not None:
-                        run(state, clock, commands.finish(state, clock.now(), counter_id=cid),
-                            seq)
+                        run(state, clock, commands.finish(state, clock.now(), counter_id=cid), seq)
                     try:
-                        run(state, clock, commands.call_next(state, clock.now(), counter_id=cid),
-                            seq)
-                        run(state, clock, commands.start(state, clock.now(), counter_id=cid),
-                            seq)
+                        run(
+                            state,
+                            clock,
+                            commands.call_next(state, clock.now(), counter_id=cid),
+                            seq,
+                        )
+                        run(state, clock, commands.start(state, clock.now(), counter_id=cid), seq)
                     except Exception:  # noqa: S112 - an empty queue is part of the day
                         continue
         engine.committed[site_id] = state
@@ -109,9 +130,12 @@ class StockCollector:
     def collect(self) -> Iterator[Any]:
         states = self.engine.committed
         now = self.engine.clock.now()
-        names = (("qms_tickets_issued", "issued"), ("qms_tickets_called", "called"),
-                 ("qms_tickets_called_within_target", "called_within"),
-                 ("qms_tickets_recalled", "recalled"))
+        names = (
+            ("qms_tickets_issued", "issued"),
+            ("qms_tickets_called", "called"),
+            ("qms_tickets_called_within_target", "called_within"),
+            ("qms_tickets_recalled", "recalled"),
+        )
         for name, attr in names:
             fam = CounterMetricFamily(name, name, labels=["site", "service"])
             for site_id, st in states.items():
@@ -119,16 +143,19 @@ class StockCollector:
                 for code, v in getattr(st.totals, attr).items():
                     fam.add_metric([site_id, code], v)
             yield fam
-        closed = CounterMetricFamily("qms_tickets_closed", "closed",
-                                     labels=["site", "service", "outcome"])
+        closed = CounterMetricFamily(
+            "qms_tickets_closed", "closed", labels=["site", "service", "outcome"]
+        )
         for site_id, st in states.items():
             assert st.totals is not None
             for (code, outcome), v in st.totals.closed.items():
                 closed.add_metric([site_id, code, outcome], v)
         yield closed
-        for name, attr in (("qms_ticket_wait_seconds", "wait"),
-                           ("qms_ticket_walk_seconds", "walk"),
-                           ("qms_ticket_service_seconds", "service")):
+        for name, attr in (
+            ("qms_ticket_wait_seconds", "wait"),
+            ("qms_ticket_walk_seconds", "walk"),
+            ("qms_ticket_service_seconds", "service"),
+        ):
             hist = HistogramMetricFamily(name, name, labels=["site", "service"])
             for site_id, st in states.items():
                 assert st.totals is not None
@@ -138,35 +165,48 @@ class StockCollector:
                     buckets.append(("+Inf", h.count))
                     hist.add_metric([site_id, code], buckets, h.sum)
             yield hist
-        for name, attr in (("qms_counter_served", "counter_served"),
-                           ("qms_counter_busy_seconds", "counter_busy")):
+        for name, attr in (
+            ("qms_loket_served", "counter_served"),
+            ("qms_loket_busy_seconds", "counter_busy"),
+        ):
             fam = CounterMetricFamily(name, name, labels=["site", "counter"])
             for site_id, st in states.items():
                 assert st.totals is not None
                 for cid, v in getattr(st.totals, attr).items():
                     fam.add_metric([site_id, cid], v)
             yield fam
-        gauges = {n: GaugeMetricFamily(n, n, labels=["site", "service"]) for n in (
-            "qms_queue_waiting_tickets", "qms_queue_oldest_wait_seconds",
-            "qms_queue_open_counters", "qms_service_target_wait_seconds")}
+        gauges = {
+            n: GaugeMetricFamily(n, n, labels=["site", "service"])
+            for n in (
+                "qms_queue_waiting_tickets",
+                "qms_queue_oldest_wait_seconds",
+                "qms_queue_open_counters",
+                "qms_service_target_wait_seconds",
+            )
+        }
         for site_id, st in states.items():
             for code, q in st.queues.items():
                 waiting = list(q.waiting())
                 oldest = min((t.enqueued_at for t in waiting), default=None)
                 gauges["qms_queue_waiting_tickets"].add_metric([site_id, code], len(waiting))
                 gauges["qms_queue_oldest_wait_seconds"].add_metric(
-                    [site_id, code], (now - oldest).total_seconds() if oldest else 0)
+                    [site_id, code], (now - oldest).total_seconds() if oldest else 0
+                )
                 gauges["qms_queue_open_counters"].add_metric(
-                    [site_id, code], len(st.open_counters(code)))
+                    [site_id, code], len(st.open_counters(code))
+                )
                 gauges["qms_service_target_wait_seconds"].add_metric(
-                    [site_id, code], q.service.target_wait_seconds)
+                    [site_id, code], q.service.target_wait_seconds
+                )
         yield from gauges.values()
-        cgauges = {n: GaugeMetricFamily(n, n, labels=["site", "counter"]) for n in (
-            "qms_counter_open", "qms_counter_serving")}
+        cgauges = {
+            n: GaugeMetricFamily(n, n, labels=["site", "counter"])
+            for n in ("qms_loket_open", "qms_loket_serving")
+        }
         for site_id, st in states.items():
             for cid, c in st.counters.items():
-                cgauges["qms_counter_open"].add_metric([site_id, cid], c.state == COUNTER_OPEN)
-                cgauges["qms_counter_serving"].add_metric([site_id, cid], c.ticket_id is not None)
+                cgauges["qms_loket_open"].add_metric([site_id, cid], c.state == COUNTER_OPEN)
+                cgauges["qms_loket_serving"].add_metric([site_id, cid], c.ticket_id is not None)
         yield from cgauges.values()
 
 
@@ -219,8 +259,9 @@ async def main(sites: int, repeat: int) -> None:
         for site_id in list(engine.committed)[:5]:
             st = engine.committed[site_id]
             code = next(iter(st.site.services))
-            st.apply(commands.issue(st, clock.advance(1), ticket_id=f"x{clock.now()}",
-                                    service=code)[0])
+            st.apply(
+                commands.issue(st, clock.advance(1), ticket_id=f"x{clock.now()}", service=code)[0]
+            )
         warm.append(await measure(exposition.render))
         stock_runs.append(await measure(stock))
     body = await exposition.render()
@@ -230,14 +271,22 @@ async def main(sites: int, repeat: int) -> None:
         return statistics.median(r[i] for r in rows)
 
     print(f"series in the exposition: {series}, size {len(body) / 1e6:.1f} MB")
-    print(f"ours, cold:  render {med(cold, 0) * 1000:7.1f} ms   max loop lag "
-          f"{med(cold, 1) * 1000:6.1f} ms")
-    print(f"ours, warm:  render {med(warm, 0) * 1000:7.1f} ms   max loop lag "
-          f"{med(warm, 1) * 1000:6.1f} ms")
-    print(f"stock:       render {med(stock_runs, 0) * 1000:7.1f} ms   max loop lag "
-          f"{med(stock_runs, 1) * 1000:6.1f} ms  (same families, fewer gauges)")
-    print(f"stock / ours: cold {med(stock_runs, 0) / med(cold, 0):.1f}x, "
-          f"warm {med(stock_runs, 0) / med(warm, 0):.1f}x  (medians of {repeat} runs)")
+    print(
+        f"ours, cold:  render {med(cold, 0) * 1000:7.1f} ms   max loop lag "
+        f"{med(cold, 1) * 1000:6.1f} ms"
+    )
+    print(
+        f"ours, warm:  render {med(warm, 0) * 1000:7.1f} ms   max loop lag "
+        f"{med(warm, 1) * 1000:6.1f} ms"
+    )
+    print(
+        f"stock:       render {med(stock_runs, 0) * 1000:7.1f} ms   max loop lag "
+        f"{med(stock_runs, 1) * 1000:6.1f} ms  (same families, fewer gauges)"
+    )
+    print(
+        f"stock / ours: cold {med(stock_runs, 0) / med(cold, 0):.1f}x, "
+        f"warm {med(stock_runs, 0) / med(warm, 0):.1f}x  (medians of {repeat} runs)"
+    )
 
 
 if __name__ == "__main__":

@@ -21,11 +21,14 @@ PRIORITY_POLICIES = ("strict", "interleave", "fifo")
 PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")
 ROLES = ("kiosk", "counter", "manager", "admin")
 OUTCOMES = ("served", "incomplete", "referred")
+DEVICE_KINDS = ("dispenser", "keypad", "printer")
+PARITIES = ("N", "E", "O", "M", "S")
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}\Z")
 _CODE_RE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,23}\Z")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
+_HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})\Z")
 
 
 class ConfigError(Exception):
@@ -82,6 +85,48 @@ class Break:
 
 
 @dataclass(frozen=True, slots=True)
+class SerialSettings:
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonConfig:
+    """A dispenser button: the service it issues for, and how its printed numbers are kept
+    apart from kiosk numbers: its own letter `prefix`, or a `range` of the service's
+    3-digit numbers above the service's daily quota."""
+
+    button: int
+    service: str
+    prefix: str | None = None
+    range: tuple[int, int] | None = None
+    priority: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str
+    kind: str  # dispenser | keypad | printer
+    url: str  # pyserial URL: /dev/serial/by-id/..., socket://host:port, rfc2217://host:port
+    serial: SerialSettings = SerialSettings()
+    # Close the link when nothing valid arrived for this long (0: never); dispensers and
+    # keypads send heartbeats, printers are polled.
+    silence_timeout: float = 30.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    buttons: Mapping[int, ButtonConfig] = field(default_factory=dict)  # dispenser
+    addresses: Mapping[int, str] = field(default_factory=dict)  # keypad: address -> counter
+    kiosk: str | None = None  # printer: name of the kiosk token it prints for
+    poll_interval: float = 2.0  # printer: DLE EOT status poll period
+
+    @property
+    def is_network(self) -> bool:
+        return self.url.startswith(("socket://", "rfc2217://"))
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     id: str
     name: str
@@ -92,6 +137,9 @@ class Site:
     services: Mapping[str, Service]
     counters: Mapping[str, Counter]
     no_show_min_calls: int = 2
+    devices: tuple[DeviceConfig, ...] = ()
+    # Where citizens reach this service (printed QR codes link to the ticket status page).
+    public_url: str | None = None
 
     def service_day(self, now: datetime) -> date:
         """The service day a UTC instant belongs to, in the site's own timezone."""
@@ -255,6 +303,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> AppConfig:
                 r.problem(f"{where}.id", f"duplicate site id {site.id!r}")
             sites[site.id] = site
     tokens = _parse_tokens(r, data, sites)
+    _check_device_references(r, sites, tokens)
     if r.problems:
         raise ConfigError(r.problems)
     return AppConfig(path=path, sites=sites, tokens=tokens)
@@ -273,6 +322,8 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
             "services",
             "counters",
             "no_show_min_calls",
+            "devices",
+            "public_url",
         },
         where,
     )
@@ -397,6 +448,19 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
     for code in unserved:
         r.problem(f"{where}.services", f"service {code!r} is served by no counter")
 
+    public_url = r.get(raw, "public_url", where, str, required=False)
+    if public_url is not None:
+        public_url = public_url.rstrip("/")
+        if not re.match(r"https?://[^\s/]+", public_url):
+            r.problem(f"{where}.public_url", "must be an http:// or https:// URL")
+    devices = _parse_devices(r, raw, where, services, counters)
+    if public_url is None and any(d.kind == "printer" for d in devices):
+        r.problem(
+            f"{where}.public_url",
+            "is required when the site has a printer (tickets print a QR code to the "
+            'ticket status page), e.g. "http://antrian.mpp.local:8080"',
+        )
+
     return Site(
         id=site_id,
         name=name,
@@ -407,7 +471,277 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         services=services,
         counters=counters,
         no_show_min_calls=no_show if isinstance(no_show, int) else 2,
+        devices=tuple(devices),
+        public_url=public_url,
     )
+
+
+def _valid_url(url: str) -> str | None:
+    """Why a device URL is not usable, or None when it is."""
+    if url.startswith("/"):
+        return None if len(url) > 1 else "is not a device path"
+    for scheme in ("socket://", "rfc2217://"):
+        if url.startswith(scheme):
+            rest = url[len(scheme) :].split("?", 1)[0]
+            match = _HOST_PORT_RE.match(rest)
+            if match is None or not 1 <= int(match["port"]) <= 65535:
+                return f"must be {scheme}HOST:PORT with a port 1..65535"
+            return None
+    return (
+        "must be a device path (/dev/serial/by-id/...), socket://HOST:PORT or rfc2217://HOST:PORT"
+    )
+
+
+def _number(
+    r: _Reader,
+    table: Mapping[str, Any],
+    key: str,
+    where: str,
+    default: float,
+    low: float,
+    high: float,
+) -> float:
+    value = r.get(table, key, where, (int, float), required=False, default=default)
+    if value is None:
+        return default
+    if not low <= value <= high:
+        r.problem(f"{where}.{key}", f"must be between {low:g} and {high:g}")
+        return default
+    return float(value)
+
+
+def _int_keys(r: _Reader, table: Mapping[str, Any], where: str, high: int) -> dict[int, Any]:
+    """A TOML table keyed by small integers ({ 1 = ..., 2 = ... })."""
+    out: dict[int, Any] = {}
+    for raw_key, value in table.items():
+        if not (isinstance(raw_key, str) and raw_key.isdigit() and 0 <= int(raw_key) <= high):
+            r.problem(f"{where}.{raw_key}", f"keys must be whole numbers 0..{high}")
+            continue
+        out[int(raw_key)] = value
+    return out
+
+
+def _parse_devices(
+    r: _Reader,
+    raw: Mapping[str, Any],
+    where: str,
+    services: Mapping[str, Service],
+    counters: Mapping[str, Counter],
+) -> list[DeviceConfig]:
+    devices: list[DeviceConfig] = []
+    seen: set[str] = set()
+    urls: set[str] = set()
+    # Numbers kept apart: device prefixes, and (service, range) of every button.
+    prefixes: dict[str, str] = {}
+    ranges: list[tuple[str, int, int, str]] = []
+    service_prefixes = {svc.prefix for svc in services.values()}
+    for j, raw_device in enumerate(r.get(raw, "devices", where, list, required=False) or []):
+        key = f"{where}.devices[{j}]"
+        if not isinstance(raw_device, dict):
+            r.problem(key, "must be a table")
+            continue
+        r.unknown_keys(
+            raw_device,
+            {
+                "id",
+                "kind",
+                "url",
+                "baudrate",
+                "bytesize",
+                "parity",
+                "stopbits",
+                "silence_timeout",
+                "backoff_initial",
+                "backoff_max",
+                "buttons",
+                "addresses",
+                "kiosk",
+                "poll_interval",
+            },
+            key,
+        )
+        did = r.get(raw_device, "id", key, str, default="")
+        if did and not _ID_RE.match(did):
+            r.problem(f"{key}.id", "must be lower-case letters, digits, '-' or '_' (max 48)")
+        if did in seen:
+            r.problem(f"{key}.id", f"duplicate device id {did!r}")
+        seen.add(did)
+        kind = r.get(raw_device, "kind", key, str, default="")
+        if kind and kind not in DEVICE_KINDS:
+            r.problem(f"{key}.kind", f"must be one of {', '.join(DEVICE_KINDS)}")
+        url = r.get(raw_device, "url", key, str, default="")
+        if url:
+            why = _valid_url(url)
+            if why is not None:
+                r.problem(f"{key}.url", why)
+            if url in urls:
+                r.problem(f"{key}.url", "another device of this site already uses this port")
+            urls.add(url)
+        baud = r.get(raw_device, "baudrate", key, int, required=False, default=9600)
+        if baud is not None and not 50 <= baud <= 4_000_000:
+            r.problem(f"{key}.baudrate", "must be between 50 and 4000000")
+        bytesize = r.get(raw_device, "bytesize", key, int, required=False, default=8)
+        if bytesize not in (5, 6, 7, 8):
+            r.problem(f"{key}.bytesize", "must be 5, 6, 7 or 8")
+        parity = r.get(raw_device, "parity", key, str, required=False, default="N")
+        if parity not in PARITIES:
+            r.problem(f"{key}.parity", f"must be one of {', '.join(PARITIES)}")
+        stopbits = r.get(raw_device, "stopbits", key, (int, float), required=False, default=1)
+        if stopbits not in (1, 1.5, 2):
+            r.problem(f"{key}.stopbits", "must be 1, 1.5 or 2")
+        silence = _number(
+            r, raw_device, "silence_timeout", key, 10.0 if kind == "printer" else 30.0, 0, 3600
+        )
+        backoff_initial = _number(r, raw_device, "backoff_initial", key, 1.0, 0.01, 600)
+        backoff_max = _number(r, raw_device, "backoff_max", key, 60.0, 0.01, 3600)
+        if backoff_max < backoff_initial:
+            r.problem(f"{key}.backoff_max", "must not be less than backoff_initial")
+        poll = _number(r, raw_device, "poll_interval", key, 2.0, 0.05, 600)
+        if kind == "printer" and silence and silence <= poll:
+            r.problem(f"{key}.silence_timeout", "must be longer than poll_interval (or 0)")
+
+        buttons: dict[int, ButtonConfig] = {}
+        raw_buttons = r.get(raw_device, "buttons", key, dict, required=kind == "dispenser")
+        if raw_buttons is not None and kind != "dispenser":
+            r.problem(f"{key}.buttons", "only a dispenser has buttons")
+        elif raw_buttons is not None:
+            if not raw_buttons:
+                r.problem(f"{key}.buttons", "a dispenser needs at least one button")
+            for number, spec in _int_keys(r, raw_buttons, f"{key}.buttons", 99).items():
+                bkey = f"{key}.buttons.{number}"
+                button = _parse_button(r, spec, bkey, number, services)
+                if button is None:
+                    continue
+                buttons[number] = button
+                if button.prefix is not None:
+                    if button.prefix in service_prefixes:
+                        r.problem(
+                            f"{bkey}.prefix",
+                            f"{button.prefix!r} is a service prefix: device numbers would "
+                            "clash with kiosk numbers",
+                        )
+                    elif button.prefix in prefixes:
+                        r.problem(
+                            f"{bkey}.prefix",
+                            f"{button.prefix!r} is already used by {prefixes[button.prefix]}",
+                        )
+                    prefixes[button.prefix] = bkey
+                elif button.range is not None:
+                    low, high = button.range
+                    for code, other_low, other_high, other in ranges:
+                        if code == button.service and low <= other_high and other_low <= high:
+                            r.problem(f"{bkey}.range", f"overlaps the range of {other}")
+                    ranges.append((button.service, low, high, bkey))
+
+        addresses: dict[int, str] = {}
+        raw_addresses = r.get(raw_device, "addresses", key, dict, required=kind == "keypad")
+        if raw_addresses is not None and kind != "keypad":
+            r.problem(f"{key}.addresses", "only a keypad bus has addresses")
+        elif raw_addresses is not None:
+            if not raw_addresses:
+                r.problem(f"{key}.addresses", "a keypad bus needs at least one address")
+            for address, counter in _int_keys(r, raw_addresses, f"{key}.addresses", 255).items():
+                if not isinstance(counter, str) or counter not in counters:
+                    r.problem(f"{key}.addresses.{address}", f"unknown counter {counter!r}")
+                    continue
+                if counter in addresses.values():
+                    r.problem(f"{key}.addresses.{address}", f"counter {counter!r} has two keypads")
+                addresses[address] = counter
+
+        kiosk = r.get(raw_device, "kiosk", key, str, required=kind == "printer")
+        if kiosk is not None and kind != "printer":
+            r.problem(f"{key}.kiosk", "only a printer belongs to a kiosk")
+        devices.append(
+            DeviceConfig(
+                id=did,
+                kind=kind,
+                url=url,
+                serial=SerialSettings(
+                    baud or 9600, bytesize or 8, parity or "N", float(stopbits or 1)
+                ),
+                silence_timeout=silence,
+                backoff_initial=backoff_initial,
+                backoff_max=backoff_max,
+                buttons=buttons,
+                addresses=addresses,
+                kiosk=kiosk,
+                poll_interval=poll,
+            )
+        )
+    kiosks = [d.kiosk for d in devices if d.kind == "printer"]
+    for kiosk in {k for k in kiosks if kiosks.count(k) > 1}:
+        r.problem(f"{where}.devices", f"kiosk {kiosk!r} has more than one printer")
+    return devices
+
+
+def _parse_button(
+    r: _Reader, spec: Any, key: str, number: int, services: Mapping[str, Service]
+) -> ButtonConfig | None:
+    if not isinstance(spec, dict):
+        r.problem(key, 'must be a table, e.g. { service = "KTP-EL", prefix = "X" }')
+        return None
+    r.unknown_keys(spec, {"service", "prefix", "range", "priority"}, key)
+    code = r.get(spec, "service", key, str, default="")
+    service = services.get(code)
+    if code and service is None:
+        r.problem(f"{key}.service", f"unknown service {code!r}")
+    priority = r.get(spec, "priority", key, str, required=False)
+    if priority is not None and priority not in PRIORITY_KINDS:
+        r.problem(f"{key}.priority", f"must be one of {', '.join(PRIORITY_KINDS)}")
+    prefix = r.get(spec, "prefix", key, str, required=False)
+    raw_range = r.get(spec, "range", key, list, required=False)
+    if (prefix is None) == (raw_range is None):
+        r.problem(
+            key,
+            "give either `prefix` (the device's own letters) or `range` (a block of the "
+            "service's numbers) so device numbers never clash with kiosk numbers",
+        )
+        return None
+    if prefix is not None:
+        if not _PREFIX_RE.match(prefix):
+            r.problem(f"{key}.prefix", "must be one or two upper-case letters")
+            return None
+        return ButtonConfig(number, code, prefix=prefix, priority=priority)
+    assert raw_range is not None
+    if not (
+        len(raw_range) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in raw_range)
+        and 1 <= raw_range[0] <= raw_range[1] <= 999
+    ):
+        r.problem(f"{key}.range", "must be [first, last] with 1 <= first <= last <= 999")
+        return None
+    low, high = raw_range
+    if service is not None:
+        if service.daily_quota is None:
+            r.problem(
+                f"{key}.range",
+                f"service {code!r} has no daily_quota, so kiosk numbers may reach any "
+                "range; give it a daily_quota below the range or use a prefix",
+            )
+        elif low <= service.daily_quota:
+            r.problem(
+                f"{key}.range",
+                f"starts at {low}, within the kiosk numbers of {code!r} "
+                f"(daily_quota {service.daily_quota}); start it above the quota",
+            )
+    return ButtonConfig(number, code, range=(low, high), priority=priority)
+
+
+def _check_device_references(
+    r: _Reader, sites: Mapping[str, Site], tokens: tuple[Token, ...]
+) -> None:
+    """A printer's kiosk must be a configured kiosk token valid for the site."""
+    by_name = {t.name: t for t in tokens}
+    for i, site in enumerate(sites.values()):
+        for j, device in enumerate(site.devices):
+            if device.kind != "printer" or device.kiosk is None:
+                continue
+            token = by_name.get(device.kiosk)
+            key = f"sites[{i}].devices[{j}].kiosk"
+            if token is None or token.role != "kiosk":
+                r.problem(key, f"no kiosk token is named {device.kiosk!r}")
+            elif not token.allows_site(site.id):
+                r.problem(key, f"kiosk token {device.kiosk!r} is not valid for this site")
 
 
 def _parse_service(

@@ -154,8 +154,17 @@ def _service_view(
     return view
 
 
-def snapshot(state: SiteState, now: datetime, *, with_tickets: bool = True) -> dict[str, Any]:
-    """The whole site, for the floor board and counter pages (authenticated readers)."""
+def snapshot(
+    state: SiteState,
+    now: datetime,
+    *,
+    with_tickets: bool = True,
+    devices: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The whole site, for the floor board and counter pages (authenticated readers).
+
+    `devices` is the health of the site's dispensers, keypads and printers (empty list
+    when it has none), so the board shows a kiosk whose printer is out of paper."""
     site = state.site
     brk = site.current_break(now)
     return {
@@ -172,6 +181,7 @@ def snapshot(state: SiteState, now: datetime, *, with_tickets: bool = True) -> d
             _service_view(state, code, now, with_tickets=with_tickets) for code in site.services
         ],
         "counters": [_counter_view(state, cid, now) for cid in site.counters],
+        "devices": devices if devices is not None else [],
     }
 
 

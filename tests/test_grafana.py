@@ -247,7 +247,7 @@ def test_dashboard_has_multi_value_variables_from_the_catalogue(uid: str) -> Non
         )
     if "counter" in found:
         assert variable_query(found["counter"]) == (
-            'label_values(qms_counter_open{site=~"$site"}, counter)'
+            'label_values(qms_loket_open{site=~"$site"}, counter)'
         )
 
 
@@ -314,12 +314,12 @@ def test_every_metric_in_a_query_is_in_the_catalogue() -> None:
         "qms_service_target_wait_seconds",
         "qms_tickets_called_within_target_total",
         "qms_queue_predicted_wait_seconds",
-        "qms_counter_serving",
-        "qms_counter_idle_while_queue_waits",
+        "qms_loket_serving",
+        "qms_loket_idle_while_queue_waits",
         "qms_ticket_wait_seconds",
         "qms_ticket_service_seconds",
-        "qms_counter_served_total",
-        "qms_counter_busy_seconds_total",
+        "qms_loket_served_total",
+        "qms_loket_busy_seconds_total",
         "qms_device_up",
         "qms_device_last_frame_timestamp_seconds",
         "qms_printer_paper_end",

@@ -108,8 +108,8 @@ async def test_metrics_equal_the_visit_view_and_the_snapshot(
     for cid in site.counters:
         lbl = {"site": SITE, "counter": cid}
         served = by_counter.get(cid, [])
-        assert pick(samples, "qms_counter_served_total", **lbl)[()] == len(served)
-        assert pick(samples, "qms_counter_busy_seconds_total", **lbl)[()] == pytest.approx(
+        assert pick(samples, "qms_loket_served_total", **lbl)[()] == len(served)
+        assert pick(samples, "qms_loket_busy_seconds_total", **lbl)[()] == pytest.approx(
             sum(r["service_seconds"] for r in served)
         )
 
@@ -139,16 +139,16 @@ async def test_metrics_equal_the_visit_view_and_the_snapshot(
         assert pick(samples, "qms_service_accepting", **lbl)[()] == int(s["accepting"])
     for c in snap["counters"]:
         lbl = {"site": SITE, "counter": c["id"]}
-        assert pick(samples, "qms_counter_open", **lbl)[()] == int(c["state"] == "open")
-        assert pick(samples, "qms_counter_paused", **lbl)[()] == int(c["state"] == "paused")
-        assert pick(samples, "qms_counter_serving", **lbl)[()] == int(c["ticket"] is not None)
-        assert pick(samples, "qms_counter_idle_while_queue_waits", **lbl)[()] == int(
+        assert pick(samples, "qms_loket_open", **lbl)[()] == int(c["state"] == "open")
+        assert pick(samples, "qms_loket_paused", **lbl)[()] == int(c["state"] == "paused")
+        assert pick(samples, "qms_loket_serving", **lbl)[()] == int(c["ticket"] is not None)
+        assert pick(samples, "qms_loket_idle_while_queue_waits", **lbl)[()] == int(
             c["idle_while_queue_waits"]
         )
     assert pick(samples, "qms_site_open", site=SITE)[()] == int(snap["open"])
     # Spot checks that the scripted day left what it meant to.
     assert pick(samples, "qms_queue_waiting_tickets", site=SITE, service="SKCK")[()] == 1
-    assert pick(samples, "qms_counter_paused", site=SITE, counter="loket-14")[()] == 1
+    assert pick(samples, "qms_loket_paused", site=SITE, counter="loket-14")[()] == 1
     assert pick(samples, "qms_queue_oldest_wait_seconds", site=SITE, service="KTP-EL")[()] == 1300
     assert (
         pick(samples, "qms_queue_waiting_over_target_tickets", site=SITE, service="SKCK")[()] == 1
@@ -168,7 +168,7 @@ async def test_counters_survive_a_restart_through_replay(
     second = await aiohttp_client(create_app(settings, config, clock))
     after = await scrape(second)
     for key, value in before.items():
-        if key[0].startswith(("qms_tickets_", "qms_ticket_", "qms_counter_", "qms_queue_")):
+        if key[0].startswith(("qms_tickets_", "qms_ticket_", "qms_loket_", "qms_queue_")):
             assert after[key] == value, key
 
 

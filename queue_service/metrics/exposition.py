@@ -213,23 +213,23 @@ class Exposition:
             )
         await self._family(
             out,
-            "qms_counter_served_total",
+            "qms_loket_served_total",
             "counter",
             "Visits finished or transferred at the counter.",
             per_site(
                 "served",
-                lambda s, t: self._counter_values("qms_counter_served_total", s, t.counter_served),
+                lambda s, t: self._counter_values("qms_loket_served_total", s, t.counter_served),
             ),
         )
         await self._family(
             out,
-            "qms_counter_busy_seconds_total",
+            "qms_loket_busy_seconds_total",
             "counter",
             "Service seconds summed over the counter's visits.",
             per_site(
                 "busy",
                 lambda s, t: self._counter_values(
-                    "qms_counter_busy_seconds_total", s, t.counter_busy
+                    "qms_loket_busy_seconds_total", s, t.counter_busy
                 ),
             ),
         )
@@ -269,13 +269,13 @@ class Exposition:
             )
         for cid, c in state.counters.items():
             lbl = ctr_labels[cid]
-            lines["qms_counter_open"].append(f"{{{lbl}}} {int(c.state == COUNTER_OPEN)}\n")
-            lines["qms_counter_paused"].append(f"{{{lbl}}} {int(c.state == COUNTER_PAUSED)}\n")
-            lines["qms_counter_serving"].append(f"{{{lbl}}} {int(c.ticket_id is not None)}\n")
+            lines["qms_loket_open"].append(f"{{{lbl}}} {int(c.state == COUNTER_OPEN)}\n")
+            lines["qms_loket_paused"].append(f"{{{lbl}}} {int(c.state == COUNTER_PAUSED)}\n")
+            lines["qms_loket_serving"].append(f"{{{lbl}}} {int(c.ticket_id is not None)}\n")
             idle = c.idle_since is not None and any(
                 len(state.queues[code]) for code in site.counters[cid].services
             )
-            lines["qms_counter_idle_while_queue_waits"].append(f"{{{lbl}}} {int(idle)}\n")
+            lines["qms_loket_idle_while_queue_waits"].append(f"{{{lbl}}} {int(idle)}\n")
         site_lbl = f'site="{escape(site_id)}"'
         info = f'name="{escape(site.name)}",timezone="{escape(str(site.timezone))}"'
         lines["qms_site_info"].append(f"{{{site_lbl},{info}}} 1\n")
@@ -404,11 +404,11 @@ _STATE_GAUGES = (
     ("qms_queue_open_counters", "Open counters serving the service."),
     ("qms_queue_predicted_wait_seconds", "Estimated wait for a ticket issued now."),
     ("qms_service_target_wait_seconds", "The service standard's target wait."),
-    ("qms_counter_open", "1 when the counter is open."),
-    ("qms_counter_paused", "1 when the counter is paused."),
-    ("qms_counter_serving", "1 while the counter holds a ticket."),
+    ("qms_loket_open", "1 when the counter is open."),
+    ("qms_loket_paused", "1 when the counter is paused."),
+    ("qms_loket_serving", "1 while the counter holds a ticket."),
     (
-        "qms_counter_idle_while_queue_waits",
+        "qms_loket_idle_while_queue_waits",
         "1 when open and idle while one of its services has tickets waiting.",
     ),
     ("qms_site_info", "Site names; always 1."),

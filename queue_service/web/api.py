@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from queue_service import views
+from queue_service.devices.manager import DEVICES
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
@@ -22,7 +23,7 @@ from queue_service.web.auth import STAFF, principal, require
 from queue_service.web.errors import Malformed, TooLarge
 from queue_service.web.keys import CLOCK, ENGINE, HUB, SETTINGS
 from queue_service.web.openapi import openapi_document
-from queue_service.web.stream import StreamHub, encode_events, format_sse
+from queue_service.web.stream import Notice, StreamHub, encode_events, format_sse
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -150,7 +151,8 @@ async def site_directory(request: web.Request) -> web.Response:
 async def snapshot(request: web.Request) -> web.Response:
     state = _site(request)
     require(request, STAFF, site=state.site.id)
-    return web.json_response(views.snapshot(state, _now(request)))
+    devices = request.app[DEVICES].health(state.site.id)
+    return web.json_response(views.snapshot(state, _now(request), devices=devices))
 
 
 @routes.get("/api/v1/sites/{site}/display")
@@ -178,7 +180,7 @@ async def issue_ticket(request: web.Request) -> web.Response:
     site_id = request.match_info["site"]
     engine = request.app[ENGINE]
     engine.site_state(site_id)
-    require(request, ("kiosk", "manager", "admin"), site=site_id)
+    token = require(request, ("kiosk", "manager", "admin"), site=site_id)
     body = await read_json(request, {"service", "priority", "source"})
     service = field_str(body, "service", required=True, max_length=24)
     priority = field_str(body, "priority", max_length=24)
@@ -195,6 +197,11 @@ async def issue_ticket(request: web.Request) -> web.Response:
         idempotency_key=key,
         request_hash=digest,
     )
+    # After the commit, never before: a ticket is printed only once it exists. The print
+    # outcome is not part of the stored (idempotent) answer; a retried request reports
+    # "printed" again without a second paper when the first one came out.
+    response = dict(response)
+    response["print"] = await request.app[DEVICES].print_ticket(site_id, token.name, response)
     return web.json_response(response, status=status)
 
 
@@ -369,6 +376,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             if StreamHub.is_close(item) or sub.overflowed:
                 break
+            if isinstance(item, Notice):
+                await response.write(item.encode())
+                continue
             if item.seq <= sent:
                 continue
             sent = item.seq

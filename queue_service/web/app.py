@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from queue_service.config import AppConfig
+from queue_service.devices.manager import DEVICES, DeviceManager
 from queue_service.domain.clock import Clock, SystemClock
 from queue_service.engine import Engine
 from queue_service.metrics.exposition import Exposition
@@ -61,6 +62,18 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     await engine.stop()
 
 
+async def _devices(app: web.Application) -> AsyncIterator[None]:
+    # After the engine: device tickets and keys are commands. Stopped before the engine,
+    # so no device task runs against a stopped engine. Devices that are absent only back
+    # off and show as down: the service starts cleanly without them.
+    manager = DeviceManager(app[CONFIG], app[ENGINE], app[HUB])
+    app[DEVICES] = manager
+    app[EXPOSITION].sources.append(manager)
+    await manager.start()
+    yield
+    await manager.stop()
+
+
 async def _close_streams(app: web.Application) -> None:
     # Long-lived stream responses end first, so shutdown does not wait for their timeout.
     app[HUB].close()
@@ -77,6 +90,7 @@ def create_app(
     app[HUB] = StreamHub()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
+    app.cleanup_ctx.append(_devices)
     app.on_shutdown.append(_close_streams)
     app.add_routes(api.routes)
     app.add_routes(metrics.routes)

@@ -1,6 +1,8 @@
 """The live stream: committed events fanned out per site to server-sent-event clients.
 
-Each event goes out with its global `seq` as the SSE id. A reconnecting client sends
+Each event goes out with its global `seq` as the SSE id. Notices (device health) are
+not events: they go out without an id, only to clients connected at the time, and a
+client that missed one reads the current state in the snapshot. A reconnecting client sends
 Last-Event-ID and gets every later event of its site from a bounded buffer; if the buffer
 no longer reaches back that far (or the service restarted since), it gets a `reset` and
 re-reads the snapshot, so a client never silently misses an event.
@@ -14,6 +16,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from queue_service.domain.events import Event
@@ -21,6 +24,17 @@ from queue_service.domain.events import Event
 log = logging.getLogger(__name__)
 
 _CLOSE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message that is not a stored event (e.g. `device_status`): no seq, not buffered."""
+
+    site: str
+    payload: dict[str, Any]
+
+    def encode(self) -> bytes:
+        return format_sse(None, self.payload)
 
 
 class Subscriber:
@@ -68,6 +82,12 @@ class StreamHub:
             buf.append(event)
             for sub in self._subscribers.get(event.site, ()):
                 sub.push(event)
+
+    def notify(self, site: str, payload: dict[str, Any]) -> None:
+        """Push a notice to the site's current subscribers."""
+        notice = Notice(site, payload)
+        for sub in self._subscribers.get(site, ()):
+            sub.push(notice)
 
     def subscribe(self, site: str) -> Subscriber:
         sub = Subscriber(site, self.max_queued)

@@ -1,0 +1,254 @@
+"""Simulated devices speaking the documented protocols (docs/devices.md) on a SimPort."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from devices.ports import SimPort
+from queue_service.devices.framing import FrameParser, encode
+
+DLE, EOT = 0x10, 0x04
+CUT = bytes([0x1D, 0x56, 0x42, 0x00])
+
+
+class _Periodic:
+    """A device's own timer task (heartbeats, re-sends), kept and cancelled on stop."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def start_timer(self, interval: float) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                self._tick_now()
+
+        self._task = asyncio.create_task(loop())
+
+    def _tick_now(self) -> None:
+        raise NotImplementedError
+
+    async def stop_timer(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class SimDispenser(_Periodic):
+    """Prints its own ticket on a button press, reports it, re-sends until acknowledged.
+
+    `numbering` maps button -> (letters, first number): ("X", 1) prints X001, X002...;
+    ("A", 501) prints A501, A502... (a block of service A's numbers)."""
+
+    def __init__(
+        self,
+        port: SimPort,
+        numbering: dict[int, tuple[str, int]],
+        *,
+        address: int = 1,
+        heartbeat: float = 1.0,
+        resend: float = 0.5,
+        first_seq: int = 1,
+    ) -> None:
+        super().__init__()
+        self.port = port
+        self.numbering = numbering
+        self.address = address
+        self.heartbeat = heartbeat
+        self.resend = resend
+        self.seq = first_seq - 1
+        self.next_number = {b: first for b, (_, first) in numbering.items()}
+        self.unacked: dict[int, bytes] = {}
+        self.printed: list[tuple[int, str]] = []  # (seq, number) in press order
+        self.acked: dict[int, str] = {}
+        self.refused: dict[int, str] = {}
+        self.parser = FrameParser()
+        self.ignore_acks = False  # as if every acknowledgement were lost on the line
+        self._since_heartbeat = 0.0
+        port.on_data = self._received
+
+    async def start(self, *, timers: bool = True) -> None:
+        await self.port.start()
+        if timers:
+            self.start_timer(self.resend)
+
+    async def stop(self) -> None:
+        await self.stop_timer()
+        await self.port.close()
+
+    def press(self, button: int) -> tuple[int, str]:
+        letters, _ = self.numbering[button]
+        number = f"{letters}{self.next_number[button]:03d}"
+        self.next_number[button] += 1
+        self.seq += 1
+        frame = encode(self.address, "T", f"{button};{number};{self.seq}")
+        self.unacked[self.seq] = frame
+        self.printed.append((self.seq, number))
+        self.port.send(frame)
+        return self.seq, number
+
+    def _tick_now(self) -> None:
+        for seq in sorted(self.unacked):
+            self.port.send(self.unacked[seq])
+        self._since_heartbeat += self.resend
+        if self._since_heartbeat >= self.heartbeat:
+            self._since_heartbeat = 0.0
+            self.port.send(encode(self.address, "H"))
+
+    def _received(self, data: bytes) -> None:
+        for frame in self.parser.feed(data):
+            seq_text, _, value = frame.data.partition(";")
+            if not seq_text.isdigit():
+                continue
+            seq = int(seq_text)
+            if self.ignore_acks:
+                continue
+            if frame.command == "A":
+                self.acked[seq] = value
+                self.unacked.pop(seq, None)
+            elif frame.command == "N":
+                self.refused[seq] = value
+                self.unacked.pop(seq, None)
+
+
+@dataclass
+class KeypadDisplay:
+    """What one keypad shows: the last answer, and every answer in order."""
+
+    kind: str = ""  # "D" number or "E" error
+    text: str = ""
+    answers: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, key, text)
+
+
+class SimKeypadBus(_Periodic):
+    """Several keypads on one multi-drop line; each answer goes to its keypad's display."""
+
+    def __init__(self, port: SimPort, addresses: list[int], *, heartbeat: float = 1.0) -> None:
+        super().__init__()
+        self.port = port
+        self.addresses = addresses
+        self.heartbeat = heartbeat
+        self.displays = {a: KeypadDisplay() for a in addresses}
+        self.parser = FrameParser()
+        self.answered = asyncio.Event()
+        port.on_data = self._received
+
+    async def start(self) -> None:
+        await self.port.start()
+        self.start_timer(self.heartbeat)
+
+    async def stop(self) -> None:
+        await self.stop_timer()
+        await self.port.close()
+
+    def press(self, address: int, key: str) -> None:
+        self.port.send(encode(address, "K", key))
+
+    async def press_and_wait(self, address: int, key: str, timeout: float = 5.0) -> tuple[str, str]:
+        display = self.displays[address]
+        before = len(display.answers)
+        self.press(address, key)
+        async with asyncio.timeout(timeout):
+            while len(display.answers) == before:
+                self.answered.clear()
+                await self.answered.wait()
+        kind, _, text = display.answers[before]
+        return kind, text
+
+    def _tick_now(self) -> None:
+        for address in self.addresses:
+            self.port.send(encode(address, "H"))
+
+    def _received(self, data: bytes) -> None:
+        for frame in self.parser.feed(data):
+            display = self.displays.get(frame.address)
+            if display is None or frame.command not in ("D", "E"):
+                continue
+            key, _, text = frame.data.partition(";")
+            display.kind, display.text = frame.command, text
+            display.answers.append((frame.command, key, text))
+            self.answered.set()
+
+
+class SimPrinter:
+    """An ESC/POS printer: answers DLE EOT 1..4 from switchable states, keeps what it
+    printed (one entry per cut), and prints nothing while out of paper or open."""
+
+    def __init__(self, port: SimPort) -> None:
+        self.port = port
+        self.paper_near_end = False
+        self.paper_end = False
+        self.cover_open = False
+        self.autocutter_error = False
+        self.unrecoverable_error = False
+        self.auto_recoverable_error = False
+        self.mute = False  # powered off behind a live device server: no answers
+        self.status_requests = 0
+        self.tickets: list[bytes] = []
+        self.lost: list[bytes] = []  # data sent while it could not print
+        self._job = bytearray()
+        self._pending_dle = 0  # bytes of a DLE EOT n seen so far
+        port.on_data = self._received
+
+    async def start(self) -> None:
+        await self.port.start()
+
+    async def stop(self) -> None:
+        await self.port.close()
+
+    @property
+    def offline(self) -> bool:
+        return self.paper_end or self.cover_open or self.error
+
+    @property
+    def error(self) -> bool:
+        return self.autocutter_error or self.unrecoverable_error or self.auto_recoverable_error
+
+    def status_byte(self, n: int) -> int:
+        value = 0b0001_0010
+        if n == 1:
+            value |= self.offline << 3
+        elif n == 2:
+            value |= self.cover_open << 2 | self.paper_end << 5 | self.error << 6
+        elif n == 3:
+            value |= (
+                self.autocutter_error << 3
+                | self.unrecoverable_error << 5
+                | self.auto_recoverable_error << 6
+            )
+        elif n == 4:
+            value |= (0x0C if self.paper_near_end or self.paper_end else 0) | (
+                0x60 if self.paper_end else 0
+            )
+        return value
+
+    def _received(self, data: bytes) -> None:
+        for byte in data:
+            if self._pending_dle == 0 and byte == DLE:
+                self._pending_dle = 1
+                continue
+            if self._pending_dle == 1:
+                if byte == EOT:
+                    self._pending_dle = 2
+                    continue
+                self._pending_dle = 0
+                self._job.append(DLE)
+            elif self._pending_dle == 2:
+                self._pending_dle = 0
+                if 1 <= byte <= 4:
+                    self.status_requests += 1
+                    if not self.mute:
+                        self.port.send(bytes([self.status_byte(byte)]))
+                    continue
+                self._job += bytes([DLE, EOT])
+            self._job.append(byte)
+            if self._job.endswith(CUT):
+                job, self._job = bytes(self._job), bytearray()
+                if self.offline or self.mute:
+                    self.lost.append(job)
+                else:
+                    self.tickets.append(job)

@@ -1,0 +1,251 @@
+// The floor manager's board: queues against their standard, counters, devices. Live, no reloads.
+//
+// URL: board.html?site=<site>&token=<manager token>. A wall screen is provisioned once: the
+// token is kept in localStorage and taken out of the address bar.
+
+import { api, siteUrl } from "./api.js";
+import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
+import { Live, bindConnIndicator, refresher } from "./live.js";
+import {
+  $, ServerClock, dropParam, fill, formatClock, h, level, markReady, minutes, params, percent, stopwatch, store,
+} from "./ui.js";
+
+const local = store("local");
+const query = params();
+const site = query.site || local.get("antrian.site");
+const tokenKey = `antrian.board.token.${site}`;
+if (query.token) local.set(tokenKey, query.token);
+dropParam("token");
+
+const state = { token: local.get(tokenKey), snap: null, error: null };
+const clock = new ServerClock();
+const content = $("#content");
+let live = null;
+
+const tz = () => (state.snap ? state.snap.timezone : undefined);
+
+async function load() {
+  if (!state.token) return;
+  try {
+    const snap = await api(siteUrl(site, "/snapshot"), { token: state.token });
+    clock.sync(snap.now);
+    state.snap = snap;
+    state.error = null;
+    render();
+    markReady();
+  } catch (exc) {
+    if (exc.name === "ApiError" && exc.auth) {
+      local.remove(tokenKey);
+      state.token = null;
+      state.error = exc;
+      render();
+      return;
+    }
+    throw exc;
+  }
+}
+
+const refresh = refresher(load, 300);
+
+// -- pieces ---------------------------------------------------------------------------------
+
+function kpis(snap) {
+  const svcs = snap.services;
+  const waiting = svcs.reduce((n, s) => n + s.waiting, 0);
+  const called = svcs.reduce((n, s) => n + s.called_today, 0);
+  const within = svcs.reduce((n, s) => n + s.called_within_target_today, 0);
+  const finished = svcs.reduce((n, s) => n + s.finished_today, 0);
+  const open = snap.counters.filter((c) => c.state === "open").length;
+  const oldest = svcs.filter((s) => s.oldest_enqueued_at)
+    .map((s) => ({ s, secs: clock.secondsSince(s.oldest_enqueued_at) }))
+    .sort((a, b) => b.secs - a.secs)[0];
+  const kpi = (id, label, value, sub = null, cls = "") =>
+    h("div", { class: "card kpi", id }, h("span", {}, label), h("b", { class: cls }, value), sub ? h("small", { class: "muted" }, sub) : null);
+  return h("div", { class: "kpis" },
+    kpi("kpi-waiting", t("kpi.waiting"), waiting),
+    oldest
+      ? h("div", { class: "card kpi", id: "kpi-oldest" }, h("span", {}, t("kpi.oldest")),
+        h("b", { class: `js-wait lvl-${level(oldest.secs, oldest.s.target_wait_seconds)}`, dataset: { since: oldest.s.oldest_enqueued_at, target: oldest.s.target_wait_seconds } },
+          stopwatch(clock.secondsSince(oldest.s.oldest_enqueued_at))),
+        h("small", { class: "muted" }, `${oldest.s.prefix} · ${pick(oldest.s.name)}`))
+      : kpi("kpi-oldest", t("kpi.oldest"), "–"),
+    kpi("kpi-within", t("kpi.within"), percent(within, called), called ? `${within} / ${called}` : null),
+    kpi("kpi-counters", t("kpi.counters"), open, t("kpi.of", { n: snap.counters.length })),
+    kpi("kpi-finished", t("kpi.finished"), finished));
+}
+
+function meter(since, target) {
+  const secs = clock.secondsSince(since);
+  const lvl = since ? level(secs, target) : "ok";
+  const pct = since ? Math.min(100, (100 * secs) / target) : 0;
+  return h("div", { class: `meter lvl-${lvl} js-meter`, dataset: { since: since || "", target } },
+    h("span", { class: "meter-text" }, h("span", { class: "js-meter-text" }, since ? stopwatch(secs) : "–"), h("small", {}, ` / ${minutes(target)}`)),
+    h("span", { class: "meter-bar" }, h("i", { style: `width:${pct.toFixed(1)}%` })));
+}
+
+function servicesPanel(snap) {
+  const agencies = Object.fromEntries(snap.agencies.map((a) => [a.id, a.name]));
+  const rows = snap.services.map((s) => {
+    const unstaffed = s.waiting > 0 && s.open_counters === 0;
+    return h("tr", { dataset: { service: s.code }, class: unstaffed ? "row-alert" : null },
+      h("td", {}, h("div", { class: "svc-name", title: agencies[s.agency] || s.agency }, h("span", { class: "prefix" }, s.prefix),
+        h("div", {}, h("b", {}, pick(s.name))))),
+      h("td", { class: "num js-waiting" }, h("b", {}, s.waiting), s.priority_waiting ? h("small", { class: "muted" }, ` (${s.priority_waiting} P)`) : null),
+      h("td", {}, meter(s.oldest_enqueued_at, s.target_wait_seconds)),
+      h("td", { class: "num" }, s.waiting ? minutes(s.estimated_wait_seconds) : "–"),
+      h("td", { class: "num js-within" }, percent(s.called_within_target_today, s.called_today),
+        s.called_today ? h("small", { class: "muted" }, ` ${s.called_within_target_today}/${s.called_today}`) : null),
+      h("td", { class: `num js-open ${unstaffed ? "lvl-bad" : ""}` }, h("b", {}, s.open_counters)));
+  });
+  return h("section", { class: "card", "aria-labelledby": "services-title" },
+    h("div", { class: "panel-head" }, h("h2", { id: "services-title" }, t("board.services")),
+      h("div", { class: "legend" },
+        h("span", {}, h("i", { class: "dot", style: "background:var(--ok)" }), t("board.legend.ok")),
+        h("span", {}, h("i", { style: "background:var(--warn-line)" }), t("board.legend.warn")),
+        h("span", {}, h("i", { style: "background:var(--bad)" }), t("board.legend.bad")))),
+    h("div", { class: "panel-body" }, h("table", { class: "grid", id: "services" },
+      h("thead", {}, h("tr", {},
+        h("th", {}, t("board.col.service")), h("th", { class: "num" }, t("board.col.waiting")),
+        h("th", {}, t("board.col.oldest")), h("th", { class: "num" }, t("board.col.estimate")),
+        h("th", { class: "num" }, t("board.col.within")), h("th", { class: "num" }, t("board.col.counters")))),
+      h("tbody", {}, rows))));
+}
+
+function counterCard(c) {
+  const held = c.ticket;
+  let cls = `s-${c.state}`;
+  if (held) cls = "s-busy";
+  if (c.idle_while_queue_waits && c.state === "open") cls += " idle-alert";
+  let meta;
+  if (held) {
+    const since = held.started_at || held.called_at;
+    meta = [h("span", { class: "js-since", dataset: { since } }, stopwatch(clock.secondsSince(since)))];
+  } else if (c.state === "paused") {
+    meta = [c.reason || t("cstate.paused")];
+  } else if (c.idle_while_queue_waits && c.state === "open") {
+    meta = [t("board.ctr.idle"), " ", h("span", { class: "js-since", dataset: { since: c.idle_since } }, stopwatch(clock.secondsSince(c.idle_since)))];
+  } else {
+    meta = [t("board.ctr.served", { n: c.served_today })];
+  }
+  const stateText = held ? (held.state === "called" ? t("state.called") : t("cstate.busy")) : t(`cstate.${c.state}`);
+  return h("div", { class: `ctr ${cls}`, dataset: { counter: c.id }, title: c.services.join(", ") },
+    h("div", { class: "ctr-top" }, h("span", { class: "ctr-name" }, c.name), h("span", { class: "ctr-state" }, stateText)),
+    h("span", { class: "ctr-ticket" }, held ? held.number : "—"),
+    h("span", { class: "ctr-meta" }, ...meta, held ? ` · ${t("board.ctr.served", { n: c.served_today })}` : ""));
+}
+
+function countersPanel(snap) {
+  const zones = new Map();
+  for (const c of snap.counters) {
+    const zone = c.zone || "";
+    if (!zones.has(zone)) zones.set(zone, []);
+    zones.get(zone).push(c);
+  }
+  const blocks = [...zones.entries()].map(([zone, list]) => [
+    zone ? h("h3", { class: "zone-title" }, t("board.zone", { z: zone })) : null,
+    h("div", { class: "counter-grid" }, list.map(counterCard)),
+  ]);
+  return h("section", { class: "card", "aria-labelledby": "counters-title" },
+    h("div", { class: "panel-head" }, h("h2", { id: "counters-title" }, t("board.counters"))),
+    h("div", { class: "panel-body", id: "counters" }, blocks));
+}
+
+function flagPills(device) {
+  const flags = [];
+  const printer = device.printer;
+  if (printer && typeof printer === "object") {
+    for (const [name, value] of Object.entries(printer)) {
+      if (value === true) flags.push(h("span", { class: "pill pill-warn" }, name.replace(/_/g, " ")));
+    }
+    if (!flags.length) flags.push(h("span", { class: "pill pill-ok" }, "OK"));
+  }
+  return flags.length ? flags : "–";
+}
+
+function devicesPanel(snap) {
+  const devices = Array.isArray(snap.devices) ? snap.devices : [];
+  const body = devices.length
+    ? h("table", { class: "grid devices", id: "devices" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("board.dev.id")), h("th", {}, t("board.dev.kind")),
+        h("th", {}, t("board.dev.state")), h("th", {}, t("board.dev.connected")), h("th", {}, t("board.dev.printer")))),
+      h("tbody", {}, devices.map((d) => h("tr", { dataset: { device: d.id } },
+        h("td", { title: d.last_error || null }, h("b", {}, d.id)), h("td", {}, d.kind || "–"), h("td", {}, d.state ? String(d.state).replace(/_/g, " ") : "–"),
+        h("td", {}, h("span", { class: `pill ${d.connected ? "pill-ok" : "pill-bad"}` }, d.connected ? t("board.dev.yes") : t("board.dev.no"))),
+        h("td", {}, flagPills(d))))))
+    : h("p", { class: "devices-empty", id: "devices" }, t("board.devices.none"));
+  return h("section", { class: "card", "aria-labelledby": "devices-title" },
+    h("div", { class: "panel-head" }, h("h2", { id: "devices-title" }, t("board.devices"))), body);
+}
+
+function tick() {
+  $("#clock").textContent = formatClock(clock.now(), tz());
+  for (const el of document.querySelectorAll(".js-since")) el.textContent = stopwatch(clock.secondsSince(el.dataset.since));
+  for (const el of document.querySelectorAll(".js-wait")) {
+    const secs = clock.secondsSince(el.dataset.since);
+    el.textContent = stopwatch(secs);
+    el.className = `js-wait lvl-${level(secs, Number(el.dataset.target))}`;
+  }
+  for (const el of document.querySelectorAll(".js-meter")) {
+    if (!el.dataset.since) continue;
+    const secs = clock.secondsSince(el.dataset.since);
+    const target = Number(el.dataset.target);
+    el.className = `meter lvl-${level(secs, target)} js-meter`;
+    el.querySelector(".js-meter-text").textContent = stopwatch(secs);
+    el.querySelector("i").style.width = `${Math.min(100, (100 * secs) / target).toFixed(1)}%`;
+  }
+}
+
+function signin() {
+  const form = h("form", { class: "card signin" },
+    h("h1", {}, t("board.signin.title")),
+    state.error ? h("div", { class: "alert alert-bad", role: "alert" }, errorText(state.error)) : null,
+    h("div", { class: "field" }, h("label", { for: "token" }, t("board.token")),
+      h("input", { id: "token", name: "token", type: "password", required: true, autocomplete: "current-password" })),
+    h("button", { class: "btn btn-lg btn-primary", type: "submit" }, t("common.signin")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.token = form.token.value.trim();
+    local.set(tokenKey, state.token);
+    state.error = null;
+    start();
+  });
+  return form;
+}
+
+function render() {
+  if (!state.token) { fill(content, signin()); return; }
+  const snap = state.snap;
+  if (!snap) { fill(content, h("p", { class: "signin muted" }, t("common.loading"))); return; }
+  $("#site-name").textContent = snap.name;
+  const hall = $("#hall-state");
+  hall.className = `pill ${snap.open ? (snap.break ? "pill-warn" : "pill-ok") : "pill-bad"}`;
+  hall.textContent = snap.break ? `${snap.break.label} – ${snap.break.until}` : snap.open ? t("board.open") : t("board.closed");
+  const scroll = [...document.querySelectorAll(".panel-body")].map((el) => el.scrollTop);
+  fill(content,
+    kpis(snap),
+    h("div", { class: "board-main" }, servicesPanel(snap),
+      h("div", { class: "right-stack" }, countersPanel(snap), devicesPanel(snap))));
+  document.querySelectorAll(".panel-body").forEach((el, i) => { el.scrollTop = scroll[i] || 0; });
+  tick();
+}
+
+function start() {
+  render();
+  load().catch(() => {});
+  if (live) live.stop();
+  live = new Live({
+    site, token: state.token,
+    onEvent: () => refresh(),
+    onResync: () => refresh(),
+    onStatus: bindConnIndicator($("#conn"), t),
+    knownSeq: () => (state.snap ? state.snap.seq : null),
+  }).start();
+}
+
+apply();
+mountToggle($("#lang"));
+onLangChange(render);
+setInterval(tick, 1000);
+// Figures that move with the clock alone (idle since, counters' day totals) stay fresh.
+setInterval(() => refresh(), 30000);
+if (state.token) start(); else render();

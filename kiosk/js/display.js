@@ -1,0 +1,160 @@
+// The public TV display: who is called to which counter, with a voice call or a chime.
+//
+// URL: display.html?site=<site>[&zone=<zone>]. No token: the public stream and /display
+// carry ticket numbers only, never ticket ids or personal data. Every call and recall is
+// queued and announced in turn, so none is skipped when several come at once. A restart of
+// the service is survived without a touch: the stream reconnects, resumes or resets, and
+// the display re-reads /display.
+//
+// For tests and diagnostics, window.antrianCalls lists every announced call with the mode
+// used: "speech" (an id-ID voice) or "chime" (WebAudio tone plus the flashing banner).
+
+import { api, siteUrl } from "./api.js";
+import { apply, t } from "./i18n.js";
+import { Live, bindConnIndicator, refresher } from "./live.js";
+import { callText, chime, indonesianVoice, speak, audioContext } from "./speech.js";
+import { $, ServerClock, fill, formatClock, formatDate, h, markReady, params, store } from "./ui.js";
+
+const query = params();
+const site = query.site || store("local").get("antrian.site");
+const zone = query.zone || null;
+const clock = new ServerClock();
+const state = { display: null, directory: null, newest: null };
+const announced = new Set();
+const calls = [];
+globalThis.antrianCalls = calls;
+
+// -- data -----------------------------------------------------------------------------------
+
+async function load() {
+  const path = siteUrl(site, `/display${zone ? `?zone=${encodeURIComponent(zone)}` : ""}`);
+  const [display, directory] = await Promise.all([api(path), api(siteUrl(site)).catch(() => state.directory)]);
+  clock.sync(display.now);
+  state.display = display;
+  state.directory = directory;
+  render();
+  markReady();
+}
+
+const refresh = refresher(load, 300);
+
+function counterName(id) {
+  const fromDisplay = state.display && state.display.serving.find((s) => s.counter === id);
+  if (fromDisplay) return fromDisplay.counter_name;
+  const fromDirectory = state.directory && state.directory.counters.find((c) => c.id === id);
+  return fromDirectory ? fromDirectory.name : id;
+}
+
+function inZone(counterId) {
+  if (!zone) return true;
+  const c = state.directory && state.directory.counters.find((x) => x.id === counterId);
+  return !c || c.zone === zone;
+}
+
+// -- rendering ------------------------------------------------------------------------------
+
+function render() {
+  const d = state.display;
+  if (!d) return;
+  $("#site-name").textContent = d.name;
+  if (zone) $("#display-sub").textContent = `${t("display.sub")} · ${t("display.zone", { z: zone })}`;
+  const newestAt = d.recent.length ? d.recent[0].called_at : null;
+  const shown = d.serving.filter((s) => s.state !== "closed" || s.number);
+  fill($("#serving"), shown.map((s) => h("div", {
+    class: `srv${s.number ? "" : " is-empty"}${s.state !== "open" ? " is-closed" : ""}${s.number && s.called_at === newestAt ? " newest" : ""}`,
+    dataset: { counter: s.counter },
+  }, h("span", { class: "srv-counter" }, s.counter_name), h("span", { class: "srv-number" }, s.number || "—"))));
+  fill($("#history"), d.recent.map((r) => h("li", { dataset: { number: r.number } },
+    h("span", { class: "h-number" }, r.number),
+    h("span", { class: "h-counter" }, r.counter_name || r.counter))));
+  if (!state.newest && d.recent.length) showCallout({ number: d.recent[0].number, counterName: d.recent[0].counter_name }, false);
+  const brk = state.directory && state.directory.break;
+  const banner = $("#break-banner");
+  banner.hidden = !brk;
+  if (brk) banner.textContent = `${brk.label} · ${brk.until}`;
+  tick();
+}
+
+function showCallout(call, flash) {
+  state.newest = call;
+  const box = $("#callout");
+  $("#callout-number").textContent = call.number;
+  $("#callout-counter").textContent = call.counterName;
+  box.classList.remove("idle");
+  if (flash) {
+    box.classList.remove("flash");
+    void box.offsetWidth; // restart the animation for a new call
+    box.classList.add("flash");
+  }
+}
+
+function tick() {
+  const tz = state.directory ? state.directory.timezone : undefined;
+  const now = clock.now();
+  $("#clock").textContent = formatClock(now, tz);
+  $("#date").textContent = formatDate(now, tz);
+}
+
+// -- announcements --------------------------------------------------------------------------
+
+const pending = [];
+let playing = false;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function enqueue(call) {
+  pending.push(call);
+  if (!playing) play();
+}
+
+async function play() {
+  playing = true;
+  while (pending.length) {
+    const call = pending.shift();
+    const voice = indonesianVoice();
+    const mode = voice ? "speech" : "chime";
+    const text = callText(call.number, call.counterName);
+    calls.push({ ...call, mode, text, at: new Date().toISOString() });
+    document.body.dataset.calls = String(calls.length);
+    showCallout(call, true);
+    const sounded = await chime().catch(() => false);
+    if (!sounded) offerSoundUnlock();
+    if (voice) await speak(text, voice);
+    else await sleep(2500); // the flashing banner carries the call; give it its time
+  }
+  playing = false;
+}
+
+function offerSoundUnlock() {
+  const ctx = audioContext();
+  if (!ctx || ctx.state === "running") return;
+  const button = $("#sound");
+  button.hidden = false;
+  button.onclick = async () => {
+    try { await ctx.resume(); } catch { /* still blocked */ }
+    if (ctx.state === "running") button.hidden = true;
+  };
+}
+
+function onEvent(event) {
+  if ((event.type === "ticket_called" || event.type === "ticket_recalled") && event.number && event.counter) {
+    if (!announced.has(event.seq) && inZone(event.counter)) {
+      announced.add(event.seq);
+      enqueue({ number: event.number, counter: event.counter, counterName: counterName(event.counter), kind: event.type === "ticket_recalled" ? "recall" : "call", seq: event.seq });
+    }
+  }
+  refresh();
+}
+
+// speechSynthesis fills its voice list lazily; asking once early makes it ready in time.
+if (globalThis.speechSynthesis) speechSynthesis.getVoices();
+
+apply();
+setInterval(tick, 1000);
+load().catch(() => refresh());
+new Live({
+  site,
+  onEvent,
+  onResync: () => refresh(),
+  onStatus: bindConnIndicator($("#conn"), t),
+  knownSeq: () => (state.display ? state.display.seq : null),
+}).start();

@@ -1,0 +1,331 @@
+// The ticket kiosk: agency -> service -> priority -> one touch gives one ticket.
+//
+// URL: kiosk.html?site=<site>&token=<kiosk token>[&idle=<seconds>]. A kiosk is provisioned
+// once: site, token and idle time are kept in localStorage and the token is taken out of
+// the address bar. Each issuing touch makes one Idempotency-Key and every retry of that
+// touch reuses it, so a dropped connection never gives the citizen two numbers.
+
+import { api, newKey, siteUrl, ticketUrl } from "./api.js";
+import { apply, errorText, mountToggle, onLangChange, pick, setLang, t } from "./i18n.js";
+import { Live, refresher } from "./live.js";
+import { $, dropParam, fill, formatClock, h, icon, markReady, minutes, params, store, timeOf } from "./ui.js";
+
+const local = store("local");
+const query = params();
+for (const name of ["site", "token", "idle"]) {
+  if (query[name]) local.set(`antrian.kiosk.${name}`, query[name]);
+}
+dropParam("token");
+
+const state = {
+  site: local.get("antrian.kiosk.site"),
+  token: local.get("antrian.kiosk.token"),
+  idleSeconds: Math.max(5, Number(local.get("antrian.kiosk.idle")) || 20),
+  directory: null,
+  screen: "agencies",
+  agency: null,
+  service: null,
+  ticket: null,
+  error: null,
+  busy: false,
+  offline: false,
+  idleAt: 0,
+};
+
+const screen = $("#screen");
+
+// -- idle: back to the start after a while without a touch --------------------------------
+
+function touch() { state.idleAt = Date.now() + state.idleSeconds * 1000; }
+
+function idleTick() {
+  if (state.busy || state.screen === "agencies" || state.screen === "setup") return;
+  const left = Math.ceil((state.idleAt - Date.now()) / 1000);
+  const counter = $("#countdown");
+  if (counter) counter.textContent = t("kiosk.countdown", { n: Math.max(0, left) });
+  if (left <= 0) reset();
+}
+
+function reset() {
+  Object.assign(state, { screen: "agencies", agency: null, service: null, ticket: null, error: null });
+  setLang("id");
+  refresh(true);
+  render();
+}
+
+for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, touch, { capture: true });
+
+// -- data ---------------------------------------------------------------------------------
+
+async function load() {
+  try {
+    state.directory = await api(siteUrl(state.site));
+    state.offline = false;
+  } catch (exc) {
+    if (exc.name === "ApiError" && exc.code === "unknown_site") {
+      local.remove("antrian.kiosk.site");
+      state.site = null;
+      state.screen = "setup";
+    } else {
+      state.offline = true;
+    }
+  }
+  if (["agencies", "services", "setup"].includes(state.screen)) render();
+  if (state.directory) markReady();
+}
+
+const refresh = refresher(load, 800);
+
+const services = () => (state.directory ? state.directory.services : []);
+const serviceOf = (code) => services().find((s) => s.code === code);
+
+function reasonText(service) {
+  if (service.accepting) return null;
+  return t(`reason.${service.not_accepting_reason || "closed"}`, { time: service.cutoff || "" });
+}
+
+// -- screens ------------------------------------------------------------------------------
+
+function head(title, text, back) {
+  return h("div", { class: "kiosk-head" },
+    back ? h("button", { class: "btn btn-lg", type: "button", onclick: back, "aria-label": t("common.back") }, icon("back"), t("common.back")) : null,
+    h("div", {}, h("h1", {}, title), text ? h("p", {}, text) : null));
+}
+
+function banners() {
+  const d = state.directory;
+  const out = [];
+  if (state.offline) out.push(h("div", { class: "alert alert-warn kiosk-banner", role: "status" }, t("kiosk.offline")));
+  if (d && !d.open) out.push(h("div", { class: "alert alert-bad kiosk-banner", role: "status" }, t("kiosk.closed")));
+  else if (d && d.break) out.push(h("div", { class: "alert alert-info kiosk-banner", role: "status" }, t("kiosk.break", d.break)));
+  return out;
+}
+
+function agenciesScreen() {
+  const d = state.directory;
+  if (!d) return [head(t("kiosk.agencies.title"), t("common.loading")), ...banners()];
+  const tiles = d.agencies.map((agency) => {
+    const own = services().filter((s) => s.agency === agency.id);
+    if (!own.length) return null;
+    const accepting = own.some((s) => s.accepting);
+    const waiting = own.reduce((sum, s) => sum + s.waiting, 0);
+    return h("button", {
+      class: "tile", type: "button", disabled: !accepting, dataset: { agency: agency.id },
+      onclick: () => { state.agency = agency.id; state.screen = "services"; render(); },
+    },
+    h("div", { class: "tile-row" },
+      h("span", { class: "agency-mark" }, icon("building")),
+      h("div", { class: "tile-body" },
+        h("span", { class: "tile-title" }, agency.name),
+        h("div", { class: "tile-meta" },
+          h("span", { class: "stat" }, t("kiosk.services.count", { n: own.length })),
+          accepting ? h("span", { class: "stat" }, t("kiosk.waiting", { n: waiting }))
+            : h("span", { class: "stat stat-closed" }, t("kiosk.unavailable"))))));
+  });
+  return [
+    head(t("kiosk.agencies.title"), t("kiosk.agencies.text")),
+    ...banners(),
+    h("div", { class: "kiosk-scroll" }, h("div", { class: "kiosk-grid" }, tiles)),
+    h("div", { class: "kiosk-foot" }, h("span", {}, t("kiosk.help"))),
+  ];
+}
+
+function serviceTile(service, onclick) {
+  const reason = reasonText(service);
+  const meta = reason
+    ? [h("span", { class: "stat stat-closed" }, reason)]
+    : [
+      h("span", { class: "stat" }, service.waiting ? t("kiosk.waiting", { n: service.waiting }) : t("kiosk.no_queue")),
+      service.waiting && service.estimated_wait_seconds !== null
+        ? h("span", { class: "stat" }, t("kiosk.estimate", { d: minutes(service.estimated_wait_seconds) })) : null,
+    ];
+  return h("button", { class: "tile", type: "button", disabled: !!reason, onclick, dataset: { service: service.code } },
+    h("div", { class: "tile-row" },
+      h("span", { class: "prefix", "aria-hidden": "true" }, service.prefix),
+      h("div", { class: "tile-body" },
+        h("span", { class: "tile-title" }, pick(service.name)),
+        h("div", { class: "tile-meta" }, meta))));
+}
+
+function servicesScreen() {
+  const agency = state.directory.agencies.find((a) => a.id === state.agency);
+  const own = services().filter((s) => s.agency === state.agency);
+  return [
+    head(agency ? agency.name : "", t("kiosk.services.text"), () => { state.screen = "agencies"; render(); }),
+    ...banners(),
+    h("div", { class: "kiosk-scroll" }, h("div", { class: "kiosk-grid services" },
+      own.map((s) => serviceTile(s, () => { state.service = s.code; state.screen = "priority"; render(); })))),
+    h("div", { class: "kiosk-foot" }, h("span", {}, t("kiosk.help"))),
+  ];
+}
+
+function priorityScreen() {
+  const service = serviceOf(state.service);
+  const option = (kind, iconName, title, sub, cls = "") => h("button", {
+    class: `tile ${cls}`, type: "button", dataset: { priority: kind || "none" },
+    onclick: () => take(kind),
+  }, icon(iconName), h("span", { class: "tile-title" }, title, h("br"), h("small", {}, sub)));
+  return [
+    head(t("kiosk.priority.title"), t("kiosk.priority.text"), () => { state.screen = "services"; render(); }),
+    service ? h("div", { class: "card chosen-service" },
+      h("span", { class: "prefix" }, service.prefix), h("b", {}, pick(service.name))) : null,
+    h("div", { class: "priority-grid" },
+      option(null, "ticket", t("kiosk.priority.none"), t("kiosk.priority.none.sub"), "tile-none"),
+      option("lansia", "elderly", t("priority.lansia"), t("kiosk.priority.lansia.sub")),
+      option("disabilitas", "wheelchair", t("priority.disabilitas"), t("kiosk.priority.disabilitas.sub")),
+      option("ibu_hamil", "pregnant", t("priority.ibu_hamil"), t("kiosk.priority.ibu_hamil.sub"))),
+  ];
+}
+
+function printNote(ticket) {
+  const p = ticket.print;
+  if (!p) return { kind: "info", text: t("kiosk.print.offer"), offer: true };
+  if (p.status === "printed") return { kind: "ok", text: t("kiosk.print.printed"), offer: false };
+  if (p.status === "failed") return { kind: "warn", text: t("kiosk.print.failed"), detail: p.message, offer: true };
+  return { kind: "info", text: t("kiosk.print.no_printer"), offer: true };
+}
+
+function confirmScreen() {
+  const tk = state.ticket;
+  const note = printNote(tk);
+  const qr = ticketUrl(tk.id, "/qr.svg");
+  renderPrintable(tk, qr);
+  return [
+    h("div", { class: "confirm" },
+      h("section", { class: "card ticket-card", "aria-labelledby": "ticket-number" },
+        h("span", { class: "ticket-label" }, t("kiosk.confirm.label")),
+        h("span", { class: "ticket-number", id: "ticket-number", dataset: { ticketId: tk.id } }, tk.number),
+        h("span", { class: "ticket-service" }, pick(tk.service_name)),
+        tk.priority ? h("span", { class: "pill pill-info" }, t(`priority.${tk.priority}`)) : null,
+        h("div", { class: "ticket-facts" },
+          h("div", { class: "fact" }, h("b", { id: "people-ahead" }, tk.people_ahead), h("span", {}, t("kiosk.confirm.ahead"))),
+          h("div", { class: "fact" }, h("b", {}, minutes(tk.estimated_wait_seconds)), h("span", {}, t("kiosk.confirm.estimate")))),
+        h("div", { class: "ticket-qr" },
+          h("img", { src: qr, alt: t("kiosk.confirm.qr.alt"), width: 200, height: 200 }),
+          h("p", {}, t("kiosk.confirm.qr")))),
+      h("div", { class: "confirm-side" },
+        h("section", { class: "card next-steps", "aria-labelledby": "next-title" },
+          h("h2", { id: "next-title" }, t("kiosk.next.title")),
+          h("ol", {}, h("li", {}, t("kiosk.next.1")), h("li", {}, t("kiosk.next.2")), h("li", {}, t("kiosk.next.3")))),
+        h("div", { class: `alert alert-${note.kind} kiosk-banner`, id: "print-status", role: "status", dataset: { print: tk.print ? tk.print.status : "none" } }, h("div", {}, h("strong", {}, note.text), note.detail ? h("small", { class: "muted" }, note.detail) : null)),
+        h("div", { class: "confirm-actions" },
+          note.offer ? h("button", { class: "btn btn-lg", type: "button", onclick: () => window.print() }, icon("printer"), t("kiosk.print")) : null,
+          h("button", { class: "btn btn-lg btn-primary", type: "button", onclick: reset }, icon("check"), t("kiosk.done"))),
+        h("p", { class: "countdown", id: "countdown" }, t("kiosk.countdown", { n: state.idleSeconds })))),
+  ];
+}
+
+function renderPrintable(tk, qr) {
+  const tz = state.directory ? state.directory.timezone : undefined;
+  fill($("#print-ticket"),
+    h("h1", {}, tk.site_name),
+    h("hr"),
+    h("div", { class: "p-number" }, tk.number),
+    h("div", { class: "p-service" }, pick(tk.service_name)),
+    h("p", {}, t("print.ahead", { n: tk.people_ahead })),
+    h("p", {}, t("print.issued", { time: timeOf(tk.issued_at, tz) })),
+    h("hr"),
+    h("p", {}, t("print.keep")),
+    h("img", { src: qr, alt: "" }));
+}
+
+function errorScreen() {
+  return [
+    head(t("kiosk.error.title"), null, () => { state.screen = "services"; render(); }),
+    h("div", { class: "alert alert-bad kiosk-banner", role: "alert", id: "kiosk-error" },
+      h("div", {}, h("strong", {}, errorText(state.error)),
+        state.error && state.error.message && state.error.name === "ApiError" ? h("span", { class: "muted" }, state.error.message) : null)),
+    h("div", { class: "confirm-actions" },
+      h("button", { class: "btn btn-lg btn-primary", type: "button", onclick: reset }, t("kiosk.done"))),
+    h("p", { class: "countdown", id: "countdown" }),
+  ];
+}
+
+async function setupScreen() {
+  let sites = [];
+  try { sites = (await api("/api/v1/sites")).sites; } catch { /* offline: type the id */ }
+  const siteField = sites.length
+    ? h("select", { id: "setup-site", name: "site", required: true },
+      sites.map((s) => h("option", { value: s.id, selected: s.id === state.site }, s.name)))
+    : h("input", { id: "setup-site", name: "site", required: true, value: state.site || "" });
+  const form = h("form", { class: "card signin" },
+    h("h1", {}, t("kiosk.setup.title")),
+    h("p", { class: "muted" }, t("kiosk.setup.text")),
+    h("div", { class: "field" }, h("label", { for: "setup-site" }, t("common.site")), siteField),
+    h("div", { class: "field" }, h("label", { for: "setup-token" }, t("kiosk.setup.token")),
+      h("input", { id: "setup-token", name: "token", type: "password", required: true, autocomplete: "off" })),
+    h("button", { class: "btn btn-lg btn-primary", type: "submit" }, t("kiosk.setup.save")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.site = form.site.value.trim();
+    state.token = form.token.value.trim();
+    local.set("antrian.kiosk.site", state.site);
+    local.set("antrian.kiosk.token", state.token);
+    start();
+  });
+  return [form];
+}
+
+async function render() {
+  if (state.screen === "setup") { fill(screen, ...(await setupScreen())); return; }
+  if (state.directory) $("#site-name").textContent = state.directory.name;
+  const build = { agencies: agenciesScreen, services: servicesScreen, priority: priorityScreen, confirm: confirmScreen, error: errorScreen }[state.screen];
+  fill(screen, ...build());
+  document.body.dataset.screen = state.screen;
+}
+
+// -- issuing ------------------------------------------------------------------------------
+
+async function take(priority) {
+  if (state.busy) return; // one touch, one ticket: further touches wait for the answer
+  state.busy = true;
+  const key = newKey();
+  $("#busy").hidden = false;
+  const body = { service: state.service };
+  if (priority) body.priority = priority;
+  try {
+    state.ticket = await api(siteUrl(state.site, "/tickets"), { method: "POST", body, token: state.token, key, attempts: 6 });
+    state.screen = "confirm";
+  } catch (exc) {
+    state.error = exc;
+    state.screen = "error";
+    if (exc.name === "ApiError" && exc.code === "invalid_token") {
+      local.remove("antrian.kiosk.token");
+      state.token = null;
+    }
+  } finally {
+    state.busy = false;
+    $("#busy").hidden = true;
+    touch();
+    render();
+    refresh();
+  }
+}
+
+// -- start --------------------------------------------------------------------------------
+
+function tickClock() {
+  const tz = state.directory ? state.directory.timezone : undefined;
+  $("#clock").textContent = formatClock(Date.now(), tz);
+}
+
+let live = null;
+
+function start() {
+  if (!state.site || !state.token) { state.screen = "setup"; render(); return; }
+  state.screen = "agencies";
+  render();
+  load();
+  if (live) live.stop();
+  live = new Live({ site: state.site, onEvent: () => refresh(), onResync: () => refresh() }).start();
+}
+
+apply();
+mountToggle($("#lang"));
+onLangChange(() => { if (state.screen !== "setup") render(); });
+touch();
+setInterval(idleTick, 1000);
+setInterval(tickClock, 1000);
+setInterval(() => refresh(), 60000); // cut-off times and closing come with the clock, not events
+tickClock();
+start();

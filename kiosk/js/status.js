@@ -1,0 +1,160 @@
+// The citizen's ticket status, opened from the QR code: status.html#<ticket id>.
+//
+// Refreshes itself: every 10 s while visible, at once when the phone shows the page again,
+// and soon after any public stream event of the ticket's service. The ticket id in the
+// fragment is the citizen's capability (a fragment is never sent to a server or a
+// Referer); it also lets the citizen cancel a waiting ticket.
+
+import { api, newKey, ticketUrl } from "./api.js";
+import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
+import { Live, refresher } from "./live.js";
+import { $, fill, formatClock, h, markReady, minutes, timeOf, toast } from "./ui.js";
+
+const POLL_MS = 10000;
+const FINAL = new Set(["done", "no_show", "cancelled"]);
+const main = $("#main");
+const state = { id: null, ticket: null, error: null, updated: null, busy: false };
+let live = null;
+
+function ticketId() {
+  try { return decodeURIComponent(location.hash.slice(1)).trim() || null; } catch { return null; }
+}
+
+async function load() {
+  if (!state.id) return;
+  try {
+    const ticket = await api(ticketUrl(state.id));
+    const was = state.ticket ? state.ticket.state : null;
+    state.ticket = ticket;
+    state.error = null;
+    state.updated = Date.now();
+    if (was && was !== "called" && ticket.state === "called" && navigator.vibrate) navigator.vibrate([300, 150, 300]);
+    follow(ticket);
+  } catch (exc) {
+    state.error = exc;
+  }
+  render();
+  markReady();
+}
+
+const refresh = refresher(load, 500);
+
+/** Listen to the site's public stream while the ticket can still change. */
+function follow(ticket) {
+  if (FINAL.has(ticket.state)) {
+    if (live) { live.stop(); live = null; }
+    return;
+  }
+  if (live && live.site === ticket.site) return;
+  if (live) live.stop();
+  live = new Live({
+    site: ticket.site,
+    onEvent: (event) => {
+      const current = state.ticket;
+      if (!current) return;
+      if (event.service === current.service || event.number === current.number) refresh();
+    },
+    onResync: () => refresh(),
+  }).start();
+}
+
+function facts(tk) {
+  return h("div", { class: "status-facts" },
+    h("div", { class: "fact" }, h("b", { id: "position" }, tk.position ?? "–"), h("span", {}, t("status.position"))),
+    h("div", { class: "fact" }, h("b", { id: "people-ahead" }, tk.people_ahead), h("span", {}, t("status.ahead"))));
+}
+
+function message(tk) {
+  const counter = tk.counter_name || tk.counter || "";
+  switch (tk.state) {
+    case "waiting": return h("p", { class: "status-big" }, t("status.waiting"));
+    case "called": return h("div", { class: "call-alert", role: "alert" }, t("status.called", { counter }));
+    case "serving": return h("p", { class: "status-big" }, t("status.serving", { counter }));
+    case "done": return h("p", { class: "status-big" }, t("status.done"));
+    case "no_show": return h("p", { class: "status-big" }, t("status.no_show"));
+    default: return h("p", { class: "status-big" }, t("status.cancelled"));
+  }
+}
+
+function render() {
+  if (!state.id) { fill(main, h("div", { class: "alert alert-warn" }, t("status.missing"))); return; }
+  const exc = state.error;
+  const tk = state.ticket;
+  if (!tk) {
+    if (!exc) { fill(main, h("p", { class: "muted" }, t("common.loading"))); return; }
+    fill(main, h("div", { class: "alert alert-bad", role: "alert", id: "status-error" },
+      exc.name === "ApiError" && exc.notFound ? t("status.notfound") : errorText(exc)));
+    return;
+  }
+  $("#site-name").textContent = tk.site_name;
+  document.title = `${tk.number} — ${t("status.sub")}`;
+  document.body.dataset.state = tk.state;
+  fill(main,
+    exc ? h("div", { class: "alert alert-warn", role: "status" }, errorText(exc)) : null,
+    h("section", { class: "card status-card", dataset: { state: tk.state }, "aria-labelledby": "number" },
+      h("span", { class: "ticket-label muted" }, pick(tk.service_name) ? t("kiosk.confirm.label") : ""),
+      h("span", { class: "status-number", id: "number" }, tk.number),
+      h("span", { class: "status-service" }, pick(tk.service_name)),
+      h("span", { class: `pill ${tk.state === "waiting" ? "pill-info" : tk.state === "done" ? "pill-ok" : FINAL.has(tk.state) ? "" : "pill-warn"}`, id: "state" },
+        t(`state.${tk.state}`)),
+      message(tk),
+      tk.state === "waiting" ? facts(tk) : null,
+      tk.state === "waiting" ? h("div", { class: "fact", style: "width:100%" },
+        h("b", { id: "estimate" }, minutes(tk.estimated_wait_seconds)), h("span", {}, t("status.estimate"))) : null,
+      tk.state === "done" && tk.outcome && tk.outcome !== "served" ? h("span", { class: "pill" }, t(`outcome.${tk.outcome}`)) : null),
+    !FINAL.has(tk.state) && tk.now_calling.length
+      ? h("section", { class: "card status-card", "aria-labelledby": "now-calling-title" },
+        h("span", { class: "muted", id: "now-calling-title" }, t("status.now_calling")),
+        h("div", { class: "now-calling", id: "now-calling" }, tk.now_calling.map((n) => h("span", { class: `pill ${n === tk.number ? "pill-warn" : "pill-info"}` }, n))))
+      : null,
+    tk.state === "waiting"
+      ? h("button", { class: "btn btn-lg btn-danger", type: "button", id: "cancel", disabled: state.busy, onclick: askCancel }, t("status.cancel"))
+      : null,
+    h("div", { class: "status-foot" },
+      h("span", { id: "updated" }, state.updated ? t("status.updated", { time: formatClock(state.updated, undefined, true) }) : ""),
+      h("span", {}, t("status.issued", { time: timeOf(tk.issued_at) }))),
+    h("button", { class: "btn", type: "button", onclick: () => refresh(true) }, t("status.refresh")));
+}
+
+function askCancel() {
+  const dialog = $("#cancel-dialog");
+  $("#cancel-title").textContent = t("status.cancel.title", { number: state.ticket.number });
+  dialog.returnValue = "";
+  dialog.onclose = () => { if (dialog.returnValue === "yes") cancel(); };
+  dialog.showModal();
+}
+
+async function cancel() {
+  if (state.busy) return;
+  state.busy = true;
+  render();
+  try {
+    state.ticket = await api(ticketUrl(state.id, "/cancel"), { method: "POST", body: {}, key: newKey() });
+    state.updated = Date.now();
+    toast(t("status.cancelled.toast"), "ok", 4000);
+    follow(state.ticket);
+  } catch (exc) {
+    toast(errorText(exc), "bad", 8000);
+  } finally {
+    state.busy = false;
+    render();
+    refresh();
+  }
+}
+
+apply();
+mountToggle($("#lang"));
+onLangChange(render);
+state.id = ticketId();
+render();
+load();
+setInterval(() => {
+  if (!document.hidden && !(state.ticket && FINAL.has(state.ticket.state))) refresh();
+}, POLL_MS);
+document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(true); });
+addEventListener("hashchange", () => {
+  state.id = ticketId();
+  state.ticket = null;
+  render();
+  refresh(true);
+});

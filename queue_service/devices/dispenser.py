@@ -1,0 +1,75 @@
+"""Dispenser protocol (pure): ticket and heartbeat frames in, acknowledgements out.
+
+A standalone dispenser prints its own ticket when a button is pressed and then reports
+it: `T` frame, data `<button>;<number>;<seq>`. `seq` is the device's own counter (kept
+across power cycles); the service acknowledges with `A` `<seq>;<number>` once the ticket
+is committed, or refuses with `N` `<seq>;<code>`. A dispenser re-sends a ticket until it
+is acknowledged, so a frame re-sent after a reconnect arrives twice: the idempotency key
+built from the device and `seq` makes the second one a no-op that is acknowledged again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from queue_service.config import ButtonConfig, Service
+from queue_service.devices.framing import Frame, encode
+
+TICKET = "T"
+HEARTBEAT = "H"
+ACK = "A"
+NAK = "N"
+
+_TICKET_RE = re.compile(r"([0-9]{1,2});([A-Z]{1,2}[0-9]{1,4});([0-9]{1,10})\Z")
+
+# Refusal codes shown by the dispenser (two digits; docs/devices.md).
+NAK_CODES = {
+    "unknown_button": "01",
+    "number_out_of_range": "02",
+    "number_taken": "03",
+    "site_closed": "04",
+    "cutoff_passed": "05",
+    "quota_reached": "06",
+    "idempotency_key_reused": "07",
+    "other": "99",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DispenserTicket:
+    address: int
+    button: int
+    number: str
+    seq: int
+
+
+def decode_ticket(frame: Frame) -> DispenserTicket | None:
+    """The ticket a `T` frame reports, or None when its data is malformed."""
+    if frame.command != TICKET:
+        return None
+    match = _TICKET_RE.match(frame.data)
+    if match is None:
+        return None
+    return DispenserTicket(frame.address, int(match[1]), match[2], int(match[3]))
+
+
+def number_allowed(button: ButtonConfig, service: Service, number: str) -> bool:
+    """Whether a device-printed number fits the button's prefix or range (never a kiosk's)."""
+    if button.prefix is not None:
+        digits = number[len(button.prefix) :]
+        return number.startswith(button.prefix) and digits.isdigit() and 1 <= len(digits) <= 4
+    assert button.range is not None
+    digits = number[len(service.prefix) :]
+    if not (number.startswith(service.prefix) and len(digits) == 3 and digits.isdigit()):
+        return False
+    low, high = button.range
+    return low <= int(digits) <= high
+
+
+def ack(address: int, seq: int, number: str) -> bytes:
+    return encode(address, ACK, f"{seq};{number}")
+
+
+def nak(address: int, seq: int, reason: str) -> bytes:
+    return encode(address, NAK, f"{seq};{NAK_CODES.get(reason, NAK_CODES['other'])}")

@@ -1,0 +1,605 @@
+"""One supervised task per device: connect, read, close on error or silence, back off, retry.
+
+In the manner of home-assistant's serial sensors: the loop survives unplugging, logs a
+lost link once (not once per retry) and publishes its state; the backoff doubles from
+`backoff_initial` to `backoff_max` with jitter, and starts again from the beginning once
+a connection has produced a good frame. The device kinds differ only in what they do with
+a connection (`_session`) and with a good frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from queue_service.config import DeviceConfig, Site
+from queue_service.devices import dispenser, escpos, keypad
+from queue_service.devices.escpos import PrinterStatus, StatusReplyParser
+from queue_service.devices.framing import Frame, FrameParser
+from queue_service.devices.link import Link, LinkError, SerialLink
+from queue_service.domain import commands, errors
+from queue_service.domain.events import Event
+from queue_service.domain.state import SiteState
+from queue_service.engine import Engine
+from queue_service.store.event_store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+CONNECTING, UP, BACKING_OFF = "connecting", "up", "backing_off"
+COMMIT_RETRY_INITIAL, COMMIT_RETRY_MAX = 0.2, 5.0
+KEY_TIMEOUT = 5.0
+REPLY_TIMEOUT = 1.0  # one DLE EOT reply
+PRINT_TIMEOUT = 8.0
+KEYPAD_PAUSE_REASON = "Jeda (keypad)"
+# Changes worth a `device_status` message: an absent device going connecting ->
+# backing_off -> connecting all day long is not news.
+_NOTIFY_ON = frozenset({"connected", "alive", "printer"})
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, u: float) -> float:
+    """Exponential backoff with jitter: between half and all of min(max, initial * 2^n)."""
+    ceiling: float = min(maximum, initial * 2.0 ** min(attempt, 30))
+    return ceiling * (0.5 + 0.5 * u)
+
+
+@dataclass(slots=True)
+class DeviceHealth:
+    site: str
+    device: str
+    kind: str
+    state: str = CONNECTING
+    connected: bool = False
+    alive: bool = False  # connected and a good frame (or status reply) arrived since
+    connects: int = 0
+    reconnects: int = 0
+    last_frame_at: float | None = None  # Unix time of the last good frame / status reply
+    good_frames: int = 0
+    bad_frames: int = 0
+    discarded_bytes: int = 0
+    last_error: str | None = None
+    held: int = 0  # dispenser tickets waiting for the database
+    printer: PrinterStatus | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def view(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.device,
+            "kind": self.kind,
+            "state": self.state,
+            "connected": self.connected,
+            "up": self.alive,
+            "reconnects": self.reconnects,
+            "last_frame_at": (
+                datetime.fromtimestamp(self.last_frame_at).astimezone().isoformat()
+                if self.last_frame_at is not None
+                else None
+            ),
+            "good_frames": self.good_frames,
+            "bad_frames": self.bad_frames,
+            "discarded_bytes": self.discarded_bytes,
+            "last_error": self.last_error,
+        }
+        if self.kind == "dispenser":
+            out["held_tickets"] = self.held
+        if self.kind == "printer":
+            p = self.printer
+            out["printer"] = (
+                None
+                if p is None
+                else {
+                    "paper_near_end": p.paper_near_end,
+                    "paper_end": p.out_of_paper,
+                    "cover_open": p.cover_open,
+                    "offline": p.offline,
+                    "error": p.error,
+                    "problems": p.problems(),
+                }
+            )
+        return out
+
+
+class DeviceRunner:
+    """The supervised loop shared by every kind of device."""
+
+    kind = "device"
+
+    def __init__(
+        self,
+        site: Site,
+        device: DeviceConfig,
+        engine: Engine,
+        notify: Callable[[DeviceRunner], None] = lambda _r: None,
+        *,
+        rng: Callable[[], float] = random.random,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.site = site
+        self.device = device
+        self.engine = engine
+        self.notify = notify
+        self.rng = rng
+        self.wall_clock = wall_clock
+        self.health = DeviceHealth(site.id, device.id, device.kind)
+        self.link: Link | None = None
+        self._attempt = 0
+        self._logged_failure = False
+        self._deadline = 0.0
+
+    # -- the supervised loop -----------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in self.background():
+                    group.create_task(job)
+                group.create_task(self._connect_loop())
+        finally:
+            self._set(connected=False, alive=False)
+
+    def background(self) -> list[Any]:
+        """Coroutines that live as long as the device, across reconnections."""
+        return []
+
+    async def _connect_loop(self) -> None:
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"link-{self.device.id}")
+        try:
+            while True:
+                await self._connect_once(worker)
+                self._set(state=BACKING_OFF)
+                delay = backoff_delay(
+                    self._attempt, self.device.backoff_initial, self.device.backoff_max, self.rng()
+                )
+                self._attempt += 1
+                await asyncio.sleep(delay)
+        finally:
+            worker.shutdown(wait=False, cancel_futures=True)
+
+    async def _connect_once(self, worker: ThreadPoolExecutor) -> None:
+        self._set(state=CONNECTING)
+        try:
+            link = await SerialLink.open(self.device, worker)
+        except LinkError as exc:
+            self._failed(f"cannot open {self.device.url}: {exc}")
+            return
+        h = self.health
+        h.connects += 1
+        if h.connects > 1:
+            h.reconnects += 1
+        self.link = link
+        self._deadline = asyncio.get_running_loop().time() + (self.device.silence_timeout or 1e9)
+        self._set(connected=True)
+        log.info("device %s/%s connected on %s", self.site.id, self.device.id, self.device.url)
+        try:
+            await self._session(link)
+        except LinkError as exc:
+            self._failed(str(exc))
+        except Exception as exc:
+            log.exception("device %s/%s failed", self.site.id, self.device.id)
+            self._failed(f"internal error: {exc}")
+        finally:
+            self.link = None
+            self._lost()
+            await link.close()
+            self._set(connected=False, alive=False)
+
+    def _failed(self, message: str) -> None:
+        self.health.last_error = message
+        if not self._logged_failure:
+            # Once per outage: a device left unplugged all day must not flood the log.
+            log.warning("device %s/%s: %s; retrying", self.site.id, self.device.id, message)
+            self._logged_failure = True
+        else:
+            log.debug("device %s/%s: %s", self.site.id, self.device.id, message)
+
+    def _good_frame(self) -> None:
+        h = self.health
+        h.last_frame_at = self.wall_clock()
+        self._deadline = asyncio.get_running_loop().time() + (self.device.silence_timeout or 1e9)
+        if not h.alive:
+            self._attempt = 0  # the backoff starts over after the first good frame
+            if self._logged_failure:
+                log.info("device %s/%s is back", self.site.id, self.device.id)
+            self._logged_failure = False
+            h.last_error = None
+            self._set(state=UP, alive=True)
+
+    def _set(self, **changes: Any) -> None:
+        h = self.health
+        changed = False
+        for name, value in changes.items():
+            if getattr(h, name) != value:
+                setattr(h, name, value)
+                changed = changed or name in _NOTIFY_ON
+        if changed:
+            self.notify(self)
+
+    def _lost(self) -> None:
+        """The link went away: forget partial input."""
+
+    async def _session(self, link: Link) -> None:
+        raise NotImplementedError
+
+    async def send(self, data: bytes) -> bool:
+        """Write to the device if connected; a reply lost with the link is re-derived later."""
+        link = self.link
+        if link is None:
+            return False
+        try:
+            await link.write(data)
+        except LinkError as exc:
+            log.debug("device %s/%s: write failed: %s", self.site.id, self.device.id, exc)
+            return False
+        return True
+
+
+class FramedRunner(DeviceRunner):
+    """Dispensers and keypads: read frames until an error or `silence_timeout`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parser = FrameParser()
+        self.rejected = 0  # frames with a good checksum but data we cannot use
+
+    def _sync_stats(self) -> None:
+        s, h = self.parser.stats, self.health
+        h.good_frames = s.good_frames - self.rejected
+        h.bad_frames = s.bad_frames + self.rejected
+        h.discarded_bytes = s.discarded_bytes
+
+    def _reject(self, frame: Frame, why: str) -> None:
+        self.rejected += 1
+        self._sync_stats()
+        log.warning("device %s/%s: %s: %r", self.site.id, self.device.id, why, frame)
+
+    def _lost(self) -> None:
+        self.parser.reset()
+        self._sync_stats()
+
+    async def _session(self, link: Link) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    data = await link.read()
+            except TimeoutError:
+                raise LinkError(
+                    f"no valid frame for {self.device.silence_timeout:g} s; reconnecting"
+                ) from None
+            frames = self.parser.feed(data)
+            self._sync_stats()
+            for frame in frames:
+                if frame.command == dispenser.HEARTBEAT:  # the same letter on keypads
+                    self._good_frame()
+                    continue
+                if await self.handle(frame):
+                    self._good_frame()
+            if not frames and loop.time() >= self._deadline:
+                raise LinkError(f"no valid frame for {self.device.silence_timeout:g} s")
+
+    async def handle(self, frame: Frame) -> bool:
+        """Act on a frame; False when its contents are unusable (counted as bad)."""
+        raise NotImplementedError
+
+
+class DispenserRunner(FramedRunner):
+    kind = "dispenser"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue: asyncio.Queue[dispenser.DispenserTicket] = asyncio.Queue()
+        self.pending: dict[int, dispenser.DispenserTicket] = {}
+        self.committed = 0
+        self.refused = 0
+
+    def background(self) -> list[Any]:
+        return [self._commit_loop()]
+
+    async def handle(self, frame: Frame) -> bool:
+        ticket = dispenser.decode_ticket(frame)
+        if ticket is None:
+            self._reject(frame, "not a dispenser ticket")
+            return False
+        button = self.device.buttons.get(ticket.button)
+        if button is None:
+            await self._refuse(ticket, "unknown_button")
+            return True
+        if not dispenser.number_allowed(button, self.site.services[button.service], ticket.number):
+            await self._refuse(ticket, "number_out_of_range")
+            return True
+        if ticket.seq not in self.pending:  # else a re-send of a ticket already held
+            self.pending[ticket.seq] = ticket
+            self.queue.put_nowait(ticket)
+            self._set(held=len(self.pending))
+        return True
+
+    async def _refuse(self, ticket: dispenser.DispenserTicket, reason: str) -> None:
+        self.refused += 1
+        log.warning(
+            "device %s/%s: ticket %s (seq %d) refused: %s",
+            self.site.id,
+            self.device.id,
+            ticket.number,
+            ticket.seq,
+            reason,
+        )
+        await self.send(dispenser.nak(ticket.address, ticket.seq, reason))
+
+    async def _commit_loop(self) -> None:
+        while True:
+            ticket = await self.queue.get()
+            try:
+                await self._commit(ticket)
+            finally:
+                self.pending.pop(ticket.seq, None)
+                self._set(held=len(self.pending))
+
+    async def _commit(self, ticket: dispenser.DispenserTicket) -> None:
+        button = self.device.buttons[ticket.button]
+        key = f"device:{self.device.id}:{ticket.seq}"
+        digest = hashlib.sha256(f"{ticket.button};{ticket.number}".encode()).hexdigest()
+        delay = COMMIT_RETRY_INITIAL
+        while True:
+            try:
+                _, body = await self.engine.execute(
+                    self.site.id,
+                    partial(_issue_device_ticket, button=button, number=ticket.number),
+                    _device_ticket_answer,
+                    idempotency_key=key,
+                    request_hash=digest,
+                )
+            except StoreUnavailable:
+                # Held, in order: nothing after this ticket is tried before it commits.
+                await asyncio.sleep(delay * (0.5 + 0.5 * self.rng()))
+                delay = min(COMMIT_RETRY_MAX, delay * 2)
+                continue
+            except errors.DomainError as exc:
+                await self._refuse(ticket, exc.code)
+                return
+            except Exception:
+                log.exception(
+                    "device %s/%s: ticket %s failed", self.site.id, self.device.id, ticket.number
+                )
+                await self._refuse(ticket, "other")
+                return
+            self.committed += 1
+            await self.send(dispenser.ack(ticket.address, ticket.seq, body["number"]))
+            return
+
+
+class NumberTaken(errors.Conflict):
+    code = "number_taken"
+
+
+def _issue_device_ticket(
+    state: SiteState, now: datetime, *, button: Any, number: str
+) -> list[Event]:
+    if any(t.number == number for t in state.tickets.values()):
+        raise NumberTaken(f"number {number} was already issued today", number=number)
+    return commands.issue(
+        state,
+        now,
+        ticket_id=secrets.token_urlsafe(16),
+        service=button.service,
+        priority=button.priority,
+        source="dispenser",
+        number=number,
+    )
+
+
+def _device_ticket_answer(state: SiteState, events: list[Event]) -> tuple[int, dict[str, Any]]:
+    event = events[0]
+    return 201, {
+        "id": event.ticket_id,
+        "number": event.data["number"],
+        "service": event.service,
+        "seq": event.seq,
+    }
+
+
+_KEYPAD_COMMANDS: dict[str, Callable[..., list[Event]]] = {
+    "call-next": commands.call_next,
+    "recall": commands.recall,
+    "start": commands.start,
+    "finish": commands.finish,
+    "no-show": commands.no_show,
+    "open": commands.open_counter,
+    "pause": partial(commands.pause_counter, reason=KEYPAD_PAUSE_REASON),
+}
+
+
+class KeypadRunner(FramedRunner):
+    kind = "keypad"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keys_done = 0
+        self.keys_refused = 0
+
+    async def handle(self, frame: Frame) -> bool:
+        press = keypad.decode_key(frame)
+        if press is None:
+            self._reject(frame, "not a keypad key")
+            return False
+        counter_id = self.device.addresses.get(press.address)
+        if counter_id is None:
+            # Like a counter token used on a counter it is not bound to.
+            await self._answer_error(press, "counter_not_allowed")
+            return True
+        action = press.action
+        if action is None:
+            await self._answer_error(press, "unknown_key")
+            return True
+        try:
+            async with asyncio.timeout(KEY_TIMEOUT):
+                _, body = await self.engine.execute(
+                    self.site.id,
+                    partial(_KEYPAD_COMMANDS[action], counter_id=counter_id),
+                    _keypad_answer,
+                )
+        except (StoreUnavailable, TimeoutError):
+            await self._answer_error(press, "database_unavailable")
+            return True
+        except errors.DomainError as exc:
+            await self._answer_error(press, exc.code)
+            return True
+        self.keys_done += 1
+        await self.send(keypad.display(press.address, press.key, body["number"]))
+        return True
+
+    async def _answer_error(self, press: keypad.KeyPress, code: str) -> None:
+        self.keys_refused += 1
+        await self.send(keypad.error(press.address, press.key, code))
+
+
+def _keypad_answer(state: SiteState, events: list[Event]) -> tuple[int, dict[str, Any]]:
+    ticket_id = next((e.ticket_id for e in events if e.ticket_id), None)
+    number = state.tickets[ticket_id].number if ticket_id in state.tickets else None
+    return 200, {"number": number}
+
+
+@dataclass(frozen=True, slots=True)
+class PrintOutcome:
+    status: str  # printed | failed
+    message: str
+    problems: tuple[str, ...] = ()
+
+
+_PROBLEM_TEXT = {
+    "paper_end": "the ticket printer is out of paper",
+    "cover_open": "the ticket printer's cover is open",
+    "error": "the ticket printer reports an error",
+    "offline": "the ticket printer is offline",
+}
+
+
+def describe(problems: list[str]) -> str:
+    return "; ".join(_PROBLEM_TEXT.get(p, p) for p in problems)
+
+
+class PrinterRunner(DeviceRunner):
+    kind = "printer"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parser = StatusReplyParser()
+        self.lock = asyncio.Lock()
+        self.printed: OrderedDict[str, None] = OrderedDict()  # recent ticket ids printed
+        self.jobs = 0
+
+    def _sync_stats(self) -> None:
+        h, p = self.health, self.parser
+        h.good_frames, h.bad_frames = p.good_frames, p.bad_frames
+        h.discarded_bytes = p.discarded_bytes
+
+    def _lost(self) -> None:
+        self.parser.cancel()
+        self._set(printer=None)
+
+    async def _session(self, link: Link) -> None:
+        while True:
+            async with self.lock:
+                await self.poll(link)
+            await asyncio.sleep(self.device.poll_interval)
+
+    async def poll(self, link: Link) -> PrinterStatus | None:
+        """Ask DLE EOT 1..4 and decode; None when the printer did not answer at all."""
+        loop = asyncio.get_running_loop()
+        self.parser.feed(link.drain())  # nothing was asked: whatever is there is noise
+        replies: dict[int, int] = {}
+        silence = self.device.silence_timeout
+        wait = min(REPLY_TIMEOUT, silence / 4) if silence else REPLY_TIMEOUT
+        for n in escpos.STATUS_KINDS:
+            self.parser.expect()
+            await link.write(escpos.status_request(n))
+            try:
+                async with asyncio.timeout(wait):
+                    while n not in replies:
+                        values = self.parser.feed(await link.read())
+                        if values:
+                            replies[n] = values[0]
+            except TimeoutError:
+                self.parser.cancel()
+                if not replies:
+                    break  # not even n=1 answered: the printer is silent, don't wait 4x
+        self._sync_stats()
+        if not replies:
+            if loop.time() >= self._deadline:
+                raise LinkError(f"no status reply for {self.device.silence_timeout:g} s")
+            return None
+        status = escpos.decode_status(replies)
+        self._good_frame()
+        if status != self.health.printer:
+            problems = status.problems()
+            if problems:
+                log.warning("printer %s/%s: %s", self.site.id, self.device.id, describe(problems))
+            self._set(printer=status)
+        return status
+
+    async def print_ticket(self, data: bytes, ticket_id: str) -> PrintOutcome:
+        """Print, but only on a printer that says (just now) that it can; then check again."""
+        if ticket_id in self.printed:
+            return PrintOutcome("printed", "the ticket was already printed")
+        link = self.link
+        if link is None:
+            return PrintOutcome("failed", "the ticket printer is not connected", ("offline",))
+        try:
+            async with asyncio.timeout(PRINT_TIMEOUT), self.lock:
+                before = await self.poll(link)
+                if before is None:
+                    return PrintOutcome(
+                        "failed", "the ticket printer does not answer", ("offline",)
+                    )
+                problems = before.problems()
+                if problems:
+                    return PrintOutcome("failed", describe(problems), tuple(problems))
+                await link.write(data)
+                after = await self.poll(link)
+                if after is None:
+                    return PrintOutcome(
+                        "failed",
+                        "the ticket printer stopped answering while printing",
+                        ("offline",),
+                    )
+                if after.problems():
+                    problems = after.problems()
+                    return PrintOutcome(
+                        "failed",
+                        f"printing stopped: {describe(problems)}",
+                        tuple(problems),
+                    )
+        except TimeoutError:
+            return PrintOutcome("failed", "the ticket printer did not answer in time", ("offline",))
+        except LinkError as exc:
+            return PrintOutcome("failed", f"the ticket printer link failed: {exc}", ("offline",))
+        self.jobs += 1
+        self.printed[ticket_id] = None
+        while len(self.printed) > 1000:
+            self.printed.popitem(last=False)
+        return PrintOutcome("printed", "the ticket was printed")
+
+
+RUNNERS: dict[str, type[DeviceRunner]] = {
+    "dispenser": DispenserRunner,
+    "keypad": KeypadRunner,
+    "printer": PrinterRunner,
+}
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

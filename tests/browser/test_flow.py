@@ -1,0 +1,313 @@
+"""End to end in headless Chromium: kiosk, counter page, floor board, TV display and the
+citizen's status page, against the real app and a real PostgreSQL.
+
+Pages run in their own browser contexts (own storage, as on their own devices) and are
+never reloaded by the tests: what they show after the first load comes by the live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Api, ConsoleWatch, LiveServer, open_page, wait_ready
+from tests.conftest import SITE
+
+pytestmark = pytest.mark.browser
+
+# Browsers log every non-2xx answer and every refused connection as a console error; the
+# tests that provoke one on purpose allow exactly that, and never a script error.
+CONFLICT_LOGGED = r"console: Failed to load resource: the server responded with a status of 409"
+NETWORK_LOGGED = r"console: .*net::ERR_"
+
+
+async def text(page: Any, selector: str) -> str:
+    return (await page.text_content(selector) or "").strip()
+
+
+async def wait_js(page: Any, expression: str, arg: Any = None, timeout: float = 10.0) -> None:
+    """Poll a JS function until it returns true. (Playwright's wait_for_function evaluates a
+    string in the page, which the pages' Content-Security-Policy rightly refuses.)"""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await page.evaluate(expression, arg):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {expression} ({arg!r})")
+        await asyncio.sleep(0.05)
+
+
+async def wait_text(page: Any, selector: str, expected: str, timeout: float = 10.0) -> None:
+    """Wait until the element's text contains `expected` (pages update live, not at once)."""
+    await wait_js(
+        page,
+        "([sel, want]) => { const el = document.querySelector(sel);"
+        " return !!el && el.textContent.includes(want); }",
+        [selector, expected],
+        timeout,
+    )
+
+
+async def calls(page: Any) -> list[dict[str, Any]]:
+    return await page.evaluate("window.antrianCalls")  # type: ignore[no-any-return]
+
+
+async def test_a_ticket_from_the_kiosk_is_called_served_and_followed_everywhere(
+    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+) -> None:
+    await hall_api.act("loket-01", "open")
+    board = await open_page(
+        browser,
+        console,
+        "board",
+        server.url(f"/ui/board.html?site={SITE}&token=demo-manager"),
+        width=1920,
+        height=1080,
+    )
+    counter = await open_page(
+        browser,
+        console,
+        "counter",
+        server.url(f"/ui/counter.html?site={SITE}&counter=loket-01"),
+        width=1440,
+        height=900,
+    )
+    await counter.fill("#token", "demo-loket-01")
+    await counter.click("button[type=submit]")
+    display = await open_page(
+        browser,
+        console,
+        "display",
+        server.url(f"/ui/display.html?site={SITE}&zone=A"),
+        width=1920,
+        height=1080,
+    )
+    kiosk = await open_page(
+        browser,
+        console,
+        "kiosk",
+        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
+        width=1080,
+        height=1920,
+    )
+    for page in (board, counter, display, kiosk):
+        await wait_ready(page)
+    assert "token" not in kiosk.url  # provisioned into localStorage, not left in the address
+    await board.wait_for_selector("#conn[data-state=live]")
+    await counter.wait_for_selector("#conn[data-state=live]")
+    await display.wait_for_selector("#conn[data-state=live]")
+
+    # The citizen takes a ticket: agency, service, priority choice (one touch issues).
+    await kiosk.click("[data-agency=disdukcapil]")
+    await kiosk.click("[data-service=KTP-EL]")
+    await kiosk.click("[data-priority=none]")
+    await wait_text(kiosk, "#ticket-number", "A001")
+    ticket_id = await kiosk.get_attribute("#ticket-number", "data-ticket-id")
+    assert await text(kiosk, "#people-ahead") == "0"
+    assert await kiosk.evaluate("document.querySelector('.ticket-qr img').naturalWidth") > 0
+    # The kiosk says what its printer did (here: the example hall's printer is not there).
+    assert await kiosk.get_attribute("#print-status", "data-print") in (
+        "printed",
+        "failed",
+        "no_printer",
+        "none",
+    )
+
+    # It appears, live, on the board and in the counter's queue.
+    await wait_text(board, "tr[data-service=KTP-EL] .js-waiting", "1")
+    await counter.wait_for_selector("#queue li[data-number=A001]")
+
+    status = await open_page(
+        browser,
+        console,
+        "status",
+        server.url(f"/ui/status.html#{ticket_id}"),
+        width=390,
+        height=844,
+        scale=2,
+        mobile=True,
+    )
+    await wait_ready(status)
+    assert await status.get_attribute("body", "data-state") == "waiting"
+    assert await text(status, "#number") == "A001"
+
+    # The officer calls it with the keyboard shortcut.
+    assert await counter.is_disabled("#act-noshow")  # one call is not enough for a no-show
+    await counter.keyboard.press("n")
+    await wait_text(counter, "#serving-number", "A001")
+    await wait_text(counter, "#call-count", "1")
+
+    # The TV display shows it and calls it (a voice where an id-ID voice exists, else a chime).
+    await wait_text(display, "#callout-number", "A001")
+    await wait_text(display, "#callout-counter", "Loket 1")
+    await wait_js(display, "() => window.antrianCalls.length >= 1")
+    first = (await calls(display))[0]
+    assert first["number"] == "A001" and first["kind"] == "call"
+    assert first["mode"] in ("speech", "chime")
+    assert "A, nol, nol, satu" in first["text"] and "loket satu" in first["text"]
+    await status.wait_for_selector("body[data-state=called]")
+    assert "Loket 1" in await text(status, ".call-alert")
+
+    # A recall is announced again; after it the no-show becomes possible (2 calls).
+    await counter.click("#act-recall")
+    await wait_text(counter, "#call-count", "2")
+    await wait_js(display, "() => window.antrianCalls.length >= 2")
+    assert (await calls(display))[1]["kind"] == "recall"
+    await counter.wait_for_selector("#act-noshow:not([disabled])")
+
+    # Start, then finish with an outcome.
+    await counter.keyboard.press("s")
+    await status.wait_for_selector("body[data-state=serving]")
+    await counter.keyboard.press("f")
+    await counter.click("#finish-dialog button[value=served]")
+    await wait_text(counter, "#serving-number", "—")
+    await status.wait_for_selector("body[data-state=done]")
+
+    # The board's figures follow: called within standard, served at the counter.
+    await wait_text(board, "#kpi-finished b", "1")
+    await wait_text(board, "tr[data-service=KTP-EL] .js-within", "100%")
+    await wait_text(board, "[data-counter=loket-01] .ctr-meta", "1 selesai")
+    await wait_text(board, "tr[data-service=KTP-EL] .js-waiting", "0")
+    # Device health: every configured device of the site, or "none configured".
+    devices = (await hall_api.snapshot()).get("devices") or []
+    if devices:
+        for device in devices:
+            await board.wait_for_selector(f"#devices tr[data-device='{device['id']}']")
+    else:
+        await wait_text(board, "#devices", "Tidak ada perangkat")
+
+    assert console.unexpected() == []
+
+
+async def test_a_conflict_at_the_counter_is_shown_with_its_message(
+    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+) -> None:
+    console.allow(CONFLICT_LOGGED)
+    for counter_id in ("loket-01", "loket-03"):
+        await hall_api.act(counter_id, "open")
+    ticket = await hall_api.issue("KTP-EL")
+    counter = await open_page(
+        browser,
+        console,
+        "counter",
+        server.url(f"/ui/counter.html?site={SITE}&counter=loket-01&token=demo-loket-01"),
+        width=1440,
+        height=900,
+    )
+    await wait_ready(counter)
+    assert "token" not in counter.url
+    await counter.wait_for_selector("#conn[data-state=live]")
+    await counter.wait_for_selector("#queue li[data-number=A001] button:not([disabled])")
+
+    # Hold the page's re-reads so it still offers A001 after loket-03 has taken it, as when
+    # two officers press at the same moment.
+    release = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await counter.route("**/snapshot", hold)
+    status, _ = await hall_api.act("loket-03", "call", {"ticket_id": ticket["id"]})
+    assert status == 200
+    await counter.click("#queue li[data-number=A001] button")
+    alert = counter.locator("#action-error")
+    await alert.wait_for()
+    assert await alert.get_attribute("data-code") == "ticket_taken"
+    shown = await alert.text_content() or ""
+    assert "loket lain" in shown  # our words for the code
+    assert "already at counter loket-03" in shown  # and the server's own message
+    release.set()  # the held re-reads go through now, and later ones pass straight on
+    await wait_text(counter, "#queue-count", "0")
+
+    # Pause with a reason (P, a preset), then open again (O).
+    await counter.keyboard.press("p")
+    await counter.click("#pause-presets button >> nth=0")
+    await wait_text(counter, "#counter-state", "Jeda: Istirahat")
+    await counter.keyboard.press("o")
+    await wait_text(counter, "#counter-state", "Buka")
+
+    assert console.unexpected() == []
+
+
+async def test_a_retried_kiosk_request_gives_one_ticket(
+    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+) -> None:
+    console.allow(NETWORK_LOGGED)
+    kiosk = await open_page(
+        browser,
+        console,
+        "kiosk",
+        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
+        width=1920,
+        height=1080,
+    )
+    await wait_ready(kiosk)
+    keys: list[str] = []
+
+    async def lose_first_answer(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        if len(keys) == 1:
+            response = await route.fetch()  # the server handles it and issues the ticket ...
+            assert response.status == 201
+            await route.abort("connectionreset")  # ... but the kiosk never hears back
+        else:
+            await route.continue_()
+
+    await kiosk.route("**/api/v1/sites/*/tickets", lose_first_answer)
+    await kiosk.click("[data-agency=imigrasi]")
+    await kiosk.click("[data-service=PASPOR-AMBIL]")
+    await kiosk.click("[data-priority=lansia]")
+    await wait_text(kiosk, "#ticket-number", "Q001")
+
+    assert len(keys) == 2 and keys[0] == keys[1] and keys[0]
+    snap = await hall_api.snapshot()
+    service = next(s for s in snap["services"] if s["code"] == "PASPOR-AMBIL")
+    assert service["issued_today"] == 1 and service["waiting"] == 1
+    assert service["tickets"][0]["priority"] == "lansia"
+
+    # The next touch is a new request: a new key and a second ticket.
+    await kiosk.click("text=Selesai")
+    await kiosk.click("[data-agency=imigrasi]")
+    await kiosk.click("[data-service=PASPOR-AMBIL]")
+    await kiosk.click("[data-priority=none]")
+    await wait_text(kiosk, "#ticket-number", "Q002")
+    assert len(keys) == 3 and keys[2] != keys[0]
+
+    assert console.unexpected() == []
+
+
+async def test_the_display_recovers_by_itself_after_the_service_restarts(
+    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+) -> None:
+    console.allow(NETWORK_LOGGED)
+    await hall_api.act("loket-02", "open")
+    await hall_api.issue("KTP-EL")
+    display = await open_page(
+        browser,
+        console,
+        "display",
+        server.url(f"/ui/display.html?site={SITE}"),
+        width=1920,
+        height=1080,
+    )
+    await wait_ready(display)
+    await display.wait_for_selector("#conn[data-state=live]")
+    await hall_api.act("loket-02", "call-next")
+    await wait_text(display, "#callout-number", "A001")
+    await wait_js(display, "() => window.antrianCalls.length === 1")
+
+    await server.stop()
+    await display.wait_for_selector("#conn[data-state=reconnecting]")
+    await server.start()  # same port, same database: the state is replayed
+
+    await hall_api.act("loket-02", "finish")
+    await hall_api.issue("KTP-EL")
+    await hall_api.act("loket-02", "call-next")
+    await wait_text(display, "#callout-number", "A002", timeout=20)
+    await wait_js(display, "() => window.antrianCalls.some((c) => c.number === 'A002')", timeout=20)
+    await display.wait_for_selector("#conn[data-state=live]")
+    await wait_text(display, "#history", "A001")
+
+    assert console.unexpected() == []

@@ -1,0 +1,489 @@
+"""The pure device protocols: framing, dispenser and keypad frames, ESC/POS status and ticket
+bytes, backoff, device configuration; with Hypothesis fuzzing of every parser."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from queue_service.config import ButtonConfig, ConfigError, Service, hash_token, parse_config
+from queue_service.devices import dispenser, escpos, keypad
+from queue_service.devices.escpos import PrintableTicket, StatusReplyParser, decode_status
+from queue_service.devices.framing import (
+    ETX,
+    MAX_DATA,
+    MAX_FRAME,
+    STX,
+    Frame,
+    FrameParser,
+    crc16_modbus,
+    encode,
+)
+from queue_service.devices.supervisor import backoff_delay
+
+# -- framing -------------------------------------------------------------------------------
+
+
+def test_frame_bytes_are_as_documented() -> None:
+    # docs/devices.md: address 1, T, data "1;Q501;101"; CRC-16/MODBUS check value 0x4B37
+    # for "123456789" is the standard test vector.
+    assert crc16_modbus(b"123456789") == 0x4B37
+    body = b"01T0A1;Q501;101"
+    assert encode(1, "T", "1;Q501;101") == b"\x02" + body + b"%04X\x03" % crc16_modbus(body)
+
+
+def test_parser_finds_frames_split_byte_by_byte_and_glued() -> None:
+    frames = [encode(1, "T", f"1;Q{n:03d};{n}") for n in range(1, 4)]
+    parser = FrameParser()
+    found: list[Frame] = []
+    for byte in b"".join(frames):
+        found += parser.feed(bytes([byte]))
+    assert [f.data for f in found] == ["1;Q001;1", "1;Q002;2", "1;Q003;3"]
+    assert parser.feed(b"".join(frames)) == found  # all three glued in one read
+    assert parser.stats.good_frames == 6 and parser.stats.discarded_bytes == 0
+
+
+def test_parser_counts_garbage_corrupt_oversized_and_resyncs_on_start_byte() -> None:
+    parser = FrameParser()
+    good = encode(2, "H")
+    corrupt = bytearray(encode(2, "K", "N"))
+    corrupt[-3] = ord("0") if corrupt[-3] != ord("0") else ord("1")  # a CRC digit changed
+    cut_short = encode(2, "K", "R")[:6]  # a new STX arrives before its end
+    oversized = bytes([STX]) + b"A" * (MAX_FRAME + 5) + bytes([ETX])
+    stream = b"xx" + bytes(corrupt) + cut_short + oversized + b"\x03" + good
+    assert parser.feed(stream) == [Frame(2, "H", "")]
+    s = parser.stats
+    assert (s.good_frames, s.bad_frames) == (1, 3)
+    assert s.discarded_bytes == len(stream) - len(good)
+    assert parser.buffered == 0
+
+
+def test_parser_reset_drops_a_partial_frame_as_bad() -> None:
+    parser = FrameParser()
+    assert parser.feed(encode(1, "H")[:5]) == []
+    parser.reset()
+    assert (parser.stats.bad_frames, parser.stats.discarded_bytes, parser.buffered) == (1, 5, 0)
+    assert parser.feed(encode(1, "H")) == [Frame(1, "H", "")]
+
+
+frame_values = st.builds(
+    Frame,
+    address=st.integers(0, 255),
+    command=st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    data=st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=MAX_DATA),
+)
+
+
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, last = [], 0
+    for p in [*points, len(data)]:
+        out.append(data[last:p])
+        last = p
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=600), cuts=st.lists(st.integers(0, 600), max_size=30))
+def test_fuzz_arbitrary_bytes_never_crash_or_overflow(data: bytes, cuts: list[int]) -> None:
+    parser = FrameParser()
+    for chunk in chunked(data, cuts):
+        for frame in parser.feed(chunk):
+            # Anything emitted is a real frame that was on the line.
+            assert encode(frame.address, frame.command, frame.data) in data
+        assert parser.buffered <= MAX_FRAME
+    s = parser.stats
+    assert s.discarded_bytes + parser.buffered <= len(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frames=st.lists(frame_values, max_size=8),
+    noise=st.lists(st.binary(max_size=40), min_size=9, max_size=9),
+    cuts=st.lists(st.integers(0, 1000), max_size=40),
+)
+def test_fuzz_valid_frames_embedded_in_noise_are_all_found(
+    frames: list[Frame], noise: list[bytes], cuts: list[int]
+) -> None:
+    stream = noise[0] + b"".join(
+        encode(f.address, f.command, f.data) + n for f, n in zip(frames, noise[1:], strict=False)
+    )
+    parser = FrameParser()
+    found = [f for chunk in chunked(stream, cuts) for f in parser.feed(chunk)]
+    assert found == frames
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame=frame_values, at=st.integers(0, 200), value=st.integers(0, 255), how=st.integers(0, 2))
+def test_fuzz_a_corrupted_frame_never_yields_an_event(
+    frame: Frame, at: int, value: int, how: int
+) -> None:
+    good = encode(frame.address, frame.command, frame.data)
+    at %= len(good)
+    raw = bytearray(good)
+    if how == 0:  # one byte changed
+        if raw[at] == value:
+            value ^= 0x55
+        raw[at] = value
+    elif how == 1:  # one byte lost
+        del raw[at]
+    else:  # one byte inserted inside the frame (before STX or after ETX it is noise)
+        at = 1 + at % (len(good) - 1)
+        if at == 1 and value == STX:
+            value = 0x41  # STX + STX + frame is noise before a frame, not a corruption
+        raw.insert(at, value)
+    parser = FrameParser()
+    assert parser.feed(bytes(raw)) == []
+    # ... and the next good frame is found all the same.
+    assert parser.feed(good) == [frame]
+
+
+# -- dispenser and keypad frames --------------------------------------------------------
+
+SERVICE = Service("Q", "a", "Layanan", "Service", "Q", 15, daily_quota=400)
+
+
+def test_dispenser_ticket_frame_decodes_and_numbers_are_checked_against_the_button() -> None:
+    ticket = dispenser.decode_ticket(Frame(1, "T", "2;X014;77"))
+    assert ticket == dispenser.DispenserTicket(1, 2, "X014", 77)
+    prefix, block = ButtonConfig(2, "R", prefix="X"), ButtonConfig(1, "Q", range=(501, 999))
+    assert dispenser.number_allowed(prefix, SERVICE, "X014")
+    assert not dispenser.number_allowed(prefix, SERVICE, "Q014")
+    assert dispenser.number_allowed(block, SERVICE, "Q501")
+    assert not dispenser.number_allowed(block, SERVICE, "Q500")  # a kiosk number
+    assert not dispenser.number_allowed(block, SERVICE, "X501")
+    for bad in ("2;X014", "2;x014;1", ";X014;1", "2;X014;1;", "123;X1;1"):
+        assert dispenser.decode_ticket(Frame(1, "T", bad)) is None
+    assert dispenser.decode_ticket(Frame(1, "K", "2;X014;77")) is None
+
+
+def test_replies_to_dispensers_and_keypads_are_framed() -> None:
+    assert FrameParser().feed(dispenser.ack(3, 77, "X014")) == [Frame(3, "A", "77;X014")]
+    assert FrameParser().feed(dispenser.nak(3, 77, "quota_reached")) == [Frame(3, "N", "77;06")]
+    assert FrameParser().feed(keypad.display(7, "N", "Q001")) == [Frame(7, "D", "N;Q001")]
+    assert FrameParser().feed(keypad.error(7, "N", "queue_empty")) == [Frame(7, "E", "N;01")]
+    assert FrameParser().feed(keypad.error(7, "N", "whatever")) == [Frame(7, "E", "N;99")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame=frame_values)
+def test_fuzz_payload_decoders_never_crash(frame: Frame) -> None:
+    ticket = dispenser.decode_ticket(frame)
+    if ticket is not None:
+        assert frame.command == "T" and ticket.number in frame.data
+    press = keypad.decode_key(frame)
+    if press is not None:
+        assert frame.command == "K" and len(press.key) == 1
+
+
+# -- ESC/POS status ------------------------------------------------------------------------
+
+FIXED = 0b0001_0010
+
+# (n, bit or mask, flag) for every status bit DESIGN.md names.
+STATUS_BITS = [
+    (1, 0x08, "offline"),
+    (2, 0x04, "cover_open"),
+    (2, 0x20, "paper_end_stop"),
+    (2, 0x40, "error_occurred"),
+    (3, 0x08, "autocutter_error"),
+    (3, 0x20, "unrecoverable_error"),
+    (3, 0x40, "auto_recoverable_error"),
+    (4, 0x0C, "paper_near_end"),
+    (4, 0x60, "paper_end"),
+]
+FLAGS = [name for _, _, name in STATUS_BITS]
+
+
+@pytest.mark.parametrize(("n", "mask", "flag"), STATUS_BITS)
+def test_each_status_bit_decodes_to_its_flag_alone(n: int, mask: int, flag: str) -> None:
+    status = decode_status({n: FIXED | mask})
+    assert [name for name in FLAGS if getattr(status, name)] == [flag]
+    assert status.replies == frozenset({n})
+    assert not any(getattr(decode_status({n: FIXED}), name) for name in FLAGS)
+
+
+def test_status_problems_and_the_fixed_pattern() -> None:
+    assert decode_status({4: FIXED | 0x60, 2: FIXED | 0x20}).problems() == ["paper_end"]
+    assert decode_status({4: FIXED | 0x0C}).problems() == []  # near end still prints
+    assert decode_status({1: FIXED | 0x08}).problems() == ["offline"]
+    assert decode_status({3: FIXED | 0x08}).error
+    everything = decode_status({1: 0x1E, 2: 0x76, 3: 0x7A, 4: 0x7E})
+    assert everything.complete and everything.problems() == ["paper_end", "cover_open", "error"]
+    for bad in (0x00, 0xFF, 0x12 | 0x80, 0x12 & ~0x10, 0x12 | 0x01, 0x10):
+        assert not escpos.is_status_byte(bad)
+        assert decode_status({4: bad}).replies == frozenset()
+    assert escpos.status_request(4) == b"\x10\x04\x04"
+    with pytest.raises(ValueError, match=r"1\.\.4"):
+        escpos.status_request(5)
+
+
+pattern_bytes = st.sampled_from([v for v in range(256) if escpos.is_status_byte(v)])
+noise_bytes = st.lists(
+    st.sampled_from([v for v in range(256) if not escpos.is_status_byte(v)]), max_size=8
+).map(bytes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200), expected=st.integers(0, 10))
+def test_fuzz_status_parser_emits_only_pattern_bytes(data: bytes, expected: int) -> None:
+    parser = StatusReplyParser()
+    for _ in range(expected):
+        parser.expect()
+    out = parser.feed(data)
+    assert len(out) <= expected and all(escpos.is_status_byte(v) for v in out)
+    assert parser.good_frames + parser.discarded_bytes == len(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(replies=st.lists(st.tuples(noise_bytes, pattern_bytes), max_size=10))
+def test_fuzz_status_replies_in_noise_are_all_found(replies: list[tuple[bytes, int]]) -> None:
+    parser = StatusReplyParser()
+    found = []
+    for noise, reply in replies:
+        parser.expect()
+        found += parser.feed(noise + bytes([reply]))
+    assert found == [reply for _, reply in replies]
+
+
+@settings(max_examples=200, deadline=None)
+@given(replies=st.dictionaries(st.integers(-5, 10), st.integers(-5, 300)))
+def test_fuzz_decode_status_never_crashes(replies: dict[int, int]) -> None:
+    status = decode_status(replies)
+    assert status.replies <= frozenset(escpos.STATUS_KINDS)
+
+
+# -- the ticket -----------------------------------------------------------------------------
+
+
+def test_ticket_bytes_hold_everything_the_citizen_needs() -> None:
+    wita = ZoneInfo("Asia/Makassar")
+    ticket = PrintableTicket(
+        hall="Mal Pelayanan Publik Kota Banjarmasin",
+        agency="Dinas Kependudukan dan Pencatatan Sipil",
+        service="Perekaman KTP-el",
+        number="A012",
+        issued_at=datetime(2026, 11, 23, 9, 5, tzinfo=wita),
+        people_ahead=4,
+        estimated_wait_seconds=610.0,
+        status_url="http://antrian.local/ui/status.html#abc_DEF-123",
+        priority="lansia",
+    )
+    data = escpos.ticket_bytes(ticket)
+    assert data.startswith(b"\x1b@")  # ESC @ initialise
+    assert b"\x1d!\x55\x1bE\x01A012\n" in data  # GS ! 6x6, bold, the number
+    assert b"Senin, 23 November 2026  09:05 WITA" in data
+    assert b"Antrian di depan Anda: 4 orang" in data
+    assert b"Perkiraan tunggu: sekitar 11 menit" in data
+    assert b"PRIORITAS LANSIA" in data
+    url = b"http://antrian.local/ui/status.html#abc_DEF-123"
+    store = bytes([0x1D, 0x28, 0x6B, len(url) + 3, 0, 0x31, 0x50, 0x30]) + url
+    assert b"\x1d(k\x04\x001A2\x00" in data and store in data  # QR model 2, stored URL
+    assert b"\x1d(k\x03\x001Q0" in data  # ... printed
+    assert data.endswith(b"\x1dVB\x00")  # feed and cut
+    assert escpos.wait_text(None) == "belum dapat diperkirakan"
+    assert escpos.wait_text(7200) == "sekitar 2 jam 0 menit"
+
+
+def test_backoff_doubles_to_its_ceiling_with_jitter() -> None:
+    assert [backoff_delay(n, 1.0, 60.0, 1.0) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff_delay(3, 1.0, 60.0, 0.0) == 4.0  # half of the ceiling at least
+    assert backoff_delay(10_000, 0.5, 30.0, 0.5) == 22.5
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def config_with(devices: list[dict[str, Any]], **site: Any) -> dict[str, Any]:
+    return {
+        "sites": [
+            {
+                "id": "hall",
+                "name": "Hall",
+                "timezone": "Asia/Makassar",
+                "hours": {"mon": ["08:00", "15:00"]},
+                "agencies": [{"id": "a", "name": "A"}],
+                "services": [
+                    {
+                        "code": "Q",
+                        "agency": "a",
+                        "name_id": "Q",
+                        "name_en": "Q",
+                        "prefix": "Q",
+                        "target_wait_minutes": 15,
+                        "daily_quota": 300,
+                    },
+                    {
+                        "code": "R",
+                        "agency": "a",
+                        "name_id": "R",
+                        "name_en": "R",
+                        "prefix": "R",
+                        "target_wait_minutes": 15,
+                    },
+                ],
+                "counters": [{"id": "c1", "name": "1", "services": ["Q", "R"]}],
+                "devices": devices,
+                **site,
+            }
+        ],
+        "tokens": [{"name": "Kiosk 1", "role": "kiosk", "sha256": hash_token("k")}],
+    }
+
+
+def test_device_configuration_is_read() -> None:
+    config = parse_config(
+        config_with(
+            [
+                {
+                    "id": "d",
+                    "kind": "dispenser",
+                    "url": "rfc2217://10.0.0.5:4001",
+                    "baudrate": 19200,
+                    "parity": "E",
+                    "buttons": {
+                        "1": {"service": "Q", "range": [501, 999]},
+                        "2": {"service": "R", "prefix": "X", "priority": "lansia"},
+                    },
+                },
+                {
+                    "id": "k",
+                    "kind": "keypad",
+                    "url": "/dev/serial/by-id/usb-FTDI-if00",
+                    "addresses": {"1": "c1"},
+                },
+                {
+                    "id": "p",
+                    "kind": "printer",
+                    "url": "socket://printer.local:9100",
+                    "kiosk": "Kiosk 1",
+                },
+            ],
+            public_url="http://antrian.local:8080/",
+        )
+    )
+    site = config.sites["hall"]
+    assert site.public_url == "http://antrian.local:8080"
+    d, k, p = site.devices
+    assert d.serial.baudrate == 19200 and d.serial.parity == "E" and d.is_network
+    assert d.buttons[1] == ButtonConfig(1, "Q", range=(501, 999))
+    assert d.buttons[2] == ButtonConfig(2, "R", prefix="X", priority="lansia")
+    assert k.addresses == {1: "c1"} and not k.is_network
+    assert p.kiosk == "Kiosk 1" and p.silence_timeout == 10.0
+
+
+@pytest.mark.parametrize(
+    ("device", "problem"),
+    [
+        ({"id": "d", "kind": "scanner", "url": "/dev/x"}, "kind: must be one of"),
+        (
+            {"id": "d", "kind": "keypad", "url": "COM3", "addresses": {"1": "c1"}},
+            "url: must be a device path",
+        ),
+        (
+            {"id": "d", "kind": "keypad", "url": "socket://h:99999", "addresses": {"1": "c1"}},
+            "port 1..65535",
+        ),
+        (
+            {"id": "d", "kind": "keypad", "url": "/dev/x", "addresses": {"1": "c9"}},
+            "unknown counter 'c9'",
+        ),
+        (
+            {"id": "d", "kind": "dispenser", "url": "/dev/x", "buttons": {"1": {"service": "Q"}}},
+            "give either `prefix`",
+        ),
+        (
+            {
+                "id": "d",
+                "kind": "dispenser",
+                "url": "/dev/x",
+                "buttons": {"1": {"service": "Q", "prefix": "R"}},
+            },
+            "is a service prefix",
+        ),
+        (
+            {
+                "id": "d",
+                "kind": "dispenser",
+                "url": "/dev/x",
+                "buttons": {"1": {"service": "Q", "range": [100, 999]}},
+            },
+            "within the kiosk numbers",
+        ),
+        (
+            {
+                "id": "d",
+                "kind": "dispenser",
+                "url": "/dev/x",
+                "buttons": {"1": {"service": "R", "range": [500, 999]}},
+            },
+            "has no daily_quota",
+        ),
+        (
+            {
+                "id": "d",
+                "kind": "dispenser",
+                "url": "/dev/x",
+                "buttons": {"1": {"service": "NOPE", "prefix": "X"}},
+            },
+            "unknown service 'NOPE'",
+        ),
+        (
+            {"id": "d", "kind": "printer", "url": "/dev/x", "kiosk": "Kiosk 9"},
+            "no kiosk token is named 'Kiosk 9'",
+        ),
+        ({"id": "d", "kind": "printer", "url": "/dev/x"}, "kiosk: is required"),
+        (
+            {"id": "d", "kind": "keypad", "url": "/dev/x", "addresses": {"1": "c1"}, "baud": 9600},
+            "baud: is not a known setting",
+        ),
+    ],
+)
+def test_device_configuration_problems_name_file_key_and_problem(
+    device: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(config_with([device], public_url="http://x"), "hall.toml")
+    assert any(
+        p.startswith("hall.toml: sites[0].devices[0]") and problem in p for p in info.value.problems
+    ), info.value.problems
+
+
+def test_a_printer_needs_the_public_url_and_clashing_numbers_are_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            config_with(
+                [
+                    {"id": "p", "kind": "printer", "url": "/dev/p", "kiosk": "Kiosk 1"},
+                    {
+                        "id": "d1",
+                        "kind": "dispenser",
+                        "url": "/dev/d1",
+                        "buttons": {
+                            "1": {"service": "Q", "range": [400, 600]},
+                            "2": {"service": "R", "prefix": "X"},
+                        },
+                    },
+                    {
+                        "id": "d2",
+                        "kind": "dispenser",
+                        "url": "/dev/d1",
+                        "buttons": {
+                            "1": {"service": "Q", "range": [600, 700]},
+                            "2": {"service": "Q", "prefix": "X"},
+                        },
+                    },
+                ]
+            ),
+            "hall.toml",
+        )
+    text = "\n".join(info.value.problems)
+    assert "sites[0].public_url: is required when the site has a printer" in text
+    assert "devices[2].url: another device of this site already uses this port" in text
+    assert "devices[2].buttons.1.range: overlaps the range of" in text
+    assert "devices[2].buttons.2.prefix: 'X' is already used by" in text
