@@ -426,6 +426,7 @@ def _schemas() -> dict[str, Any]:
             "id": {"type": "string", "description": "The ticket id (capability)."},
             "site": {"type": "string"},
             "site_name": {"type": "string"},
+            "timezone": {"type": "string", "description": "The site's IANA zone."},
             "number": number,
             "service": service_code,
             "service_name": _ref("LocalizedName"),
@@ -585,6 +586,11 @@ def _schemas() -> dict[str, Any]:
             "site": {"type": "string"},
             "name": {"type": "string"},
             "timezone": {"type": "string", "description": "IANA zone, e.g. `Asia/Makassar`."},
+            "no_show_min_calls": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Calls a ticket needs before it may be marked a no-show.",
+            },
             "service_day": _str_or_null("Local service day (*hari layanan*).", format="date"),
             "now": {"type": "string", "format": "date-time"},
             "open": {"type": "boolean", "description": "Within opening hours now."},
@@ -607,6 +613,8 @@ def _schemas() -> dict[str, Any]:
         {
             "site": {"type": "string"},
             "name": {"type": "string"},
+            "timezone": {"type": "string"},
+            "break": brk,
             "zone": _str_or_null("The zone filter, or null for the whole hall."),
             "now": {"type": "string", "format": "date-time"},
             "seq": {
@@ -659,6 +667,7 @@ def _schemas() -> dict[str, Any]:
             "site": {"type": "string"},
             "name": {"type": "string"},
             "timezone": {"type": "string"},
+            "now": {"type": "string", "format": "date-time"},
             "open": {"type": "boolean"},
             "break": brk,
             "agencies": {"type": "array", "items": agency},
