@@ -18,7 +18,6 @@ from queue_service.domain.state import (
     COUNTER_OPEN,
     COUNTER_PAUSED,
     HELD_STATES,
-    SERVING,
     WAITING,
     CounterState,
     SiteState,
@@ -38,6 +37,29 @@ def _ts(now: datetime, ticket: Ticket | None = None) -> datetime:
 
 def _event(state: SiteState, type_: str, now: datetime, **kw: object) -> Event:
     return Event(type=type_, site=state.site.id, ts=now, day=state.site.service_day(now), **kw)  # type: ignore[arg-type]
+
+
+def _ticket_event(
+    state: SiteState,
+    type_: str,
+    now: datetime,
+    ticket: Ticket,
+    counter_id: str | None = None,
+    **data: object,
+) -> list[Event]:
+    """The one event a ticket command produces, placed in the ticket's current visit."""
+    return [
+        _event(
+            state,
+            type_,
+            _ts(now, ticket),
+            ticket_id=ticket.id,
+            counter_id=counter_id,
+            service=ticket.service,
+            segment=ticket.segment,
+            data={"number": ticket.number, **data},
+        )
+    ]
 
 
 def _counter(state: SiteState, counter_id: str) -> CounterState:
@@ -126,18 +148,7 @@ def _check_can_call(state: SiteState, counter: CounterState) -> None:
 
 
 def _call(state: SiteState, now: datetime, counter: CounterState, ticket: Ticket) -> list[Event]:
-    return [
-        _event(
-            state,
-            ev.TICKET_CALLED,
-            _ts(now, ticket),
-            ticket_id=ticket.id,
-            counter_id=counter.id,
-            service=ticket.service,
-            segment=ticket.segment,
-            data={"number": ticket.number},
-        )
-    ]
+    return _ticket_event(state, ev.TICKET_CALLED, now, ticket, counter.id)
 
 
 def call_next(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
@@ -189,50 +200,29 @@ def call_ticket(state: SiteState, now: datetime, *, counter_id: str, ticket_id: 
     return _call(state, now, counter, ticket)
 
 
-def recall(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
-    counter = _counter(state, counter_id)
-    ticket = _held(state, counter)
-    if ticket.state != CALLED:
+def _held_in(state: SiteState, counter_id: str, allowed: frozenset[str], action: str) -> Ticket:
+    """The ticket the counter holds, if its state allows `action`."""
+    ticket = _held(state, _counter(state, counter_id))
+    if ticket.state not in allowed:
         raise errors.InvalidTransition(
-            f"{ticket.number} is {ticket.state}, not called",
+            f"{ticket.number} is {ticket.state}; it cannot be {action} now",
             ticket=ticket.number,
             state=ticket.state,
         )
-    return [
-        _event(
-            state,
-            ev.TICKET_RECALLED,
-            _ts(now, ticket),
-            ticket_id=ticket.id,
-            counter_id=counter_id,
-            service=ticket.service,
-            segment=ticket.segment,
-            data={"number": ticket.number, "calls": ticket.calls + 1},
-        )
-    ]
+    return ticket
+
+
+_CALLED = frozenset({CALLED})
+
+
+def recall(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
+    ticket = _held_in(state, counter_id, _CALLED, "recalled")
+    return _ticket_event(state, ev.TICKET_RECALLED, now, ticket, counter_id, calls=ticket.calls + 1)
 
 
 def start(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
-    counter = _counter(state, counter_id)
-    ticket = _held(state, counter)
-    if ticket.state != CALLED:
-        raise errors.InvalidTransition(
-            f"{ticket.number} is {ticket.state}, not called",
-            ticket=ticket.number,
-            state=ticket.state,
-        )
-    return [
-        _event(
-            state,
-            ev.TICKET_STARTED,
-            _ts(now, ticket),
-            ticket_id=ticket.id,
-            counter_id=counter_id,
-            service=ticket.service,
-            segment=ticket.segment,
-            data={"number": ticket.number},
-        )
-    ]
+    ticket = _held_in(state, counter_id, _CALLED, "started")
+    return _ticket_event(state, ev.TICKET_STARTED, now, ticket, counter_id)
 
 
 def finish(
@@ -240,35 +230,12 @@ def finish(
 ) -> list[Event]:
     if outcome not in OUTCOMES:
         raise errors.Invalid(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
-    counter = _counter(state, counter_id)
-    ticket = _held(state, counter)
-    if ticket.state not in (CALLED, SERVING):
-        raise errors.InvalidTransition(
-            f"{ticket.number} is {ticket.state}", ticket=ticket.number, state=ticket.state
-        )
-    return [
-        _event(
-            state,
-            ev.TICKET_FINISHED,
-            _ts(now, ticket),
-            ticket_id=ticket.id,
-            counter_id=counter_id,
-            service=ticket.service,
-            segment=ticket.segment,
-            data={"number": ticket.number, "outcome": outcome},
-        )
-    ]
+    ticket = _held_in(state, counter_id, HELD_STATES, "finished")
+    return _ticket_event(state, ev.TICKET_FINISHED, now, ticket, counter_id, outcome=outcome)
 
 
 def no_show(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
-    counter = _counter(state, counter_id)
-    ticket = _held(state, counter)
-    if ticket.state != CALLED:
-        raise errors.InvalidTransition(
-            f"{ticket.number} is {ticket.state}; only a called ticket can be a no-show",
-            ticket=ticket.number,
-            state=ticket.state,
-        )
+    ticket = _held_in(state, counter_id, _CALLED, "marked a no-show")
     needed = state.site.no_show_min_calls
     if ticket.calls < needed:
         raise errors.NoShowTooEarly(
@@ -276,45 +243,21 @@ def no_show(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
             calls=ticket.calls,
             required=needed,
         )
-    return [
-        _event(
-            state,
-            ev.TICKET_NO_SHOW,
-            _ts(now, ticket),
-            ticket_id=ticket.id,
-            counter_id=counter_id,
-            service=ticket.service,
-            segment=ticket.segment,
-            data={"number": ticket.number},
-        )
-    ]
+    return _ticket_event(state, ev.TICKET_NO_SHOW, now, ticket, counter_id)
 
 
 def transfer(state: SiteState, now: datetime, *, counter_id: str, to_service: str) -> list[Event]:
-    counter = _counter(state, counter_id)
+    _counter(state, counter_id)
     if to_service not in state.site.services:
         raise errors.UnknownService(f"service {to_service!r} does not exist", service=to_service)
-    ticket = _held(state, counter)
-    if ticket.state not in (CALLED, SERVING):
-        raise errors.InvalidTransition(
-            f"{ticket.number} is {ticket.state}", ticket=ticket.number, state=ticket.state
-        )
+    ticket = _held_in(state, counter_id, HELD_STATES, "transferred")
     if to_service == ticket.service:
         raise errors.Invalid(
             "a ticket cannot be transferred to the service it is in", field="service"
         )
-    return [
-        _event(
-            state,
-            ev.TICKET_TRANSFERRED,
-            _ts(now, ticket),
-            ticket_id=ticket.id,
-            counter_id=counter_id,
-            service=ticket.service,
-            segment=ticket.segment,
-            data={"number": ticket.number, "to_service": to_service},
-        )
-    ]
+    return _ticket_event(
+        state, ev.TICKET_TRANSFERRED, now, ticket, counter_id, to_service=to_service
+    )
 
 
 def cancel(state: SiteState, now: datetime, *, ticket_id: str, reason: str = "") -> list[Event]:
@@ -327,17 +270,7 @@ def cancel(state: SiteState, now: datetime, *, ticket_id: str, reason: str = "")
             ticket=ticket.number,
             state=ticket.state,
         )
-    return [
-        _event(
-            state,
-            ev.TICKET_CANCELLED,
-            _ts(now, ticket),
-            ticket_id=ticket.id,
-            service=ticket.service,
-            segment=ticket.segment,
-            data={"number": ticket.number, "reason": reason[:MAX_REASON]},
-        )
-    ]
+    return _ticket_event(state, ev.TICKET_CANCELLED, now, ticket, reason=reason[:MAX_REASON])
 
 
 def open_counter(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
