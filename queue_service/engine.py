@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from queue_service.config import AppConfig
@@ -97,6 +97,7 @@ class Engine:
         self.available = False
         self.ready = False
         self.stats = EngineStats()
+        self._answers_pruned_at = datetime.min.replace(tzinfo=UTC)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -114,8 +115,11 @@ class Engine:
             self.committed[site_id] = state
         self._committed_seq = await self.store.max_seq()
         self._next_seq = self._committed_seq + 1
-        for answer in await self.store.load_answers(now - IDEMPOTENCY_WINDOW):
+        await self.store.forget_answers(now - IDEMPOTENCY_WINDOW)
+        loaded = await self.store.load_answers(now - IDEMPOTENCY_WINDOW)
+        for answer in sorted(loaded, key=lambda a: a.created_at):
             self.answers[(answer.site_id, answer.key)] = answer
+        self._answers_pruned_at = now
         self.working = {s: st.clone() for s, st in self.committed.items()}
         self.stats.replay_seconds = time.perf_counter() - began
         self.stats.replayed_events = count
@@ -291,6 +295,7 @@ class Engine:
                     p.future.set_result(None)
             if self._queue.empty():
                 self._idle.set()
+            await self._prune_stored_answers()  # after the senders have their answers
 
     def _commit_applied(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
         for event in events:
@@ -299,6 +304,8 @@ class Engine:
             self._committed_seq = max(self._committed_seq, events[-1].seq)
         for answer in answers:
             self.answers[(answer.site_id, answer.key)] = answer
+        if answers:
+            self._forget_old_answers()
         self.stats.events_committed += len(events)
         self.stats.batches_committed += 1
         for listener in self.listeners:
@@ -306,6 +313,26 @@ class Engine:
                 listener(events)
             except Exception:
                 log.exception("event listener failed")
+
+    async def _prune_stored_answers(self) -> None:
+        """Hourly, delete stored answers that are past the idempotency window."""
+        now = self.clock.now()
+        if now - self._answers_pruned_at < timedelta(hours=1):
+            return
+        self._answers_pruned_at = now
+        try:
+            await self.store.forget_answers(now - IDEMPOTENCY_WINDOW)
+        except Exception:  # the next commit will tell whether the database is there
+            log.warning("could not delete old idempotency answers", exc_info=True)
+
+    def _forget_old_answers(self) -> None:
+        """Drop answers older than the idempotency window (oldest first: dicts keep order)."""
+        cutoff = self.clock.now() - IDEMPOTENCY_WINDOW
+        while self.answers:
+            key = next(iter(self.answers))
+            if self.answers[key].created_at >= cutoff:
+                break
+            del self.answers[key]
 
     def _fail_queued(self, exc: Exception) -> None:
         while not self._queue.empty():

@@ -191,6 +191,14 @@ class EventStore:
             )
         return [IdempotentAnswer(*r) for r in rows]
 
+    async def forget_answers(self, before: datetime) -> int:
+        """Delete idempotent answers older than `before` (retries come within seconds)."""
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < $1", before
+            )
+        return int(status.split()[-1])
+
     async def visits(self, site_id: str, day: date) -> list[dict[str, Any]]:
         """Rows of the ticket_visits view for one site and day (reports, tests)."""
         async with self.pool.acquire() as conn:
