@@ -4,7 +4,9 @@
 // carry ticket numbers only, never ticket ids or personal data. Every call and recall is
 // queued and announced in turn, so none is skipped when several come at once. A restart of
 // the service is survived without a touch: the stream reconnects, resumes or resets, and
-// the display re-reads /display.
+// the display re-reads /display. /display is the display's only read: it carries the
+// site's timezone (for the clock) and the current break (for the banner) as well, and is
+// re-read every minute, since a break begins and ends with the clock, not with an event.
 //
 // For tests and diagnostics, window.antrianCalls lists every announced call with the mode
 // used: "speech" (an id-ID voice) or "chime" (WebAudio tone plus the flashing banner).
@@ -19,7 +21,7 @@ const query = params();
 const site = query.site || store("local").get("antrian.site");
 const zone = query.zone || null;
 const clock = new ServerClock();
-const state = { display: null, directory: null, newest: null };
+const state = { display: null, newest: null };
 const announced = new Set();
 const calls = [];
 globalThis.antrianCalls = calls;
@@ -28,27 +30,27 @@ globalThis.antrianCalls = calls;
 
 async function load() {
   const path = siteUrl(site, `/display${zone ? `?zone=${encodeURIComponent(zone)}` : ""}`);
-  const [display, directory] = await Promise.all([api(path), api(siteUrl(site)).catch(() => state.directory)]);
+  const display = await api(path);
   clock.sync(display.now);
   state.display = display;
-  state.directory = directory;
   render();
   markReady();
 }
 
 const refresh = refresher(load, 300);
 
+// /display lists every counter of its zone (of the site without a zone) in `serving`,
+// whatever its state: that is where a call's counter name and zone are found.
+const servingOf = (id) => (state.display ? state.display.serving.find((s) => s.counter === id) : null);
+
 function counterName(id) {
-  const fromDisplay = state.display && state.display.serving.find((s) => s.counter === id);
-  if (fromDisplay) return fromDisplay.counter_name;
-  const fromDirectory = state.directory && state.directory.counters.find((c) => c.id === id);
-  return fromDirectory ? fromDirectory.name : id;
+  const known = servingOf(id);
+  return known ? known.counter_name : id;
 }
 
 function inZone(counterId) {
   if (!zone) return true;
-  const c = state.directory && state.directory.counters.find((x) => x.id === counterId);
-  return !c || c.zone === zone;
+  return !state.display || !!servingOf(counterId); // not read yet: announce rather than miss
 }
 
 // -- rendering ------------------------------------------------------------------------------
@@ -68,7 +70,7 @@ function render() {
     h("span", { class: "h-number" }, r.number),
     h("span", { class: "h-counter" }, r.counter_name || r.counter))));
   if (!state.newest && d.recent.length) showCallout({ number: d.recent[0].number, counterName: d.recent[0].counter_name }, false);
-  const brk = state.directory && state.directory.break;
+  const brk = d.break;
   const banner = $("#break-banner");
   banner.hidden = !brk;
   if (brk) banner.textContent = `${brk.label} · ${brk.until}`;
@@ -89,7 +91,7 @@ function showCallout(call, flash) {
 }
 
 function tick() {
-  const tz = state.directory ? state.directory.timezone : undefined;
+  const tz = state.display ? state.display.timezone : undefined;
   const now = clock.now();
   $("#clock").textContent = formatClock(now, tz);
   $("#date").textContent = formatDate(now, tz);
@@ -150,6 +152,7 @@ if (globalThis.speechSynthesis) speechSynthesis.getVoices();
 
 apply();
 setInterval(tick, 1000);
+setInterval(() => refresh(), 60000); // breaks begin and end with the clock, not with events
 load().catch(() => refresh());
 new Live({
   site,

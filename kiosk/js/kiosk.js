@@ -3,12 +3,14 @@
 // URL: kiosk.html?site=<site>&token=<kiosk token>[&idle=<seconds>]. A kiosk is provisioned
 // once: site, token and idle time are kept in localStorage and the token is taken out of
 // the address bar. Each issuing touch makes one Idempotency-Key and every retry of that
-// touch reuses it, so a dropped connection never gives the citizen two numbers.
+// touch reuses it, so a dropped connection never gives the citizen two numbers. The clock
+// in the header is the server's (the directory's `now` plus the time since it was read,
+// re-read every minute) in the site's timezone: a kiosk's own clock drifts.
 
 import { api, newKey, siteUrl, ticketUrl } from "./api.js";
 import { apply, errorText, mountToggle, onLangChange, pick, setLang, t } from "./i18n.js";
 import { Live, refresher } from "./live.js";
-import { $, dropParam, fill, formatClock, h, icon, markReady, minutes, params, store, timeOf } from "./ui.js";
+import { $, ServerClock, dropParam, fill, formatClock, h, icon, markReady, minutes, params, store, timeOf } from "./ui.js";
 
 const local = store("local");
 const query = params();
@@ -33,6 +35,7 @@ const state = {
 };
 
 const screen = $("#screen");
+const clock = new ServerClock();
 
 // -- idle: back to the start after a while without a touch --------------------------------
 
@@ -60,6 +63,8 @@ for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, t
 async function load() {
   try {
     state.directory = await api(siteUrl(state.site));
+    clock.sync(state.directory.now);
+    tickClock();
     state.offline = false;
   } catch (exc) {
     if (exc.name === "ApiError" && exc.code === "unknown_site") {
@@ -216,7 +221,7 @@ function confirmScreen() {
 }
 
 function renderPrintable(tk, qr) {
-  const tz = state.directory ? state.directory.timezone : undefined;
+  const tz = tk.timezone || (state.directory ? state.directory.timezone : undefined);
   fill($("#print-ticket"),
     h("h1", {}, tk.site_name),
     h("hr"),
@@ -306,7 +311,7 @@ async function take(priority) {
 
 function tickClock() {
   const tz = state.directory ? state.directory.timezone : undefined;
-  $("#clock").textContent = formatClock(Date.now(), tz);
+  $("#clock").textContent = formatClock(clock.now(), tz);
 }
 
 let live = null;

@@ -3,7 +3,9 @@
 // Refreshes itself: every 10 s while visible, at once when the phone shows the page again,
 // and soon after any public stream event of the ticket's service. The ticket id in the
 // fragment is the citizen's capability (a fragment is never sent to a server or a
-// Referer); it also lets the citizen cancel a waiting ticket.
+// Referer); it also lets the citizen cancel a waiting ticket. Times are shown in the
+// site's timezone (the ticket's `timezone`), not the phone's: a visitor's phone may still
+// be on another zone's time.
 
 import { api, newKey, ticketUrl } from "./api.js";
 import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
@@ -111,8 +113,8 @@ function render() {
       ? h("button", { class: "btn btn-lg btn-danger", type: "button", id: "cancel", disabled: state.busy, onclick: askCancel }, t("status.cancel"))
       : null,
     h("div", { class: "status-foot" },
-      h("span", { id: "updated" }, state.updated ? t("status.updated", { time: formatClock(state.updated, undefined, true) }) : ""),
-      h("span", {}, t("status.issued", { time: timeOf(tk.issued_at) }))),
+      h("span", { id: "updated" }, state.updated ? t("status.updated", { time: formatClock(state.updated, tk.timezone, true) }) : ""),
+      h("span", { id: "issued" }, t("status.issued", { time: timeOf(tk.issued_at, tk.timezone) }))),
     h("button", { class: "btn", type: "button", onclick: () => refresh(true) }, t("status.refresh")));
 }
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -186,21 +187,34 @@ async def open_page(
     height: int,
     scale: float = 1,
     mobile: bool = False,
+    timezone_id: str = "Asia/Makassar",
+    requests: list[str] | None = None,
 ) -> Any:
-    """A page in its own context (own storage, as on its own device) at a real resolution."""
+    """A page in its own context (own storage, as on its own device) at a real resolution.
+
+    The device's timezone is the example hall's unless a test gives another (a visitor's
+    phone set to Jakarta time, a screen left on UTC). With `requests`, the path and query
+    of every request the page makes, from its first, is appended to that list."""
     context = await browser.new_context(
         viewport={"width": width, "height": height},
         device_scale_factor=scale,
         is_mobile=mobile,
         has_touch=mobile,
         locale="id-ID",
-        timezone_id="Asia/Makassar",
+        timezone_id=timezone_id,
     )
     context.set_default_timeout(10_000)
     page = await context.new_page()
     console.attach(page, name)
+    if requests is not None:
+        page.on("request", lambda request: requests.append(_path_and_query(request.url)))
     await page.goto(url)
     return page
+
+
+def _path_and_query(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 async def wait_ready(page: Any) -> None:

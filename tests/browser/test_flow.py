@@ -8,12 +8,21 @@ never reloaded by the tests: what they show after the first load comes by the li
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Api, ConsoleWatch, LiveServer, open_page, wait_ready
-from tests.conftest import SITE
+from queue_service.domain.clock import ManualClock
+from tests.browser.conftest import (
+    Api,
+    ConsoleWatch,
+    LiveServer,
+    open_page,
+    screenshot,
+    wait_ready,
+)
+from tests.conftest import MONDAY_9AM, SITE
 
 pytestmark = pytest.mark.browser
 
@@ -21,6 +30,10 @@ pytestmark = pytest.mark.browser
 # tests that provoke one on purpose allow exactly that, and never a script error.
 CONFLICT_LOGGED = r"console: Failed to load resource: the server responded with a status of 409"
 NETWORK_LOGGED = r"console: .*net::ERR_"
+
+# The example hall's small second site: a no-show there needs three calls, not two.
+SMALL_SITE = "mpp-banjarbaru"
+SMALL_COUNTERS = "demo-banjarbaru-counters"
 
 
 async def text(page: Any, selector: str) -> str:
@@ -310,4 +323,157 @@ async def test_the_display_recovers_by_itself_after_the_service_restarts(
     await display.wait_for_selector("#conn[data-state=live]")
     await wait_text(display, "#history", "A001")
 
+    assert console.unexpected() == []
+
+
+async def test_display_and_kiosk_show_the_servers_time_and_break_from_their_own_reads(
+    server: LiveServer, hall_api: Api, clock: ManualClock, browser: Any, console: ConsoleWatch
+) -> None:
+    # 12:10 in Banjarmasin (WITA) on the server, whatever the screens' own clocks say: the
+    # Monday break (12:00 to 13:00). The screens are left on UTC.
+    clock.set(MONDAY_9AM + timedelta(hours=3, minutes=10))
+    requests: list[str] = []
+    display = await open_page(
+        browser,
+        console,
+        "display",
+        server.url(f"/ui/display.html?site={SITE}"),
+        width=1920,
+        height=1080,
+        timezone_id="UTC",
+        requests=requests,
+    )
+    kiosk = await open_page(
+        browser,
+        console,
+        "kiosk",
+        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
+        width=1080,
+        height=1920,
+        timezone_id="UTC",
+    )
+    for page in (display, kiosk):
+        await wait_ready(page)
+    await display.wait_for_selector("#conn[data-state=live]")
+
+    await wait_text(display, "#break-banner", "Istirahat · 13:00")
+    assert await display.is_visible("#break-banner")
+    assert await text(display, "#clock") == "12:10"
+    await wait_text(kiosk, ".kiosk-banner", "Istirahat sampai pukul 13:00")
+    assert await text(kiosk, "#clock") == "12:10"
+    await screenshot(display, "display-break")
+
+    # The break ends on the server; the next event brings both screens up to date.
+    clock.set(MONDAY_9AM + timedelta(hours=4, minutes=1))
+    await hall_api.act("loket-01", "open")
+    await wait_js(display, "() => document.querySelector('#break-banner').hidden")
+    await wait_text(display, "#clock", "13:01")
+    await wait_text(kiosk, "#clock", "13:01")
+    await wait_js(kiosk, "() => !document.body.textContent.includes('Istirahat')")
+
+    # /display is the display's only read: no second request for the site directory.
+    api_reads = [r for r in requests if r.startswith("/api/")]
+    assert api_reads, requests
+    assert all(
+        r.startswith((f"/api/v1/sites/{SITE}/display", f"/api/v1/sites/{SITE}/stream"))
+        for r in api_reads
+    ), api_reads
+    assert console.unexpected() == []
+
+
+async def test_the_status_page_shows_the_sites_time_on_a_phone_in_another_zone(
+    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+) -> None:
+    ticket = await hall_api.issue("KTP-EL")  # 09:00 in Banjarmasin (WITA, UTC+8)
+    status = await open_page(
+        browser,
+        console,
+        "status",
+        server.url(f"/ui/status.html#{ticket['id']}"),
+        width=390,
+        height=844,
+        scale=2,
+        mobile=True,
+        timezone_id="Asia/Jakarta",  # a visitor's phone still on WIB (UTC+7)
+    )
+    await wait_ready(status)
+    assert await text(status, "#issued") == "Diambil pukul 09:00"
+    assert console.unexpected() == []
+
+
+async def small_site_counter(server: LiveServer, hall_api: Api, browser: Any, console: Any) -> Any:
+    """Banjarbaru's loket 1 open with one waiting ticket, its counter page signed in."""
+    base = f"/api/v1/sites/{SMALL_SITE}"
+    status, data = await hall_api.request(
+        "POST", f"{base}/counters/bjb-loket-01/open", SMALL_COUNTERS, {}
+    )
+    assert status == 200, data
+    status, data = await hall_api.request(
+        "POST", f"{base}/tickets", "demo-kiosk", {"service": "KTP-EL"}
+    )
+    assert status == 201, data
+    counter = await open_page(
+        browser,
+        console,
+        "counter",
+        server.url(
+            f"/ui/counter.html?site={SMALL_SITE}&counter=bjb-loket-01&token={SMALL_COUNTERS}"
+        ),
+        width=1440,
+        height=900,
+    )
+    await wait_ready(counter)
+    await counter.wait_for_selector("#conn[data-state=live]")
+    await counter.wait_for_selector("#queue li[data-number=A001]")
+    return counter
+
+
+async def call_twice(counter: Any) -> None:
+    await counter.keyboard.press("n")
+    await wait_text(counter, "#call-count", "1")
+    await counter.click("#act-recall")
+    await wait_text(counter, "#call-count", "2")
+
+
+async def test_the_counter_takes_the_no_show_threshold_from_the_snapshot(
+    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+) -> None:
+    counter = await small_site_counter(server, hall_api, browser, console)
+    await call_twice(counter)
+    assert await counter.is_disabled("#act-noshow")  # two calls: enough elsewhere, not here
+    assert await text(counter, "#noshow-hint") == "Aktif setelah 3 panggilan"
+    await counter.click("#act-recall")
+    await wait_text(counter, "#call-count", "3")
+    await counter.wait_for_selector("#act-noshow:not([disabled])")
+    await counter.keyboard.press("x")
+    await wait_text(counter, "#serving-number", "—")
+    assert console.unexpected() == []  # no refusal was needed to learn the threshold
+
+
+async def test_without_the_threshold_in_the_snapshot_the_counter_learns_it_from_a_refusal(
+    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+) -> None:
+    console.allow(CONFLICT_LOGGED)
+    counter = await small_site_counter(server, hall_api, browser, console)
+
+    async def without_threshold(route: Any) -> None:  # as from a server before the field
+        response = await route.fetch()
+        body = await response.json()
+        body.pop("no_show_min_calls", None)
+        await route.fulfill(response=response, json=body)
+
+    await counter.route("**/snapshot", without_threshold)
+    await call_twice(counter)
+    await counter.wait_for_selector("#act-noshow:not([disabled])")  # the usual default, 2
+    await counter.keyboard.press("x")
+    alert = counter.locator("#action-error")
+    await alert.wait_for()
+    assert await alert.get_attribute("data-code") == "no_show_too_early"
+    await wait_text(counter, "#noshow-hint", "Aktif setelah 3 panggilan")  # learnt
+    assert await counter.is_disabled("#act-noshow")
+    await counter.click("#act-recall")
+    await wait_text(counter, "#call-count", "3")
+    await counter.wait_for_selector("#act-noshow:not([disabled])")
+    await counter.keyboard.press("x")
+    await wait_text(counter, "#serving-number", "—")
     assert console.unexpected() == []
