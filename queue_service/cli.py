@@ -69,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from queue_service.settings import Settings
+    from queue_service.web.access_log import RedactingAccessLogger
     from queue_service.web.app import create_app
 
     settings = Settings.from_env(
@@ -98,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         print=None,
+        access_log_class=RedactingAccessLogger,
         shutdown_timeout=10,
     )
     return 0

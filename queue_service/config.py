@@ -838,6 +838,9 @@ def _parse_tokens(
         if role == "counter":
             if not token_counters:
                 r.problem(f"{key}.counters", "a counter token must name the counters it may use")
+            if not token_sites:
+                # Counter ids repeat across halls: a token must say whose counters it means.
+                r.problem(f"{key}.sites", "a counter token must name its site(s)")
             scope = [sites[s] for s in token_sites if s in sites] or list(sites.values())
             for c in token_counters:
                 if not any(c in site.counters for site in scope):

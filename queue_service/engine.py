@@ -158,7 +158,9 @@ class Engine:
         if state is None:
             raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
         today = state.site.service_day(self.clock.now())
-        if state.day != today:
+        # Roll over only when nothing waits to be committed: a ticket issued at 23:59:59
+        # and committed after midnight must still reach yesterday's state and totals.
+        if state.day != today and self._idle.is_set():
             state.roll_to(today)
         return state
 

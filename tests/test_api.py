@@ -80,6 +80,8 @@ async def test_concurrent_retries_with_one_key_give_one_ticket(client: TestClien
     key = str(uuid.uuid4())
     results = await asyncio.gather(*(issue(client, key=key) for _ in range(10)))
     assert len({r["id"] for r in results}) == 1
+    snap = await (await client.get(f"{BASE}/snapshot", headers=MANAGER)).json()
+    assert next(s for s in snap["services"] if s["code"] == "KTP-EL")["issued_today"] == 1
 
 
 async def test_idempotency_key_reused_with_another_body_is_409(client: TestClient) -> None:
@@ -215,3 +217,61 @@ async def test_health_ready_and_openapi(client: TestClient) -> None:
         else:
             assert path in paths, path
             assert route.method.lower() in paths[path], (route.method, path)
+
+
+async def test_deeply_nested_json_is_400_not_500(client: TestClient) -> None:
+    body = b"[" * 20000 + b"]" * 20000
+    resp = await client.post(
+        f"{BASE}/tickets", data=body[:60000], headers={**KIOSK, "Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "invalid_json"
+
+
+async def test_kiosk_token_never_sees_other_citizens_ticket_ids(client: TestClient) -> None:
+    ticket = await issue(client)
+    resp = await client.get(f"{BASE}/snapshot", headers=KIOSK)
+    assert resp.status == 403
+    assert (await resp.json())["code"] == "role_not_allowed"
+    assert ticket["id"] not in await (await client.get(f"{BASE}/display", headers=KIOSK)).text()
+
+
+async def test_a_stalled_database_answers_503_instead_of_hanging(
+    client: TestClient, database_url: str
+) -> None:
+    import asyncpg
+
+    from queue_service.web.keys import STORE
+
+    client.app[STORE].commit_timeout = 1.0
+    await issue(client)
+    blocker = await asyncpg.connect(database_url)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE ticket_events IN ACCESS EXCLUSIVE MODE")
+        resp = await asyncio.wait_for(
+            client.post(
+                f"{BASE}/tickets",
+                json={"service": "KTP-EL"},
+                headers={**KIOSK, "Idempotency-Key": "stalled"},
+            ),
+            timeout=10,
+        )
+        assert resp.status == 503
+        assert resp.headers["Retry-After"]
+        assert (await resp.json())["code"] == "database_unavailable"
+        await tx.rollback()
+    finally:
+        await blocker.close()
+    for _ in range(50):
+        resp = await client.post(
+            f"{BASE}/tickets",
+            json={"service": "KTP-EL"},
+            headers={**KIOSK, "Idempotency-Key": "stalled"},
+        )
+        if resp.status == 201:
+            break
+        await asyncio.sleep(0.2)
+    assert resp.status == 201
+    assert (await resp.json())["number"] == "A002"

@@ -213,6 +213,7 @@ services = ["KTP-EL", "KK"]
 name = "Loket 1"
 role = "counter"
 sha256 = "{_TOKEN}"
+sites = ["mpp-test"]
 counters = ["loket-01"]
 """
 
@@ -415,10 +416,17 @@ INVALID = [
     ),
     (
         "token-unknown-site",
-        'counters = ["loket-01"]',
-        'counters = ["loket-01"]\nsites = ["mpp-x"]',
+        'sites = ["mpp-test"]',
+        'sites = ["mpp-x"]',
         "tokens[0].sites",
         "unknown site 'mpp-x'",
+    ),
+    (
+        "counter-token-without-site",
+        'sites = ["mpp-test"]\n',
+        "",
+        "tokens[0].sites",
+        "a counter token must name its site(s)",
     ),
     (
         "token-unknown-role",

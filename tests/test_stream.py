@@ -90,3 +90,25 @@ async def test_bad_last_event_id_is_400(client: TestClient) -> None:
     resp = await client.get(f"{BASE}/stream", headers={"Last-Event-ID": "abc"})
     assert resp.status == 400
     assert (await resp.json())["code"] == "invalid_last_event_id"
+
+
+async def test_public_and_kiosk_streams_hide_priority_and_ids(client: TestClient) -> None:
+    for params in ({}, {"access_token": "demo-kiosk"}):
+        resp = await client.get(f"{BASE}/stream", params=params)
+        await next_message(resp)
+        r = await client.post(
+            f"{BASE}/tickets", json={"service": "KTP-EL", "priority": "ibu_hamil"}, headers=KIOSK
+        )
+        ticket = await r.json()
+        _, event = await next_message(resp)
+        assert event["number"] == ticket["number"]
+        assert "priority" not in event and "ticket_id" not in event and "source" not in event
+        resp.close()
+
+
+async def test_resume_from_an_id_ahead_of_the_server_gets_a_reset(client: TestClient) -> None:
+    # As after a database restore: the display's last id is from a longer history.
+    resp = await client.get(f"{BASE}/stream", headers={"Last-Event-ID": "100000"})
+    _, event = await next_message(resp)
+    assert event["type"] == "reset"
+    resp.close()

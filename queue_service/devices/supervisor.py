@@ -41,7 +41,8 @@ CONNECTING, UP, BACKING_OFF = "connecting", "up", "backing_off"
 COMMIT_RETRY_INITIAL, COMMIT_RETRY_MAX = 0.2, 5.0
 KEY_TIMEOUT = 5.0
 REPLY_TIMEOUT = 1.0  # one DLE EOT reply
-PRINT_TIMEOUT = 8.0
+PRINT_TIMEOUT = 8.0  # the whole print: waiting for the printer, status, write, status
+PRINT_MEMORY = 1000  # tickets remembered as printed (or sent to the printer)
 KEYPAD_PAUSE_REASON = "Jeda (keypad)"
 # Changes worth a `device_status` message: an absent device going connecting ->
 # backing_off -> connecting all day long is not news.
@@ -488,6 +489,14 @@ def describe(problems: list[str]) -> str:
     return "; ".join(_PROBLEM_TEXT.get(p, p) for p in problems)
 
 
+@dataclass(slots=True)
+class PrintJob:
+    """One ticket's print attempt: every request for that ticket awaits the same task."""
+
+    sent: bool = False  # bytes of the ticket may have reached the printer
+    task: asyncio.Task[PrintOutcome] = field(init=False)
+
+
 class PrinterRunner(DeviceRunner):
     kind = "printer"
 
@@ -495,8 +504,15 @@ class PrinterRunner(DeviceRunner):
         super().__init__(*args, **kwargs)
         self.parser = StatusReplyParser()
         self.lock = asyncio.Lock()
-        self.printed: OrderedDict[str, None] = OrderedDict()  # recent ticket ids printed
+        # Recent tickets by id: in progress, or done after bytes were sent to the printer.
+        self.print_jobs: OrderedDict[str, PrintJob] = OrderedDict()
         self.jobs = 0
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            await cancel_and_wait([j.task for j in self.print_jobs.values() if not j.task.done()])
 
     def _sync_stats(self) -> None:
         h, p = self.health, self.parser
@@ -548,12 +564,65 @@ class PrinterRunner(DeviceRunner):
         return status
 
     async def print_ticket(self, data: bytes, ticket_id: str) -> PrintOutcome:
+        """Print a ticket at most once, however often (and however concurrently) asked.
+
+        The attempt is recorded before anything is written: a second request for the same
+        ticket (a kiosk's retry with the same Idempotency-Key) waits for the first attempt
+        and answers with its outcome, and once bytes were sent the ticket is never printed
+        again, even when the check after printing failed or timed out. Only an attempt that
+        failed before writing anything is forgotten, so a later retry may print.
+        """
+        job = self.print_jobs.get(ticket_id)
+        if job is None:
+            link = self.link
+            if link is None:
+                return PrintOutcome("failed", "the ticket printer is not connected", ("offline",))
+            job = PrintJob()
+            # A task of its own: the print runs to its end even if the request that
+            # started it goes away, and every request for the ticket awaits the same one.
+            job.task = asyncio.create_task(
+                self._print(link, data, job), name=f"print:{self.device.id}:{ticket_id[:8]}"
+            )
+            job.task.add_done_callback(partial(self._print_done, ticket_id, job))
+            self.print_jobs[ticket_id] = job
+            self._trim_print_jobs()
+        elif job.task.done() and not job.task.cancelled():
+            earlier = job.task.result()
+            if earlier.status == "printed":
+                return PrintOutcome("printed", "the ticket was already printed")
+            return earlier
+        try:
+            return await asyncio.shield(job.task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not job.task.cancelled() or (current is not None and current.cancelling()):
+                raise  # this request was cancelled, not the print
+            return PrintOutcome("failed", "printing was interrupted", ("offline",))
+
+    def _print_done(self, ticket_id: str, job: PrintJob, task: asyncio.Task[PrintOutcome]) -> None:
+        failed = task.cancelled() or task.exception() is not None
+        if not failed and task.result().status == "printed":
+            self.jobs += 1
+        if not job.sent and self.print_jobs.get(ticket_id) is job:
+            # Nothing reached the printer: a retry may try again.
+            del self.print_jobs[ticket_id]
+        elif failed and not task.cancelled():
+            log.error(
+                "printer %s/%s: print failed",
+                self.site.id,
+                self.device.id,
+                exc_info=task.exception(),
+            )
+
+    def _trim_print_jobs(self) -> None:
+        excess = len(self.print_jobs) - PRINT_MEMORY
+        if excess > 0:
+            done = [t for t, j in self.print_jobs.items() if j.task.done()]
+            for ticket_id in done[:excess]:
+                del self.print_jobs[ticket_id]
+
+    async def _print(self, link: Link, data: bytes, job: PrintJob) -> PrintOutcome:
         """Print, but only on a printer that says (just now) that it can; then check again."""
-        if ticket_id in self.printed:
-            return PrintOutcome("printed", "the ticket was already printed")
-        link = self.link
-        if link is None:
-            return PrintOutcome("failed", "the ticket printer is not connected", ("offline",))
         try:
             async with asyncio.timeout(PRINT_TIMEOUT), self.lock:
                 before = await self.poll(link)
@@ -564,6 +633,7 @@ class PrinterRunner(DeviceRunner):
                 problems = before.problems()
                 if problems:
                     return PrintOutcome("failed", describe(problems), tuple(problems))
+                job.sent = True  # from here on, never again: part of it may come out
                 await link.write(data)
                 after = await self.poll(link)
                 if after is None:
@@ -583,10 +653,6 @@ class PrinterRunner(DeviceRunner):
             return PrintOutcome("failed", "the ticket printer did not answer in time", ("offline",))
         except LinkError as exc:
             return PrintOutcome("failed", f"the ticket printer link failed: {exc}", ("offline",))
-        self.jobs += 1
-        self.printed[ticket_id] = None
-        while len(self.printed) > 1000:
-            self.printed.popitem(last=False)
         return PrintOutcome("printed", "the ticket was printed")
 
 
@@ -597,7 +663,7 @@ RUNNERS: dict[str, type[DeviceRunner]] = {
 }
 
 
-async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
     for task in tasks:
         task.cancel()
     for task in tasks:

@@ -82,7 +82,12 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
 async def connect(dsn: str) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(
         dsn,
-        server_settings={"application_name": "antrian-writer", "timezone": "UTC"},
+        server_settings={
+            "application_name": "antrian-writer",
+            "timezone": "UTC",
+            # Lets the server notice a writer that gave up on a stuck commit (PostgreSQL 14+).
+            "client_connection_check_interval": "1000",
+        },
     )
     await _init_connection(conn)
     return conn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -61,9 +62,13 @@ def _event_from_row(row: asyncpg.Record) -> Event:
 class EventStore:
     """All SQL of the service. Reads use the pool; appends use one writer connection."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, *, commit_timeout: float = 5.0) -> None:
         self.pool = pool
         self.dsn = dsn
+        # A database that stops answering without dropping the connection (a lock, a dead
+        # network path) must not hold every request: past this, the batch is abandoned and
+        # reported unavailable; a commit that did land is adopted by reconciliation.
+        self.commit_timeout = commit_timeout
         self._writer: asyncpg.Connection | None = None
 
     async def _writer_conn(self) -> asyncpg.Connection:
@@ -99,47 +104,51 @@ class EventStore:
     async def append(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
         """Commit a batch of events (with their seq set) and idempotent answers atomically."""
         try:
-            conn = await self._writer_conn()
-            async with conn.transaction():
-                await conn.execute(
-                    f"INSERT INTO ticket_events ({_EVENT_COLUMNS}) "  # noqa: S608 - constant
-                    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::date[], $4::text[],"
-                    " $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::smallint[],"
-                    " $10::jsonb[])",
-                    [e.seq for e in events],
-                    [e.site for e in events],
-                    [e.day for e in events],
-                    [e.type for e in events],
-                    [e.ts for e in events],
-                    [e.ticket_id for e in events],
-                    [e.counter_id for e in events],
-                    [e.service for e in events],
-                    [e.segment for e in events],
-                    [dict(e.data) for e in events],
-                )
-                if answers:
-                    await conn.executemany(
-                        "INSERT INTO idempotency_keys (site_id, key, request_hash, status,"
-                        " response, last_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                        " ON CONFLICT (site_id, key) DO NOTHING",
-                        [
-                            (
-                                a.site_id,
-                                a.key,
-                                a.request_hash,
-                                a.status,
-                                a.response,
-                                a.last_seq,
-                                a.created_at,
-                            )
-                            for a in answers
-                        ],
-                    )
+            async with asyncio.timeout(self.commit_timeout):
+                await self._append(events, answers)
         except WriterLockHeld:
             raise
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             await self._drop_writer()
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def _append(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
+        conn = await self._writer_conn()
+        async with conn.transaction():
+            await conn.execute(
+                f"INSERT INTO ticket_events ({_EVENT_COLUMNS}) "  # noqa: S608 - constant
+                "SELECT * FROM unnest($1::bigint[], $2::text[], $3::date[], $4::text[],"
+                " $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::smallint[],"
+                " $10::jsonb[])",
+                [e.seq for e in events],
+                [e.site for e in events],
+                [e.day for e in events],
+                [e.type for e in events],
+                [e.ts for e in events],
+                [e.ticket_id for e in events],
+                [e.counter_id for e in events],
+                [e.service for e in events],
+                [e.segment for e in events],
+                [dict(e.data) for e in events],
+            )
+            if answers:
+                await conn.executemany(
+                    "INSERT INTO idempotency_keys (site_id, key, request_hash, status,"
+                    " response, last_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    " ON CONFLICT (site_id, key) DO NOTHING",
+                    [
+                        (
+                            a.site_id,
+                            a.key,
+                            a.request_hash,
+                            a.status,
+                            a.response,
+                            a.last_seq,
+                            a.created_at,
+                        )
+                        for a in answers
+                    ],
+                )
 
     async def _drop_writer(self) -> None:
         if self._writer is not None:

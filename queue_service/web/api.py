@@ -19,7 +19,7 @@ from queue_service.devices.manager import DEVICES
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
-from queue_service.web.auth import STAFF, principal, require
+from queue_service.web.auth import STAFF, TICKET_STAFF, principal, require
 from queue_service.web.errors import Malformed, TooLarge
 from queue_service.web.keys import CLOCK, ENGINE, HUB, SETTINGS
 from queue_service.web.openapi import openapi_document
@@ -44,7 +44,7 @@ async def read_json(request: web.Request, allowed: set[str]) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Malformed("the body is not valid JSON", code="invalid_json") from exc
     if not isinstance(body, dict):
         raise Malformed("the body must be a JSON object", code="invalid_json")
@@ -150,7 +150,7 @@ async def site_directory(request: web.Request) -> web.Response:
 @routes.get("/api/v1/sites/{site}/snapshot")
 async def snapshot(request: web.Request) -> web.Response:
     state = _site(request)
-    require(request, STAFF, site=state.site.id)
+    require(request, TICKET_STAFF, site=state.site.id)
     devices = request.app[DEVICES].health(state.site.id)
     return web.json_response(views.snapshot(state, _now(request), devices=devices))
 
@@ -344,7 +344,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     token = principal(request, allow_query=True)
     if token is not None and not token.allows_site(site_id):
         require(request, STAFF, site=site_id, allow_query=True)
-    with_ids = token is not None  # public screens get numbers, never ticket ids
+    # Ticket ids are citizens' capabilities: only staff who act on tickets see them. Kiosks
+    # and public screens get the public form (numbers, no priority, no device details).
+    staff = token is not None and token.role in TICKET_STAFF
     last = _last_event_id(request)
     hub: StreamHub = request.app[HUB]
     response = web.StreamResponse(
@@ -363,10 +365,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await response.write(format_sse(sent, {"type": "hello", "seq": sent}))
         else:
             backlog = hub.backlog(site_id, last)
-            if backlog is None:
+            if backlog is None or last > sent:
+                # Too old for the buffer, or from another database (a restore): re-read.
                 await response.write(format_sse(sent, {"type": "reset", "seq": sent}))
             else:
-                await response.write(encode_events(backlog, with_ids=with_ids))
+                await response.write(encode_events(backlog, staff=staff))
                 sent = backlog[-1].seq if backlog else last
         while True:
             try:
@@ -377,12 +380,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if StreamHub.is_close(item) or sub.overflowed:
                 break
             if isinstance(item, Notice):
-                await response.write(item.encode())
+                if staff:  # device health is for the floor, not the public screens
+                    await response.write(item.encode())
                 continue
             if item.seq <= sent:
                 continue
             sent = item.seq
-            await response.write(encode_events([item], with_ids=with_ids))
+            await response.write(encode_events([item], staff=staff))
     except ConnectionResetError:
         pass  # the client went away
     finally:

@@ -15,6 +15,9 @@ from queue_service.web.errors import Forbidden, Unauthorized
 from queue_service.web.keys import TOKENS
 
 STAFF = ("kiosk", "counter", "manager", "admin")
+# Roles that see ticket ids (the snapshot, the staff stream): a kiosk stands in a public
+# place, so it issues tickets but never learns other citizens' ids.
+TICKET_STAFF = ("counter", "manager", "admin")
 
 
 def principal(request: web.Request, *, allow_query: bool = False) -> Token | None:

@@ -1084,8 +1084,10 @@ def _site_paths() -> dict[str, Any]:
                 "sites",
                 "Site snapshot (staff)",
                 "The whole site with waiting tickets (including their ids) and every counter. "
-                "Any staff role whose token covers the site. Its `seq` is where to resume the "
-                "stream. An unknown site is answered 404 before the token is checked.",
+                "Roles counter, manager and admin whose token covers the site (not kiosk: a "
+                "kiosk stands in a public place and never learns other citizens' ticket ids). "
+                "Its `seq` is where to resume the stream. An unknown site is answered 404 "
+                "before the token is checked.",
                 {
                     "200": _ok("The snapshot.", _ref("Snapshot")),
                     **_errors(
@@ -1097,7 +1099,7 @@ def _site_paths() -> dict[str, Any]:
                     ),
                 },
                 parameters=[SITE],
-                roles=ROLES,
+                roles=("counter", "manager", "admin"),
             )
         },
         "/api/v1/sites/{site}/display": {
@@ -1121,10 +1123,14 @@ def _stream_operation() -> dict[str, Any]:
         "Live [server-sent events](https://html.spec.whatwg.org/multipage/"
         "server-sent-events.html) of one site's committed events, for displays, kiosks and "
         "counter pages.\n\n"
-        "Access: public screens connect without a token and get ticket numbers only. With a "
-        "valid token for the site (Authorization header, or `access_token` in the query "
-        "because EventSource cannot send headers) ticket events also carry `ticket_id`. A "
-        "token that is not configured is 401; a token for other sites is 403.\n\n"
+        "Access: public screens and kiosks get the public form: seq, type, site, ts, "
+        "number, service, counter, to_service, calls (no ticket id, no priority kind, no "
+        "reason, no device health). With a counter, manager or admin token for the site "
+        "(Authorization header, or `access_token` in the query because EventSource cannot "
+        "send headers) events carry every field and `ticket_id`, and `device_status` "
+        "notices arrive. A token that is not configured is 401; a token for other sites is "
+        "403. A Last-Event-ID the server no longer buffers, or one ahead of it (after a "
+        "restore), is answered with a `reset` message.\n\n"
         "Protocol: the response starts with `retry: 2000`. Every message is\n\n"
         "    id: <seq>\n    data: <one JSON object, see StreamMessage>\n\n"
         "followed by a blank line, where `<seq>` is the event's global sequence number. "

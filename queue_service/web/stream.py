@@ -131,16 +131,21 @@ def format_sse(event_id: int | None, data: dict[str, Any]) -> bytes:
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
-def event_payload(event: Event, *, with_ids: bool) -> dict[str, Any]:
+# What public screens (and kiosks) may see of an event: no ticket id (a capability), no
+# priority kind (it would tie a called number to a pregnancy or a disability), no reasons.
+PUBLIC_FIELDS = frozenset(
+    {"seq", "type", "site", "ts", "number", "service", "counter", "to_service", "calls"}
+)
+
+
+def event_payload(event: Event, *, staff: bool) -> dict[str, Any]:
     payload = event.public()
-    if with_ids:
-        if event.ticket_id is not None:
-            payload["ticket_id"] = event.ticket_id
-    elif event.ticket_id is not None:
-        # A citizen's cancel reason is theirs, not the hall's public screens'.
-        payload.pop("reason", None)
+    if not staff:
+        return {k: v for k, v in payload.items() if k in PUBLIC_FIELDS}
+    if event.ticket_id is not None:
+        payload["ticket_id"] = event.ticket_id
     return payload
 
 
-def encode_events(events: Iterable[Event], *, with_ids: bool) -> bytes:
-    return b"".join(format_sse(e.seq, event_payload(e, with_ids=with_ids)) for e in events)
+def encode_events(events: Iterable[Event], *, staff: bool) -> bytes:
+    return b"".join(format_sse(e.seq, event_payload(e, staff=staff)) for e in events)
