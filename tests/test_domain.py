@@ -124,8 +124,18 @@ def snapshot(state: SiteState) -> tuple[Any, ...]:
         for tid, t in state.tickets.items()
     }
     queues = {
-        code: (tuple(q.priority), tuple(q.regular), q.issued, q.priority_streak, q.called,
-               q.called_within, q.finished, q.service_seconds, q.no_shows, q.cancelled)
+        code: (
+            tuple(q.priority),
+            tuple(q.regular),
+            q.issued,
+            q.priority_streak,
+            q.called,
+            q.called_within,
+            q.finished,
+            q.service_seconds,
+            q.no_shows,
+            q.cancelled,
+        )
         for code, q in state.queues.items()
     }
     counters = {
@@ -190,23 +200,37 @@ def test_numbering_restarts_on_the_next_service_day_at_wita_midnight(
     ("when", "service", "error", "code"),
     [
         pytest.param(wita(22, 10), "KTP-EL", errors.SiteClosed, "site_closed", id="sunday"),
-        pytest.param(wita(23, 7, 59, 59), "KTP-EL", errors.SiteClosed, "site_closed",
-                     id="before-0800"),
-        pytest.param(wita(23, 15, 0), "JKN-INFO", errors.SiteClosed, "site_closed",
-                     id="at-closing-time"),
-        pytest.param(wita(28, 12, 0), "JKN-INFO", errors.SiteClosed, "site_closed",
-                     id="saturday-afternoon"),
-        pytest.param(wita(23, 14, 0), "KTP-EL", errors.CutoffPassed, "cutoff_passed",
-                     id="at-cutoff"),
-        pytest.param(wita(23, 14, 30), "KTP-EL", errors.CutoffPassed, "cutoff_passed",
-                     id="after-cutoff"),
-        pytest.param(wita(23, 13, 30), "STNK-5TH", errors.CutoffPassed, "cutoff_passed",
-                     id="own-earlier-cutoff"),
+        pytest.param(
+            wita(23, 7, 59, 59), "KTP-EL", errors.SiteClosed, "site_closed", id="before-0800"
+        ),
+        pytest.param(
+            wita(23, 15, 0), "JKN-INFO", errors.SiteClosed, "site_closed", id="at-closing-time"
+        ),
+        pytest.param(
+            wita(28, 12, 0), "JKN-INFO", errors.SiteClosed, "site_closed", id="saturday-afternoon"
+        ),
+        pytest.param(
+            wita(23, 14, 0), "KTP-EL", errors.CutoffPassed, "cutoff_passed", id="at-cutoff"
+        ),
+        pytest.param(
+            wita(23, 14, 30), "KTP-EL", errors.CutoffPassed, "cutoff_passed", id="after-cutoff"
+        ),
+        pytest.param(
+            wita(23, 13, 30),
+            "STNK-5TH",
+            errors.CutoffPassed,
+            "cutoff_passed",
+            id="own-earlier-cutoff",
+        ),
     ],
 )
 def test_issue_is_refused_when_closed_or_after_the_cutoff(
-    hall: Hall, clock: ManualClock, when: datetime, service: str,
-    error: type[errors.DomainError], code: str,
+    hall: Hall,
+    clock: ManualClock,
+    when: datetime,
+    service: str,
+    error: type[errors.DomainError],
+    code: str,
 ) -> None:
     clock.set(when)
     with pytest.raises(error) as info:
@@ -366,9 +390,7 @@ def test_call_next_across_services_takes_the_oldest_waiting_ticket(
         hall.call_next("loket-03")
 
 
-def test_call_next_across_services_takes_priority_first(
-    hall: Hall, clock: ManualClock
-) -> None:
+def test_call_next_across_services_takes_priority_first(hall: Hall, clock: ManualClock) -> None:
     hall.open("loket-03")
     hall.issue("ktp-old", "KTP-EL")
     clock.advance(60)
@@ -793,10 +815,17 @@ def test_counter_and_queue_statistics_on_a_known_timeline(
 
     t1 = hall.state.tickets["t1"]
     assert (t1.first_called_at, t1.started_at, t1.finished_at) == (
-        wita(23, 9, 5), wita(23, 9, 7), wita(23, 9, 17))
+        wita(23, 9, 5),
+        wita(23, 9, 7),
+        wita(23, 9, 17),
+    )
     t2 = hall.state.tickets["t2"]
     assert (t2.first_called_at, t2.last_called_at, t2.started_at, t2.calls) == (
-        wita(23, 9, 21), wita(23, 9, 22), None, 2)
+        wita(23, 9, 21),
+        wita(23, 9, 22),
+        None,
+        2,
+    )
 
     # The third segment, in KK, waits from the transfer, not from the original issue.
     hall.open("loket-04")
@@ -854,8 +883,15 @@ def test_clock_stepping_back_never_makes_a_tickets_history_run_backwards(
 def _busy_morning(hall: Hall, clock: ManualClock) -> None:
     hall.open("loket-01", "loket-03", "loket-04")
     for i, (service, priority) in enumerate(
-        [("KTP-EL", None), ("KK", None), ("KTP-EL", "lansia"), ("KK", "ibu_hamil"),
-         ("AKTA", None), ("KTP-EL", None), ("KK", None)]
+        [
+            ("KTP-EL", None),
+            ("KK", None),
+            ("KTP-EL", "lansia"),
+            ("KK", "ibu_hamil"),
+            ("AKTA", None),
+            ("KTP-EL", None),
+            ("KK", None),
+        ]
     ):
         hall.issue(f"t{i}", service, priority)
         clock.advance(45)
