@@ -19,7 +19,7 @@ from devices.sims import SimDispenser, SimKeypadBus, SimPrinter
 from queue_service.config import AppConfig, hash_token, parse_config
 from queue_service.devices.link import SerialLink
 from queue_service.devices.manager import DEVICES, DeviceManager
-from queue_service.devices.supervisor import DeviceRunner
+from queue_service.devices.supervisor import DeviceRunner, PrinterRunner
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
 from queue_service.store.db import EmbeddedPostgres
@@ -516,6 +516,130 @@ async def test_kiosk_ticket_prints_and_reports_honestly_when_paper_runs_out(
         stream.cancel()
         with __import__("contextlib").suppress(asyncio.CancelledError):
             await stream
+
+
+class SlowPort(TcpPort):
+    """A device server in front of a printer: what the printer sends arrives `delay` s late."""
+
+    delay = 0.0
+
+    def send(self, data: bytes) -> bool:
+        if self.delay <= 0:
+            return super().send(data)
+        asyncio.get_running_loop().call_later(self.delay, super().send, data)
+        return True
+
+
+class SlowPrinter(SimPrinter):
+    """A printer that, once a ticket came out, answers its status `slow_after_ticket` s late."""
+
+    def __init__(self, port: SlowPort) -> None:
+        super().__init__(port)
+        self.slow_port = port
+        self.slow_after_ticket: float | None = None
+
+    def _received(self, data: bytes) -> None:
+        before = len(self.tickets)
+        super()._received(data)
+        if len(self.tickets) > before and self.slow_after_ticket is not None:
+            self.slow_port.delay = self.slow_after_ticket
+
+
+def printer_config(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "printer-1",
+        "kind": "printer",
+        "url": url,
+        "kiosk": "Kiosk 1",
+        "poll_interval": 0.1,
+        "silence_timeout": 10,  # a status reply is waited for 1 s
+        **FAST,
+        **extra,
+    }
+
+
+async def issue(client: TestClient, key: str) -> dict[str, Any]:
+    resp = await client.post(
+        "/api/v1/sites/hall/tickets",
+        json={"service": "Q"},
+        headers={**KIOSK, "Idempotency-Key": key},
+    )
+    body: dict[str, Any] = await resp.json()
+    assert resp.status == 201, body
+    return body
+
+
+async def test_overlapping_retry_of_a_kiosk_request_waits_for_the_print_and_prints_once(
+    start_app: Start, sims: list[Any]
+) -> None:
+    port = SlowPort()
+    printer = SlowPrinter(port)
+    await printer.start()
+    sims.append(printer)
+    client = await start_app(hall([printer_config(port.url)]))
+    device = runner(client, "printer-1")
+    assert isinstance(device, PrinterRunner)
+    await eventually(lambda: device.health.printer is not None, what="first status")
+    port.delay = 0.3  # busy: each of the 4 status replies comes late, the print takes seconds
+
+    first = asyncio.create_task(issue(client, "k-slow"))
+    await eventually(lambda: bool(device.print_jobs), what="first print started")
+    (job,) = device.print_jobs.values()
+    # The kiosk gave up on the first answer and sends the same request again.
+    second = asyncio.create_task(issue(client, "k-slow"))
+    await asyncio.sleep(0.2)
+    assert not job.task.done() and not first.done()  # the two really overlap
+    a, b = await asyncio.gather(first, second)
+
+    assert a["id"] == b["id"] and a["number"] == b["number"] == "Q001"
+    assert a["print"] == b["print"] == {"status": "printed", "message": "the ticket was printed"}
+    assert len(printer.tickets) == 1 and not printer.lost  # one ticket's bytes, once
+    assert b"Q001" in printer.tickets[0]
+    assert device.jobs == 1
+    # A later retry is answered from the record, still without a second paper.
+    again = await issue(client, "k-slow")
+    assert again["print"] == {"status": "printed", "message": "the ticket was already printed"}
+    assert len(printer.tickets) == 1
+
+
+async def test_a_ticket_sent_to_the_printer_is_never_sent_again_one_refused_before_may_be(
+    start_app: Start, sims: list[Any]
+) -> None:
+    port = SlowPort()
+    printer = SlowPrinter(port)
+    await printer.start()
+    sims.append(printer)
+    client = await start_app(hall([printer_config(port.url)]))
+    device = runner(client, "printer-1")
+    await eventually(lambda: device.health.printer is not None, what="first status")
+
+    # The paper comes out, but the check after it gets no answer in time: "failed" ...
+    printer.slow_after_ticket = 1.5
+    body = await issue(client, "k-after")
+    assert len(printer.tickets) == 1
+    assert body["print"] == {
+        "status": "failed",
+        "message": "the ticket printer stopped answering while printing",
+        "problems": ["offline"],
+    }
+    printer.slow_after_ticket = None
+    port.delay = 0.0
+    await eventually(lambda: device.health.state == "up", what="answering again")
+    # ... and the kiosk's retry reports that same outcome without printing it again.
+    again = await issue(client, "k-after")
+    assert again["id"] == body["id"] and again["print"] == body["print"]
+    assert len(printer.tickets) == 1 and not printer.lost
+
+    # Refused before a byte was written (cover open): once it is closed, a retry prints.
+    printer.cover_open = True
+    refused = await issue(client, "k-cover")
+    assert refused["print"]["problems"] == ["cover_open"]
+    assert len(printer.tickets) == 1 and not printer.lost
+    printer.cover_open = False
+    retried = await issue(client, "k-cover")
+    assert retried["id"] == refused["id"]
+    assert retried["print"] == {"status": "printed", "message": "the ticket was printed"}
+    assert len(printer.tickets) == 2 and refused["number"].encode() in printer.tickets[1]
 
 
 async def test_silent_printer_is_closed_and_reconnected(start_app: Start, sims: list[Any]) -> None:

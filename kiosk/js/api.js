@@ -58,7 +58,9 @@ async function errorFrom(response) {
 
 /**
  * Call the API. Options: method, body (JSON), token (bearer), key (Idempotency-Key),
- * attempts (default: 3 for reads, 6 for keyed writes, 1 for unkeyed writes), timeoutMs.
+ * attempts (default: 3 for reads, 6 for keyed writes, 1 for unkeyed writes), timeoutMs
+ * (default 8000; a request whose server work is longer, e.g. issuing and printing a
+ * ticket, must give more, or every attempt is abandoned and retried while still running).
  * Resolves to the parsed JSON body; rejects with ApiError or NetworkError.
  */
 export async function api(path, options = {}) {

@@ -8,8 +8,10 @@
 // site's timezone (for the clock) and the current break (for the banner) as well, and is
 // re-read every minute, since a break begins and ends with the clock, not with an event.
 //
-// For tests and diagnostics, window.antrianCalls lists every announced call with the mode
-// used: "speech" (an id-ID voice) or "chime" (WebAudio tone plus the flashing banner).
+// For tests and diagnostics, window.antrianCalls lists the announced calls (the last
+// KEEP_CALLS of them) with the mode used: "speech" (an id-ID voice) or "chime" (WebAudio
+// tone plus the flashing banner); body[data-calls] counts them all since the page loaded.
+// A display runs for days: what it remembers is bounded.
 
 import { api, siteUrl } from "./api.js";
 import { apply, t } from "./i18n.js";
@@ -22,9 +24,23 @@ const site = query.site || store("local").get("antrian.site");
 const zone = query.zone || null;
 const clock = new ServerClock();
 const state = { display: null, newest: null };
+// Event seqs already queued for announcing, oldest first (a Set keeps insertion order). A
+// seq is announced once; seqs only grow, so forgetting the oldest is safe once far more
+// calls came after it than the stream could ever re-send after a reconnection.
+const KEEP_SEQS = 500;
+const KEEP_CALLS = 500;
 const announced = new Set();
 const calls = [];
+let callCount = 0;
 globalThis.antrianCalls = calls;
+
+/** True the first time a seq is seen; remembers the last KEEP_SEQS of them. */
+function firstTime(seq) {
+  if (announced.has(seq)) return false;
+  announced.add(seq);
+  while (announced.size > KEEP_SEQS) announced.delete(announced.values().next().value);
+  return true;
+}
 
 // -- data -----------------------------------------------------------------------------------
 
@@ -116,7 +132,8 @@ async function play() {
     const mode = voice ? "speech" : "chime";
     const text = callText(call.number, call.counterName);
     calls.push({ ...call, mode, text, at: new Date().toISOString() });
-    document.body.dataset.calls = String(calls.length);
+    if (calls.length > KEEP_CALLS) calls.splice(0, calls.length - KEEP_CALLS);
+    document.body.dataset.calls = String(++callCount);
     showCallout(call, true);
     const sounded = await chime().catch(() => false);
     if (!sounded) offerSoundUnlock();
@@ -139,8 +156,7 @@ function offerSoundUnlock() {
 
 function onEvent(event) {
   if ((event.type === "ticket_called" || event.type === "ticket_recalled") && event.number && event.counter) {
-    if (!announced.has(event.seq) && inZone(event.counter)) {
-      announced.add(event.seq);
+    if (inZone(event.counter) && firstTime(event.seq)) {
       enqueue({ number: event.number, counter: event.counter, counterName: counterName(event.counter), kind: event.type === "ticket_recalled" ? "recall" : "call", seq: event.seq });
     }
   }

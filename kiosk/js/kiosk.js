@@ -281,6 +281,12 @@ async function render() {
 
 // -- issuing ------------------------------------------------------------------------------
 
+// The server answers once the ticket is committed (up to 5 s) AND printed on this kiosk's
+// printer (up to 8 s: waiting for the printer, its status, the ticket, its status again).
+// Give up on an answer only well after that: a retry sent while the first request is still
+// printing is answered by that same print, but costs the citizen the time of both.
+const ISSUE_TIMEOUT_MS = 20000;
+
 async function take(priority) {
   if (state.busy) return; // one touch, one ticket: further touches wait for the answer
   state.busy = true;
@@ -289,7 +295,7 @@ async function take(priority) {
   const body = { service: state.service };
   if (priority) body.priority = priority;
   try {
-    state.ticket = await api(siteUrl(state.site, "/tickets"), { method: "POST", body, token: state.token, key, attempts: 6 });
+    state.ticket = await api(siteUrl(state.site, "/tickets"), { method: "POST", body, token: state.token, key, attempts: 6, timeoutMs: ISSUE_TIMEOUT_MS });
     state.screen = "confirm";
   } catch (exc) {
     state.error = exc;

@@ -8,6 +8,7 @@ never reloaded by the tests: what they show after the first load comes by the li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -287,6 +288,37 @@ async def test_a_retried_kiosk_request_gives_one_ticket(
     await kiosk.click("[data-priority=none]")
     await wait_text(kiosk, "#ticket-number", "Q002")
     assert len(keys) == 3 and keys[2] != keys[0]
+
+    assert console.unexpected() == []
+
+
+async def test_a_slow_kiosk_answer_is_waited_for_not_retried_while_it_prints(
+    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+) -> None:
+    kiosk = await open_page(
+        browser,
+        console,
+        "kiosk",
+        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
+        width=1920,
+        height=1080,
+    )
+    await wait_ready(kiosk)
+    keys: list[str] = []
+
+    async def slow_printer(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        response = await route.fetch()
+        await asyncio.sleep(9)  # a printer slow to answer: longer than an ordinary request
+        with contextlib.suppress(Exception):  # an abandoned request cannot be fulfilled
+            await route.fulfill(response=response)
+
+    await kiosk.route("**/api/v1/sites/*/tickets", slow_printer)
+    await kiosk.click("[data-agency=imigrasi]")
+    await kiosk.click("[data-service=PASPOR-AMBIL]")
+    await kiosk.click("[data-priority=none]")
+    await wait_text(kiosk, "#ticket-number", "Q001", timeout=20)
+    assert len(keys) == 1  # waited for, not abandoned and sent again mid-print
 
     assert console.unexpected() == []
 
