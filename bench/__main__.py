@@ -7,6 +7,7 @@ stopped at the end. Benchmarks print figures; they never assert a timing.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -16,26 +17,39 @@ from bench import issue, replay
 from bench.common import database_server
 
 
+def _load() -> str:
+    """The 1/5/15-minute load average: how noisy the machine was (2 cores here)."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="which")
     issue.add_arguments(sub.add_parser("issue", help="issue-ticket throughput and latency"))
     replay.add_arguments(sub.add_parser("replay", help="start-up replay of a 1M-event day"))
     sub.add_parser("all", help="every benchmark with its defaults (the default)")
     args = parser.parse_args(argv)
     which = args.which or "all"
-    print(f"bench {which}: {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
-          f"Python {platform.python_version()}, {platform.machine()}", flush=True)
+    print(
+        f"bench {which}: {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
+        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cpus, "
+        f"load average {_load()}",
+        flush=True,
+    )
     began = time.perf_counter()
     with database_server() as url:
         if which in ("issue", "all"):
-            issue.main(args if which == "issue" else
-                       sub.choices["issue"].parse_args([]), url)
+            issue.main(args if which == "issue" else sub.choices["issue"].parse_args([]), url)
         if which in ("replay", "all"):
-            replay.main(args if which == "replay" else
-                        sub.choices["replay"].parse_args([]), url)
-    print(f"\nbench {which} finished in {time.perf_counter() - began:.0f} s", flush=True)
+            replay.main(args if which == "replay" else sub.choices["replay"].parse_args([]), url)
+    print(
+        f"\nbench {which} finished in {time.perf_counter() - began:.0f} s (load average {_load()})",
+        flush=True,
+    )
     return 0
 
 

@@ -84,8 +84,15 @@ async def server_settings(url: str) -> dict[str, str]:
     conn = await asyncpg.connect(url)
     try:
         out = {}
-        for name in ("server_version", "fsync", "synchronous_commit", "wal_sync_method",
-                     "full_page_writes", "shared_buffers", "commit_delay"):
+        for name in (
+            "server_version",
+            "fsync",
+            "synchronous_commit",
+            "wal_sync_method",
+            "full_page_writes",
+            "shared_buffers",
+            "commit_delay",
+        ):
             out[name] = await conn.fetchval(f"SHOW {name}")
         return out
     finally:
@@ -100,37 +107,60 @@ def _prefix(n: int) -> str:
     return letters[n] if n < 26 else letters[n // 26 - 1] + letters[n % 26]
 
 
-def hall_config(*, sites: int, services: int, counters: int, timezone: str = "Asia/Makassar",
-                hours: tuple[str, str] = ("00:00", "23:59"),
-                services_per_counter: int = 2, daily_quota: int | None = None) -> AppConfig:
+def hall_config(
+    *,
+    sites: int,
+    services: int,
+    counters: int,
+    timezone: str = "Asia/Makassar",
+    hours: tuple[str, str] = ("00:00", "23:59"),
+    services_per_counter: int = 2,
+    daily_quota: int | None = None,
+) -> AppConfig:
     """`sites` halls of `services` services and `counters` counters, plus a kiosk token."""
     raw_sites = []
     for s in range(sites):
         svc = []
         for j in range(services):
             entry: dict[str, Any] = {
-                "code": f"S{j:02d}", "agency": f"a{j % 5}", "name_id": f"Layanan {j}",
-                "name_en": f"Service {j}", "prefix": _prefix(j), "target_wait_minutes": 20,
+                "code": f"S{j:02d}",
+                "agency": f"a{j % 5}",
+                "name_id": f"Layanan {j}",
+                "name_en": f"Service {j}",
+                "prefix": _prefix(j),
+                "target_wait_minutes": 20,
                 "priority_policy": ("strict", "interleave", "fifo")[j % 3],
             }
             if daily_quota is not None:
                 entry["daily_quota"] = daily_quota
             svc.append(entry)
-        raw_sites.append({
-            "id": f"site-{s:03d}", "name": f"Mal Pelayanan Publik {s}", "timezone": timezone,
-            "hours": {d: list(hours) for d in WEEKDAYS},
-            "agencies": [{"id": f"a{k}", "name": f"Instansi {k}"} for k in range(5)],
-            "services": svc,
-            "counters": [{
-                "id": f"c{c:02d}", "name": f"Loket {c + 1}",
-                "services": sorted({f"S{(c + k) % services:02d}"
-                                    for k in range(services_per_counter)}),
-            } for c in range(counters)],
-        })
-    return parse_config({
-        "sites": raw_sites,
-        "tokens": [{"name": "kiosk", "role": "kiosk", "sha256": hash_token(KIOSK_TOKEN)}],
-    }, "<bench>")
+        raw_sites.append(
+            {
+                "id": f"site-{s:03d}",
+                "name": f"Mal Pelayanan Publik {s}",
+                "timezone": timezone,
+                "hours": {d: list(hours) for d in WEEKDAYS},
+                "agencies": [{"id": f"a{k}", "name": f"Instansi {k}"} for k in range(5)],
+                "services": svc,
+                "counters": [
+                    {
+                        "id": f"c{c:02d}",
+                        "name": f"Loket {c + 1}",
+                        "services": sorted(
+                            {f"S{(c + k) % services:02d}" for k in range(services_per_counter)}
+                        ),
+                    }
+                    for c in range(counters)
+                ],
+            }
+        )
+    return parse_config(
+        {
+            "sites": raw_sites,
+            "tokens": [{"name": "kiosk", "role": "kiosk", "sha256": hash_token(KIOSK_TOKEN)}],
+        },
+        "<bench>",
+    )
 
 
 # -- statistics and memory --------------------------------------------------------------

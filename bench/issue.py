@@ -1,6 +1,7 @@
 """Issue-ticket throughput and latency with durable commits, against a bare-aiohttp ceiling.
 
     python -m bench issue [--reps 5] [--duration 5] [--warmup 1] [--clients 50]
+                          [--profile | --no-profile]
 
 Each repetition starts two server processes in turn (`python -m bench.server`):
 
@@ -14,6 +15,9 @@ The load generator runs in this process (its own event loop, not the server's): 
 ClientSession, N concurrent workers, a warm-up, then a fixed measuring window. A request
 counts in the window when its response arrives inside it. Figures are medians over the
 repetitions; service and ceiling alternate in order so drift on a noisy machine hits both.
+Server CPU per request (from the server process's CPU time) is printed too: on a shared
+2-core machine it is steadier than throughput. When a target is missed (or with --profile),
+one extra service run is made with the server under cProfile and its hot spots printed.
 Nothing here asserts a timing.
 """
 
@@ -73,6 +77,15 @@ class RunResult:
     transactions: int | None = None  # distinct recorded_at = commits (group commit size)
 
     @property
+    def server_us_per_request(self) -> float:
+        """Server-process CPU per completed request, a figure less sensitive to noise."""
+        return self.server_cpu * self.duration / max(1, self.completed) * 1e6
+
+    @property
+    def postgres_us_per_request(self) -> float:
+        return self.postgres_cpu * self.duration / max(1, self.completed) * 1e6
+
+    @property
     def rps(self) -> float:
         return self.ok_window / self.duration
 
@@ -110,14 +123,30 @@ def _postgres_cpu_seconds() -> float:
     return total
 
 
-async def start_server(kind: str, dsn: str | None, timezone: str) -> tuple[asyncio.subprocess.Process, int]:
-    argv = [PYTHON, "-m", "bench.server", "bare" if kind == "ceiling" else kind,
-            "--timezone", timezone,
-            "--sites", str(SITES), "--services", str(SERVICES)]
+async def start_server(
+    kind: str, dsn: str | None, timezone: str, profile: str | None = None
+) -> tuple[asyncio.subprocess.Process, int]:
+    argv = [
+        PYTHON,
+        "-m",
+        "bench.server",
+        "bare" if kind == "ceiling" else kind,
+        "--timezone",
+        timezone,
+        "--sites",
+        str(SITES),
+        "--services",
+        str(SERVICES),
+    ]
     if dsn:
         argv += ["--dsn", dsn]
+    if profile:
+        argv += ["--profile", profile]
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        *argv,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
     try:
@@ -141,8 +170,9 @@ async def stop_server(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-async def generate_load(port: int, kind: str, *, clients: int, warmup: float, duration: float,
-                        server_pid: int) -> RunResult:
+async def generate_load(
+    port: int, kind: str, *, clients: int, warmup: float, duration: float, server_pid: int
+) -> RunResult:
     import psutil
 
     result = RunResult(kind, duration)
@@ -211,22 +241,33 @@ async def count_committed(dsn: str, result: RunResult) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         result.committed = await conn.fetchval(
-            "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'")
+            "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"
+        )
         result.answers = await conn.fetchval("SELECT count(*) FROM idempotency_keys")
         result.transactions = await conn.fetchval(
-            "SELECT count(DISTINCT recorded_at) FROM ticket_events")
+            "SELECT count(DISTINCT recorded_at) FROM ticket_events"
+        )
     finally:
         await conn.close()
 
 
-async def one_run(kind: str, server_url: str, timezone: str, *, clients: int, warmup: float,
-                  duration: float) -> RunResult:
+async def one_run(
+    kind: str,
+    server_url: str,
+    timezone: str,
+    *,
+    clients: int,
+    warmup: float,
+    duration: float,
+    profile: str | None = None,
+) -> RunResult:
     dsn = await create_database(server_url, "bench_issue") if kind == "service" else None
     try:
-        proc, port = await start_server(kind, dsn, timezone)
+        proc, port = await start_server(kind, dsn, timezone, profile)
         try:
-            result = await generate_load(port, kind, clients=clients, warmup=warmup,
-                                         duration=duration, server_pid=proc.pid)
+            result = await generate_load(
+                port, kind, clients=clients, warmup=warmup, duration=duration, server_pid=proc.pid
+            )
         finally:
             await stop_server(proc)  # the engine drains its queue before exiting
         if dsn is not None:
@@ -238,34 +279,133 @@ async def one_run(kind: str, server_url: str, timezone: str, *, clients: int, wa
 
 
 def _describe(r: RunResult) -> str:
-    line = (f"  {r.kind:8s} {r.rps:7.0f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms"
-            f"  cpu client {r.client_cpu:4.0%} server {r.server_cpu:4.0%}"
-            f" postgres {r.postgres_cpu:4.0%}")
+    line = (
+        f"  {r.kind:8s} {r.rps:7.0f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms"
+        f"  cpu client {r.client_cpu:4.0%} server {r.server_cpu:4.0%}"
+        f" postgres {r.postgres_cpu:4.0%}; server {r.server_us_per_request:4.0f} us/req"
+    )
     if r.committed is not None:
-        line += (f"  | 201s {r.ok_total} = committed {r.committed}"
-                 f" {'OK' if r.committed == r.ok_total else 'MISMATCH'}"
-                 f", {r.ok_total / max(1, r.transactions or 1):.1f} tickets/commit")
+        line += (
+            f"  | 201s {r.ok_total} = committed {r.committed}"
+            f" {'OK' if r.committed == r.ok_total else 'MISMATCH'}"
+            f", {r.ok_total / max(1, r.transactions or 1):.1f} tickets/commit"
+        )
     if r.failures:
         line += f"  failures {dict(r.failures)}"
     return line
 
 
-async def run(server_url: str, *, reps: int, clients: int, warmup: float,
-              duration: float) -> dict[str, Any]:
+def _group(func: str) -> str:
+    if "'poll' of 'select.epoll'" in func:
+        return "idle: epoll wait"
+    if "_socket.socket" in func:
+        return "socket send/recv (kernel, loopback TCP to client and PostgreSQL)"
+    for prefix, name in (
+        ("queue_service/", "queue_service (handler, engine, views, store)"),
+        ("aiohttp/", "aiohttp/yarl/multidict (HTTP parsing, routing, response)"),
+        ("yarl/", "aiohttp/yarl/multidict (HTTP parsing, routing, response)"),
+        ("multidict/", "aiohttp/yarl/multidict (HTTP parsing, routing, response)"),
+        ("asyncpg/", "asyncpg (protocol, codecs)"),
+        ("json/", "json (stdlib encoder/decoder)"),
+        ("asyncio/", "asyncio (event loop, futures, queues)"),
+    ):
+        if func.startswith(prefix):
+            return name
+    if func.startswith("~:0("):
+        return "C builtins called from Python (dict, str, hashlib, datetime, ...)"
+    return "other Python (stdlib: hashlib, secrets, uuid, logging, ...)"
+
+
+def print_profile(path: str, wall: float, top: int = 22) -> list[dict[str, Any]]:
+    """Top functions of the server's profile by own time, and the cumulative time of ours."""
+    import pstats
+
+    stats = pstats.Stats(path)
+    rows = []
+    for (file, line, name), (_cc, nc, tt, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = file.split("site-packages/")[-1].split(str(ROOT) + "/")[-1]
+        where = where.split("lib/python3.11/")[-1]
+        rows.append({"func": f"{where}:{line}({name})", "calls": nc, "tottime": tt, "cumtime": ct})
+    print(f"  top by own time (server process, {wall:g} s of load incl. warm-up):")
+    for r in sorted(rows, key=lambda r: -r["tottime"])[:top]:
+        print(
+            f"    {r['tottime']:6.2f} s own {r['cumtime']:6.2f} s cum {r['calls']:>8,}x"
+            f"  {r['func']}"
+        )
+    groups: Counter[str] = Counter()
+    for r in rows:
+        groups[_group(r["func"])] += r["tottime"]
+    busy = sum(v for k, v in groups.items() if k != "idle: epoll wait")
+    print(
+        f"  own time by area ({busy:.2f} s busy under the profiler; idle "
+        f"{groups['idle: epoll wait']:.2f} s):"
+    )
+    for name, value in groups.most_common():
+        if name != "idle: epoll wait":
+            print(f"    {value:6.2f} s {value / busy:4.0%}  {name}")
+    ours = [r for r in rows if r["func"].startswith("queue_service/")]
+    print("  queue_service functions by cumulative time:")
+    for r in sorted(ours, key=lambda r: -r["cumtime"])[:14]:
+        print(
+            f"    {r['cumtime']:6.2f} s cum {r['tottime']:6.2f} s own {r['calls']:>8,}x"
+            f"  {r['func']}"
+        )
+    return rows
+
+
+async def profile_run(
+    server_url: str, timezone: str, *, clients: int, warmup: float, duration: float
+) -> None:
+    """One more service run with the server under cProfile (not part of the medians)."""
+    import tempfile
+
+    print(
+        "\n profile: one extra service run with cProfile in the server process "
+        "(profiling slows it; figures below are shares, not speeds)",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="antrian-bench-prof-") as tmp:
+        path = os.path.join(tmp, "server.prof")
+        r = await one_run(
+            "service",
+            server_url,
+            timezone,
+            clients=clients,
+            warmup=warmup,
+            duration=duration,
+            profile=path,
+        )
+        print(_describe(r))
+        print_profile(path, warmup + duration)
+
+
+async def run(
+    server_url: str,
+    *,
+    reps: int,
+    clients: int,
+    warmup: float,
+    duration: float,
+    profile: bool | None = None,
+) -> dict[str, Any]:
     banner("issue: POST /api/v1/sites/{site}/tickets, durable commits")
     settings = await server_settings(server_url)
     print("postgres: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     timezone = pick_timezone()
-    print(f"config: {SITES} sites x {SERVICES} services (open 00:00-23:59 {timezone}, no quota),"
-          f" {clients} concurrent clients, warm-up {warmup:g} s, window {duration:g} s,"
-          f" {reps} repetitions, cpus {os.cpu_count()}", flush=True)
+    print(
+        f"config: {SITES} sites x {SERVICES} services (open 00:00-23:59 {timezone}, no quota),"
+        f" {clients} concurrent clients, warm-up {warmup:g} s, window {duration:g} s,"
+        f" {reps} repetitions, cpus {os.cpu_count()}",
+        flush=True,
+    )
     runs: dict[str, list[RunResult]] = {"ceiling": [], "service": []}
     for i in range(reps):
         order = ("ceiling", "service") if i % 2 == 0 else ("service", "ceiling")
         print(f" repetition {i + 1}/{reps}", flush=True)
         for kind in order:
-            r = await one_run(kind, server_url, timezone, clients=clients, warmup=warmup,
-                              duration=duration)
+            r = await one_run(
+                kind, server_url, timezone, clients=clients, warmup=warmup, duration=duration
+            )
             runs[kind].append(r)
             print(_describe(r), flush=True)
 
@@ -278,20 +418,56 @@ async def run(server_url: str, *, reps: int, clients: int, warmup: float,
     committed = sum(r.committed or 0 for r in svc)
     ratio = median(svc_rps) / median(ceil_rps)
     print("\n summary (median (min..max) over repetitions)")
-    print(f"  ceiling (bare aiohttp): {spread(ceil_rps)} req/s, p50 "
-          f"{spread([r.p50_ms for r in ceil], '{:.1f}')} ms, p99 "
-          f"{spread([r.p99_ms for r in ceil], '{:.1f}')} ms")
-    print(f"  service (durable):      {spread(svc_rps)} req/s, p50 {spread(p50, '{:.1f}')} ms,"
-          f" p99 {spread(p99, '{:.1f}')} ms")
-    print(f"  service / ceiling:      {ratio:.0%} of median throughput"
-          f" (per-repetition ratios {', '.join(f'{x:.0%}' for x in ratios)})")
-    print(f"  target >= 40% of ceiling: {'met' if ratio >= 0.40 else 'NOT met'};"
-          f" target p99 < 50 ms: {'met' if median(p99) < 50 else 'NOT met'}"
-          f" (median p99 {median(p99):.1f} ms)")
-    print(f"  durability: {ok} responses 201, {committed} ticket_issued rows committed -> "
-          f"{'equal' if ok == committed else 'DIFFERENT'}")
-    return {"service_rps": median(svc_rps), "ceiling_rps": median(ceil_rps), "ratio": ratio,
-            "p50_ms": median(p50), "p99_ms": median(p99), "ok": ok, "committed": committed}
+    print(
+        f"  ceiling (bare aiohttp): {spread(ceil_rps)} req/s, p50 "
+        f"{spread([r.p50_ms for r in ceil], '{:.1f}')} ms, p99 "
+        f"{spread([r.p99_ms for r in ceil], '{:.1f}')} ms"
+    )
+    print(
+        f"  service (durable):      {spread(svc_rps)} req/s, p50 {spread(p50, '{:.1f}')} ms,"
+        f" p99 {spread(p99, '{:.1f}')} ms"
+    )
+    svc_us = median([r.server_us_per_request for r in svc])
+    ceil_us = median([r.server_us_per_request for r in ceil])
+    pg_us = median([r.postgres_us_per_request for r in svc])
+    print(
+        f"  server CPU per request: service {svc_us:.0f} us (+ postgres {pg_us:.0f} us), "
+        f"ceiling {ceil_us:.0f} us -> {svc_us / ceil_us:.1f}x the ceiling's CPU cost"
+    )
+    client_ceil = median([r.client_cpu for r in ceil])
+    if client_ceil >= 0.9:
+        print(
+            f"  note: during the ceiling runs the load generator used {client_ceil:.0%} of a "
+            "core: the ceiling is bounded by the client, so it is a lower bound"
+        )
+    print(
+        f"  service / ceiling:      {ratio:.0%} of median throughput"
+        f" (per-repetition ratios {', '.join(f'{x:.0%}' for x in ratios)})"
+    )
+    print(
+        f"  target >= 40% of ceiling: {'met' if ratio >= 0.40 else 'NOT met'};"
+        f" target p99 < 50 ms: {'met' if median(p99) < 50 else 'NOT met'}"
+        f" (median p99 {median(p99):.1f} ms)"
+    )
+    print(
+        f"  durability: {ok} responses 201, {committed} ticket_issued rows committed -> "
+        f"{'equal' if ok == committed else 'DIFFERENT'}",
+        flush=True,
+    )
+    missed = ratio < 0.40 or median(p99) >= 50
+    if profile or (profile is None and missed):
+        await profile_run(server_url, timezone, clients=clients, warmup=warmup, duration=duration)
+    return {
+        "service_rps": median(svc_rps),
+        "ceiling_rps": median(ceil_rps),
+        "ratio": ratio,
+        "service_us": svc_us,
+        "ceiling_us": ceil_us,
+        "p50_ms": median(p50),
+        "p99_ms": median(p99),
+        "ok": ok,
+        "committed": committed,
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -299,12 +475,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="profile the server in one extra run (default: when a target is missed)",
+    )
 
 
 def main(args: argparse.Namespace, server_url: str | None = None) -> dict[str, Any]:
     async def go(url: str) -> dict[str, Any]:
-        return await run(url, reps=args.reps, clients=args.clients, warmup=args.warmup,
-                         duration=args.duration)
+        return await run(
+            url,
+            reps=args.reps,
+            clients=args.clients,
+            warmup=args.warmup,
+            duration=args.duration,
+            profile=args.profile,
+        )
 
     if server_url is not None:
         return asyncio.run(go(server_url))

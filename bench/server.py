@@ -23,8 +23,15 @@ async def bare_issue(request: web.Request) -> web.Response:
     body = json.loads(await request.read())
     if not isinstance(body, dict) or not isinstance(body.get("service"), str):
         return web.json_response({"code": "invalid"}, status=400)
-    return web.json_response({"site": request.match_info["site"], "service": body["service"],
-                              "number": "A001", "state": "waiting"}, status=201)
+    return web.json_response(
+        {
+            "site": request.match_info["site"],
+            "service": body["service"],
+            "number": "A001",
+            "state": "waiting",
+        },
+        status=201,
+    )
 
 
 def bare_app() -> web.Application:
@@ -43,7 +50,7 @@ def service_app(dsn: str, sites: int, services: int, timezone: str) -> web.Appli
     return create_app(settings, config)
 
 
-async def serve(app: web.Application) -> None:
+async def serve(app: web.Application, profile: str | None = None) -> None:
     # access_log=None: the access log is off in both servers (it costs a log line per request).
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -54,8 +61,17 @@ async def serve(app: web.Application) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()  # the serving only: start-up and shutdown stay out of the profile
     print(f"READY {port}", flush=True)
     await stop.wait()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     await runner.cleanup()
 
 
@@ -66,16 +82,20 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=20)
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--timezone", default="Asia/Makassar")
+    parser.add_argument("--profile", help="write a cProfile of the serving to this file")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="server %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="server %(levelname)s %(name)s: %(message)s",
+    )
     if args.kind == "bare":
         app = bare_app()
     else:
         if not args.dsn:
             parser.error("service needs --dsn")
         app = service_app(args.dsn, args.sites, args.services, args.timezone)
-    asyncio.run(serve(app))
+    asyncio.run(serve(app, args.profile))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from queue_service.domain.state import CALLED, SERVING, WAITING, SiteState, Ticket
+from queue_service.domain.state import HELD_STATES, WAITING, SiteState, Ticket
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -20,6 +20,10 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _issue_order(t: Ticket) -> tuple[datetime, int]:
+    return (t.issued_at, t.seq)
+
+
 def ticket_status(state: SiteState, ticket: Ticket, now: datetime) -> dict[str, Any]:
     """What the citizen's phone (and the kiosk's confirmation) shows."""
     service = state.site.services[ticket.service]
@@ -28,15 +32,19 @@ def ticket_status(state: SiteState, ticket: Ticket, now: datetime) -> dict[str, 
         state.estimated_wait_seconds(ticket.service, ahead) if ticket.state == WAITING else None
     )
     counter_name = state.site.counters[ticket.counter].name if ticket.counter is not None else None
-    now_calling = sorted(
-        (
-            t
-            for t in state.tickets.values()
-            if t.state in (CALLED, SERVING) and t.service == ticket.service
-        ),
-        key=lambda t: t.last_called_at or now,
-        reverse=True,
-    )
+    # The tickets being called or served are the ones counters hold (at most one each):
+    # look at the counters, not at every ticket of the day. Issue order, then the newest
+    # call first (a stable sort keeps issue order among equal call times).
+    held = [
+        t
+        for c in state.counters.values()
+        if c.ticket_id is not None
+        and (t := state.tickets[c.ticket_id]).service == ticket.service
+        and t.state in HELD_STATES
+    ]
+    held.sort(key=_issue_order)
+    held.sort(key=lambda t: t.last_called_at or now, reverse=True)
+    now_calling = held
     return {
         "id": ticket.id,
         "site": state.site.id,

@@ -142,7 +142,7 @@ def snapshot(state: SiteState) -> tuple[Any, ...]:
         cid: tuple(getattr(c, f.name) for f in dataclasses.fields(CounterState))
         for cid, c in state.counters.items()
     }
-    return state.day, state.last_seq, tickets, queues, counters
+    return state.day, state.last_seq, state.last_ts, tickets, queues, counters
 
 
 # --- numbering ----------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def summary(state: SiteState) -> tuple[Any, ...]:
         for code, q in state.queues.items()
     }
     counters = {cid: _counter_fields(c) for cid, c in state.counters.items()}
-    return state.day, state.last_seq, tickets, queues, counters
+    return state.day, state.last_seq, state.last_ts, tickets, queues, counters
 
 
 class HallMachine(RuleBasedStateMachine):

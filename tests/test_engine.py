@@ -6,7 +6,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from queue_service.domain.clock import ManualClock
-from queue_service.engine import IDEMPOTENCY_WINDOW
+from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW
 from queue_service.web.keys import ENGINE
 from tests.conftest import KIOSK, SITE
 
@@ -40,3 +40,23 @@ async def test_answers_are_forgotten_after_the_window(
     # Past its window a key is a new request: a new ticket on the new day.
     again = await issue(client, "old-key")
     assert again["id"] != first["id"]
+
+
+async def test_an_answer_out_of_memory_is_fetched_from_the_database(
+    client: TestClient, clock: ManualClock
+) -> None:
+    engine = client.app[ENGINE]
+    first = await issue(client, "late-retry")
+    clock.advance(ANSWER_MEMORY.total_seconds() + 60)
+    await issue(client, "another")  # a commit prunes the answers held in memory
+    assert (SITE, "late-retry") not in engine.answers
+    assert (SITE, "late-retry") in engine.answer_keys
+    again = await issue(client, "late-retry")
+    assert (again["id"], again["number"]) == (first["id"], first["number"])
+    resp = await client.post(
+        f"/api/v1/sites/{SITE}/tickets",
+        json={"service": "KTP-EL", "priority": "elderly"},
+        headers={**KIOSK, "Idempotency-Key": "late-retry"},
+    )
+    assert resp.status == 409
+    assert (await resp.json())["code"] == "idempotency_key_reused"

@@ -35,9 +35,13 @@ COUNTER_EVENTS = frozenset({COUNTER_OPENED, COUNTER_PAUSED, COUNTER_CLOSED})
 ALL_EVENTS = TICKET_EVENTS | COUNTER_EVENTS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
-    """One fact about a site's day.
+    """One fact about a site's day. Treat it as immutable once made.
+
+    Not `frozen`: a frozen dataclass initialises every field through
+    `object.__setattr__`, about 6x the cost of a plain slots class, and start-up builds a
+    million of them. Nothing mutates an Event; use `dataclasses.replace` to derive one.
 
     `service` and `segment` locate a ticket event in its visit: a ticket transferred to
     another service starts a new segment, and the transfer event closes the old one.

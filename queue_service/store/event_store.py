@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 
 import asyncpg
 
 from queue_service.domain.events import Event
+from queue_service.domain.state import DATA_READ_BY
 from queue_service.store.db import connect
 
 log = logging.getLogger(__name__)
@@ -38,25 +41,52 @@ class IdempotentAnswer:
     key: str
     request_hash: str
     status: int
-    response: dict[str, Any]
+    response: str  # the JSON text of the answer (decoded only when a retry needs it)
     last_seq: int
     created_at: datetime
 
 
+# Start-up replay reads the day in seq ranges of this many events (each sorted by site),
+# this many ranges open at once, handing over batches of this many events.
+REPLAY_CHUNK = 200_000
+REPLAY_RANGES_OPEN = 2
+REPLAY_BATCH = 20_000
+_NO_DATA: Mapping[str, Any] = MappingProxyType({})
+
+# The first and last seq of one day of the given sites, from the (site_id, service_day,
+# seq) index: two index probes per site, no scan.
+_DAY_BOUNDS = (
+    "SELECT min(b.lo), max(b.hi) FROM unnest($1::text[]) AS d(site_id),"
+    " LATERAL (SELECT min(seq) AS lo, max(seq) AS hi FROM ticket_events e"
+    "          WHERE e.site_id = d.site_id AND e.service_day = $2) AS b"
+)
+# One seq range of that day: a forward read of the primary key (the heap in the order it
+# was written, not one random page per row), sorted by site in memory so that each site's
+# events arrive together (applying them site by site is much kinder to the CPU caches than
+# in global order). `data` comes as text, and only for the types whose handler reads it.
+_DAY_RANGE = (
+    "SELECT e.seq, e.site_id, e.type, e.ts, e.ticket_id, e.counter_id, e.service, e.segment,"
+    " CASE WHEN e.type = ANY($5::text[]) THEN e.data::text END"
+    " FROM ticket_events e"
+    " WHERE e.seq >= $1 AND e.seq < $2 AND e.service_day = $3 AND e.site_id = ANY($4::text[])"
+    " ORDER BY e.site_id, e.seq"
+)
+# The sort of one range fits in memory; replay runs next to this process, on one core.
+_RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0"
+
+
 def _event_from_row(row: asyncpg.Record) -> Event:
     seq, site, day, type_, ts, ticket_id, counter_id, service, segment, data = row
-    return Event(
-        type=type_,
-        site=site,
-        ts=ts,
-        day=day,
-        ticket_id=ticket_id,
-        counter_id=counter_id,
-        service=service,
-        segment=segment,
-        data=data,
-        seq=seq,
-    )
+    return Event(type_, site, ts, day, ticket_id, counter_id, service, segment, data, seq)
+
+
+def _replay_events(rows: list[asyncpg.Record], day: date) -> list[Event]:
+    """Events of `_DAY_RANGE` rows (built positionally: a million of them at start-up)."""
+    loads, no_data, event = json.loads, _NO_DATA, Event
+    return [
+        event(t, s, ts, day, tid, cid, svc, sg, no_data if d is None else loads(d), q)
+        for q, s, t, ts, tid, cid, svc, sg, d in rows
+    ]
 
 
 class EventStore:
@@ -134,7 +164,8 @@ class EventStore:
             if answers:
                 await conn.executemany(
                     "INSERT INTO idempotency_keys (site_id, key, request_hash, status,"
-                    " response, last_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    " response, last_seq, created_at)"
+                    " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7)"
                     " ON CONFLICT (site_id, key) DO NOTHING",
                     [
                         (
@@ -142,7 +173,7 @@ class EventStore:
                             a.key,
                             a.request_hash,
                             a.status,
-                            a.response,
+                            a.response,  # JSON text, cast to jsonb by the statement
                             a.last_seq,
                             a.created_at,
                         )
@@ -168,6 +199,79 @@ class EventStore:
             )
         return [_event_from_row(r) for r in rows]
 
+    async def read_days(
+        self,
+        days: Mapping[str, date],
+        *,
+        chunk: int = REPLAY_CHUNK,
+        batch: int = REPLAY_BATCH,
+    ) -> AsyncIterator[list[Event]]:
+        """Every event of each site's given day, in lists of up to `batch` events.
+
+        Each site's events come in seq order; events of different sites are not ordered
+        (a seq range of `chunk` is read sorted by site, and the ranges follow in seq order).
+        For start-up replay only: the events carry `data` only for the types in
+        `DATA_READ_BY` (empty otherwise), so they must not be published or stored again.
+        Two ranges are read at once through cursors, each a few batches ahead, so
+        PostgreSQL reads and sorts while this process decodes and applies, and only a few
+        batches are ever held in memory.
+        """
+        by_day: dict[date, list[str]] = {}
+        for site_id, day in days.items():
+            by_day.setdefault(day, []).append(site_id)
+        for day, sites in sorted(by_day.items()):
+            async with self.pool.acquire() as conn:
+                bounds = await conn.fetchrow(_DAY_BOUNDS, sites, day)
+            assert bounds is not None  # an aggregate always has one row
+            lo, hi = bounds
+            if lo is None:
+                continue
+            open_ranges = asyncio.Semaphore(REPLAY_RANGES_OPEN)
+            queues: list[asyncio.Queue[list[Event] | BaseException | None]] = []
+            tasks = []
+            for first in range(lo, hi + 1, chunk):
+                queue: asyncio.Queue[list[Event] | BaseException | None] = asyncio.Queue(2)
+                queues.append(queue)
+                last = min(first + chunk, hi + 1)
+                tasks.append(
+                    asyncio.create_task(
+                        self._read_range(open_ranges, queue, first, last, day, sites, batch)
+                    )
+                )
+            try:
+                for queue in queues:
+                    while (item := await queue.get()) is not None:
+                        if isinstance(item, BaseException):
+                            raise item
+                        yield item
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read_range(
+        self,
+        open_ranges: asyncio.Semaphore,
+        queue: asyncio.Queue[list[Event] | BaseException | None],
+        first: int,
+        last: int,
+        day: date,
+        sites: list[str],
+        batch: int,
+    ) -> None:
+        try:
+            async with open_ranges, self.pool.acquire() as conn, conn.transaction(readonly=True):
+                await conn.execute(_RANGE_SETTINGS)
+                cursor = await conn.cursor(
+                    _DAY_RANGE, first, last, day, sites, sorted(DATA_READ_BY)
+                )
+                while rows := await cursor.fetch(batch):
+                    await queue.put(_replay_events(rows, day))
+        except Exception as exc:
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
     async def load_after(
         self, seq: int, site_ids: Iterable[str] | None = None, limit: int = 100_000
     ) -> list[Event]:
@@ -191,14 +295,50 @@ class EventStore:
         return [_event_from_row(r) for r in rows]
 
     async def load_answers(self, since: datetime, after_seq: int = 0) -> list[IdempotentAnswer]:
+        """Answers created since `since` with a seq above `after_seq` (reconciliation)."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT site_id, key, request_hash, status, response, last_seq, created_at"
-                " FROM idempotency_keys WHERE created_at >= $1 AND last_seq > $2",
+                "SELECT site_id, key, request_hash, status, response::text, last_seq, created_at"
+                " FROM idempotency_keys WHERE created_at >= $1 AND last_seq > $2"
+                " ORDER BY created_at",
                 since,
                 after_seq,
             )
         return [IdempotentAnswer(*r) for r in rows]
+
+    async def find_answer(self, site_id: str, key: str, since: datetime) -> IdempotentAnswer | None:
+        """The stored answer of one key, if it was created since `since` (primary key look-up)."""
+        try:
+            async with self.pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "SELECT site_id, key, request_hash, status, response::text, last_seq,"
+                    " created_at FROM idempotency_keys"
+                    " WHERE site_id = $1 AND key = $2 AND created_at >= $3",
+                    site_id,
+                    key,
+                    since,
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        return None if row is None else IdempotentAnswer(*row)
+
+    async def answer_keys(self, since: datetime, bucket_seconds: int) -> dict[int, list[str]]:
+        """The keys (not the answers) stored since `since`, as "site_id<US>key" strings by
+        time bucket (`created_at` in seconds // bucket_seconds).
+
+        One row per bucket with the keys joined by a record separator: splitting one long
+        text is far cheaper than decoding a row per key. Keys are printable, so they
+        contain neither separator.
+        """
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT floor(extract(epoch FROM created_at) / $2)::bigint,"
+                " string_agg(site_id || E'\\x1f' || key, E'\\x1e')"
+                " FROM idempotency_keys WHERE created_at >= $1 GROUP BY 1",
+                since,
+                bucket_seconds,
+            )
+        return {bucket: text.split("\x1e") for bucket, text in rows}
 
     async def forget_answers(self, before: datetime) -> int:
         """Delete idempotent answers older than `before` (retries come within seconds)."""
