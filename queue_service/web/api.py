@@ -83,6 +83,8 @@ def idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str | None,
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
             code="invalid_idempotency_key",
         )
+    if key is None:
+        return None, ""  # nothing to compare a retry with
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
     return key, digest
