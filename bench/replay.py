@@ -163,8 +163,13 @@ def _stage_table(r: dict[str, Any], sites: int) -> None:
     print("  alternative fetches of the same rows (decode included):")
     if "read_days_s" in r:
         print(
-            f"    {'EventStore.read_days, as Engine.start reads now (Events built)':66s} "
+            f"    {'EventStore.read_days, as Engine.start reads now (rows, no Events)':66s} "
             f"{r['read_days_s']:7.2f} s"
+        )
+    if "replay_rows_s" in r:
+        print(
+            f"    {'   then SiteState.replay_rows of those rows (the apply of start)':66s} "
+            f"{r['replay_rows_s']:7.2f} s"
         )
     print(
         f"    {'one query for every site (WHERE service_day = $1 ORDER BY site_id, seq)':66s} "

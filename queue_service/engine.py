@@ -20,6 +20,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from queue_service.config import AppConfig
@@ -46,6 +49,7 @@ KEY_BUCKET_SECONDS = 4 * 3600
 # A replay this large ends with gc.freeze(): the replayed state is long-lived, and a full
 # collection traversing it (≈0.4 s for a million events) would pause live requests.
 FREEZE_AFTER_EVENTS = 50_000
+_ROW_SITE = itemgetter(1)  # the site of a replay row (EventStore.REPLAY_ROW)
 
 
 class IdempotencyKeyReused(errors.Conflict):
@@ -173,10 +177,10 @@ class Engine:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            async for events in self.store.read_days(days):
-                for event in events:
-                    states[event.site].apply(event)
-                count += len(events)
+            async for rows in self.store.read_days(days):
+                # Each site's rows are contiguous in a batch: apply them as one run.
+                for site_id, run in groupby(rows, _ROW_SITE):
+                    count += states[site_id].replay_rows(run)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -260,9 +264,16 @@ class Engine:
         now = self.clock.now()
         working = self._working(site_id)
         today = working.site.service_day(now)
-        if working.day != today:
+        if working.day is None or today > working.day:
             working.roll_to(today)
             self.site_state(site_id)
+        elif today < working.day:
+            # The wall clock stepped back across midnight: the day never rolls back (that
+            # would wipe today's tickets). Decide at the latest time this day has seen, so
+            # the events belong to it and the site's history never runs backwards.
+            now = working.last_ts or datetime.combine(
+                working.day, day_time(), tzinfo=working.site.timezone
+            ).astimezone(UTC)
         events = decide(working, now)
         numbered = []
         for event in events:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import asyncpg
 from aiohttp.test_utils import TestClient
 
 from queue_service.domain.clock import ManualClock
 from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW
+from queue_service.settings import Settings
+from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
-from tests.conftest import KIOSK, SITE
+from tests.conftest import ADMIN, KIOSK, SITE, one_queue_hall
 
 
 async def issue(client: TestClient, key: str) -> dict[str, str]:
@@ -31,9 +38,14 @@ async def test_answers_are_forgotten_after_the_window(
     await issue(client, "new-key")
     assert (SITE, "old-key") not in engine.answers
     assert (SITE, "new-key") in engine.answers
+    # The stored answers are pruned by the writer right after it answers: wait for it.
     conn = await asyncpg.connect(database_url)
     try:
-        keys = {r["key"] for r in await conn.fetch("SELECT key FROM idempotency_keys")}
+        for _ in range(50):
+            keys = {r["key"] for r in await conn.fetch("SELECT key FROM idempotency_keys")}
+            if keys == {"new-key"}:
+                break
+            await asyncio.sleep(0.05)
     finally:
         await conn.close()
     assert keys == {"new-key"}
@@ -60,3 +72,32 @@ async def test_an_answer_out_of_memory_is_fetched_from_the_database(
     )
     assert resp.status == 409
     assert (await resp.json())["code"] == "idempotency_key_reused"
+
+
+async def test_a_clock_stepped_back_across_midnight_never_rolls_the_day_back(
+    settings: Settings, clock: ManualClock, aiohttp_client: Any
+) -> None:
+    client = await aiohttp_client(create_app(settings, one_queue_hall(counters=1), clock))
+    engine = client.app[ENGINE]
+
+    async def issue_q() -> dict[str, str]:
+        resp = await client.post("/api/v1/sites/hall/tickets", json={"service": "Q"}, headers=ADMIN)
+        assert resp.status == 201, await resp.text()
+        return await resp.json()  # type: ignore[no-any-return]
+
+    # Tuesday 24 November, 00:00:01 WITA (UTC+8).
+    clock.set(datetime(2026, 11, 24, 0, 0, 1, tzinfo=ZoneInfo("Asia/Makassar")))
+    first = await issue_q()
+    clock.advance(-2)  # back to Monday 23:59:59 WITA
+    second = await issue_q()
+    assert (first["number"], second["number"]) == ("Q001", "Q002")
+    for state in (engine.site_state("hall"), engine._working("hall")):
+        assert state.day == date(2026, 11, 24)
+        assert {first["id"], second["id"]} <= set(state.tickets)
+    tickets = engine.site_state("hall").tickets
+    # The site's history does not run backwards either.
+    assert tickets[second["id"]].issued_at >= tickets[first["id"]].issued_at
+    # Once the clock is past midnight again, the day goes on.
+    clock.advance(5)
+    assert (await issue_q())["number"] == "Q003"
+    assert engine.site_state("hall").day == date(2026, 11, 24)

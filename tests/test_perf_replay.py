@@ -1,30 +1,48 @@
 """Start-up replay's fast path rebuilds exactly the state of applying every event in order.
 
-Replay reads the day in seq ranges sorted by site, decodes `data` only for the event types
-whose handler reads it (`DATA_READ_BY`) and builds no working copies; these tests hold it to
-the plain path: apply each site's stored events, in seq order, with their full data.
+Replay reads the day in seq ranges sorted by site, with only the data fields its handlers
+read extracted in SQL, applies the rows without building `Event`s (`SiteState.replay_rows`)
+and builds no working copies; these tests hold it to the plain path: apply each site's
+stored events, in seq order, with their full data, through `SiteState.apply`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from itertools import groupby
 from typing import Any
 
+import pytest
+
 from bench.dayload import REPLAY_AT, replay_config, simulate_site
+from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
-from queue_service.domain.state import DATA_READ_BY, SiteState
+from queue_service.domain.state import DATA_READ_BY, ReplayError, SiteState
+from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.engine import Engine
 from queue_service.store.db import create_pool
-from queue_service.store.event_store import EventStore
+from queue_service.store.event_store import REPLAY_ROW, EventStore
 from queue_service.store.migrate import migrate
 
 
 def summary(state: SiteState) -> dict[str, Any]:
+    totals = state.totals
     return {
         "day": state.day,
         "last_seq": state.last_seq,
+        "last_ts": state.last_ts,
+        "totals": None
+        if totals is None
+        else {
+            name: (
+                {k: (h.counts, h.sum, h.count) for k, h in value.items()}
+                if name in ("wait", "walk", "service")
+                else value
+            )
+            for name, value in vars(totals).items()
+        },
         "tickets": dict(state.tickets),
         "counters": dict(state.counters),
         "queues": {
@@ -53,6 +71,77 @@ def day_of(sites: int, tickets: int) -> tuple[Any, list[Event]]:
     return config, [dataclasses.replace(e, seq=i + 1) for i, e in enumerate(merged)]
 
 
+def with_totals(config: Any, day: Any) -> dict[str, SiteState]:
+    """Fresh states of every site, with totals as the engine keeps them."""
+    bounds = wait_bounds(
+        svc.target_wait_seconds for site in config.sites.values() for svc in site.services.values()
+    )
+    return {
+        s: SiteState(site, day, SiteTotals(site.services, site.counters, bounds))
+        for s, site in config.sites.items()
+    }
+
+
+_ROW_TEXT = {
+    ev.TICKET_ISSUED: "number",
+    ev.TICKET_FINISHED: "outcome",
+    ev.TICKET_TRANSFERRED: "to_service",
+    ev.COUNTER_PAUSED: "reason",
+}
+
+
+_NO_COUNTER = {ev.TICKET_ISSUED, ev.TICKET_RECALLED, ev.TICKET_STARTED, ev.TICKET_CANCELLED}
+
+
+def row_of(e: Event) -> tuple[Any, ...]:
+    """The `_DAY_RANGE` row of an event (what its SQL extracts from the stored data)."""
+    issued = e.type == ev.TICKET_ISSUED
+    d = e.data
+    text = _ROW_TEXT.get(e.type)
+    return (
+        e.seq,
+        e.site,
+        e.type,
+        e.ts,
+        e.ticket_id,
+        None if e.type in _NO_COUNTER else e.counter_id,
+        e.service if issued else None,
+        None if text is None else d.get(text),
+        d["seq"] if issued else None,
+        d.get("priority") if issued else None,
+        d.get("source", "kiosk") if issued else None,
+    )
+
+
+def test_replaying_rows_builds_the_state_of_applying_events() -> None:
+    config, events = day_of(3, 200)
+    day = events[0].day
+    assert {e.type for e in events} >= set(_ROW_TEXT) | {ev.TICKET_RECALLED}
+    applied, replayed = with_totals(config, day), with_totals(config, day)
+    for e in events:
+        applied[e.site].apply(e)
+    # Runs of varying length per site, as batches cut them.
+    by_site = {s: [row_of(e) for e in events if e.site == s] for s in config.sites}
+    for s, rows in by_site.items():
+        for i in range(0, len(rows), 37):
+            assert replayed[s].replay_rows(iter(rows[i : i + 37])) == len(rows[i : i + 37])
+    assert len(REPLAY_ROW) == len(row_of(events[0]))
+    for s in config.sites:
+        assert summary(replayed[s]) == summary(applied[s])
+        assert summary(replayed[s].clone()) == summary(applied[s].clone())
+
+
+def test_replaying_rows_rejects_what_apply_rejects() -> None:
+    config, events = day_of(1, 20)
+    site = next(iter(config.sites))
+    state = SiteState(config.sites[site], events[0].day)
+    bad = row_of(next(e for e in events if e.type == ev.TICKET_CALLED))
+    with pytest.raises(ReplayError, match="unknown ticket"):
+        state.replay_rows([bad])
+    with pytest.raises(ReplayError, match="unknown event type"):
+        state.replay_rows([(1, site, "ticket_teleported", *bad[3:])])
+
+
 def test_replay_needs_data_only_of_the_types_that_read_it() -> None:
     config, events = day_of(2, 150)
     full = {s: SiteState(site, events[0].day) for s, site in config.sites.items()}
@@ -75,7 +164,7 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
         if e.site == first
     ][:40]
     events = [dataclasses.replace(e, seq=i + 1) for i, e in enumerate(yesterday + today)]
-    expected = {s: SiteState(site, today[0].day) for s, site in config.sites.items()}
+    expected = with_totals(config, today[0].day)
     for e in events:
         if e.day == today[0].day:
             expected[e.site].apply(e)
@@ -90,13 +179,15 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
 
         # Small ranges and batches: many of each, and ranges that cut sites' runs.
         days = dict.fromkeys(config.sites, today[0].day)
-        got = {s: SiteState(site, today[0].day) for s, site in config.sites.items()}
+        got = with_totals(config, today[0].day)
         per_site: dict[str, list[int]] = {s: [] for s in config.sites}
         async for batch in store.read_days(days, chunk=97, batch=13):
             assert 0 < len(batch) <= 13
-            for e in batch:
-                per_site[e.site].append(e.seq)
-                got[e.site].apply(e)
+            assert all(len(row) == len(REPLAY_ROW) for row in batch)
+            for site_id, run in groupby(batch, lambda row: row[1]):
+                rows = list(run)
+                per_site[site_id].extend(row[0] for row in rows)
+                assert got[site_id].replay_rows(rows) == len(rows)
         for s in config.sites:
             assert per_site[s] == [e.seq for e in events if e.site == s and e.day == days[s]]
             assert summary(got[s]) == summary(expected[s])
@@ -108,7 +199,7 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
             assert engine.working == {}  # copies are made on a site's first command
             for s in config.sites:
                 assert summary(engine.committed[s]) == summary(expected[s])
-                assert summary(engine._working(s)) == summary(expected[s])
+                assert summary(engine._working(s)) == summary(expected[s].clone())
         finally:
             await engine.stop()
             await store.close()

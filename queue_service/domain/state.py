@@ -6,11 +6,13 @@ start-up replays a whole day of every site through it.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from operator import attrgetter
 from sys import intern
+from typing import Any
 
 from queue_service.config import Service, Site
 from queue_service.domain import events as ev
@@ -25,6 +27,10 @@ WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED = (
     "no_show",
     "cancelled",
 )
+# A stored event as start-up replay reads it: an asyncpg Record (or any tuple) laid out as
+# `event_store.REPLAY_ROW` says, indexed by position.
+ReplayRow = Any
+
 HELD_STATES = frozenset({CALLED, SERVING})
 CLOSED_STATES = frozenset({DONE, NO_SHOW, CANCELLED})
 
@@ -197,8 +203,11 @@ class SiteState:
         }
 
     def roll_to(self, day: date) -> None:
-        """Start a fresh service day: numbering restarts, counters closed, queues empty."""
-        if self.day == day:
+        """Start a fresh service day: numbering restarts, counters closed, queues empty.
+
+        Only ever forward: a day before the current one (a wall clock stepped back across
+        midnight) leaves the state as it is, so today's tickets are never wiped."""
+        if self.day is not None and day <= self.day:
             return
         self.__init__(self.site, day, self.totals)  # type: ignore[misc]
 
@@ -246,6 +255,305 @@ class SiteState:
         for cid, c in self.counters.items():
             other.counters[cid] = CounterState(*_counter_fields(c))
         return other
+
+    # -- start-up replay fast path -------------------------------------------------------
+
+    def replay_rows(self, rows: Iterable[ReplayRow]) -> int:
+        """Apply stored events of this state's day given as rows (start-up replay only).
+
+        A row is `(seq, site, type, ts, ticket_id, counter_id, service, text, number_seq,
+        priority, source)` (see `REPLAY_ROW` in the store): `text` is the one data field the
+        type's handler reads (the ticket number of an issue, the outcome of a finish, the
+        target service of a transfer, the reason of a pause); the last three are read by
+        issues only; `counter_id` and `service` may be None where the handler does not read
+        them. Rows must be of `self.day`, in seq order. The result is exactly the
+        state `apply` builds from the same events (tests/test_perf_replay.py holds it to
+        that), reached without building an `Event` or decoding JSON: the handlers are
+        closures over this state's dicts, with the totals' histograms observed inline.
+        Returns the number of rows applied.
+        """
+        tickets, queues, counters = self.tickets, self.queues, self.counters
+        totals = self.totals
+        targets = {code: q.service.target_wait_seconds for code, q in queues.items()}
+        if totals is not None:
+            t_issued, t_called, t_within = totals.issued, totals.called, totals.called_within
+            t_recalled, t_closed = totals.recalled, totals.closed
+            t_wait, t_walk, t_service = totals.wait, totals.walk, totals.service
+            t_counter_served, t_counter_busy = totals.counter_served, totals.counter_busy
+        version = 0  # added to totals.version at the end (the same sum `apply` reaches)
+
+        # The look-ups of `_ticket` and `_counter` are written out in each handler below
+        # (a call per event less); these make their errors.
+        def unknown_ticket(r: ReplayRow) -> ReplayError:
+            return ReplayError(f"event {r[0]} names unknown ticket")
+
+        def unknown_counter(r: ReplayRow) -> ReplayError:
+            return ReplayError(f"event {r[0]} names unknown counter")
+
+        def issued(r: ReplayRow) -> None:
+            nonlocal version
+            ts, tid, svc, prio = r[3], r[4], r[6], r[9]
+            q = queues[svc]
+            n = r[8]
+            if prio is not None:
+                prio = intern(prio)
+            t = Ticket(
+                tid, q.service.code, r[7], n, prio, intern(r[10]), ts, ts, ts,
+                WAITING, 0, None, None, 0, None, None, None, None, None, ts,
+            )  # fmt: skip
+            tickets[tid] = t
+            if prio is not None:
+                q.priority[tid] = t
+            else:
+                q.regular[tid] = t
+            if n > q.issued:
+                q.issued = n
+            if totals is not None:
+                version += 1
+                t_issued[svc] += 1
+
+        def called(r: ReplayRow) -> None:
+            nonlocal version
+            try:
+                t = tickets[r[4]]
+            except KeyError:
+                raise unknown_ticket(r) from None
+            t.last_ts = r[3]
+            try:
+                c = counters[r[5]]
+            except KeyError:
+                raise unknown_counter(r) from None
+            ts, svc, tid = r[3], t.service, t.id
+            q = queues[svc]
+            q.priority.pop(tid, None)
+            q.regular.pop(tid, None)
+            t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
+            t.first_called_at = t.last_called_at = ts
+            q.called += 1
+            wait = (ts - t.enqueued_at).total_seconds()
+            within = wait <= targets[svc]
+            if within:
+                q.called_within += 1
+            if totals is not None:
+                version += 1
+                t_called[svc] += 1
+                t_within[svc] += within
+                h = t_wait[svc]
+                h.counts[bisect_left(h.bounds, wait)] += 1
+                h.sum += wait
+                h.count += 1
+            q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
+            c.ticket_id = tid
+            c.idle_since = None
+
+        def recalled(r: ReplayRow) -> None:
+            nonlocal version
+            try:
+                t = tickets[r[4]]
+            except KeyError:
+                raise unknown_ticket(r) from None
+            t.last_ts = r[3]
+            t.calls += 1
+            t.last_called_at = r[3]
+            if totals is not None:
+                version += 1
+                t_recalled[t.service] += 1
+
+        def started(r: ReplayRow) -> None:
+            nonlocal version
+            try:
+                t = tickets[r[4]]
+            except KeyError:
+                raise unknown_ticket(r) from None
+            t.last_ts = r[3]
+            ts = r[3]
+            t.state = SERVING
+            t.started_at = ts
+            if totals is not None and t.last_called_at is not None:
+                version += 1
+                walk = (ts - t.last_called_at).total_seconds()
+                h = t_walk[t.service]
+                h.counts[bisect_left(h.bounds, walk)] += 1
+                h.sum += walk
+                h.count += 1
+
+        def release(t: Ticket, r: ReplayRow, served: bool) -> None:
+            nonlocal version
+            try:
+                c = counters[r[5]]
+            except KeyError:
+                raise unknown_counter(r) from None
+            ts = r[3]
+            if served:
+                begin = t.started_at or t.last_called_at
+                assert begin is not None
+                seconds = (ts - begin).total_seconds()
+                svc = t.service
+                q = queues[svc]
+                q.finished += 1
+                q.service_seconds += seconds
+                c.served += 1
+                c.busy_seconds += seconds
+                if totals is not None:
+                    version += 1
+                    h = t_service[svc]
+                    h.counts[bisect_left(h.bounds, seconds)] += 1
+                    h.sum += seconds
+                    h.count += 1
+                    if t.started_at is None:  # the counter did not use "start": no walk
+                        h = t_walk[svc]
+                        h.counts[bisect_left(h.bounds, 0.0)] += 1
+                        h.sum += 0.0
+                        h.count += 1
+                    t_counter_served[c.id] += 1
+                    t_counter_busy[c.id] += seconds
+            c.ticket_id = None
+            c.idle_since = ts if c.state == COUNTER_OPEN else None
+
+        def finished(r: ReplayRow) -> None:  # `release(t, r, True)` written out
+            nonlocal version
+            try:
+                t = tickets[r[4]]
+            except KeyError:
+                raise unknown_ticket(r) from None
+            ts = t.last_ts = r[3]
+            try:
+                c = counters[r[5]]
+            except KeyError:
+                raise unknown_counter(r) from None
+            started_at = t.started_at
+            begin = started_at or t.last_called_at
+            assert begin is not None
+            seconds = (ts - begin).total_seconds()
+            svc = t.service
+            q = queues[svc]
+            q.finished += 1
+            q.service_seconds += seconds
+            c.served += 1
+            c.busy_seconds += seconds
+            outcome = intern(r[7])
+            if totals is not None:
+                version += 2
+                h = t_service[svc]
+                h.counts[bisect_left(h.bounds, seconds)] += 1
+                h.sum += seconds
+                h.count += 1
+                if started_at is None:  # the counter did not use "start": no walk
+                    h = t_walk[svc]
+                    h.counts[bisect_left(h.bounds, 0.0)] += 1
+                    h.sum += 0.0
+                    h.count += 1
+                cid = c.id
+                t_counter_served[cid] += 1
+                t_counter_busy[cid] += seconds
+                t_closed[(svc, outcome or "served")] += 1
+            c.ticket_id = None
+            c.idle_since = ts if c.state == COUNTER_OPEN else None
+            t.state, t.outcome, t.finished_at, t.counter = DONE, outcome, ts, None
+
+        def no_show(r: ReplayRow) -> None:
+            nonlocal version
+            try:
+                t = tickets[r[4]]
+            except KeyError:
+                raise unknown_ticket(r) from None
+            t.last_ts = r[3]
+            release(t, r, False)
+            queues[t.service].no_shows += 1
+            if totals is not None:
+                version += 1
+                t_closed[(t.service, "no_show")] += 1
+            t.state, t.outcome, t.finished_at, t.counter = NO_SHOW, "no_show", r[3], None
+
+        def transferred(r: ReplayRow) -> None:
+            nonlocal version
+            try:
+                t = tickets[r[4]]
+            except KeyError:
+                raise unknown_ticket(r) from None
+            t.last_ts = r[3]
+            release(t, r, True)
+            if totals is not None:
+                version += 1
+                t_closed[(t.service, "transferred")] += 1
+            to = queues[r[7]].service.code
+            t.service, t.segment = to, t.segment + 1
+            t.state, t.counter, t.calls = WAITING, None, 0
+            t.first_called_at = t.last_called_at = t.started_at = None
+            t.enqueued_at = r[3]
+            t.queue_key = t.issued_at  # keeps its place by original issue time
+            queues[to].add(t)
+
+        def cancelled(r: ReplayRow) -> None:
+            nonlocal version
+            try:
+                t = tickets[r[4]]
+            except KeyError:
+                raise unknown_ticket(r) from None
+            t.last_ts = r[3]
+            q = queues[t.service]
+            q.priority.pop(t.id, None)
+            q.regular.pop(t.id, None)
+            q.cancelled += 1
+            if totals is not None:
+                version += 1
+                t_closed[(t.service, "cancelled")] += 1
+            t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", r[3]
+
+        def counter_opened(r: ReplayRow) -> None:
+            try:
+                c = counters[r[5]]
+            except KeyError:
+                raise unknown_counter(r) from None
+            ts = r[3]
+            c.state, c.reason, c.since = COUNTER_OPEN, None, ts
+            c.idle_since = ts if c.ticket_id is None else None
+
+        def counter_paused(r: ReplayRow) -> None:
+            try:
+                c = counters[r[5]]
+            except KeyError:
+                raise unknown_counter(r) from None
+            c.state, c.reason, c.since, c.idle_since = COUNTER_PAUSED, r[7], r[3], None
+
+        def counter_closed(r: ReplayRow) -> None:
+            try:
+                c = counters[r[5]]
+            except KeyError:
+                raise unknown_counter(r) from None
+            c.state, c.reason, c.since, c.idle_since = COUNTER_CLOSED, None, r[3], None
+
+        handlers: dict[str, Callable[[ReplayRow], None]] = {
+            ev.TICKET_ISSUED: issued,
+            ev.TICKET_CALLED: called,
+            ev.TICKET_RECALLED: recalled,
+            ev.TICKET_STARTED: started,
+            ev.TICKET_FINISHED: finished,
+            ev.TICKET_NO_SHOW: no_show,
+            ev.TICKET_TRANSFERRED: transferred,
+            ev.TICKET_CANCELLED: cancelled,
+            ev.COUNTER_OPENED: counter_opened,
+            ev.COUNTER_PAUSED: counter_paused,
+            ev.COUNTER_CLOSED: counter_closed,
+        }
+        n = 0
+        last: ReplayRow | None = None
+        try:
+            for last in rows:
+                try:
+                    handler = handlers[last[2]]
+                except KeyError:
+                    raise ReplayError(f"unknown event type {last[2]!r}") from None
+                handler(last)
+                n += 1
+        finally:
+            if totals is not None:
+                totals.version += version
+        if last is not None:
+            self.last_ts = last[3]
+            if last[0]:
+                self.last_seq = last[0]
+        return n
 
     # -- queries -----------------------------------------------------------------------
 

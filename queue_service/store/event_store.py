@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from types import MappingProxyType
 from typing import Any
 
 import asyncpg
 
 from queue_service.domain.events import Event
-from queue_service.domain.state import DATA_READ_BY
 from queue_service.store.db import connect
 
 log = logging.getLogger(__name__)
@@ -51,7 +48,6 @@ class IdempotentAnswer:
 REPLAY_CHUNK = 200_000
 REPLAY_RANGES_OPEN = 2
 REPLAY_BATCH = 20_000
-_NO_DATA: Mapping[str, Any] = MappingProxyType({})
 
 # The first and last seq of one day of the given sites, from the (site_id, service_day,
 # seq) index: two index probes per site, no scan.
@@ -63,13 +59,39 @@ _DAY_BOUNDS = (
 # One seq range of that day: a forward read of the primary key (the heap in the order it
 # was written, not one random page per row), sorted by site in memory so that each site's
 # events arrive together (applying them site by site is much kinder to the CPU caches than
-# in global order). `data` comes as text, and only for the types whose handler reads it.
+# in global order; the "C" collation makes that sort bytewise, and the order of the sites
+# does not matter). No JSON reaches Python: the few data fields replay reads are extracted
+# here, as `SiteState.replay_rows` takes them (see REPLAY_ROW), and the counter and service
+# only of the types whose handler reads them (fewer strings to decode).
 _DAY_RANGE = (
-    "SELECT e.seq, e.site_id, e.type, e.ts, e.ticket_id, e.counter_id, e.service, e.segment,"
-    " CASE WHEN e.type = ANY($5::text[]) THEN e.data::text END"
+    "SELECT e.seq, e.site_id, e.type, e.ts, e.ticket_id,"
+    " CASE WHEN e.type NOT IN ('ticket_issued', 'ticket_recalled', 'ticket_started',"
+    "  'ticket_cancelled') THEN e.counter_id END,"
+    " CASE WHEN e.type = 'ticket_issued' THEN e.service END,"
+    " CASE e.type WHEN 'ticket_issued' THEN e.data->>'number'"
+    "  WHEN 'ticket_finished' THEN e.data->>'outcome'"
+    "  WHEN 'ticket_transferred' THEN e.data->>'to_service'"
+    "  WHEN 'counter_paused' THEN e.data->>'reason' END,"
+    " CASE WHEN e.type = 'ticket_issued' THEN (e.data->>'seq')::int END,"
+    " CASE WHEN e.type = 'ticket_issued' THEN e.data->>'priority' END,"
+    " CASE WHEN e.type = 'ticket_issued' THEN coalesce(e.data->>'source', 'kiosk') END"
     " FROM ticket_events e"
     " WHERE e.seq >= $1 AND e.seq < $2 AND e.service_day = $3 AND e.site_id = ANY($4::text[])"
-    " ORDER BY e.site_id, e.seq"
+    ' ORDER BY e.site_id COLLATE "C", e.seq'
+)
+# The columns of a `_DAY_RANGE` row, for readers (the row itself is an asyncpg Record).
+REPLAY_ROW = (
+    "seq",
+    "site",
+    "type",
+    "ts",
+    "ticket_id",
+    "counter_id",  # NULL for issued, recalled, started, cancelled (their handlers skip it)
+    "service",  # issued only (other handlers take the ticket's service)
+    "text",  # number (issued), outcome (finished), to_service (transferred), reason (paused)
+    "number_seq",  # issued: the ticket's number sequence in its service
+    "priority",  # issued
+    "source",  # issued ("kiosk" when not stored, as the handler defaults)
 )
 # The sort of one range fits in memory; replay runs next to this process, on one core.
 _RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0"
@@ -78,15 +100,6 @@ _RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_p
 def _event_from_row(row: asyncpg.Record) -> Event:
     seq, site, day, type_, ts, ticket_id, counter_id, service, segment, data = row
     return Event(type_, site, ts, day, ticket_id, counter_id, service, segment, data, seq)
-
-
-def _replay_events(rows: list[asyncpg.Record], day: date) -> list[Event]:
-    """Events of `_DAY_RANGE` rows (built positionally: a million of them at start-up)."""
-    loads, no_data, event = json.loads, _NO_DATA, Event
-    return [
-        event(t, s, ts, day, tid, cid, svc, sg, no_data if d is None else loads(d), q)
-        for q, s, t, ts, tid, cid, svc, sg, d in rows
-    ]
 
 
 class EventStore:
@@ -205,13 +218,14 @@ class EventStore:
         *,
         chunk: int = REPLAY_CHUNK,
         batch: int = REPLAY_BATCH,
-    ) -> AsyncIterator[list[Event]]:
-        """Every event of each site's given day, in lists of up to `batch` events.
+    ) -> AsyncIterator[list[asyncpg.Record]]:
+        """Every event of each site's given day as `_DAY_RANGE` rows (see REPLAY_ROW), in
+        lists of up to `batch` rows.
 
-        Each site's events come in seq order; events of different sites are not ordered
-        (a seq range of `chunk` is read sorted by site, and the ranges follow in seq order).
-        For start-up replay only: the events carry `data` only for the types in
-        `DATA_READ_BY` (empty otherwise), so they must not be published or stored again.
+        Each site's rows come in seq order, and within a list each site's rows are
+        contiguous (a seq range of `chunk` is read sorted by site, and the ranges follow in
+        seq order); rows of different sites are not ordered. For start-up replay only
+        (`SiteState.replay_rows`): a row carries only the data fields replay reads.
         Two ranges are read at once through cursors, each a few batches ahead, so
         PostgreSQL reads and sorts while this process decodes and applies, and only a few
         batches are ever held in memory.
@@ -227,10 +241,10 @@ class EventStore:
             if lo is None:
                 continue
             open_ranges = asyncio.Semaphore(REPLAY_RANGES_OPEN)
-            queues: list[asyncio.Queue[list[Event] | BaseException | None]] = []
+            queues: list[asyncio.Queue[list[asyncpg.Record] | BaseException | None]] = []
             tasks = []
             for first in range(lo, hi + 1, chunk):
-                queue: asyncio.Queue[list[Event] | BaseException | None] = asyncio.Queue(2)
+                queue: asyncio.Queue[list[asyncpg.Record] | BaseException | None] = asyncio.Queue(2)
                 queues.append(queue)
                 last = min(first + chunk, hi + 1)
                 tasks.append(
@@ -252,7 +266,7 @@ class EventStore:
     async def _read_range(
         self,
         open_ranges: asyncio.Semaphore,
-        queue: asyncio.Queue[list[Event] | BaseException | None],
+        queue: asyncio.Queue[list[asyncpg.Record] | BaseException | None],
         first: int,
         last: int,
         day: date,
@@ -262,11 +276,9 @@ class EventStore:
         try:
             async with open_ranges, self.pool.acquire() as conn, conn.transaction(readonly=True):
                 await conn.execute(_RANGE_SETTINGS)
-                cursor = await conn.cursor(
-                    _DAY_RANGE, first, last, day, sites, sorted(DATA_READ_BY)
-                )
+                cursor = await conn.cursor(_DAY_RANGE, first, last, day, sites)
                 while rows := await cursor.fetch(batch):
-                    await queue.put(_replay_events(rows, day))
+                    await queue.put(rows)
         except Exception as exc:
             await queue.put(exc)
             return
