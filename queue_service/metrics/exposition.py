@@ -108,6 +108,7 @@ class Exposition:
             self._ctr_labels[site_id] = {
                 cid: f'site="{escape(site_id)}",counter="{escape(cid)}"' for cid in site.counters
             }
+        self._les: dict[tuple[float, ...], list[str]] = {}
         self._last_yield = 0.0
 
     async def _maybe_yield(self) -> None:
@@ -172,10 +173,25 @@ class Exposition:
         labels = self._svc_labels[site_id]
         for service, h in hists.items():
             lbl = labels[service]
-            for bound, count in zip(h.bounds, h.cumulative(), strict=False):
-                yield f'{name}_bucket{{{lbl},le="{_le(bound)}"}} {count}\n'
-            yield f'{name}_bucket{{{lbl},le="+Inf"}} {h.count}\n'
+            # One prefix per series and the le strings formatted once per bucket layout:
+            # the first render after start formats hundreds of thousands of these lines.
+            prefix = f"{name}_bucket{{{lbl},le="
+            les = self._le_strings(h.bounds)
+            running = 0
+            parts = []
+            for le, count in zip(les, h.counts, strict=False):
+                running += count
+                parts.append(f"{prefix}{le}}} {running}\n")
+            yield "".join(parts)
             yield f"{name}_sum{{{lbl}}} {fmt(h.sum)}\n{name}_count{{{lbl}}} {h.count}\n"
+
+    def _le_strings(self, bounds: tuple[float, ...]) -> list[str]:
+        """The quoted `le` values of a bucket layout, +Inf last (cached per layout)."""
+        cached = self._les.get(bounds)
+        if cached is None:
+            cached = [f'"{_le(b)}"' for b in bounds] + ['"+Inf"']
+            self._les[bounds] = cached
+        return cached
 
     # -- families from the cumulative totals (change only with events) -----------------
 
