@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ DLE, EOT = 0x10, 0x04
 CUT = bytes([0x1D, 0x56, 0x42, 0x00])
 
 
-class _Periodic:
+class _Periodic(abc.ABC):
     """A device's own timer task (heartbeats, re-sends), kept and cancelled on stop."""
 
     def __init__(self) -> None:
@@ -27,8 +28,9 @@ class _Periodic:
 
         self._task = asyncio.create_task(loop())
 
+    @abc.abstractmethod
     def _tick_now(self) -> None:
-        raise NotImplementedError
+        """One tick of the simulated device's own timer."""
 
     async def stop_timer(self) -> None:
         if self._task is not None:

@@ -9,6 +9,7 @@ a connection (`_session`) and with a good frame.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import hashlib
@@ -111,7 +112,7 @@ class DeviceHealth:
         return out
 
 
-class DeviceRunner:
+class DeviceRunner(abc.ABC):
     """The supervised loop shared by every kind of device."""
 
     kind = "device"
@@ -229,8 +230,9 @@ class DeviceRunner:
     def _lost(self) -> None:
         """The link went away: forget partial input."""
 
+    @abc.abstractmethod
     async def _session(self, link: Link) -> None:
-        raise NotImplementedError
+        """Talk to the device over an open link until it fails (each kind its own way)."""
 
     async def send(self, data: bytes) -> bool:
         """Write to the device if connected; a reply lost with the link is re-derived later."""
@@ -289,9 +291,9 @@ class FramedRunner(DeviceRunner):
             if not frames and loop.time() >= self._deadline:
                 raise LinkError(f"no valid frame for {self.device.silence_timeout:g} s")
 
+    @abc.abstractmethod
     async def handle(self, frame: Frame) -> bool:
         """Act on a frame; False when its contents are unusable (counted as bad)."""
-        raise NotImplementedError
 
 
 class DispenserRunner(FramedRunner):
