@@ -227,7 +227,7 @@ class DeviceRunner(abc.ABC):
         if changed:
             self.notify(self)
 
-    def _lost(self) -> None:
+    def _lost(self) -> None:  # noqa: B027 - an optional hook; most kinds keep nothing
         """The link went away: forget partial input."""
 
     @abc.abstractmethod
