@@ -410,46 +410,19 @@ class SiteState:
             c.ticket_id = None
             c.idle_since = ts if c.state == COUNTER_OPEN else None
 
-        def finished(r: ReplayRow) -> None:  # `release(t, r, True)` written out
+        def finished(r: ReplayRow) -> None:
             nonlocal version
             try:
                 t = tickets[r[4]]
             except KeyError:
                 raise unknown_ticket(r) from None
-            ts = t.last_ts = r[3]
-            try:
-                c = counters[r[5]]
-            except KeyError:
-                raise unknown_counter(r) from None
-            started_at = t.started_at
-            begin = started_at or t.last_called_at
-            assert begin is not None
-            seconds = (ts - begin).total_seconds()
-            svc = t.service
-            q = queues[svc]
-            q.finished += 1
-            q.service_seconds += seconds
-            c.served += 1
-            c.busy_seconds += seconds
+            t.last_ts = r[3]
+            release(t, r, True)
             outcome = intern(r[7])
             if totals is not None:
-                version += 2
-                h = t_service[svc]
-                h.counts[bisect_left(h.bounds, seconds)] += 1
-                h.sum += seconds
-                h.count += 1
-                if started_at is None:  # the counter did not use "start": no walk
-                    h = t_walk[svc]
-                    h.counts[bisect_left(h.bounds, 0.0)] += 1
-                    h.sum += 0.0
-                    h.count += 1
-                cid = c.id
-                t_counter_served[cid] += 1
-                t_counter_busy[cid] += seconds
-                t_closed[(svc, outcome or "served")] += 1
-            c.ticket_id = None
-            c.idle_since = ts if c.state == COUNTER_OPEN else None
-            t.state, t.outcome, t.finished_at, t.counter = DONE, outcome, ts, None
+                version += 1
+                t_closed[(t.service, outcome or "served")] += 1
+            t.state, t.outcome, t.finished_at, t.counter = DONE, outcome, r[3], None
 
         def no_show(r: ReplayRow) -> None:
             nonlocal version
