@@ -115,15 +115,8 @@ def _service_view(
     )
     oldest = min((t.enqueued_at for t in waiting), default=None)
     open_counters = len(state.open_counters(code))
-    local = state.site.local(now).time()
-    if not state.site.is_open(now):
-        accepting, reason = False, "closed"
-    elif svc.cutoff is not None and local >= svc.cutoff:
-        accepting, reason = False, "cutoff"
-    elif svc.daily_quota is not None and q.issued >= svc.daily_quota:
-        accepting, reason = False, "quota"
-    else:
-        accepting, reason = True, None
+    reason = state.not_accepting(code, now)
+    accepting = reason is None
     view: dict[str, Any] = {
         "code": code,
         "agency": svc.agency,

@@ -102,17 +102,17 @@ def issue(
         )
     if source not in SOURCES:
         raise errors.Invalid(f"source must be one of {', '.join(SOURCES)}", field="source")
-    if not site.is_open(now):
+    refused = state.not_accepting(service, now)
+    if refused == "closed":
         raise errors.SiteClosed(f"{site.name} is closed now", site=site.id)
-    local = site.local(now).time()
-    if svc.cutoff is not None and local >= svc.cutoff:
+    if refused == "cutoff":
         raise errors.CutoffPassed(
             f"tickets for {svc.name_id} are issued until {svc.cutoff:%H:%M}",
             service=service,
             cutoff=f"{svc.cutoff:%H:%M}",
         )
     q = state.queues[service]
-    if svc.daily_quota is not None and q.issued >= svc.daily_quota:
+    if refused == "quota":
         raise errors.QuotaReached(
             f"today's quota of {svc.daily_quota} tickets for {svc.name_id} is reached",
             service=service,

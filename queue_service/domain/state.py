@@ -538,6 +538,20 @@ class SiteState:
             return 0
         return self.queues[ticket.service].ahead_of(ticket)
 
+    def not_accepting(self, service: str, now: datetime) -> str | None:
+        """Why no ticket for `service` can be issued at `now` ("closed", "cutoff",
+        "quota"), or None when one can. The kiosk, the metrics and `issue` all ask here."""
+        site = self.site
+        if not site.is_open(now):
+            return "closed"
+        q = self.queues[service]
+        svc = q.service
+        if svc.cutoff is not None and site.local(now).time() >= svc.cutoff:
+            return "cutoff"
+        if svc.daily_quota is not None and q.issued >= svc.daily_quota:
+            return "quota"
+        return None
+
     def open_counters(self, service: str) -> list[CounterState]:
         return [
             c

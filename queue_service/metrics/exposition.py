@@ -307,7 +307,6 @@ class Exposition:
         """Gauges that move with the clock: recomputed every scrape."""
         site = state.site
         now = now_dt.timestamp()
-        local_time = site.local(now_dt).time()
         is_open = site.is_open(now_dt)
         svc_labels = self._svc_labels[site_id]
         lines: dict[str, list[str]] = {name: [] for name, _ in _TIME_GAUGES}
@@ -324,10 +323,7 @@ class Exposition:
                 over = sum(1 for start in starts if start < deadline)
             lines["qms_queue_oldest_wait_seconds"].append(f"{{{lbl}}} {fmt(oldest_wait)}\n")
             lines["qms_queue_waiting_over_target_tickets"].append(f"{{{lbl}}} {over}\n")
-            accepting = is_open and not (
-                (svc.cutoff is not None and local_time >= svc.cutoff)
-                or (svc.daily_quota is not None and q.issued >= svc.daily_quota)
-            )
+            accepting = state.not_accepting(code, now_dt) is None
             lines["qms_service_accepting"].append(f"{{{lbl}}} {int(accepting)}\n")
         site_lbl = f'site="{escape(site_id)}"'
         lines["qms_site_open"].append(f"{{{site_lbl}}} {int(is_open)}\n")
