@@ -239,6 +239,15 @@ class Engine:
             state.roll_to(today)
         return state
 
+    def ticket_site(self, ticket_id: str) -> SiteState:
+        """The committed state of the site holding today's ticket `ticket_id`."""
+        for site_id in self.config.sites:
+            state = self.site_state(site_id)
+            if ticket_id in state.tickets:
+                return state
+        # The id is a capability: never echo it whole.
+        raise errors.UnknownTicket("no such ticket today", ticket=ticket_id[:8] + "...")
+
     # -- commands ----------------------------------------------------------------------
 
     async def execute(
