@@ -1,0 +1,63 @@
+"""Fixtures of the fault suite: a PostgreSQL of the test's own (it gets stopped, filled up or
+restarted), the service as a real process on it, and a fresh artifacts/faults.txt per run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from queue_service.store.db import EmbeddedPostgres
+from tests.faults.harness import SUMMARY, write_hall
+from tests.test_durability import Service
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_summary() -> None:
+    SUMMARY.parent.mkdir(parents=True, exist_ok=True)
+    SUMMARY.write_text("")
+
+
+class OwnPostgres:
+    """An embedded PostgreSQL in the test's own directory: stopping it touches nobody else."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.server = EmbeddedPostgres(data_dir)
+        self.dsn = ""
+
+    async def start(self) -> str:
+        self.dsn = await asyncio.to_thread(self.server.start)
+        return self.dsn
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.server.stop)
+
+
+@pytest.fixture
+async def own_pg(tmp_path: Path) -> AsyncIterator[OwnPostgres]:
+    pg = OwnPostgres(tmp_path / "pg")
+    await pg.start()
+    try:
+        yield pg
+    finally:
+        await pg.stop()
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[list[Service]]:
+    """Services made by a test; each is stopped (SIGINT, then SIGKILL) at the end."""
+    made: list[Service] = []
+    yield made
+    for service in made:
+        service.terminate()
+
+
+def make_service(tmp_path: Path, dsn: str, made: list[Service]) -> Service:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DATABASE_URL=dsn, ANTRIAN_LOG_LEVEL="WARNING")
+    service = Service(write_hall(tmp_path), env)
+    made.append(service)
+    return service
