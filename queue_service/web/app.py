@@ -13,11 +13,12 @@ from queue_service.devices.manager import DEVICES, DeviceManager
 from queue_service.domain.clock import Clock, SystemClock
 from queue_service.engine import Engine
 from queue_service.metrics.exposition import Exposition
+from queue_service.reports.metrics import ReportsTask
 from queue_service.settings import Settings
 from queue_service.store.db import EmbeddedPostgres, create_pool
 from queue_service.store.event_store import EventStore
 from queue_service.store.migrate import migrate
-from queue_service.web import api, metrics, pages
+from queue_service.web import api, metrics, pages, reports_api
 from queue_service.web.errors import error_middleware
 from queue_service.web.keys import CLOCK, CONFIG, ENGINE, EXPOSITION, HUB, SETTINGS, STORE, TOKENS
 from queue_service.web.stream import StreamHub
@@ -74,6 +75,17 @@ async def _devices(app: web.Application) -> AsyncIterator[None]:
     await manager.stop()
 
 
+async def _reports(app: web.Application) -> AsyncIterator[None]:
+    # IKM gauges on /metrics and warm report rollups: one background task, kept and
+    # cancelled here.
+    task = ReportsTask(app[STORE].pool, app[CONFIG], app[CLOCK])
+    app[reports_api.REPORTS] = task
+    app[EXPOSITION].sources.append(task)
+    task.start()
+    yield
+    await task.stop()
+
+
 async def _close_streams(app: web.Application) -> None:
     # Long-lived stream responses end first, so shutdown does not wait for their timeout.
     app[HUB].close()
@@ -91,9 +103,11 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
     app.cleanup_ctx.append(_devices)
+    app.cleanup_ctx.append(_reports)
     app.on_shutdown.append(_close_streams)
     app.add_routes(api.routes)
     app.add_routes(metrics.routes)
+    app.add_routes(reports_api.routes)
     app.add_routes(pages.routes)
     pages.add_static(app)
     return app

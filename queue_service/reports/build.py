@@ -1,0 +1,292 @@
+"""Build one site's report (a plain dict, the JSON form) from the store's figures and the
+site's configuration. The renderers (CSV, HTML) read only this dict."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from queue_service.config import Site
+from queue_service.domain import ikm
+from queue_service.store import reports as store
+from queue_service.store.reports import Progress, SiteDims
+
+# A report covers at most this many days (a year and a bit; the rollups make that fast).
+MAX_DAYS = 400
+REPORT_VERSION = 1
+
+# GROUPING(agency, service, counter_id) of the figure rows: 1 = not grouped by it.
+_G_SITE, _G_AGENCY, _G_SERVICE, _G_COUNTER = 7, 3, 1, 6
+# GROUPING(agency, service) of the IKM rows.
+_I_SITE, _I_AGENCY, _I_SERVICE = 3, 1, 0
+
+
+class ReportRangeError(ValueError):
+    """A date range that is empty, reversed or too long."""
+
+
+def check_range(first: date, last: date) -> None:
+    if last < first:
+        raise ReportRangeError("'to' is before 'from'")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ReportRangeError(f"a report covers at most {MAX_DAYS} days")
+
+
+def site_dims(site: Site) -> SiteDims:
+    return SiteDims(
+        timezone=str(site.timezone),
+        services=tuple(
+            (s.code, s.agency, float(s.target_wait_seconds)) for s in site.services.values()
+        ),
+        counters=tuple((c.id, tuple(c.services)) for c in site.counters.values()),
+    )
+
+
+def _num(value: Any, digits: int = 3) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return None if not whole else round(part / whole, 4)
+
+
+def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
+    r = row or {}
+
+    def n(key: str) -> int:
+        return int(r.get(key) or 0)
+
+    waits = n("waits")
+    return {
+        "visits": n("visits"),
+        "issued": n("issued"),
+        "served": n("served"),
+        "incomplete": n("incomplete"),
+        "referred": n("referred"),
+        "no_show": n("no_show"),
+        "cancelled": n("cancelled"),
+        "transferred": n("transferred"),
+        "open": n("open"),
+        "wait": {
+            "count": waits,
+            "p50": _num(r.get("wait_p50")),
+            "p90": _num(r.get("wait_p90")),
+            "max": _num(r.get("wait_max")),
+            "mean": _num(r.get("wait_mean")),
+        },
+        "within_target": {"count": n("within_target"), "share": _share(n("within_target"), waits)},
+        "walk": {
+            "count": n("walks"),
+            "p50": _num(r.get("walk_p50")),
+            "p90": _num(r.get("walk_p90")),
+            "mean": _num(r.get("walk_mean")),
+        },
+        "service": {
+            "count": n("services"),
+            "p50": _num(r.get("service_p50")),
+            "p90": _num(r.get("service_p90")),
+            "mean": _num(r.get("service_mean")),
+        },
+    }
+
+
+def _ikm_part(row: dict[str, Any] | None) -> dict[str, Any]:
+    r = row or {}
+    respondents = int(r.get("respondents") or 0)
+    sums = [float(r.get(f"u{i}") or 0) for i in range(1, ikm.ELEMENTS + 1)]
+    result = ikm.from_sums(sums, respondents)
+    quick_n = int(r.get("quick_respondents") or 0)
+    out: dict[str, Any] = (
+        result.as_dict()
+        if result is not None
+        else {
+            "respondents": 0,
+            "element_means": None,
+            "perception": None,
+            "ikm": None,
+            "grade": None,
+            "grade_name": None,
+        }
+    )
+    out["quick"] = {
+        "respondents": quick_n,
+        "index": ikm.quick_index(float(r.get("rating_sum") or 0), quick_n),
+    }
+    return out
+
+
+async def build_report(
+    pool: asyncpg.Pool,
+    site: Site,
+    first: date,
+    last: date,
+    now: datetime,
+    *,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The report of `site` for service days `first`..`last` (site timezone)."""
+    check_range(first, last)
+    today = site.service_day(now)
+    await store.ensure_rollup(pool, site.id, first, last, today, now, progress)
+    dims = site_dims(site)
+    raw = await store.site_report(pool, site.id, first, last, today, now, dims)
+
+    by_g: dict[int, list[dict[str, Any]]] = {}
+    for row in raw.figures:
+        by_g.setdefault(int(row["g"]), []).append(row)
+    site_row = next(iter(by_g.get(_G_SITE, [])), None)
+    agency_rows = {r["agency"]: r for r in by_g.get(_G_AGENCY, [])}
+    service_rows = {r["service"]: r for r in by_g.get(_G_SERVICE, [])}
+    counter_rows = {r["counter_id"]: r for r in by_g.get(_G_COUNTER, []) if r["counter_id"]}
+    times = {r["counter_id"]: r for r in raw.counters}
+
+    agencies = [
+        {"id": a.id, "name": a.name, **_figures(agency_rows.get(a.id))}
+        for a in site.agencies.values()
+    ]
+    services = [
+        {
+            "code": s.code,
+            "agency": s.agency,
+            "name": {"id": s.name_id, "en": s.name_en},
+            "target_wait_seconds": s.target_wait_seconds,
+            **_figures(service_rows.get(s.code)),
+        }
+        for s in site.services.values()
+    ]
+    # Services no longer configured still count in the totals; list them too.
+    for code, row in service_rows.items():
+        if code not in site.services:
+            services.append(
+                {
+                    "code": code,
+                    "agency": None,
+                    "name": {"id": code, "en": code},
+                    "target_wait_seconds": None,
+                    **_figures(row),
+                }
+            )
+    counter_ids = list(site.counters) + sorted(
+        (set(counter_rows) | set(times)) - set(site.counters)
+    )
+    counters = []
+    for cid in counter_ids:
+        t = times.get(cid) or {}
+        opened = float(t.get("open_seconds") or 0)
+        busy = float(t.get("busy_seconds") or 0)
+        cfg = site.counters.get(cid)
+        counters.append(
+            {
+                "id": cid,
+                "name": cfg.name if cfg else cid,
+                **_figures(counter_rows.get(cid)),
+                "open_seconds": round(opened, 1),
+                "busy_seconds": round(busy, 1),
+                "idle_while_queue_seconds": round(float(t.get("idle_while_queue_seconds") or 0), 1),
+                "utilisation": _share(int(busy), int(opened)),
+                "days_open": int(t.get("days_open") or 0),
+            }
+        )
+    hours = [
+        {
+            "hour": int(r["hour"]),
+            "arrivals": int(r["arrivals"]),
+            "waits": int(r["waits"]),
+            "wait_mean": _num(r["wait_mean"]),
+            "wait_p90": _num(r["wait_p90"]),
+        }
+        for r in raw.hours
+    ]
+    daily = [
+        {
+            "day": r["day"].isoformat(),
+            "issued": int(r["issued"]),
+            "served": int(r["served"]),
+            "within_target_share": _share(int(r["within_target"]), int(r["waits"])),
+            "wait_p90": _num(r["wait_p90"]),
+        }
+        for r in raw.days
+    ]
+    return {
+        "version": REPORT_VERSION,
+        "site": {"id": site.id, "name": site.name, "timezone": str(site.timezone)},
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "days": (last - first).days + 1,
+        "days_with_visits": len(daily),
+        "generated_at": now.isoformat(),
+        "partial_today": first <= today <= last,
+        "totals": _figures(site_row),
+        "agencies": agencies,
+        "services": services,
+        "counters": counters,
+        "hours": hours,
+        "daily": daily,
+        "ikm": ikm_section(site, raw.ikm, raw.ikm_bands),
+        "comments": [
+            {"day": r["service_day"].isoformat(), "service": r["service"], "text": r["comment"]}
+            for r in raw.comments
+        ],
+    }
+
+
+def ikm_section(
+    site: Site, rows: list[dict[str, Any]], band_rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The IKM part of a report: site, agencies, services and wait bands."""
+    ikm_g: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        ikm_g.setdefault(int(row["g"]), []).append(row)
+    ikm_agency = {r["agency"]: r for r in ikm_g.get(_I_AGENCY, [])}
+    ikm_service = {r["service"]: r for r in ikm_g.get(_I_SERVICE, [])}
+    bands_by = {r["band"]: r for r in band_rows}
+    bands = []
+    for code, name_id, name_en in ikm.WAIT_BANDS:
+        band_row = bands_by.get(code)
+        bands.append(
+            {
+                "band": code,
+                "name": {"id": name_id, "en": name_en},
+                "wait_mean": _num(band_row["wait_mean"]) if band_row else None,
+                **_ikm_part(band_row),
+            }
+        )
+    return {
+        "elements": [
+            {"code": code, "name": {"id": n_id, "en": n_en}}
+            for code, n_id, n_en in ikm.ELEMENT_NAMES
+        ],
+        "site": _ikm_part(next(iter(ikm_g.get(_I_SITE, [])), None)),
+        "agencies": [
+            {"id": a.id, "name": a.name, **_ikm_part(ikm_agency.get(a.id))}
+            for a in site.agencies.values()
+        ],
+        "services": [
+            {
+                "code": s.code,
+                "name": {"id": s.name_id, "en": s.name_en},
+                **_ikm_part(ikm_service.get(s.code)),
+            }
+            for s in site.services.values()
+        ],
+        "by_wait_band": bands,
+    }
+
+
+async def build_ikm(pool: asyncpg.Pool, site: Site, first: date, last: date) -> dict[str, Any]:
+    """Only the IKM of a range (no visit figures, no rollup needed)."""
+    check_range(first, last)
+    rows, bands = await store.site_ikm(pool, site.id, first, last, site_dims(site))
+    return {
+        "site": {"id": site.id, "name": site.name, "timezone": str(site.timezone)},
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        **ikm_section(site, rows, bands),
+    }
+
+
+def default_range(site: Site, now: datetime, days: int = 30) -> tuple[date, date]:
+    today = site.service_day(now)
+    return today - timedelta(days=days - 1), today
