@@ -260,13 +260,49 @@ class Engine:
         request_hash: str = "",
     ) -> tuple[int, dict[str, Any]]:
         """Decide, apply, commit; return (status, response) once the events are committed."""
+        status, response, text = await self._execute(
+            site_id, decide, respond, idempotency_key, request_hash, encode=False
+        )
+        if response is None:
+            assert text is not None
+            response = json.loads(text)
+        return status, response
+
+    async def execute_json(
+        self,
+        site_id: str,
+        decide: Decide,
+        respond: Respond,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str = "",
+    ) -> tuple[int, str]:
+        """As `execute`, with the response as JSON text: the HTTP API sends the text that
+        is stored as the idempotent answer, so an answer is encoded once, and a retried
+        request is answered with the stored text without decoding it."""
+        status, _, text = await self._execute(
+            site_id, decide, respond, idempotency_key, request_hash, encode=True
+        )
+        assert text is not None
+        return status, text
+
+    async def _execute(
+        self,
+        site_id: str,
+        decide: Decide,
+        respond: Respond,
+        idempotency_key: str | None,
+        request_hash: str,
+        *,
+        encode: bool,
+    ) -> tuple[int, dict[str, Any] | None, str | None]:
         if site_id not in self.committed:
             raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
         key = (site_id, idempotency_key) if idempotency_key else None
         if key is not None:
             replay = await self._replayed(key, request_hash)
             if replay is not None:
-                return replay
+                return replay.status, None, replay.response
         if not self.available:
             raise StoreUnavailable("the database is unavailable; retry shortly")
 
@@ -292,6 +328,7 @@ class Engine:
             numbered.append(event)
         try:
             status, response = respond(working, numbered)
+            text = json.dumps(response) if encode or key is not None else None
         except Exception:
             # The events are applied to the working state and later decisions build on
             # them: they must be committed even though this answer could not be made.
@@ -299,12 +336,13 @@ class Engine:
             raise
         answer = None
         if key is not None:
+            assert text is not None
             answer = IdempotentAnswer(
                 site_id,
                 key[1],
                 request_hash,
                 status,
-                json.dumps(response),
+                text,
                 numbered[-1].seq if numbered else self._committed_seq,
                 now,
             )
@@ -316,7 +354,7 @@ class Engine:
         finally:
             if key is not None:
                 self._inflight.pop(key, None)
-        return status, response
+        return status, response, text
 
     def _working(self, site_id: str) -> SiteState:
         """The site's working state: a copy of its committed state, made on first use."""
@@ -335,9 +373,7 @@ class Engine:
         self._queue.put_nowait(_Pending(events, answer, future))
         return future
 
-    async def _replayed(
-        self, key: tuple[str, str], request_hash: str
-    ) -> tuple[int, dict[str, Any]] | None:
+    async def _replayed(self, key: tuple[str, str], request_hash: str) -> IdempotentAnswer | None:
         """The answer already given to this key, or None to decide the request now.
 
         Returning None happens with no await after the last check, so the caller registers
@@ -369,8 +405,7 @@ class Engine:
                 raise IdempotencyKeyReused(
                     "this Idempotency-Key was used for a different request", key=key[1]
                 )
-            response: dict[str, Any] = json.loads(answer.response)
-            return answer.status, response
+            return answer
 
     # -- the writer --------------------------------------------------------------------
 

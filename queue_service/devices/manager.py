@@ -30,6 +30,12 @@ from queue_service.web.stream import StreamHub
 
 log = logging.getLogger(__name__)
 
+# What a ticket's "print" field says when the kiosk has no printer configured.
+NO_PRINTER: dict[str, Any] = {
+    "status": "no_printer",
+    "message": "no printer is configured for this kiosk",
+}
+
 
 class DeviceManager:
     def __init__(
@@ -87,13 +93,16 @@ class DeviceManager:
 
     # -- printing ---------------------------------------------------------------------
 
+    def has_printer(self, site_id: str, kiosk: str | None) -> bool:
+        return (site_id, kiosk or "") in self.printers
+
     async def print_ticket(
         self, site_id: str, kiosk: str | None, ticket: dict[str, Any]
     ) -> dict[str, Any]:
         """Print an issued ticket (the API's ticket body) on the kiosk's printer, if any."""
         printer = self.printers.get((site_id, kiosk or ""))
         if printer is None:
-            return {"status": "no_printer", "message": "no printer is configured for this kiosk"}
+            return dict(NO_PRINTER)
         site = self.config.sites[site_id]
         service = site.services[ticket["service"]]
         agency = site.agencies.get(service.agency)

@@ -97,6 +97,22 @@ REPLAY_ROW = (
 _RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0"
 
 
+# A batch of events and the idempotent answers they produced, in one statement (see
+# `EventStore._append`). A key already stored is kept as it is (its first answer stands).
+_APPEND = (
+    "WITH answers AS ("  # noqa: S608 - built from constants only
+    " INSERT INTO idempotency_keys (site_id, key, request_hash, status, response, last_seq,"
+    "  created_at)"
+    " SELECT k, y, h, st, r::jsonb, ls, c FROM unnest($11::text[], $12::text[], $13::text[],"
+    "  $14::smallint[], $15::text[], $16::bigint[], $17::timestamptz[])"
+    "  AS a(k, y, h, st, r, ls, c)"
+    " ON CONFLICT (site_id, key) DO NOTHING)"
+    f" INSERT INTO ticket_events ({_EVENT_COLUMNS})"
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::date[], $4::text[],"
+    " $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::smallint[], $10::jsonb[])"
+)
+
+
 def _event_from_row(row: asyncpg.Record) -> Event:
     seq, site, day, type_, ts, ticket_id, counter_id, service, segment, data = row
     return Event(type_, site, ts, day, ticket_id, counter_id, service, segment, data, seq)
@@ -156,43 +172,30 @@ class EventStore:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def _append(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
+        # One statement, so one round trip: a statement outside a transaction block commits
+        # on its own (atomically: both inserts or neither), with no BEGIN and COMMIT round
+        # trips around it. The writer waits on this; requests decided meanwhile queue up.
         conn = await self._writer_conn()
-        async with conn.transaction():
-            await conn.execute(
-                f"INSERT INTO ticket_events ({_EVENT_COLUMNS}) "  # noqa: S608 - constant
-                "SELECT * FROM unnest($1::bigint[], $2::text[], $3::date[], $4::text[],"
-                " $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::smallint[],"
-                " $10::jsonb[])",
-                [e.seq for e in events],
-                [e.site for e in events],
-                [e.day for e in events],
-                [e.type for e in events],
-                [e.ts for e in events],
-                [e.ticket_id for e in events],
-                [e.counter_id for e in events],
-                [e.service for e in events],
-                [e.segment for e in events],
-                [dict(e.data) for e in events],
-            )
-            if answers:
-                await conn.executemany(
-                    "INSERT INTO idempotency_keys (site_id, key, request_hash, status,"
-                    " response, last_seq, created_at)"
-                    " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7)"
-                    " ON CONFLICT (site_id, key) DO NOTHING",
-                    [
-                        (
-                            a.site_id,
-                            a.key,
-                            a.request_hash,
-                            a.status,
-                            a.response,  # JSON text, cast to jsonb by the statement
-                            a.last_seq,
-                            a.created_at,
-                        )
-                        for a in answers
-                    ],
-                )
+        await conn.execute(
+            _APPEND,
+            [e.seq for e in events],
+            [e.site for e in events],
+            [e.day for e in events],
+            [e.type for e in events],
+            [e.ts for e in events],
+            [e.ticket_id for e in events],
+            [e.counter_id for e in events],
+            [e.service for e in events],
+            [e.segment for e in events],
+            [dict(e.data) for e in events],
+            [a.site_id for a in answers],
+            [a.key for a in answers],
+            [a.request_hash for a in answers],
+            [a.status for a in answers],
+            [a.response for a in answers],  # JSON text, cast to jsonb by the statement
+            [a.last_seq for a in answers],
+            [a.created_at for a in answers],
+        )
 
     async def _drop_writer(self) -> None:
         if self._writer is not None:

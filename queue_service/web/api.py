@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from queue_service import views
-from queue_service.devices.manager import DEVICES
+from queue_service.devices.manager import DEVICES, NO_PRINTER
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
@@ -90,6 +90,20 @@ def idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str | None,
     return key, digest
 
 
+def json_text(text: str, status: int = 200) -> web.Response:
+    """A response of already encoded JSON (an answer is encoded once: see
+    `Engine.execute_json`)."""
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def _with_field(obj_text: str, name: str, value: Any) -> str:
+    """The JSON object text `obj_text` with one more member (appended, not re-encoded)."""
+    member = f"{json.dumps(name)}: {json.dumps(value)}"
+    if obj_text.rstrip() == "{}":
+        return "{" + member + "}"
+    return f"{obj_text.rstrip()[:-1]}, {member}}}"
+
+
 def _site(request: web.Request) -> SiteState:
     return request.app[ENGINE].site_state(request.match_info["site"])
 
@@ -128,6 +142,53 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
+# -- tickets (issuing first: aiohttp tries the routes under /api/v1/sites in the order
+# they were added, and this is the busiest one) ----------------------------------
+
+
+def _ticket_response(
+    status: int, state: SiteState, events: list[Event], now: datetime
+) -> tuple[int, dict[str, Any]]:
+    ticket_id = events[0].ticket_id
+    assert ticket_id is not None
+    body = views.ticket_status(state, state.tickets[ticket_id], now)
+    body["seq"] = events[-1].seq
+    return status, body
+
+
+@routes.post("/api/v1/sites/{site}/tickets")
+async def issue_ticket(request: web.Request) -> web.Response:
+    site_id = request.match_info["site"]
+    engine = request.app[ENGINE]
+    engine.site_state(site_id)
+    token = require(request, ("kiosk", "manager", "admin"), site=site_id)
+    body = await read_json(request, {"service", "priority", "source"})
+    service = field_str(body, "service", required=True, max_length=24)
+    priority = field_str(body, "priority", max_length=24)
+    source = field_str(body, "source", max_length=24) or "kiosk"
+    key, digest = idempotency(request, body)
+    ticket_id = secrets.token_urlsafe(16)
+    now = _now(request)
+    status, text = await engine.execute_json(
+        site_id,
+        lambda state, at: commands.issue(
+            state, at, ticket_id=ticket_id, service=service or "", priority=priority, source=source
+        ),
+        lambda state, events: _ticket_response(201, state, events, now),
+        idempotency_key=key,
+        request_hash=digest,
+    )
+    # After the commit, never before: a ticket is printed only once it exists. The print
+    # outcome is not part of the stored (idempotent) answer; a retried request reports
+    # "printed" again without a second paper when the first one came out.
+    devices = request.app[DEVICES]
+    if devices.has_printer(site_id, token.name):
+        printed = await devices.print_ticket(site_id, token.name, json.loads(text))
+    else:
+        printed = NO_PRINTER
+    return json_text(_with_field(text, "print", printed), status)
+
+
 # -- sites (public directory, staff snapshot, public display) ------------------------
 
 
@@ -164,47 +225,7 @@ async def display(request: web.Request) -> web.Response:
     return web.json_response(views.display(state, _now(request), zone))
 
 
-# -- tickets ---------------------------------------------------------------------------
-
-
-def _ticket_response(
-    status: int, state: SiteState, events: list[Event], now: datetime
-) -> tuple[int, dict[str, Any]]:
-    ticket_id = events[0].ticket_id
-    assert ticket_id is not None
-    body = views.ticket_status(state, state.tickets[ticket_id], now)
-    body["seq"] = events[-1].seq
-    return status, body
-
-
-@routes.post("/api/v1/sites/{site}/tickets")
-async def issue_ticket(request: web.Request) -> web.Response:
-    site_id = request.match_info["site"]
-    engine = request.app[ENGINE]
-    engine.site_state(site_id)
-    token = require(request, ("kiosk", "manager", "admin"), site=site_id)
-    body = await read_json(request, {"service", "priority", "source"})
-    service = field_str(body, "service", required=True, max_length=24)
-    priority = field_str(body, "priority", max_length=24)
-    source = field_str(body, "source", max_length=24) or "kiosk"
-    key, digest = idempotency(request, body)
-    ticket_id = secrets.token_urlsafe(16)
-    now = _now(request)
-    status, response = await engine.execute(
-        site_id,
-        lambda state, at: commands.issue(
-            state, at, ticket_id=ticket_id, service=service or "", priority=priority, source=source
-        ),
-        lambda state, events: _ticket_response(201, state, events, now),
-        idempotency_key=key,
-        request_hash=digest,
-    )
-    # After the commit, never before: a ticket is printed only once it exists. The print
-    # outcome is not part of the stored (idempotent) answer; a retried request reports
-    # "printed" again without a second paper when the first one came out.
-    response = dict(response)
-    response["print"] = await request.app[DEVICES].print_ticket(site_id, token.name, response)
-    return web.json_response(response, status=status)
+# -- tickets by id ------------------------------------------------------------------
 
 
 def _find_ticket(request: web.Request) -> tuple[SiteState, str]:
@@ -227,14 +248,14 @@ async def cancel_ticket(request: web.Request) -> web.Response:
     reason = field_str(body, "reason") or ""
     key, digest = idempotency(request, body)
     now = _now(request)
-    status, response = await request.app[ENGINE].execute(
+    status, text = await request.app[ENGINE].execute_json(
         state.site.id,
         lambda s, at: commands.cancel(s, at, ticket_id=ticket_id, reason=reason),
         lambda s, events: _ticket_response(200, s, events, now),
         idempotency_key=key,
         request_hash=digest,
     )
-    return web.json_response(response, status=status)
+    return json_text(text, status)
 
 
 # -- counter actions ------------------------------------------------------------------
@@ -308,14 +329,14 @@ async def counter_action(request: web.Request) -> web.Response:
     command = _counter_command(action, counter_id, body)
     key, digest = idempotency(request, body)
     now = _now(request)
-    status, response = await engine.execute(
+    status, text = await engine.execute_json(
         site_id,
         command,
         lambda s, events: _counter_response(s, events, counter_id, now),
         idempotency_key=key,
         request_hash=digest,
     )
-    return web.json_response(response, status=status)
+    return json_text(text, status)
 
 
 # -- live stream ------------------------------------------------------------------------
