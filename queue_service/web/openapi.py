@@ -113,6 +113,28 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
         409,
         "The Idempotency-Key was already used at this site for a different request.",
     ),
+    (
+        "invalid_survey",
+        400,
+        "A survey answer is missing or not allowed: scores not nine integers 1..4, a rating "
+        "outside 1..4, a comment over 500 characters, an unknown channel (`details.field`).",
+    ),
+    (
+        "survey_mode_mismatch",
+        400,
+        "The survey sent does not match the hall's mode: `scores` where the hall uses the "
+        "one-tap rating, or `rating` where it uses the full SKM (`details.mode`).",
+    ),
+    ("invalid_date", 400, "`from` or `to` is not a date (YYYY-MM-DD)."),
+    ("invalid_range", 400, "`to` is before `from`, or the range is longer than 400 days."),
+    ("invalid_format", 400, "The report format or CSV locale is not one offered."),
+    (
+        "survey_not_available",
+        409,
+        "Only a ticket whose visit ended `served` can be rated (`details.outcome`).",
+    ),
+    ("survey_already_submitted", 409, "This ticket's visit has already been rated."),
+    ("survey_closed", 409, "The survey closes 7 days after the visit (`details.window_days`)."),
     ("body_too_large", 413, "The body is larger than the server accepts (`details.max_bytes`)."),
     ("unsupported_media_type", 415, "The framework rejected the request's media type."),
     ("internal_error", 500, "An unexpected error; details are in the server log only."),
@@ -1489,6 +1511,445 @@ def _counter_paths() -> dict[str, Any]:
     return paths
 
 
+# -- reports and surveys ---------------------------------------------------------------------
+
+COMMENT_MAX = 500  # web.reports_api.COMMENT_MAX
+REPORT_FORMATS = ("json", "csv", "html")  # web.reports_api.REPORT_FORMATS
+SURVEY_MODES = ("skm", "quick")
+SURVEY_STATES = ("open", "submitted", "not_served", "closed")
+WAIT_BANDS = ("within", "up_to_2x", "over_2x", "unknown")  # domain.ikm.WAIT_BANDS
+
+
+def _report_schemas() -> dict[str, Any]:
+    stats = _object(
+        {
+            "count": _count("Visits with a value."),
+            "p50": _seconds_or_null("Median (linear interpolation), seconds."),
+            "p90": _seconds_or_null("90th percentile (linear interpolation), seconds."),
+            "mean": _seconds_or_null("Mean, seconds."),
+        },
+        description="Durations of the visits that have one; `max` for waits only.",
+    )
+    figures_props: dict[str, Any] = {
+        "visits": _count("Visits (queue segments); a transfer makes two."),
+        "issued": _count("Tickets issued (first visits)."),
+        "served": _count("Visits ended `served`."),
+        "incomplete": _count("Visits ended `incomplete`."),
+        "referred": _count("Visits ended `referred`."),
+        "no_show": _count("No-shows."),
+        "cancelled": _count("Cancelled by the citizen."),
+        "transferred": _count("Transferred to another service."),
+        "open": _count("Visits not ended yet (today)."),
+        "wait": stats,
+        "walk": stats,
+        "service": stats,
+        "within_target": _object(
+            {
+                "count": _count("Waits within the service's target."),
+                "share": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            }
+        ),
+    }
+    element_means = {
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "number", "minimum": 1, "maximum": 4},
+        "description": "Mean score of each element u1..u9 (nilai persepsi, 1..4).",
+    }
+    ikm_part = _object(
+        {
+            "respondents": _count("Complete SKM surveys."),
+            "element_means": element_means,
+            "perception": {"type": ["number", "null"]},
+            "ikm": {
+                "type": ["number", "null"],
+                "minimum": 25,
+                "maximum": 100,
+                "description": "Mean of the element means x 25, two decimals.",
+            },
+            "grade": _enum_or_null(
+                ("A", "B", "C", "D"), "A 88.31-100, B 76.61-88.30, C 65-76.60, D 25-64.99."
+            ),
+            "grade_name": {"anyOf": [_ref("LocalizedName"), {"type": "null"}]},
+            "quick": _object(
+                {
+                    "respondents": _count("One-tap ratings."),
+                    "index": {
+                        "type": ["number", "null"],
+                        "description": "Mean rating x 25; not an SKM IKM.",
+                    },
+                }
+            ),
+        },
+        description="The IKM of a group (SKM, PermenPANRB 14/2017).",
+    )
+    ikm = _object(
+        {
+            "elements": {"type": "array", "items": {"type": "object"}},
+            "site": _ref("IkmPart"),
+            "agencies": {"type": "array", "items": _ref("IkmPart")},
+            "services": {"type": "array", "items": _ref("IkmPart")},
+            "by_wait_band": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        _ref("IkmPart"),
+                        {
+                            "type": "object",
+                            "properties": {"band": {"type": "string", "enum": list(WAIT_BANDS)}},
+                        },
+                    ]
+                },
+                "description": "IKM by the ticket's total wait against its service's target.",
+            },
+        },
+        description="IKM per site, agency, service and wait band over a period.",
+    )
+    choice = _object(
+        {
+            "value": {"type": "integer", "minimum": 1, "maximum": 4},
+            "id": {"type": "string"},
+            "en": {"type": "string"},
+        }
+    )
+    survey_config = _object(
+        {
+            "site": {"type": "string"},
+            "mode": {"type": "string", "enum": list(SURVEY_MODES)},
+            "comment_max": {"type": "integer"},
+            "complaint_url": {
+                "type": "string",
+                "description": "SP4N-LAPOR, the national complaint channel; shown as a link.",
+            },
+            "window_days": {"type": "integer"},
+            "questions": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "code": {"type": "string"},
+                        "element": _ref("LocalizedName"),
+                        "text": _ref("LocalizedName"),
+                        "choices": {"type": "array", "items": choice},
+                    }
+                ),
+                "description": "The nine SKM questions (mode `skm`).",
+            },
+            "choices": {
+                "type": "array",
+                "items": choice,
+                "description": "The one-tap choices (mode `quick`).",
+            },
+        },
+        optional=("questions", "choices"),
+        description="How the hall surveys: the nine SKM elements, or a one-tap rating.",
+    )
+    return {
+        "Report": _object(
+            {
+                "version": {"type": "integer"},
+                "site": {"type": "object"},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "days": {"type": "integer", "minimum": 1},
+                "partial_today": {"type": "boolean"},
+                "totals": _ref("ReportFigures"),
+                "agencies": {"type": "array", "items": _ref("ReportFigures")},
+                "services": {"type": "array", "items": _ref("ReportFigures")},
+                "counters": {
+                    "type": "array",
+                    "items": {
+                        "allOf": [
+                            _ref("ReportFigures"),
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "open_seconds": {"type": "number"},
+                                    "busy_seconds": {"type": "number"},
+                                    "idle_while_queue_seconds": {"type": "number"},
+                                },
+                            },
+                        ]
+                    },
+                },
+                "hours": {"type": "array", "items": {"type": "object"}},
+                "daily": {"type": "array", "items": {"type": "object"}},
+                "ikm": _ref("Ikm"),
+                "comments": {"type": "array", "items": {"type": "object"}},
+            },
+            description="A site's report over service days `from`..`to` (docs/reports.md).",
+        ),
+        "ReportFigures": _object(figures_props, description="Visit figures of a group."),
+        "IkmPart": ikm_part,
+        "Ikm": ikm,
+        "SurveyConfig": survey_config,
+        "TicketSurvey": _object(
+            {
+                "ticket": _str_or_null("Ticket number."),
+                "site": {"type": "string"},
+                "site_name": {"type": "string"},
+                "service": {"type": "string"},
+                "service_name": {"anyOf": [_ref("LocalizedName"), {"type": "null"}]},
+                "status": {"type": "string", "enum": list(SURVEY_STATES)},
+                "submitted_at": _time_or_null("When it was rated."),
+                "survey": _ref("SurveyConfig"),
+            }
+        ),
+        "SurveyRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "scores": {
+                    "type": "array",
+                    "minItems": 9,
+                    "maxItems": 9,
+                    "items": {"type": "integer", "minimum": 1, "maximum": 4},
+                    "description": "U1..U9, 1 (worst) to 4 (best); mode `skm`.",
+                },
+                "rating": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 4,
+                    "description": "One-tap rating; mode `quick`.",
+                },
+                "comment": _str_or_null("Optional suggestion.", maxLength=COMMENT_MAX),
+                "channel": {"type": "string", "enum": ["phone", "counter"], "default": "phone"},
+            },
+        },
+        "SurveySubmitted": _object(
+            {
+                "ticket": _str_or_null("Ticket number."),
+                "site": {"type": "string"},
+                "service": {"type": "string"},
+                "mode": {"type": "string", "enum": list(SURVEY_MODES)},
+                "status": {"type": "string", "const": "submitted"},
+                "submitted_at": {"type": "string", "format": "date-time"},
+            }
+        ),
+        "PendingSurvey": _object(
+            {
+                "site": {"type": "string"},
+                "counter": {"type": "string"},
+                "ticket": {
+                    "anyOf": [
+                        _object(
+                            {
+                                "id": {"type": "string"},
+                                "number": _str_or_null("Ticket number."),
+                                "service": {"type": "string"},
+                                "service_name": {
+                                    "anyOf": [_ref("LocalizedName"), {"type": "null"}]
+                                },
+                                "finished_at": {"type": "string", "format": "date-time"},
+                            }
+                        ),
+                        {"type": "null"},
+                    ]
+                },
+                "survey": _ref("SurveyConfig"),
+            }
+        ),
+    }
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_FROM = _query(
+    "from",
+    "First service day (site timezone); default 29 days before today.",
+    {"type": "string", "format": "date"},
+)
+_TO = _query("to", "Last service day; default today.", {"type": "string", "format": "date"})
+
+
+def _report_paths() -> dict[str, Any]:
+    roles = ("manager", "admin")
+    return {
+        "/api/v1/sites/{site}/report": {
+            "get": _operation(
+                "getReport",
+                "reports",
+                "Report against the service standards (laporan)",
+                "Issued, served, no-show, cancelled and transferred; wait, walk and service "
+                "percentiles; share called within each service's target; busiest hours in the "
+                "site's timezone; counters' open, busy and idle-while-queue time; the IKM. Per "
+                "agency, service and counter. `format=json` (default), `csv` (Excel: UTF-8 "
+                "with BOM; `locale=id` gives `;` and decimal commas, `locale=en` `,` and "
+                "points) or `html` (printable, self-contained, with SVG charts). Roles manager "
+                "and admin with a token covering the site.",
+                {
+                    "200": {
+                        "description": "The report.",
+                        "content": {
+                            _JSON: {"schema": _ref("Report")},
+                            "text/csv": {"schema": {"type": "string"}},
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(
+                        {
+                            400: ("invalid_date", "invalid_range", "invalid_format"),
+                            401: _STAFF_401,
+                            403: ("role_not_allowed", "site_not_allowed"),
+                            404: ("unknown_site",),
+                            503: ("database_unavailable",),
+                        }
+                    ),
+                },
+                parameters=[
+                    SITE,
+                    _FROM,
+                    _TO,
+                    _query(
+                        "format",
+                        "Output format.",
+                        {"type": "string", "enum": list(REPORT_FORMATS), "default": "json"},
+                    ),
+                    _query(
+                        "locale",
+                        "CSV regional format.",
+                        {"type": "string", "enum": ["id", "en"], "default": "id"},
+                    ),
+                ],
+                roles=roles,
+            )
+        },
+        "/api/v1/sites/{site}/ikm": {
+            "get": _operation(
+                "getIkm",
+                "reports",
+                "IKM (Indeks Kepuasan Masyarakat)",
+                "Element means, IKM and grade per site, agency and service, and by wait band, "
+                "from the SKM surveys of the period. Roles manager and admin.",
+                {
+                    "200": _ok("The IKM.", _ref("Ikm")),
+                    **_errors(
+                        {
+                            400: ("invalid_date", "invalid_range"),
+                            401: _STAFF_401,
+                            403: ("role_not_allowed", "site_not_allowed"),
+                            404: ("unknown_site",),
+                            503: ("database_unavailable",),
+                        }
+                    ),
+                },
+                parameters=[SITE, _FROM, _TO],
+                roles=roles,
+            )
+        },
+    }
+
+
+def _survey_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/sites/{site}/survey": {
+            "get": _operation(
+                "getSurveyConfig",
+                "surveys",
+                "The hall's survey (SKM questions or one-tap rating)",
+                "The questions and answers to show, the comment limit and the SP4N-LAPOR link. "
+                "Public.",
+                {
+                    "200": _ok("The survey.", _ref("SurveyConfig")),
+                    **_errors({404: ("unknown_site",)}),
+                },
+                security=PUBLIC,
+                parameters=[SITE],
+            )
+        },
+        "/api/v1/sites/{site}/surveys/pending": {
+            "get": _operation(
+                "getPendingSurvey",
+                "surveys",
+                "The counter's last served ticket, for its survey tablet",
+                "The most recent visit the counter served in the last 15 minutes that has not "
+                "been rated, or `ticket: null`. For the tablet facing the citizen at the "
+                "counter, which then posts to `/api/v1/tickets/{ticket}/survey`. Roles counter "
+                "(its own counters), manager, admin.",
+                {
+                    "200": _ok("The pending survey.", _ref("PendingSurvey")),
+                    **_errors(
+                        {
+                            401: _STAFF_401,
+                            403: ("role_not_allowed", "site_not_allowed", "counter_not_allowed"),
+                            404: ("unknown_site", "unknown_counter"),
+                            503: ("database_unavailable",),
+                        }
+                    ),
+                },
+                parameters=[
+                    SITE,
+                    {
+                        **_query("counter", "Counter (*loket*) id.", {"type": "string"}),
+                        "required": True,
+                    },
+                ],
+                roles=("counter", "manager", "admin"),
+            )
+        },
+        "/api/v1/tickets/{ticket}/survey": {
+            "get": _operation(
+                "getTicketSurvey",
+                "surveys",
+                "Whether the ticket can be rated, and the survey",
+                "`status`: `open` (served, not rated yet), `submitted`, `not_served` (the visit "
+                "did not end served) or `closed` (over 7 days ago). Public: the ticket id is the "
+                "capability. Works on later days too.",
+                {
+                    "200": _ok("The ticket's survey.", _ref("TicketSurvey")),
+                    **_errors({404: ("unknown_ticket",), 503: ("database_unavailable",)}),
+                },
+                security=PUBLIC,
+                parameters=[TICKET],
+            ),
+            "post": _operation(
+                "submitSurvey",
+                "surveys",
+                "Rate the visit (isi survei kepuasan)",
+                "Once per ticket, after a visit that ended `served`: the nine SKM scores or the "
+                "one-tap rating (as the hall's mode says), an optional comment. Tied to the "
+                "visit (and so to its wait and service time), never to a person. Public: the "
+                "ticket id is the capability.",
+                {
+                    "201": _ok("Recorded.", _ref("SurveySubmitted")),
+                    **_errors(
+                        {
+                            400: (
+                                "invalid_json",
+                                "unknown_field",
+                                "invalid_survey",
+                                "survey_mode_mismatch",
+                            ),
+                            404: ("unknown_ticket",),
+                            409: (
+                                "survey_not_available",
+                                "survey_already_submitted",
+                                "survey_closed",
+                            ),
+                            413: ("body_too_large",),
+                            503: ("database_unavailable",),
+                        }
+                    ),
+                },
+                security=PUBLIC,
+                parameters=[TICKET],
+                body=_body(
+                    "SurveyRequest",
+                    required=True,
+                    description="The answers.",
+                    example={"scores": [4, 3, 3, 4, 3, 4, 4, 3, 3], "comment": "Petugas ramah."},
+                ),
+            ),
+        },
+    }
+
+
 # -- the document ----------------------------------------------------------------------------
 
 _DESCRIPTION = """\
@@ -1537,6 +1998,14 @@ def _build() -> dict[str, Any]:
             {"name": "counters", "description": "Counter (*loket*) actions by officers."},
             {"name": "stream", "description": "Live server-sent events."},
             {"name": "pages", "description": "The front-end pages."},
+            {
+                "name": "reports",
+                "description": "Reports against the service standards and the IKM (staff).",
+            },
+            {
+                "name": "surveys",
+                "description": "The citizen's satisfaction survey (SKM) after a served visit.",
+            },
         ],
         "security": [{"bearerAuth": []}],
         "paths": {
@@ -1544,6 +2013,8 @@ def _build() -> dict[str, Any]:
             **_site_paths(),
             **_ticket_paths(),
             **_counter_paths(),
+            **_report_paths(),
+            **_survey_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -1557,7 +2028,7 @@ def _build() -> dict[str, Any]:
                     ),
                 }
             },
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **_report_schemas()},
             "responses": _responses(),
             "parameters": _parameters(),
             "headers": {
