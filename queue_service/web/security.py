@@ -1,0 +1,204 @@
+"""Security headers on every response, and rate limits on ticket issuing and the public
+endpoints.
+
+Headers: added in `on_response_prepare` (see `install_security_headers`), not by a
+middleware wrapping the handler, because a stream response (SSE) and a file response are
+sent before a middleware would see them. A header a handler set itself (the pages' own
+Content-Security-Policy, say) is kept.
+
+Rate limits: a token bucket per kiosk token and per client address on ticket issuing, and
+per client address on the public endpoints (display, ticket status, cancel, QR code, the
+site directory, the stream without a staff token). Over the limit: 429 with the stable code
+`rate_limited` and `Retry-After`. Buckets live in bounded LRU maps (an evicted bucket was
+the least recently used, so almost surely full again anyway); tokens are keyed by their
+SHA-256, never by the secret. The clock is injected (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+# What the pages need (kiosk/: module scripts and stylesheets from 'self', no inline code,
+# styles set through the CSSOM only, the QR code as an <img> from 'self'): nothing inline,
+# nothing from elsewhere, no framing, no plugins, no <base> tricks.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; media-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """`on_response_prepare` handler: set every security header the response lacks."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def install_security_headers(app: web.Application) -> None:
+    app.on_response_prepare.append(security_headers)
+
+
+# -- rate limits -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """`per_second` tokens are added each second, up to `burst` (the bucket's size)."""
+
+    per_second: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst < 1:
+            raise ValueError("a rate needs per_second > 0 and burst >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """The configured limits. Defaults: a kiosk issues one ticket per citizen (a few a
+    minute at most); a hall's kiosks or citizens' phones may share one address (NAT, a
+    carrier's CGNAT), so the per-address limits are several times a single client's."""
+
+    issue_per_token: Rate = Rate(1.0, 10)
+    issue_per_address: Rate = Rate(5.0, 30)
+    public_per_address: Rate = Rate(20.0, 100)
+    max_keys: int = 10_000  # buckets kept per scope (memory: ~200 bytes each)
+
+
+class TokenBuckets:
+    """Token buckets by key, at most `max_keys` of them (least recently used go first)."""
+
+    def __init__(self, rate: Rate, *, max_keys: int, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._buckets
+
+    def take(self, key: str) -> float:
+        """Take one token: 0.0 when allowed, else the seconds until one is there."""
+        now = self.clock()
+        tokens, at = self._buckets.pop(key, (float(self.rate.burst), now))
+        tokens = min(float(self.rate.burst), tokens + max(0.0, now - at) * self.rate.per_second)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate.per_second
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+# Route patterns (aiohttp canonical paths) by what limits apply.
+ISSUE_ROUTE = ("POST", "/api/v1/sites/{site}/tickets")
+PUBLIC_ROUTES = frozenset(
+    {
+        ("GET", "/api/v1/sites"),
+        ("GET", "/api/v1/sites/{site}"),
+        ("GET", "/api/v1/sites/{site}/display"),
+        ("GET", "/api/v1/sites/{site}/stream"),
+        ("GET", "/api/v1/tickets/{ticket}"),
+        ("POST", "/api/v1/tickets/{ticket}/cancel"),
+        ("GET", "/api/v1/tickets/{ticket}/qr.svg"),
+    }
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _route(request: web.Request) -> tuple[str, str] | None:
+    info = request.match_info.route.resource
+    if info is None:
+        return None
+    return request.method, info.canonical
+
+
+def _token_key(request: web.Request) -> str | None:
+    """The SHA-256 of the bearer token, if one is sent (the secret itself is not kept)."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return hashlib.sha256(value.strip().encode("utf-8")).hexdigest()
+
+
+def _too_many(scope: str, wait: float) -> web.Response:
+    seconds = max(1, math.ceil(wait))
+    return web.json_response(
+        {
+            "code": "rate_limited",
+            "message": "Too many requests; retry after the time in Retry-After.",
+            "details": {"scope": scope, "retry_after_seconds": seconds},
+        },
+        status=429,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+@dataclass
+class RateLimiter:
+    """The limits' buckets and the middleware that applies them."""
+
+    limits: RateLimits = field(default_factory=RateLimits)
+    clock: Callable[[], float] = time.monotonic
+    rejected: Counter[str] = field(default_factory=Counter)  # by scope, for metrics
+
+    def __post_init__(self) -> None:
+        n = self.limits.max_keys
+        self.issue_by_token = TokenBuckets(
+            self.limits.issue_per_token, max_keys=n, clock=self.clock
+        )
+        self.issue_by_address = TokenBuckets(
+            self.limits.issue_per_address, max_keys=n, clock=self.clock
+        )
+        self.public_by_address = TokenBuckets(
+            self.limits.public_per_address, max_keys=n, clock=self.clock
+        )
+
+    def check(self, request: web.Request) -> web.Response | None:
+        """None when the request may go on, else the 429 to answer."""
+        route = _route(request)
+        if route is None:
+            return None
+        address = request.remote or "unknown"
+        if route == ISSUE_ROUTE:
+            token = _token_key(request)
+            # The token's bucket first: one runaway kiosk must not use up its hall's address.
+            if token is not None and (wait := self.issue_by_token.take(token)):
+                self.rejected["issue_token"] += 1
+                return _too_many("token", wait)
+            if wait := self.issue_by_address.take(address):
+                self.rejected["issue_address"] += 1
+                return _too_many("address", wait)
+            return None
+        if route in PUBLIC_ROUTES and (wait := self.public_by_address.take(address)):
+            self.rejected["public_address"] += 1
+            return _too_many("address", wait)
+        return None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = self.check(request)
+        if refused is not None:
+            return refused
+        return await handler(request)

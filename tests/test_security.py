@@ -1,0 +1,223 @@
+"""Security headers and rate limits (queue_service/web/security.py) on a small aiohttp app
+of their own: JSON, stream, file and error responses; token buckets with an injected clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from queue_service.web.errors import error_middleware
+from queue_service.web.security import (
+    CONTENT_SECURITY_POLICY,
+    SECURITY_HEADERS,
+    Rate,
+    RateLimiter,
+    RateLimits,
+    TokenBuckets,
+    install_security_headers,
+)
+
+
+class FakeTime:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _json(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(b"data: {}\n\n")
+    return response
+
+
+async def _own_csp(request: web.Request) -> web.Response:
+    return web.Response(text="x", headers={"Content-Security-Policy": "default-src 'none'"})
+
+
+def _app(tmp_path: Path, limiter: RateLimiter | None = None) -> web.Application:
+    middlewares = [error_middleware]
+    if limiter is not None:
+        middlewares.append(limiter.middleware)
+    app = web.Application(middlewares=middlewares)
+    install_security_headers(app)
+    (tmp_path / "page.html").write_text("<!doctype html><p>hi</p>")
+    app.add_routes(
+        [
+            web.post("/api/v1/sites/{site}/tickets", _json),
+            web.get("/api/v1/sites/{site}/display", _json),
+            web.get("/api/v1/sites/{site}/snapshot", _json),
+            web.get("/api/v1/sites/{site}/stream", _stream),
+            web.get("/api/v1/tickets/{ticket}", _json),
+            web.get("/own-csp", _own_csp),
+            web.static("/ui", tmp_path),
+        ]
+    )
+    return app
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+def _assert_secured(headers: Any) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name) == value, name
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/sites/hall/display", "/api/v1/sites/hall/stream", "/ui/page.html", "/no/such/path"],
+)
+async def test_every_kind_of_response_carries_the_security_headers(
+    path: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path))
+    resp = await client.get(path)
+    _assert_secured(resp.headers)
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in resp.headers["Content-Security-Policy"]
+    await resp.read()
+
+
+async def test_a_handlers_own_content_security_policy_is_kept(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path))
+    resp = await client.get("/own-csp")
+    assert resp.headers["Content-Security-Policy"] == "default-src 'none'"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_policy_loads_nothing_from_elsewhere_and_allows_nothing_inline() -> None:
+    directives = dict(d.strip().split(" ", 1) for d in CONTENT_SECURITY_POLICY.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert all("http" not in v and "*" not in v for v in directives.values())
+
+
+def test_kiosk_pages_have_no_inline_script_style_or_handler() -> None:
+    """What lets the policy go without 'unsafe-inline': pages only load files."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent / "kiosk"
+    pages = sorted(root.glob("*.html"))
+    assert pages
+    for page in pages:
+        html = page.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), page.name
+        assert not re.search(r"<style\b", html), page.name
+        assert not re.search(r"\sstyle\s*=", html), page.name
+        assert not re.search(r"\son[a-z]+\s*=", html), page.name
+
+
+async def test_ticket_issuing_is_limited_per_token_with_retry_after(
+    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+) -> None:
+    limiter = RateLimiter(
+        RateLimits(issue_per_token=Rate(0.5, 3), issue_per_address=Rate(100, 100)),
+        clock=fake_time,
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    kiosk_a = {"Authorization": "Bearer kiosk-a"}
+    kiosk_b = {"Authorization": "Bearer kiosk-b"}
+    for _ in range(3):
+        assert (await client.post("/api/v1/sites/hall/tickets", headers=kiosk_a)).status == 200
+    resp = await client.post("/api/v1/sites/hall/tickets", headers=kiosk_a)
+    assert resp.status == 429
+    body = await resp.json()
+    assert body["code"] == "rate_limited"
+    assert body["details"] == {"scope": "token", "retry_after_seconds": 2}
+    assert resp.headers["Retry-After"] == "2"
+    _assert_secured(resp.headers)
+    # Another kiosk has its own bucket; the first one's refills with time.
+    assert (await client.post("/api/v1/sites/hall/tickets", headers=kiosk_b)).status == 200
+    fake_time.now += 1.9
+    assert (await client.post("/api/v1/sites/hall/tickets", headers=kiosk_a)).status == 429
+    fake_time.now += 2.0
+    assert (await client.post("/api/v1/sites/hall/tickets", headers=kiosk_a)).status == 200
+    assert limiter.rejected["issue_token"] == 2
+    # The secret is never a key: buckets are keyed by its SHA-256.
+    assert "kiosk-a" not in limiter.issue_by_token
+
+
+async def test_ticket_issuing_is_limited_per_address_across_tokens(
+    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+) -> None:
+    limiter = RateLimiter(
+        RateLimits(issue_per_token=Rate(100, 100), issue_per_address=Rate(1, 4)),
+        clock=fake_time,
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    statuses = [
+        (
+            await client.post(
+                "/api/v1/sites/hall/tickets", headers={"Authorization": f"Bearer token-{n}"}
+            )
+        ).status
+        for n in range(6)
+    ]
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    resp = await client.post("/api/v1/sites/hall/tickets")  # no token at all: same address
+    assert resp.status == 429
+    assert (await resp.json())["details"]["scope"] == "address"
+
+
+async def test_public_endpoints_are_limited_per_address_and_staff_reads_are_not(
+    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+) -> None:
+    limiter = RateLimiter(RateLimits(public_per_address=Rate(2, 5)), clock=fake_time)
+    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    public = ["/api/v1/sites/hall/display", "/api/v1/tickets/abc"] * 3
+    statuses = [(await client.get(p)).status for p in public]
+    assert statuses == [200, 200, 200, 200, 200, 429]
+    for _ in range(20):  # the staff snapshot and the pages are not public endpoints here
+        assert (await client.get("/api/v1/sites/hall/snapshot")).status == 200
+        assert (await client.get("/ui/page.html")).status == 200
+    fake_time.now += 0.5
+    assert (await client.get("/api/v1/sites/hall/display")).status == 200
+
+
+def test_buckets_keep_at_most_max_keys_and_forget_the_least_recently_used(
+    fake_time: FakeTime,
+) -> None:
+    buckets = TokenBuckets(Rate(1, 1), max_keys=100, clock=fake_time)
+    assert buckets.take("busy") == 0.0
+    for n in range(10_000):
+        buckets.take(f"address-{n}")
+        if n % 50 == 0:
+            assert buckets.take("busy") > 0  # kept: used recently, and still empty
+    assert len(buckets) == 100
+    assert "address-0" not in buckets
+    assert "address-9999" in buckets
+
+
+def test_a_bucket_refills_at_its_rate_up_to_its_burst(fake_time: FakeTime) -> None:
+    buckets = TokenBuckets(Rate(4, 2), max_keys=10, clock=fake_time)
+    assert [buckets.take("k") for _ in range(2)] == [0.0, 0.0]
+    assert buckets.take("k") == pytest.approx(0.25)
+    fake_time.now += 100  # long idle: back to the burst, not to 400 tokens
+    assert [buckets.take("k") == 0.0 for _ in range(3)] == [True, True, False]
+
+
+def test_a_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="per_second"):
+        Rate(0, 1)
+    with pytest.raises(ValueError, match="burst"):
+        Rate(1, 0)
