@@ -29,7 +29,9 @@ def ticket_status(state: SiteState, ticket: Ticket, now: datetime) -> dict[str, 
     service = state.site.services[ticket.service]
     ahead = state.people_ahead(ticket)
     estimate = (
-        state.estimated_wait_seconds(ticket.service, ahead) if ticket.state == WAITING else None
+        state.estimated_wait_seconds(ticket.service, ahead, now, ticket)
+        if ticket.state == WAITING
+        else None
     )
     counter_name = state.site.counters[ticket.counter].name if ticket.counter is not None else None
     # The tickets being called or served are the ones counters hold (at most one each):
@@ -128,7 +130,7 @@ def _service_view(
         "oldest_enqueued_at": _iso(oldest),
         "oldest_wait_seconds": _round((now - oldest).total_seconds()) if oldest else None,
         "open_counters": open_counters,
-        "estimated_wait_seconds": _round(state.estimated_wait_seconds(code, len(q))),
+        "estimated_wait_seconds": _round(state.estimated_wait_seconds(code, len(q), now)),
         "issued_today": q.issued,
         "daily_quota": svc.daily_quota,
         "cutoff": f"{svc.cutoff:%H:%M}" if svc.cutoff else None,

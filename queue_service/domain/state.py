@@ -7,6 +7,7 @@ start-up replays a whole day of every site through it.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -15,6 +16,7 @@ from sys import intern
 from typing import Any
 
 from queue_service.config import Service, Site
+from queue_service.domain import estimate as est
 from queue_service.domain import events as ev
 from queue_service.domain.events import Event
 from queue_service.domain.totals import SiteTotals
@@ -70,6 +72,9 @@ class Ticket:
     finished_at: datetime | None = None
     outcome: str | None = None
     last_ts: datetime | None = None
+    # The estimated wait it was given at issue (`estimated_wait_seconds` of its
+    # ticket_issued event), held to account when its first visit is called.
+    estimate: float | None = None
 
     @property
     def sort_key(self) -> tuple[datetime, int]:
@@ -89,6 +94,15 @@ class ServiceQueue:
     service_seconds: float = 0.0  # sum over `finished`
     no_shows: int = 0
     cancelled: int = 0
+    # What the estimate reads (queue_service/domain/estimate.py), kept in O(1) per event:
+    open_now: int = 0  # open counters serving this service
+    open_share: float = 0.0  # sum over them of 1 / the number of services each serves
+    busy_area: float = 0.0  # counter-seconds open while tickets waited, up to `area_at`
+    area_at: datetime | None = None
+    # (time, busy_area then) of the last first calls of a visit in this service
+    recent: deque[tuple[datetime, float]] = field(
+        default_factory=lambda: deque(maxlen=est.RECENT_CALLS)
+    )
 
     def __len__(self) -> int:
         return len(self.priority) + len(self.regular)
@@ -149,6 +163,14 @@ def _before(tickets: Iterable[Ticket], ticket: Ticket) -> int:
         if k < key or (k == key and t.seq < seq):
             n += 1
     return n
+
+
+def _advance(q: ServiceQueue, ts: datetime) -> None:
+    """Bring the service's busy area to `ts`; call before its queue or open counters change."""
+    at = q.area_at
+    if at is not None and q.open_now and (q.priority or q.regular) and ts > at:
+        q.busy_area += q.open_now * (ts - at).total_seconds()
+    q.area_at = ts
 
 
 # Field values in declaration order: `Ticket(*_ticket_fields(t))` copies a ticket about
@@ -250,8 +272,13 @@ class SiteState:
                 "service_seconds",
                 "no_shows",
                 "cancelled",
+                "open_now",
+                "open_share",
+                "busy_area",
+                "area_at",
             ):
                 setattr(oq, name, getattr(q, name))
+            oq.recent = q.recent.copy()
         for cid, c in self.counters.items():
             other.counters[cid] = CounterState(*_counter_fields(c))
         return other
@@ -262,14 +289,16 @@ class SiteState:
         """Apply stored events of this state's day given as rows (start-up replay only).
 
         A row is `(seq, site, type, ts, ticket_id, counter_id, service, text, number_seq,
-        priority, source)` (see `REPLAY_ROW` in the store): `text` is the one data field the
-        type's handler reads (the ticket number of an issue, the outcome of a finish, the
-        target service of a transfer, the reason of a pause); the last three are read by
-        issues only; `counter_id` and `service` may be None where the handler does not read
-        them. Rows must be of `self.day`, in seq order. The result is exactly the
-        state `apply` builds from the same events (tests/test_perf_replay.py holds it to
-        that), reached without building an `Event` or decoding JSON: the handlers are
-        closures over this state's dicts, with the totals' histograms observed inline.
+        priority, source[, estimate])` (see `REPLAY_ROW` in the store): `text` is the one
+        data field the type's handler reads (the ticket number of an issue, the outcome of a
+        finish, the target service of a transfer, the reason of a pause); the last four are
+        read by issues only (`estimate`, the issued event's `estimated_wait_seconds`, may be
+        left out of the row: the ticket then keeps none); `counter_id` and `service` may be
+        None where the handler does not read them. Rows must be of `self.day`, in seq order.
+        The result is exactly the state `apply` builds from the same events
+        (tests/test_perf_replay.py holds it to that), reached without building an `Event` or
+        decoding JSON: the handlers are closures over this state's dicts, with the totals'
+        histograms observed inline.
         Returns the number of rows applied.
         """
         tickets, queues, counters = self.tickets, self.queues, self.counters
@@ -280,6 +309,12 @@ class SiteState:
             t_recalled, t_closed = totals.recalled, totals.closed
             t_wait, t_walk, t_service = totals.wait, totals.walk, totals.service
             t_counter_served, t_counter_busy = totals.counter_served, totals.counter_busy
+            t_est_error, t_under, t_over = (
+                totals.estimate_error,
+                totals.estimate_under,
+                totals.estimate_over,
+            )
+        counter_services = {cid: cfg.services for cid, cfg in self.site.counters.items()}
         version = 0  # added to totals.version at the end (the same sum `apply` reaches)
 
         # The look-ups of `_ticket` and `_counter` are written out in each handler below
@@ -300,8 +335,13 @@ class SiteState:
             t = Ticket(
                 tid, q.service.code, r[7], n, prio, intern(r[10]), ts, ts, ts,
                 WAITING, 0, None, None, 0, None, None, None, None, None, ts,
+                r[11] if len(r) > 11 else None,
             )  # fmt: skip
             tickets[tid] = t
+            at = q.area_at  # _advance, written out
+            if at is not None and q.open_now and (q.priority or q.regular) and ts > at:
+                q.busy_area += q.open_now * (ts - at).total_seconds()
+            q.area_at = ts
             if prio is not None:
                 q.priority[tid] = t
             else:
@@ -325,8 +365,13 @@ class SiteState:
                 raise unknown_counter(r) from None
             ts, svc, tid = r[3], t.service, t.id
             q = queues[svc]
+            at = q.area_at  # _advance, written out
+            if at is not None and q.open_now and (q.priority or q.regular) and ts > at:
+                q.busy_area += q.open_now * (ts - at).total_seconds()
+            q.area_at = ts
             q.priority.pop(tid, None)
             q.regular.pop(tid, None)
+            q.recent.append((ts, q.busy_area))
             t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
             t.first_called_at = t.last_called_at = ts
             q.called += 1
@@ -342,6 +387,16 @@ class SiteState:
                 h.counts[bisect_left(h.bounds, wait)] += 1
                 h.sum += wait
                 h.count += 1
+                if t.estimate is not None and t.segment == 0:
+                    error = wait - t.estimate
+                    h = t_est_error[svc]
+                    h.counts[bisect_left(h.bounds, abs(error))] += 1
+                    h.sum += abs(error)
+                    h.count += 1
+                    if error > 0:
+                        t_under[svc] += error
+                    else:
+                        t_over[svc] -= error
             q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
             c.ticket_id = tid
             c.idle_since = None
@@ -455,6 +510,7 @@ class SiteState:
             t.first_called_at = t.last_called_at = t.started_at = None
             t.enqueued_at = r[3]
             t.queue_key = t.issued_at  # keeps its place by original issue time
+            _advance(queues[to], r[3])
             queues[to].add(t)
 
         def cancelled(r: ReplayRow) -> None:
@@ -465,6 +521,7 @@ class SiteState:
                 raise unknown_ticket(r) from None
             t.last_ts = r[3]
             q = queues[t.service]
+            _advance(q, r[3])
             q.priority.pop(t.id, None)
             q.regular.pop(t.id, None)
             q.cancelled += 1
@@ -473,12 +530,25 @@ class SiteState:
                 t_closed[(t.service, "cancelled")] += 1
             t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", r[3]
 
+        def staffing(c: CounterState, ts: datetime, now_open: bool) -> None:
+            if (c.state == COUNTER_OPEN) == now_open:
+                return
+            services = counter_services[c.id]
+            step = 1 if now_open else -1
+            share = step / len(services)
+            for code in services:
+                q = queues[code]
+                _advance(q, ts)
+                q.open_now += step
+                q.open_share += share
+
         def counter_opened(r: ReplayRow) -> None:
             try:
                 c = counters[r[5]]
             except KeyError:
                 raise unknown_counter(r) from None
             ts = r[3]
+            staffing(c, ts, True)
             c.state, c.reason, c.since = COUNTER_OPEN, None, ts
             c.idle_since = ts if c.ticket_id is None else None
 
@@ -487,6 +557,7 @@ class SiteState:
                 c = counters[r[5]]
             except KeyError:
                 raise unknown_counter(r) from None
+            staffing(c, r[3], False)
             c.state, c.reason, c.since, c.idle_since = COUNTER_PAUSED, r[7], r[3], None
 
         def counter_closed(r: ReplayRow) -> None:
@@ -494,6 +565,7 @@ class SiteState:
                 c = counters[r[5]]
             except KeyError:
                 raise unknown_counter(r) from None
+            staffing(c, r[3], False)
             c.state, c.reason, c.since, c.idle_since = COUNTER_CLOSED, None, r[3], None
 
         handlers: dict[str, Callable[[ReplayRow], None]] = {
@@ -565,15 +637,30 @@ class SiteState:
             return q.service_seconds / q.finished
         return q.service.default_service_minutes * 60
 
-    def estimated_wait_seconds(self, service: str, ahead: int) -> float | None:
-        """Simple estimate: people ahead x average handle time / open counters.
+    def ahead_of_new(self, service: str, priority: str | None) -> int:
+        """How many waiting tickets a ticket issued now would have before it."""
+        q = self.queues[service]
+        if priority is not None and q.uses_priority():
+            return len(q.priority)
+        return len(q)
 
-        None when no counter serving the service is open (no honest estimate exists).
+    def estimated_wait_seconds(
+        self,
+        service: str,
+        ahead: int,
+        now: datetime | None = None,
+        ticket: Ticket | None = None,
+    ) -> float | None:
+        """The estimate shown to citizens (`estimate.shipped`): seconds until `ticket`, or
+        a ticket issued at `now` with `ahead` tickets before it, is called.
+
+        None when no counter serving the service is open or coming back from a break (no
+        honest estimate exists). `now` defaults to the time of the last event applied.
         """
-        counters = len(self.open_counters(service))
-        if counters == 0:
+        at = now if now is not None else self.last_ts
+        if at is None:  # nothing happened today: no counter is open
             return None
-        return (ahead + 1) * self.average_service_seconds(service) / counters
+        return est.shipped(self, service, ahead, at, ticket)
 
     # -- event handlers ----------------------------------------------------------------
 
@@ -617,8 +704,10 @@ class SiteState:
             e.ts,
             e.ts,
             last_ts=e.ts,
+            estimate=d.get("estimated_wait_seconds"),
         )
         self.tickets[ticket.id] = ticket
+        _advance(q, e.ts)
         q.add(ticket)
         q.issued = max(q.issued, ticket.seq)
         if self.totals is not None:
@@ -629,7 +718,9 @@ class SiteState:
         t = self._ticket(e)
         c = self._counter(e)
         q = self.queues[t.service]
+        _advance(q, e.ts)
         q.remove(t)
+        q.recent.append((e.ts, q.busy_area))
         t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
         t.first_called_at = t.last_called_at = e.ts
         q.called += 1
@@ -638,10 +729,18 @@ class SiteState:
         if within:
             q.called_within += 1
         if self.totals is not None:
-            self.totals.version += 1
-            self.totals.called[t.service] += 1
-            self.totals.called_within[t.service] += within
-            self.totals.wait[t.service].observe(wait)
+            totals = self.totals
+            totals.version += 1
+            totals.called[t.service] += 1
+            totals.called_within[t.service] += within
+            totals.wait[t.service].observe(wait)
+            if t.estimate is not None and t.segment == 0:
+                error = wait - t.estimate
+                totals.estimate_error[t.service].observe(abs(error))
+                if error > 0:
+                    totals.estimate_under[t.service] += error
+                else:
+                    totals.estimate_over[t.service] -= error
         q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
         c.ticket_id = t.id
         c.idle_since = None
@@ -707,25 +806,43 @@ class SiteState:
         t.first_called_at = t.last_called_at = t.started_at = None
         t.enqueued_at = e.ts
         t.queue_key = t.issued_at  # keeps its place by original issue time
+        _advance(self.queues[to], e.ts)
         self.queues[to].add(t)
 
     def _cancelled(self, e: Event) -> None:
         t = self._ticket(e)
         q = self.queues[t.service]
+        _advance(q, e.ts)
         q.remove(t)
         q.cancelled += 1
         self._closed(t.service, "cancelled")
         t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", e.ts
 
+    def _staffing(self, c: CounterState, ts: datetime, now_open: bool) -> None:
+        """Keep each of the counter's services' open count (the estimate's input) in step."""
+        if (c.state == COUNTER_OPEN) == now_open:
+            return
+        services = self.site.counters[c.id].services
+        step = 1 if now_open else -1
+        share = step / len(services)
+        for code in services:
+            q = self.queues[code]
+            _advance(q, ts)
+            q.open_now += step
+            q.open_share += share
+
     def _counter_opened(self, e: Event) -> None:
         c = self._counter(e)
+        self._staffing(c, e.ts, True)
         c.state, c.reason, c.since = COUNTER_OPEN, None, e.ts
         c.idle_since = e.ts if c.ticket_id is None else None
 
     def _counter_paused(self, e: Event) -> None:
         c = self._counter(e)
+        self._staffing(c, e.ts, False)
         c.state, c.reason, c.since, c.idle_since = COUNTER_PAUSED, e.data.get("reason"), e.ts, None
 
     def _counter_closed(self, e: Event) -> None:
         c = self._counter(e)
+        self._staffing(c, e.ts, False)
         c.state, c.reason, c.since, c.idle_since = COUNTER_CLOSED, None, e.ts, None

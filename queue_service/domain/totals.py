@@ -13,6 +13,8 @@ from collections.abc import Iterable
 WAIT_BASE_BOUNDS = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800)
 WALK_BOUNDS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 SERVICE_BOUNDS = (60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 7200.0)
+# |actual wait - the estimate given at issue|; 300 s is the evaluation's "within 5 minutes".
+ESTIMATE_ERROR_BOUNDS = (60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 CLOSED_OUTCOMES = ("served", "incomplete", "referred", "transferred", "no_show", "cancelled")
 
 
@@ -37,6 +39,18 @@ class Histogram:
         self.sum += value
         self.count += 1
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        return (self.bounds, self.counts, self.sum, self.count) == (
+            other.bounds,
+            other.counts,
+            other.sum,
+            other.count,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
     def cumulative(self) -> list[int]:
         out, running = [], 0
         for c in self.counts:
@@ -59,5 +73,11 @@ class SiteTotals:
         self.wait = {s: Histogram(wait) for s in services}
         self.walk = {s: Histogram(WALK_BOUNDS) for s in services}
         self.service = {s: Histogram(SERVICE_BOUNDS) for s in services}
+        # Accountability of the estimated wait (first visits given an estimate at issue,
+        # at their first call): |actual - estimate|, and the seconds waited beyond what
+        # was told (under) and short of it (over); bias = (over - under) / count.
+        self.estimate_error = {s: Histogram(ESTIMATE_ERROR_BOUNDS) for s in services}
+        self.estimate_under = dict.fromkeys(services, 0.0)
+        self.estimate_over = dict.fromkeys(services, 0.0)
         self.counter_served = dict.fromkeys(counters, 0)
         self.counter_busy = dict.fromkeys(counters, 0.0)

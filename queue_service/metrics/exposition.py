@@ -69,6 +69,18 @@ _SERVICE_COUNTERS = (
     ),
     ("qms_tickets_recalled_total", "Recalls of called tickets.", "recalled"),
 )
+_ESTIMATE_COUNTERS = (
+    (
+        "qms_wait_prediction_under_seconds_total",
+        "Seconds citizens waited beyond the estimate given at issue (sum over first calls).",
+        "estimate_under",
+    ),
+    (
+        "qms_wait_prediction_over_seconds_total",
+        "Seconds the estimate given at issue exceeded the actual wait (sum over first calls).",
+        "estimate_over",
+    ),
+)
 _HISTOGRAMS = (
     ("qms_ticket_wait_seconds", "Wait: first call minus start of the visit.", "wait"),
     ("qms_ticket_walk_seconds", "Walk: service start minus last call.", "walk"),
@@ -229,6 +241,26 @@ class Exposition:
             )
         await self._family(
             out,
+            "qms_wait_prediction_abs_error_seconds",
+            "histogram",
+            "|actual wait - the estimate given at issue|, observed at a ticket's first call.",
+            per_site(
+                "estimate_error",
+                lambda s, t: self._histogram(
+                    "qms_wait_prediction_abs_error_seconds", s, t.estimate_error
+                ),
+            ),
+        )
+        for name, help_text, attr in _ESTIMATE_COUNTERS:
+            await self._family(
+                out,
+                name,
+                "counter",
+                help_text,
+                per_site(name, partial(self._service_attr, name, attr)),
+            )
+        await self._family(
+            out,
             "qms_loket_served_total",
             "counter",
             "Visits finished or transferred at the counter.",
@@ -275,11 +307,6 @@ class Exposition:
                 )
             open_counters = open_by_service[code]
             lines["qms_queue_open_counters"].append(f"{{{lbl}}} {open_counters}\n")
-            if open_counters:
-                predicted = (waiting + 1) * state.average_service_seconds(code) / open_counters
-                lines["qms_queue_predicted_wait_seconds"].append(
-                    f"{{{lbl}}} {fmt(round(predicted, 3))}\n"
-                )
             lines["qms_service_target_wait_seconds"].append(
                 f"{{{lbl}}} {q.service.target_wait_seconds}\n"
             )
@@ -325,6 +352,13 @@ class Exposition:
             lines["qms_queue_waiting_over_target_tickets"].append(f"{{{lbl}}} {over}\n")
             accepting = state.not_accepting(code, now_dt) is None
             lines["qms_service_accepting"].append(f"{{{lbl}}} {int(accepting)}\n")
+            # The estimate shown on the kiosk and the board, for a ticket issued now (it
+            # moves with the clock: the observed call rate decays while nobody is called).
+            predicted = state.estimated_wait_seconds(code, len(q), now_dt)
+            if predicted is not None:
+                lines["qms_queue_predicted_wait_seconds"].append(
+                    f"{{{lbl}}} {fmt(round(predicted, 1))}\n"
+                )
         site_lbl = f'site="{escape(site_id)}"'
         lines["qms_site_open"].append(f"{{{site_lbl}}} {int(is_open)}\n")
         lines["qms_site_on_break"].append(
@@ -414,7 +448,6 @@ _STATE_GAUGES = (
         "Unix time the oldest waiting ticket started waiting.",
     ),
     ("qms_queue_open_counters", "Open counters serving the service."),
-    ("qms_queue_predicted_wait_seconds", "Estimated wait for a ticket issued now."),
     ("qms_service_target_wait_seconds", "The service standard's target wait."),
     ("qms_loket_open", "1 when the counter is open."),
     ("qms_loket_paused", "1 when the counter is paused."),
@@ -431,6 +464,10 @@ _TIME_GAUGES = (
     (
         "qms_queue_waiting_over_target_tickets",
         "Waiting tickets that have already waited longer than the target.",
+    ),
+    (
+        "qms_queue_predicted_wait_seconds",
+        "Estimated wait for a ticket issued now (the estimate citizens are shown).",
     ),
     ("qms_service_accepting", "1 when tickets can be issued now."),
     ("qms_site_open", "1 within opening hours."),
