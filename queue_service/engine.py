@@ -25,6 +25,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
+from queue_service import heap
 from queue_service.config import AppConfig
 from queue_service.domain import errors
 from queue_service.domain.clock import Clock
@@ -46,9 +47,9 @@ ANSWER_MEMORY = timedelta(minutes=15)
 # The keys of the window are kept in memory (as hashes, in buckets of this many seconds),
 # so a new key is known to be new without asking the database.
 KEY_BUCKET_SECONDS = 4 * 3600
-# A replay this large ends with gc.freeze(): the replayed state is long-lived, and a full
-# collection traversing it (≈0.4 s for a million events) would pause live requests.
-FREEZE_AFTER_EVENTS = 50_000
+# Local time at which the day's heap is collected once in full (see `queue_service.heap`):
+# halls are closed, and the state of the day before has been dropped by then.
+HEAP_RENEW_AT = day_time(3, 0)
 _ROW_SITE = itemgetter(1)  # the site of a replay row (EventStore.REPLAY_ROW)
 
 
@@ -94,8 +95,11 @@ class AnswerKeys:
         self.buckets.setdefault(bucket, set()).update(map(hash, joined))
 
     def __contains__(self, site_key: tuple[str, str]) -> bool:
-        h = _key_hash(*site_key)
-        return any(h in hashes for hashes in self.buckets.values())
+        h = hash(f"{site_key[0]}\x1f{site_key[1]}")  # _key_hash, inline: once per request
+        for hashes in self.buckets.values():  # noqa: SIM110 - a loop, not a generator: hot path
+            if h in hashes:
+                return True
+        return False
 
     def forget_before(self, cutoff: datetime) -> None:
         """Drop buckets that end before `cutoff`."""
@@ -147,6 +151,8 @@ class Engine:
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[None]]] = {}
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._nightly: asyncio.Task[None] | None = None
+        self._heap_held = False
         self._idle = asyncio.Event()  # set while nothing waits to be committed
         self._idle.set()
         self._next_seq = 1
@@ -185,8 +191,10 @@ class Engine:
             if gc_was_enabled:
                 gc.enable()
         self.committed = states
-        if count >= FREEZE_AFTER_EVENTS:
-            gc.freeze()
+        # The replayed state lives all day: freeze it, so that no full collection
+        # traverses it again (≈0.4 s for a million events, with every request waiting).
+        heap.hold()
+        self._heap_held = True
         self._committed_seq = await self.store.max_seq()
         self._next_seq = self._committed_seq + 1
         await self.store.forget_answers(now - IDEMPOTENCY_WINDOW)
@@ -206,6 +214,7 @@ class Engine:
         )
         self.available = True
         self._task = asyncio.create_task(self._writer(), name="engine-writer")
+        self._nightly = asyncio.create_task(self._renew_heap_nightly(), name="engine-heap")
         self.ready = True
 
     async def stop(self) -> None:
@@ -219,7 +228,32 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._nightly is not None:
+            self._nightly.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._nightly
+            self._nightly = None
+        if self._heap_held:
+            heap.release()
+            self._heap_held = False
         self._fail_queued(StoreUnavailable("service is shutting down"))
+
+    async def _renew_heap_nightly(self) -> None:
+        """Once a night (HEAP_RENEW_AT in the first site's timezone), collect the whole
+        heap: cyclic garbage among frozen objects is freed there and nowhere else."""
+        site = next(iter(self.config.sites.values()))
+        while True:
+            now = self.clock.now()
+            local = site.local(now)
+            at = datetime.combine(local.date(), HEAP_RENEW_AT, tzinfo=site.timezone)
+            if at <= local:
+                at = datetime.combine(
+                    local.date() + timedelta(days=1), HEAP_RENEW_AT, tzinfo=site.timezone
+                )
+            # Slept in pieces: the clock may be stepped (or injected) meanwhile.
+            await asyncio.sleep(min((at - local).total_seconds(), 600.0))
+            if site.local(self.clock.now()) >= at:
+                heap.renew()
 
     def _new_totals(self, site_id: str) -> SiteTotals:
         site = self.config.sites[site_id]

@@ -1,0 +1,62 @@
+"""The process's garbage-collector policy (queue_service.heap)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from queue_service import heap
+
+
+@pytest.fixture
+def clean_heap() -> Iterator[None]:
+    gc.unfreeze()
+    yield
+    while heap._users:
+        heap.release()
+    gc.unfreeze()
+
+
+def test_survivors_of_a_full_collection_are_frozen_while_the_policy_is_held(
+    clean_heap: None,
+) -> None:
+    heap.hold()
+    kept = [[i] for i in range(1000)]  # long-lived, GC-tracked objects
+    frozen_before = gc.get_freeze_count()
+    gc.collect()  # a full collection: its survivors go to the permanent generation
+    assert gc.get_freeze_count() >= frozen_before + len(kept)
+    heap.release()
+    assert gc.get_freeze_count() == 0
+    assert heap._freeze_after_full not in gc.callbacks
+
+
+def test_nested_holders_keep_the_policy_until_the_last_releases(clean_heap: None) -> None:
+    heap.hold()
+    heap.hold()
+    heap.release()
+    assert heap._freeze_after_full in gc.callbacks
+    heap.release()
+    assert heap._freeze_after_full not in gc.callbacks
+    heap.release()  # one release too many is harmless
+    assert heap._users == 0
+
+
+def test_renew_frees_cycles_that_died_while_frozen(clean_heap: None) -> None:
+    heap.hold()
+
+    class Node:
+        other: object = None
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # a reference cycle, alive when frozen
+    gc.freeze()
+    alive = weakref.ref(a)
+    del a, b
+    gc.collect()
+    assert alive() is not None  # garbage, but frozen: no collection reaches it
+    heap.renew()
+    assert alive() is None
+    assert gc.get_freeze_count() > 0  # the survivors are frozen again
