@@ -1,4 +1,4 @@
-"""Command line: `queue-service run | check-config | hash-token`."""
+"""Command line: `queue-service run | check-config | hash-token | simulate | report`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from queue_service.config import ConfigError, hash_token, load_config
+from queue_service.reports import cli as reports_cli
+from queue_service.simulate import cli as simulate_cli
 
 log = logging.getLogger("queue_service")
 
@@ -34,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("hash-token", help="print the sha256 to configure for a token")
     token.add_argument("token", nargs="?", help="the token (asked for when omitted)")
+
+    simulate_cli.add_parser(sub)
+    reports_cli.add_parser(sub)
     return parser
 
 
@@ -58,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{counters} counters, {len(config.tokens)} tokens)"
         )
         return 0
+    if args.command == "simulate":
+        return simulate_cli.main(args)
+    if args.command == "report":
+        return reports_cli.main(args)
     if args.command == "hash-token":
         secret = args.token or getpass.getpass("token: ")
         print(hash_token(secret))
