@@ -1,0 +1,493 @@
+"""Hostile input: the served OpenAPI document fuzzed with schemathesis, the serial parsers
+fuzzed with hypothesis, oversized headers and bodies, slow (slowloris) clients, and
+thousands of server-sent-event connections. Each test prints what it sent and counted.
+
+ANTRIAN_HOSTILE_FULL=1 (or ANTRIAN_FAULTS_FULL=1) runs the long variants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import resource
+import statistics
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import hypothesis
+import requests
+from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import HypothesisDeprecationWarning, Unsatisfiable
+
+from queue_service.devices import dispenser, escpos, keypad
+from queue_service.devices.framing import ETX, MAX_FRAME, STX, Frame, FrameParser, encode
+from tests.conftest import ADMIN, KIOSK, SITE
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+FULL = _flag("ANTRIAN_HOSTILE_FULL") or _flag("ANTRIAN_FAULTS_FULL")
+
+
+def _process_rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- schemathesis against the served document ---------------------------------------------
+
+EXAMPLES_PER_OPERATION = 200 if FULL else 25
+# The stream never ends (a GET that stays open): it has its own tests below and in
+# tests/test_stream.py.
+NOT_FUZZED = {"GET /api/v1/sites/{site}/stream"}
+KNOWN_PATH = {"site": SITE, "counter": "loket-01"}
+
+
+def _fuzz_operations(
+    base_url: str, document: dict[str, Any]
+) -> tuple[Counter[str], list[str], list[str]]:
+    """Every operation of `document`, positive and negative cases, against `base_url`."""
+    import schemathesis
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+    from schemathesis.core.result import Ok
+    from schemathesis.generation import GenerationMode
+
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+    ]
+    schema = schemathesis.openapi.from_dict(document)
+    counts: Counter[str] = Counter()
+    failures: list[str] = []
+    no_negative: list[str] = []
+    http = requests.Session()
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result  # the document itself is valid
+        operation = result.ok()
+        if operation.label in NOT_FUZZED:
+            continue
+        known = {k: v for k, v in KNOWN_PATH.items() if "{" + k + "}" in operation.label}
+        passes: list[tuple[GenerationMode, dict[str, str]]] = [
+            (GenerationMode.POSITIVE, {}),
+            (GenerationMode.NEGATIVE, {}),
+        ]
+        if known:  # and again at the real site and counter, so handlers get past the 404
+            passes.append((GenerationMode.POSITIVE, known))
+        for mode, path in passes:
+            name = f"{operation.label} [{mode.value}{', real ids' if path else ''}]"
+
+            def make(name: str) -> Callable[[Any], None]:
+                def run(case: Any) -> None:
+                    counts[name] += 1
+                    headers = {**ADMIN, **(case.headers or {})}
+                    try:
+                        response = case.call(
+                            base_url=base_url, session=http, headers=headers, timeout=10
+                        )
+                        case.validate_response(response, checks=checks, headers=headers)
+                    except Exception as exc:
+                        failures.append(f"{name}: {type(exc).__name__}: {exc}"[:2000])
+                        raise
+
+                return run
+
+            fuzz = settings(
+                max_examples=EXAMPLES_PER_OPERATION,
+                deadline=None,
+                database=None,
+                derandomize=not FULL,
+                suppress_health_check=list(HealthCheck),
+                phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+            )(
+                given(
+                    case=operation.as_strategy(generation_mode=mode, path_parameters=path or None)
+                )(make(name))
+            )
+            try:
+                with warnings.catch_warnings():
+                    # schemathesis draws from `random` inside its strategies; hypothesis
+                    # deprecates that (a warning, an error under this suite's filters).
+                    warnings.filterwarnings(
+                        "ignore",
+                        message="Do not use the `random` module inside strategies",
+                        category=HypothesisDeprecationWarning,
+                    )
+                    fuzz()
+            except Unsatisfiable:
+                # Nothing to make invalid (no parameters, or only a free-form path part).
+                no_negative.append(name)
+            except Exception as exc:  # every operation is still fuzzed; the test fails below
+                if not failures or not failures[-1].startswith(name):
+                    failures.append(f"{name}: {exc!r}"[:2000])
+    return counts, failures, no_negative
+
+
+async def test_every_served_operation_survives_schemathesis_without_5xx_or_schema_violation(
+    client: TestClient[Any, Any],
+) -> None:
+    resp = await client.get("/api/v1/openapi.json")
+    assert resp.status == 200
+    document = await resp.json()
+    base_url = str(client.make_url("")).rstrip("/")
+    began = time.perf_counter()
+    # Schemathesis talks plain HTTP from a thread; the service answers on this loop.
+    counts, failures, no_negative = await asyncio.to_thread(_fuzz_operations, base_url, document)
+    elapsed = time.perf_counter() - began
+    import schemathesis
+
+    operations = {k.rsplit(" [", 1)[0] for k in counts}
+    print(
+        f"\n[schemathesis {schemathesis.__version__}] {sum(counts.values())} cases over "
+        f"{len(operations)} operations (positive, negative, positive at the real site and "
+        f"counter) in {elapsed:.1f} s; "
+        f"failures {len(failures)}; no negative case possible for {len(no_negative)}"
+    )
+    for failure in failures:
+        print("  FAIL", failure)
+    served = {
+        f"{method.upper()} {path}"
+        for path, ops in document["paths"].items()
+        for method in ops
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    assert operations == served - NOT_FUZZED
+    assert not failures, "\n".join(failures)
+
+
+# -- the serial parsers, fuzzed --------------------------------------------------------------
+
+FUZZ_EXAMPLES = 3000 if FULL else 400
+fuzz_counts: Counter[str] = Counter()
+
+printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=64)
+frames = st.builds(
+    lambda a, c, d: encode(a, c, d),
+    st.integers(0, 255),
+    st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    printable,
+)
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces, last = [], 0
+    for p in points:
+        pieces.append(data[last:p])
+        last = p
+    pieces.append(data[last:])
+    return pieces
+
+
+def _feed(parser: FrameParser, pieces: list[bytes]) -> list[Frame]:
+    found = []
+    for piece in pieces:
+        found += parser.feed(piece)
+        assert parser.buffered <= parser.max_frame
+    return found
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None)
+@given(data=st.binary(max_size=2048), cuts=st.lists(st.integers(0, 4096), max_size=40))
+def test_frame_parser_never_raises_and_keeps_its_buffer_capped_on_arbitrary_bytes(
+    data: bytes, cuts: list[int]
+) -> None:
+    fuzz_counts["arbitrary bytes"] += 1
+    parser = FrameParser()
+    found = _feed(parser, _split(data, cuts))
+    stats = parser.stats
+    assert stats.good_frames == len(found)
+    assert stats.discarded_bytes <= len(data)
+    for frame in found:  # anything it accepts re-encodes to a valid frame of its own
+        assert encode(frame.address, frame.command, frame.data) in data
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None)
+@given(
+    before=st.binary(max_size=300),
+    valid=st.lists(frames, min_size=1, max_size=5),
+    between=st.lists(st.binary(max_size=40).filter(lambda b: STX not in b), min_size=5, max_size=5),
+    after=st.binary(max_size=300),
+    cuts=st.lists(st.integers(0, 4096), max_size=30),
+)
+def test_frame_parser_finds_every_valid_frame_after_interleaved_garbage(
+    before: bytes, valid: list[bytes], between: list[bytes], after: bytes, cuts: list[int]
+) -> None:
+    """Garbage may hold STX (a false start) before the frames; between them it holds no STX
+    (an STX there would open a frame the next one's STX then cuts, which is right too)."""
+    fuzz_counts["garbage + valid frames"] += 1
+    stream = before + b"".join(f + g for f, g in zip(valid, between, strict=False)) + after
+    parser = FrameParser()
+    found = _feed(parser, _split(stream, cuts))
+    expected = [Frame(int(f[1:3], 16), chr(f[3]), f[6:-5].decode("ascii")) for f in valid]
+    # The valid frames come out in order; garbage can only add frames that are valid too.
+    it = iter(found)
+    assert all(any(frame == e for frame in it) for e in expected), (found, expected)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None)
+@given(n=st.integers(MAX_FRAME, 5 * MAX_FRAME), tail=frames)
+def test_frame_parser_drops_an_endless_frame_and_recovers(n: int, tail: bytes) -> None:
+    fuzz_counts["oversized frame"] += 1
+    parser = FrameParser()
+    assert _feed(parser, [bytes([STX]) + b"A" * n, bytes([ETX]) + tail]) == [
+        Frame(int(tail[1:3], 16), chr(tail[3]), tail[6:-5].decode("ascii"))
+    ]
+    assert parser.stats.bad_frames == 1
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None)
+@given(address=st.integers(0, 255), command=st.sampled_from("TKHAZ"), data=printable)
+def test_device_decoders_never_raise_on_any_frame_content(
+    address: int, command: str, data: str
+) -> None:
+    fuzz_counts["frame contents"] += 1
+    frame = Frame(address, command, data)
+    ticket = dispenser.decode_ticket(frame)
+    if ticket is not None:
+        assert command == "T" and ticket.number in data and 0 <= ticket.seq < 10**10
+    press = keypad.decode_key(frame)
+    if press is not None:
+        assert command == "K" and len(data) == 1
+        assert press.action is None or press.action in keypad.KEYS.values()
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None)
+@given(chunks=st.lists(st.binary(max_size=64), max_size=20), expected=st.integers(0, 8))
+def test_printer_status_parser_takes_only_what_was_asked_for(
+    chunks: list[bytes], expected: int
+) -> None:
+    fuzz_counts["printer status bytes"] += 1
+    parser = escpos.StatusReplyParser()
+    for _ in range(expected):
+        parser.expect()
+    out = [b for chunk in chunks for b in parser.feed(chunk)]
+    assert len(out) <= expected
+    assert all(escpos.is_status_byte(b) for b in out)
+    assert parser.good_frames + parser.bad_frames == sum(len(c) for c in chunks)
+
+
+def test_fuzz_counts_are_reported() -> None:
+    """Runs after the fuzz tests of this module (pytest keeps file order)."""
+    print(f"\n[hypothesis {hypothesis.__version__}] parser fuzz examples: {dict(fuzz_counts)}")
+    assert sum(fuzz_counts.values()) >= FUZZ_EXAMPLES  # the tests above did run
+
+
+# -- oversized headers and bodies --------------------------------------------------------------
+
+
+async def _raw(client: TestClient[Any, Any], payload: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes to the test server's TCP port; return what it answered."""
+    assert client.server.host is not None and client.server.port is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(payload)
+        await writer.drain()
+        async with asyncio.timeout(timeout):
+            return await reader.read(65536)
+    finally:
+        writer.close()
+
+
+async def _issue_latency(client: TestClient[Any, Any], key: str) -> float:
+    began = time.perf_counter()
+    resp = await client.post(
+        f"/api/v1/sites/{SITE}/tickets",
+        json={"service": await _a_service(client)},
+        headers={**KIOSK, "Idempotency-Key": key},
+    )
+    assert resp.status == 201, await resp.text()
+    return time.perf_counter() - began
+
+
+_SERVICE: list[str] = []
+
+
+async def _a_service(client: TestClient[Any, Any]) -> str:
+    if not _SERVICE:
+        resp = await client.get(f"/api/v1/sites/{SITE}")
+        body = await resp.json()
+        _SERVICE.append(body["services"][0]["code"])
+    return _SERVICE[0]
+
+
+async def test_oversized_headers_bodies_and_header_floods_are_refused_and_service_goes_on(
+    client: TestClient[Any, Any],
+) -> None:
+    path = f"/api/v1/sites/{SITE}/tickets"
+    service = await _a_service(client)
+    cases: dict[str, bytes] = {
+        "header line 100 KB": (
+            f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 100_000}\r\n\r\n".encode()
+        ),
+        "request line 100 KB": f"GET /healthz?{'a' * 100_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        "10 000 headers": (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(f"X-H{n}: v\r\n".encode() for n in range(10_000))
+            + b"\r\n"
+        ),
+    }
+    answers: dict[str, str] = {}
+    for name, payload in cases.items():
+        answer = await _raw(client, payload)
+        status = answer.split(b"\r\n", 1)[0].decode(errors="replace")
+        answers[name] = status
+        assert status.split(" ")[1] in ("400", "413", "431"), (name, status)
+    # A declared body over the limit is refused before it is read.
+    big = io.BytesIO(b"{" + b" " * (1 << 20) + b"}")
+    resp = await client.post(path, data=big, headers={**KIOSK, "Content-Type": "application/json"})
+    assert resp.status == 413
+    assert (await resp.json())["code"] == "body_too_large"
+    answers["body 1 MB with Content-Length"] = "413"
+
+    # Chunked, without a length: cut off at the limit as well.
+    async def chunks() -> Any:
+        for _ in range(64):
+            yield b" " * 65536
+
+    resp = await client.post(
+        path, data=chunks(), headers={**KIOSK, "Content-Type": "application/json"}
+    )
+    assert resp.status == 413
+    assert (await resp.json())["code"] == "body_too_large"
+    answers["body 4 MB chunked"] = "413"
+    # Deeply nested JSON under the size limit: a clean 400, never a RecursionError 500.
+    nested = "[" * 30_000 + "]" * 30_000
+    resp = await client.post(
+        path, data=nested, headers={**KIOSK, "Content-Type": "application/json"}
+    )
+    assert resp.status == 400, await resp.text()
+    answers["JSON nested 30 000 deep"] = str(resp.status)
+    # The service goes on serving.
+    resp = await client.post(
+        path, json={"service": service}, headers={**KIOSK, "Idempotency-Key": "after-attacks"}
+    )
+    assert resp.status == 201
+    print(f"\n[oversized] {answers}")
+
+
+# -- slow clients (slowloris) ------------------------------------------------------------------
+
+
+async def test_slowloris_connections_do_not_delay_a_kiosk_ticket(
+    client: TestClient[Any, Any],
+) -> None:
+    connections = 2000 if FULL else 300
+    hold_seconds = 20.0 if FULL else 4.0
+    assert client.server.host is not None and client.server.port is not None
+    host, port = client.server.host, client.server.port
+    await _a_service(client)
+    baseline = [await _issue_latency(client, f"calm-{n}") for n in range(5)]
+
+    writers: list[asyncio.StreamWriter] = []
+    closed_by_server = 0
+    for _ in range(connections):
+        _, w = await asyncio.open_connection(host, port)
+        w.write(b"POST /api/v1/sites/x/tickets HTTP/1.1\r\nHost: x\r\n")
+        writers.append(w)
+    stop = asyncio.Event()
+
+    async def drip() -> None:
+        nonlocal closed_by_server
+        n = 0
+        while not stop.is_set():
+            for w in writers:
+                if not w.is_closing():
+                    w.write(f"X-Slow-{n}: {n}\r\n".encode())
+            n += 1
+            await asyncio.sleep(0.5)  # a header line every half second on every connection
+
+    dripping = asyncio.create_task(drip())
+    try:
+        under_attack = []
+        deadline = time.monotonic() + hold_seconds
+        n = 0
+        while time.monotonic() < deadline:
+            under_attack.append(await _issue_latency(client, f"attacked-{n}"))
+            n += 1
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await dripping
+        closed_by_server = sum(1 for w in writers if w.transport.is_closing())
+        for w in writers:
+            w.close()
+    p50, worst = statistics.median(under_attack), max(under_attack)
+    print(
+        f"\n[slowloris] {connections} connections dripping headers for {hold_seconds:g} s; "
+        f"kiosk tickets {len(under_attack)}: median {p50 * 1000:.1f} ms, worst "
+        f"{worst * 1000:.1f} ms (calm median {statistics.median(baseline) * 1000:.1f} ms); "
+        f"connections the server closed: {closed_by_server}"
+    )
+    assert worst < 1.0  # "a ticket in under a second"
+
+
+# -- thousands of SSE connections --------------------------------------------------------------
+
+
+async def test_thousands_of_stream_connections_have_bounded_memory_and_others_are_served(
+    client: TestClient[Any, Any],
+) -> None:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Client and server ends are both in this process: two descriptors per stream.
+    room = (soft - 200) // 2
+    wanted = room if FULL else min(room, 2000)
+    assert client.server.host is not None and client.server.port is not None
+    host, port = client.server.host, client.server.port
+    service = await _a_service(client)
+    await _issue_latency(client, "warm-up")
+    rss_before = _process_rss()
+    streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    request = f"GET /api/v1/sites/{SITE}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    began = time.perf_counter()
+    try:
+        for _ in range(wanted):
+            r, w = await asyncio.open_connection(host, port)
+            w.write(request)
+            streams.append((r, w))
+        # Every stream is answered (status line and its hello).
+        for r, _w in streams:
+            async with asyncio.timeout(30):
+                head = await r.readuntil(b'"type":"hello"')
+            assert head.startswith(b"HTTP/1.1 200")
+        opened = time.perf_counter() - began
+        rss_open = _process_rss()
+        # A ticket while they all listen: fast for the kiosk, and every stream gets it.
+        latency = await _issue_latency(client, "while-listening")
+        delivered_began = time.perf_counter()
+        for r, _w in streams:
+            async with asyncio.timeout(30):
+                await r.readuntil(b'"type":"ticket_issued"')
+        fanout = time.perf_counter() - delivered_began
+        resp = await client.get(f"/api/v1/sites/{SITE}/display")
+        assert resp.status == 200
+        resp = await client.get(f"/api/v1/sites/{SITE}/snapshot", headers=ADMIN)
+        assert (await resp.json())["services"]
+    finally:
+        for _r, w in streams:
+            w.close()
+    per_stream = (rss_open - rss_before) / max(1, len(streams))
+    print(
+        f"\n[sse] fd limit {soft}: {len(streams)} streams open in {opened:.1f} s; process RSS "
+        f"+{(rss_open - rss_before) / 1e6:.1f} MB ({per_stream / 1024:.1f} KB per stream, "
+        f"client ends included); ticket issued in {latency * 1000:.0f} ms with all listening, "
+        f"delivered to all in {fanout:.2f} s (service {service})"
+    )
+    assert latency < 1.0
+    assert per_stream < 64 * 1024
