@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import hypothesis
+import pytest
 import requests
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,9 @@ from hypothesis.errors import HypothesisDeprecationWarning, Unsatisfiable
 
 from queue_service.devices import dispenser, escpos, keypad
 from queue_service.devices.framing import ETX, MAX_FRAME, STX, Frame, FrameParser, encode
-from tests.conftest import ADMIN, KIOSK, SITE
+from queue_service.settings import Settings
+from queue_service.web.app import create_app
+from tests.conftest import ADMIN, EXAMPLE, KIOSK, SITE
 
 
 def _flag(name: str) -> bool:
@@ -491,3 +494,44 @@ async def test_thousands_of_stream_connections_have_bounded_memory_and_others_ar
     )
     assert latency < 1.0
     assert per_stream < 64 * 1024
+
+
+# -- tokens that are not ASCII -----------------------------------------------------------------
+
+
+async def _raw_get(client: TestClient[Any, Any], target: bytes, authorization: bytes) -> int:
+    """A GET with a raw (undecoded) Authorization header; the answer's status."""
+    auth = b"Authorization: " + authorization + b"\r\n" if authorization else b""
+    answer = await _raw(
+        client, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"Connection: close\r\n\r\n"
+    )
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: web/metrics.py hmac.compare_digest on str raises TypeError for a non-ASCII "
+    "token, answered 500 (fix: compare UTF-8 bytes)",
+)
+async def test_a_non_ascii_metrics_token_is_refused_with_401_not_500(
+    database_url: str, config: Any, clock: Any, aiohttp_client: Any
+) -> None:
+    settings = Settings(config_path=EXAMPLE, database_url=database_url, metrics_token="s3cret")
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, config, clock))
+    assert await _raw_get(client, b"/metrics", b"Bearer s3cret") == 200
+    assert await _raw_get(client, b"/metrics", "Bearer é".encode()) == 401
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: web/auth.py hash_token(secret) raises UnicodeEncodeError for a token that is "
+    "not UTF-8 (aiohttp keeps such bytes as surrogates), answered 500 (fix: 401 invalid_token)",
+)
+async def test_a_bearer_token_that_is_not_utf8_is_refused_with_401_not_500(
+    client: TestClient[Any, Any],
+) -> None:
+    snapshot = f"/api/v1/sites/{SITE}/snapshot".encode()
+    stream = f"/api/v1/sites/{SITE}/stream".encode()
+    assert await _raw_get(client, snapshot, "Bearer é".encode()) == 401
+    assert await _raw_get(client, snapshot, b"Bearer \xff\xfe") == 401
+    assert await _raw_get(client, stream + b"?access_token=%FF", b"") == 401

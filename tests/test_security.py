@@ -3,6 +3,7 @@ of their own: JSON, stream, file and error responses; token buckets with an inje
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +222,21 @@ def test_a_rate_must_be_positive() -> None:
         Rate(0, 1)
     with pytest.raises(ValueError, match="burst"):
         Rate(1, 0)
+
+
+async def test_a_token_that_is_not_utf8_is_limited_like_any_other(
+    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+) -> None:
+    limiter = RateLimiter(RateLimits(issue_per_token=Rate(1, 1)), clock=fake_time)
+    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    assert client.server.host is not None and client.server.port is not None
+    statuses = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+        writer.write(
+            b"POST /api/v1/sites/hall/tickets HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer \xff\xfe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        statuses.append(int((await reader.read(100)).split(b" ", 2)[1]))
+        writer.close()
+    assert statuses == [200, 429]

@@ -139,7 +139,8 @@ def _token_key(request: web.Request) -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
-    return hashlib.sha256(value.strip().encode("utf-8")).hexdigest()
+    # Bytes that are not UTF-8 reach us as surrogates: hash them as they came.
+    return hashlib.sha256(value.strip().encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _too_many(scope: str, wait: float) -> web.Response:
