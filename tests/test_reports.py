@@ -128,12 +128,12 @@ def report_hall() -> AppConfig:
 class Day:
     """Drives the scripted day through the API with the test's clock."""
 
-    def __init__(self, client: TestClient, clock: ManualClock) -> None:
-        self.client, self.clock = client, clock
+    def __init__(self, client: TestClient, clock: ManualClock, start: datetime = T0) -> None:
+        self.client, self.clock, self.start = client, clock, start
         self.tickets: dict[str, str] = {}
 
     def at(self, seconds: float) -> None:
-        self.clock.set(T0 + timedelta(seconds=seconds))
+        self.clock.set(self.start + timedelta(seconds=seconds))
 
     async def issue(self, name: str, service: str) -> None:
         resp = await self.client.post(f"{BASE}/tickets", json={"service": service}, headers=ADMIN)
@@ -150,7 +150,7 @@ class Day:
         await self.act(counter, "call", {"ticket_id": self.tickets[name]})
 
 
-async def play_day(client: TestClient, clock: ManualClock) -> Day:
+async def play_day(client: TestClient, clock: ManualClock, start: datetime = T0) -> Day:
     """The scripted day (seconds after 08:00 WITA). Visits, by hand:
 
     T1 S1 c1: issued 0, called 300, started 360, served 900  -> wait 300, walk 60, service 540
@@ -163,7 +163,7 @@ async def play_day(client: TestClient, clock: ManualClock) -> Day:
                                                                  -> wait 50, walk 50, service 300
     c1 open 0 .. paused 1900; c2 open 0 .. closed 2000.
     """
-    d = Day(client, clock)
+    d = Day(client, clock, start)
     d.at(0)
     await d.act("c1", "open")
     await d.act("c2", "open")

@@ -10,12 +10,13 @@
 import { api, newKey, ticketUrl } from "./api.js";
 import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
 import { Live, refresher } from "./live.js";
+import { surveyCard } from "./survey.js";
 import { $, fill, formatClock, h, markReady, minutes, timeOf, toast } from "./ui.js";
 
 const POLL_MS = 10000;
 const FINAL = new Set(["done", "no_show", "cancelled"]);
 const main = $("#main");
-const state = { id: null, ticket: null, error: null, updated: null, busy: false };
+const state = { id: null, ticket: null, error: null, updated: null, busy: false, survey: null };
 let live = null;
 
 function ticketId() {
@@ -32,11 +33,39 @@ async function load() {
     state.updated = Date.now();
     if (was && was !== "called" && ticket.state === "called" && navigator.vibrate) navigator.vibrate([300, 150, 300]);
     follow(ticket);
+    await loadSurvey(ticket);
   } catch (exc) {
     state.error = exc;
   }
   render();
   markReady();
+}
+
+/** Once the visit ended served, the satisfaction survey (read once per ticket). */
+async function loadSurvey(ticket) {
+  if (ticket.state !== "done" || ticket.outcome !== "served") return;
+  if (state.survey && state.survey.id === ticket.id) return;
+  try {
+    state.survey = { id: ticket.id, info: await api(ticketUrl(ticket.id, "/survey")) };
+  } catch {
+    state.survey = null; // the status still shows; the survey is tried again on refresh
+  }
+}
+
+// The card is built once per survey state and kept across re-renders (a refresh when the
+// phone shows the page again must not wipe answers being given).
+function survey() {
+  const tk = state.ticket;
+  if (!state.survey || !tk || state.survey.id !== tk.id) return null;
+  if (!state.survey.card) {
+    state.survey.card = surveyCard({
+      ticketId: tk.id,
+      info: state.survey.info,
+      channel: "phone",
+      onDone: (info) => { state.survey = { id: tk.id, info }; render(); },
+    });
+  }
+  return state.survey.card;
 }
 
 const refresh = refresher(load, 500);
@@ -104,6 +133,7 @@ function render() {
       tk.state === "waiting" ? h("div", { class: "fact", style: "width:100%" },
         h("b", { id: "estimate" }, minutes(tk.estimated_wait_seconds)), h("span", {}, t("status.estimate"))) : null,
       tk.state === "done" && tk.outcome && tk.outcome !== "served" ? h("span", { class: "pill" }, t(`outcome.${tk.outcome}`)) : null),
+    survey(),
     !FINAL.has(tk.state) && tk.now_calling.length
       ? h("section", { class: "card status-card", "aria-labelledby": "now-calling-title" },
         h("span", { class: "muted", id: "now-calling-title" }, t("status.now_calling")),
@@ -146,7 +176,7 @@ async function cancel() {
 
 apply();
 mountToggle($("#lang"));
-onLangChange(render);
+onLangChange(() => { if (state.survey) state.survey.card = null; render(); });
 state.id = ticketId();
 render();
 load();
@@ -157,6 +187,7 @@ document.addEventListener("visibilitychange", () => { if (!document.hidden) refr
 addEventListener("hashchange", () => {
   state.id = ticketId();
   state.ticket = null;
+  state.survey = null;
   render();
   refresh(true);
 });

@@ -236,13 +236,15 @@ def _bar_chart(
     line: Sequence[float | None] | None = None,
     line_label: str = "",
     reference: float | None = None,
+    marks: Sequence[float | None] | None = None,
     width: int = 680,
     height: int = 190,
 ) -> str:
-    """An SVG bar chart (with an optional second series drawn as a line on its own axis)."""
+    """An SVG bar chart: an optional second series as a line on its own (right) axis, a
+    dashed reference level, or `marks`, one level per bar on the bars' own axis."""
     pad_l, pad_r, pad_t, pad_b = 40, 40 if line else 10, 14, 28
     inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
-    top = max([*values, reference or 0, 1.0])
+    top = max([*values, reference or 0, *(m or 0 for m in marks or ()), 1.0])
     n = max(len(values), 1)
     step = inner_w / n
     parts = [
@@ -263,6 +265,16 @@ def _bar_chart(
             f'<rect x="{x:.1f}" y="{pad_t + inner_h - h:.1f}" width="{step * 0.7:.1f}"'
             f' height="{h:.1f}" class="bar"><title>{escape(labels[i])}: '
             f"{escape(_fmt_axis(value))} {escape(unit)}</title></rect>"
+        )
+    for i, mark in enumerate(marks or ()):
+        if mark is None:
+            continue
+        y = pad_t + inner_h * (1 - mark / top)
+        x = pad_l + i * step + step * 0.08
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x + step * 0.84:.1f}" y1="{y:.1f}" y2="{y:.1f}"'
+            f' class="mark"><title>{escape(labels[i])}: {escape(_fmt_axis(mark))}'
+            f" {escape(unit)}</title></line>"
         )
     every = max(1, n // 16)
     for i, label in enumerate(labels):
@@ -332,6 +344,7 @@ tr.total td { font-weight: 700; border-top: 1pt solid #084569; }
 .chart .bar { fill: #2f7fb0; }
 .chart .line { fill: none; stroke: #d9822b; stroke-width: 2; }
 .chart .ref { stroke: #c0392b; stroke-width: 1.2; stroke-dasharray: 4 3; }
+.chart .mark { stroke: #d9822b; stroke-width: 3; }
 .chart .grid { stroke: #dde5ea; stroke-width: 0.8; }
 .chart .tick { font-size: 9px; fill: #3d4f5c; }
 .chart .line-label { fill: #b3641a; }
@@ -484,8 +497,10 @@ def to_html(report: dict[str, Any]) -> str:
                 [(s["wait"]["p90"] or 0) / 60 for s in served],
                 title="Wait p90 by service (minutes)",
                 unit="min",
-                line=[(s["target_wait_seconds"] or 0) / 60 for s in served],
-                line_label="standar/target",
+                marks=[
+                    None if s["target_wait_seconds"] is None else s["target_wait_seconds"] / 60
+                    for s in served
+                ],
             )
             + "</div>"
         )

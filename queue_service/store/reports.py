@@ -327,6 +327,9 @@ SELECT site_id, service, count(*) FILTER (WHERE mode = 'skm') AS respondents,
 """
 
 
+_REPORT_SETTINGS = "SET LOCAL work_mem = '64MB'"
+
+
 def _records(rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
@@ -363,6 +366,8 @@ async def site_report(
             # One snapshot for every part, so the parts add up.
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
+            # Sorts and hashes of a 90-day range fit in memory (the default 4 MB spills).
+            await conn.execute(_REPORT_SETTINGS)
             figures = await conn.fetch(_FIGURES, *base, codes, agencies, targets)
             hours = await conn.fetch(_HOURS, *base, dims.timezone)
             days = await conn.fetch(_DAYS, *base, codes, agencies, targets)
