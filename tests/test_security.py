@@ -38,9 +38,17 @@ async def _json(request: web.Request) -> web.Response:
 
 
 async def _stream(request: web.Request) -> web.StreamResponse:
+    """One event; with ?hold=1 a keepalive every 50 ms until the client goes away (as the
+    service's stream notices a closed client: by a failing write)."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     await response.write(b"data: {}\n\n")
+    try:
+        while request.query.get("hold"):
+            await asyncio.sleep(0.05)
+            await response.write(b": keepalive\n\n")
+    except ConnectionResetError:
+        pass
     return response
 
 
@@ -240,3 +248,43 @@ async def test_a_token_that_is_not_utf8_is_limited_like_any_other(
         statuses.append(int((await reader.read(100)).split(b" ", 2)[1]))
         writer.close()
     assert statuses == [200, 429]
+
+
+async def _open_stream(client: TestClient[Any, Any]) -> tuple[int, asyncio.StreamWriter]:
+    assert client.server.host is not None and client.server.port is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /api/v1/sites/hall/stream?hold=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), writer
+
+
+async def test_open_streams_are_capped_per_address_and_a_closed_one_frees_its_slot(
+    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+) -> None:
+    limiter = RateLimiter(RateLimits(streams_per_address=3), clock=fake_time)
+    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    opened = [await _open_stream(client) for _ in range(4)]
+    assert [status for status, _ in opened] == [200, 200, 200, 429]
+    assert limiter.streams == 3
+    # Other endpoints are not affected by the cap.
+    assert (await client.get("/api/v1/sites/hall/display")).status == 200
+    opened[0][1].close()
+    async with asyncio.timeout(5):
+        while limiter.streams != 2:
+            await asyncio.sleep(0.01)
+    status, writer = await _open_stream(client)
+    assert status == 200
+    for _, w in [*opened[1:], (status, writer)]:
+        w.close()
+
+
+async def test_open_streams_are_capped_in_all(
+    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+) -> None:
+    limiter = RateLimiter(RateLimits(streams_per_address=100, streams_total=2), clock=fake_time)
+    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    opened = [await _open_stream(client) for _ in range(3)]
+    assert [status for status, _ in opened] == [200, 200, 429]
+    assert limiter.rejected["streams_total"] == 1
+    for _, w in opened:
+        w.close()

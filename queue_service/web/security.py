@@ -8,10 +8,11 @@ Content-Security-Policy, say) is kept.
 
 Rate limits: a token bucket per kiosk token and per client address on ticket issuing, and
 per client address on the public endpoints (display, ticket status, cancel, QR code, the
-site directory, the stream without a staff token). Over the limit: 429 with the stable code
-`rate_limited` and `Retry-After`. Buckets live in bounded LRU maps (an evicted bucket was
-the least recently used, so almost surely full again anyway); tokens are keyed by their
-SHA-256, never by the secret. The clock is injected (monotonic seconds).
+site directory, the stream); and a cap on the streams (SSE) open at once, per address and
+in all, so that one client cannot take every file descriptor. Over a limit: 429 with the
+stable code `rate_limited` and `Retry-After`. Buckets live in bounded LRU maps (an evicted
+bucket was the least recently used, so almost surely full again anyway); tokens are keyed
+by their SHA-256, never by the secret. The clock is injected (monotonic seconds).
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class RateLimits:
     issue_per_address: Rate = Rate(5.0, 30)
     public_per_address: Rate = Rate(20.0, 100)
     max_keys: int = 10_000  # buckets kept per scope (memory: ~200 bytes each)
+    # Open streams (SSE) at once: per address (a hall's screens behind one NAT are a few
+    # dozen), and in all (each costs a descriptor and ~10 KB; see tests/test_hostile.py).
+    streams_per_address: int = 50
+    streams_total: int = 5000
 
 
 class TokenBuckets:
@@ -112,6 +117,7 @@ class TokenBuckets:
 
 # Route patterns (aiohttp canonical paths) by what limits apply.
 ISSUE_ROUTE = ("POST", "/api/v1/sites/{site}/tickets")
+STREAM_ROUTE = ("GET", "/api/v1/sites/{site}/stream")
 PUBLIC_ROUTES = frozenset(
     {
         ("GET", "/api/v1/sites"),
@@ -163,6 +169,7 @@ class RateLimiter:
     limits: RateLimits = field(default_factory=RateLimits)
     clock: Callable[[], float] = time.monotonic
     rejected: Counter[str] = field(default_factory=Counter)  # by scope, for metrics
+    open_streams: Counter[str] = field(default_factory=Counter)  # by address
 
     def __post_init__(self) -> None:
         n = self.limits.max_keys
@@ -197,9 +204,29 @@ class RateLimiter:
             return _too_many("address", wait)
         return None
 
+    @property
+    def streams(self) -> int:
+        return sum(self.open_streams.values())
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         refused = self.check(request)
         if refused is not None:
             return refused
-        return await handler(request)
+        if _route(request) != STREAM_ROUTE:
+            return await handler(request)
+        # A stream holds its slot for as long as it is open.
+        address = request.remote or "unknown"
+        if self.open_streams[address] >= self.limits.streams_per_address:
+            self.rejected["streams_address"] += 1
+            return _too_many("streams", 5.0)
+        if self.streams >= self.limits.streams_total:
+            self.rejected["streams_total"] += 1
+            return _too_many("streams", 5.0)
+        self.open_streams[address] += 1
+        try:
+            return await handler(request)
+        finally:
+            self.open_streams[address] -= 1
+            if not self.open_streams[address]:
+                del self.open_streams[address]
