@@ -121,6 +121,7 @@ export function surveyCard({ ticketId, info, channel, onDone, compact = false })
         dataset: { value: c.value },
         onclick: (event) => {
           answers[i] = c.value;
+          error.textContent = "";
           for (const b of event.currentTarget.parentElement.children) b.setAttribute("aria-checked", String(b === event.currentTarget));
         },
       }, h("b", {}, String(c.value)), h("span", {}, pickText(c))));

@@ -237,6 +237,7 @@ def _bar_chart(
     line_label: str = "",
     reference: float | None = None,
     marks: Sequence[float | None] | None = None,
+    line_top: float | None = None,
     width: int = 680,
     height: int = 190,
 ) -> str:
@@ -291,14 +292,16 @@ def _bar_chart(
         )
     if line:
         known = [v for v in line if v is not None]
-        ltop = max([*known, 1.0])
-        points = [
-            f"{pad_l + i * step + step / 2:.1f},{pad_t + inner_h * (1 - v / ltop):.1f}"
+        ltop = line_top or max([*known, 1.0])
+        xy = [
+            (pad_l + i * step + step / 2, pad_t + inner_h * (1 - v / ltop))
             for i, v in enumerate(line)
             if v is not None
         ]
-        if points:
-            parts.append(f'<polyline points="{" ".join(points)}" class="line"/>')
+        if len(xy) > 1:
+            points = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+            parts.append(f'<polyline points="{points}" class="line"/>')
+        parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" class="dot"/>' for x, y in xy)
         parts.append(
             f'<text x="{width - pad_r + 4}" y="{pad_t + 3}" class="tick">'
             f"{escape(_fmt_axis(ltop))}</text>"
@@ -345,6 +348,7 @@ tr.total td { font-weight: 700; border-top: 1pt solid #084569; }
 .chart .line { fill: none; stroke: #d9822b; stroke-width: 2; }
 .chart .ref { stroke: #c0392b; stroke-width: 1.2; stroke-dasharray: 4 3; }
 .chart .mark { stroke: #d9822b; stroke-width: 3; }
+.chart .dot { fill: #d9822b; }
 .chart .grid { stroke: #dde5ea; stroke-width: 0.8; }
 .chart .tick { font-size: 9px; fill: #3d4f5c; }
 .chart .line-label { fill: #b3641a; }
@@ -570,6 +574,7 @@ def to_html(report: dict[str, Any]) -> str:
                     for d in daily
                 ],
                 line_label="%",
+                line_top=100.0,
             )
             + "</div>"
         )

@@ -118,6 +118,10 @@ async def test_the_html_report_renders_and_prints_to_pdf(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / "report.png"), full_page=True)
     pdf = await page.pdf(format="A4", print_background=True, path=str(ARTIFACTS / "report.pdf"))
+    # What the PDF looks like: the print stylesheet at the A4 width (210 mm at 96 dpi).
+    await page.emulate_media(media="print")
+    await page.set_viewport_size({"width": 794, "height": 1123})
+    await page.screenshot(path=str(SCREENSHOTS / "report-print.png"), full_page=True)
     assert pdf.startswith(b"%PDF-")
     pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
     assert 1 <= pages <= 6, pages
