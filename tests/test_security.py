@@ -288,3 +288,37 @@ async def test_open_streams_are_capped_in_all(
     assert limiter.rejected["streams_total"] == 1
     for _, w in opened:
         w.close()
+
+
+async def test_on_the_real_app_the_limits_match_its_routes_and_pages_keep_their_policy(
+    settings: Any, config: Any, clock: Any, aiohttp_client: Any, fake_time: FakeTime
+) -> None:
+    """The wiring app.py needs (two lines), on the real routes and pages."""
+    from queue_service.web.app import create_app
+    from tests.conftest import KIOSK, SITE
+
+    app = create_app(settings, config, clock)
+    limiter = RateLimiter(
+        RateLimits(issue_per_token=Rate(1, 2), public_per_address=Rate(1, 3)), clock=fake_time
+    )
+    app.middlewares.append(limiter.middleware)
+    install_security_headers(app)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    directory = await (await client.get(f"/api/v1/sites/{SITE}")).json()
+    service = directory["services"][0]["code"]
+    statuses = [
+        (
+            await client.post(
+                f"/api/v1/sites/{SITE}/tickets", json={"service": service}, headers=KIOSK
+            )
+        ).status
+        for _ in range(3)
+    ]
+    assert statuses == [201, 201, 429]
+    statuses = [(await client.get(f"/api/v1/sites/{SITE}/display")).status for _ in range(3)]
+    assert statuses == [200, 200, 429]  # the directory read above took the first token
+    page = await client.get("/ui/kiosk.html")
+    assert page.status == 200
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    _assert_secured((await client.get("/healthz")).headers)
