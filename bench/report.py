@@ -229,7 +229,9 @@ async def _run(args: argparse.Namespace, url: str) -> None:
             await c.execute("DELETE FROM report_days WHERE service_day = $1", last)
         began = time.perf_counter()
         for s in config.sites.values():
-            await store.ensure_rollup(pool, s.id, last, last, last + timedelta(days=1), now)
+            await store.ensure_rollup(
+                pool, s.id, last, last, last + timedelta(days=1), now, site_dims(s)
+            )
         one_day = time.perf_counter() - began
         print(
             f"  {args.sites} sites: {one_day:.2f} s ({one_day / args.sites * 1000:.0f} ms per"
@@ -250,7 +252,7 @@ async def _stages(
     today = site.service_day(now)
     out: dict[str, float] = {}
     began = time.perf_counter()
-    await store.ensure_rollup(pool, site.id, first, last, today, now)
+    await store.ensure_rollup(pool, site.id, first, last, today, now, dims)
     out[f"stale-day check ({(last - first).days + 1} index probes)"] = time.perf_counter() - began
     began = time.perf_counter()
     await store.site_report(pool, site.id, first, last, today, now, dims)
@@ -262,7 +264,12 @@ async def _stages(
         ("  per agency/service/counter", store._FIGURES, (*base, codes, agencies, targets)),
         ("  busiest hours", store._HOURS, (*base, dims.timezone)),
         ("  per day", store._DAYS, (*base, codes, agencies, targets)),
-        ("  counter times", store._COUNTERS, (*base, now, pair_counters, pair_services)),
+        ("  counter times (rolled up)", store._COUNTERS_ROLLED, base),
+        (
+            "  counter times of one day, live (what today costs)",
+            store._COUNTER_DAYS,
+            (site.id, last, last, now, pair_counters, pair_services),
+        ),
         ("  IKM", store._IKM, (site.id, first, last, codes, agencies, targets)),
         ("  IKM by wait band", store._IKM_BANDS, (site.id, first, last, codes, agencies, targets)),
     )

@@ -48,6 +48,11 @@ def _num(value: Any, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def _pct_at(values: Any, i: int) -> float | None:
+    """One of the percentiles asked of PostgreSQL as an array (one sort for both)."""
+    return None if not values else _num(values[i])
+
+
 def _share(part: int, whole: int) -> float | None:
     return None if not whole else round(part / whole, 4)
 
@@ -71,22 +76,22 @@ def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
         "open": n("open"),
         "wait": {
             "count": waits,
-            "p50": _num(r.get("wait_p50")),
-            "p90": _num(r.get("wait_p90")),
+            "p50": _pct_at(r.get("wait_p"), 0),
+            "p90": _pct_at(r.get("wait_p"), 1),
             "max": _num(r.get("wait_max")),
             "mean": _num(r.get("wait_mean")),
         },
         "within_target": {"count": n("within_target"), "share": _share(n("within_target"), waits)},
         "walk": {
             "count": n("walks"),
-            "p50": _num(r.get("walk_p50")),
-            "p90": _num(r.get("walk_p90")),
+            "p50": _pct_at(r.get("walk_p"), 0),
+            "p90": _pct_at(r.get("walk_p"), 1),
             "mean": _num(r.get("walk_mean")),
         },
         "service": {
             "count": n("services"),
-            "p50": _num(r.get("service_p50")),
-            "p90": _num(r.get("service_p90")),
+            "p50": _pct_at(r.get("service_p"), 0),
+            "p90": _pct_at(r.get("service_p"), 1),
             "mean": _num(r.get("service_mean")),
         },
     }
@@ -129,8 +134,8 @@ async def build_report(
     """The report of `site` for service days `first`..`last` (site timezone)."""
     check_range(first, last)
     today = site.service_day(now)
-    await store.ensure_rollup(pool, site.id, first, last, today, now, progress)
     dims = site_dims(site)
+    await store.ensure_rollup(pool, site.id, first, last, today, now, dims, progress)
     raw = await store.site_report(pool, site.id, first, last, today, now, dims)
 
     by_g: dict[int, list[dict[str, Any]]] = {}

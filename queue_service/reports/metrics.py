@@ -21,6 +21,7 @@ from queue_service.config import AppConfig
 from queue_service.domain import ikm
 from queue_service.domain.clock import Clock
 from queue_service.metrics.exposition import escape, fmt, header
+from queue_service.reports.build import site_dims
 from queue_service.store import reports as store
 from queue_service.store.event_store import StoreUnavailable
 
@@ -113,7 +114,13 @@ class ReportsTask:
         for site in self.config.sites.values():
             today = site.service_day(now)
             await store.ensure_rollup(
-                self.pool, site.id, today - timedelta(days=ROLLUP_DAYS), today, today, now
+                self.pool,
+                site.id,
+                today - timedelta(days=ROLLUP_DAYS),
+                today,
+                today,
+                now,
+                site_dims(site),
             )
 
     async def _run(self) -> None:

@@ -1,8 +1,8 @@
 """Report queries: visit figures per agency, service and counter, busiest hours, counter
 times and the IKM sums, for one site and a range of service days.
 
-Closed service days are read from the rollup tables (`report_visits`,
-`report_counter_spans`, filled from `visits_of()` and `counter_spans_of()` the first time a
+Closed service days are read from the rollup tables (`report_visits` and
+`report_counter_days`, filled from `visits_of()` and `counter_spans_of()` the first time a
 report needs the day, and again when a later event changed it); the current day is read
 live. See docs/reports.md for the definitions.
 """
@@ -71,11 +71,53 @@ SELECT site_id, service_day, ticket_id, segment, service, priority, counter_id, 
        first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds
   FROM visits_of($1, $2, $2)
 """
-_ROLL_SPANS = """
-INSERT INTO report_counter_spans (site_id, service_day, counter_id, opened_at, closed_at)
-SELECT $1, service_day, counter_id, opened_at, closed_at
-  FROM counter_spans_of($1, $2, $2, NULL) WHERE closed_at IS NOT NULL
+
+# Each counter's open, busy and idle-while-queue seconds per day, from the event log: $1
+# site, $2..$3 days, $4 the end of what is still open (now, for today; NULL for a closed
+# day: its open spans end at the day's last event, unfinished visits are left out), $5/$6
+# (counter, service) pairs of the configuration.
+_COUNTER_DAYS = """
+WITH v AS (SELECT * FROM visits_of($1, $2, $3)),
+spans AS (SELECT * FROM counter_spans_of($1, $2, $3, $4)),
+cs AS (SELECT * FROM unnest($5::text[], $6::text[]) AS c(counter_id, service)),
+opened AS (
+    SELECT service_day, counter_id, range_agg(tstzrange(opened_at, closed_at)) AS m
+      FROM spans WHERE closed_at > opened_at GROUP BY 1, 2
+),
+busy AS (
+    SELECT service_day, counter_id,
+           range_agg(tstzrange(first_called_at, coalesce(finished_at, $4))) AS m
+      FROM v WHERE counter_id IS NOT NULL AND coalesce(finished_at, $4) > first_called_at
+     GROUP BY 1, 2
+),
+waiting AS (
+    SELECT service_day, service,
+           range_agg(tstzrange(enqueued_at, coalesce(first_called_at, finished_at, $4))) AS m
+      FROM v WHERE coalesce(first_called_at, finished_at, $4) > enqueued_at
+     GROUP BY 1, 2
+),
+queue AS (
+    SELECT w.service_day, cs.counter_id, range_agg(r) AS m
+      FROM waiting w JOIN cs USING (service) CROSS JOIN LATERAL unnest(w.m) AS r
+     GROUP BY 1, 2
+)
+SELECT coalesce(o.service_day, b.service_day) AS service_day,
+       coalesce(o.counter_id, b.counter_id) AS counter_id,
+       multirange_seconds(o.m) AS open_seconds,
+       multirange_seconds(b.m) AS busy_seconds,
+       multirange_seconds((coalesce(o.m, '{}') - coalesce(b.m, '{}')) * coalesce(q.m, '{}'))
+         AS idle_while_queue_seconds
+  FROM opened o
+  FULL JOIN busy b ON b.service_day = o.service_day AND b.counter_id = o.counter_id
+  LEFT JOIN queue q ON q.service_day = coalesce(o.service_day, b.service_day)
+                   AND q.counter_id = coalesce(o.counter_id, b.counter_id)
 """
+_ROLL_COUNTERS = (
+    "INSERT INTO report_counter_days (site_id, service_day, counter_id, open_seconds,"  # noqa: S608 - constant parts
+    " busy_seconds, idle_while_queue_seconds)"
+    " SELECT $1, service_day, counter_id, open_seconds, busy_seconds,"
+    " idle_while_queue_seconds FROM (" + _COUNTER_DAYS + ") d"
+)
 
 
 async def ensure_rollup(
@@ -85,9 +127,11 @@ async def ensure_rollup(
     last: date,
     today: date,
     now: datetime,
+    dims: SiteDims,
     progress: Progress | None = None,
 ) -> int:
     """Roll up every closed day of the range that is missing or stale; return how many."""
+    pair_counters, pair_services = dims.counter_pairs()
     try:
         async with pool.acquire() as conn:
             stale = await conn.fetch(_STALE_DAYS, site_id, first, last, today)
@@ -108,13 +152,21 @@ async def ensure_rollup(
                             day,
                         )
                         await conn.execute(
-                            "DELETE FROM report_counter_spans"
+                            "DELETE FROM report_counter_days"
                             " WHERE site_id = $1 AND service_day = $2",
                             site_id,
                             day,
                         )
                         await conn.execute(_ROLL_VISITS, site_id, day)
-                        await conn.execute(_ROLL_SPANS, site_id, day)
+                        await conn.execute(
+                            _ROLL_COUNTERS,
+                            site_id,
+                            day,
+                            day,
+                            None,
+                            pair_counters,
+                            pair_services,
+                        )
                         await conn.execute(
                             "INSERT INTO report_days (site_id, service_day, last_seq, rolled_at)"
                             " VALUES ($1, $2, $3, $4) ON CONFLICT (site_id, service_day)"
@@ -174,17 +226,15 @@ SELECT GROUPING(agency, service, counter_id) AS g, agency, service, counter_id,
        count(*) FILTER (WHERE outcome IS NULL) AS open,
        count(wait_seconds) AS waits,
        count(*) FILTER (WHERE wait_seconds <= target) AS within_target,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_seconds) AS wait_p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY wait_seconds) AS wait_p90,
+       percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY wait_seconds) AS wait_p,
        max(wait_seconds) AS wait_max,
        avg(wait_seconds) AS wait_mean,
        count(walk_seconds) AS walks,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY walk_seconds) AS walk_p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY walk_seconds) AS walk_p90,
+       percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY walk_seconds) AS walk_p,
        avg(walk_seconds) AS walk_mean,
        count(service_seconds) AS services,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY service_seconds) AS service_p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY service_seconds) AS service_p90,
+       percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY service_seconds)
+         AS service_p,
        avg(service_seconds) AS service_mean
   FROM x
  GROUP BY GROUPING SETS ((), (agency), (agency, service), (counter_id))
@@ -220,54 +270,15 @@ SELECT v.service_day AS day,
 """
 )
 
-# $5 now (end of what is still open today), $6/$7 (counter, service) pairs.
-_COUNTERS = (
-    "WITH "  # noqa: S608 - constant parts, values are $n parameters
-    + _VISITS
-    + """,
-spans AS (
-    SELECT service_day, counter_id, opened_at, closed_at FROM report_counter_spans
-     WHERE site_id = $1 AND service_day BETWEEN $2 AND $3 AND service_day < $4
-    UNION ALL
-    SELECT service_day, counter_id, opened_at, closed_at
-      FROM counter_spans_of($1, greatest($2, $4), $3, $5)
-),
-cs AS (SELECT * FROM unnest($6::text[], $7::text[]) AS c(counter_id, service)),
-opened AS (
-    SELECT service_day, counter_id, range_agg(tstzrange(opened_at, closed_at)) AS m
-      FROM spans WHERE closed_at > opened_at GROUP BY 1, 2
-),
-busy AS (
-    SELECT service_day, counter_id,
-           range_agg(tstzrange(first_called_at, coalesce(finished_at, $5))) AS m
-      FROM v WHERE counter_id IS NOT NULL AND first_called_at IS NOT NULL
-       AND coalesce(finished_at, $5) > first_called_at
-     GROUP BY 1, 2
-),
-waiting AS (
-    SELECT service_day, service,
-           range_agg(tstzrange(enqueued_at, coalesce(first_called_at, finished_at, $5))) AS m
-      FROM v WHERE coalesce(first_called_at, finished_at, $5) > enqueued_at
-     GROUP BY 1, 2
-),
-queue AS (
-    SELECT w.service_day, cs.counter_id, range_agg(r) AS m
-      FROM waiting w JOIN cs USING (service) CROSS JOIN LATERAL unnest(w.m) AS r
-     GROUP BY 1, 2
-)
-SELECT coalesce(o.counter_id, b.counter_id) AS counter_id,
-       sum(multirange_seconds(o.m)) AS open_seconds,
-       sum(multirange_seconds(b.m)) AS busy_seconds,
-       sum(multirange_seconds((coalesce(o.m, '{}') - coalesce(b.m, '{}'))
-                              * coalesce(q.m, '{}'))) AS idle_while_queue_seconds,
-       count(DISTINCT o.service_day) AS days_open
-  FROM opened o
-  FULL JOIN busy b ON b.service_day = o.service_day AND b.counter_id = o.counter_id
-  LEFT JOIN queue q ON q.service_day = coalesce(o.service_day, b.service_day)
-                   AND q.counter_id = coalesce(o.counter_id, b.counter_id)
- GROUP BY 1 ORDER BY 1
+# Counter figures of the rolled-up days of the range (today's come from _COUNTER_DAYS).
+_COUNTERS_ROLLED = """
+SELECT counter_id, sum(open_seconds) AS open_seconds, sum(busy_seconds) AS busy_seconds,
+       sum(idle_while_queue_seconds) AS idle_while_queue_seconds,
+       count(*) FILTER (WHERE open_seconds > 0) AS days_open
+  FROM report_counter_days
+ WHERE site_id = $1 AND service_day BETWEEN $2 AND $3 AND service_day < $4
+ GROUP BY 1
 """
-)
 
 # Survey sums per site, agency and service. $1 site, $2 first, $3 last day, $4/$5/$6 the
 # service arrays.
@@ -334,6 +345,27 @@ def _records(rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def _add_counter_days(
+    totals: list[dict[str, Any]], days: Sequence[asyncpg.Record]
+) -> list[dict[str, Any]]:
+    by_counter = {r["counter_id"]: dict(r) for r in totals}
+    for day in days:
+        row = by_counter.setdefault(
+            day["counter_id"],
+            {
+                "counter_id": day["counter_id"],
+                "open_seconds": 0.0,
+                "busy_seconds": 0.0,
+                "idle_while_queue_seconds": 0.0,
+                "days_open": 0,
+            },
+        )
+        for key in ("open_seconds", "busy_seconds", "idle_while_queue_seconds"):
+            row[key] = float(row[key] or 0) + float(day[key] or 0)
+        row["days_open"] = int(row["days_open"] or 0) + (1 if day["open_seconds"] else 0)
+    return sorted(by_counter.values(), key=lambda r: str(r["counter_id"]))
+
+
 @dataclass(frozen=True, slots=True)
 class RawReport:
     figures: list[dict[str, Any]]
@@ -371,7 +403,12 @@ async def site_report(
             figures = await conn.fetch(_FIGURES, *base, codes, agencies, targets)
             hours = await conn.fetch(_HOURS, *base, dims.timezone)
             days = await conn.fetch(_DAYS, *base, codes, agencies, targets)
-            counters = await conn.fetch(_COUNTERS, *base, now, pair_counters, pair_services)
+            counters = _records(await conn.fetch(_COUNTERS_ROLLED, *base))
+            if first <= today <= last:
+                live = await conn.fetch(
+                    _COUNTER_DAYS, site_id, today, today, now, pair_counters, pair_services
+                )
+                counters = _add_counter_days(counters, live)
             ikm = await conn.fetch(_IKM, site_id, first, last, codes, agencies, targets)
             bands = await conn.fetch(_IKM_BANDS, site_id, first, last, codes, agencies, targets)
             notes = await conn.fetch(_COMMENTS, site_id, first, last, comments)
@@ -381,7 +418,7 @@ async def site_report(
         _records(figures),
         _records(hours),
         _records(days),
-        _records(counters),
+        counters,
         _records(ikm),
         _records(bands),
         _records(notes),

@@ -147,14 +147,18 @@ CREATE TABLE report_visits (
     PRIMARY KEY (site_id, service_day, ticket_id, segment)
 );
 
-CREATE TABLE report_counter_spans (
-    site_id      text        NOT NULL,
-    service_day  date        NOT NULL,
-    counter_id   text        NOT NULL,
-    opened_at    timestamptz NOT NULL,
-    closed_at    timestamptz NOT NULL
+-- Each counter's open, busy and idle-while-queue seconds of every rolled-up day (computed
+-- with the counter's services as configured when the day was rolled up: normally the
+-- morning after).
+CREATE TABLE report_counter_days (
+    site_id                   text             NOT NULL,
+    service_day               date             NOT NULL,
+    counter_id                text             NOT NULL,
+    open_seconds              double precision NOT NULL,
+    busy_seconds              double precision NOT NULL,
+    idle_while_queue_seconds  double precision NOT NULL,
+    PRIMARY KEY (site_id, service_day, counter_id)
 );
-CREATE INDEX report_counter_spans_site_day ON report_counter_spans (site_id, service_day);
 
 -- Which (site, day) are rolled up, and the last event seq seen then: a later event of that
 -- day (a correction) makes the day stale and it is rolled up again.
