@@ -223,6 +223,17 @@ async def _run(args: argparse.Namespace, url: str) -> None:
                     if "Aggregate" in line or "on ticket_events" in line:
                         print(f"    {line.strip()[:150]}")
 
+        banner("IKM gauges: SKM sums of every site and service (the 5-minute refresh)")
+        ikm_runs = []
+        for _ in range(3):
+            began = time.perf_counter()
+            rows = await store.ikm_sums(pool, first)
+            ikm_runs.append(time.perf_counter() - began)
+        print(
+            f"  {args.days}-day window, {args.sites} sites, {len(rows)} rows:"
+            f" {_median(ikm_runs) * 1000:.0f} ms (median of 3)"
+        )
+
         banner("hourly background rollup: one new closed day of every site")
         # Pretend the last day was not rolled up yet for any site, then roll it up.
         async with pool.acquire() as c:

@@ -24,6 +24,9 @@ const TEXT = {
     closed: "Survei untuk kunjungan ini sudah ditutup.",
     lapor: "Ada keluhan? Sampaikan melalui SP4N-LAPOR! (lapor.go.id)",
     of: "{i} dari {n}",
+    "err.survey_closed": "Survei untuk kunjungan ini sudah ditutup.",
+    "err.survey_not_available": "Survei hanya untuk kunjungan yang selesai dilayani.",
+    "err.invalid_survey": "Jawaban belum lengkap atau tidak sah. Periksa lagi, lalu kirim.",
   },
   en: {
     title: "Satisfaction survey",
@@ -37,6 +40,9 @@ const TEXT = {
     closed: "The survey for this visit is closed.",
     lapor: "A complaint? File it with SP4N-LAPOR! (lapor.go.id)",
     of: "{i} of {n}",
+    "err.survey_closed": "The survey for this visit is closed.",
+    "err.survey_not_available": "Only a visit that was served can be rated.",
+    "err.invalid_survey": "The answers are incomplete or not valid. Check them, then send.",
   },
 };
 
@@ -97,7 +103,8 @@ export function surveyCard({ ticketId, info, channel, onDone, compact = false })
         onDone({ ...info, status: "submitted" });
         return;
       }
-      error.textContent = errorText(exc);
+      const own = exc.name === "ApiError" && TEXT.id[`err.${exc.code}`];
+      error.textContent = own ? st(`err.${exc.code}`) : errorText(exc);
       busy = false;
       submit.disabled = false;
       submit.textContent = st("submit");
