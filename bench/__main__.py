@@ -1,7 +1,8 @@
-"""`python -m bench` runs every benchmark; `python -m bench issue|replay` runs one.
+"""`python -m bench` runs every benchmark; `python -m bench issue|replay|ewt|simday` runs one.
 
 One embedded PostgreSQL (or the server named by DATABASE_URL) serves the whole run and is
-stopped at the end. Benchmarks print figures; they never assert a timing.
+stopped at the end (`ewt` and `simday` need none: they simulate in memory). Benchmarks
+print figures; they never assert a timing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from datetime import datetime
 
-from bench import issue, replay
+from bench import ewt, issue, replay, simday
 from bench.common import database_server
 
 
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="which")
     issue.add_arguments(sub.add_parser("issue", help="issue-ticket throughput and latency"))
     replay.add_arguments(sub.add_parser("replay", help="start-up replay of a 1M-event day"))
+    ewt.add_arguments(sub.add_parser("ewt", help="estimated wait vs actual over simulated days"))
+    simday.add_arguments(sub.add_parser("simday", help="one offline day of a 20-counter hall"))
     sub.add_parser("all", help="every benchmark with its defaults (the default)")
     args = parser.parse_args(argv)
     which = args.which or "all"
@@ -41,11 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     began = time.perf_counter()
-    with database_server() as url:
-        if which in ("issue", "all"):
-            issue.main(args if which == "issue" else sub.choices["issue"].parse_args([]), url)
-        if which in ("replay", "all"):
-            replay.main(args if which == "replay" else sub.choices["replay"].parse_args([]), url)
+    if which in ("issue", "replay", "all"):
+        with database_server() as url:
+            if which in ("issue", "all"):
+                issue.main(args if which == "issue" else sub.choices["issue"].parse_args([]), url)
+            if which in ("replay", "all"):
+                replay.main(
+                    args if which == "replay" else sub.choices["replay"].parse_args([]), url
+                )
+    if which in ("simday", "all"):
+        simday.main(args if which == "simday" else sub.choices["simday"].parse_args([]))
+    if which in ("ewt", "all"):
+        ewt.main(args if which == "ewt" else sub.choices["ewt"].parse_args([]))
     print(
         f"\nbench {which} finished in {time.perf_counter() - began:.0f} s (load average {_load()})",
         flush=True,

@@ -128,6 +128,11 @@ def issue(
     }
     if priority is not None:
         data["priority"] = priority
+    # The estimate the citizen is given, kept with the ticket so that its error is measured
+    # when it is called (state.py, totals, the ticket_visits view).
+    estimate = state.estimated_wait_seconds(service, state.ahead_of_new(service, priority), now)
+    if estimate is not None:
+        data["estimated_wait_seconds"] = round(estimate, 1)
     return [_event(state, ev.TICKET_ISSUED, now, ticket_id=ticket_id, service=service, data=data)]
 
 

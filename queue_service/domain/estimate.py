@@ -3,13 +3,14 @@
 Two predictors, both measured by `bench/ewt.py` over simulated days (docs/estimate.md):
 
 - `baseline`: what queue systems ship: position x average handle time / open counters.
-- `shipped`: what citizens are shown (`SiteState.estimated_wait_seconds`). A queue-length
-  predictor driven by the service's *recently observed call rate per open counter while
-  tickets were waiting* (it already reflects counters shared with other services, slow or
-  fast officers, recalls and no-shows), blended with a capacity prior while today has few
-  calls, scaled to the counters open now, with an abandonment (cancellation) term, a known
-  break ahead added, and never below what the tickets ahead have already waited beyond
-  this one (head-of-line floor).
+- `shipped`: what citizens are shown (`SiteState.estimated_wait_seconds`), on the kiosk,
+  the ticket, the status page, the board and `qms_queue_predicted_wait_seconds`. A
+  queue-length predictor driven by the service's *recently observed call rate per open
+  counter while tickets waited* (it already reflects counters shared with other services,
+  slow or fast officers, walking, recalls and no-shows), blended with a capacity prior
+  while today has few calls, scaled to the counters open (or paused) now, with an
+  abandonment (cancellation) term, idle counters calling the first tickets at once, and a
+  configured break that the wait runs into added.
 
 The live state keeps what `shipped` reads, maintained in O(1) per event by `state.py`:
 per service the open counters (and their share of each counter), the busy area (counter-
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from queue_service.domain.state import ServiceQueue, SiteState, Ticket
 
-_PAUSED = "paused"  # state.COUNTER_PAUSED (state imports this module)
+_OPEN, _PAUSED = "open", "paused"  # state.COUNTER_* (state imports this module)
 RECENT_CALLS = 40  # first calls kept per service (a deque; the window below cuts it)
 
 
@@ -36,7 +37,7 @@ class Params:
     """Tuning of `shipped`, calibrated on simulated days with seeds never used to evaluate
     (`python -m bench ewt --calibrate`; docs/estimate.md)."""
 
-    window_seconds: float = 5400.0  # calls older than this do not inform the rate
+    window_seconds: float = 7200.0  # calls older than this do not inform the rate
     prior_calls: float = 20.0  # weight of the capacity prior, in calls
     paused_weight: float = 1.0  # a paused counter counts as this share of an open one
     margin: float = 0.0  # relative safety margin on the queue term
@@ -44,6 +45,8 @@ class Params:
     # beyond this one"). Evaluated and rejected: it raises the MAE on every profile (it
     # carries the lunch break and one slow head into every new ticket); see docs/estimate.md.
     floor: float = 0.0
+    idle: bool = True  # open counters holding nothing call the first tickets at once
+    reaction_seconds: float = 60.0  # added: an idle officer notices a new ticket
 
 
 DEFAULT = Params()
@@ -129,12 +132,25 @@ def shipped(
     rate = call_rate_per_counter(state, service, now, params) * counters
     # Abandonment: tickets ahead that will be cancelled are never called.
     gone = q.cancelled / (q.called + q.cancelled + 20)
-    queue_term = (ahead * (1.0 - gone) + 1.0) / rate * (1.0 + params.margin)
-    estimate = extra + queue_term
+    position = ahead * (1.0 - gone) + 1.0
+    if params.idle and brk is None:
+        position = max(0.0, position - _idle(state, service))
+    queue_term = position / rate * (1.0 + params.margin)
+    estimate = extra + queue_term + params.reaction_seconds
     if brk is None:
         estimate += _breaks_ahead(state, now, estimate)
-    floor = _head_of_line(q, ticket, now) * params.floor
-    return max(estimate, floor)
+    if params.floor:
+        estimate = max(estimate, _head_of_line(q, ticket, now) * params.floor)
+    return estimate
+
+
+def _idle(state: SiteState, service: str) -> int:
+    """Open counters serving `service` that hold no ticket: they call the next at once."""
+    return sum(
+        1
+        for cid, c in state.counters.items()
+        if c.state == _OPEN and c.ticket_id is None and service in state.site.counters[cid].services
+    )
 
 
 def _paused(state: SiteState, service: str) -> int:

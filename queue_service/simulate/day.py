@@ -1,0 +1,479 @@
+"""One simulated hall day: citizens arriving, officers at counters, through a driver.
+
+`HallDay` is a discrete-event loop on the simulated clock. Everything random is drawn from
+one `random.Random(seed)` in an order that depends only on the seed and on what the
+service answered, so the same seed against the same service behaviour gives the same day,
+event for event. It acts only through a `Driver`: `offline.OfflineDriver` applies the pure
+domain's commands with a manual clock; `http.HttpDriver` calls a running service's API.
+
+What a day holds (rates from the `Profile`, capacity from the site's configuration):
+arrivals per service as a time-varying Poisson process (morning peak, lunch dip, a
+configured break such as the Friday prayer, an optional overload spell), a priority share,
+lognormal service times per service times the officer's speed factor, counters opening
+on a schedule, pausing for the breaks and for short absences, closing when their queues
+are empty after hours (or early, by the profile), recalls of late citizens, no-shows
+(citizens who never come, or whose patience ran out), cancellations, transfers to
+another service and the outcomes of a finished visit.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Protocol
+
+from queue_service.config import PRIORITY_KINDS, Site
+from queue_service.simulate.profiles import WEEKDAYS, Profile
+
+# What a driver answers for a command that did not happen: the API's error code.
+Refused = str
+
+
+@dataclass(slots=True)
+class Issued:
+    number: str
+    ticket_id: str | None
+
+
+@dataclass(slots=True)
+class Called:
+    number: str
+    ticket_id: str | None
+    service: str
+
+
+class Driver(Protocol):
+    """Where a simulated day's commands go. Each method answers what happened, or the
+    error code of a refusal (a driver never raises for a refusal)."""
+
+    async def wait_until(self, at: datetime) -> None: ...
+
+    async def issue(self, at: datetime, service: str, priority: str | None) -> Issued | Refused: ...
+
+    async def call_next(self, at: datetime, counter: str) -> Called | Refused: ...
+
+    async def counter(
+        self, at: datetime, counter: str, action: str, body: dict[str, str] | None = None
+    ) -> Refused | None: ...
+
+    async def cancel(self, at: datetime, number: str, ticket_id: str | None) -> Refused | None: ...
+
+
+@dataclass(slots=True)
+class Citizen:
+    number: str
+    ticket_id: str | None
+    service: str
+    issued_at: datetime
+    leaves_at: datetime  # patience runs out: gone (no-show when called, or cancels)
+    absent: bool  # never comes when called
+    late: bool  # comes only after a recall
+    work: float  # service seconds at an officer of speed 1.0
+    transfer_to: str | None
+    outcome: str
+    cancels: bool
+    gone: bool = False
+
+
+@dataclass(slots=True)
+class Officer:
+    id: str
+    services: tuple[str, ...]
+    speed: float
+    uses_start: bool
+    opens_at: datetime
+    leaves_early_at: datetime | None
+    phase: str = "closed"  # closed, idle, called, serving, paused, done
+    gen: int = 0  # the current scheduled wake-up; older ones are stale
+    woken: bool = False  # a wake-up is scheduled
+    citizen: Citizen | None = None
+    paused_for: set[str] = field(default_factory=set)  # breaks already taken
+    next_short_pause: datetime | None = None
+
+
+@dataclass(slots=True)
+class Summary:
+    profile: str
+    seed: int
+    day: date
+    actions: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    waiting_at_end: int = 0
+
+    def count(self, key: str) -> None:
+        self.actions[key] = self.actions.get(key, 0) + 1
+
+    def refuse(self, code: str) -> None:
+        self.refused[code] = self.refused.get(code, 0) + 1
+
+
+Progress = Callable[[float], None]
+
+
+class HallDay:
+    """A day of `site` under `profile`, drawn from `seed`, on `day` (default: by seed)."""
+
+    def __init__(self, site: Site, profile: Profile, seed: int, day: date | None = None) -> None:
+        self.site = site
+        self.profile = profile
+        self.seed = seed
+        self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not secrets
+        # Mondays to Fridays in turn by seed (a Friday has the prayer break).
+        self.day = day or date(2026, 11, 23) + timedelta(days=seed % 5)
+        self.summary = Summary(profile.name, seed, self.day)
+        self.citizens: dict[str, Citizen] = {}
+        self.officers: dict[str, Officer] = {}
+        self._called: set[str] = set()  # numbers called in their current visit
+        self._calls: dict[str, int] = {}  # calls of the current visit, by number
+        self._heap: list[tuple[datetime, int, str, str, int]] = []
+        self._order = 0
+        self.start = self.at(min(profile.first_arrival, profile.counters_open_from))
+        self.end = self.at(profile.hard_close)
+
+    # -- time ------------------------------------------------------------------------
+
+    def at(self, t: time) -> datetime:
+        return datetime.combine(self.day, t, tzinfo=self.site.timezone)
+
+    def _local(self, ts: datetime) -> time:
+        return ts.astimezone(self.site.timezone).time()
+
+    def _breaks_today(self) -> list[tuple[str, datetime, datetime]]:
+        day = WEEKDAYS[self.day.weekday()]
+        return [
+            (b.label + b.start.isoformat(), self.at(b.start), self.at(b.end))
+            for b in self.site.breaks
+            if day in b.days
+        ]
+
+    def _push(self, at: datetime, kind: str, arg: str, gen: int = 0) -> None:
+        self._order += 1
+        heapq.heappush(self._heap, (at, self._order, kind, arg, gen))
+
+    def _wake(self, o: Officer, at: datetime) -> None:
+        o.gen += 1
+        o.woken = True
+        self._push(at, "counter", o.id, o.gen)
+
+    def _secs(self, span: tuple[float, float]) -> timedelta:
+        return timedelta(seconds=self.rng.uniform(*span))
+
+    # -- the plan ----------------------------------------------------------------------
+
+    def _intensity(self, t: time) -> float:
+        pts = self.profile.shape
+        m = t.hour * 60 + t.minute + t.second / 60
+        prev = pts[0]
+        w = pts[0][1]
+        for cur in pts:
+            cm = cur[0].hour * 60 + cur[0].minute
+            pm = prev[0].hour * 60 + prev[0].minute
+            if m <= cm:
+                w = prev[1] if cm == pm else prev[1] + (cur[1] - prev[1]) * (m - pm) / (cm - pm)
+                break
+            prev = cur
+            w = cur[1]
+        return w
+
+    def _plan_officers(self) -> None:
+        p, rng = self.profile, self.rng
+        ids = list(self.site.counters)
+        staffed = max(1, round(len(ids) * p.staffed))
+        present = ids if staffed >= len(ids) else sorted(rng.sample(ids, staffed))
+        early = set(rng.sample(present, round(len(present) * p.early_close_share)))
+        for cid in present:
+            cfg = self.site.counters[cid]
+            opens = self.at(p.counters_open_from) + timedelta(seconds=rng.uniform(0, 1500))
+            self.officers[cid] = Officer(
+                cid,
+                cfg.services,
+                speed=rng.lognormvariate(0.0, p.officer_sigma),
+                uses_start=cfg.uses_start,
+                opens_at=opens,
+                leaves_early_at=(
+                    self.at(p.early_close) + timedelta(seconds=rng.uniform(0, 1800))
+                    if cid in early
+                    else None
+                ),
+            )
+            self._push(opens, "open", cid)
+
+    def _plan_arrivals(self) -> None:
+        """Thinning of a Poisson process whose rate follows the profile, per service."""
+        p, rng = self.profile, self.rng
+        cap = dict.fromkeys(self.site.services, 0.0)
+        for o in self.officers.values():
+            for s in o.services:
+                cap[s] += 1.0 / len(o.services)
+        for code, c in cap.items():  # a service nobody staffs still gets a trickle
+            cap[code] = max(c, 0.25)
+        begin, end = self.at(p.first_arrival), self.at(p.last_arrival)
+        span = (end - begin).total_seconds()
+        samples = [self._shape_at(begin + timedelta(seconds=x)) for x in range(0, int(span), 300)]
+        mean_w = sum(samples) / len(samples)
+        peak = max(samples) / mean_w
+        cycle = {
+            code: svc.default_service_minutes * 60 + sum(p.walk_seconds) / 2
+            for code, svc in self.site.services.items()
+        }
+        # Arrivals per second at relative weight 1 for each service.
+        base = {code: p.load * cap[code] / cycle[code] for code in cap}
+        total = sum(base.values())
+        codes = list(base)
+        weights = [base[c] for c in codes]
+        lam_max = total * peak
+        t = 0.0
+        while True:
+            t += rng.expovariate(lam_max)
+            if t >= span:
+                break
+            at = begin + timedelta(seconds=t)
+            if rng.random() * peak > self._shape_at(at) / mean_w:
+                continue
+            service = rng.choices(codes, weights)[0]
+            self._push(at, "arrive", service)
+
+    def _shape_at(self, at: datetime) -> float:
+        p = self.profile
+        t = self._local(at)
+        w = self._intensity(t)
+        for _, start, end in self._breaks_today():
+            if start <= at < end:
+                w *= p.break_factor
+        if p.overload is not None and p.overload[0] <= t < p.overload[1]:
+            w *= p.overload[2]
+        return w
+
+    def _new_citizen(self, issued: Issued, service: str, at: datetime) -> Citizen:
+        p, rng = self.profile, self.rng
+        svc = self.site.services[service]
+        mean = svc.default_service_minutes * 60
+        sigma = p.service_sigma
+        work = min(4 * 3600.0, rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma))
+        transfer_to = None
+        if rng.random() < p.transfer:
+            others = [s for s in self.site.services if s != service]
+            same = [s for s in others if self.site.services[s].agency == svc.agency]
+            transfer_to = rng.choice(same or others)
+        r = rng.random()
+        outcome = p.outcomes[-1][0]
+        for name, share in p.outcomes:
+            if r < share:
+                outcome = name
+                break
+            r -= share
+        return Citizen(
+            issued.number,
+            issued.ticket_id,
+            service,
+            at,
+            leaves_at=at + timedelta(minutes=rng.expovariate(1.0 / p.patience_minutes)),
+            absent=rng.random() < p.no_show,
+            late=rng.random() < p.late,
+            work=work,
+            transfer_to=transfer_to,
+            outcome=outcome,
+            cancels=rng.random() < p.cancels_when_leaving,
+        )
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(
+        self, driver: Driver, progress: Progress | None = None, until: time | None = None
+    ) -> Summary:
+        """Play the day through `driver` (up to `until`, local time, when given)."""
+        self._plan_officers()
+        self._plan_arrivals()
+        if until is not None:
+            self.end = min(self.end, self.at(until))
+        span = (self.end - self.start).total_seconds()
+        handlers: dict[str, Callable[[Driver, datetime, str, int], Awaitable[None]]] = {
+            "arrive": self._arrive,
+            "open": self._open,
+            "counter": self._counter,
+            "leave": self._leave,
+        }
+        last_progress = -1.0
+        while self._heap:
+            at, _, kind, arg, gen = heapq.heappop(self._heap)
+            if at > self.end:
+                break
+            await driver.wait_until(at)
+            await handlers[kind](driver, at, arg, gen)
+            if progress is not None:
+                done = (at - self.start).total_seconds() / span
+                if done - last_progress >= 0.005:
+                    progress(done)
+                    last_progress = done
+        if progress is not None:
+            progress(1.0)
+        self.summary.waiting_at_end = sum(
+            1 for c in self.citizens.values() if c.number not in self._called and not c.gone
+        )
+        return self.summary
+
+    async def _arrive(self, driver: Driver, at: datetime, service: str, _gen: int) -> None:
+        p, rng = self.profile, self.rng
+        priority = rng.choice(PRIORITY_KINDS) if rng.random() < p.priority else None
+        result = await driver.issue(at, service, priority)
+        if isinstance(result, str):
+            self.summary.refuse(result)
+            return
+        self.summary.count("issued")
+        citizen = self._new_citizen(result, service, at)
+        self.citizens[citizen.number] = citizen
+        if citizen.cancels:
+            self._push(citizen.leaves_at, "leave", citizen.number)
+        # Idle officers of this service notice the new ticket.
+        for o in self.officers.values():
+            if o.phase == "idle" and not o.woken and service in o.services:
+                self._wake(o, at + self._secs(p.reaction_seconds))
+
+    async def _leave(self, driver: Driver, at: datetime, number: str, _gen: int) -> None:
+        c = self.citizens[number]
+        if number in self._called or c.gone:
+            return
+        result = await driver.cancel(at, number, c.ticket_id)
+        if result is None:
+            c.gone = True
+            self.summary.count("cancelled")
+        else:
+            self.summary.refuse(result)
+
+    async def _open(self, driver: Driver, at: datetime, cid: str, _gen: int) -> None:
+        o = self.officers[cid]
+        if await self._act(driver, at, o, "open", "opened"):
+            o.phase = "idle"
+            o.next_short_pause = at + self._short_pause_gap()
+            self._wake(o, at + self._secs((1.0, 10.0)))
+
+    def _short_pause_gap(self) -> timedelta:
+        rate = self.profile.short_pause_per_hour
+        return timedelta(hours=self.rng.expovariate(rate) if rate > 0 else 99.0)
+
+    async def _act(
+        self,
+        driver: Driver,
+        at: datetime,
+        o: Officer,
+        action: str,
+        counted: str,
+        body: dict[str, str] | None = None,
+    ) -> bool:
+        result = await driver.counter(at, o.id, action, body)
+        if result is not None:
+            self.summary.refuse(result)
+            return False
+        self.summary.count(counted)
+        return True
+
+    async def _counter(self, driver: Driver, at: datetime, cid: str, gen: int) -> None:
+        o = self.officers[cid]
+        if gen != o.gen:
+            return  # superseded by a later wake-up
+        o.woken = False
+        if o.phase == "idle":
+            await self._idle(driver, at, o)
+        elif o.phase == "paused":
+            if await self._act(driver, at, o, "open", "opened"):
+                o.phase = "idle"
+                self._wake(o, at + self._secs((1.0, 10.0)))
+        elif o.phase == "called":
+            await self._called_step(driver, at, o)
+        elif o.phase == "serving":
+            await self._serve_end(driver, at, o)
+
+    async def _idle(self, driver: Driver, at: datetime, o: Officer) -> None:
+        p, rng = self.profile, self.rng
+        for key, start, end in self._breaks_today():
+            if start <= at < end and key not in o.paused_for:
+                o.paused_for.add(key)
+                if await self._act(driver, at, o, "pause", "paused", {"reason": "Istirahat"}):
+                    o.phase = "paused"
+                    self._wake(o, end + self._secs((0.0, 300.0)))
+                return
+        after_hours = self._local(at) >= p.close_after
+        leaving = o.leaves_early_at is not None and at >= o.leaves_early_at
+        if leaving or at >= self.end or (after_hours and not self._waiting_for(o)):
+            if await self._act(driver, at, o, "close", "closed"):
+                o.phase = "done"
+            return
+        if o.next_short_pause is not None and at >= o.next_short_pause:
+            o.next_short_pause = at + self._short_pause_gap()
+            if await self._act(driver, at, o, "pause", "paused", {"reason": "Keperluan sebentar"}):
+                o.phase = "paused"
+                self._wake(o, at + timedelta(minutes=rng.uniform(5, 15)))
+                return
+        result = await driver.call_next(at, o.id)
+        if isinstance(result, str):
+            if result != "queue_empty":
+                self.summary.refuse(result)
+            # Nothing waiting: look again now and then (new tickets wake the officer).
+            self._wake(o, at + timedelta(seconds=rng.uniform(90, 150)))
+            return
+        self.summary.count("called")
+        self._called.add(result.number)
+        c = self.citizens.get(result.number)
+        if c is None:  # a ticket this simulator did not issue (another client's)
+            c = self._new_citizen(Issued(result.number, result.ticket_id), result.service, at)
+            self.citizens[c.number] = c
+        c.service = result.service
+        o.citizen, o.phase = c, "called"
+        self._wake(o, at + self._secs(p.walk_seconds))
+
+    def _waiting_for(self, o: Officer) -> bool:
+        return any(
+            c.service in o.services and c.number not in self._called and not c.gone
+            for c in self.citizens.values()
+        )
+
+    async def _called_step(self, driver: Driver, at: datetime, o: Officer) -> None:
+        c = o.citizen
+        assert c is not None
+        calls = self._calls.get(c.number, 1)
+        away = c.absent or (c.leaves_at <= at and not c.cancels)
+        if away or (c.late and calls < 2):
+            if away and calls >= self.site.no_show_min_calls:
+                if await self._act(driver, at, o, "no-show", "no_show"):
+                    c.gone = True
+                    o.citizen, o.phase = None, "idle"
+                    self._wake(o, at + self._secs((5.0, 20.0)))
+                return
+            if await self._act(driver, at, o, "recall", "recalled"):
+                self._calls[c.number] = calls + 1
+            self._wake(o, at + self._secs((30.0, 75.0)))
+            return
+        if o.uses_start:
+            if not await self._act(driver, at, o, "start", "started"):
+                return
+            begin = at
+        else:
+            begin = at  # walk and service run together without "start"
+        o.phase = "serving"
+        self._wake(o, begin + timedelta(seconds=c.work * o.speed))
+
+    async def _serve_end(self, driver: Driver, at: datetime, o: Officer) -> None:
+        c = o.citizen
+        assert c is not None
+        if c.transfer_to is not None:
+            to = c.transfer_to
+            if await self._act(driver, at, o, "transfer", "transferred", {"service": to}):
+                c.transfer_to = None
+                self._called.discard(c.number)
+                self._calls.pop(c.number, None)
+                c.service = to
+                svc = self.site.services[to]
+                mean = svc.default_service_minutes * 60
+                sigma = self.profile.service_sigma
+                c.work = self.rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+                for other in self.officers.values():
+                    if other.phase == "idle" and not other.woken and to in other.services:
+                        self._wake(other, at + self._secs(self.profile.reaction_seconds))
+        elif not await self._act(driver, at, o, "finish", "finished", {"outcome": c.outcome}):
+            return
+        o.citizen, o.phase = None, "idle"
+        self._wake(o, at + self._secs((3.0, 15.0)))

@@ -1,0 +1,330 @@
+"""The estimated wait: the predictors on hand-computed states, and its accountability (the
+estimate a ticket was given is kept, and its error is recorded at the call, replayed,
+exported on /metrics and shown in the ticket_visits view)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from queue_service import views
+from queue_service.config import AppConfig, Site, hash_token, parse_config
+from queue_service.domain import commands, estimate
+from queue_service.domain import events as ev
+from queue_service.domain.clock import ManualClock
+from queue_service.domain.events import Event
+from queue_service.domain.state import SiteState
+from queue_service.domain.totals import SiteTotals, wait_bounds
+from queue_service.settings import Settings
+from tests.conftest import KIOSK, MANAGER, SITE, counter_auth
+from tests.test_metrics import pick, scrape
+from tests.test_perf_replay import day_of, row_of, summary, with_totals
+
+# Monday 23 November 2026 in WITA (UTC+8).
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 WITA
+M = 300.0  # default_service_minutes 5: the capacity prior's handle time
+REACTION = estimate.DEFAULT.reaction_seconds
+
+
+def wita(hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime(2026, 11, 23, hh - 8, mm, ss, tzinfo=UTC)
+
+
+def hall(counters: int, breaks: bool = False) -> Site:
+    """One service Q (5 minutes default handle time), `counters` counters serving only Q."""
+    raw: dict[str, Any] = {
+        "id": "hall",
+        "name": "Test hall",
+        "timezone": "Asia/Makassar",
+        "hours": {d: ["00:00", "23:59"] for d in ("mon", "tue", "wed", "thu", "fri")},
+        "agencies": [{"id": "a", "name": "Agency"}],
+        "services": [
+            {
+                "code": "Q",
+                "agency": "a",
+                "name_id": "Layanan",
+                "name_en": "Service",
+                "prefix": "Q",
+                "target_wait_minutes": 15,
+                "default_service_minutes": 5,
+            }
+        ],
+        "counters": [
+            {"id": f"c{n:02d}", "name": f"Loket {n}", "services": ["Q"]} for n in range(counters)
+        ],
+    }
+    if breaks:
+        raw["breaks"] = [{"days": ["mon"], "start": "12:00", "end": "13:00", "label": "Istirahat"}]
+    config: AppConfig = parse_config(
+        {
+            "sites": [raw],
+            "tokens": [{"name": "admin", "role": "admin", "sha256": hash_token("x")}],
+        }
+    )
+    return config.sites["hall"]
+
+
+class Day:
+    """A site's state driven by commands on a manual clock, as the engine drives it."""
+
+    def __init__(self, site: Site, start: datetime = T0) -> None:
+        self.clock = ManualClock(start)
+        bounds = wait_bounds(s.target_wait_seconds for s in site.services.values())
+        totals = SiteTotals(site.services, site.counters, bounds)
+        self.state = SiteState(site, site.service_day(start), totals)
+        self.log: list[Event] = []
+
+    def at(self, instant: datetime) -> Day:
+        self.clock.set(instant)
+        return self
+
+    def do(self, command: Callable[..., list[Event]], **kw: Any) -> list[Event]:
+        out = []
+        for e in command(self.state, self.clock.now(), **kw):
+            e = dataclasses.replace(e, seq=len(self.log) + 1)
+            self.state.apply(e)
+            self.log.append(e)
+            out.append(e)
+        return out
+
+    def issue(self, ticket_id: str) -> Event:
+        (e,) = self.do(commands.issue, ticket_id=ticket_id, service="Q")
+        return e
+
+    def shipped(self, ahead: int) -> float | None:
+        return estimate.shipped(self.state, "Q", ahead, self.clock.now())
+
+
+# -- the predictors, hand-computed -----------------------------------------------------
+
+
+def test_baseline_is_position_times_average_handle_time_over_open_counters() -> None:
+    d = Day(hall(2))
+    for cid in ("c00", "c01"):
+        d.do(commands.open_counter, counter_id=cid)
+    for tid in ("t1", "t2", "t3"):
+        d.issue(tid)
+    d.do(commands.call_next, counter_id="c00")
+    d.do(commands.start, counter_id="c00")
+    d.do(commands.call_next, counter_id="c01")
+    d.do(commands.start, counter_id="c01")
+    d.at(T0 + timedelta(seconds=300)).do(commands.finish, counter_id="c00")
+    d.at(T0 + timedelta(seconds=500)).do(commands.finish, counter_id="c01")
+    # Average handle time (300 + 500) / 2 = 400 s; 3 ahead: position 4; 2 open counters.
+    assert estimate.baseline(d.state, "Q", 3, d.clock.now()) == 4 * 400 / 2
+    d.do(commands.close_counter, counter_id="c00")
+    d.do(commands.close_counter, counter_id="c01")
+    assert estimate.baseline(d.state, "Q", 3, d.clock.now()) is None
+
+
+def test_shipped_uses_the_call_rate_per_counter_observed_while_tickets_waited() -> None:
+    d = Day(hall(2))
+    d.do(commands.open_counter, counter_id="c00")
+    d.do(commands.open_counter, counter_id="c01")
+    for tid in ("t1", "t2", "t3", "t4"):
+        d.issue(tid)
+    d.at(T0 + timedelta(seconds=60)).do(commands.call_next, counter_id="c00")
+    d.at(T0 + timedelta(seconds=120)).do(commands.call_next, counter_id="c01")
+    d.at(T0 + timedelta(seconds=180))
+    q = d.state.queues["Q"]
+    # Two open counters while tickets waited: 2 x 60 s to each call, 2 x 60 s since.
+    assert (q.open_now, q.busy_area) == (2, 240.0)
+    assert list(q.recent) == [
+        (T0 + timedelta(seconds=60), 120.0),
+        (T0 + timedelta(seconds=120), 240.0),
+    ]
+    assert estimate.busy_area(q, d.clock.now()) == 360.0
+    # One call after the oldest kept, in 360 - 120 = 240 counter-seconds, with a prior of
+    # 20 calls at one per 300 s: (1 + 20) / (240 + 20 x 300) calls per second per counter.
+    per_counter = 21 / 6240
+    assert estimate.call_rate_per_counter(d.state, "Q", d.clock.now()) == pytest.approx(per_counter)
+    # A ticket issued now has 2 ahead (position 3); both counters are busy (none idle).
+    expected = 3 / (2 * per_counter) + REACTION
+    assert d.shipped(2) == pytest.approx(expected)
+    assert d.state.estimated_wait_seconds("Q", 2, d.clock.now()) == pytest.approx(expected)
+
+
+def test_idle_open_counters_call_the_first_tickets_at_once() -> None:
+    d = Day(hall(3))
+    for cid in ("c00", "c01", "c02"):
+        d.do(commands.open_counter, counter_id=cid)
+    d.issue("t1")
+    # Position 2, three idle counters: called as soon as an officer reacts.
+    assert d.shipped(1) == REACTION
+    assert estimate.baseline(d.state, "Q", 1, d.clock.now()) == 2 * M / 3
+
+
+def test_cancellations_shorten_the_queue_ahead() -> None:
+    d = Day(hall(1))
+    d.do(commands.open_counter, counter_id="c00")
+    for tid in ("t1", "t2", "t3"):
+        d.issue(tid)
+    d.do(commands.cancel, ticket_id="t2")
+    d.do(commands.cancel, ticket_id="t3")
+    d.do(commands.call_next, counter_id="c00")
+    for tid in ("t4", "t5"):
+        d.issue(tid)
+    # No counter-seconds yet: the rate is the prior, 1 per 300 s. 2 of 23 tickets that
+    # left the queue were cancelled (the 20 is the estimator's prior weight).
+    gone = 2 / (1 + 2 + 20)
+    assert d.shipped(2) == pytest.approx((2 * (1 - gone) + 1) * M + REACTION)
+
+
+def test_a_break_the_wait_runs_into_is_added() -> None:
+    d = Day(hall(1, breaks=True), wita(11, 40))
+    d.do(commands.open_counter, counter_id="c00")
+    d.issue("t1")
+    d.issue("t2")
+    d.at(wita(11, 45)).do(commands.call_next, counter_id="c00")
+    d.at(wita(11, 50))
+    # 300 counter-seconds since the only call, no call since: (0 + 20) / (300 + 20 x 300).
+    queue = 2 * 6300 / 20 + REACTION  # 690 s: the call would come after 12:00
+    assert d.shipped(1) == pytest.approx(queue + 3600)
+    assert d.shipped(0) == pytest.approx(6300 / 20 + REACTION)  # 375 s: before the break
+
+
+def test_during_a_break_paused_counters_come_back_at_its_end() -> None:
+    d = Day(hall(1, breaks=True), wita(11, 40))
+    d.do(commands.open_counter, counter_id="c00")
+    d.at(wita(12, 0)).do(commands.pause_counter, counter_id="c00", reason="Istirahat")
+    d.at(wita(12, 5)).issue("t1")
+    d.at(wita(12, 10))
+    # 50 minutes of break left, then position 2 at the prior rate (no call today).
+    assert d.shipped(1) == pytest.approx(3000 + 2 * M + REACTION)
+    assert estimate.baseline(d.state, "Q", 1, d.clock.now()) is None
+    d.at(wita(13, 1)).do(commands.open_counter, counter_id="c00")
+    d.do(commands.close_counter, counter_id="c00")
+    d.at(wita(13, 5))
+    assert d.shipped(1) is None  # no counter open, none coming back
+
+
+# -- accountability ------------------------------------------------------------------
+
+
+def test_a_ticket_keeps_the_estimate_it_was_shown_and_its_error_is_recorded_at_the_call() -> None:
+    d = Day(hall(1))
+    d.do(commands.open_counter, counter_id="c00")
+    d.issue("t1")
+    d.do(commands.call_next, counter_id="c00")
+    issued = d.issue("t2")
+    told = issued.data["estimated_wait_seconds"]
+    shown = views.ticket_status(d.state, d.state.tickets["t2"], d.clock.now())
+    assert shown["estimated_wait_seconds"] == told
+    assert d.state.tickets["t2"].estimate == told
+    totals = d.state.totals
+    assert totals is not None
+    # t1 was measured at its call too (it was told the reaction time, and waited 0 s).
+    before, before_sum = totals.estimate_error["Q"].count, totals.estimate_error["Q"].sum
+    assert (before, before_sum) == (1, REACTION)
+    assert totals.estimate_over["Q"] == REACTION
+    d.at(T0 + timedelta(seconds=told + 120))
+    d.do(commands.finish, counter_id="c00")
+    d.do(commands.call_next, counter_id="c00")
+    h = totals.estimate_error["Q"]
+    assert h.count == before + 1
+    assert totals.estimate_under["Q"] == pytest.approx(120.0)  # waited 2 minutes longer
+    assert h.sum == pytest.approx(before_sum + 120.0)
+
+
+def test_no_estimate_is_given_without_an_open_counter() -> None:
+    d = Day(hall(1))
+    issued = d.issue("t1")
+    assert "estimated_wait_seconds" not in issued.data
+    assert d.state.tickets["t1"].estimate is None
+
+
+def _rows_with_estimate(events: list[Event]) -> dict[str, list[tuple[Any, ...]]]:
+    """Replay rows as the store reads them, with the issued event's estimate last."""
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    for e in events:
+        estimate_ = e.data.get("estimated_wait_seconds") if e.type == ev.TICKET_ISSUED else None
+        rows.setdefault(e.site, []).append((*row_of(e), estimate_))
+    return rows
+
+
+def _inputs(state: SiteState) -> dict[str, Any]:
+    return {
+        code: (q.open_now, q.open_share, q.busy_area, q.area_at, list(q.recent))
+        for code, q in state.queues.items()
+    }
+
+
+def test_replay_restores_each_tickets_estimate_and_the_estimators_inputs() -> None:
+    config, events = day_of(3, 200)
+    day = events[0].day
+    assert sum("estimated_wait_seconds" in e.data for e in events) > 300
+    applied, replayed = with_totals(config, day), with_totals(config, day)
+    for e in events:
+        applied[e.site].apply(e)
+    for site_id, rows in _rows_with_estimate(events).items():
+        for i in range(0, len(rows), 41):
+            replayed[site_id].replay_rows(rows[i : i + 41])
+    for s in config.sites:
+        assert summary(replayed[s]) == summary(applied[s])  # tickets' estimates, error totals
+        assert _inputs(replayed[s]) == _inputs(applied[s])
+        assert _inputs(applied[s].clone()) == _inputs(applied[s])
+        totals = applied[s].totals
+        assert totals is not None
+        assert sum(h.count for h in totals.estimate_error.values()) > 100
+        now = applied[s].last_ts
+        for code in config.sites[s].services:
+            assert replayed[s].estimated_wait_seconds(code, 4, now) == applied[
+                s
+            ].estimated_wait_seconds(code, 4, now)
+
+
+# -- through the service: the visit view and /metrics -----------------------------------
+
+
+async def test_the_visit_view_and_metrics_hold_the_estimate_and_its_error(
+    client: TestClient, clock: ManualClock, settings: Settings
+) -> None:
+    resp = await client.post(
+        f"/api/v1/sites/{SITE}/counters/loket-01/open", headers=counter_auth("loket-01")
+    )
+    assert resp.status == 200
+    resp = await client.post(
+        f"/api/v1/sites/{SITE}/tickets", json={"service": "KTP-EL"}, headers=KIOSK
+    )
+    assert resp.status == 201
+    ticket = await resp.json()
+    told = ticket["estimated_wait_seconds"]
+    assert told is not None
+    clock.advance(600)
+    resp = await client.post(
+        f"/api/v1/sites/{SITE}/counters/loket-01/call-next", headers=counter_auth("loket-01")
+    )
+    assert resp.status == 200
+
+    assert settings.database_url is not None
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT wait_seconds, estimated_wait_seconds, prediction_error_seconds"
+            " FROM ticket_visits WHERE number = $1 AND site_id = $2",
+            ticket["number"],
+            SITE,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    assert row["wait_seconds"] == 600.0
+    assert row["estimated_wait_seconds"] == told
+    assert row["prediction_error_seconds"] == pytest.approx(600.0 - told)
+
+    samples = await scrape(client, **MANAGER)
+    lbl = {"site": SITE, "service": "KTP-EL"}
+    assert pick(samples, "qms_wait_prediction_abs_error_seconds_count", **lbl)[()] == 1
+    assert pick(samples, "qms_wait_prediction_abs_error_seconds_sum", **lbl)[()] == pytest.approx(
+        abs(600.0 - told)
+    )
+    under = pick(samples, "qms_wait_prediction_under_seconds_total", **lbl)[()]
+    over = pick(samples, "qms_wait_prediction_over_seconds_total", **lbl)[()]
+    assert under - over == pytest.approx(600.0 - told)
+    assert min(under, over) == 0

@@ -1,0 +1,209 @@
+"""The hall simulator: reproducible days through the real domain (offline), and the same
+day driven through a running service's HTTP API."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from queue_service.config import AppConfig, load_config
+from queue_service.domain import events as ev
+from queue_service.domain.events import Event
+from queue_service.domain.state import CLOSED_STATES, COUNTER_CLOSED, WAITING, SiteState
+from queue_service.settings import Settings
+from queue_service.simulate.day import HallDay
+from queue_service.simulate.http import HttpDriver
+from queue_service.simulate.offline import run_day
+from queue_service.simulate.profiles import (
+    SIM_COUNTER_TOKEN,
+    SIM_KIOSK_TOKEN,
+    profile,
+    sample_hall,
+)
+from queue_service.web.app import create_app
+from tests.conftest import EXAMPLE
+
+_ACTION_OF = {
+    ev.TICKET_ISSUED: "issued",
+    ev.TICKET_CALLED: "called",
+    ev.TICKET_RECALLED: "recalled",
+    ev.TICKET_STARTED: "started",
+    ev.TICKET_FINISHED: "finished",
+    ev.TICKET_NO_SHOW: "no_show",
+    ev.TICKET_TRANSFERRED: "transferred",
+    ev.TICKET_CANCELLED: "cancelled",
+    ev.COUNTER_OPENED: "opened",
+    ev.COUNTER_PAUSED: "paused",
+    ev.COUNTER_CLOSED: "closed",
+}
+
+
+def site_of(config: AppConfig) -> Any:
+    return next(iter(config.sites.values()))
+
+
+async def test_the_same_seed_gives_the_same_day_event_for_event() -> None:
+    site = site_of(sample_hall(20))
+    first = await run_day(site, profile("typical"), 7)
+    again = await run_day(site, profile("typical"), 7)
+    assert len(first.events) > 2000
+    assert first.events == again.events
+    assert first.summary == again.summary
+
+
+async def test_another_seed_gives_another_day() -> None:
+    site = site_of(sample_hall(20))
+    one = await run_day(site, profile("typical"), 7, date(2026, 11, 24))
+    other = await run_day(site, profile("typical"), 8, date(2026, 11, 24))
+    assert [(e.type, e.ts) for e in one.events] != [(e.type, e.ts) for e in other.events]
+
+
+@pytest.mark.parametrize("name", ["quiet", "typical", "overloaded", "closing-early"])
+async def test_an_offline_day_runs_through_the_domain_and_keeps_its_invariants(name: str) -> None:
+    site = site_of(sample_hall(20))
+    day = await run_day(site, profile(name), 3)
+    events = day.events
+    state = day.driver.state
+    # The summary counts exactly what was stored.
+    assert Counter(_ACTION_OF[e.type] for e in events) == Counter(day.summary.actions)
+    assert day.summary.refused == {}
+    # Every command's events, applied afresh in order, give the same state.
+    again = SiteState(site, day.driver.day)
+    for e in events:
+        again.apply(e)
+    assert again.tickets == state.tickets
+    # The day ends with every counter closed, holding nothing, and no ticket held.
+    assert all(c.state == COUNTER_CLOSED and c.ticket_id is None for c in state.counters.values())
+    assert all(t.state in CLOSED_STATES or t.state == WAITING for t in state.tickets.values())
+    # Each ticket: issued first, called before it is started, finished, transferred or
+    # marked a no-show; a visit's first call never before its start; one counter at a time.
+    by_ticket: dict[str, list[Event]] = {}
+    for e in events:
+        if e.ticket_id is not None:
+            by_ticket.setdefault(e.ticket_id, []).append(e)
+    for history in by_ticket.values():
+        assert history[0].type == ev.TICKET_ISSUED
+        assert [e.ts for e in history] == sorted(e.ts for e in history)
+        holder = None
+        for e in history[1:]:
+            if e.type == ev.TICKET_CALLED:
+                assert holder is None
+                holder = e.counter_id
+            elif e.type in (ev.TICKET_RECALLED, ev.TICKET_STARTED):
+                assert e.counter_id == holder
+            elif e.type in (ev.TICKET_FINISHED, ev.TICKET_NO_SHOW, ev.TICKET_TRANSFERRED):
+                assert e.counter_id == holder
+                holder = None
+    held: dict[str, str] = {}
+    for e in events:  # never two tickets at one counter
+        if e.type == ev.TICKET_CALLED:
+            assert e.counter_id not in held
+            held[e.counter_id or ""] = e.ticket_id or ""
+        elif e.type in (ev.TICKET_FINISHED, ev.TICKET_NO_SHOW, ev.TICKET_TRANSFERRED):
+            assert held.pop(e.counter_id or "") == e.ticket_id
+    numbers = [e.data["number"] for e in events if e.type == ev.TICKET_ISSUED]
+    assert len(numbers) == len(set(numbers))
+
+
+async def test_a_day_has_the_hall_life_the_profile_describes() -> None:
+    site = site_of(sample_hall(20))
+    friday = await run_day(site, profile("typical"), 4, date(2026, 11, 27))
+    acts = friday.summary.actions
+    for happened in ("recalled", "no_show", "transferred", "cancelled", "paused"):
+        assert acts.get(happened, 0) > 0, happened
+    issued = [e for e in friday.events if e.type == ev.TICKET_ISSUED]
+    priority = sum(1 for e in issued if "priority" in e.data) / len(issued)
+    assert 0.04 < priority < 0.13
+    # The Friday prayer break (11:30-13:00 in this hall): counters pause for it.
+    prayer = [
+        e
+        for e in friday.events
+        if e.type == ev.COUNTER_PAUSED
+        and e.data.get("reason") == "Istirahat"
+        and dt_time(11, 30) <= e.ts.astimezone(site.timezone).time() < dt_time(13, 0)
+    ]
+    assert len(prayer) >= 15
+    # Arrivals peak in the morning and dip over the break; an overloaded day has more.
+    hours = Counter(e.ts.astimezone(site.timezone).hour for e in issued)
+    assert hours[9] > 2 * hours[12]
+    overloaded = await run_day(site, profile("overloaded"), 4, date(2026, 11, 27))
+    quiet = await run_day(site, profile("quiet"), 4, date(2026, 11, 27))
+    assert quiet.summary.actions["issued"] < acts["issued"] < overloaded.summary.actions["issued"]
+
+
+async def test_a_full_day_of_the_example_hall_runs_offline() -> None:
+    site = load_config(EXAMPLE).sites["mpp-banjarmasin"]
+    day = await run_day(site, profile("typical"), 2, date(2026, 11, 23))
+    # Arrivals before opening and past a service's cutoff are refused, as the API would.
+    assert set(day.summary.refused) <= {"site_closed", "cutoff_passed", "quota_reached"}
+    assert day.summary.actions["issued"] > 500
+
+
+# -- mode (a): through HTTP -----------------------------------------------------------
+
+
+class RunningClock:
+    """Real time, started at a chosen instant: the service's clock in mode (a)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.began = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+
+async def test_http_mode_drives_a_running_service_and_the_store_holds_what_it_reports(
+    database_url: str, aiohttp_server: Any
+) -> None:
+    config = sample_hall(4)
+    site = site_of(config)
+    day = date(2026, 11, 24)  # a Tuesday, inside the hall's hours from 07:30
+    start = datetime.combine(day, dt_time(7, 45), site.timezone).astimezone(UTC)
+    settings = Settings(config_path=EXAMPLE, database_url=database_url)
+    server = await aiohttp_server(create_app(settings, config, RunningClock(start)))
+    hall = HallDay(site, profile("typical", load=0.6), 11, day)
+    async with aiohttp.ClientSession() as session:
+        driver = HttpDriver(
+            session,
+            str(server.make_url("/")),
+            site.id,
+            SIM_KIOSK_TOKEN,
+            SIM_COUNTER_TOKEN,
+            hall.start,
+            speed=1800.0,  # half an hour a second
+        )
+        summary = await hall.run(driver, until=dt_time(9, 0))
+    assert summary.actions["issued"] >= 10
+    assert summary.actions["called"] >= 5
+    assert summary.refused == {}
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT type, data ->> 'number' AS number, counter_id FROM ticket_events"
+            " WHERE site_id = $1 ORDER BY seq",
+            site.id,
+        )
+    finally:
+        await conn.close()
+    stored = [
+        (r["type"], r["number"] if r["type"] in ev.TICKET_EVENTS else None, r["counter_id"])
+        for r in rows
+    ]
+    # Ticket events carry their counter except issue and cancel; counter events name theirs.
+    reported = [
+        (t, n, None if t in (ev.TICKET_ISSUED, ev.TICKET_CANCELLED) else c)
+        for t, n, c in driver.done
+    ]
+    assert stored == reported
+    assert Counter(_ACTION_OF[t] for t, _, _ in driver.done) == Counter(summary.actions)
+    assert dataclasses.asdict(summary)["day"] == day
