@@ -18,8 +18,10 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CSV_BOM = "\ufeff"
 
@@ -205,6 +207,15 @@ def to_csv(report: dict[str, Any], locale: str = "id") -> str:
 
 
 # -- HTML ---------------------------------------------------------------------------------------
+
+
+def _local_time(report: dict[str, Any]) -> str:
+    """When the report was made, in the site's timezone (YYYY-MM-DD HH:MM)."""
+    try:
+        made = datetime.fromisoformat(report["generated_at"])
+        return made.astimezone(ZoneInfo(report["site"]["timezone"])).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return str(report.get("generated_at", ""))[:16]
 
 
 def _minutes(seconds: float | None) -> str:
@@ -404,7 +415,7 @@ def to_html(report: dict[str, Any]) -> str:
         "satisfaction report</span></h1>",
         f"<p class='meta'><b>{escape(site['name'])}</b> ({escape(site['id'])}) · "
         f"{escape(report['from'])} \u2013 {escape(report['to'])} ({report['days']} hari/days, "
-        f"{escape(site['timezone'])}) · dibuat/generated {escape(report['generated_at'][:16])}"
+        f"{escape(site['timezone'])}) · dibuat/generated {escape(_local_time(report))}"
         + (
             " · <b>hari ini belum selesai / today is not over</b>"
             if report["partial_today"]
