@@ -110,6 +110,7 @@ def row_of(e: Event) -> tuple[Any, ...]:
         d["seq"] if issued else None,
         d.get("priority") if issued else None,
         d.get("source", "kiosk") if issued else None,
+        d.get("estimated_wait_seconds") if issued else None,
     )
 
 

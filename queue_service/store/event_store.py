@@ -74,7 +74,8 @@ _DAY_RANGE = (
     "  WHEN 'counter_paused' THEN e.data->>'reason' END,"
     " CASE WHEN e.type = 'ticket_issued' THEN (e.data->>'seq')::int END,"
     " CASE WHEN e.type = 'ticket_issued' THEN e.data->>'priority' END,"
-    " CASE WHEN e.type = 'ticket_issued' THEN coalesce(e.data->>'source', 'kiosk') END"
+    " CASE WHEN e.type = 'ticket_issued' THEN coalesce(e.data->>'source', 'kiosk') END,"
+    " CASE WHEN e.type = 'ticket_issued' THEN (e.data->>'estimated_wait_seconds')::float8 END"
     " FROM ticket_events e"
     " WHERE e.seq >= $1 AND e.seq < $2 AND e.service_day = $3 AND e.site_id = ANY($4::text[])"
     ' ORDER BY e.site_id COLLATE "C", e.seq'
@@ -92,6 +93,7 @@ REPLAY_ROW = (
     "number_seq",  # issued: the ticket's number sequence in its service
     "priority",  # issued
     "source",  # issued ("kiosk" when not stored, as the handler defaults)
+    "estimate",  # issued: the estimated wait the ticket was given, seconds (or NULL)
 )
 # The sort of one range fits in memory; replay runs next to this process, on one core.
 _RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0"
