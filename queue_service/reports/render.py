@@ -369,6 +369,7 @@ tr.total td { font-weight: 700; border-top: 1pt solid #084569; }
          color: #fff; font-weight: 700; padding: 0 1mm; }
 .grade-A { background: #1e7b45; } .grade-B { background: #2f7fb0; }
 .grade-C { background: #c77d14; } .grade-D { background: #b03a2e; }
+.kpi .grade { font-size: 12pt; vertical-align: 3pt; padding: 0 2mm; }
 .note { font-size: 8.5pt; color: #3d4f5c; }
 .comments li { margin: 0 0 1mm; }
 .section { break-inside: avoid; }
