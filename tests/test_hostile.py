@@ -29,6 +29,7 @@ from queue_service.devices import dispenser, escpos, keypad
 from queue_service.devices.framing import ETX, MAX_FRAME, STX, Frame, FrameParser, encode
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
+from queue_service.web.security import RateLimits
 from tests.conftest import ADMIN, EXAMPLE, KIOSK, SITE
 from tests.tools import tools_required
 
@@ -155,6 +156,7 @@ def _require_schemathesis() -> None:
         pytest.skip(message)
 
 
+@pytest.mark.timeout(1200 if FULL else 120)
 async def test_every_served_operation_survives_schemathesis_without_5xx_or_schema_violation(
     client: TestClient[Any, Any],
 ) -> None:
@@ -458,40 +460,57 @@ async def test_slowloris_connections_do_not_delay_a_kiosk_ticket(
 # -- thousands of SSE connections --------------------------------------------------------------
 
 
+@pytest.mark.timeout(600 if FULL else 120)
 async def test_thousands_of_stream_connections_have_bounded_memory_and_others_are_served(
     client: TestClient[Any, Any],
 ) -> None:
+    """Streams opened in steps; at each step a kiosk ticket is timed and every stream must
+    receive its event. Up to the proposed cap on open streams (security.RateLimits,
+    5000) the ticket takes under a second; beyond it (FULL: as many as the descriptors
+    allow) the figure is measured and reported."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # Client and server ends are both in this process: two descriptors per stream.
     room = (soft - 200) // 2
-    wanted = room if FULL else min(room, 2000)
+    cap = RateLimits().streams_total
+    steps = sorted({min(room, n) for n in ((1000, cap, room) if FULL else (2000,))})
     assert client.server.host is not None and client.server.port is not None
     host, port = client.server.host, client.server.port
-    service = await _a_service(client)
     await _issue_latency(client, "warm-up")
     rss_before = _process_rss()
     streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     request = f"GET /api/v1/sites/{SITE}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-    began = time.perf_counter()
+    figures: list[str] = []
+    latencies: dict[int, float] = {}
     try:
-        for _ in range(wanted):
-            r, w = await asyncio.open_connection(host, port)
-            w.write(request)
-            streams.append((r, w))
-        # Every stream is answered (status line and its hello).
-        for r, _w in streams:
-            async with asyncio.timeout(30):
-                head = await r.readuntil(b'"type":"hello"')
-            assert head.startswith(b"HTTP/1.1 200")
-        opened = time.perf_counter() - began
-        rss_open = _process_rss()
-        # A ticket while they all listen: fast for the kiosk, and every stream gets it.
-        latency = await _issue_latency(client, "while-listening")
-        delivered_began = time.perf_counter()
-        for r, _w in streams:
-            async with asyncio.timeout(30):
-                await r.readuntil(b'"type":"ticket_issued"')
-        fanout = time.perf_counter() - delivered_began
+        for step in steps:
+            began = time.perf_counter()
+            fresh = []
+            while len(streams) < step:
+                r, w = await asyncio.open_connection(host, port)
+                w.write(request)
+                streams.append((r, w))
+                fresh.append(r)
+            for r in fresh:  # every new stream is answered: status line and its hello
+                async with asyncio.timeout(60):
+                    head = await r.readuntil(b'"type":"hello"')
+                assert head.startswith(b"HTTP/1.1 200")
+            opened = time.perf_counter() - began
+            rss = _process_rss()
+            latency = await _issue_latency(client, f"while-{step}-listen")
+            delivered_began = time.perf_counter()
+            for r, _w in streams:
+                async with asyncio.timeout(60):
+                    await r.readuntil(b'"type":"ticket_issued"')
+            fanout = time.perf_counter() - delivered_began
+            latencies[step] = latency
+            per_stream = (rss - rss_before) / len(streams)
+            figures.append(
+                f"{len(streams)} streams (+{opened:.1f} s to open): RSS +"
+                f"{(rss - rss_before) / 1e6:.1f} MB ({per_stream / 1024:.1f} KB per stream, "
+                f"client ends included), ticket {latency * 1000:.0f} ms, all delivered "
+                f"{fanout:.2f} s later"
+            )
+            assert per_stream < 64 * 1024
         resp = await client.get(f"/api/v1/sites/{SITE}/display")
         assert resp.status == 200
         resp = await client.get(f"/api/v1/sites/{SITE}/snapshot", headers=ADMIN)
@@ -499,15 +518,8 @@ async def test_thousands_of_stream_connections_have_bounded_memory_and_others_ar
     finally:
         for _r, w in streams:
             w.close()
-    per_stream = (rss_open - rss_before) / max(1, len(streams))
-    print(
-        f"\n[sse] fd limit {soft}: {len(streams)} streams open in {opened:.1f} s; process RSS "
-        f"+{(rss_open - rss_before) / 1e6:.1f} MB ({per_stream / 1024:.1f} KB per stream, "
-        f"client ends included); ticket issued in {latency * 1000:.0f} ms with all listening, "
-        f"delivered to all in {fanout:.2f} s (service {service})"
-    )
-    assert latency < 1.0
-    assert per_stream < 64 * 1024
+    print(f"\n[sse] fd limit {soft}; " + "; ".join(figures))
+    assert all(latency < 1.0 for step, latency in latencies.items() if step <= cap), latencies
 
 
 # -- tokens that are not ASCII -----------------------------------------------------------------

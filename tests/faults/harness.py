@@ -15,6 +15,7 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def counter_headers(counter: str) -> dict[str, str]:
     return {"Authorization": f"Bearer faults-{counter}"}
 
 
-def hall_toml() -> str:
+def hall_toml(dispenser_port: int | None = None) -> str:
     tokens = [
         ("admin", "admin", "faults-admin", ""),
         ("Kiosk 1", "kiosk", "faults-kiosk", ""),
@@ -51,6 +52,20 @@ def hall_toml() -> str:
     token_toml = "\n".join(
         f'[[tokens]]\nname = "{name}"\nrole = "{role}"\nsha256 = "{hash_token(secret)}"\n{extra}\n'
         for name, role, secret, extra in tokens
+    )
+    devices = (
+        ""
+        if dispenser_port is None
+        else f"""
+[[sites.devices]]
+id = "dispenser-1"
+kind = "dispenser"
+url = "socket://127.0.0.1:{dispenser_port}"
+buttons = {{ 1 = {{ service = "Q", prefix = "Y" }}, 2 = {{ service = "R", prefix = "X" }} }}
+silence_timeout = 5
+backoff_initial = 0.05
+backoff_max = 0.5
+"""
     )
     days = "\n".join(
         f'{d} = ["00:00", "23:59"]' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -72,15 +87,69 @@ counters = [
 ]
 [sites.hours]
 {days}
+{devices}
 
 {token_toml}
 """
 
 
-def write_hall(directory: Path) -> Path:
+def write_hall(directory: Path, dispenser_port: int | None = None) -> Path:
     path = directory / "hall.toml"
-    path.write_text(hall_toml())
+    path.write_text(hall_toml(dispenser_port))
     return path
+
+
+DISPENSER_NUMBERING = {1: ("Y", 1), 2: ("X", 1)}
+
+
+class Dispenser:
+    """A standalone dispenser (the simulator of `devices/`) on a device server's TCP port,
+    pressed at a steady pace; it re-sends each ticket until the service acknowledges it."""
+
+    def __init__(self, interval: float = 0.3) -> None:
+        from devices.ports import TcpPort
+        from devices.sims import SimDispenser
+
+        self.port = TcpPort()
+        # TcpPort's url is a read-only property where SimPort declares an attribute.
+        self.sim = SimDispenser(self.port, DISPENSER_NUMBERING, heartbeat=0.5, resend=0.3)  # type: ignore[arg-type]
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        await self.sim.start()
+        return self.port.port
+
+    async def _press(self) -> None:
+        n = 0
+        while True:
+            self.sim.press(1 + n % 2)
+            n += 1
+            await asyncio.sleep(self.interval)
+
+    def start_pressing(self) -> None:
+        self._task = asyncio.create_task(self._press())
+
+    async def stop_pressing(self, settle: float = 30.0) -> None:
+        """Stop pressing, then wait until every printed ticket is acknowledged."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        async with asyncio.timeout(settle):
+            while self.sim.unacked:
+                await asyncio.sleep(0.05)
+
+    @property
+    def printed(self) -> list[str]:
+        return [number for _, number in self.sim.printed]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.sim.stop()
 
 
 def rng_for(name: str) -> random.Random:
@@ -253,13 +322,14 @@ class Checked:
         )
 
 
-async def check_store(dsn: str, ledger: Ledger) -> Checked:
-    """Compare the ledger with what the database holds; count duplicates and losses."""
+async def check_store(dsn: str, ledger: Ledger, printed: Sequence[str] = ()) -> Checked:
+    """Compare the ledger (and the numbers a dispenser printed) with what the database
+    holds; count duplicates and losses."""
     conn = await asyncpg.connect(dsn)
     try:
         events = await conn.fetch(
-            "SELECT seq, type, ticket_id, counter_id, data->>'number' AS number, service_day"
-            " FROM ticket_events ORDER BY seq"
+            "SELECT seq, type, ticket_id, counter_id, data->>'number' AS number, service_day,"
+            " data->>'source' AS source FROM ticket_events ORDER BY seq"
         )
         answers = {
             r["key"]: r for r in await conn.fetch("SELECT key, last_seq FROM idempotency_keys")
@@ -286,6 +356,13 @@ async def check_store(dsn: str, ledger: Ledger) -> Checked:
     lost += len(acked_tickets - {r["ticket_id"] for r in issued})
 
     duplicated = 0
+    # Tickets a dispenser printed: each stored once (the number is the device's own).
+    from_device = [r for r in issued if r["source"] == "dispenser"]
+    lost += len(set(printed) - {r["number"] for r in from_device})
+    duplicated += sum(1 for r in from_device if r["number"] not in set(printed))
+    device_numbers = Counter(r["number"] for r in from_device)
+    duplicated += sum(n - 1 for n in device_numbers.values() if n > 1)
+    issued = [r for r in issued if r["source"] != "dispenser"]
     # A ticket for a key whose final answer is another ticket, or a number given twice.
     duplicated += sum(1 for r in issued if r["ticket_id"] not in acked_tickets)
     numbers = Counter((r["service_day"], r["number"]) for r in issued)
@@ -300,14 +377,14 @@ async def check_store(dsn: str, ledger: Ledger) -> Checked:
     called = Counter(r["ticket_id"] for r in calls)
     duplicated += sum(n - 1 for n in called.values() if n > 1)  # no recalls in this traffic
     return Checked(
-        sent=len(ledger.requests),
-        acknowledged=len(acked),
+        sent=len(ledger.requests) + len(printed),
+        acknowledged=len(acked) + len(printed),
         refused=sum(1 for r in ledger.requests if r.status == 409),
         stored_events=len(events),
         stored_answers=len(answers),
         duplicated=duplicated,
         lost=lost,
-        tickets=len(issued),
+        tickets=len(issued) + len(from_device),
     )
 
 
@@ -325,3 +402,12 @@ async def snapshot(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
         assert resp.status == 200, await resp.text()
         body: dict[str, Any] = await resp.json()
         return body
+
+
+def replayable(snap: dict[str, Any]) -> dict[str, Any]:
+    """The part of a snapshot that replay rebuilds: without wall-clock fields, and without
+    device health (link state and frame counts belong to the process, not to the log)."""
+    from tests.test_durability import stable
+
+    state: dict[str, Any] = stable({k: v for k, v in snap.items() if k != "devices"})
+    return state

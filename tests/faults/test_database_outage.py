@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import aiohttp
 import pytest
 
 from tests.faults.conftest import OwnPostgres, make_service
-from tests.faults.harness import FULL, Traffic, check_store, record, snapshot
-from tests.test_durability import Service, stable
+from tests.faults.harness import FULL, Dispenser, Traffic, check_store, record, replayable, snapshot
+from tests.test_durability import Service
 
 OUTAGE_SECONDS = 30.0 if FULL else 6.0
 
@@ -21,10 +22,13 @@ pytestmark = pytest.mark.timeout(180 if FULL else 90)
 async def test_postgres_stopped_and_restarted_under_traffic_loses_and_duplicates_nothing(
     own_pg: OwnPostgres, tmp_path: Path, service_factory: list[Service]
 ) -> None:
-    service = make_service(tmp_path, own_pg.dsn, service_factory)
+    dispenser = Dispenser()
+    service = make_service(tmp_path, own_pg.dsn, service_factory, await dispenser.start())
     async with aiohttp.ClientSession() as session:
         await service.start(session)
-        async with Traffic(session, service.url) as traffic:
+        async with Traffic(session, service.url) as traffic, contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(dispenser.close)
+            dispenser.start_pressing()
             await asyncio.sleep(2.0)
             before = len(traffic.ledger.acknowledged)
             await own_pg.stop()
@@ -39,10 +43,11 @@ async def test_postgres_stopped_and_restarted_under_traffic_loses_and_duplicates
             started_at = time.monotonic()
             await asyncio.sleep(3.0)
             ledger = await traffic.stop()
+            await dispenser.stop_pressing()
             first_ack = ledger.first_ack_after(started_at)
             assert first_ack is not None, "nothing was acknowledged after the database came back"
         live = await snapshot(session, service.url)
-        checked = await check_store(own_pg.dsn, ledger)
+        checked = await check_store(own_pg.dsn, ledger, dispenser.printed)
 
         # A clean restart replays the stored events into the same live state.
         service.terminate()
@@ -54,10 +59,10 @@ async def test_postgres_stopped_and_restarted_under_traffic_loses_and_duplicates
     assert checked.duplicated == 0
     assert checked.lost == 0
     assert sum(s["issued_today"] for s in live["services"]) == checked.tickets
-    assert stable(replayed) == stable(live)
+    assert replayable(replayed) == replayable(live)
     record(
         "postgres_outage",
-        f"PostgreSQL stopped {OUTAGE_SECONDS:.0f} s under 2 kiosks + 3 counters",
+        f"PostgreSQL stopped {OUTAGE_SECONDS:.0f} s under 2 kiosks + 3 counters + 1 dispenser",
         checked,
         f"503 answers retried {refused}, acknowledged during the outage {during}, "
         f"first acknowledgement {first_ack - started_at:.2f} s after restart, "
