@@ -9,16 +9,18 @@ PYTHON      ?= python3
 VENV        ?= .venv
 CONFIG      ?= config/example-hall.toml
 PYTEST_ARGS ?=
+SPEED       ?= 30
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test lint format bench check-config clean
+.PHONY: help venv run demo test lint format bench check-config clean
 
 help:
 	@echo "make run           start the service (CONFIG=$(CONFIG))"
+	@echo "make demo          the service plus a simulated hall day (SPEED=30)"
 	@echo "make test          run pytest (PYTEST_ARGS='...')"
 	@echo "make lint          ruff check, ruff format --check, mypy"
 	@echo "make format        apply ruff format and ruff --fix"
@@ -37,6 +39,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/queue-service run --config $(CONFIG)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py --speed $(SPEED)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
