@@ -1,7 +1,7 @@
 // The landing page: choose a site, then open one of its screens.
 
 import { api, siteUrl } from "./api.js";
-import { apply, mountToggle, onLangChange, t } from "./i18n.js";
+import { apply, lang, mountToggle, onLangChange, t } from "./i18n.js";
 import { $, fill, h, icon, markReady, store } from "./ui.js";
 
 const local = store("local");
@@ -53,7 +53,24 @@ function render() {
     card("board", "chart", t("index.board"), t("index.board.text"), h("div", { class: "row" }, link(`board.html?site=${site}`))),
     card("display", "monitor", t("index.display"), t("index.display.text"), h("div", { class: "row" },
       h("div", { class: "field" }, h("label", { for: "pick-zone" }, t("index.zone")), zoneSelect), displayLink)),
-    card("status", "phone", t("index.status"), t("index.status.text"), h("p", { class: "muted" }, t("index.status.how"))));
+    card("status", "phone", t("index.status"), t("index.status.text"), h("p", { class: "muted" }, t("index.status.how"))),
+    surveyCard(site, d));
+}
+
+// The counter's survey tablet (survey.html): texts kept here, next to the only card that
+// uses them.
+const SURVEY_TEXT = {
+  id: ["Tablet survei kepuasan", "Di loket, menghadap warga: setelah selesai dilayani, warga menilai layanan (SKM). Perlu token loket."],
+  en: ["Satisfaction survey tablet", "At the counter, facing the citizen: after being served, the citizen rates the visit (SKM). Needs the counter's token."],
+};
+
+function surveyCard(site, d) {
+  const [title, text] = SURVEY_TEXT[lang()] || SURVEY_TEXT.id;
+  const select = h("select", { id: "pick-survey-counter" }, d.counters.map((c) => h("option", { value: c.id }, c.name)));
+  const open = link(`survey.html?site=${site}&counter=${encodeURIComponent(d.counters[0].id)}`);
+  select.addEventListener("change", () => { open.href = `survey.html?site=${site}&counter=${encodeURIComponent(select.value)}`; });
+  return card("survey", "check", title, text, h("div", { class: "row" },
+    h("div", { class: "field" }, h("label", { for: "pick-survey-counter" }, t("index.counter.pick")), select), open));
 }
 
 $("#site").addEventListener("change", (event) => {

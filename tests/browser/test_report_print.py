@@ -206,6 +206,15 @@ async def test_the_counter_tablet_offers_the_last_served_ticket_and_the_board_do
     resp = await http.get(f"/api/v1/tickets/{day.tickets['T4']}/survey")
     assert (await resp.json())["status"] == "submitted"
 
+    # The landing page offers the tablet, per counter.
+    index = await open_page(
+        browser, console, "index", hall_server.url("/ui/"), width=1280, height=900
+    )
+    await wait_ready(index)
+    await index.select_option("#pick-survey-counter", "c2")
+    href = await index.get_attribute("#card-survey a", "href")
+    assert href == "survey.html?site=hall&counter=c2"
+
     board = await open_page(
         browser,
         console,
