@@ -344,6 +344,40 @@ async def test_a_rolled_up_past_day_gives_the_same_figures_as_the_live_day(
     assert again["totals"] == report["totals"]
 
 
+async def test_estimate_accuracy_compares_the_wait_told_at_issue_with_the_actual_wait(
+    hall_client: TestClient, clock: ManualClock, database_url: str
+) -> None:
+    day = await play_day(hall_client, clock)
+    conn = await asyncpg.connect(database_url)
+    try:
+        told = {
+            r["ticket_id"]: r["estimate"]
+            for r in await conn.fetch(
+                "SELECT ticket_id, (data ->> 'estimated_wait_seconds')::float8 AS estimate"
+                " FROM ticket_events WHERE type = 'ticket_issued'"
+            )
+        }
+    finally:
+        await conn.close()
+    # The actual waits of the first visits, by hand (T5 was never called).
+    waited = {"T1": 300, "T2": 900, "T3": 480, "T4": 920, "T6": 50}
+    errors = [
+        waited[name] - told[day.tickets[name]]
+        for name in waited
+        if told[day.tickets[name]] is not None
+    ]
+    assert errors, "the scripted day's tickets were given estimates"
+    report = await get_report(hall_client, **{"from": DAY.isoformat()})
+    assert report["totals"]["estimate"] == {
+        "count": len(errors),
+        "mae": round(sum(abs(e) for e in errors) / len(errors), 3),
+        "bias": round(sum(errors) / len(errors), 3),
+    }
+    clock.set(T0 + timedelta(days=1))  # the same from the rolled-up day
+    rolled = await get_report(hall_client, **{"from": DAY.isoformat()})
+    assert rolled["totals"]["estimate"] == report["totals"]["estimate"]
+
+
 async def test_visits_of_agrees_with_the_ticket_visits_view(
     hall_client: TestClient, clock: ManualClock, database_url: str
 ) -> None:

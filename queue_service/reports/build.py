@@ -94,6 +94,13 @@ def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
             "p90": _pct_at(r.get("service_p"), 1),
             "mean": _num(r.get("service_mean")),
         },
+        # The wait each ticket was told at issue against its actual wait (first visits
+        # that were called): mean absolute error, and bias (positive: waited longer).
+        "estimate": {
+            "count": n("estimates"),
+            "mae": _num(r.get("estimate_mae")),
+            "bias": _num(r.get("estimate_bias")),
+        },
     }
 
 

@@ -57,6 +57,9 @@ _FIGURE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("service.p50", "layanan p50 (detik)/service p50 (s)"),
     ("service.p90", "layanan p90 (detik)/service p90 (s)"),
     ("service.mean", "layanan rata-rata (detik)/service mean (s)"),
+    ("estimate.count", "jumlah estimasi/estimates"),
+    ("estimate.mae", "galat estimasi rata-rata (detik)/estimate MAE (s)"),
+    ("estimate.bias", "bias estimasi (detik)/estimate bias (s)"),
 )
 
 
@@ -517,6 +520,44 @@ def to_html(report: dict[str, Any]) -> str:
                     None if s["target_wait_seconds"] is None else s["target_wait_seconds"] / 60
                     for s in served
                 ],
+            )
+            + "</div>"
+        )
+
+    if totals["estimate"]["count"]:
+        out.append(
+            "<div class='section'><h2>"
+            + _bi("Akurasi estimasi waktu tunggu", "Accuracy of the estimated wait")
+            + "</h2><p class='note'>"
+            + _bi(
+                "Estimasi yang diberikan saat mengambil nomor dibandingkan dengan waktu tunggu"
+                " sebenarnya. Bias positif: warga menunggu lebih lama dari estimasi.",
+                "The wait told at issue against the actual wait. Positive bias: citizens"
+                " waited longer than told.",
+            )
+            + "</p>"
+        )
+
+        def estimate_cells(name: str, f: dict[str, Any]) -> list[str]:
+            e = f["estimate"]
+            bias = "\u2013" if e["bias"] is None else f"{e['bias'] / 60:+.1f}".replace(".", ",")
+            return [name, str(e["count"]), _minutes(e["mae"]), bias]
+
+        out.append(
+            _table(
+                [
+                    _bi("Nama", "Name"),
+                    _bi("Jumlah", "Count"),
+                    _bi("Galat rata-rata", "Mean abs. error") + " (min)",
+                    "Bias (min)",
+                ],
+                [estimate_cells("<b>Total</b>", totals)]
+                + [
+                    estimate_cells(escape(s["name"]["id"]), s)
+                    for s in report["services"]
+                    if s["estimate"]["count"]
+                ],
+                total_first=True,
             )
             + "</div>"
         )

@@ -66,9 +66,10 @@ SELECT d.day, b.last_seq
 _ROLL_VISITS = """
 INSERT INTO report_visits (site_id, service_day, ticket_id, segment, service, priority,
                            counter_id, enqueued_at, first_called_at, finished_at, outcome,
-                           wait_seconds, walk_seconds, service_seconds)
+                           wait_seconds, walk_seconds, service_seconds, estimated_wait_seconds)
 SELECT site_id, service_day, ticket_id, segment, service, priority, counter_id, enqueued_at,
-       first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds
+       first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds,
+       estimated_wait_seconds
   FROM visits_of($1, $2, $2)
 """
 
@@ -193,12 +194,14 @@ async def ensure_rollup(
 _VISITS = """
 v AS (
     SELECT service_day, ticket_id, segment, service, counter_id, enqueued_at,
-           first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds
+           first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds,
+           estimated_wait_seconds
       FROM report_visits
      WHERE site_id = $1 AND service_day BETWEEN $2 AND $3 AND service_day < $4
     UNION ALL
     SELECT service_day, ticket_id, segment, service, counter_id, enqueued_at,
-           first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds
+           first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds,
+           estimated_wait_seconds
       FROM visits_of($1, greatest($2, $4), $3)
 )"""
 # $5 service codes, $6 their agencies, $7 their target waits (seconds).
@@ -235,7 +238,10 @@ SELECT GROUPING(agency, service, counter_id) AS g, agency, service, counter_id,
        count(service_seconds) AS services,
        percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY service_seconds)
          AS service_p,
-       avg(service_seconds) AS service_mean
+       avg(service_seconds) AS service_mean,
+       count(wait_seconds - estimated_wait_seconds) AS estimates,
+       avg(abs(wait_seconds - estimated_wait_seconds)) AS estimate_mae,
+       avg(wait_seconds - estimated_wait_seconds) AS estimate_bias
   FROM x
  GROUP BY GROUPING SETS ((), (agency), (agency, service), (counter_id))
 """

@@ -1549,6 +1549,18 @@ def _report_schemas() -> dict[str, Any]:
                 "share": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             }
         ),
+        "estimate": _object(
+            {
+                "count": _count("First visits with an estimate at issue and a wait."),
+                "mae": _seconds_or_null("Mean absolute error of the estimate, seconds."),
+                "bias": {
+                    "type": ["number", "null"],
+                    "description": "Mean of wait minus estimate, seconds (positive: waited "
+                    "longer than told).",
+                },
+            },
+            description="The estimated wait told at issue against the actual wait.",
+        ),
     }
     element_means = {
         "type": ["object", "null"],

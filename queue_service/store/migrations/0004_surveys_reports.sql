@@ -43,7 +43,9 @@ CREATE INDEX surveys_site_day ON surveys (site_id, service_day);
 -- the (site_id, service_day, seq) index. The view itself groups the whole event log before
 -- a filter on site or day can apply, which is fine for a day and far too slow for 90. The
 -- definitions are the view's (0002); tests/test_reports.py checks that both agree.
--- A ticket's events all carry the service day it was issued on.
+-- A ticket's events all carry the service day it was issued on. One more column than the
+-- view of 0002: the estimated wait the ticket was given at issue (the `ticket_issued`
+-- event's `estimated_wait_seconds`; first visit only, null where none was given).
 CREATE FUNCTION visits_of(p_site text, p_from date, p_to date)
 RETURNS TABLE (
     site_id text, service_day date, ticket_id text, segment integer, service text,
@@ -51,7 +53,7 @@ RETURNS TABLE (
     enqueued_at timestamptz, first_called_at timestamptz, last_called_at timestamptz,
     started_at timestamptz, finished_at timestamptz, outcome text, calls bigint,
     wait_seconds double precision, walk_seconds double precision,
-    service_seconds double precision
+    service_seconds double precision, estimated_wait_seconds double precision
 )
 LANGUAGE sql STABLE AS $$
 WITH ev AS (
@@ -61,12 +63,13 @@ WITH ev AS (
 segments AS (
     SELECT ev.site_id, ev.service_day, ev.ticket_id, ev.segment::integer AS segment,
            ev.service, ev.ts AS enqueued_at, ev.data ->> 'priority' AS priority,
-           ev.data ->> 'source' AS source, ev.ts AS ticket_issued_at
+           ev.data ->> 'source' AS source, ev.ts AS ticket_issued_at,
+           (ev.data ->> 'estimated_wait_seconds')::double precision AS estimated_wait_seconds
       FROM ev
      WHERE ev.type = 'ticket_issued'
     UNION ALL
     SELECT t.site_id, t.service_day, t.ticket_id, t.segment + 1, t.data ->> 'to_service', t.ts,
-           i.data ->> 'priority', i.data ->> 'source', i.ts
+           i.data ->> 'priority', i.data ->> 'source', i.ts, NULL::double precision
       FROM ev t
       JOIN ev i ON i.ticket_id = t.ticket_id AND i.type = 'ticket_issued'
      WHERE t.type = 'ticket_transferred'
@@ -100,7 +103,8 @@ SELECT s.site_id, s.service_day, s.ticket_id, s.segment, s.service, s.priority, 
        CASE WHEN f.outcome IN ('served', 'incomplete', 'referred', 'transferred') THEN
             extract(epoch FROM f.finished_at - coalesce(f.started_at, f.last_called_at))
               ::double precision
-       END
+       END,
+       s.estimated_wait_seconds
   FROM segments s
   LEFT JOIN facts f ON f.ticket_id = s.ticket_id AND f.segment = s.segment
 $$;
@@ -144,6 +148,7 @@ CREATE TABLE report_visits (
     wait_seconds     double precision,
     walk_seconds     double precision,
     service_seconds  double precision,
+    estimated_wait_seconds double precision,
     PRIMARY KEY (site_id, service_day, ticket_id, segment)
 );
 
