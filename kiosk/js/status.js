@@ -36,9 +36,43 @@ async function load() {
     await loadSurvey(ticket);
   } catch (exc) {
     state.error = exc;
+    // Tickets live for one service day, but a served visit can be rated for a week: on a
+    // later day the survey is still offered on its own.
+    if (exc.name === "ApiError" && exc.notFound && !state.ticket) await loadLateSurvey();
   }
   render();
   markReady();
+}
+
+async function loadLateSurvey() {
+  if (state.survey && state.survey.id === state.id) return;
+  try {
+    const info = await api(ticketUrl(state.id, "/survey"));
+    if (info.status !== "not_served") state.survey = { id: state.id, info };
+  } catch {
+    state.survey = null; // unknown ticket: the page says so
+  }
+}
+
+/** A past day's served visit: its number and the survey, without the live status. */
+function lateSurvey() {
+  const info = state.survey.info;
+  $("#site-name").textContent = info.site_name;
+  document.title = `${info.ticket || ""} — ${t("status.sub")}`;
+  if (!state.survey.card) {
+    state.survey.card = surveyCard({
+      ticketId: state.id,
+      info,
+      channel: "phone",
+      onDone: (next) => { state.survey = { id: state.id, info: next }; render(); },
+    });
+  }
+  fill(main,
+    h("section", { class: "card status-card", dataset: { state: "done" } },
+      h("span", { class: "status-number", id: "number" }, info.ticket || ""),
+      h("span", { class: "status-service" }, pick(info.service_name)),
+      h("span", { class: "pill pill-ok", id: "state" }, t("state.done"))),
+    state.survey.card);
 }
 
 /** Once the visit ended served, the satisfaction survey (read once per ticket). */
@@ -113,6 +147,7 @@ function render() {
   const tk = state.ticket;
   if (!tk) {
     if (!exc) { fill(main, h("p", { class: "muted" }, t("common.loading"))); return; }
+    if (state.survey && state.survey.id === state.id) { lateSurvey(); return; }
     fill(main, h("div", { class: "alert alert-bad", role: "alert", id: "status-error" },
       exc.name === "ApiError" && exc.notFound ? t("status.notfound") : errorText(exc)));
     return;

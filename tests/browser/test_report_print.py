@@ -175,6 +175,27 @@ async def test_a_citizen_rates_a_served_visit_on_the_status_page(
     )
     await wait_ready(other)
     assert await other.query_selector("#survey") is None
+    # The next day the ticket is gone from the live state, but its served visit can still
+    # be rated for a week: the page offers the survey on its own.
+    clock.set(T0 + timedelta(days=1, hours=2))
+    console.allow(r"status-late: console: Failed to load resource: .* 404")
+    late = await open_page(
+        browser,
+        console,
+        "status-late",
+        hall_server.url(f"/ui/status.html#{day.tickets['T3']}"),
+        width=390,
+        height=844,
+        mobile=True,
+    )
+    await wait_ready(late)
+    await late.wait_for_selector("#survey")
+    assert (await late.text_content("#number") or "").strip() == "B001"
+    items = await late.query_selector_all(".survey-item")
+    for item, score in zip(items, SCORES, strict=True):
+        await (await item.query_selector(f".survey-choice[data-value='{score}']")).click()  # type: ignore[union-attr]
+    await late.click("#survey-submit")
+    await late.wait_for_selector("#survey-thanks")
     assert not console.unexpected(), console.unexpected()
 
 
