@@ -146,20 +146,18 @@ def shipped(
 
 def _idle(state: SiteState, service: str) -> int:
     """Open counters serving `service` that hold no ticket: they call the next at once."""
+    counters = state.counters
     return sum(
         1
-        for cid, c in state.counters.items()
-        if c.state == _OPEN and c.ticket_id is None and service in state.site.counters[cid].services
+        for cid in state.counters_of[service]
+        if (c := counters[cid]).state == _OPEN and c.ticket_id is None
     )
 
 
 def _paused(state: SiteState, service: str) -> int:
     """Paused counters serving `service` (a pause ends; they are coming back)."""
-    return sum(
-        1
-        for cid, c in state.counters.items()
-        if c.state == _PAUSED and service in state.site.counters[cid].services
-    )
+    counters = state.counters
+    return sum(1 for cid in state.counters_of[service] if counters[cid].state == _PAUSED)
 
 
 def _head_of_line(q: ServiceQueue, ticket: Ticket | None, now: datetime) -> float:

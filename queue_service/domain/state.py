@@ -166,11 +166,19 @@ def _before(tickets: Iterable[Ticket], ticket: Ticket) -> int:
 
 
 def _advance(q: ServiceQueue, ts: datetime) -> None:
-    """Bring the service's busy area to `ts`; call before its queue or open counters change."""
+    """Bring the service's busy area to `ts`; call before its open counters change or a
+    ticket leaves its queue (a joining ticket needs only `_backlog_starts`)."""
     at = q.area_at
     if at is not None and q.open_now and (q.priority or q.regular) and ts > at:
         q.busy_area += q.open_now * (ts - at).total_seconds()
     q.area_at = ts
+
+
+def _backlog_starts(q: ServiceQueue, ts: datetime) -> None:
+    """Before a ticket joins the queue: an empty queue starts accruing busy area now (a
+    queue already waiting accrues from `area_at` on; the next `_advance` adds it)."""
+    if not (q.priority or q.regular):
+        q.area_at = ts
 
 
 # Field values in declaration order: `Ticket(*_ticket_fields(t))` copies a ticket about
@@ -208,6 +216,11 @@ class SiteState:
             code: ServiceQueue(service) for code, service in site.services.items()
         }
         self.counters: dict[str, CounterState] = {cid: CounterState(cid) for cid in site.counters}
+        # The counters serving each service (configuration; the estimate reads it per query).
+        self.counters_of: dict[str, tuple[str, ...]] = {
+            code: tuple(cid for cid, c in site.counters.items() if code in c.services)
+            for code in site.services
+        }
         self.last_seq = 0
         self.last_ts: datetime | None = None  # time of the last event applied today
         self._apply: dict[str, Callable[[Event], None]] = {
@@ -338,10 +351,8 @@ class SiteState:
                 r[11] if len(r) > 11 else None,
             )  # fmt: skip
             tickets[tid] = t
-            at = q.area_at  # _advance, written out
-            if at is not None and q.open_now and (q.priority or q.regular) and ts > at:
-                q.busy_area += q.open_now * (ts - at).total_seconds()
-            q.area_at = ts
+            if not (q.priority or q.regular):  # _backlog_starts, written out
+                q.area_at = ts
             if prio is not None:
                 q.priority[tid] = t
             else:
@@ -365,8 +376,8 @@ class SiteState:
                 raise unknown_counter(r) from None
             ts, svc, tid = r[3], t.service, t.id
             q = queues[svc]
-            at = q.area_at  # _advance, written out
-            if at is not None and q.open_now and (q.priority or q.regular) and ts > at:
+            at = q.area_at  # _advance, written out (the queue holds this ticket: not empty)
+            if at is not None and q.open_now and ts > at:
                 q.busy_area += q.open_now * (ts - at).total_seconds()
             q.area_at = ts
             q.priority.pop(tid, None)
@@ -387,16 +398,18 @@ class SiteState:
                 h.counts[bisect_left(h.bounds, wait)] += 1
                 h.sum += wait
                 h.count += 1
-                if t.estimate is not None and t.segment == 0:
-                    error = wait - t.estimate
-                    h = t_est_error[svc]
-                    h.counts[bisect_left(h.bounds, abs(error))] += 1
-                    h.sum += abs(error)
-                    h.count += 1
+                told = t.estimate
+                if told is not None and t.segment == 0:
+                    error = wait - told
                     if error > 0:
                         t_under[svc] += error
                     else:
                         t_over[svc] -= error
+                        error = -error
+                    h = t_est_error[svc]
+                    h.counts[bisect_left(h.bounds, error)] += 1
+                    h.sum += error
+                    h.count += 1
             q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
             c.ticket_id = tid
             c.idle_since = None
@@ -510,7 +523,7 @@ class SiteState:
             t.first_called_at = t.last_called_at = t.started_at = None
             t.enqueued_at = r[3]
             t.queue_key = t.issued_at  # keeps its place by original issue time
-            _advance(queues[to], r[3])
+            _backlog_starts(queues[to], r[3])
             queues[to].add(t)
 
         def cancelled(r: ReplayRow) -> None:
@@ -707,7 +720,7 @@ class SiteState:
             estimate=d.get("estimated_wait_seconds"),
         )
         self.tickets[ticket.id] = ticket
-        _advance(q, e.ts)
+        _backlog_starts(q, e.ts)
         q.add(ticket)
         q.issued = max(q.issued, ticket.seq)
         if self.totals is not None:
@@ -806,7 +819,7 @@ class SiteState:
         t.first_called_at = t.last_called_at = t.started_at = None
         t.enqueued_at = e.ts
         t.queue_key = t.issued_at  # keeps its place by original issue time
-        _advance(self.queues[to], e.ts)
+        _backlog_starts(self.queues[to], e.ts)
         self.queues[to].add(t)
 
     def _cancelled(self, e: Event) -> None:

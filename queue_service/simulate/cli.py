@@ -97,7 +97,12 @@ def add_parser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    modes = sim.add_subparsers(dest="mode", required=True)
+    _modes(sim)
+    return sim
+
+
+def _modes(parser: argparse.ArgumentParser) -> None:
+    modes = parser.add_subparsers(dest="mode", required=True)
     off = modes.add_parser("offline", help="days against the pure domain, simulated clock")
     _common(off)
     off.add_argument("--days", type=int, default=1, help="days in a row, seeds seed, seed+1, …")
@@ -116,7 +121,6 @@ def add_parser(
         help="counter token pattern with {counter} (default: demo-{counter}, or "
         "sim-{counter} for the generated hall)",
     )
-    return sim
 
 
 def main(args: argparse.Namespace) -> int:
@@ -236,8 +240,10 @@ async def _http(args: argparse.Namespace) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """`python -m queue_service.simulate ARGS` (the same verbs as `queue-service simulate`)."""
-    parser = argparse.ArgumentParser(prog="python -m queue_service.simulate")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["simulate", *(sys.argv[1:] if argv is None else argv)])
-    return main(args)
+    parser = argparse.ArgumentParser(
+        prog="python -m queue_service.simulate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _modes(parser)
+    return main(parser.parse_args(sys.argv[1:] if argv is None else argv))
