@@ -548,11 +548,6 @@ async def _raw_get(client: TestClient[Any, Any], target: bytes, authorization: b
     return int(answer.split(b" ", 2)[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: web/metrics.py hmac.compare_digest on str raises TypeError for a non-ASCII "
-    "token, answered 500 (fix: compare UTF-8 bytes)",
-)
 async def test_a_non_ascii_metrics_token_is_refused_with_401_not_500(
     database_url: str, config: Any, clock: Any, aiohttp_client: Any
 ) -> None:
@@ -562,11 +557,6 @@ async def test_a_non_ascii_metrics_token_is_refused_with_401_not_500(
     assert await _raw_get(client, b"/metrics", "Bearer é".encode()) == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: web/auth.py hash_token(secret) raises UnicodeEncodeError for a token that is "
-    "not UTF-8 (aiohttp keeps such bytes as surrogates), answered 500 (fix: 401 invalid_token)",
-)
 async def test_a_bearer_token_that_is_not_utf8_is_refused_with_401_not_500(
     client: TestClient[Any, Any],
 ) -> None:
