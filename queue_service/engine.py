@@ -41,6 +41,10 @@ Respond = Callable[[SiteState, list[Event]], tuple[int, dict[str, Any]]]
 Listener = Callable[[Sequence[Event]], None]
 
 IDEMPOTENCY_WINDOW = timedelta(hours=48)
+# A refused write (a full disk refuses INSERTs while `SELECT 1` still works) marks the
+# database as not writable until a commit succeeds, or this long with no new refusal (a
+# quiet hall after a blip must not look broken all night).
+WRITE_FAILURE_MEMORY = 60.0
 # Answers are kept in memory (as JSON text) this long: retries come within seconds. Older
 # answers of the window are fetched from the database by key, for the rare late retry.
 ANSWER_MEMORY = timedelta(minutes=15)
@@ -162,6 +166,7 @@ class Engine:
         self.commit_observers: list[Callable[[float, int], None]] = []
         self.available = False
         self.ready = False
+        self._write_failed_at: float | None = None  # time.monotonic() of the last refusal
         self.stats = EngineStats()
         self._answers_pruned_at = datetime.min.replace(tzinfo=UTC)
 
@@ -258,6 +263,13 @@ class Engine:
     def _new_totals(self, site_id: str) -> SiteTotals:
         site = self.config.sites[site_id]
         return SiteTotals(site.services, site.counters, self.wait_bounds)
+
+    @property
+    def writable(self) -> bool:
+        """False while the database refuses writes: a commit failed in the last
+        WRITE_FAILURE_MEMORY seconds and none succeeded since."""
+        failed = self._write_failed_at
+        return failed is None or time.monotonic() - failed > WRITE_FAILURE_MEMORY
 
     # -- reads -------------------------------------------------------------------------
 
@@ -467,6 +479,7 @@ class Engine:
                 log.error("commit of %d events failed: %s", len(events), exc)
                 self.stats.commit_failures += 1
                 self.available = False
+                self._write_failed_at = time.monotonic()
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(failure)
@@ -474,6 +487,7 @@ class Engine:
                 self.working = {}  # every uncommitted decision is void; copies made anew
                 continue
             elapsed = time.perf_counter() - began
+            self._write_failed_at = None
             for observe in self.commit_observers:
                 observe(elapsed, len(events))
             self._commit_applied(events, answers)

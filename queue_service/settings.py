@@ -21,6 +21,10 @@ class Settings:
     # Where the front-end pages are served from.
     pages_dir: Path = Path(__file__).resolve().parent.parent / "kiosk"
     log_level: str = "INFO"
+    # Rate limits on ticket issuing and the public endpoints (web/security.py). On for the
+    # service (ANTRIAN_RATE_LIMITS=off to disable); off for apps built in code (tests,
+    # benchmarks) unless they ask for it.
+    rate_limits: bool = False
 
     @classmethod
     def from_env(cls, config_path: str | Path, **overrides: object) -> Settings:
@@ -33,6 +37,8 @@ class Settings:
             "data_dir": Path(env.get("ANTRIAN_DATA_DIR", "var/pgdata")),
             "metrics_token": env.get("ANTRIAN_METRICS_TOKEN") or None,
             "log_level": env.get("ANTRIAN_LOG_LEVEL", "INFO").upper(),
+            "rate_limits": env.get("ANTRIAN_RATE_LIMITS", "on").strip().lower()
+            not in ("off", "0", "false", "no"),
         }
         if env.get("ANTRIAN_PAGES_DIR"):
             values["pages_dir"] = Path(env["ANTRIAN_PAGES_DIR"])

@@ -126,6 +126,8 @@ async def readyz(request: web.Request) -> web.Response:
     problems = []
     if not engine.ready:
         problems.append("replay not finished")
+    if not engine.writable:
+        problems.append("the database refused a write in the last minute")
     try:
         await asyncio.wait_for(request.app[ENGINE].store.ping(), timeout=2)
     except Exception:
