@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+SURVEY_MODES = ("skm", "quick")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PRIORITY_POLICIES = ("strict", "interleave", "fifo")
 PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")
@@ -140,6 +141,9 @@ class Site:
     devices: tuple[DeviceConfig, ...] = ()
     # Where citizens reach this service (printed QR codes link to the ticket status page).
     public_url: str | None = None
+    # The satisfaction survey after service: "skm" (the nine SKM elements of PermenPANRB
+    # 14/2017, each 1-4) or "quick" (a one-tap rating).
+    survey: str = "skm"
 
     def service_day(self, now: datetime) -> date:
         """The service day a UTC instant belongs to, in the site's own timezone."""
@@ -324,6 +328,7 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
             "no_show_min_calls",
             "devices",
             "public_url",
+            "survey",
         },
         where,
     )
@@ -461,6 +466,11 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
             'ticket status page), e.g. "http://antrian.mpp.local:8080"',
         )
 
+    survey = r.get(raw, "survey", where, str, required=False, default="skm")
+    if survey not in SURVEY_MODES:
+        r.problem(f"{where}.survey", f"must be one of {', '.join(SURVEY_MODES)}")
+        survey = "skm"
+
     return Site(
         id=site_id,
         name=name,
@@ -473,6 +483,7 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         no_show_min_calls=no_show if isinstance(no_show, int) else 2,
         devices=tuple(devices),
         public_url=public_url,
+        survey=survey,
     )
 
 

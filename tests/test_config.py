@@ -235,6 +235,14 @@ def test_minimal_valid_file_loads(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID))
     assert config.path == str(tmp_path / "hall.toml")
     assert list(config.sites["mpp-test"].services) == ["KTP-EL", "KK"]
+    assert config.sites["mpp-test"].survey == "skm"  # the nine SKM elements by default
+
+
+def test_a_site_may_ask_for_the_one_tap_survey(tmp_path: Path) -> None:
+    text = VALID.replace(
+        'timezone = "Asia/Makassar"', 'timezone = "Asia/Makassar"\nsurvey = "quick"'
+    )
+    assert load_config(write(tmp_path, text)).sites["mpp-test"].survey == "quick"
 
 
 # (case id, text replaced in VALID, replacement, dotted key, expected words in the message)
@@ -448,6 +456,13 @@ INVALID = [
         f'sha256 = "{"g" * 64}"',
         "tokens[0].sha256",
         "64-character hex SHA-256",
+    ),
+    (
+        "survey-mode-unknown",
+        'timezone = "Asia/Makassar"',
+        'timezone = "Asia/Makassar"\nsurvey = "stars"',
+        "sites[0].survey",
+        "must be one of skm, quick",
     ),
     (
         "site-id-uppercase",

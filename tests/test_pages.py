@@ -10,7 +10,15 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import KIOSK, ROOT, SITE
 
-PAGES = ("index.html", "kiosk.html", "counter.html", "board.html", "display.html", "status.html")
+PAGES = (
+    "index.html",
+    "kiosk.html",
+    "counter.html",
+    "board.html",
+    "display.html",
+    "status.html",
+    "survey.html",
+)
 
 
 async def test_root_and_ui_without_slash_redirect_to_the_landing_page(client: TestClient) -> None:

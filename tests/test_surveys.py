@@ -4,7 +4,7 @@ survey tablet and the one-tap mode."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from queue_service.config import AppConfig, Site
+from queue_service.config import AppConfig
 from queue_service.domain import ikm
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
@@ -279,17 +279,10 @@ async def test_the_counter_tablet_offers_the_counters_last_served_ticket(
     assert unknown.status == 404 and (await unknown.json())["code"] == "unknown_counter"
 
 
-class QuickSite(Site):
-    """The hall with the one-tap survey (as `survey = "quick"` in its configuration)."""
-
-    __slots__ = ()
-    survey = "quick"
-
-
 def quick_hall() -> AppConfig:
+    """The hall with the one-tap survey (`survey = "quick"` in its configuration)."""
     config = report_hall()
-    site = config.sites["hall"]
-    quick = QuickSite(**{f.name: getattr(site, f.name) for f in fields(site)})
+    quick = replace(config.sites["hall"], survey="quick")
     return AppConfig(config.path, {**config.sites, "hall": quick}, config.tokens)
 
 

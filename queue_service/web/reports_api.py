@@ -137,7 +137,7 @@ class InvalidReportRequest(ApiError):
 
 def survey_mode(site: Site) -> str:
     """ "skm" (the nine elements) or "quick" (one tap): the site's `survey` setting."""
-    mode = getattr(site, "survey", "skm")
+    mode = site.survey
     return mode if mode in ("skm", "quick") else "skm"
 
 
