@@ -322,3 +322,51 @@ async def test_on_the_real_app_the_limits_match_its_routes_and_pages_keep_their_
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Frame-Options"] == "DENY"
     _assert_secured((await client.get("/healthz")).headers)
+
+
+async def test_the_service_with_rate_limits_on_refuses_a_runaway_kiosk_and_counts_it(
+    database_url: str, config: Any, clock: Any, aiohttp_client: Any
+) -> None:
+    """`ANTRIAN_RATE_LIMITS` on (the service's default): create_app wires the limiter, the
+    security headers and the limiter's metrics."""
+    from dataclasses import replace
+
+    from queue_service.settings import Settings
+    from queue_service.web.app import create_app
+    from tests.conftest import KIOSK, SITE
+
+    settings = replace(
+        Settings(config_path=Path("<test>"), database_url=database_url), rate_limits=True
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, config, clock))
+    directory = await (await client.get(f"/api/v1/sites/{SITE}")).json()
+    service = directory["services"][0]["code"]
+    answers = []
+    for _ in range(RateLimits().issue_per_token.burst + 5):
+        resp = await client.post(
+            f"/api/v1/sites/{SITE}/tickets", json={"service": service}, headers=KIOSK
+        )
+        answers.append((resp.status, (await resp.json()).get("code")))
+    assert answers[0][0] == 201
+    assert (429, "rate_limited") in answers  # the burst is spent long before the refill
+    metrics = await (await client.get("/metrics")).text()
+    refused = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('qms_http_rate_limited_total{scope="issue_token"}')
+    ]
+    assert refused and float(refused[0].split()[1]) >= 1
+    _assert_secured((await client.get("/ui/board.html")).headers)
+
+
+def test_every_limited_operation_documents_its_429() -> None:
+    from queue_service.web.openapi import RATE_LIMITED_OPERATIONS, openapi_document
+    from queue_service.web.security import LIMITED_ROUTES
+
+    assert set(RATE_LIMITED_OPERATIONS) == set(LIMITED_ROUTES)
+    document = openapi_document()
+    for method, path in LIMITED_ROUTES:
+        responses = document["paths"][path][method.lower()]["responses"]
+        assert responses["429"]["$ref"] == "#/components/responses/TooManyRequests"
+    assert "Retry-After" in document["components"]["responses"]["TooManyRequests"]["headers"]
+    assert any(c["code"] == "rate_limited" for c in document["x-error-codes"])

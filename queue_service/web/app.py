@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware as AioMiddleware
 
 from queue_service.config import AppConfig
 from queue_service.devices.manager import DEVICES, DeviceManager
@@ -21,6 +22,7 @@ from queue_service.store.migrate import migrate
 from queue_service.web import api, metrics, pages, reports_api
 from queue_service.web.errors import error_middleware
 from queue_service.web.keys import CLOCK, CONFIG, ENGINE, EXPOSITION, HUB, SETTINGS, STORE, TOKENS
+from queue_service.web.security import LIMITER, RateLimiter, install_security_headers
 from queue_service.web.stream import StreamHub
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     engine.listeners.append(hub.publish)
     app[ENGINE] = engine
     app[EXPOSITION] = Exposition(engine, hub)
+    if LIMITER in app:
+        app[EXPOSITION].sources.append(app[LIMITER])
     yield
     hub.close()
     await engine.stop()
@@ -94,7 +98,15 @@ async def _close_streams(app: web.Application) -> None:
 def create_app(
     settings: Settings, config: AppConfig, clock: Clock | None = None
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    middlewares: list[AioMiddleware] = [error_middleware]
+    limiter = None
+    if settings.rate_limits:
+        limiter = RateLimiter()
+        middlewares.append(limiter.middleware)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
+    install_security_headers(app)
+    if limiter is not None:
+        app[LIMITER] = limiter
     app[SETTINGS] = settings
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()

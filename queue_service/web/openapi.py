@@ -137,6 +137,12 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
     ("survey_closed", 409, "The survey closes 7 days after the visit (`details.window_days`)."),
     ("body_too_large", 413, "The body is larger than the server accepts (`details.max_bytes`)."),
     ("unsupported_media_type", 415, "The framework rejected the request's media type."),
+    (
+        "rate_limited",
+        429,
+        "A rate limit of this kiosk token or client address is spent (`details.scope`, "
+        "`details.retry_after_seconds`); retry after `Retry-After` seconds.",
+    ),
     ("internal_error", 500, "An unexpected error; details are in the server log only."),
     (
         "database_unavailable",
@@ -158,9 +164,29 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     413: ("PayloadTooLarge", "The request body is too large."),
     500: ("InternalError", "An unexpected error occurred."),
     503: ("ServiceUnavailable", "The database is unavailable; nothing was recorded."),
+    429: (
+        "TooManyRequests",
+        "A rate limit of this client (its kiosk token or its address) is spent; nothing was "
+        "recorded. Retry after `Retry-After` seconds.",
+    ),
 }
 
 _JSON = "application/json"
+# The operations a rate limit applies to: a copy of `web.security.LIMITED_ROUTES` (this
+# module imports nothing from the project; tests/test_security.py keeps them equal).
+RATE_LIMITED_OPERATIONS = (
+    ("POST", "/api/v1/sites/{site}/tickets"),
+    ("GET", "/api/v1/sites"),
+    ("GET", "/api/v1/sites/{site}"),
+    ("GET", "/api/v1/sites/{site}/display"),
+    ("GET", "/api/v1/sites/{site}/stream"),
+    ("GET", "/api/v1/sites/{site}/survey"),
+    ("GET", "/api/v1/tickets/{ticket}"),
+    ("POST", "/api/v1/tickets/{ticket}/cancel"),
+    ("GET", "/api/v1/tickets/{ticket}/qr.svg"),
+    ("GET", "/api/v1/tickets/{ticket}/survey"),
+    ("POST", "/api/v1/tickets/{ticket}/survey"),
+)
 _PRIORITY_REQUEST_TEXT = (
     "Priority kind (*prioritas*), if the citizen qualifies: lansia = elderly, disabilitas = "
     "persons with disabilities, ibu_hamil = pregnant women. Absent or null: a regular ticket."
@@ -980,7 +1006,7 @@ def _responses() -> dict[str, Any]:
                     "schema": {"type": "string"},
                 }
             }
-        if status == 503:
+        if status in (429, 503):
             response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
         out[name] = response
     return out
@@ -2057,6 +2083,18 @@ def _build() -> dict[str, Any]:
     }
 
 
+def _with_rate_limits(document: dict[str, Any]) -> dict[str, Any]:
+    """A 429 on every operation a rate limit applies to (when limits are on)."""
+    for method, path in RATE_LIMITED_OPERATIONS:
+        operation = document["paths"][path][method.lower()]
+        operation["responses"]["429"] = {
+            "$ref": "#/components/responses/TooManyRequests",
+            "description": "A rate limit is spent (when the service runs with rate limits). "
+            "Codes: `rate_limited`.",
+        }
+    return document
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the JSON API (a fresh copy on every call)."""
-    return copy.deepcopy(_build())
+    return copy.deepcopy(_with_rate_limits(_build()))

@@ -127,10 +127,16 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/api/v1/tickets/{ticket}"),
         ("POST", "/api/v1/tickets/{ticket}/cancel"),
         ("GET", "/api/v1/tickets/{ticket}/qr.svg"),
+        ("GET", "/api/v1/sites/{site}/survey"),
+        ("GET", "/api/v1/tickets/{ticket}/survey"),
+        ("POST", "/api/v1/tickets/{ticket}/survey"),
     }
 )
+# Every route a limit applies to (the OpenAPI document gives each a 429).
+LIMITED_ROUTES = PUBLIC_ROUTES | {ISSUE_ROUTE}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def _route(request: web.Request) -> tuple[str, str] | None:
@@ -160,6 +166,10 @@ def _too_many(scope: str, wait: float) -> web.Response:
         status=429,
         headers={"Retry-After": str(seconds)},
     )
+
+
+# The limits a request can be refused by (the `scope` label of the refusals counter).
+_SCOPES = ("issue_token", "issue_address", "public_address", "streams_address", "streams_total")
 
 
 @dataclass
@@ -208,6 +218,22 @@ class RateLimiter:
     def streams(self) -> int:
         return sum(self.open_streams.values())
 
+    def render_metrics(self, now: float) -> str:
+        """The limiter's families in the exposition format (a metrics source, as the
+        device links are): refusals by scope, and streams open now."""
+        lines = [
+            "# HELP qms_http_rate_limited_total Requests refused with 429, by limit.\n",
+            "# TYPE qms_http_rate_limited_total counter\n",
+        ]
+        for scope in _SCOPES:
+            lines.append(f'qms_http_rate_limited_total{{scope="{scope}"}} {self.rejected[scope]}\n')
+        lines += [
+            "# HELP qms_http_streams_open Live-stream (SSE) connections open now.\n",
+            "# TYPE qms_http_streams_open gauge\n",
+            f"qms_http_streams_open {self.streams}\n",
+        ]
+        return "".join(lines)
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         refused = self.check(request)
@@ -230,3 +256,7 @@ class RateLimiter:
             self.open_streams[address] -= 1
             if not self.open_streams[address]:
                 del self.open_streams[address]
+
+
+# The app's limiter, when rate limits are on (`Settings.rate_limits`).
+LIMITER = web.AppKey("limiter", RateLimiter)
