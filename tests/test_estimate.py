@@ -1,6 +1,6 @@
 """The estimated wait: the predictors on hand-computed states, and its accountability (the
-estimate a ticket was given is kept, and its error is recorded at the call, replayed,
-exported on /metrics and shown in the ticket_visits view)."""
+estimate a ticket was given is kept, also across a restart, and its error is recorded at
+the call, replayed, exported on /metrics and shown in the ticket_visits view)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
+from queue_service.engine import Engine
 from queue_service.settings import Settings
+from queue_service.store.db import create_pool
+from queue_service.store.event_store import EventStore
+from queue_service.store.migrate import migrate
 from tests.conftest import KIOSK, MANAGER, SITE, counter_auth
 from tests.test_metrics import pick, scrape
 from tests.test_perf_replay import day_of, row_of, summary, with_totals
@@ -38,6 +42,10 @@ def wita(hh: int, mm: int, ss: int = 0) -> datetime:
 
 def hall(counters: int, breaks: bool = False) -> Site:
     """One service Q (5 minutes default handle time), `counters` counters serving only Q."""
+    return hall_config(counters, breaks).sites["hall"]
+
+
+def hall_config(counters: int, breaks: bool = False) -> AppConfig:
     raw: dict[str, Any] = {
         "id": "hall",
         "name": "Test hall",
@@ -61,13 +69,12 @@ def hall(counters: int, breaks: bool = False) -> Site:
     }
     if breaks:
         raw["breaks"] = [{"days": ["mon"], "start": "12:00", "end": "13:00", "label": "Istirahat"}]
-    config: AppConfig = parse_config(
+    return parse_config(
         {
             "sites": [raw],
             "tokens": [{"name": "admin", "role": "admin", "sha256": hash_token("x")}],
         }
     )
-    return config.sites["hall"]
 
 
 class Day:
@@ -277,6 +284,51 @@ def test_replay_restores_each_tickets_estimate_and_the_estimators_inputs() -> No
             assert replayed[s].estimated_wait_seconds(code, 4, now) == applied[
                 s
             ].estimated_wait_seconds(code, 4, now)
+
+
+async def test_a_restart_keeps_each_tickets_estimate_and_the_error_totals(
+    database_url: str,
+) -> None:
+    config = hall_config(2)
+    d = Day(config.sites["hall"])
+    d.do(commands.open_counter, counter_id="c00")
+    d.do(commands.open_counter, counter_id="c01")
+    for n in range(6):
+        d.at(T0 + timedelta(seconds=30 * n)).issue(f"t{n}")
+    d.at(T0 + timedelta(seconds=400)).do(commands.call_next, counter_id="c00")
+    d.at(T0 + timedelta(seconds=500)).do(commands.call_next, counter_id="c01")
+    told = {
+        e.ticket_id: e.data.get("estimated_wait_seconds")
+        for e in d.log
+        if e.type == ev.TICKET_ISSUED
+    }
+    assert sum(v is not None for v in told.values()) == 6
+
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        store = EventStore(pool, database_url)
+        await store.append(d.log, [])
+        engine = Engine(config, store, ManualClock(T0 + timedelta(seconds=600)))
+        await engine.start()
+        try:
+            state = engine.committed["hall"]
+            assert {tid: t.estimate for tid, t in state.tickets.items()} == told
+            assert state.totals is not None and d.state.totals is not None
+            assert state.totals.estimate_error == d.state.totals.estimate_error
+            assert state.totals.estimate_error["Q"].count == 2
+            assert state.totals.estimate_under == d.state.totals.estimate_under
+            assert _inputs(state) == _inputs(d.state)
+            now = d.clock.now()
+            assert state.estimated_wait_seconds("Q", 4, now) == d.state.estimated_wait_seconds(
+                "Q", 4, now
+            )
+        finally:
+            await engine.stop()
+            await store.close()
+    finally:
+        await pool.close()
 
 
 # -- through the service: the visit view and /metrics -----------------------------------
