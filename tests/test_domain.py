@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from queue_service.config import OUTCOMES, PRIORITY_KINDS, AppConfig, Site
-from queue_service.domain import commands, errors
+from queue_service.domain import commands, errors, estimate
 from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
@@ -839,7 +839,10 @@ def test_estimated_wait_needs_an_open_counter(hall: Hall, site: Site) -> None:
     assert hall.state.estimated_wait_seconds("KTP-EL", hall.state.people_ahead(ticket)) is None
     hall.open("loket-01", "loket-02")
     per_ticket = site.services["KTP-EL"].default_service_minutes * 60
-    assert hall.state.estimated_wait_seconds("KTP-EL", 3) == 4 * per_ticket / 2
+    # Position 4, less the two idle counters that call at once, at the configured handle
+    # time per counter (no call observed yet), plus an officer's reaction time.
+    reaction = estimate.DEFAULT.reaction_seconds
+    assert hall.state.estimated_wait_seconds("KTP-EL", 3) == (4 - 2) * per_ticket / 2 + reaction
 
 
 # --- clock stepping backwards -------------------------------------------------------------
