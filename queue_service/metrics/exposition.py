@@ -400,7 +400,8 @@ class Exposition:
             header("qms_commit_failures_total", "counter", "Group commits that failed."),
             f"qms_commit_failures_total {s.commit_failures}\n",
             header("qms_database_up", "gauge", "1 when the writer can commit."),
-            f"qms_database_up {int(e.available)}\n",
+            # Reachable is not enough: a full disk answers `SELECT 1` and refuses INSERTs.
+            f"qms_database_up {int(e.available and e.writable)}\n",
             header("qms_replay_duration_seconds", "gauge", "Start-up replay time."),
             f"qms_replay_duration_seconds {fmt(s.replay_seconds)}\n",
             header("qms_replay_events", "gauge", "Events replayed at start-up."),

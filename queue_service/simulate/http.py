@@ -77,6 +77,10 @@ class HttpDriver:
             try:
                 async with self.session.post(url, json=body, headers=headers) as response:
                     data = await response.json(content_type=None)
+                    if response.status == 429:
+                        # Rate limited: wait as told, then retry with the same key.
+                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                        continue
                     if response.status != 503:
                         return response.status, data
             except (aiohttp.ClientError, TimeoutError) as exc:

@@ -305,13 +305,6 @@ def _metric(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a failed commit the engine's reconciliation pings with SELECT 1, "
-    "which a full disk does not fail, so `available` (qms_database_up, /readyz) turns 1 "
-    "again between failing commits: AntrianDatabaseDown (== 0 for 1m) never fires and "
-    "/readyz stays 200 while no ticket can be issued",
-)
 async def test_a_full_disk_shows_as_database_down_and_not_ready_while_it_lasts(
     small_disk_pg: TmpfsPostgres, tmp_path: Path, service_factory: list[Service]
 ) -> None:
