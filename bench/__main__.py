@@ -1,4 +1,5 @@
-"""`python -m bench` runs every benchmark; `python -m bench issue|replay|ewt|simday` runs one.
+"""`python -m bench` runs every benchmark; `python -m bench issue|replay|report|ewt|simday`
+runs one.
 
 One embedded PostgreSQL (or the server named by DATABASE_URL) serves the whole run and is
 stopped at the end (`ewt` and `simday` need none: they simulate in memory). Benchmarks
@@ -14,7 +15,7 @@ import sys
 import time
 from datetime import datetime
 
-from bench import ewt, issue, replay, simday
+from bench import ewt, issue, replay, report, simday
 from bench.common import database_server
 
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_arguments(sub.add_parser("replay", help="start-up replay of a 1M-event day"))
     ewt.add_arguments(sub.add_parser("ewt", help="estimated wait vs actual over simulated days"))
     simday.add_arguments(sub.add_parser("simday", help="one offline day of a 20-counter hall"))
+    report.add_arguments(sub.add_parser("report", help="one site's 90-day report"))
     sub.add_parser("all", help="every benchmark with its defaults (the default)")
     args = parser.parse_args(argv)
     which = args.which or "all"
@@ -44,13 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     began = time.perf_counter()
-    if which in ("issue", "replay", "all"):
+    if which in ("issue", "replay", "report", "all"):
         with database_server() as url:
             if which in ("issue", "all"):
                 issue.main(args if which == "issue" else sub.choices["issue"].parse_args([]), url)
             if which in ("replay", "all"):
                 replay.main(
                     args if which == "replay" else sub.choices["replay"].parse_args([]), url
+                )
+            if which in ("report", "all"):
+                report.main(
+                    args if which == "report" else sub.choices["report"].parse_args([]), url
                 )
     if which in ("simday", "all"):
         simday.main(args if which == "simday" else sub.choices["simday"].parse_args([]))
