@@ -24,15 +24,22 @@ def _issue_order(t: Ticket) -> tuple[datetime, int]:
     return (t.issued_at, t.seq)
 
 
-def ticket_status(state: SiteState, ticket: Ticket, now: datetime) -> dict[str, Any]:
-    """What the citizen's phone (and the kiosk's confirmation) shows."""
+def ticket_status(
+    state: SiteState, ticket: Ticket, now: datetime, *, just_issued: bool = False
+) -> dict[str, Any]:
+    """What the citizen's phone (and the kiosk's confirmation) shows.
+
+    `just_issued`: the answer to the issue itself, which shows the estimate the ticket was
+    given (stored in its `ticket_issued` event, and held to account when it is called), not
+    a second computation of it."""
     service = state.site.services[ticket.service]
     ahead = state.people_ahead(ticket)
-    estimate = (
-        state.estimated_wait_seconds(ticket.service, ahead, now, ticket)
-        if ticket.state == WAITING
-        else None
-    )
+    if ticket.state != WAITING:
+        estimate = None
+    elif just_issued:
+        estimate = ticket.estimate
+    else:
+        estimate = state.estimated_wait_seconds(ticket.service, ahead, now, ticket)
     counter_name = state.site.counters[ticket.counter].name if ticket.counter is not None else None
     # The tickets being called or served are the ones counters hold (at most one each):
     # look at the counters, not at every ticket of the day. Issue order, then the newest

@@ -275,3 +275,27 @@ async def test_a_stalled_database_answers_503_instead_of_hanging(
         await asyncio.sleep(0.2)
     assert resp.status == 201
     assert (await resp.json())["number"] == "A002"
+
+
+async def test_the_issue_answer_shows_the_estimate_stored_with_the_ticket(
+    client: TestClient, database_url: str
+) -> None:
+    import asyncpg
+
+    for counter in ("loket-01", "loket-02"):
+        await act(client, counter, "open")
+    answers = [await issue(client) for _ in range(4)]
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT ticket_id, (data->>'estimated_wait_seconds')::float8 AS estimate"
+            " FROM ticket_events WHERE type = 'ticket_issued'"
+        )
+    finally:
+        await conn.close()
+    stored = {r["ticket_id"]: r["estimate"] for r in rows}
+    assert len(stored) == 4
+    for answer in answers:
+        # What the citizen is told is what is held to account when the ticket is called.
+        assert answer["estimated_wait_seconds"] == stored[answer["id"]]
+    assert answers[-1]["estimated_wait_seconds"] > answers[0]["estimated_wait_seconds"]

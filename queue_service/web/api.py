@@ -17,7 +17,7 @@ from aiohttp import web
 from queue_service import views
 from queue_service.devices.manager import DEVICES, NO_PRINTER
 from queue_service.domain import commands, errors
-from queue_service.domain.events import Event
+from queue_service.domain.events import TICKET_ISSUED, Event
 from queue_service.domain.state import SiteState
 from queue_service.web.auth import STAFF, TICKET_STAFF, principal, require
 from queue_service.web.errors import Malformed, TooLarge
@@ -153,7 +153,9 @@ def _ticket_response(
 ) -> tuple[int, dict[str, Any]]:
     ticket_id = events[0].ticket_id
     assert ticket_id is not None
-    body = views.ticket_status(state, state.tickets[ticket_id], now)
+    body = views.ticket_status(
+        state, state.tickets[ticket_id], now, just_issued=events[0].type == TICKET_ISSUED
+    )
     body["seq"] = events[-1].seq
     return status, body
 
