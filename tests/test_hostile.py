@@ -190,6 +190,224 @@ async def test_every_served_operation_survives_schemathesis_without_5xx_or_schem
     assert not failures, "\n".join(failures)
 
 
+# -- schemathesis, stateful: chains along the document's links ------------------------------
+
+STATEFUL_SCENARIOS = 1000 if FULL else 120
+STATEFUL_STEPS = 20 if FULL else 10
+STATEFUL_BUDGET = 900.0 if FULL else 30.0  # seconds; the run stops early at this
+STATEFUL_COUNTER = "loket-01"
+
+
+def _stateful_run(
+    base_url: str, document: dict[str, Any], services: list[str]
+) -> tuple[Counter[str], Counter[str], int, int, list[str]]:
+    """Scenarios of linked calls (issue -> follow / cancel / call it; open -> call next ->
+    start -> finish -> rate the visit ...) against `base_url`. Returns the steps by
+    operation and status, the links followed with a value taken from an earlier answer, the
+    number of scenarios, the restarts after an inconsistent replay, and the failures (the
+    first failure ends the run)."""
+    import requests
+    import schemathesis
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+    from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
+
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+    ]
+    schema = schemathesis.openapi.from_dict(document).exclude(
+        method="GET", path="/api/v1/sites/{site}/stream"
+    )
+    # Known bug (test_text_postgres_cannot_store_is_a_400_and_fails_no_other_command below):
+    # a NUL or an unpaired surrogate in a text field fails the whole commit batch with a
+    # 503. Kept out of the generated text until it is fixed; then drop these two settings.
+    schema.config.generation.update(allow_x00=False, codec="utf-8")
+    http = requests.Session()
+    steps: Counter[str] = Counter()
+    links: Counter[str] = Counter()
+    scenarios = [0]
+    turn = [0]
+    failures: list[str] = []
+
+    class Hall(schema.as_state_machine()):  # type: ignore[misc]
+        """The machine at the real site and counter, with the hall's real services, so
+        that chains reach tickets that exist (unknown ids are the stateless test's job)."""
+
+        def setup(self) -> None:
+            scenarios[0] += 1
+
+        def step(self, input: StepInput) -> StepOutput:
+            if input.transition is not None and input.is_applied:
+                links[input.transition.id] += 1
+            output: StepOutput = super().step(input)
+            return output
+
+        def before_call(self, case: Any) -> None:
+            params = case.path_parameters
+            if params is not None:
+                if "site" in params:
+                    params["site"] = SITE
+                if "counter" in params:
+                    params["counter"] = STATEFUL_COUNTER
+            if isinstance(case.body, dict) and "service" in case.body:
+                turn[0] += 1  # issue and transfer to services the hall has, in turn
+                case.body["service"] = services[turn[0] % len(services)]
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {
+                "base_url": base_url,
+                "session": http,
+                # The admin token over a generated (random) one: chains need real access.
+                "headers": {**(case.headers or {}), **ADMIN},
+                "timeout": 10,
+            }
+
+        def after_call(self, response: Any, case: Any) -> None:
+            super().after_call(response, case)
+            steps[f"{case.operation.label} -> {response.status_code}"] += 1
+
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            try:
+                case.validate_response(
+                    response, checks=checks, headers=kwargs.get("headers"), transport_kwargs=kwargs
+                )
+            except Exception as exc:
+                failures.append(f"{case.operation.label}: {type(exc).__name__}: {exc}"[:4000])
+                raise
+
+    restarts = 0
+    deadline = time.monotonic() + STATEFUL_BUDGET
+    while scenarios[0] < STATEFUL_SCENARIOS and time.monotonic() < deadline and not failures:
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore",
+                    message="Do not use the `random` module inside strategies",
+                    category=HypothesisDeprecationWarning,
+                )
+                Hall.run(
+                    settings=settings(
+                        max_examples=STATEFUL_SCENARIOS - scenarios[0],
+                        stateful_step_count=STATEFUL_STEPS,
+                        deadline=None,
+                        database=None,
+                        suppress_health_check=list(HealthCheck),
+                        phases=[hypothesis.Phase.generate],  # report, do not minimise
+                    )
+                )
+        except hypothesis.errors.Flaky:
+            # The service is real, so its answers (and with them which links can be followed)
+            # depend on what earlier scenarios did: when Hypothesis replays a choice prefix
+            # and the machine draws differently, it calls the strategy flaky. Schemathesis'
+            # own runner treats that as no failure and runs on; so does this loop. A check
+            # that failed is in `failures` already.
+            restarts += 1
+        except Exception as exc:
+            if not failures:
+                failures.append(f"{type(exc).__name__}: {exc}"[:4000])
+    return steps, links, scenarios[0], restarts, failures
+
+
+@pytest.mark.timeout(1200 if FULL else 120)
+async def test_linked_chains_of_operations_survive_stateful_schemathesis_without_5xx(
+    client: TestClient[Any, Any],
+) -> None:
+    """Schemathesis' state machine follows the document's links: tickets issued and then
+    followed, cancelled, called and rated; counters opened, calling, serving, finishing."""
+    _require_schemathesis()
+    document = await (await client.get("/api/v1/openapi.json")).json()
+    linked = sum(
+        len(response.get("links", {}))
+        for ops in document["paths"].values()
+        for op in ops.values()
+        for response in op["responses"].values()
+    )
+    base_url = str(client.make_url("")).rstrip("/")
+    services = await _services(client)
+    began = time.perf_counter()
+    steps, links, scenarios, restarts, failures = await asyncio.to_thread(
+        _stateful_run, base_url, document, services
+    )
+    elapsed = time.perf_counter() - began
+    import schemathesis
+
+    by_status = Counter(key.rsplit(" -> ", 1)[1] for key in steps.elements())
+    print(
+        f"\n[schemathesis {schemathesis.__version__} stateful] {scenarios} scenarios, "
+        f"{sum(steps.values())} steps over {len({k.rsplit(' -> ', 1)[0] for k in steps})} "
+        f"operations in {elapsed:.1f} s; links in the document {linked}, link steps with a "
+        f"value from an earlier answer {sum(links.values())}; statuses "
+        f"{dict(sorted(by_status.items()))}; runs restarted after an inconsistent replay "
+        f"{restarts}; failures {len(failures)}"
+    )
+    for name, n in sorted(steps.items()):
+        print(f"  step {name}: {n}")
+    for name, n in sorted(links.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  link {name}: {n}")
+    for failure in failures:
+        print("  FAIL", failure)
+    assert not failures, "\n".join(failures)
+    # The chains went past the first step: a ticket issued and then used through a link.
+    assert steps["POST /api/v1/sites/{site}/tickets -> 201"] > 0
+    assert any(k.startswith("GET /api/v1/tickets/{ticket} -> 200") for k in steps), steps
+    assert sum(links.values()) > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a NUL or an unpaired surrogate in a text field (pause reason, survey comment) "
+    "reaches PostgreSQL, which refuses it; the engine then fails the whole commit batch "
+    "(other clients' tickets answered 503) and /readyz reports not_ready for a minute. Fix: "
+    "reject such text in web.api.read_json with 400 invalid_json (see the report of issue 8)",
+)
+async def test_text_postgres_cannot_store_is_a_400_and_fails_no_other_command(
+    client: TestClient[Any, Any],
+) -> None:
+    """Found by the stateful run: `{"reason": "a\u0000b"}` on pause. PostgreSQL's text and
+    jsonb hold neither U+0000 nor unpaired surrogates; such input must be refused before it
+    is decided, never after, when it takes the batch it was committed with down too."""
+    base = f"/api/v1/sites/{SITE}"
+    service = await _a_service(client)
+    assert (await client.post(f"{base}/counters/loket-01/open", headers=ADMIN)).status == 200
+
+    async def issue(n: int) -> int:
+        resp = await client.post(
+            f"{base}/tickets",
+            json={"service": service},
+            headers={**KIOSK, "Idempotency-Key": f"bystander-{n}"},
+        )
+        return resp.status
+
+    async def pause(reason: str) -> int:
+        resp = await client.post(
+            f"{base}/counters/loket-01/pause", json={"reason": reason}, headers=ADMIN
+        )
+        return resp.status
+
+    # The hostile command in the middle of a burst of kiosk tickets: one commit batch.
+    statuses = await asyncio.gather(
+        *(issue(n) for n in range(5)), pause("a\x00b"), *(issue(n) for n in range(5, 10))
+    )
+    print(f"\n[NUL in a pause reason] statuses {statuses}")
+    ready = await client.get("/readyz")
+    surrogate = await pause("x\udb3ey")
+    assert statuses[5] == 400
+    assert statuses[:5] + statuses[6:] == [201] * 10
+    assert ready.status == 200, await ready.text()
+    assert surrogate == 400
+
+
 # -- the serial parsers, fuzzed --------------------------------------------------------------
 
 FUZZ_EXAMPLES = 3000 if FULL else 400

@@ -2083,6 +2083,125 @@ def _build() -> dict[str, Any]:
     }
 
 
+# -- links: how one answer feeds the next request ----------------------------------------------
+
+_SAME_SITE = {"path.site": "$request.path.site"}
+_SAME_COUNTER = {**_SAME_SITE, "path.counter": "$request.path.counter"}
+_ISSUED = {"path.ticket": "$response.body#/id"}
+_HELD = {"path.ticket": "$response.body#/ticket/id"}  # the ticket a counter action concerned
+
+
+def _link(
+    operation_id: str, description: str, parameters: dict[str, str], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "description": description,
+        "parameters": parameters,
+        **extra,
+    }
+
+
+# operationId -> (status, {link name: link}). The chains a ticket and a counter go through:
+# issue -> follow / cancel / call it / rate it; open -> call next -> recall / start / finish /
+# no-show / transfer -> call next; finish -> rate the visit. Clients (and schemathesis'
+# stateful tests) follow these to act on what an earlier answer returned.
+_HELD_TICKET_NEXT = {
+    "RecallTicket": _link("recallTicket", "Call the held ticket again.", _SAME_COUNTER),
+    "StartService": _link("startService", "The citizen sat down.", _SAME_COUNTER),
+    "FinishTicket": _link("finishTicket", "Finish the held ticket.", _SAME_COUNTER),
+    "NoShowTicket": _link("noShowTicket", "The citizen did not come.", _SAME_COUNTER),
+    "TransferTicket": _link("transferTicket", "Send it to another service.", _SAME_COUNTER),
+    "GetTicket": _link("getTicket", "The called ticket's status.", _HELD),
+}
+_COUNTER_FREE_NEXT = {
+    "CallNext": _link("callNext", "Call the next ticket at the same counter.", _SAME_COUNTER),
+}
+LINKS: dict[str, tuple[str, dict[str, Any]]] = {
+    "issueTicket": (
+        "201",
+        {
+            "GetTicket": _link("getTicket", "Follow the issued ticket.", _ISSUED),
+            "TicketQr": _link("ticketQr", "The issued ticket's QR code.", _ISSUED),
+            "CancelTicket": _link("cancelTicket", "Cancel the issued ticket.", _ISSUED),
+            "GetTicketSurvey": _link(
+                "getTicketSurvey", "Whether the issued ticket can be rated yet.", _ISSUED
+            ),
+            "SubmitSurvey": _link(
+                "submitSurvey", "Rate the visit (refused until it ends served).", _ISSUED
+            ),
+            "CallTicket": _link(
+                "callTicket",
+                "Call the issued ticket out of order at a counter of the site.",
+                _SAME_SITE,
+                requestBody={"ticket_id": "$response.body#/id"},
+            ),
+        },
+    ),
+    "cancelTicket": (
+        "200",
+        {
+            "GetTicket": _link(
+                "getTicket", "The cancelled ticket.", {"path.ticket": "$request.path.ticket"}
+            )
+        },
+    ),
+    "openCounter": (
+        "200",
+        {
+            **_COUNTER_FREE_NEXT,
+            "PauseCounter": _link("pauseCounter", "Pause the counter.", _SAME_COUNTER),
+            "CloseCounter": _link("closeCounter", "Close the counter.", _SAME_COUNTER),
+        },
+    ),
+    "pauseCounter": (
+        "200",
+        {"OpenCounter": _link("openCounter", "Open the counter again.", _SAME_COUNTER)},
+    ),
+    "closeCounter": (
+        "200",
+        {"OpenCounter": _link("openCounter", "Open the counter again.", _SAME_COUNTER)},
+    ),
+    "callNext": ("200", _HELD_TICKET_NEXT),
+    "callTicket": ("200", _HELD_TICKET_NEXT),
+    "recallTicket": ("200", _HELD_TICKET_NEXT),
+    "startService": (
+        "200",
+        {
+            "FinishTicket": _HELD_TICKET_NEXT["FinishTicket"],
+            "TransferTicket": _HELD_TICKET_NEXT["TransferTicket"],
+            "GetTicket": _HELD_TICKET_NEXT["GetTicket"],
+        },
+    ),
+    "finishTicket": (
+        "200",
+        {
+            **_COUNTER_FREE_NEXT,
+            "SubmitSurvey": _link("submitSurvey", "Rate the finished visit.", _HELD),
+            "GetTicketSurvey": _link("getTicketSurvey", "The finished visit's survey.", _HELD),
+        },
+    ),
+    "noShowTicket": ("200", _COUNTER_FREE_NEXT),
+    "transferTicket": (
+        "200",
+        {**_COUNTER_FREE_NEXT, "GetTicket": _HELD_TICKET_NEXT["GetTicket"]},
+    ),
+}
+
+
+def _with_links(document: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI links on the answers whose ids feed a next request (see LINKS)."""
+    by_id = {
+        op["operationId"]: op
+        for ops in document["paths"].values()
+        for op in ops.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
+    for operation_id, (status, links) in LINKS.items():
+        by_id[operation_id]["responses"][status]["links"] = copy.deepcopy(links)
+    return document
+
+
 def _with_rate_limits(document: dict[str, Any]) -> dict[str, Any]:
     """A 429 on every operation a rate limit applies to (when limits are on)."""
     for method, path in RATE_LIMITED_OPERATIONS:
@@ -2097,4 +2216,4 @@ def _with_rate_limits(document: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the JSON API (a fresh copy on every call)."""
-    return copy.deepcopy(_with_rate_limits(_build()))
+    return copy.deepcopy(_with_rate_limits(_with_links(_build())))
