@@ -48,6 +48,7 @@ async def read_json(request: web.Request, allowed: set[str]) -> dict[str, Any]:
         raise Malformed("the body is not valid JSON", code="invalid_json") from exc
     if not isinstance(body, dict):
         raise Malformed("the body must be a JSON object", code="invalid_json")
+    _check_storable_text(body)
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise Malformed(
@@ -57,6 +58,32 @@ async def read_json(request: web.Request, allowed: set[str]) -> dict[str, Any]:
             allowed=sorted(allowed),
         )
     return body
+
+
+def _check_storable_text(body: dict[str, Any]) -> None:
+    """Refuse text PostgreSQL cannot store (U+0000, unpaired surrogates) before anything is
+    decided: an event carrying it would fail its whole commit batch, other clients'
+    commands included."""
+    stack: list[Any] = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                bad = True
+            else:
+                bad = "\x00" in value
+            if bad:
+                raise Malformed(
+                    "text may not contain NUL characters or unpaired surrogates",
+                    code="invalid_json",
+                )
 
 
 def field_str(
