@@ -195,8 +195,10 @@ class AppConfig:
 
 
 def hash_token(secret: str) -> str:
-    """The form in which a bearer token is stored in configuration."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    """The form in which a bearer token is stored in configuration. A secret that is not
+    valid UTF-8 (aiohttp hands such header bytes over as surrogates) hashes as it came,
+    and so matches no configured token."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class _Reader:

@@ -10,9 +10,9 @@ day rolls over. So after start-up and after every full collection, the survivors
 frozen (`gc.freeze()`): later full collections traverse only what is younger than the
 last one, and their pause stays proportional to what was allocated since, not to the
 size of the day. Objects freed by reference counting are freed as always, frozen or not;
-only garbage in reference cycles among frozen objects waits, until `renew()` (once a day,
-when the engine sees a new service day) unfreezes, collects everything once and freezes
-again.
+only garbage in reference cycles among frozen objects waits, until `renew()` (once a
+night, at 03:00 in the first site's timezone: `Engine._renew_heap_nightly`) unfreezes,
+collects everything once and freezes again.
 """
 
 from __future__ import annotations

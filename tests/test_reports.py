@@ -385,7 +385,8 @@ async def test_visits_of_agrees_with_the_ticket_visits_view(
     columns = (
         "site_id, service_day, ticket_id, segment, service, priority, source, counter_id,"
         " ticket_issued_at, enqueued_at, first_called_at, last_called_at, started_at,"
-        " finished_at, outcome, calls, wait_seconds, walk_seconds, service_seconds"
+        " finished_at, outcome, calls, wait_seconds, walk_seconds, service_seconds,"
+        " estimated_wait_seconds"
     )
     conn = await asyncpg.connect(database_url)
     try:

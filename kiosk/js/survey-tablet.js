@@ -2,8 +2,9 @@
 // served visit, the tablet offers that ticket's satisfaction survey; after an answer (or a
 // skip) it waits for the next one.
 //
-// URL: survey.html?site=<site>&counter=<counter id>&token=<counter token>. A tablet is
-// provisioned once: the token is kept in localStorage and taken out of the address bar. It
+// URL: survey.html?site=<site>&counter=<counter id>&token=<counter token>. The token is a
+// counter's, on a device citizens touch: it is kept in sessionStorage (gone with the browser
+// session, as on the counter page) and taken out of the address bar. It
 // asks the server every few seconds which served ticket of this counter (last 15 minutes)
 // has no survey yet; the ticket id it gets is used only to post that one survey.
 
@@ -33,15 +34,16 @@ const TEXT = {
 const tt = (key) => (TEXT[lang()] || TEXT.id)[key];
 
 const local = store("local");
+const saved = store("session");
 const query = params();
 const site = query.site || local.get("antrian.site");
 const counterId = query.counter || null;
 const tokenKey = `antrian.survey.token.${site}.${counterId}`;
-if (query.token) local.set(tokenKey, query.token);
+if (query.token) saved.set(tokenKey, query.token);
 dropParam("token");
 
 const main = $("#main");
-const state = { token: local.get(tokenKey), pending: null, info: null, card: null, error: null, skipped: new Set(), thanksUntil: 0 };
+const state = { token: saved.get(tokenKey), pending: null, info: null, card: null, error: null, skipped: new Set(), thanksUntil: 0 };
 
 async function poll() {
   if (!state.token || !site || !counterId) { render(); return; }

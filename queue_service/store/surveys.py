@@ -136,11 +136,15 @@ async def pending_for_counter(
     counter's survey tablet offers the newest)."""
     try:
         async with pool.acquire() as conn:
+            # The tablet polls every few seconds per counter: read the counter's finish
+            # events of today through the (site_id, service_day, seq) index, newest first,
+            # rather than building every visit of the day (`visits_of`).
             rows = await conn.fetch(
-                "SELECT v.ticket_id, v.finished_at, v.service FROM visits_of($1, $2, $2) v"
-                " WHERE v.counter_id = $3 AND v.outcome = 'served' AND v.finished_at >= $4"
-                " AND NOT EXISTS (SELECT 1 FROM surveys s WHERE s.ticket_id = v.ticket_id)"
-                " ORDER BY v.finished_at DESC LIMIT 5",
+                "SELECT e.ticket_id, e.ts AS finished_at, e.service FROM ticket_events e"
+                " WHERE e.site_id = $1 AND e.service_day = $2 AND e.type = 'ticket_finished'"
+                " AND e.counter_id = $3 AND e.ts >= $4 AND e.data->>'outcome' = 'served'"
+                " AND NOT EXISTS (SELECT 1 FROM surveys s WHERE s.ticket_id = e.ticket_id)"
+                " ORDER BY e.seq DESC LIMIT 5",
                 site_id,
                 day,
                 counter_id,

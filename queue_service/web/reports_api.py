@@ -135,14 +135,8 @@ class InvalidReportRequest(ApiError):
     status, code = 400, "invalid_report_request"
 
 
-def survey_mode(site: Site) -> str:
-    """ "skm" (the nine elements) or "quick" (one tap): the site's `survey` setting."""
-    mode = site.survey
-    return mode if mode in ("skm", "quick") else "skm"
-
-
 def survey_config(site: Site) -> dict[str, Any]:
-    mode = survey_mode(site)
+    mode = site.survey
     out: dict[str, Any] = {
         "site": site.id,
         "mode": mode,
@@ -355,7 +349,7 @@ def parse_answers(body: dict[str, Any], mode: str) -> surveys.SurveyAnswers:
 async def submit_survey(request: web.Request) -> web.Response:
     visit, site = await _visit(request)
     body = await read_json(request, {"scores", "rating", "comment", "channel"})
-    mode = survey_mode(site)
+    mode = site.survey
     answers = parse_answers(body, mode)
     status = _status(visit, request)
     if status == "not_served":

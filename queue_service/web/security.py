@@ -17,7 +17,6 @@ by their SHA-256, never by the secret. The clock is injected (monotonic seconds)
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections import Counter, OrderedDict
@@ -25,6 +24,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from queue_service.config import hash_token
 
 # What the pages need (kiosk/: module scripts and stylesheets from 'self', no inline code,
 # styles set through the CSSOM only, the QR code as an <img> from 'self'): nothing inline,
@@ -151,8 +152,7 @@ def _token_key(request: web.Request) -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
-    # Bytes that are not UTF-8 reach us as surrogates: hash them as they came.
-    return hashlib.sha256(value.strip().encode("utf-8", "surrogateescape")).hexdigest()
+    return hash_token(value.strip())
 
 
 def _too_many(scope: str, wait: float) -> web.Response:

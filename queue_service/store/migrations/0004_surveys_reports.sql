@@ -42,10 +42,9 @@ CREATE INDEX surveys_site_day ON surveys (site_id, service_day);
 -- The ticket_visits view restricted to one site and a range of service days, read through
 -- the (site_id, service_day, seq) index. The view itself groups the whole event log before
 -- a filter on site or day can apply, which is fine for a day and far too slow for 90. The
--- definitions are the view's (0002); tests/test_reports.py checks that both agree.
--- A ticket's events all carry the service day it was issued on. One more column than the
--- view of 0002: the estimated wait the ticket was given at issue (the `ticket_issued`
--- event's `estimated_wait_seconds`; first visit only, null where none was given).
+-- definitions are the view's (as 0003 defines it, with the estimate given at issue);
+-- tests/test_reports.py checks that both agree. A ticket's events all carry the service
+-- day it was issued on.
 CREATE FUNCTION visits_of(p_site text, p_from date, p_to date)
 RETURNS TABLE (
     site_id text, service_day date, ticket_id text, segment integer, service text,
