@@ -74,23 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(args)
 
 
-class _DropBadRequests(logging.Filter):
-    """aiohttp logs every malformed request at ERROR with a traceback and the start of the
-    offending line (which may hold an `access_token`): anyone on the hall's network could
-    flood the log with them. The client got its 400; nothing is lost by not logging it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from aiohttp.http_exceptions import BadHttpMessage
-
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, BadHttpMessage)
-
-
 def _run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from queue_service.settings import Settings
-    from queue_service.web.access_log import RedactingAccessLogger
+    from queue_service.web.access_log import DropBadRequests, RedactingAccessLogger
     from queue_service.web.app import create_app
 
     settings = Settings.from_env(
@@ -102,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("aiohttp.server").addFilter(_DropBadRequests())
+    logging.getLogger("aiohttp.server").addFilter(DropBadRequests())
     try:
         config = load_config(settings.config_path)
     except ConfigError as exc:

@@ -18,7 +18,7 @@ def test_malformed_requests_are_not_logged_with_their_bytes() -> None:
 
     from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
-    from queue_service.cli import _DropBadRequests
+    from queue_service.web.access_log import DropBadRequests
 
     def record(exc: Exception | None) -> logging.LogRecord:
         info = None
@@ -29,7 +29,7 @@ def test_malformed_requests_are_not_logged_with_their_bytes() -> None:
                 info = sys.exc_info()
         return logging.LogRecord("aiohttp.server", logging.ERROR, "x", 1, "msg", (), info)
 
-    dropped = _DropBadRequests()
+    dropped = DropBadRequests()
     assert not dropped.filter(record(LineTooLong(b"GET /?access_token=secret", 8190)))
     assert not dropped.filter(record(BadHttpMessage("bad")))
     assert dropped.filter(record(RuntimeError("a real error")))  # still logged

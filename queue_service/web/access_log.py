@@ -1,8 +1,10 @@
 """An access log that never writes a secret: bearer tokens in the query string and ticket
-ids in paths (a ticket id is the citizen's capability) are redacted."""
+ids in paths (a ticket id is the citizen's capability) are redacted; malformed requests
+are not logged with their bytes."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 from aiohttp.abc import AbstractAccessLogger
@@ -27,3 +29,13 @@ class RedactingAccessLogger(AbstractAccessLogger):
             response.body_length,
             time * 1000,
         )
+
+
+class DropBadRequests(logging.Filter):
+    """aiohttp logs every malformed request at ERROR with a traceback and the start of the
+    offending line (which may hold an `access_token`): anyone on the hall's network could
+    flood the log with them. The client got its 400; nothing is lost by not logging it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, BadHttpMessage)
