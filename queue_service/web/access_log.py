@@ -8,6 +8,7 @@ import logging
 import re
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web import BaseRequest, StreamResponse
 
 _TICKET_PATH = re.compile(r"(/api/v1/tickets/)[^/?]+")
