@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +27,19 @@ _EVENT_COLUMNS = (
 
 class StoreUnavailable(Exception):
     """The database cannot be reached or refused the write; nothing was acknowledged."""
+
+
+# What a database that is down, unreachable, full or too slow raises through asyncpg.
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """Map the database's failures (DB_ERRORS) to StoreUnavailable (a 503 at the API)."""
+    try:
+        yield
+    except DB_ERRORS as exc:
+        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 class WriterLockHeld(Exception):
@@ -169,7 +183,7 @@ class EventStore:
                 await self._append(events, answers)
         except WriterLockHeld:
             raise
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DB_ERRORS as exc:
             await self._drop_writer()
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -325,7 +339,7 @@ class EventStore:
 
     async def find_answer(self, site_id: str, key: str, since: datetime) -> IdempotentAnswer | None:
         """The stored answer of one key, if it was created since `since` (primary key look-up)."""
-        try:
+        with database_errors():
             async with self.pool.acquire() as conn:
                 row = await conn.fetchrow(
                     "SELECT site_id, key, request_hash, status, response::text, last_seq,"
@@ -335,8 +349,6 @@ class EventStore:
                     key,
                     since,
                 )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
         return None if row is None else IdempotentAnswer(*row)
 
     async def answer_keys(self, since: datetime, bucket_seconds: int) -> dict[int, list[str]]:

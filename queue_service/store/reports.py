@@ -17,11 +17,10 @@ from typing import Any
 
 import asyncpg
 
-from queue_service.store.event_store import StoreUnavailable
+from queue_service.store.event_store import database_errors
 
 log = logging.getLogger(__name__)
 
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 # Serialises rollups of one site (two reports asking for the same new day at once).
 _ROLLUP_LOCK = "antrian-report-rollup:"
 
@@ -133,7 +132,7 @@ async def ensure_rollup(
 ) -> int:
     """Roll up every closed day of the range that is missing or stale; return how many."""
     pair_counters, pair_services = dims.counter_pairs()
-    try:
+    with database_errors():
         async with pool.acquire() as conn:
             stale = await conn.fetch(_STALE_DAYS, site_id, first, last, today)
             for done, (day, last_seq) in enumerate(stale, 1):
@@ -180,8 +179,6 @@ async def ensure_rollup(
                         )
                 if progress is not None:
                     progress(done, len(stale))
-    except _DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
     if stale:
         log.info("rolled up %d day(s) of %s for reports", len(stale), site_id)
     return len(stale)
@@ -398,7 +395,7 @@ async def site_report(
     codes, agencies, targets = dims.service_arrays()
     pair_counters, pair_services = dims.counter_pairs()
     base = (site_id, first, last, today)
-    try:
+    with database_errors():
         async with (
             pool.acquire() as conn,
             # One snapshot for every part, so the parts add up.
@@ -418,8 +415,6 @@ async def site_report(
             ikm = await conn.fetch(_IKM, site_id, first, last, codes, agencies, targets)
             bands = await conn.fetch(_IKM_BANDS, site_id, first, last, codes, agencies, targets)
             notes = await conn.fetch(_COMMENTS, site_id, first, last, comments)
-    except _DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
     return RawReport(
         _records(figures),
         _records(hours),
@@ -436,22 +431,18 @@ async def site_ikm(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The IKM rows (site, agency, service) and the rows by wait band of a range."""
     codes, agencies, targets = dims.service_arrays()
-    try:
+    with database_errors():
         async with pool.acquire() as conn:
             ikm = await conn.fetch(_IKM, site_id, first, last, codes, agencies, targets)
             bands = await conn.fetch(_IKM_BANDS, site_id, first, last, codes, agencies, targets)
-    except _DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
     return _records(ikm), _records(bands)
 
 
 async def ikm_sums(pool: asyncpg.Pool, since: date) -> list[dict[str, Any]]:
     """SKM element sums per site and per (site, service) for service days from `since`."""
-    try:
+    with database_errors():
         async with pool.acquire() as conn:
             rows = await conn.fetch(_IKM_ALL, since)
-    except _DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
     return _records(rows)
 
 

@@ -9,9 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from queue_service.store.event_store import StoreUnavailable
-
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+from queue_service.store.event_store import database_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +43,13 @@ _VISITS = (
 
 async def served_visit(pool: asyncpg.Pool, ticket_id: str) -> ServedVisit | None:
     """The ticket's last visit (None for an unknown ticket)."""
-    try:
+    with database_errors():
         async with pool.acquire() as conn:
             head = await conn.fetchrow(_TICKET, ticket_id)
             if head is None:
                 return None
             site_id, day, number = head
             rows = await conn.fetch(_VISITS, site_id, day, ticket_id)
-    except _DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
     if not rows:
         return None
     last = rows[-1]
@@ -87,7 +83,7 @@ async def insert_survey(
 ) -> bool:
     """Store the survey; False when the ticket already has one (nothing is changed)."""
     scores: Sequence[int | None] = answers.scores or (None,) * 9
-    try:
+    with database_errors():
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
                 "INSERT INTO surveys (ticket_id, site_id, service_day, segment, service,"
@@ -111,21 +107,17 @@ async def insert_survey(
                 answers.channel,
                 now,
             )
-    except _DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
     return row is not None
 
 
 async def survey_of(pool: asyncpg.Pool, ticket_id: str) -> dict[str, Any] | None:
     """The stored survey of a ticket (without its comment), or None."""
-    try:
+    with database_errors():
         async with pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT mode, rating, submitted_at, channel FROM surveys WHERE ticket_id = $1",
                 ticket_id,
             )
-    except _DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
     return None if row is None else dict(row)
 
 
@@ -134,7 +126,7 @@ async def pending_for_counter(
 ) -> list[dict[str, Any]]:
     """Visits served at a counter since `since` that have no survey yet, newest first (the
     counter's survey tablet offers the newest)."""
-    try:
+    with database_errors():
         async with pool.acquire() as conn:
             # The tablet polls every few seconds per counter: read the counter's finish
             # events of today through the (site_id, service_day, seq) index, newest first,
@@ -150,6 +142,4 @@ async def pending_for_counter(
                 counter_id,
                 since,
             )
-    except _DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
     return [dict(r) for r in rows]
