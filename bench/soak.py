@@ -192,10 +192,18 @@ class SoakResult:
             f"{base.rss / MIB:.1f} MiB -> day {len(self.days)} {last.rss / MIB:.1f} MiB "
             f"({(last.rss - base.rss) / MIB:+.1f}); fds {first.fds} -> {last.fds}; tasks "
             f"{first.tasks} -> {last.tasks}; live tickets of other days "
-            f"{sum(d.live_other_days for d in self.days)}; midnights right "
+            f"{sum(d.live_other_days for d in self.days)}; Python heap after midnight "
+            f"{self._heap_after_midnights()}; midnights right "
             f"{sum(m.ok for m in self.midnights)}/{len(self.midnights)}; numbering errors "
             f"{len(self.numbering_errors)}"
         )
+
+    def _heap_after_midnights(self) -> str:
+        blocks = [d.blocks_after_midnight for d in self.days if d.blocks_after_midnight]
+        if len(blocks) < 2:
+            return "n/a (one midnight)"
+        growth = blocks[-1] - blocks[1]
+        return f"{blocks[1]} -> {blocks[-1]} blocks ({growth:+d}) from the second to the last"
 
 
 class _Api:
