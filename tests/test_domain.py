@@ -839,10 +839,13 @@ def test_estimated_wait_needs_an_open_counter(hall: Hall, site: Site) -> None:
     assert hall.state.estimated_wait_seconds("KTP-EL", hall.state.people_ahead(ticket)) is None
     hall.open("loket-01", "loket-02")
     per_ticket = site.services["KTP-EL"].default_service_minutes * 60
-    # Position 4, less the two idle counters that call at once, at the configured handle
-    # time per counter (no call observed yet), plus an officer's reaction time.
-    reaction = estimate.DEFAULT.reaction_seconds
-    assert hall.state.estimated_wait_seconds("KTP-EL", 3) == (4 - 2) * per_ticket / 2 + reaction
+    # Position 4, less the two idle counters that call at once: 2 calls at two counters'
+    # rate. No call observed yet: per counter, half one ticket per configured handle time,
+    # half one per handle time plus a walk; less the margin; plus the reaction time.
+    p = estimate.DEFAULT
+    per_counter = 0.5 / per_ticket + 0.5 / (per_ticket + p.walk_seconds)
+    expected = (4 - 2) * (1 + p.margin) / (2 * per_counter) + p.reaction_seconds
+    assert hall.state.estimated_wait_seconds("KTP-EL", 3) == pytest.approx(expected)
 
 
 # --- clock stepping backwards -------------------------------------------------------------

@@ -5,6 +5,7 @@ the call, replayed, exported on /metrics and shown in the ticket_visits view).""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +34,16 @@ from tests.test_perf_replay import day_of, row_of, summary, with_totals
 # Monday 23 November 2026 in WITA (UTC+8).
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 WITA
 M = 300.0  # default_service_minutes 5: the capacity prior's handle time
-REACTION = estimate.DEFAULT.reaction_seconds
+P = estimate.DEFAULT
+REACTION = P.reaction_seconds
+WALKED = M + P.walk_seconds  # the handling-time prior: configured handle time and a walk
+
+
+def calls_per_second(busy_per_counter: float, handled_per_call: float, counters: float) -> float:
+    """The call rate `shipped` uses: busy and handling-time rates blended, less the margin."""
+    w = P.handling_weight
+    per_counter = (1 - w) * busy_per_counter + w / handled_per_call
+    return per_counter * counters / (1 + P.margin)
 
 
 def wita(hh: int, mm: int, ss: int = 0) -> datetime:
@@ -147,14 +157,40 @@ def test_shipped_uses_the_call_rate_per_counter_observed_while_tickets_waited() 
         (T0 + timedelta(seconds=120), 240.0),
     ]
     assert estimate.busy_area(q, d.clock.now()) == 360.0
+    # Tickets waiting: 4 x 60 s, 3 x 60 s, then 2 x 60 s to now.
+    assert estimate.waiting_area(q, d.clock.now()) == 540.0
     # One call after the oldest kept, in 360 - 120 = 240 counter-seconds, with a prior of
     # 20 calls at one per 300 s: (1 + 20) / (240 + 20 x 300) calls per second per counter.
-    per_counter = 21 / 6240
-    assert estimate.call_rate_per_counter(d.state, "Q", d.clock.now()) == pytest.approx(per_counter)
+    busy = 21 / 6240
+    assert estimate.call_rate_per_counter(d.state, "Q", d.clock.now()) == pytest.approx(busy)
+    # Nothing released yet: the handling time per call is the prior, 300 s and a walk.
+    assert estimate.handling_rate_per_counter(d.state, "Q") == pytest.approx(1 / WALKED)
+    rate = calls_per_second(busy, WALKED, 2)
     # A ticket issued now has 2 ahead (position 3); both counters are busy (none idle).
-    expected = 3 / (2 * per_counter) + REACTION
+    # The first of them to be done (c00: 300 + 40 - 120 = 220 s left) is later than the
+    # mean time between calls, so the calls come at the rate: 3 calls.
+    assert 1 / rate < 220
+    expected = 3 / rate + REACTION
     assert d.shipped(2) == pytest.approx(expected)
     assert d.state.estimated_wait_seconds("Q", 2, d.clock.now()) == pytest.approx(expected)
+
+
+def test_the_first_call_comes_when_the_first_busy_counter_is_done() -> None:
+    d = Day(hall(1))
+    d.do(commands.open_counter, counter_id="c00")
+    d.issue("t1")
+    d.do(commands.call_next, counter_id="c00")
+    d.do(commands.start, counter_id="c00")
+    # 200 s into a visit of 300 s on average: 100 s left, then the ticket issued now.
+    d.at(T0 + timedelta(seconds=200))
+    assert d.shipped(0) == pytest.approx(100 + REACTION)
+    # Past the average: at least the floor's share of it (0.2 x 300 s) is still to come.
+    d.at(T0 + timedelta(seconds=400))
+    assert d.shipped(0) == pytest.approx(P.first_call_floor * M + REACTION)
+    # The next positions follow at the call rate (no call in the window since the only
+    # one; busy area 0: the prior alone).
+    rate = calls_per_second(1 / M, WALKED, 1)
+    assert d.shipped(1) == pytest.approx(P.first_call_floor * M + 1 / rate + REACTION)
 
 
 def test_idle_open_counters_call_the_first_tickets_at_once() -> None:
@@ -167,20 +203,31 @@ def test_idle_open_counters_call_the_first_tickets_at_once() -> None:
     assert estimate.baseline(d.state, "Q", 1, d.clock.now()) == 2 * M / 3
 
 
-def test_cancellations_shorten_the_queue_ahead() -> None:
+def test_tickets_ahead_leave_at_the_observed_abandonment_rate() -> None:
     d = Day(hall(1))
     d.do(commands.open_counter, counter_id="c00")
     for tid in ("t1", "t2", "t3"):
         d.issue(tid)
+    d.at(T0 + timedelta(seconds=600))
     d.do(commands.cancel, ticket_id="t2")
     d.do(commands.cancel, ticket_id="t3")
     d.do(commands.call_next, counter_id="c00")
     for tid in ("t4", "t5"):
         d.issue(tid)
-    # No counter-seconds yet: the rate is the prior, 1 per 300 s. 2 of 23 tickets that
-    # left the queue were cancelled (the 20 is the estimator's prior weight).
-    gone = 2 / (1 + 2 + 20)
-    assert d.shipped(2) == pytest.approx((2 * (1 - gone) + 1) * M + REACTION)
+    q = d.state.queues["Q"]
+    # 2 left in 3 x 600 ticket-seconds of waiting, with the prior of 5 hours without any.
+    theta = 2 / (1800 + P.abandon_prior_seconds)
+    assert estimate.abandonment_rate(q, d.clock.now()) == pytest.approx(theta)
+    # No counter-seconds since the only call: the rate is the priors'. Position 3: t1 at
+    # the counter is done in 340 s (not started: a walk), later than one call's mean time,
+    # so the first call comes at the rate; the other two while tickets ahead leave:
+    # dn/dt = -(rate + theta n), from n = 2 to 0.
+    rate = calls_per_second(1 / M, WALKED, 1)
+    assert 1 / rate < WALKED
+    expected = 1 / rate + math.log1p(2 * theta / rate) / theta + REACTION
+    got = d.shipped(2)
+    assert got == pytest.approx(expected)
+    assert got is not None and got < 3 / rate + REACTION  # less than without leaving
 
 
 def test_a_break_the_wait_runs_into_is_added() -> None:
@@ -191,9 +238,13 @@ def test_a_break_the_wait_runs_into_is_added() -> None:
     d.at(wita(11, 45)).do(commands.call_next, counter_id="c00")
     d.at(wita(11, 50))
     # 300 counter-seconds since the only call, no call since: (0 + 20) / (300 + 20 x 300).
-    queue = 2 * 6300 / 20 + REACTION  # 690 s: the call would come after 12:00
-    assert d.shipped(1) == pytest.approx(queue + 3600)
-    assert d.shipped(0) == pytest.approx(6300 / 20 + REACTION)  # 375 s: before the break
+    rate = calls_per_second(20 / 6300, WALKED, 1)
+    # t1 (called 5 minutes ago, not started) is done at the floor, 60 s from now.
+    first = P.first_call_floor * M
+    assert d.shipped(1) == pytest.approx(first + 1 / rate + REACTION)  # before 12:00
+    # Two more calls take past 12:00: the hour of the break is added (nobody left today).
+    assert first + 2 / rate > 600
+    assert d.shipped(2) == pytest.approx(first + 2 / rate + 3600 + REACTION)
 
 
 def test_during_a_break_paused_counters_come_back_at_its_end() -> None:
@@ -202,13 +253,32 @@ def test_during_a_break_paused_counters_come_back_at_its_end() -> None:
     d.at(wita(12, 0)).do(commands.pause_counter, counter_id="c00", reason="Istirahat")
     d.at(wita(12, 5)).issue("t1")
     d.at(wita(12, 10))
-    # 50 minutes of break left, then position 2 at the prior rate (no call today).
-    assert d.shipped(1) == pytest.approx(3000 + 2 * M + REACTION)
+    # 50 minutes of break left, then position 2 at the priors' rate (no call today).
+    rate = calls_per_second(1 / M, WALKED, 1)
+    assert d.shipped(1) == pytest.approx(3000 + 2 / rate + REACTION)
     assert estimate.baseline(d.state, "Q", 1, d.clock.now()) is None
     d.at(wita(13, 1)).do(commands.open_counter, counter_id="c00")
     d.do(commands.close_counter, counter_id="c00")
     d.at(wita(13, 5))
     assert d.shipped(1) is None  # no counter open, none coming back
+
+
+def test_the_handling_time_counts_from_the_first_call_to_the_release() -> None:
+    d = Day(hall(1))
+    d.do(commands.open_counter, counter_id="c00")
+    d.issue("t1")
+    d.issue("t2")
+    d.do(commands.call_next, counter_id="c00")
+    d.at(T0 + timedelta(seconds=30)).do(commands.start, counter_id="c00")
+    d.at(T0 + timedelta(seconds=330)).do(commands.finish, counter_id="c00")
+    d.do(commands.call_next, counter_id="c00")
+    d.at(T0 + timedelta(seconds=390)).do(commands.recall, counter_id="c00")
+    d.at(T0 + timedelta(seconds=450)).do(commands.no_show, counter_id="c00")  # 120 s held
+    q = d.state.queues["Q"]
+    assert (q.handled, q.handled_seconds) == (2, 330.0 + 120.0)
+    # (330 + 120 + 20 x 340) / (2 + 20) seconds per call.
+    per_call = (450 + 20 * WALKED) / 22
+    assert estimate.handling_rate_per_counter(d.state, "Q") == pytest.approx(1 / per_call)
 
 
 # -- accountability ------------------------------------------------------------------
@@ -257,7 +327,16 @@ def _rows_with_estimate(events: list[Event]) -> dict[str, list[tuple[Any, ...]]]
 
 def _inputs(state: SiteState) -> dict[str, Any]:
     return {
-        code: (q.open_now, q.open_share, q.busy_area, q.area_at, list(q.recent))
+        code: (
+            q.open_now,
+            q.open_share,
+            q.busy_area,
+            q.wait_area,
+            q.area_at,
+            q.handled,
+            q.handled_seconds,
+            list(q.recent),
+        )
         for code, q in state.queues.items()
     }
 

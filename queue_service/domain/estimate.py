@@ -5,27 +5,31 @@ Two predictors, both measured by `bench/ewt.py` over simulated days (docs/estima
 - `baseline`: what queue systems ship: position x average handle time / open counters.
 - `shipped`: what citizens are shown (`SiteState.estimated_wait_seconds`), on the kiosk,
   the ticket, the status page, the board and `qms_queue_predicted_wait_seconds`. A
-  queue-length predictor driven by the service's *recently observed call rate per open
-  counter while tickets waited* (it already reflects counters shared with other services,
-  slow or fast officers, walking, recalls and no-shows), blended with a capacity prior
-  while today has few calls, scaled to the counters open (or paused) now, with an
-  abandonment (cancellation) term, idle counters calling the first tickets at once, and a
-  configured break that the wait runs into added.
+  queue-length predictor (Ibrahim & Whitt) with abandonment: the tickets ahead are called
+  at the service's *observed* call rate (the blend of the rate per open counter while
+  tickets waited and the rate its handling time per call allows), scaled to the counters
+  open (or paused) now; meanwhile tickets ahead leave at the service's *observed*
+  abandonment rate (cancellations and no-shows per ticket-second of waiting); idle
+  counters call the first tickets at once; a configured break stops the calls (but not
+  the leaving) for its length.
 
 The live state keeps what `shipped` reads, maintained in O(1) per event by `state.py`:
 per service the open counters (and their share of each counter), the busy area (counter-
-seconds open while tickets waited) and the last `RECENT_CALLS` first calls with the busy
-area at each.
+seconds open while tickets waited), the waiting area (ticket-seconds waited), the handling
+time of its calls (first call to release) and the last `RECENT_CALLS` first calls with the
+busy area at each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from queue_service.config import Break
     from queue_service.domain.state import ServiceQueue, SiteState, Ticket
 
 _OPEN, _PAUSED = "open", "paused"  # state.COUNTER_* (state imports this module)
@@ -35,18 +39,35 @@ RECENT_CALLS = 40  # first calls kept per service (a deque; the window below cut
 @dataclass(frozen=True, slots=True)
 class Params:
     """Tuning of `shipped`, calibrated on simulated days with seeds never used to evaluate
-    (`python -m bench ewt --calibrate`; docs/estimate.md)."""
+    (`python -m bench ewt --calibrate`, seeds 1001-1008; docs/estimate.md)."""
 
-    window_seconds: float = 7200.0  # calls older than this do not inform the rate
-    prior_calls: float = 20.0  # weight of the capacity prior, in calls
+    window_seconds: float = 7200.0  # calls older than this do not inform the busy rate
+    prior_calls: float = 20.0  # weight of the capacity prior of the busy rate, in calls
+    # Share of the handling-time rate in the call rate (the rest: the busy rate). The busy
+    # rate reads too fast after quiet spells (an idle officer calls a lone ticket at once);
+    # the handling-time rate ignores the time between a release and the next call.
+    handling_weight: float = 0.5
+    handling_prior_calls: float = 20.0  # weight of the configured handle time, in calls
+    walk_seconds: float = 40.0  # added to the configured handle time for the prior
     paused_weight: float = 1.0  # a paused counter counts as this share of an open one
-    margin: float = 0.0  # relative safety margin on the queue term
+    # Abandonment: a no-show counts as this share of a leaver (most no-shows left the
+    # hall, but each still takes a short call cycle at a counter).
+    no_show_weight: float = 0.5
+    abandon_prior_seconds: float = 5 * 3600.0  # ticket-seconds of waiting, none left
+    margin: float = 0.04  # relative safety margin on the call rate
     # Share of the head-of-line floor ("never below what the tickets ahead have waited
     # beyond this one"). Evaluated and rejected: it raises the MAE on every profile (it
     # carries the lunch break and one slow head into every new ticket); see docs/estimate.md.
     floor: float = 0.0
     idle: bool = True  # open counters holding nothing call the first tickets at once
-    reaction_seconds: float = 60.0  # added: an idle officer notices a new ticket
+    # The first call, when every open counter is busy, comes when the first of them is
+    # done: average handle time of its ticket's service less the time it has held it
+    # (plus a walk while not started), at least this share of the average.
+    first_call: bool = True
+    first_call_floor: float = 0.2
+    # Added to every estimate: an officer's reaction to a new ticket and what the model
+    # leaves out on average (calibrated with the margin so that no profile's bias is < 0).
+    reaction_seconds: float = 90.0
 
 
 DEFAULT = Params()
@@ -70,6 +91,19 @@ def busy_area(q: ServiceQueue, now: datetime) -> float:
     return area
 
 
+def waiting_area(q: ServiceQueue, now: datetime) -> float:
+    """Ticket-seconds the service's tickets have waited today, to `now`."""
+    area = q.wait_area
+    if q.area_at is not None and now > q.area_at:
+        area += (len(q.priority) + len(q.regular)) * (now - q.area_at).total_seconds()
+    return area
+
+
+def _share(q: ServiceQueue) -> float:
+    """The service's share of its average open counter (1 / the services it serves)."""
+    return q.open_share / q.open_now if q.open_now else 1.0
+
+
 def call_rate_per_counter(
     state: SiteState, service: str, now: datetime, params: Params = DEFAULT
 ) -> float:
@@ -79,12 +113,39 @@ def call_rate_per_counter(
     service its share (1 / the services it serves) of one ticket per average handle time.
     """
     q = state.queues[service]
-    share = q.open_share / q.open_now if q.open_now else 1.0
     # (a day of instant finishes has an average of 0 s: a second is the least a visit takes)
-    prior = share / max(1.0, state.average_service_seconds(service))
+    prior = _share(q) / max(1.0, state.average_service_seconds(service))
     calls, area = _window(q, now, params)
     w = params.prior_calls
     return (calls + w) / (area + w / prior)
+
+
+def handling_rate_per_counter(state: SiteState, service: str, params: Params = DEFAULT) -> float:
+    """Calls per second per open counter that the handling time allows: the counter's
+    share over the mean time from a call to its release (walking, recalls, service and
+    no-shows included), with the configured handle time plus a walk as the prior."""
+    q = state.queues[service]
+    w = params.handling_prior_calls
+    prior = q.service.default_service_minutes * 60 + params.walk_seconds
+    per_call = (q.handled_seconds + w * prior) / (q.handled + w)
+    return _share(q) / max(1.0, per_call)
+
+
+def rate_per_counter(
+    state: SiteState, service: str, now: datetime, params: Params = DEFAULT
+) -> float:
+    """The call rate per counter `shipped` uses: the busy and handling-time rates blended."""
+    h = params.handling_weight
+    busy = call_rate_per_counter(state, service, now, params) if h < 1.0 else 0.0
+    handling = handling_rate_per_counter(state, service, params) if h > 0.0 else 0.0
+    return (1.0 - h) * busy + h * handling
+
+
+def abandonment_rate(q: ServiceQueue, now: datetime, params: Params = DEFAULT) -> float:
+    """Leavers per second per waiting ticket: cancellations and (weighted) no-shows over
+    the ticket-seconds waited today, with a prior of `abandon_prior_seconds` without any."""
+    left = q.cancelled + params.no_show_weight * q.no_shows
+    return left / (waiting_area(q, now) + params.abandon_prior_seconds)
 
 
 def _window(q: ServiceQueue, now: datetime, params: Params) -> tuple[int, float]:
@@ -102,6 +163,24 @@ def _window(q: ServiceQueue, now: datetime, params: Params) -> tuple[int, float]
     return len(recent) - 1 - ref, busy_area(q, now) - recent[ref][1]
 
 
+def time_to_call(n: float, rate: float, theta: float) -> float:
+    """Seconds until `n` more calls, at `rate` calls per second, while each ticket ahead
+    leaves at `theta` per second: dn/dt = -(rate + theta n) gives ln(1 + n theta/rate)/theta
+    (n / rate without leaving)."""
+    if n <= 0.0:
+        return 0.0
+    if theta <= 0.0:
+        return n / rate
+    return math.log1p(n * theta / rate) / theta
+
+
+def _left_after(n: float, rate: float, theta: float, seconds: float) -> float:
+    """Calls still to come (of `n`) after `seconds` of calling at `rate` with leaving."""
+    if theta <= 0.0:
+        return n - rate * seconds
+    return (n + rate / theta) * math.exp(-theta * seconds) - rate / theta
+
+
 def shipped(
     state: SiteState,
     service: str,
@@ -112,36 +191,103 @@ def shipped(
 ) -> float | None:
     """The estimate shown to citizens: seconds until `ticket` (or a ticket issued now with
     `ahead` tickets before it) is called. None when no counter is open or coming back from
-    a configured break."""
+    a configured break.
+
+    The ticket is called after `ahead + 1` calls less the idle counters'. Calls come at the
+    rate per counter times the counters; each ticket still ahead leaves at the abandonment
+    rate. A configured break stops the calls for its length while tickets ahead keep
+    leaving; during one, the counters paused for it come back at its end.
+    """
     q = state.queues[service]
-    counters: float = q.open_now
-    extra = 0.0
-    brk = None
-    if counters and params.paused_weight:
-        counters += params.paused_weight * _paused(state, service)
-    if counters == 0:
-        # A break: counters paused for it come back when it ends.
-        brk = state.site.current_break(now)
-        if brk is None:
-            return None
-        counters = _paused(state, service)
-        if counters == 0:
-            return None
-        end = _local_at(state, now, brk.end)
-        extra = max(0.0, (end - now).total_seconds())
-    rate = call_rate_per_counter(state, service, now, params) * counters
-    # Abandonment: tickets ahead that will be cancelled are never called.
-    gone = q.cancelled / (q.called + q.cancelled + 20)
-    position = ahead * (1.0 - gone) + 1.0
-    if params.idle and brk is None:
-        position = max(0.0, position - _idle(state, service))
-    queue_term = position / rate * (1.0 + params.margin)
-    estimate = extra + queue_term + params.reaction_seconds
-    if brk is None:
-        estimate += _breaks_ahead(state, now, estimate)
+    paused = _paused(state, service)
+    brk = state.site.current_break(now)
+    in_break = brk is not None and paused > 0
+    if in_break:
+        counters = float(q.open_now + paused)  # open ones pause for it after their ticket
+    elif q.open_now:
+        counters = q.open_now + params.paused_weight * paused
+    else:
+        return None
+    rate = rate_per_counter(state, service, now, params) * counters / (1.0 + params.margin)
+    theta = abandonment_rate(q, now, params)
+    n = ahead + 1.0
+    if params.idle and not in_break:
+        n = max(0.0, n - _idle(state, service))
+    t = 0.0  # seconds from now
+    pauses = list(_pauses(state, now, brk if in_break else None))
+    if params.first_call and not in_break and n >= 1.0 and not _idle(state, service):
+        first = _first_release(state, service, now, params)
+        if first is not None:
+            first = min(first, 1.0 / rate)
+            if not pauses or first < pauses[0][0]:
+                t, n = first, n - 1.0
+    for start, length in pauses:
+        if n <= 0.0:
+            break
+        if start > t:
+            need = time_to_call(n, rate, theta)
+            if t + need <= start:
+                t += need
+                n = 0.0
+                break
+            n = _left_after(n, rate, theta, start - t)
+            t = start
+        length -= t - start  # (a break begun before `t` is partly over)
+        if length > 0.0:
+            if n > 1.0:  # the tickets ahead (not this one) keep leaving
+                n = 1.0 + (n - 1.0) * math.exp(-theta * length)
+            t += length
+    estimate = t + time_to_call(n, rate, theta) + params.reaction_seconds
     if params.floor:
         estimate = max(estimate, _head_of_line(q, ticket, now) * params.floor)
     return estimate
+
+
+def _first_release(state: SiteState, service: str, now: datetime, params: Params) -> float | None:
+    """Expected seconds until the first open counter serving `service` releases its ticket
+    (None when none holds one)."""
+    counters, tickets = state.counters, state.tickets
+    first: float | None = None
+    for cid in state.counters_of[service]:
+        c = counters[cid]
+        if c.state != _OPEN or c.ticket_id is None:
+            continue
+        t = tickets[c.ticket_id]
+        handle = state.average_service_seconds(t.service)
+        if t.started_at is not None:
+            left = handle - (now - t.started_at).total_seconds()
+        elif t.last_called_at is not None:
+            left = handle + params.walk_seconds - (now - t.last_called_at).total_seconds()
+        else:  # (a held ticket was called)
+            continue
+        left = max(params.first_call_floor * handle, left)
+        if first is None or left < first:
+            first = left
+    return first
+
+
+def _pauses(
+    state: SiteState, now: datetime, current: Break | None
+) -> Iterator[tuple[float, float]]:
+    """(seconds from now to its start, its length) of the configured break under way
+    (`current`, from now to its end) and of today's breaks still to begin, in order."""
+    site = state.site
+    if current is not None:
+        end = _local_at(state, now, current.end)
+        yield 0.0, max(0.0, (end - now).total_seconds())
+    if not site.breaks:
+        return
+    local = site.local(now)
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
+    ahead = []
+    for b in site.breaks:
+        if day not in b.days:
+            continue
+        start = _local_at(state, now, b.start)
+        if local < start:
+            end = _local_at(state, now, b.end)
+            ahead.append(((start - local).total_seconds(), (end - start).total_seconds()))
+    yield from sorted(ahead)
 
 
 def _idle(state: SiteState, service: str) -> int:
@@ -177,25 +323,6 @@ def _head_of_line(q: ServiceQueue, ticket: Ticket | None, now: datetime) -> floa
 
 def _local_at(state: SiteState, now: datetime, at: time) -> datetime:
     return state.site.local(now).replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
-
-
-def _breaks_ahead(state: SiteState, now: datetime, wait: float) -> float:
-    """Seconds of today's configured breaks that begin within `wait` from now (the counters
-    pause for them), extending the wait by each break that starts before the call."""
-    site = state.site
-    if not site.breaks:
-        return 0.0
-    local = site.local(now)
-    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
-    added = 0.0
-    for brk in site.breaks:
-        if day not in brk.days:
-            continue
-        start = _local_at(state, now, brk.start)
-        end = _local_at(state, now, brk.end)
-        if local < start and (start - local).total_seconds() < wait + added:
-            added += (end - start).total_seconds()
-    return added
 
 
 Predictor = Callable[["SiteState", str, int, datetime, "Ticket | None"], "float | None"]

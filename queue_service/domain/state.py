@@ -98,7 +98,10 @@ class ServiceQueue:
     open_now: int = 0  # open counters serving this service
     open_share: float = 0.0  # sum over them of 1 / the number of services each serves
     busy_area: float = 0.0  # counter-seconds open while tickets waited, up to `area_at`
+    wait_area: float = 0.0  # ticket-seconds waited, up to `area_at`
     area_at: datetime | None = None
+    handled: int = 0  # calls released (finished, transferred or no-show) today
+    handled_seconds: float = 0.0  # sum over `handled` of release - first call
     # (time, busy_area then) of the last first calls of a visit in this service
     recent: deque[tuple[datetime, float]] = field(
         default_factory=lambda: deque(maxlen=est.RECENT_CALLS)
@@ -166,19 +169,16 @@ def _before(tickets: Iterable[Ticket], ticket: Ticket) -> int:
 
 
 def _advance(q: ServiceQueue, ts: datetime) -> None:
-    """Bring the service's busy area to `ts`; call before its open counters change or a
-    ticket leaves its queue (a joining ticket needs only `_backlog_starts`)."""
+    """Bring the service's busy and waiting areas to `ts`; call before its open counters
+    change or a ticket joins or leaves its queue."""
     at = q.area_at
-    if at is not None and q.open_now and (q.priority or q.regular) and ts > at:
-        q.busy_area += q.open_now * (ts - at).total_seconds()
+    waiting = len(q.priority) + len(q.regular)
+    if waiting and at is not None and ts > at:
+        seconds = (ts - at).total_seconds()
+        q.wait_area += waiting * seconds
+        if q.open_now:
+            q.busy_area += q.open_now * seconds
     q.area_at = ts
-
-
-def _backlog_starts(q: ServiceQueue, ts: datetime) -> None:
-    """Before a ticket joins the queue: an empty queue starts accruing busy area now (a
-    queue already waiting accrues from `area_at` on; the next `_advance` adds it)."""
-    if not (q.priority or q.regular):
-        q.area_at = ts
 
 
 # Field values in declaration order: `Ticket(*_ticket_fields(t))` copies a ticket about
@@ -288,7 +288,10 @@ class SiteState:
                 "open_now",
                 "open_share",
                 "busy_area",
+                "wait_area",
                 "area_at",
+                "handled",
+                "handled_seconds",
             ):
                 setattr(oq, name, getattr(q, name))
             oq.recent = q.recent.copy()
@@ -351,8 +354,14 @@ class SiteState:
                 r[11] if len(r) > 11 else None,
             )  # fmt: skip
             tickets[tid] = t
-            if not (q.priority or q.regular):  # _backlog_starts, written out
-                q.area_at = ts
+            at = q.area_at  # _advance, written out
+            waiting = len(q.priority) + len(q.regular)
+            if waiting and at is not None and ts > at:
+                seconds = (ts - at).total_seconds()
+                q.wait_area += waiting * seconds
+                if q.open_now:
+                    q.busy_area += q.open_now * seconds
+            q.area_at = ts
             if prio is not None:
                 q.priority[tid] = t
             else:
@@ -377,8 +386,11 @@ class SiteState:
             ts, svc, tid = r[3], t.service, t.id
             q = queues[svc]
             at = q.area_at  # _advance, written out (the queue holds this ticket: not empty)
-            if at is not None and q.open_now and ts > at:
-                q.busy_area += q.open_now * (ts - at).total_seconds()
+            if at is not None and ts > at:
+                seconds = (ts - at).total_seconds()
+                q.wait_area += (len(q.priority) + len(q.regular)) * seconds
+                if q.open_now:
+                    q.busy_area += q.open_now * seconds
             q.area_at = ts
             q.priority.pop(tid, None)
             q.regular.pop(tid, None)
@@ -452,12 +464,16 @@ class SiteState:
             except KeyError:
                 raise unknown_counter(r) from None
             ts = r[3]
+            q = queues[t.service]
+            first = t.first_called_at
+            if first is not None:
+                q.handled += 1
+                q.handled_seconds += (ts - first).total_seconds()
             if served:
                 begin = t.started_at or t.last_called_at
                 assert begin is not None
                 seconds = (ts - begin).total_seconds()
                 svc = t.service
-                q = queues[svc]
                 q.finished += 1
                 q.service_seconds += seconds
                 c.served += 1
@@ -523,7 +539,7 @@ class SiteState:
             t.first_called_at = t.last_called_at = t.started_at = None
             t.enqueued_at = r[3]
             t.queue_key = t.issued_at  # keeps its place by original issue time
-            _backlog_starts(queues[to], r[3])
+            _advance(queues[to], r[3])
             queues[to].add(t)
 
         def cancelled(r: ReplayRow) -> None:
@@ -720,7 +736,7 @@ class SiteState:
             estimate=d.get("estimated_wait_seconds"),
         )
         self.tickets[ticket.id] = ticket
-        _backlog_starts(q, e.ts)
+        _advance(q, e.ts)
         q.add(ticket)
         q.issued = max(q.issued, ticket.seq)
         if self.totals is not None:
@@ -776,6 +792,10 @@ class SiteState:
 
     def _release(self, t: Ticket, e: Event, *, served: bool) -> None:
         c = self._counter(e)
+        if t.first_called_at is not None:
+            q = self.queues[t.service]
+            q.handled += 1
+            q.handled_seconds += (e.ts - t.first_called_at).total_seconds()
         if served:
             begin = t.started_at or t.last_called_at
             assert begin is not None
@@ -819,7 +839,7 @@ class SiteState:
         t.first_called_at = t.last_called_at = t.started_at = None
         t.enqueued_at = e.ts
         t.queue_key = t.issued_at  # keeps its place by original issue time
-        _backlog_starts(self.queues[to], e.ts)
+        _advance(self.queues[to], e.ts)
         self.queues[to].add(t)
 
     def _cancelled(self, e: Event) -> None:
