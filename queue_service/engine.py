@@ -322,15 +322,16 @@ class Engine:
         *,
         idempotency_key: str | None = None,
         request_hash: str = "",
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str, dict[str, Any] | None]:
         """As `execute`, with the response as JSON text: the HTTP API sends the text that
         is stored as the idempotent answer, so an answer is encoded once, and a retried
-        request is answered with the stored text without decoding it."""
-        status, _, text = await self._execute(
+        request is answered with the stored text without decoding it. The response is also
+        given as made when it was decided now (None for a retried request's stored one)."""
+        status, response, text = await self._execute(
             site_id, decide, respond, idempotency_key, request_hash, encode=True
         )
         assert text is not None
-        return status, text
+        return status, text, response
 
     async def _execute(
         self,

@@ -200,7 +200,7 @@ async def issue_ticket(request: web.Request) -> web.Response:
     key, digest = idempotency(request, body)
     ticket_id = secrets.token_urlsafe(16)
     now = _now(request)
-    status, text = await engine.execute_json(
+    status, text, response = await engine.execute_json(
         site_id,
         lambda state, at: commands.issue(
             state, at, ticket_id=ticket_id, service=service or "", priority=priority, source=source
@@ -214,7 +214,8 @@ async def issue_ticket(request: web.Request) -> web.Response:
     # "printed" again without a second paper when the first one came out.
     devices = request.app[DEVICES]
     if devices.has_printer(site_id, token.name):
-        printed = await devices.print_ticket(site_id, token.name, json.loads(text))
+        ticket = response if response is not None else json.loads(text)
+        printed = await devices.print_ticket(site_id, token.name, ticket)
     else:
         printed = NO_PRINTER
     return json_text(_with_field(text, "print", printed), status)
@@ -279,7 +280,7 @@ async def cancel_ticket(request: web.Request) -> web.Response:
     reason = field_str(body, "reason") or ""
     key, digest = idempotency(request, body)
     now = _now(request)
-    status, text = await request.app[ENGINE].execute_json(
+    status, text, _ = await request.app[ENGINE].execute_json(
         state.site.id,
         lambda s, at: commands.cancel(s, at, ticket_id=ticket_id, reason=reason),
         lambda s, events: _ticket_response(200, s, events, now),
@@ -360,7 +361,7 @@ async def counter_action(request: web.Request) -> web.Response:
     command = _counter_command(action, counter_id, body)
     key, digest = idempotency(request, body)
     now = _now(request)
-    status, text = await engine.execute_json(
+    status, text, _ = await engine.execute_json(
         site_id,
         command,
         lambda s, events: _counter_response(s, events, counter_id, now),
