@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +16,7 @@ import pytest
 
 from queue_service.config import hash_token
 from queue_service.store.db import EmbeddedPostgres
-from tests.conftest import ROOT
+from tests.service_process import Service, stable
 
 # ruff: noqa: E501
 
@@ -53,80 +49,6 @@ role = "admin"
 sha256 = "{admin}"
 """
 ADMIN = {"Authorization": "Bearer durability-admin"}
-VOLATILE = {"now", "oldest_wait_seconds", "wait_seconds", "estimated_wait_seconds"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stable(value: Any) -> Any:
-    """A snapshot without the fields that change with the wall clock."""
-    if isinstance(value, dict):
-        return {k: stable(v) for k, v in value.items() if k not in VOLATILE}
-    if isinstance(value, list):
-        return [stable(v) for v in value]
-    return value
-
-
-class Service:
-    """The real service in its own process, as `python -m queue_service run` starts it."""
-
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.config = config
-        # The tests drive a hall's worth of kiosks through one kiosk token, far past the
-        # per-kiosk rate limit the service applies by default.
-        self.env = {"ANTRIAN_RATE_LIMITS": "off", **env}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = config.with_suffix(".log")
-
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "queue_service",
-                    "run",
-                    "--config",
-                    str(self.config),
-                    "--port",
-                    str(self.port),
-                ],
-                env=self.env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        for _ in range(300):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"service exited: {self.log.read_text()}")
-            try:
-                async with session.get(f"{self.url}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError("service did not become ready")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from queue_service.store.db import EmbeddedPostgres
 from tests.faults.harness import SUMMARY, write_hall
-from tests.test_durability import Service
+from tests.service_process import Service
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -407,7 +407,7 @@ async def snapshot(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 def replayable(snap: dict[str, Any]) -> dict[str, Any]:
     """The part of a snapshot that replay rebuilds: without wall-clock fields, and without
     device health (link state and frame counts belong to the process, not to the log)."""
-    from tests.test_durability import stable
+    from tests.service_process import stable
 
     state: dict[str, Any] = stable({k: v for k, v in snap.items() if k != "devices"})
     return state

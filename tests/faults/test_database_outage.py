@@ -12,7 +12,7 @@ import pytest
 
 from tests.faults.conftest import OwnPostgres, make_service
 from tests.faults.harness import FULL, Dispenser, Traffic, check_store, record, replayable, snapshot
-from tests.test_durability import Service
+from tests.service_process import Service
 
 OUTAGE_SECONDS = 30.0 if FULL else 6.0
 

@@ -41,7 +41,7 @@ from tests.faults.harness import (
     record,
     snapshot,
 )
-from tests.test_durability import Service, free_port, stable
+from tests.service_process import Service, free_port, stable
 from tests.tools import tools_required
 
 FULL_SECONDS = 20.0 if FULL else 3.0

@@ -21,7 +21,7 @@ from tests.faults.harness import (
     rng_for,
     snapshot,
 )
-from tests.test_durability import Service
+from tests.service_process import Service
 
 KILLS = 30 if FULL else 10
 
