@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
-from queue_service.config import PRIORITY_KINDS, Site
-from queue_service.simulate.profiles import WEEKDAYS, Profile
+from queue_service.config import PRIORITY_KINDS, WEEKDAYS, Site
+from queue_service.simulate.profiles import Profile
 
 # What a driver answers for a command that did not happen: the API's error code.
 Refused = str

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
 
-from queue_service.config import AppConfig, hash_token, parse_config
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from queue_service.config import WEEKDAYS, AppConfig, hash_token, parse_config
 
 
 @dataclass(frozen=True, slots=True)
