@@ -839,12 +839,16 @@ def test_estimated_wait_needs_an_open_counter(hall: Hall, site: Site) -> None:
     assert hall.state.estimated_wait_seconds("KTP-EL", hall.state.people_ahead(ticket)) is None
     hall.open("loket-01", "loket-02")
     per_ticket = site.services["KTP-EL"].default_service_minutes * 60
-    # Position 4, less the two idle counters that call at once: 2 calls at two counters'
-    # rate. No call observed yet: per counter, half one ticket per configured handle time,
-    # half one per handle time plus a walk; less the margin; plus the reaction time.
+    # Position 4, less the two idle counters that call at once: 2 calls. No call observed
+    # yet: per counter, a blend of one ticket per configured handle time and one per handle
+    # time plus a walk. Counters: the two open ones, and loket-03 (also KTP-EL) not opened
+    # yet at 09:00, within 90 minutes of the 08:00 opening, as half a counter. Less the
+    # margin; plus the reaction time.
     p = estimate.DEFAULT
-    per_counter = 0.5 / per_ticket + 0.5 / (per_ticket + p.walk_seconds)
-    expected = (4 - 2) * (1 + p.margin) / (2 * per_counter) + p.reaction_seconds
+    w = p.handling_weight
+    per_counter = (1 - w) / per_ticket + w / (per_ticket + p.walk_seconds)
+    counters = 2 + p.unopened_weight * 1
+    expected = (4 - 2) * (1 + p.margin) / (counters * per_counter) + p.reaction_seconds
     assert hall.state.estimated_wait_seconds("KTP-EL", 3) == pytest.approx(expected)
 
 

@@ -203,6 +203,25 @@ def test_idle_open_counters_call_the_first_tickets_at_once() -> None:
     assert estimate.baseline(d.state, "Q", 1, d.clock.now()) == 2 * M / 3
 
 
+def test_counters_not_opened_yet_count_as_half_early_in_the_day() -> None:
+    # The test hall opens at 00:00; 00:30 WITA is 16:30 UTC the day before.
+    d = Day(hall(2), datetime(2026, 11, 22, 16, 30, tzinfo=UTC))
+    d.do(commands.open_counter, counter_id="c00")
+    d.issue("t1")
+    d.issue("t2")
+    d.do(commands.call_next, counter_id="c00")
+    # c01 has not opened yet: half a counter. Position 2, c00 busy: its first call is
+    # at most one call's mean time away (t1 just called: 340 s left), then one more.
+    rate = calls_per_second(1 / M, WALKED, 1 + P.unopened_weight)
+    assert 1 / rate < WALKED
+    assert d.shipped(1) == pytest.approx(2 / rate + REACTION)
+    # 90 minutes after the opening an unopened counter is not expected any more.
+    d.at(datetime(2026, 11, 22, 17, 31, tzinfo=UTC))  # 01:31 WITA
+    rate = calls_per_second(20 / (3660 + 20 * M), WALKED, 1)
+    first = P.first_call_floor * M  # t1 has been at c00 for an hour
+    assert d.shipped(1) == pytest.approx(first + 1 / rate + REACTION)
+
+
 def test_tickets_ahead_leave_at_the_observed_abandonment_rate() -> None:
     d = Day(hall(1))
     d.do(commands.open_counter, counter_id="c00")
@@ -218,13 +237,12 @@ def test_tickets_ahead_leave_at_the_observed_abandonment_rate() -> None:
     # 2 left in 3 x 600 ticket-seconds of waiting, with the prior of 5 hours without any.
     theta = 2 / (1800 + P.abandon_prior_seconds)
     assert estimate.abandonment_rate(q, d.clock.now()) == pytest.approx(theta)
-    # No counter-seconds since the only call: the rate is the priors'. Position 3: t1 at
-    # the counter is done in 340 s (not started: a walk), later than one call's mean time,
-    # so the first call comes at the rate; the other two while tickets ahead leave:
-    # dn/dt = -(rate + theta n), from n = 2 to 0.
+    # No counter-seconds since the only call: the rate is the priors'. Position 3: the
+    # first call when t1 is done (in 340 s: not started, a walk), at most one call's mean
+    # time; the other two while tickets ahead leave: dn/dt = -(rate + theta n), 2 to 0.
     rate = calls_per_second(1 / M, WALKED, 1)
-    assert 1 / rate < WALKED
-    expected = 1 / rate + math.log1p(2 * theta / rate) / theta + REACTION
+    first = min(WALKED, 1 / rate)
+    expected = first + math.log1p(2 * theta / rate) / theta + REACTION
     got = d.shipped(2)
     assert got == pytest.approx(expected)
     assert got is not None and got < 3 / rate + REACTION  # less than without leaving
@@ -276,8 +294,9 @@ def test_the_handling_time_counts_from_the_first_call_to_the_release() -> None:
     d.at(T0 + timedelta(seconds=450)).do(commands.no_show, counter_id="c00")  # 120 s held
     q = d.state.queues["Q"]
     assert (q.handled, q.handled_seconds) == (2, 330.0 + 120.0)
-    # (330 + 120 + 20 x 340) / (2 + 20) seconds per call.
-    per_call = (450 + 20 * WALKED) / 22
+    # (330 + 120 + 50 x 340) / (2 + 50) seconds per call (the prior weighs 50 calls).
+    assert P.handling_prior_calls == 50
+    per_call = (450 + 50 * WALKED) / 52
     assert estimate.handling_rate_per_counter(d.state, "Q") == pytest.approx(1 / per_call)
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from queue_service.config import Break
     from queue_service.domain.state import ServiceQueue, SiteState, Ticket
 
-_OPEN, _PAUSED = "open", "paused"  # state.COUNTER_* (state imports this module)
+_OPEN, _PAUSED, _CLOSED = "open", "paused", "closed"  # state.COUNTER_* (state imports us)
 RECENT_CALLS = 40  # first calls kept per service (a deque; the window below cuts it)
 
 
@@ -46,10 +46,14 @@ class Params:
     # Share of the handling-time rate in the call rate (the rest: the busy rate). The busy
     # rate reads too fast after quiet spells (an idle officer calls a lone ticket at once);
     # the handling-time rate ignores the time between a release and the next call.
-    handling_weight: float = 0.5
-    handling_prior_calls: float = 20.0  # weight of the configured handle time, in calls
+    handling_weight: float = 0.7
+    handling_prior_calls: float = 50.0  # weight of the configured handle time, in calls
     walk_seconds: float = 40.0  # added to the configured handle time for the prior
     paused_weight: float = 1.0  # a paused counter counts as this share of an open one
+    # In the first `unopened_window_seconds` after the site opens, a counter of the service
+    # not opened yet today counts as this share of an open one (officers still arriving).
+    unopened_weight: float = 0.5
+    unopened_window_seconds: float = 5400.0
     # Abandonment: a no-show counts as this share of a leaver (most no-shows left the
     # hall, but each still takes a short call cycle at a counter).
     no_show_weight: float = 0.5
@@ -67,7 +71,7 @@ class Params:
     first_call_floor: float = 0.2
     # Added to every estimate: an officer's reaction to a new ticket and what the model
     # leaves out on average (calibrated with the margin so that no profile's bias is < 0).
-    reaction_seconds: float = 90.0
+    reaction_seconds: float = 75.0
 
 
 DEFAULT = Params()
@@ -206,6 +210,8 @@ def shipped(
         counters = float(q.open_now + paused)  # open ones pause for it after their ticket
     elif q.open_now:
         counters = q.open_now + params.paused_weight * paused
+        if params.unopened_weight:
+            counters += params.unopened_weight * _unopened(state, service, now, params)
     else:
         return None
     rate = rate_per_counter(state, service, now, params) * counters / (1.0 + params.margin)
@@ -297,6 +303,22 @@ def _idle(state: SiteState, service: str) -> int:
         1
         for cid in state.counters_of[service]
         if (c := counters[cid]).state == _OPEN and c.ticket_id is None
+    )
+
+
+def _unopened(state: SiteState, service: str, now: datetime, params: Params) -> int:
+    """Counters serving `service` not opened yet today, early in the day (else 0)."""
+    hours = state.site.opening(now)
+    if hours is None:
+        return 0
+    opens = _local_at(state, now, hours[0])
+    if (now - opens).total_seconds() >= params.unopened_window_seconds:
+        return 0
+    counters = state.counters
+    return sum(
+        1
+        for cid in state.counters_of[service]
+        if (c := counters[cid]).state == _CLOSED and c.since is None
     )
 
 
