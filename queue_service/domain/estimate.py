@@ -54,7 +54,8 @@ class Params:
     # not opened yet today counts as this share of an open one (officers still arriving).
     unopened_weight: float = 0.5
     unopened_window_seconds: float = 5400.0
-    # Abandonment: a no-show counts as this share of a leaver (most no-shows left the
+    abandonment: bool = True  # tickets ahead leave at the observed abandonment rate
+    # A no-show counts as this share of a leaver (most no-shows left the
     # hall, but each still takes a short call cycle at a counter).
     no_show_weight: float = 0.5
     abandon_prior_seconds: float = 5 * 3600.0  # ticket-seconds of waiting, none left
@@ -215,7 +216,7 @@ def shipped(
     else:
         return None
     rate = rate_per_counter(state, service, now, params) * counters / (1.0 + params.margin)
-    theta = abandonment_rate(q, now, params)
+    theta = abandonment_rate(q, now, params) if params.abandonment else 0.0
     n = ahead + 1.0
     if params.idle and not in_break:
         n = max(0.0, n - _idle(state, service))

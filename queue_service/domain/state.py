@@ -792,15 +792,14 @@ class SiteState:
 
     def _release(self, t: Ticket, e: Event, *, served: bool) -> None:
         c = self._counter(e)
+        q = self.queues[t.service]
         if t.first_called_at is not None:
-            q = self.queues[t.service]
             q.handled += 1
             q.handled_seconds += (e.ts - t.first_called_at).total_seconds()
         if served:
             begin = t.started_at or t.last_called_at
             assert begin is not None
             seconds = (e.ts - begin).total_seconds()
-            q = self.queues[t.service]
             q.finished += 1
             q.service_seconds += seconds
             c.served += 1
