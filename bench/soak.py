@@ -43,7 +43,7 @@ import asyncpg
 import psutil
 from aiohttp.test_utils import TestServer
 
-from queue_service.config import AppConfig, Site
+from queue_service.config import WEEKDAYS, AppConfig, Site
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
@@ -51,7 +51,6 @@ from queue_service.simulate.http import HttpDriver
 from queue_service.simulate.profiles import (
     SIM_COUNTER_TOKEN,
     SIM_KIOSK_TOKEN,
-    WEEKDAYS,
     profile,
     sample_hall,
 )
