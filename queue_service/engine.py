@@ -132,12 +132,16 @@ class Engine:
         *,
         max_batch: int = 1024,
         retry_seconds: float = 1.0,
+        heap_check_seconds: float = 600.0,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.max_batch = max_batch
         self.retry_seconds = retry_seconds
+        # How often the nightly heap collection looks at the clock (a stepped or injected
+        # clock must not make it wait out a whole night).
+        self.heap_check_seconds = heap_check_seconds
         self.wait_bounds = wait_bounds(
             svc.target_wait_seconds
             for site in config.sites.values()
@@ -256,7 +260,7 @@ class Engine:
                     local.date() + timedelta(days=1), HEAP_RENEW_AT, tzinfo=site.timezone
                 )
             # Slept in pieces: the clock may be stepped (or injected) meanwhile.
-            await asyncio.sleep(min((at - local).total_seconds(), 600.0))
+            await asyncio.sleep(min((at - local).total_seconds(), self.heap_check_seconds))
             if site.local(self.clock.now()) >= at:
                 heap.renew()
 

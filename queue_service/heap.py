@@ -25,6 +25,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _users = 0  # engines of this process that hold the policy (tests run several)
+renewals = 0  # full collections of the whole heap done by `renew()` in this process
 
 
 def _freeze_after_full(phase: str, info: dict[str, Any]) -> None:
@@ -58,10 +59,12 @@ def release() -> None:
 def renew() -> float:
     """Collect the whole heap once (cyclic garbage among frozen objects included) and
     freeze the survivors again. Returns the pause in seconds. Meant for a quiet hour."""
+    global renewals
     began = time.perf_counter()
     gc.unfreeze()
     gc.collect()
     gc.freeze()
     pause = time.perf_counter() - began
+    renewals += 1
     log.info("full garbage collection of the day's heap: %.3f s", pause)
     return pause
