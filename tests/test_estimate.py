@@ -167,9 +167,9 @@ def test_shipped_uses_the_call_rate_per_counter_observed_while_tickets_waited() 
     assert estimate.handling_rate_per_counter(d.state, "Q") == pytest.approx(1 / WALKED)
     rate = calls_per_second(busy, WALKED, 2)
     # A ticket issued now has 2 ahead (position 3); both counters are busy (none idle).
-    # The first of them to be done (c00: 300 + 40 - 120 = 220 s left) is later than the
-    # mean time between calls, so the calls come at the rate: 3 calls.
-    assert 1 / rate < 220
+    # The first of them to be done (c00: 300 s and a walk less the 120 s since its call)
+    # is later than the mean time between calls, so the calls come at the rate: 3 calls.
+    assert 1 / rate < WALKED - 120
     expected = 3 / rate + REACTION
     assert d.shipped(2) == pytest.approx(expected)
     assert d.state.estimated_wait_seconds("Q", 2, d.clock.now()) == pytest.approx(expected)
@@ -211,7 +211,7 @@ def test_counters_not_opened_yet_count_as_half_early_in_the_day() -> None:
     d.issue("t2")
     d.do(commands.call_next, counter_id="c00")
     # c01 has not opened yet: half a counter. Position 2, c00 busy: its first call is
-    # at most one call's mean time away (t1 just called: 340 s left), then one more.
+    # at most one call's mean time away (t1 just called: 300 s and a walk left), then one more.
     rate = calls_per_second(1 / M, WALKED, 1 + P.unopened_weight)
     assert 1 / rate < WALKED
     assert d.shipped(1) == pytest.approx(2 / rate + REACTION)
@@ -238,7 +238,7 @@ def test_tickets_ahead_leave_at_the_observed_abandonment_rate() -> None:
     theta = 2 / (1800 + P.abandon_prior_seconds)
     assert estimate.abandonment_rate(q, d.clock.now()) == pytest.approx(theta)
     # No counter-seconds since the only call: the rate is the priors'. Position 3: the
-    # first call when t1 is done (in 340 s: not started, a walk), at most one call's mean
+    # first call when t1 is done (300 s and a walk: not started), at most one call's mean
     # time; the other two while tickets ahead leave: dn/dt = -(rate + theta n), 2 to 0.
     rate = calls_per_second(1 / M, WALKED, 1)
     first = min(WALKED, 1 / rate)
@@ -294,7 +294,7 @@ def test_the_handling_time_counts_from_the_first_call_to_the_release() -> None:
     d.at(T0 + timedelta(seconds=450)).do(commands.no_show, counter_id="c00")  # 120 s held
     q = d.state.queues["Q"]
     assert (q.handled, q.handled_seconds) == (2, 330.0 + 120.0)
-    # (330 + 120 + 50 x 340) / (2 + 50) seconds per call (the prior weighs 50 calls).
+    # (330 + 120 + 50 x (300 + walk)) / (2 + 50) s per call (the prior weighs 50 calls).
     assert P.handling_prior_calls == 50
     per_call = (450 + 50 * WALKED) / 52
     assert estimate.handling_rate_per_counter(d.state, "Q") == pytest.approx(1 / per_call)

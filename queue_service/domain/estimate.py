@@ -39,7 +39,7 @@ RECENT_CALLS = 40  # first calls kept per service (a deque; the window below cut
 @dataclass(frozen=True, slots=True)
 class Params:
     """Tuning of `shipped`, calibrated on simulated days with seeds never used to evaluate
-    (`python -m bench ewt --calibrate`, seeds 1001-1008; docs/estimate.md)."""
+    (`python -m bench ewt --calibrate --days 30`, seeds 1001-1030; docs/estimate.md)."""
 
     window_seconds: float = 7200.0  # calls older than this do not inform the busy rate
     prior_calls: float = 20.0  # weight of the capacity prior of the busy rate, in calls
@@ -48,7 +48,7 @@ class Params:
     # the handling-time rate ignores the time between a release and the next call.
     handling_weight: float = 0.7
     handling_prior_calls: float = 50.0  # weight of the configured handle time, in calls
-    walk_seconds: float = 40.0  # added to the configured handle time for the prior
+    walk_seconds: float = 20.0  # a walk to the counter, added to the configured handle time
     paused_weight: float = 1.0  # a paused counter counts as this share of an open one
     # In the first `unopened_window_seconds` after the site opens, a counter of the service
     # not opened yet today counts as this share of an open one (officers still arriving).
