@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from queue_service.domain.clock import ManualClock
 from queue_service.web.app import create_app
 from tests.conftest import KIOSK, MANAGER, MONDAY_9AM, ROOT, SITE, counter_auth
-from tests.test_durability import free_port
+from tests.service_process import free_port
 from tests.test_grafana import dashboard_queries
 from tests.tools import require_tool
 
