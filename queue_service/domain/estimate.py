@@ -23,13 +23,14 @@ busy area at each.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
+from queue_service.config import WEEKDAYS
+
 if TYPE_CHECKING:
-    from queue_service.config import Break
     from queue_service.domain.state import ServiceQueue, SiteState, Ticket
 
 _OPEN, _PAUSED, _CLOSED = "open", "paused", "closed"  # state.COUNTER_* (state imports us)
@@ -204,25 +205,58 @@ def shipped(
     leaving; during one, the counters paused for it come back at its end.
     """
     q = state.queues[service]
-    paused = _paused(state, service)
-    brk = state.site.current_break(now)
-    in_break = brk is not None and paused > 0
+    site = state.site
+    local = site.local(now)
+    weekday = WEEKDAYS[local.weekday()]
+    # One pass over the service's counters: paused, idle, not opened yet today.
+    counters = state.counters
+    paused = idle = unopened = 0
+    for cid in state.counters_of[service]:
+        c = counters[cid]
+        if c.state == _OPEN:
+            if c.ticket_id is None:
+                idle += 1
+        elif c.state == _PAUSED:
+            paused += 1
+        elif c.since is None:
+            unopened += 1
+    # Today's configured breaks: the one under way (its end), those still to come.
+    current_end: datetime | None = None
+    pauses: list[tuple[float, float]] = []
+    for b in site.breaks:
+        if weekday not in b.days:
+            continue
+        begins, ends = _at(local, b.start), _at(local, b.end)
+        if begins <= local < ends:
+            current_end = ends
+        elif local < begins:
+            pauses.append(((begins - local).total_seconds(), (ends - begins).total_seconds()))
+    in_break = current_end is not None and paused > 0
     if in_break:
-        counters = float(q.open_now + paused)  # open ones pause for it after their ticket
+        n_counters = float(q.open_now + paused)  # open ones pause for it after their ticket
     elif q.open_now:
-        counters = q.open_now + params.paused_weight * paused
-        if params.unopened_weight:
-            counters += params.unopened_weight * _unopened(state, service, now, params)
+        n_counters = q.open_now + params.paused_weight * paused
+        if unopened and params.unopened_weight:
+            hours = site.hours.get(weekday)
+            if (
+                hours is not None
+                and (local - _at(local, hours[0])).total_seconds() < params.unopened_window_seconds
+            ):
+                n_counters += params.unopened_weight * unopened
     else:
         return None
-    rate = rate_per_counter(state, service, now, params) * counters / (1.0 + params.margin)
+    rate = rate_per_counter(state, service, now, params) * n_counters / (1.0 + params.margin)
     theta = abandonment_rate(q, now, params) if params.abandonment else 0.0
     n = ahead + 1.0
-    if params.idle and not in_break:
-        n = max(0.0, n - _idle(state, service))
+    if in_break:
+        assert current_end is not None
+        pauses.insert(0, (0.0, max(0.0, (current_end - local).total_seconds())))
+    elif params.idle:
+        n = max(0.0, n - idle)
+    if len(pauses) > 1:
+        pauses.sort()
     t = 0.0  # seconds from now
-    pauses = list(_pauses(state, now, brk if in_break else None))
-    if params.first_call and not in_break and n >= 1.0 and not _idle(state, service):
+    if params.first_call and not in_break and n >= 1.0 and not idle:
         first = _first_release(state, service, now, params)
         if first is not None:
             first = min(first, 1.0 / rate)
@@ -273,60 +307,9 @@ def _first_release(state: SiteState, service: str, now: datetime, params: Params
     return first
 
 
-def _pauses(
-    state: SiteState, now: datetime, current: Break | None
-) -> Iterator[tuple[float, float]]:
-    """(seconds from now to its start, its length) of the configured break under way
-    (`current`, from now to its end) and of today's breaks still to begin, in order."""
-    site = state.site
-    if current is not None:
-        end = _local_at(state, now, current.end)
-        yield 0.0, max(0.0, (end - now).total_seconds())
-    if not site.breaks:
-        return
-    local = site.local(now)
-    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
-    ahead = []
-    for b in site.breaks:
-        if day not in b.days:
-            continue
-        start = _local_at(state, now, b.start)
-        if local < start:
-            end = _local_at(state, now, b.end)
-            ahead.append(((start - local).total_seconds(), (end - start).total_seconds()))
-    yield from sorted(ahead)
-
-
-def _idle(state: SiteState, service: str) -> int:
-    """Open counters serving `service` that hold no ticket: they call the next at once."""
-    counters = state.counters
-    return sum(
-        1
-        for cid in state.counters_of[service]
-        if (c := counters[cid]).state == _OPEN and c.ticket_id is None
-    )
-
-
-def _unopened(state: SiteState, service: str, now: datetime, params: Params) -> int:
-    """Counters serving `service` not opened yet today, early in the day (else 0)."""
-    hours = state.site.opening(now)
-    if hours is None:
-        return 0
-    opens = _local_at(state, now, hours[0])
-    if (now - opens).total_seconds() >= params.unopened_window_seconds:
-        return 0
-    counters = state.counters
-    return sum(
-        1
-        for cid in state.counters_of[service]
-        if (c := counters[cid]).state == _CLOSED and c.since is None
-    )
-
-
-def _paused(state: SiteState, service: str) -> int:
-    """Paused counters serving `service` (a pause ends; they are coming back)."""
-    counters = state.counters
-    return sum(1 for cid in state.counters_of[service] if counters[cid].state == _PAUSED)
+def _at(local: datetime, at: time) -> datetime:
+    """`at` on the local day of `local`."""
+    return local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
 
 
 def _head_of_line(q: ServiceQueue, ticket: Ticket | None, now: datetime) -> float:
@@ -342,10 +325,6 @@ def _head_of_line(q: ServiceQueue, ticket: Ticket | None, now: datetime) -> floa
             if t.enqueued_at < oldest:
                 oldest = t.enqueued_at
     return (joined - oldest).total_seconds()
-
-
-def _local_at(state: SiteState, now: datetime, at: time) -> datetime:
-    return state.site.local(now).replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
 
 
 Predictor = Callable[["SiteState", str, int, datetime, "Ticket | None"], "float | None"]
