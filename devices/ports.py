@@ -13,8 +13,10 @@ from typing import Protocol
 
 
 class SimPort(Protocol):
-    url: str
     on_data: Callable[[bytes], None]
+
+    @property
+    def url(self) -> str: ...
 
     @property
     def plugged(self) -> bool: ...
