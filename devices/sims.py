@@ -119,60 +119,110 @@ class SimDispenser(_Periodic):
 
 @dataclass
 class KeypadDisplay:
-    """What one keypad shows: the last answer, and every answer in order."""
+    """One keypad: what it shows (the last answer), every answer in order, and its press
+    counter (kept across power cycles, as docs/devices.md asks of keypads)."""
 
     kind: str = ""  # "D" number or "E" error
     text: str = ""
-    answers: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, key, text)
+    answers: list[tuple[str, str, int | None, str]] = field(
+        default_factory=list
+    )  # (kind, key, seq or None, text)
+    lost: list[tuple[str, str, int | None, str]] = field(default_factory=list)  # ignored
+    seq: int = -1  # the last press's sequence number
+    waiting: bytes | None = None  # the press sent and not answered yet
+
+
+class KeypadBusy(ValueError):
+    """A keypad takes one press at a time: the last one is not answered yet."""
 
 
 class SimKeypadBus(_Periodic):
-    """Several keypads on one multi-drop line; each answer goes to its keypad's display."""
+    """Several keypads on one multi-drop line; each answer goes to its keypad's display.
 
-    def __init__(self, port: SimPort, addresses: list[int], *, heartbeat: float = 1.0) -> None:
+    Each keypad numbers its presses (0..9999, then 0 again) and re-sends an unanswered press,
+    same number, every `resend` seconds until the service answers it."""
+
+    def __init__(
+        self,
+        port: SimPort,
+        addresses: list[int],
+        *,
+        heartbeat: float = 1.0,
+        resend: float = 0.5,
+        first_seq: int = 0,
+    ) -> None:
         super().__init__()
         self.port = port
         self.addresses = addresses
         self.heartbeat = heartbeat
-        self.displays = {a: KeypadDisplay() for a in addresses}
+        self.resend = resend
+        self.displays = {a: KeypadDisplay(seq=(first_seq - 1) % 10_000) for a in addresses}
         self.parser = FrameParser()
         self.answered = asyncio.Event()
+        self.ignore_answers = False  # as if every answer were lost on the line
+        self._since_heartbeat = 0.0
         port.on_data = self._received
 
     async def start(self) -> None:
         await self.port.start()
-        self.start_timer(self.heartbeat)
+        self.start_timer(self.resend)
 
     async def stop(self) -> None:
         await self.stop_timer()
         await self.port.close()
 
-    def press(self, address: int, key: str) -> None:
-        self.port.send(encode(address, "K", key))
+    def press(self, address: int, key: str) -> int:
+        """A new press: the next sequence number; refused while the last is unanswered."""
+        display = self.displays[address]
+        if display.waiting is not None:
+            raise KeypadBusy(f"keypad {address} still waits for the answer to seq {display.seq}")
+        display.seq = (display.seq + 1) % 10_000
+        display.waiting = encode(address, "C", f"{key};{display.seq}")
+        self.port.send(display.waiting)
+        return display.seq
 
     async def press_and_wait(self, address: int, key: str, timeout: float = 5.0) -> tuple[str, str]:
+        seq = self.press(address, key)
+        return await self.wait_answer(address, seq, timeout)
+
+    async def wait_answer(self, address: int, seq: int, timeout: float = 5.0) -> tuple[str, str]:
+        """(kind, text) of the first answer to press `seq` of that keypad."""
         display = self.displays[address]
-        before = len(display.answers)
-        self.press(address, key)
         async with asyncio.timeout(timeout):
-            while len(display.answers) == before:
+            while True:
+                for kind, _, got, text in display.answers:
+                    if got == seq:
+                        return kind, text
                 self.answered.clear()
                 await self.answered.wait()
-        kind, _, text = display.answers[before]
-        return kind, text
 
     def _tick_now(self) -> None:
-        for address in self.addresses:
-            self.port.send(encode(address, "H"))
+        for display in self.displays.values():
+            if display.waiting is not None:
+                self.port.send(display.waiting)
+        self._since_heartbeat += self.resend
+        if self._since_heartbeat >= self.heartbeat:
+            self._since_heartbeat = 0.0
+            for address in self.addresses:
+                self.port.send(encode(address, "H"))
 
     def _received(self, data: bytes) -> None:
         for frame in self.parser.feed(data):
             display = self.displays.get(frame.address)
             if display is None or frame.command not in ("D", "E"):
                 continue
-            key, _, text = frame.data.partition(";")
-            display.kind, display.text = frame.command, text
-            display.answers.append((frame.command, key, text))
+            key, _, rest = frame.data.partition(";")
+            seq_text, _, text = rest.partition(";")
+            seq = int(seq_text) if seq_text.isdigit() else None
+            answer = (frame.command, key, seq, text)
+            if self.ignore_answers:
+                display.lost.append(answer)
+                continue
+            display.answers.append(answer)
+            if seq is None or seq == display.seq:
+                # An answer to an older press (a late duplicate) does not change the display.
+                display.kind, display.text = frame.command, text
+                display.waiting = None
             self.answered.set()
 
 

@@ -43,7 +43,9 @@ def build(site: Site, pty_dir: Path | None) -> dict[str, Any]:
             }
             sims[device.id] = SimDispenser(port, numbering, heartbeat=5.0, resend=1.0)
         elif device.kind == "keypad":
-            sims[device.id] = SimKeypadBus(port, sorted(device.addresses), heartbeat=5.0)
+            sims[device.id] = SimKeypadBus(
+                port, sorted(device.addresses), heartbeat=5.0, resend=1.0
+            )
         else:
             sims[device.id] = SimPrinter(port)
     return sims

@@ -165,9 +165,43 @@ def test_dispenser_ticket_frame_decodes_and_numbers_are_checked_against_the_butt
 def test_replies_to_dispensers_and_keypads_are_framed() -> None:
     assert FrameParser().feed(dispenser.ack(3, 77, "X014")) == [Frame(3, "A", "77;X014")]
     assert FrameParser().feed(dispenser.nak(3, 77, "quota_reached")) == [Frame(3, "N", "77;06")]
-    assert FrameParser().feed(keypad.display(7, "N", "Q001")) == [Frame(7, "D", "N;Q001")]
-    assert FrameParser().feed(keypad.error(7, "N", "queue_empty")) == [Frame(7, "E", "N;01")]
-    assert FrameParser().feed(keypad.error(7, "N", "whatever")) == [Frame(7, "E", "N;99")]
+    assert FrameParser().feed(keypad.display(7, "N", 12, "Q001")) == [Frame(7, "D", "N;12;Q001")]
+    assert FrameParser().feed(keypad.display(7, "O", 0, None)) == [Frame(7, "D", "O;0;")]
+    assert FrameParser().feed(keypad.error(7, "N", 12, "queue_empty")) == [Frame(7, "E", "N;12;01")]
+    assert FrameParser().feed(keypad.error(7, "N", 12, "whatever")) == [Frame(7, "E", "N;12;99")]
+
+
+def test_key_frame_carries_key_and_sequence_number_and_anything_else_is_malformed() -> None:
+    assert keypad.decode_key(Frame(4, "C", "N;9999")) == keypad.KeyPress(4, "N", 9999)
+    assert keypad.decode_key(Frame(4, "C", "Z;0")) == keypad.KeyPress(4, "Z", 0)  # E08 later
+    for bad in ("N", "N;", ";1", "N;12345", "n;1", "N;1;", "NN;1", "N;-1", "N; 1"):
+        assert keypad.decode_key(Frame(4, "C", bad)) is None, bad
+    for other in ("K", "T", "D", "H"):
+        assert keypad.decode_key(Frame(4, other, "N;1")) is None
+    # A keypad without sequence numbers (`K`, the earlier protocol) is told so, not ignored.
+    assert keypad.is_key_frame(Frame(4, "K", "N")) and keypad.is_key_frame(Frame(4, "C", ""))
+    assert not keypad.is_key_frame(Frame(4, "H", ""))
+    assert FrameParser().feed(keypad.malformed(Frame(4, "K", "N"))) == [Frame(4, "E", "N;;09")]
+    assert FrameParser().feed(keypad.malformed(Frame(4, "C", "~x"))) == [Frame(4, "E", ";;09")]
+    assert FrameParser().feed(keypad.malformed(Frame(4, "C", ""))) == [Frame(4, "E", ";;09")]
+    assert keypad.next_seq(41) == 42 and keypad.next_seq(9999) == 0
+
+
+def test_press_memory_answers_a_resent_press_alike_and_a_new_or_other_press_not() -> None:
+    memory = keypad.PressMemory()
+    first = keypad.KeyPress(1, "N", 9999)
+    assert memory.repeat(first) is None  # nothing remembered: a service just started
+    answer = keypad.display(1, "N", 9999, "Q001")
+    memory.remember(first, answer)
+    assert memory.repeat(keypad.KeyPress(1, "N", 9999)) == answer  # re-sent
+    assert memory.repeat(keypad.KeyPress(1, "N", 0)) is None  # wrapped: a new press
+    assert memory.repeat(keypad.KeyPress(1, "R", 9999)) is None  # another key: new
+    assert memory.repeat(keypad.KeyPress(2, "N", 9999)) is None  # another keypad
+    second = keypad.KeyPress(1, "N", 0)
+    memory.remember(second, keypad.error(1, "N", 0, "counter_busy"))
+    assert memory.repeat(first) is None  # only the last press is remembered
+    assert memory.repeat(second) == keypad.error(1, "N", 0, "counter_busy")
+    assert len(memory) == 1
 
 
 @settings(max_examples=300, deadline=None)
@@ -178,7 +212,11 @@ def test_fuzz_payload_decoders_never_crash(frame: Frame) -> None:
         assert frame.command == "T" and ticket.number in frame.data
     press = keypad.decode_key(frame)
     if press is not None:
-        assert frame.command == "K" and len(press.key) == 1
+        assert frame.command == "C" and frame.data[:2] == f"{press.key};"
+        assert int(frame.data[2:]) == press.seq
+        assert 0 <= press.seq < keypad.SEQ_MODULUS
+    if keypad.is_key_frame(frame) and press is None:
+        assert FrameParser().feed(keypad.malformed(frame))[0].data.endswith(";;09")
 
 
 # -- ESC/POS status ------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from devices.ports import PtyPort, SimPort, TcpPort
 from devices.rfc2217 import Rfc2217Server
 from devices.sims import SimDispenser, SimKeypadBus, SimPrinter
 from queue_service.config import AppConfig, hash_token, parse_config
+from queue_service.devices.framing import encode
 from queue_service.devices.link import SerialLink
 from queue_service.devices.manager import DEVICES, DeviceManager
-from queue_service.devices.supervisor import DeviceRunner, PrinterRunner
+from queue_service.devices.supervisor import DeviceRunner, KeypadRunner, PrinterRunner
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
 from queue_service.store.db import EmbeddedPostgres
@@ -397,11 +398,84 @@ async def test_keypads_act_through_the_counter_rules_and_answer_each_key(
     assert await bus.press_and_wait(3, "N") == ("E", "06")  # address 3 has no counter
     assert await bus.press_and_wait(1, "Z") == ("E", "08")  # no such key
     assert await bus.press_and_wait(1, "P") == ("D", "")
+    # A keypad without sequence numbers, or a press without one, gets a clear error and
+    # nothing happens.
+    bad_before = device.health.bad_frames
+    port.send(encode(2, "K", "N"))
+    port.send(encode(2, "C", "R;"))
+    await eventually(lambda: ("E", "R", None, "09") in bus.displays[2].answers)
+    assert ("E", "N", None, "09") in bus.displays[2].answers
+    assert device.health.bad_frames == bad_before + 2
 
     snap = await snapshot(client)
     counters = {c["id"]: c for c in snap["counters"]}
     assert counters["c1"]["state"] == "paused" and counters["c1"]["served_today"] == 1
     assert counters["c2"]["ticket"]["number"] == "Q002"
+
+
+@pytest.mark.parametrize("kind", ["pty", "tcp"])
+async def test_key_resent_after_a_dropped_link_acts_once_and_is_answered_alike(
+    kind: str, start_app: Start, tmp_path: Path, sims: list[Any]
+) -> None:
+    port = await make_port(kind, tmp_path)
+    bus = SimKeypadBus(port, [1], heartbeat=0.2, resend=0.1, first_seq=9998)
+    await bus.start()
+    sims.append(bus)
+    config = hall(
+        [
+            {
+                "id": "keypads",
+                "kind": "keypad",
+                "url": port.url,
+                "addresses": {"1": "c1"},
+                "silence_timeout": 5,
+                **FAST,
+            }
+        ]
+    )
+    client = await start_app(config)
+    device = runner(client, "keypads")
+    assert isinstance(device, KeypadRunner)
+    await eventually(lambda: device.health.state == "up")
+    assert await bus.press_and_wait(1, "O") == ("D", "")  # seq 9998
+    for _ in range(2):
+        resp = await client.post("/api/v1/sites/hall/tickets", json={"service": "Q"}, headers=KIOSK)
+        assert resp.status == 201
+    engine = manager(client).engine
+    display = bus.displays[1]
+
+    # "Call next": the service acts and answers, but the answer is lost with the link.
+    bus.ignore_answers = True
+    committed = engine.stats.events_committed
+    seq = bus.press(1, "N")
+    assert seq == 9999
+    await eventually(lambda: len(display.lost) >= 1, what="first answer sent")
+    assert display.lost[0] == ("D", "N", 9999, "Q001")
+    assert engine.stats.events_committed == committed + 1
+    await port.unplug()
+    await eventually(lambda: device.health.state == "backing_off", what="link lost")
+    bus.ignore_answers = False
+    await asyncio.sleep(0.3)
+    await port.replug()
+    # The keypad re-sends press 9999 on the new link: the same answer, no second action.
+    assert await bus.wait_answer(1, 9999) == ("D", "Q001")
+    assert display.waiting is None and display.text == "Q001"
+    assert device.health.reconnects >= 1
+    assert device.keys_repeated >= 1 and device.keys_done == 2  # open and one call
+    assert engine.stats.events_committed == committed + 1
+    snap = await snapshot(client)
+    counters = {c["id"]: c for c in snap["counters"]}
+    assert counters["c1"]["ticket"]["number"] == "Q001"
+    assert numbers(snap) == ["Q002"]  # still waiting: called once, not twice
+
+    # New presses after that act: the numbers wrapped from 9999 to 0.
+    assert await bus.press_and_wait(1, "F") == ("D", "Q001")
+    assert display.seq == 0
+    assert await bus.press_and_wait(1, "N") == ("D", "Q002")
+    assert device.keys_done == 4
+    snap = await snapshot(client)
+    counters = {c["id"]: c for c in snap["counters"]}
+    assert counters["c1"]["ticket"]["number"] == "Q002" and counters["c1"]["served_today"] == 1
 
 
 # -- the printer and the kiosk ------------------------------------------------------------

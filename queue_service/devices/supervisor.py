@@ -429,21 +429,43 @@ class KeypadRunner(FramedRunner):
         super().__init__(*args, **kwargs)
         self.keys_done = 0
         self.keys_refused = 0
+        self.keys_repeated = 0  # re-sent presses answered again without acting
+        # Across reconnections (the runner outlives its links), not across a restart.
+        self.memory = keypad.PressMemory()
 
     async def handle(self, frame: Frame) -> bool:
         press = keypad.decode_key(frame)
         if press is None:
             self._reject(frame, "not a keypad key")
+            if keypad.is_key_frame(frame):
+                await self.send(keypad.malformed(frame))
             return False
+        answer = self.memory.repeat(press)
+        if answer is None:
+            answer = await self._act(press)
+            self.memory.remember(press, answer)  # before sending: the answer may be lost
+        else:
+            self.keys_repeated += 1
+            log.info(
+                "device %s/%s: key %s (seq %d) from address %d again: answered as before",
+                self.site.id,
+                self.device.id,
+                press.key,
+                press.seq,
+                press.address,
+            )
+        await self.send(answer)
+        return True
+
+    async def _act(self, press: keypad.KeyPress) -> bytes:
+        """Carry out a new press; the frame that answers it."""
         counter_id = self.device.addresses.get(press.address)
         if counter_id is None:
             # Like a counter token used on a counter it is not bound to.
-            await self._answer_error(press, "counter_not_allowed")
-            return True
+            return self._refusal(press, "counter_not_allowed")
         action = press.action
         if action is None:
-            await self._answer_error(press, "unknown_key")
-            return True
+            return self._refusal(press, "unknown_key")
         try:
             async with asyncio.timeout(KEY_TIMEOUT):
                 _, body = await self.engine.execute(
@@ -452,18 +474,15 @@ class KeypadRunner(FramedRunner):
                     _keypad_answer,
                 )
         except (StoreUnavailable, TimeoutError):
-            await self._answer_error(press, "database_unavailable")
-            return True
+            return self._refusal(press, "database_unavailable")
         except errors.DomainError as exc:
-            await self._answer_error(press, exc.code)
-            return True
+            return self._refusal(press, exc.code)
         self.keys_done += 1
-        await self.send(keypad.display(press.address, press.key, body["number"]))
-        return True
+        return keypad.display(press.address, press.key, press.seq, body["number"])
 
-    async def _answer_error(self, press: keypad.KeyPress, code: str) -> None:
+    def _refusal(self, press: keypad.KeyPress, code: str) -> bytes:
         self.keys_refused += 1
-        await self.send(keypad.error(press.address, press.key, code))
+        return keypad.error(press.address, press.key, press.seq, code)
 
 
 def _keypad_answer(state: SiteState, events: list[Event]) -> tuple[int, dict[str, Any]]:
