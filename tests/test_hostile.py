@@ -298,6 +298,9 @@ def _stateful_run(
                         stateful_step_count=STATEFUL_STEPS,
                         deadline=None,
                         database=None,
+                        # CI explores the same chains every run (a fixed seed); the full
+                        # run explores afresh.
+                        derandomize=not FULL,
                         suppress_health_check=list(HealthCheck),
                         phases=[hypothesis.Phase.generate],  # report, do not minimise
                     )
@@ -354,10 +357,10 @@ async def test_linked_chains_of_operations_survive_stateful_schemathesis_without
     for failure in failures:
         print("  FAIL", failure)
     assert not failures, "\n".join(failures)
-    # The chains went past the first step: a ticket issued and then used through a link.
+    # The chains went past the first step: tickets issued, and steps that took a value
+    # from an earlier answer through a link (which ones is up to the exploration).
     assert steps["POST /api/v1/sites/{site}/tickets -> 201"] > 0
-    assert any(k.startswith("GET /api/v1/tickets/{ticket} -> 200") for k in steps), steps
-    assert sum(links.values()) > 0
+    assert sum(links.values()) > 0, (steps, links)
 
 
 async def test_text_postgres_cannot_store_is_a_400_and_fails_no_other_command(
@@ -497,7 +500,7 @@ def test_frame_parser_drops_an_endless_frame_and_recovers(n: int, tail: bytes) -
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None)
-@given(address=st.integers(0, 255), command=st.sampled_from("TKHAZ"), data=printable)
+@given(address=st.integers(0, 255), command=st.sampled_from("TCKHAZ"), data=printable)
 def test_device_decoders_never_raise_on_any_frame_content(
     address: int, command: str, data: str
 ) -> None:
@@ -508,7 +511,8 @@ def test_device_decoders_never_raise_on_any_frame_content(
         assert command == "T" and ticket.number in data and 0 <= ticket.seq < 10**10
     press = keypad.decode_key(frame)
     if press is not None:
-        assert command == "K" and len(data) == 1
+        assert command == "C" and data[:2] == f"{press.key};" and int(data[2:]) == press.seq
+        assert 0 <= press.seq <= 9999
         assert press.action is None or press.action in keypad.KEYS.values()
 
 
