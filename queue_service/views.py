@@ -33,7 +33,12 @@ def ticket_status(
     given (stored in its `ticket_issued` event, and held to account when it is called), not
     a second computation of it."""
     service = state.site.services[ticket.service]
-    ahead = state.people_ahead(ticket)
+    if just_issued and ticket.state == WAITING:
+        # Issued last, so every other waiting ticket of its queue is called before it (its
+        # class's, for a priority ticket): no need to count them one by one.
+        ahead = state.ahead_of_new(ticket.service, ticket.priority) - 1
+    else:
+        ahead = state.people_ahead(ticket)
     if ticket.state != WAITING:
         estimate = None
     elif just_issued:

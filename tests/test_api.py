@@ -299,3 +299,24 @@ async def test_the_issue_answer_shows_the_estimate_stored_with_the_ticket(
         # What the citizen is told is what is held to account when the ticket is called.
         assert answer["estimated_wait_seconds"] == stored[answer["id"]]
     assert answers[-1]["estimated_wait_seconds"] > answers[0]["estimated_wait_seconds"]
+
+
+async def test_text_postgres_cannot_store_is_refused_in_any_json_encoding(
+    client: TestClient,
+) -> None:
+    await act(client, "loket-01", "open")
+    for body in (
+        b'{"reason": "a\\u0000b"}',
+        b'{"reason": "x\\udb3ey"}',
+        '{"reason": "a\\u0000b"}'.encode("utf-16"),  # json.loads reads UTF-16 too
+        '{"reason": "x\\udb3ey"}'.encode("utf-32"),
+    ):
+        resp = await client.post(
+            f"{BASE}/counters/loket-01/pause",
+            data=body,
+            headers={**counter_auth("loket-01"), "Content-Type": "application/json"},
+        )
+        assert resp.status == 400, body
+        assert (await resp.json())["code"] == "invalid_json"
+    ok = await act(client, "loket-01", "pause", {"reason": "istirahat"})
+    assert ok["counter"]["state"] == "paused"
