@@ -77,16 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from queue_service.settings import Settings
+    from queue_service.settings import Settings, SettingsError
     from queue_service.web.access_log import DropBadRequests, RedactingAccessLogger
     from queue_service.web.app import create_app
 
-    settings = Settings.from_env(
-        args.config,
-        host=args.host,
-        port=args.port,
-        data_dir=Path(args.data_dir) if args.data_dir else None,
-    )
+    try:
+        settings = Settings.from_env(
+            args.config,
+            host=args.host,
+            port=args.port,
+            data_dir=Path(args.data_dir) if args.data_dir else None,
+        )
+    except SettingsError as exc:
+        print(f"the service did not start: {exc}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

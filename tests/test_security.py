@@ -336,7 +336,7 @@ async def test_the_service_with_rate_limits_on_refuses_a_runaway_kiosk_and_count
     from tests.conftest import KIOSK, SITE
 
     settings = replace(
-        Settings(config_path=Path("<test>"), database_url=database_url), rate_limits=True
+        Settings(config_path=Path("<test>"), database_url=database_url), rate_limits=RateLimits()
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, config, clock))
     directory = await (await client.get(f"/api/v1/sites/{SITE}")).json()
@@ -370,3 +370,31 @@ def test_every_limited_operation_documents_its_429() -> None:
         assert responses["429"]["$ref"] == "#/components/responses/TooManyRequests"
     assert "Retry-After" in document["components"]["responses"]["TooManyRequests"]["headers"]
     assert any(c["code"] == "rate_limited" for c in document["x-error-codes"])
+
+
+def test_rate_limits_come_from_the_environment_and_bad_values_are_named() -> None:
+    from queue_service.settings import SettingsError, rate_limits_from_env
+
+    assert rate_limits_from_env({}) == RateLimits()  # on by default, the documented numbers
+    assert rate_limits_from_env({"ANTRIAN_RATE_LIMITS": "off"}) is None
+    limits = rate_limits_from_env(
+        {
+            "ANTRIAN_RATE_ISSUE_PER_KIOSK": "2/20",
+            "ANTRIAN_RATE_PUBLIC_PER_ADDRESS": "50/200",
+            "ANTRIAN_STREAMS_PER_ADDRESS": "400",
+        }
+    )
+    assert limits is not None
+    assert limits.issue_per_token == Rate(2.0, 20)
+    assert limits.public_per_address == Rate(50.0, 200)
+    assert limits.streams_per_address == 400
+    assert limits.issue_per_address == RateLimits().issue_per_address  # untouched
+    for name, value in (
+        ("ANTRIAN_RATE_ISSUE_PER_KIOSK", "fast"),
+        ("ANTRIAN_RATE_ISSUE_PER_KIOSK", "0/10"),
+        ("ANTRIAN_RATE_PUBLIC_PER_ADDRESS", "5"),
+        ("ANTRIAN_STREAMS_TOTAL", "-1"),
+        ("ANTRIAN_RATE_LIMITS", "maybe"),
+    ):
+        with pytest.raises(SettingsError, match=name):
+            rate_limits_from_env({name: value})

@@ -22,7 +22,7 @@ from queue_service.config import ConfigError, load_config
 from queue_service.domain.clock import Clock, SystemClock
 from queue_service.reports.build import ReportRangeError, build_report, check_range
 from queue_service.reports.render import to_csv, to_html, to_json
-from queue_service.settings import Settings
+from queue_service.settings import Settings, SettingsError
 from queue_service.store.db import EmbeddedPostgres, create_pool
 from queue_service.store.event_store import StoreUnavailable
 from queue_service.store.migrate import migrate
@@ -134,9 +134,13 @@ def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
     if not args.config:
         print(f"report: give --config FILE (or set {CONFIG_ENV})", file=sys.stderr)
         return 2
-    settings = Settings.from_env(
-        args.config, data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None
-    )
+    try:
+        settings = Settings.from_env(
+            args.config, data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None
+        )
+    except SettingsError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 1
     embedded: EmbeddedPostgres | None = None
     dsn = settings.database_url
     try:

@@ -100,8 +100,8 @@ def create_app(
 ) -> web.Application:
     middlewares: list[AioMiddleware] = [error_middleware]
     limiter = None
-    if settings.rate_limits:
-        limiter = RateLimiter()
+    if settings.rate_limits is not None:
+        limiter = RateLimiter(settings.rate_limits)
         middlewares.append(limiter.middleware)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     install_security_headers(app)

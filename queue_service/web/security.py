@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from queue_service.config import hash_token
+from queue_service.settings import Rate, RateLimits
 
 # What the pages need (kiosk/: module scripts and stylesheets from 'self', no inline code,
 # styles set through the CSSOM only, the QR code as an <img> from 'self'): nothing inline,
@@ -55,34 +56,6 @@ def install_security_headers(app: web.Application) -> None:
 
 
 # -- rate limits -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """`per_second` tokens are added each second, up to `burst` (the bucket's size)."""
-
-    per_second: float
-    burst: int
-
-    def __post_init__(self) -> None:
-        if self.per_second <= 0 or self.burst < 1:
-            raise ValueError("a rate needs per_second > 0 and burst >= 1")
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """The configured limits. Defaults: a kiosk issues one ticket per citizen (a few a
-    minute at most); a hall's kiosks or citizens' phones may share one address (NAT, a
-    carrier's CGNAT), so the per-address limits are several times a single client's."""
-
-    issue_per_token: Rate = Rate(1.0, 10)
-    issue_per_address: Rate = Rate(5.0, 30)
-    public_per_address: Rate = Rate(20.0, 100)
-    max_keys: int = 10_000  # buckets kept per scope (memory: ~200 bytes each)
-    # Open streams (SSE) at once: per address (a hall's screens behind one NAT are a few
-    # dozen), and in all (each costs a descriptor and ~10 KB; see tests/test_hostile.py).
-    streams_per_address: int = 50
-    streams_total: int = 5000
 
 
 class TokenBuckets:
