@@ -75,6 +75,7 @@ class RunResult:
     committed: int | None = None  # ticket_issued rows after the run (service only)
     answers: int | None = None  # idempotency rows after the run (service only)
     transactions: int | None = None  # distinct recorded_at = commits (group commit size)
+    commits: dict[str, float] | None = None  # the engine's commit totals (whole run)
 
     @property
     def server_us_per_request(self) -> float:
@@ -160,14 +161,23 @@ async def start_server(
     return proc, int(line.split()[1])
 
 
-async def stop_server(proc: asyncio.subprocess.Process) -> None:
+async def stop_server(proc: asyncio.subprocess.Process) -> dict[str, float] | None:
+    """Stop the server; the service's commit totals (bench.server prints them), if any."""
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+    assert proc.stdout is not None
+    try:
+        out = await asyncio.wait_for(proc.stdout.read(), timeout=30)
+        await asyncio.wait_for(proc.wait(), timeout=30)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return None
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("COMMITS "):
+            totals: dict[str, float] = json.loads(line.removeprefix("COMMITS "))
+            return totals
+    return None
 
 
 async def generate_load(
@@ -269,7 +279,10 @@ async def one_run(
                 port, kind, clients=clients, warmup=warmup, duration=duration, server_pid=proc.pid
             )
         finally:
-            await stop_server(proc)  # the engine drains its queue before exiting
+            # The engine drains its queue before exiting.
+            commits = await stop_server(proc)
+        if kind == "service":
+            result.commits = commits
         if dsn is not None:
             await count_committed(dsn, result)
         return result
@@ -289,6 +302,12 @@ def _describe(r: RunResult) -> str:
             f"  | 201s {r.ok_total} = committed {r.committed}"
             f" {'OK' if r.committed == r.ok_total else 'MISMATCH'}"
             f", {r.ok_total / max(1, r.transactions or 1):.1f} tickets/commit"
+        )
+    if r.commits and r.commits["batches"]:
+        c = r.commits
+        line += (
+            f"; commit {c['seconds'] / c['batches'] * 1000:.2f} ms mean,"
+            f" {c['max_seconds'] * 1000:.0f} ms max"
         )
     if r.failures:
         line += f"  failures {dict(r.failures)}"

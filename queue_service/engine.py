@@ -156,8 +156,14 @@ class Engine:
         # Recent answers (ANSWER_MEMORY), oldest first; the keys of the whole window.
         self.answers: dict[tuple[str, str], IdempotentAnswer] = {}
         self.answer_keys = AnswerKeys()
-        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[None]]] = {}
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # Keys whose request is decided and not yet committed (or failed), with the
+        # request's hash. Entries are removed by the writer once their batch is settled,
+        # never by the request's task: a cancelled request must not let a retry with its
+        # key decide it a second time while its events are still on the way.
+        self._inflight: dict[tuple[str, str], str] = {}
+        self._pending: list[_Pending] = []  # decided, waiting for the writer
+        self._wake: asyncio.Future[None] | None = None  # the idle writer waits on it
+        self._settled: asyncio.Future[None] | None = None  # resolved after each batch
         self._task: asyncio.Task[None] | None = None
         self._nightly: asyncio.Task[None] | None = None
         self._heap_held = False
@@ -289,6 +295,11 @@ class Engine:
             state.roll_to(today)
         return state
 
+    def check_site(self, site_id: str) -> None:
+        """Raise UnknownSite unless `site_id` is configured (no state is touched)."""
+        if site_id not in self.committed:
+            raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
+
     def ticket_site(self, ticket_id: str) -> SiteState:
         """The committed state of the site holding today's ticket `ticket_id`."""
         for site_id in self.config.sites:
@@ -383,7 +394,7 @@ class Engine:
         except Exception:
             # The events are applied to the working state and later decisions build on
             # them: they must be committed even though this answer could not be made.
-            self._enqueue(numbered, None)
+            self._enqueue(numbered, None).add_done_callback(_consume)
             raise
         answer = None
         if key is not None:
@@ -399,12 +410,11 @@ class Engine:
             )
         future = self._enqueue(numbered, answer)
         if key is not None:
-            self._inflight[key] = (request_hash, future)
-        try:
-            await asyncio.shield(future)
-        finally:
-            if key is not None:
-                self._inflight.pop(key, None)
+            self._inflight[key] = request_hash
+        # Not shielded: if this task is cancelled, the future is cancelled with it, and the
+        # events are committed all the same (the writer holds them, and the key stays in
+        # flight until they are).
+        await future
         return status, response, text
 
     def _working(self, site_id: str) -> SiteState:
@@ -421,8 +431,29 @@ class Engine:
     ) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._idle.clear()
-        self._queue.put_nowait(_Pending(events, answer, future))
+        self._pending.append(_Pending(events, answer, future))
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
         return future
+
+    async def _batch_settled(self) -> None:
+        """Wait until the writer has settled its next batch (committed or failed)."""
+        settled = self._settled
+        if settled is None or settled.done():
+            settled = self._settled = asyncio.get_running_loop().create_future()
+        # Shielded: the future is shared by every waiter; one cancelled must not cancel it.
+        await asyncio.shield(settled)
+
+    def _settle(self, batch: Sequence[_Pending]) -> None:
+        """A batch is committed (its answers are stored) or failed: its keys are no longer
+        in flight, and whoever waits on a batch looks again."""
+        for p in batch:
+            if p.answer is not None:
+                self._inflight.pop((p.answer.site_id, p.answer.key), None)
+        settled, self._settled = self._settled, None
+        if settled is not None and not settled.done():
+            settled.set_result(None)
 
     async def _replayed(self, key: tuple[str, str], request_hash: str) -> IdempotentAnswer | None:
         """The answer already given to this key, or None to decide the request now.
@@ -432,14 +463,14 @@ class Engine:
         looked_up = False
         while True:
             inflight = self._inflight.get(key)
-            if inflight is not None and not inflight[1].done():
-                if inflight[0] != request_hash:
+            if inflight is not None:
+                if inflight != request_hash:
                     raise IdempotencyKeyReused(
                         "this Idempotency-Key was used for a different request", key=key[1]
                     )
-                with contextlib.suppress(StoreUnavailable):
-                    # If the first attempt failed, the request is decided afresh below.
-                    await asyncio.shield(inflight[1])
+                # Wait for the first attempt's batch: committed, its answer is found below;
+                # failed, the request is decided afresh.
+                await self._batch_settled()
                 continue
             answer = self.answers.get(key)
             if answer is None and not looked_up and key in self.answer_keys:
@@ -470,10 +501,12 @@ class Engine:
                     continue
                 self.available = True
                 log.info("database reachable again; accepting commands")
-            first = await self._queue.get()
-            batch = [first]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            while not self._pending:
+                self._wake = asyncio.get_running_loop().create_future()
+                await self._wake
+            self._wake = None
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
             events = [e for p in batch for e in p.events]
             answers = [p.answer for p in batch if p.answer is not None]
             began = time.perf_counter()
@@ -488,6 +521,7 @@ class Engine:
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(failure)
+                self._settle(batch)
                 self._fail_queued(failure)
                 self.working = {}  # every uncommitted decision is void; copies made anew
                 continue
@@ -499,7 +533,8 @@ class Engine:
             for p in batch:
                 if not p.future.done():
                     p.future.set_result(None)
-            if self._queue.empty():
+            self._settle(batch)
+            if not self._pending:
                 self._idle.set()
             await self._prune_stored_answers()  # after the senders have their answers
 
@@ -545,15 +580,12 @@ class Engine:
         self.answer_keys.forget_before(now - IDEMPOTENCY_WINDOW)
 
     def _fail_queued(self, exc: Exception) -> None:
-        while not self._queue.empty():
-            pending = self._queue.get_nowait()
+        queued, self._pending = self._pending, []
+        for pending in queued:
             if not pending.future.done():
                 pending.future.set_exception(exc)
+        self._settle(queued)
         self._idle.set()
-        # Retrieve exceptions nobody awaits any more, so asyncio does not warn about them.
-        for _, future in list(self._inflight.values()):
-            if future.done() and not future.cancelled():
-                future.exception()
 
     async def _reconcile(self) -> None:
         """After a failed commit: adopt whatever the database did commit, then resume."""
@@ -574,6 +606,13 @@ class Engine:
         self._committed_seq = max(self._committed_seq, max_seq)
         self._next_seq = self._committed_seq + 1
         self.working = {}
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    """Done callback of a commit nobody awaits: take its outcome, so that asyncio does
+    not report a failed commit as an exception never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _with_seq(event: Event, seq: int) -> Event:

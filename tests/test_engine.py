@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import secrets
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,6 +13,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
 from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW
 from queue_service.settings import Settings
@@ -65,6 +69,19 @@ async def test_an_answer_out_of_memory_is_fetched_from_the_database(
     assert (SITE, "late-retry") in engine.answer_keys
     again = await issue(client, "late-retry")
     assert (again["id"], again["number"]) == (first["id"], first["number"])
+    # The stored answer is the text that was sent (migration 0005), byte for byte.
+    texts = []
+    for _ in range(2):
+        resp = await client.post(
+            f"/api/v1/sites/{SITE}/tickets",
+            json={"service": "KTP-EL"},
+            headers={**KIOSK, "Idempotency-Key": "sent-as-stored"},
+        )
+        texts.append(await resp.text())
+        clock.advance(ANSWER_MEMORY.total_seconds() + 60)
+        await issue(client, f"prune-{len(texts)}")
+    assert (SITE, "sent-as-stored") not in engine.answers
+    assert texts[0] == texts[1]
     resp = await client.post(
         f"/api/v1/sites/{SITE}/tickets",
         json={"service": "KTP-EL", "priority": "elderly"},
@@ -145,3 +162,57 @@ async def test_the_whole_heap_is_collected_once_a_night_at_three(
     finally:
         await store.close()
         await pool.close()
+
+
+async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_settled(
+    client: TestClient, database_url: str
+) -> None:
+    """A command's task is cancelled while its batch waits on a locked table: its events
+    are still committed, and a retry with its key waits for them and is answered with the
+    same ticket instead of deciding the request a second time."""
+    engine = client.app[ENGINE]
+
+    async def issue_direct(key: str) -> tuple[int, str, Any]:
+        ticket_id = secrets.token_urlsafe(16)
+        return await engine.execute_json(
+            SITE,
+            lambda state, at: commands.issue(state, at, ticket_id=ticket_id, service="KTP-EL"),
+            lambda state, events: (201, {"id": events[0].ticket_id}),
+            idempotency_key=key,
+            request_hash="the same request",
+        )
+
+    await issue(client, "warm-up")
+    blocker = await asyncpg.connect(database_url)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE ticket_events IN ACCESS EXCLUSIVE MODE")
+        first = asyncio.create_task(issue_direct("cancelled"))
+        for _ in range(100):
+            if (SITE, "cancelled") in engine._inflight:
+                break
+            await asyncio.sleep(0.01)
+        assert (SITE, "cancelled") in engine._inflight
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        assert first.cancelled()
+        retry = asyncio.create_task(issue_direct("cancelled"))
+        await asyncio.sleep(0.3)
+        assert not retry.done()  # it waits for the first attempt's batch
+        await tx.rollback()
+        status, text, _ = await asyncio.wait_for(retry, timeout=10)
+    finally:
+        await blocker.close()
+    assert (SITE, "cancelled") not in engine._inflight
+    conn = await asyncpg.connect(database_url)
+    try:
+        issued = await conn.fetch(
+            "SELECT ticket_id FROM ticket_events WHERE type = 'ticket_issued' ORDER BY seq"
+        )
+    finally:
+        await conn.close()
+    assert len(issued) == 2  # the warm-up, and the cancelled command once
+    assert status == 201
+    assert json.loads(text)["id"] == issued[1]["ticket_id"]

@@ -60,3 +60,19 @@ def test_renew_frees_cycles_that_died_while_frozen(clean_heap: None) -> None:
     heap.renew()
     assert alive() is None
     assert gc.get_freeze_count() > 0  # the survivors are frozen again
+
+
+def test_young_collections_run_less_often_while_held_and_as_before_after(
+    clean_heap: None,
+) -> None:
+    before = gc.get_threshold()
+    heap.hold()
+    held = gc.get_threshold()
+    assert held[0] == max(heap.YOUNG_THRESHOLD, before[0])
+    assert held[1:] == before[1:]
+    heap.hold()  # a second holder changes nothing more
+    assert gc.get_threshold() == held
+    heap.release()
+    assert gc.get_threshold() == held
+    heap.release()
+    assert gc.get_threshold() == before

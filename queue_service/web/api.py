@@ -202,7 +202,7 @@ def _ticket_response(
 async def issue_ticket(request: web.Request) -> web.Response:
     site_id = request.match_info["site"]
     engine = request.app[ENGINE]
-    engine.site_state(site_id)
+    engine.check_site(site_id)
     token = require(request, ("kiosk", "manager", "admin"), site=site_id)
     body = await read_json(request, {"service", "priority", "source"})
     service = field_str(body, "service", required=True, max_length=24)
@@ -210,13 +210,13 @@ async def issue_ticket(request: web.Request) -> web.Response:
     source = field_str(body, "source", max_length=24) or "kiosk"
     key, digest = idempotency(request, body)
     ticket_id = secrets.token_urlsafe(16)
-    now = _now(request)
     status, text, response = await engine.execute_json(
         site_id,
         lambda state, at: commands.issue(
             state, at, ticket_id=ticket_id, service=service or "", priority=priority, source=source
         ),
-        lambda state, events: _ticket_response(201, state, events, now),
+        # Shown as of the instant the ticket was issued (its event's time).
+        lambda state, events: _ticket_response(201, state, events, events[0].ts),
         idempotency_key=key,
         request_hash=digest,
     )

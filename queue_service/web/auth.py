@@ -6,6 +6,7 @@ EventSource cannot send headers, so the stream alone also accepts `?access_token
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 
 from aiohttp import web
@@ -13,6 +14,10 @@ from aiohttp import web
 from queue_service.config import Token, hash_token
 from queue_service.web.errors import Forbidden, Unauthorized
 from queue_service.web.keys import TOKENS
+
+# Every request carries its token: the hashes of recent ones are remembered (in this
+# process's memory, which holds the secrets anyway while it reads the headers).
+_hashed = functools.lru_cache(maxsize=1024)(hash_token)
 
 STAFF = ("kiosk", "counter", "manager", "admin")
 # Roles that see ticket ids (the snapshot, the staff stream): a kiosk stands in a public
@@ -33,7 +38,7 @@ def principal(request: web.Request, *, allow_query: bool = False) -> Token | Non
         secret = request.query.get("access_token") or None
     if secret is None:
         return None
-    token = request.app[TOKENS].get(hash_token(secret))
+    token = request.app[TOKENS].get(_hashed(secret))
     if token is None:
         raise Unauthorized("this token is not valid", code="invalid_token")
     return token
