@@ -58,6 +58,8 @@ from bench.common import (
 SITES = 20
 SERVICES = 20
 PER_SERVICE_LIMIT = 990  # ticket numbers run to 999 per service and day
+# The source tree the server processes run from (bench.ab points it at other trees).
+SERVER_ROOT = ROOT
 
 
 @dataclass
@@ -145,9 +147,9 @@ async def start_server(
         argv += ["--profile", profile]
     proc = await asyncio.create_subprocess_exec(
         *argv,
-        cwd=ROOT,
+        cwd=SERVER_ROOT,
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(SERVER_ROOT)},
     )
     assert proc.stdout is not None
     try:
