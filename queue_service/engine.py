@@ -25,6 +25,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
+import orjson
+
 from queue_service import heap
 from queue_service.config import AppConfig
 from queue_service.domain import errors
@@ -390,7 +392,7 @@ class Engine:
             numbered.append(event)
         try:
             status, response = respond(working, numbered)
-            text = json.dumps(response) if encode or key is not None else None
+            text = orjson.dumps(response).decode() if encode or key is not None else None
         except Exception:
             # The events are applied to the working state and later decisions build on
             # them: they must be committed even though this answer could not be made.
