@@ -20,7 +20,11 @@ SURVEY_MODES = ("skm", "quick")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PRIORITY_POLICIES = ("strict", "interleave", "fifo")
 PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")
-ROLES = ("kiosk", "counter", "manager", "admin")
+ROLES = ("kiosk", "counter", "survey", "manager", "admin")
+# Roles bound to counters: "counter" acts at them; "survey" only offers the satisfaction
+# survey of their served visits (the tablet citizens touch: it must be able to do nothing
+# else).
+COUNTER_ROLES = ("counter", "survey")
 OUTCOMES = ("served", "incomplete", "referred")
 DEVICE_KINDS = ("dispenser", "keypad", "printer")
 PARITIES = ("N", "E", "O", "M", "S")
@@ -178,7 +182,7 @@ class Token:
     role: str
     sha256: str = field(repr=False)
     sites: tuple[str, ...] = ()  # empty: every site
-    counters: tuple[str, ...] = ()  # role "counter": the counters it may act on
+    counters: tuple[str, ...] = ()  # COUNTER_ROLES: the counters it is bound to
 
     def allows_site(self, site_id: str) -> bool:
         return not self.sites or site_id in self.sites
@@ -848,17 +852,17 @@ def _parse_tokens(
             if s not in sites:
                 r.problem(f"{key}.sites", f"unknown site {s!r}")
         token_counters = r.strings(raw, "counters", key, required=False)
-        if role == "counter":
+        if role in COUNTER_ROLES:
             if not token_counters:
-                r.problem(f"{key}.counters", "a counter token must name the counters it may use")
+                r.problem(f"{key}.counters", f"a {role} token must name the counters it may use")
             if not token_sites:
                 # Counter ids repeat across halls: a token must say whose counters it means.
-                r.problem(f"{key}.sites", "a counter token must name its site(s)")
+                r.problem(f"{key}.sites", f"a {role} token must name its site(s)")
             scope = [sites[s] for s in token_sites if s in sites] or list(sites.values())
             for c in token_counters:
                 if not any(c in site.counters for site in scope):
                     r.problem(f"{key}.counters", f"unknown counter {c!r}")
         elif token_counters:
-            r.problem(f"{key}.counters", "only a counter token is bound to counters")
+            r.problem(f"{key}.counters", "only counter and survey tokens are bound to counters")
         tokens.append(Token(name, role, digest, tuple(token_sites), tuple(token_counters)))
     return tuple(tokens)

@@ -437,11 +437,27 @@ INVALID = [
         "a counter token must name its site(s)",
     ),
     (
+        "survey-token-without-counters",
+        'role = "counter"\nsha256 = "'
+        + _TOKEN
+        + '"\nsites = ["mpp-test"]\ncounters = ["loket-01"]\n',
+        'role = "survey"\nsha256 = "' + _TOKEN + '"\nsites = ["mpp-test"]\n',
+        "tokens[0].counters",
+        "a survey token must name the counters it may use",
+    ),
+    (
+        "kiosk-token-bound-to-counters",
+        'role = "counter"',
+        'role = "kiosk"',
+        "tokens[0].counters",
+        "only counter and survey tokens are bound to counters",
+    ),
+    (
         "token-unknown-role",
         'role = "counter"',
         'role = "operator"',
         "tokens[0].role",
-        "must be one of kiosk, counter, manager, admin",
+        "must be one of kiosk, counter, survey, manager, admin",
     ),
     (
         "invalid-sha256-short",

@@ -120,6 +120,13 @@ def report_hall() -> AppConfig:
                     "sites": [HALL],
                     "counters": ["c2"],
                 },
+                {
+                    "name": "survey-tablet-c2",
+                    "role": "survey",
+                    "sha256": hash_token("survey-c2"),
+                    "sites": [HALL],
+                    "counters": ["c2"],
+                },
             ],
         }
     )

@@ -260,7 +260,7 @@ async def test_the_counter_tablet_offers_the_counters_last_served_ticket(
 ) -> None:
     day = await play_day(hall_client, clock)
     clock.set(T0 + timedelta(seconds=1560))
-    c2 = auth("report-c2")
+    c2 = auth("survey-c2")  # the tablet's own role, "survey", bound to c2
     url = f"{BASE}/surveys/pending"
     pending = await (await hall_client.get(url, params={"counter": "c2"}, headers=c2)).json()
     assert pending["ticket"]["id"] == day.tickets["T4"] and pending["ticket"]["number"] == "A003"
@@ -277,6 +277,31 @@ async def test_the_counter_tablet_offers_the_counters_last_served_ticket(
     assert other.status == 403 and (await other.json())["code"] == "counter_not_allowed"
     unknown = await hall_client.get(url, params={"counter": "c9"}, headers=c2)
     assert unknown.status == 404 and (await unknown.json())["code"] == "unknown_counter"
+    # The counter's own token works too.
+    own = await hall_client.get(url, params={"counter": "c2"}, headers=auth("report-c2"))
+    assert own.status == 200
+
+
+async def test_a_survey_token_can_do_nothing_but_offer_its_counters_surveys(
+    hall_client: TestClient, clock: ManualClock
+) -> None:
+    """The tablet citizens touch holds a "survey" token: no counter action, no ticket,
+    snapshot or report (the stream and the display are public anyway)."""
+    await play_day(hall_client, clock)
+    tablet = auth("survey-c2")
+    refused = [
+        await hall_client.post(f"{BASE}/counters/c2/call-next", json={}, headers=tablet),
+        await hall_client.post(f"{BASE}/counters/c2/open", json={}, headers=tablet),
+        await hall_client.post(f"{BASE}/tickets", json={"service": "S1"}, headers=tablet),
+        await hall_client.get(f"{BASE}/snapshot", headers=tablet),
+        await hall_client.get(f"{BASE}/report", headers=tablet),
+        await hall_client.get(f"{BASE}/ikm", headers=tablet),
+    ]
+    for resp in refused:
+        assert resp.status == 403, (resp.method, resp.url)
+        assert (await resp.json())["code"] == "role_not_allowed"
+    pending = await hall_client.get(f"{BASE}/surveys/pending?counter=c2", headers=tablet)
+    assert pending.status == 200
 
 
 def quick_hall() -> AppConfig:

@@ -2,9 +2,10 @@
 // served visit, the tablet offers that ticket's satisfaction survey; after an answer (or a
 // skip) it waits for the next one.
 //
-// URL: survey.html?site=<site>&counter=<counter id>&token=<counter token>. The token is a
-// counter's, on a device citizens touch: it is kept in sessionStorage (gone with the browser
-// session, as on the counter page) and taken out of the address bar. It
+// URL: survey.html?site=<site>&counter=<counter id>&token=<survey token>. A survey token
+// (role "survey", bound to the counter) can do nothing but read that counter's last served
+// visit, so a device citizens touch holds no power over the queue. It is kept in
+// sessionStorage (gone with the browser session) and taken out of the address bar. It
 // asks the server every few seconds which served ticket of this counter (last 15 minutes)
 // has no survey yet; the ticket id it gets is used only to post that one survey.
 
@@ -21,14 +22,14 @@ const TEXT = {
     idleText: "Setelah Anda selesai dilayani, silakan nilai pelayanan kami di layar ini.",
     ticket: "Nomor antrian",
     skip: "Lewati",
-    setup: "Tablet survei belum disiapkan: buka dengan ?site=…&counter=…&token=… (token loket).",
+    setup: "Tablet survei belum disiapkan: buka dengan ?site=…&counter=…&token=… (token survei).",
   },
   en: {
     idle: "Thank you for your visit",
     idleText: "Once you have been served, please rate our service on this screen.",
     ticket: "Ticket number",
     skip: "Skip",
-    setup: "The survey tablet is not set up: open it with ?site=…&counter=…&token=… (counter token).",
+    setup: "The survey tablet is not set up: open it with ?site=…&counter=…&token=… (survey token).",
   },
 };
 const tt = (key) => (TEXT[lang()] || TEXT.id)[key];

@@ -11,7 +11,7 @@ from collections.abc import Collection
 
 from aiohttp import web
 
-from queue_service.config import Token, hash_token
+from queue_service.config import COUNTER_ROLES, Token, hash_token
 from queue_service.web.errors import Forbidden, Unauthorized
 from queue_service.web.keys import TOKENS
 
@@ -63,7 +63,7 @@ def require(
         )
     if site is not None and not token.allows_site(site):
         raise Forbidden(f"this token is not valid for site {site!r}", code="site_not_allowed")
-    if counter is not None and token.role == "counter" and counter not in token.counters:
+    if counter is not None and token.role in COUNTER_ROLES and counter not in token.counters:
         raise Forbidden(
             f"this token may not act on counter {counter!r}", code="counter_not_allowed"
         )

@@ -21,7 +21,7 @@ API_VERSION = "0.1.0"
 PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")  # config.PRIORITY_KINDS
 OUTCOMES = ("served", "incomplete", "referred")  # config.OUTCOMES
 SOURCES = ("kiosk", "reception", "dispenser", "api", "online")  # domain.commands.SOURCES
-ROLES = ("kiosk", "counter", "manager", "admin")  # config.ROLES
+ROLES = ("kiosk", "counter", "survey", "manager", "admin")  # config.ROLES
 TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "cancelled")
 TICKET_OUTCOMES = (*OUTCOMES, "no_show", "cancelled")
 COUNTER_STATES = ("closed", "open", "paused")
@@ -1908,8 +1908,9 @@ def _survey_paths() -> dict[str, Any]:
                 "The counter's last served ticket, for its survey tablet",
                 "The most recent visit the counter served in the last 15 minutes that has not "
                 "been rated, or `ticket: null`. For the tablet facing the citizen at the "
-                "counter, which then posts to `/api/v1/tickets/{ticket}/survey`. Roles counter "
-                "(its own counters), manager, admin.",
+                "counter, which then posts to `/api/v1/tickets/{ticket}/survey`. Roles survey "
+                "(a token for the tablet: its own counters, and nothing else), counter (its own "
+                "counters), manager, admin.",
                 {
                     "200": _ok("The pending survey.", _ref("PendingSurvey")),
                     **_errors(
@@ -1928,7 +1929,7 @@ def _survey_paths() -> dict[str, Any]:
                         "required": True,
                     },
                 ],
-                roles=("counter", "manager", "admin"),
+                roles=("survey", "counter", "manager", "admin"),
             )
         },
         "/api/v1/tickets/{ticket}/survey": {

@@ -390,7 +390,7 @@ async def pending_survey(request: web.Request) -> web.Response:
         raise errors.UnknownCounter(
             f"counter {counter_id!r} does not exist at {site.id!r}", counter=counter_id
         )
-    require(request, ("counter", "manager", "admin"), site=site.id, counter=counter_id)
+    require(request, ("counter", "survey", "manager", "admin"), site=site.id, counter=counter_id)
     now = request.app[CLOCK].now()
     rows = await surveys.pending_for_counter(
         request.app[STORE].pool, site.id, site.service_day(now), counter_id, now - TABLET_WINDOW

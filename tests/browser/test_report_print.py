@@ -212,7 +212,7 @@ async def test_the_counter_tablet_offers_the_last_served_ticket_and_the_board_do
         browser,
         console,
         "survey-tablet",
-        hall_server.url("/ui/survey.html?site=hall&counter=c2&token=report-c2"),
+        hall_server.url("/ui/survey.html?site=hall&counter=c2&token=survey-c2"),
         width=1024,
         height=1366,
     )
