@@ -478,6 +478,55 @@ async def test_key_resent_after_a_dropped_link_acts_once_and_is_answered_alike(
     assert counters["c1"]["ticket"]["number"] == "Q002" and counters["c1"]["served_today"] == 1
 
 
+@pytest.mark.parametrize("kind", ["pty", "tcp"])
+async def test_key_resent_to_a_restarted_service_is_answered_from_the_stored_press(
+    kind: str, start_app: Start, tmp_path: Path, sims: list[Any]
+) -> None:
+    """The answer to "call next" is lost, and the service restarts before the keypad
+    re-sends the press: the new process (no press memory) answers it from the press's
+    stored idempotency answer, and the counter does not call a second ticket."""
+    port = await make_port(kind, tmp_path)
+    bus = SimKeypadBus(port, [1], heartbeat=0.2, resend=0.1, first_seq=41)
+    await bus.start()
+    sims.append(bus)
+    config = hall(
+        [
+            {
+                "id": "keypads",
+                "kind": "keypad",
+                "url": port.url,
+                "addresses": {"1": "c1"},
+                "silence_timeout": 5,
+                **FAST,
+            }
+        ]
+    )
+    client = await start_app(config)
+    device = runner(client, "keypads")
+    await eventually(lambda: device.health.state == "up")
+    assert await bus.press_and_wait(1, "O") == ("D", "")  # seq 41
+    for _ in range(2):
+        resp = await client.post("/api/v1/sites/hall/tickets", json={"service": "Q"}, headers=KIOSK)
+        assert resp.status == 201
+    bus.ignore_answers = True
+    assert bus.press(1, "N") == 42
+    await eventually(lambda: len(bus.displays[1].lost) >= 1, what="first answer sent")
+    assert bus.displays[1].lost[0] == ("D", "N", 42, "Q001")
+    await client.close()  # the service stops; the keypad keeps re-sending press 42
+
+    bus.ignore_answers = False
+    client = await start_app(config)
+    device = runner(client, "keypads")
+    assert isinstance(device, KeypadRunner) and len(device.memory) == 0
+    assert await bus.wait_answer(1, 42) == ("D", "Q001")
+    snap = await snapshot(client)
+    counters = {c["id"]: c for c in snap["counters"]}
+    assert counters["c1"]["ticket"]["number"] == "Q001"
+    assert numbers(snap) == ["Q002"]  # still waiting: called once, not twice
+    assert await bus.press_and_wait(1, "F") == ("D", "Q001")  # seq 43 acts
+    assert await bus.press_and_wait(1, "N") == ("D", "Q002")
+
+
 # -- the printer and the kiosk ------------------------------------------------------------
 
 

@@ -11,7 +11,11 @@ The keypad re-sends a press it got no answer for (the link dropped) with the sam
 in the manner of the dispensers' tickets. The service remembers, per address, the last
 press it acted on and the answer it gave (`PressMemory`): a press with that same key and
 `seq` is answered again with the same bytes and not acted on again. Only equality with the
-last press counts, so wrapping from 9999 to 0 needs nothing special. Keys are not held
+last press counts, so wrapping from 9999 to 0 needs nothing special. A press that acts is
+committed together with its answer (an idempotency answer under a key unique to that
+press): after a restart the service looks up each address's last acted press there before
+its first new one, so a re-send that reaches the new process is not acted on twice either.
+Keys are not held
 while the database is down: the officer sees E07 and presses again (a new `seq`), rather
 than a call happening minutes later.
 """
@@ -128,6 +132,9 @@ class PressMemory:
 
     def remember(self, press: KeyPress, answer: bytes) -> None:
         self._last[press.address] = Answered(press.key, press.seq, answer)
+
+    def knows(self, address: int) -> bool:
+        return address in self._last
 
     def __len__(self) -> int:
         return len(self._last)

@@ -13,6 +13,7 @@ import abc
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import random
 import secrets
@@ -33,7 +34,7 @@ from queue_service.devices.link import Link, LinkError, SerialLink
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
-from queue_service.engine import Engine
+from queue_service.engine import IDEMPOTENCY_WINDOW, Engine
 from queue_service.store.event_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -430,8 +431,10 @@ class KeypadRunner(FramedRunner):
         self.keys_done = 0
         self.keys_refused = 0
         self.keys_repeated = 0  # re-sent presses answered again without acting
-        # Across reconnections (the runner outlives its links), not across a restart.
+        # Across reconnections (the runner outlives its links); across a restart it is
+        # filled from the database, per address before its first press (`_recall`).
         self.memory = keypad.PressMemory()
+        self._recalled: set[int] = set()
 
     async def handle(self, frame: Frame) -> bool:
         press = keypad.decode_key(frame)
@@ -440,6 +443,8 @@ class KeypadRunner(FramedRunner):
             if keypad.is_key_frame(frame):
                 await self.send(keypad.malformed(frame))
             return False
+        if press.address not in self._recalled:
+            await self._recall(press.address)
         answer = self.memory.repeat(press)
         if answer is None:
             answer = await self._act(press)
@@ -457,6 +462,38 @@ class KeypadRunner(FramedRunner):
         await self.send(answer)
         return True
 
+    def _key_prefix(self, address: int) -> str:
+        # Device ids are [a-z0-9_-]: the prefix of one device never starts another's.
+        return f"keypad:{self.device.id}:{address}:"
+
+    async def _recall(self, address: int) -> None:
+        """The last press this address acted on before this process started, from its
+        stored answer (looked up once per address; if the database cannot say, the press
+        acts, as it would have before)."""
+        self._recalled.add(address)
+        if self.memory.knows(address):
+            return
+        since = self.engine.clock.now() - IDEMPOTENCY_WINDOW
+        try:
+            async with asyncio.timeout(KEY_TIMEOUT):
+                stored = await self.engine.store.latest_answer(
+                    self.site.id, self._key_prefix(address), since
+                )
+        except (StoreUnavailable, TimeoutError):
+            log.warning(
+                "device %s/%s: last press of address %d not known",
+                self.site.id,
+                self.device.id,
+                address,
+            )
+            return
+        if stored is None:
+            return
+        key, seq, _nonce = stored.key.removeprefix(self._key_prefix(address)).split(":")
+        number = json.loads(stored.response).get("number")
+        press = keypad.KeyPress(address, key, int(seq))
+        self.memory.remember(press, keypad.display(address, key, int(seq), number))
+
     async def _act(self, press: keypad.KeyPress) -> bytes:
         """Carry out a new press; the frame that answers it."""
         counter_id = self.device.addresses.get(press.address)
@@ -466,12 +503,16 @@ class KeypadRunner(FramedRunner):
         action = press.action
         if action is None:
             return self._refusal(press, "unknown_key")
+        # Committed with its answer under a key of this press alone (never matched by a
+        # later press: keypads may repeat a seq after a power cycle), for `_recall`.
+        key = f"{self._key_prefix(press.address)}{press.key}:{press.seq}:{secrets.token_hex(4)}"
         try:
             async with asyncio.timeout(KEY_TIMEOUT):
                 _, body = await self.engine.execute(
                     self.site.id,
                     partial(_KEYPAD_COMMANDS[action], counter_id=counter_id),
                     _keypad_answer,
+                    idempotency_key=key,
                 )
         except (StoreUnavailable, TimeoutError):
             return self._refusal(press, "database_unavailable")

@@ -353,6 +353,24 @@ class EventStore:
                 )
         return None if row is None else IdempotentAnswer(*row)
 
+    async def latest_answer(
+        self, site_id: str, key_prefix: str, since: datetime
+    ) -> IdempotentAnswer | None:
+        """The most recent answer (by its last event) among the keys that start with
+        `key_prefix`, created since `since`: a device's last acted press, say."""
+        with database_errors():
+            async with self.pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "SELECT site_id, key, request_hash, status, response, last_seq,"
+                    " created_at FROM idempotency_keys"
+                    " WHERE site_id = $1 AND created_at >= $2 AND starts_with(key, $3)"
+                    " ORDER BY last_seq DESC LIMIT 1",
+                    site_id,
+                    since,
+                    key_prefix,
+                )
+        return None if row is None else IdempotentAnswer(*row)
+
     async def answer_keys(self, since: datetime, bucket_seconds: int) -> dict[int, list[str]]:
         """The keys (not the answers) stored since `since`, as "site_id<US>key" strings by
         time bucket (`created_at` in seconds // bucket_seconds).
