@@ -6,6 +6,7 @@ problems are collected before failing so an operator fixes the file in one pass.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import tomllib
@@ -131,6 +132,13 @@ class DeviceConfig:
         return self.url.startswith(("socket://", "rfc2217://"))
 
 
+@functools.lru_cache(maxsize=256)
+def _local(now: datetime, timezone: ZoneInfo) -> datetime:
+    # One command asks for the local time of the same instant several times (opening
+    # hours, cut-off, service day, breaks): a pure function of its arguments, remembered.
+    return now.astimezone(timezone)
+
+
 @dataclass(frozen=True, slots=True)
 class Site:
     id: str
@@ -151,10 +159,10 @@ class Site:
 
     def service_day(self, now: datetime) -> date:
         """The service day a UTC instant belongs to, in the site's own timezone."""
-        return now.astimezone(self.timezone).date()
+        return _local(now, self.timezone).date()
 
     def local(self, now: datetime) -> datetime:
-        return now.astimezone(self.timezone)
+        return _local(now, self.timezone)
 
     def opening(self, now: datetime) -> tuple[time, time] | None:
         return self.hours.get(WEEKDAYS[self.local(now).weekday()])

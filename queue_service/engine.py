@@ -383,13 +383,13 @@ class Engine:
             now = working.last_ts or datetime.combine(
                 working.day, day_time(), tzinfo=working.site.timezone
             ).astimezone(UTC)
-        events = decide(working, now)
-        numbered = []
-        for event in events:
-            event = _with_seq(event, self._next_seq)
+        numbered = decide(working, now)
+        for event in numbered:
+            # Numbered in place: the events were made just now by `decide` and nobody else
+            # holds them yet (an Event is treated as immutable from here on).
+            event.seq = self._next_seq
             self._next_seq += 1
             working.apply(event)
-            numbered.append(event)
         try:
             status, response = respond(working, numbered)
             text = orjson.dumps(response).decode() if encode or key is not None else None
@@ -615,18 +615,3 @@ def _consume(future: asyncio.Future[None]) -> None:
     not report a failed commit as an exception never retrieved."""
     if not future.cancelled():
         future.exception()
-
-
-def _with_seq(event: Event, seq: int) -> Event:
-    return Event(
-        event.type,
-        event.site,
-        event.ts,
-        event.day,
-        event.ticket_id,
-        event.counter_id,
-        event.service,
-        event.segment,
-        event.data,
-        seq,
-    )
