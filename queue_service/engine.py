@@ -231,6 +231,7 @@ class Engine:
         )
         self.available = True
         self._task = asyncio.create_task(self._writer(), name="engine-writer")
+        self._task.add_done_callback(self._writer_ended)
         self._nightly = asyncio.create_task(self._renew_heap_nightly(), name="engine-heap")
         self.ready = True
 
@@ -241,6 +242,7 @@ class Engine:
             if self.available:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), timeout=5)
+            self.available = False  # from here on, commands are refused at once
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -254,6 +256,18 @@ class Engine:
             heap.release()
             self._heap_held = False
         self._fail_queued(StoreUnavailable("service is shutting down"))
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        """The writer ends only when stopped; if a bug ends it, say so loudly and refuse
+        commands (they could never be committed), instead of letting them hang."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.critical("the engine's writer stopped: %r", exc, exc_info=exc)
+            self.available = False
+            self.ready = False
+            self._fail_queued(StoreUnavailable("the engine's writer stopped"))
 
     async def _renew_heap_nightly(self) -> None:
         """Once a night (HEAP_RENEW_AT in the first site's timezone), collect the whole
@@ -514,28 +528,39 @@ class Engine:
             began = time.perf_counter()
             try:
                 await self.store.append(events, answers)
+            except asyncio.CancelledError:
+                # Stopped while the batch was being written (the database did not answer
+                # within stop()'s wait): its senders learn that nothing is acknowledged, and
+                # its keys leave the in-flight set (a restarted service finds the commit if
+                # it landed).
+                self._fail(batch, StoreUnavailable("service is shutting down"))
+                raise
             except Exception as exc:
                 failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
                 log.error("commit of %d events failed: %s", len(events), exc)
                 self.stats.commit_failures += 1
                 self.available = False
                 self._write_failed_at = time.monotonic()
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(failure)
-                self._settle(batch)
+                self._fail(batch, failure)
                 self._fail_queued(failure)
                 self.working = {}  # every uncommitted decision is void; copies made anew
                 continue
             elapsed = time.perf_counter() - began
             self._write_failed_at = None
+            try:
+                self._commit_applied(events, answers)
+            finally:
+                # The batch is committed: its senders are answered even if applying it to
+                # the read state failed (a bug, logged by the writer's done callback).
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_result(None)
+                self._settle(batch)
             for observe in self.commit_observers:
-                observe(elapsed, len(events))
-            self._commit_applied(events, answers)
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_result(None)
-            self._settle(batch)
+                try:
+                    observe(elapsed, len(events))
+                except Exception:
+                    log.exception("commit observer failed")
             if not self._pending:
                 self._idle.set()
             await self._prune_stored_answers()  # after the senders have their answers
@@ -581,12 +606,15 @@ class Engine:
             del self.answers[key]
         self.answer_keys.forget_before(now - IDEMPOTENCY_WINDOW)
 
+    def _fail(self, batch: Sequence[_Pending], exc: Exception) -> None:
+        for p in batch:
+            if not p.future.done():
+                p.future.set_exception(exc)
+        self._settle(batch)
+
     def _fail_queued(self, exc: Exception) -> None:
         queued, self._pending = self._pending, []
-        for pending in queued:
-            if not pending.future.done():
-                pending.future.set_exception(exc)
-        self._settle(queued)
+        self._fail(queued, exc)
         self._idle.set()
 
     async def _reconcile(self) -> None:

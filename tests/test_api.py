@@ -320,3 +320,12 @@ async def test_text_postgres_cannot_store_is_refused_in_any_json_encoding(
         assert (await resp.json())["code"] == "invalid_json"
     ok = await act(client, "loket-01", "pause", {"reason": "istirahat"})
     assert ok["counter"]["state"] == "paused"
+
+
+async def test_the_services_own_device_keys_are_refused_from_clients(client: TestClient) -> None:
+    for key in ("device:disp-1:42", "keypad:keypads:1:N:42:0a1b2c3d"):
+        resp = await client.post(
+            f"{BASE}/tickets", json={"service": "KTP-EL"}, headers={**KIOSK, "Idempotency-Key": key}
+        )
+        assert resp.status == 400
+        assert (await resp.json())["code"] == "invalid_idempotency_key"

@@ -11,11 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
-from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW
+from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
@@ -216,3 +217,55 @@ async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_se
     assert len(issued) == 2  # the warm-up, and the cancelled command once
     assert status == 201
     assert json.loads(text)["id"] == issued[1]["ticket_id"]
+
+
+async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its_keys(
+    config: Any, clock: ManualClock, database_url: str
+) -> None:
+    """stop() waits a few seconds for the batch being written, then cancels the writer:
+    the batch's sender and a retry waiting on its key are told the database is
+    unavailable (nothing acknowledged) instead of waiting forever, and later commands are
+    refused at once."""
+    from queue_service.store.db import create_pool
+    from queue_service.store.event_store import EventStore, StoreUnavailable
+    from queue_service.store.migrate import migrate
+
+    pool = await create_pool(database_url)
+    store = EventStore(pool, database_url, commit_timeout=30)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    engine = Engine(config, store, clock)
+    await engine.start()
+
+    def issue_direct(key: str) -> Any:
+        ticket_id = secrets.token_urlsafe(16)
+        return engine.execute_json(
+            SITE,
+            lambda state, at: commands.issue(state, at, ticket_id=ticket_id, service="KTP-EL"),
+            lambda state, events: (201, {"id": events[0].ticket_id}),
+            idempotency_key=key,
+            request_hash="the same request",
+        )
+
+    blocker = await asyncpg.connect(database_url)
+    try:
+        await issue_direct("warm-up")
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE ticket_events IN ACCESS EXCLUSIVE MODE")
+        first = asyncio.create_task(issue_direct("stuck"))
+        await asyncio.sleep(0.3)
+        retry = asyncio.create_task(issue_direct("stuck"))
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(engine.stop(), timeout=15)
+        for task in (first, retry):
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(task, timeout=2)
+        assert engine._inflight == {}
+        with pytest.raises(StoreUnavailable):
+            await issue_direct("after-stop")
+        await tx.rollback()
+    finally:
+        await blocker.close()
+        await store.close()
+        await pool.close()

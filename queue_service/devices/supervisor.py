@@ -16,13 +16,14 @@ import hashlib
 import json
 import logging
 import random
+import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -34,7 +35,7 @@ from queue_service.devices.link import Link, LinkError, SerialLink
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
-from queue_service.engine import IDEMPOTENCY_WINDOW, Engine
+from queue_service.engine import Engine
 from queue_service.store.event_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -423,6 +424,12 @@ _KEYPAD_COMMANDS: dict[str, Callable[..., list[Event]]] = {
 }
 
 
+# How far back a restarted service looks for a keypad address's last acted press.
+RECALL_WINDOW = timedelta(minutes=15)
+# The part of a keypad press's answer key after "keypad:<device>:<address>:".
+_PRESS_KEY = re.compile(r"(?P<key>[A-Z]):(?P<seq>\d{1,4}):[0-9a-f]{8}")
+
+
 class KeypadRunner(FramedRunner):
     kind = "keypad"
 
@@ -467,13 +474,15 @@ class KeypadRunner(FramedRunner):
         return f"keypad:{self.device.id}:{address}:"
 
     async def _recall(self, address: int) -> None:
-        """The last press this address acted on before this process started, from its
-        stored answer (looked up once per address; if the database cannot say, the press
-        acts, as it would have before)."""
-        self._recalled.add(address)
+        """The last press this address acted on shortly before this process started, from
+        its stored answer (looked up until the database has answered once; when it cannot,
+        the press acts, as a new one). Only the last RECALL_WINDOW counts: a keypad
+        re-sends an unanswered press every second or so, and an older press is more likely
+        an unrelated one that a power-cycled keypad numbered alike."""
         if self.memory.knows(address):
+            self._recalled.add(address)
             return
-        since = self.engine.clock.now() - IDEMPOTENCY_WINDOW
+        since = self.engine.clock.now() - RECALL_WINDOW
         try:
             async with asyncio.timeout(KEY_TIMEOUT):
                 stored = await self.engine.store.latest_answer(
@@ -487,12 +496,26 @@ class KeypadRunner(FramedRunner):
                 address,
             )
             return
+        self._recalled.add(address)
         if stored is None:
             return
-        key, seq, _nonce = stored.key.removeprefix(self._key_prefix(address)).split(":")
-        number = json.loads(stored.response).get("number")
-        press = keypad.KeyPress(address, key, int(seq))
-        self.memory.remember(press, keypad.display(address, key, int(seq), number))
+        found = _PRESS_KEY.fullmatch(stored.key.removeprefix(self._key_prefix(address)))
+        try:
+            number = json.loads(stored.response)["number"]
+        except (ValueError, TypeError, KeyError):
+            number = None
+        if found is None or not (number is None or isinstance(number, str)):
+            log.warning(
+                "device %s/%s: stored press %r not understood; not recalled",
+                self.site.id,
+                self.device.id,
+                stored.key,
+            )
+            return
+        key, seq = found["key"], int(found["seq"])
+        self.memory.remember(
+            keypad.KeyPress(address, key, seq), keypad.display(address, key, seq, number)
+        )
 
     async def _act(self, press: keypad.KeyPress) -> bytes:
         """Carry out a new press; the frame that answers it."""

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_KEY_LENGTH = 128
+# Keys the service gives its own devices' commands (supervisor.py): a client may not use
+# them, or it could stand in for a dispenser's ticket or a keypad's press.
+RESERVED_KEY_PREFIXES = ("device:", "keypad:")
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -117,6 +120,13 @@ def idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str | None,
         )
     if key is None:
         return None, ""  # nothing to compare a retry with
+    if key.startswith(RESERVED_KEY_PREFIXES):
+        raise Malformed(
+            "Idempotency-Keys starting with "
+            + " or ".join(repr(p) for p in RESERVED_KEY_PREFIXES)
+            + " are the service's own (devices)",
+            code="invalid_idempotency_key",
+        )
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
     return key, digest

@@ -56,7 +56,8 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
     (
         "invalid_idempotency_key",
         400,
-        f"The Idempotency-Key header is not 1 to {MAX_IDEMPOTENCY_KEY} printable characters.",
+        f"The Idempotency-Key header is not 1 to {MAX_IDEMPOTENCY_KEY} printable characters, "
+        "or starts with `device:` or `keypad:` (the service's own keys for its devices).",
     ),
     ("invalid_last_event_id", 400, "Last-Event-ID is not a non-negative integer."),
     (
