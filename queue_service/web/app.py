@@ -21,7 +21,17 @@ from queue_service.store.event_store import EventStore
 from queue_service.store.migrate import migrate
 from queue_service.web import api, metrics, pages, reports_api
 from queue_service.web.errors import error_middleware
-from queue_service.web.keys import CLOCK, CONFIG, ENGINE, EXPOSITION, HUB, SETTINGS, STORE, TOKENS
+from queue_service.web.keys import (
+    CLOCK,
+    CONFIG,
+    ENGINE,
+    EXPOSITION,
+    HUB,
+    KNOWN_SECRETS,
+    SETTINGS,
+    STORE,
+    TOKENS,
+)
 from queue_service.web.security import LIMITER, RateLimiter, install_security_headers
 from queue_service.web.stream import StreamHub
 
@@ -111,6 +121,7 @@ def create_app(
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     app[TOKENS] = config.token_by_hash()
+    app[KNOWN_SECRETS] = {}
     app[HUB] = StreamHub()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)

@@ -1,23 +1,19 @@
-"""Bearer-token access: roles kiosk, counter (bound to counters), manager, admin.
+"""Bearer-token access: roles kiosk, counter and survey (bound to counters), manager, admin.
 
-Tokens are configured as SHA-256 hashes; a request's token is hashed and looked up.
+Tokens are configured as SHA-256 hashes; a request's token is hashed and looked up (a
+secret found valid once is remembered, per app, so later requests skip the hashing).
 EventSource cannot send headers, so the stream alone also accepts `?access_token=`.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection
 
 from aiohttp import web
 
 from queue_service.config import COUNTER_ROLES, Token, hash_token
 from queue_service.web.errors import Forbidden, Unauthorized
-from queue_service.web.keys import TOKENS
-
-# Every request carries its token: the hashes of recent ones are remembered (in this
-# process's memory, which holds the secrets anyway while it reads the headers).
-_hashed = functools.lru_cache(maxsize=1024)(hash_token)
+from queue_service.web.keys import KNOWN_SECRETS, TOKENS
 
 STAFF = ("kiosk", "counter", "manager", "admin")
 # Roles that see ticket ids (the snapshot, the staff stream): a kiosk stands in a public
@@ -38,9 +34,13 @@ def principal(request: web.Request, *, allow_query: bool = False) -> Token | Non
         secret = request.query.get("access_token") or None
     if secret is None:
         return None
-    token = request.app[TOKENS].get(_hashed(secret))
+    known = request.app[KNOWN_SECRETS]
+    token = known.get(secret)
     if token is None:
-        raise Unauthorized("this token is not valid", code="invalid_token")
+        token = request.app[TOKENS].get(hash_token(secret))
+        if token is None:
+            raise Unauthorized("this token is not valid", code="invalid_token")
+        known[secret] = token
     return token
 
 

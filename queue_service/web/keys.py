@@ -19,4 +19,7 @@ STORE = web.AppKey("store", EventStore)
 ENGINE = web.AppKey("engine", Engine)
 HUB = web.AppKey("hub", StreamHub)
 TOKENS = web.AppKey("tokens", dict[str, Token])
+# Secrets already found valid, by their plain text: at most one entry per configured token
+# (invalid ones are never kept), so every request of a known token skips the hashing.
+KNOWN_SECRETS = web.AppKey("known_secrets", dict[str, Token])
 EXPOSITION = web.AppKey("exposition", Exposition)
