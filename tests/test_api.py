@@ -329,3 +329,16 @@ async def test_the_services_own_device_keys_are_refused_from_clients(client: Tes
         )
         assert resp.status == 400
         assert (await resp.json())["code"] == "invalid_idempotency_key"
+
+
+async def test_only_secrets_found_valid_are_remembered(client: TestClient) -> None:
+    from queue_service.web.keys import KNOWN_SECRETS
+
+    for n in range(5):
+        resp = await client.post(
+            f"{BASE}/tickets", json={"service": "KTP-EL"}, headers=auth(f"wrong-{n}")
+        )
+        assert resp.status == 401
+    await issue(client)
+    await issue(client)
+    assert set(client.app[KNOWN_SECRETS]) == {"demo-kiosk"}
