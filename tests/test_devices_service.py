@@ -413,12 +413,11 @@ async def test_keypads_act_through_the_counter_rules_and_answer_each_key(
     assert counters["c2"]["ticket"]["number"] == "Q002"
 
 
-@pytest.mark.parametrize("kind", ["pty", "tcp"])
-async def test_key_resent_after_a_dropped_link_acts_once_and_is_answered_alike(
-    kind: str, start_app: Start, tmp_path: Path, sims: list[Any]
-) -> None:
-    port = await make_port(kind, tmp_path)
-    bus = SimKeypadBus(port, [1], heartbeat=0.2, resend=0.1, first_seq=9998)
+async def one_keypad_at_c1(
+    port: SimPort, sims: list[Any], start_app: Start, *, first_seq: int
+) -> tuple[SimKeypadBus, AppConfig, TestClient]:
+    """A simulated keypad at address 1 of `port`, bound to counter c1; the service started."""
+    bus = SimKeypadBus(port, [1], heartbeat=0.2, resend=0.1, first_seq=first_seq)
     await bus.start()
     sims.append(bus)
     config = hall(
@@ -433,7 +432,15 @@ async def test_key_resent_after_a_dropped_link_acts_once_and_is_answered_alike(
             }
         ]
     )
-    client = await start_app(config)
+    return bus, config, await start_app(config)
+
+
+@pytest.mark.parametrize("kind", ["pty", "tcp"])
+async def test_key_resent_after_a_dropped_link_acts_once_and_is_answered_alike(
+    kind: str, start_app: Start, tmp_path: Path, sims: list[Any]
+) -> None:
+    port = await make_port(kind, tmp_path)
+    bus, _, client = await one_keypad_at_c1(port, sims, start_app, first_seq=9998)
     device = runner(client, "keypads")
     assert isinstance(device, KeypadRunner)
     await eventually(lambda: device.health.state == "up")
@@ -486,22 +493,7 @@ async def test_key_resent_to_a_restarted_service_is_answered_from_the_stored_pre
     re-sends the press: the new process (no press memory) answers it from the press's
     stored idempotency answer, and the counter does not call a second ticket."""
     port = await make_port(kind, tmp_path)
-    bus = SimKeypadBus(port, [1], heartbeat=0.2, resend=0.1, first_seq=41)
-    await bus.start()
-    sims.append(bus)
-    config = hall(
-        [
-            {
-                "id": "keypads",
-                "kind": "keypad",
-                "url": port.url,
-                "addresses": {"1": "c1"},
-                "silence_timeout": 5,
-                **FAST,
-            }
-        ]
-    )
-    client = await start_app(config)
+    bus, config, client = await one_keypad_at_c1(port, sims, start_app, first_seq=41)
     device = runner(client, "keypads")
     await eventually(lambda: device.health.state == "up")
     assert await bus.press_and_wait(1, "O") == ("D", "")  # seq 41

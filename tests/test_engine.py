@@ -33,6 +33,18 @@ async def issue(client: TestClient, key: str) -> dict[str, str]:
     return await resp.json()  # type: ignore[no-any-return]
 
 
+async def issue_direct(engine: Engine, key: str) -> tuple[int, str, Any]:
+    """Issue through the engine itself (no HTTP), with an Idempotency-Key."""
+    ticket_id = secrets.token_urlsafe(16)
+    return await engine.execute_json(
+        SITE,
+        lambda state, at: commands.issue(state, at, ticket_id=ticket_id, service="KTP-EL"),
+        lambda state, events: (201, {"id": events[0].ticket_id}),
+        idempotency_key=key,
+        request_hash="the same request",
+    )
+
+
 async def test_answers_are_forgotten_after_the_window(
     client: TestClient, clock: ManualClock, database_url: str
 ) -> None:
@@ -173,23 +185,13 @@ async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_se
     same ticket instead of deciding the request a second time."""
     engine = client.app[ENGINE]
 
-    async def issue_direct(key: str) -> tuple[int, str, Any]:
-        ticket_id = secrets.token_urlsafe(16)
-        return await engine.execute_json(
-            SITE,
-            lambda state, at: commands.issue(state, at, ticket_id=ticket_id, service="KTP-EL"),
-            lambda state, events: (201, {"id": events[0].ticket_id}),
-            idempotency_key=key,
-            request_hash="the same request",
-        )
-
     await issue(client, "warm-up")
     blocker = await asyncpg.connect(database_url)
     try:
         tx = blocker.transaction()
         await tx.start()
         await blocker.execute("LOCK TABLE ticket_events IN ACCESS EXCLUSIVE MODE")
-        first = asyncio.create_task(issue_direct("cancelled"))
+        first = asyncio.create_task(issue_direct(engine, "cancelled"))
         for _ in range(100):
             if (SITE, "cancelled") in engine._inflight:
                 break
@@ -199,7 +201,7 @@ async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_se
         with contextlib.suppress(asyncio.CancelledError):
             await first
         assert first.cancelled()
-        retry = asyncio.create_task(issue_direct("cancelled"))
+        retry = asyncio.create_task(issue_direct(engine, "cancelled"))
         await asyncio.sleep(0.3)
         assert not retry.done()  # it waits for the first attempt's batch
         await tx.rollback()
@@ -237,25 +239,15 @@ async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its
     engine = Engine(config, store, clock)
     await engine.start()
 
-    def issue_direct(key: str) -> Any:
-        ticket_id = secrets.token_urlsafe(16)
-        return engine.execute_json(
-            SITE,
-            lambda state, at: commands.issue(state, at, ticket_id=ticket_id, service="KTP-EL"),
-            lambda state, events: (201, {"id": events[0].ticket_id}),
-            idempotency_key=key,
-            request_hash="the same request",
-        )
-
     blocker = await asyncpg.connect(database_url)
     try:
-        await issue_direct("warm-up")
+        await issue_direct(engine, "warm-up")
         tx = blocker.transaction()
         await tx.start()
         await blocker.execute("LOCK TABLE ticket_events IN ACCESS EXCLUSIVE MODE")
-        first = asyncio.create_task(issue_direct("stuck"))
+        first = asyncio.create_task(issue_direct(engine, "stuck"))
         await asyncio.sleep(0.3)
-        retry = asyncio.create_task(issue_direct("stuck"))
+        retry = asyncio.create_task(issue_direct(engine, "stuck"))
         await asyncio.sleep(0.1)
         await asyncio.wait_for(engine.stop(), timeout=15)
         for task in (first, retry):
@@ -263,7 +255,7 @@ async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its
                 await asyncio.wait_for(task, timeout=2)
         assert engine._inflight == {}
         with pytest.raises(StoreUnavailable):
-            await issue_direct("after-stop")
+            await issue_direct(engine, "after-stop")
         await tx.rollback()
     finally:
         await blocker.close()

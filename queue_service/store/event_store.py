@@ -23,6 +23,8 @@ WRITER_LOCK_ID = 0x616E7477  # "antw"
 _EVENT_COLUMNS = (
     "seq, site_id, service_day, type, ts, ticket_id, counter_id, service, segment, data"
 )
+# The columns of an `IdempotentAnswer`, in its fields' order.
+_ANSWER_COLUMNS = "site_id, key, request_hash, status, response, last_seq, created_at"
 
 
 class StoreUnavailable(Exception):
@@ -119,8 +121,7 @@ _RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_p
 # one encoding per batch instead of one per event.
 _APPEND = (
     "WITH answers AS ("  # noqa: S608 - built from constants only
-    " INSERT INTO idempotency_keys (site_id, key, request_hash, status, response, last_seq,"
-    "  created_at)"
+    f" INSERT INTO idempotency_keys ({_ANSWER_COLUMNS})"
     " SELECT * FROM unnest($11::text[], $12::text[], $13::text[],"
     "  $14::smallint[], $15::text[], $16::bigint[], $17::timestamptz[])"
     " ON CONFLICT (site_id, key) DO NOTHING)"
@@ -331,8 +332,8 @@ class EventStore:
         """Answers created since `since` with a seq above `after_seq` (reconciliation)."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT site_id, key, request_hash, status, response, last_seq, created_at"
-                " FROM idempotency_keys WHERE created_at >= $1 AND last_seq > $2"
+                f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys"  # noqa: S608 - constant
+                " WHERE created_at >= $1 AND last_seq > $2"
                 " ORDER BY created_at",
                 since,
                 after_seq,
@@ -344,8 +345,7 @@ class EventStore:
         with database_errors():
             async with self.pool.acquire() as conn:
                 row = await conn.fetchrow(
-                    "SELECT site_id, key, request_hash, status, response, last_seq,"
-                    " created_at FROM idempotency_keys"
+                    f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys"  # noqa: S608 - constant
                     " WHERE site_id = $1 AND key = $2 AND created_at >= $3",
                     site_id,
                     key,
@@ -361,8 +361,7 @@ class EventStore:
         with database_errors():
             async with self.pool.acquire() as conn:
                 row = await conn.fetchrow(
-                    "SELECT site_id, key, request_hash, status, response, last_seq,"
-                    " created_at FROM idempotency_keys"
+                    f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys"  # noqa: S608 - constant
                     " WHERE site_id = $1 AND created_at >= $2 AND starts_with(key, $3)"
                     " ORDER BY last_seq DESC LIMIT 1",
                     site_id,
