@@ -115,5 +115,6 @@ def _run(args: argparse.Namespace) -> int:
         print=None,
         access_log_class=RedactingAccessLogger,
         shutdown_timeout=10,
+        keepalive_timeout=settings.idle_seconds,
     )
     return 0

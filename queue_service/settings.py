@@ -102,6 +102,11 @@ class Settings:
     # service (ANTRIAN_RATE_LIMITS=off to disable); None (off) for apps built in code
     # (tests, benchmarks) unless they ask for it.
     rate_limits: RateLimits | None = None
+    # A connection that has not sent a complete request for this long is closed: an idle
+    # keep-alive connection, and also one that never finishes its headers (a slowloris
+    # client), since aiohttp's timer runs from the connection's start. A request being
+    # handled (a live stream, say) is never cut by it.
+    idle_seconds: int = 30
 
     @classmethod
     def from_env(cls, config_path: str | Path, **overrides: object) -> Settings:
@@ -115,6 +120,7 @@ class Settings:
             "metrics_token": env.get("ANTRIAN_METRICS_TOKEN") or None,
             "log_level": env.get("ANTRIAN_LOG_LEVEL", "INFO").upper(),
             "rate_limits": rate_limits_from_env(env),
+            "idle_seconds": _count(env, "ANTRIAN_IDLE_SECONDS", 30),
         }
         if env.get("ANTRIAN_PAGES_DIR"):
             values["pages_dir"] = Path(env["ANTRIAN_PAGES_DIR"])

@@ -11,13 +11,16 @@ import asyncio
 import io
 import os
 import resource
+import shutil
 import statistics
 import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import hypothesis
 import pytest
 from aiohttp.test_utils import TestClient
@@ -31,6 +34,7 @@ from queue_service.settings import Settings
 from queue_service.web.app import create_app
 from queue_service.web.security import RateLimits
 from tests.conftest import ADMIN, EXAMPLE, KIOSK, SITE
+from tests.service_process import Service
 from tests.tools import tools_required
 
 
@@ -689,6 +693,58 @@ async def test_slowloris_connections_do_not_delay_a_kiosk_ticket(
         f"connections the server closed: {closed_by_server}"
     )
     assert worst < 1.0  # "a ticket in under a second"
+
+
+async def test_the_service_closes_connections_that_never_complete_a_request(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The real service process with ANTRIAN_IDLE_SECONDS=2: a connection that sends
+    nothing, and one that drips header lines without ever ending them, are closed after
+    about that long; a live stream (a request being handled) is not."""
+    config = tmp_path / "hall.toml"
+    shutil.copy(EXAMPLE, config)
+    env = {**os.environ, "DATABASE_URL": database_url, "ANTRIAN_IDLE_SECONDS": "2"}
+    env["ANTRIAN_LOG_LEVEL"] = "WARNING"
+    service = Service(config, env)
+    async with aiohttp.ClientSession() as session:
+        try:
+            await service.start(session)
+            host, port = "127.0.0.1", service.port
+            silent_r, silent_w = await asyncio.open_connection(host, port)
+            slow_r, slow_w = await asyncio.open_connection(host, port)
+            stream_r, stream_w = await asyncio.open_connection(host, port)
+            stream_w.write(f"GET /api/v1/sites/{SITE}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert b"200" in await stream_r.readline()
+            slow_w.write(b"POST /api/v1/sites/x/tickets HTTP/1.1\r\nHost: x\r\n")
+            began = time.monotonic()
+
+            async def drip() -> None:
+                n = 0
+                while not slow_w.is_closing():
+                    slow_w.write(f"X-Slow-{n}: {n}\r\n".encode())
+                    n += 1
+                    await asyncio.sleep(0.3)
+
+            dripping = asyncio.create_task(drip())
+            try:
+                # Each read returns b"" once the server has closed the connection.
+                assert await asyncio.wait_for(silent_r.read(), timeout=10) == b""
+                silent_after = time.monotonic() - began
+                assert await asyncio.wait_for(slow_r.read(), timeout=10) == b""
+                slow_after = time.monotonic() - began
+            finally:
+                dripping.cancel()
+            # The stream, open all this time, is still served: nothing closed it.
+            assert not stream_r.at_eof()
+            print(
+                f"\n[idle] closed after {silent_after:.1f} s (silent) and {slow_after:.1f} s"
+                " (dripping headers); the live stream stayed open"
+            )
+            assert 1.5 <= silent_after <= 6 and 1.5 <= slow_after <= 6
+            for w in (silent_w, slow_w, stream_w):
+                w.close()
+        finally:
+            service.terminate()
 
 
 # -- thousands of SSE connections --------------------------------------------------------------
