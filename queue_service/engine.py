@@ -374,8 +374,7 @@ class Engine:
         *,
         encode: bool,
     ) -> tuple[int, dict[str, Any] | None, str | None]:
-        if site_id not in self.committed:
-            raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
+        self.check_site(site_id)
         key = (site_id, idempotency_key) if idempotency_key else None
         if key is not None:
             replay = await self._replayed(key, request_hash)
