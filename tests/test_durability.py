@@ -226,3 +226,50 @@ async def test_database_restart_answers_503_then_recovers_without_duplicates(
     finally:
         service.terminate()
         await asyncio.to_thread(server.stop)
+
+
+async def test_the_writer_lock_outlasts_a_dead_predecessor_and_refuses_a_live_writer(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart straight after a crash waits for the dead session's lock; a second live
+    writer is refused (the service's one-writer-per-database rule)."""
+    from queue_service.store.db import create_pool
+    from queue_service.store.event_store import WRITER_LOCK_ID, EventStore, WriterLockHeld
+
+    pool = await create_pool(database_url)
+    holder = await asyncpg.connect(database_url)
+    stores: list[EventStore] = []
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", WRITER_LOCK_ID)
+        holder_pid = holder.get_server_pid()
+
+        live = EventStore(pool, database_url, writer_lock_wait=0.5)
+        stores.append(live)
+        with pytest.raises(WriterLockHeld):
+            await live.open_writer()
+        assert f"held by backend {holder_pid}" in caplog.text
+
+        # The predecessor dies mid-statement without a goodbye (as under SIGKILL): its
+        # server session holds the lock until the statement ends, two seconds on.
+        sleeping = asyncio.create_task(holder.execute("SELECT pg_sleep(2)"))
+        await asyncio.sleep(0.2)
+        holder.terminate()
+        started = asyncio.get_running_loop().time()
+        restarted = EventStore(pool, database_url, writer_lock_wait=15)
+        stores.append(restarted)
+        await restarted.open_writer()
+        waited = asyncio.get_running_loop().time() - started
+        assert 1.0 < waited < 10, waited
+        with pytest.raises((asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError)):
+            await sleeping
+
+        second = EventStore(pool, database_url, writer_lock_wait=0)
+        stores.append(second)
+        with pytest.raises(WriterLockHeld):
+            await second.open_writer()
+    finally:
+        for store in stores:
+            await store.close()
+        if not holder.is_closed():
+            holder.terminate()
+        await pool.close()

@@ -140,9 +140,21 @@ def _event_from_row(row: asyncpg.Record) -> Event:
 class EventStore:
     """All SQL of the service. Reads use the pool; appends use one writer connection."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str, *, commit_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        *,
+        commit_timeout: float = 5.0,
+        writer_lock_wait: float = 15.0,
+    ) -> None:
         self.pool = pool
         self.dsn = dsn
+        # A process restarted straight after a crash can find its predecessor's session still
+        # holding the writer lock for a moment (the server notices a dead client within
+        # client_connection_check_interval, or once a running statement ends): start-up waits
+        # this long for the lock before refusing as a second writer.
+        self.writer_lock_wait = writer_lock_wait
         # A database that stops answering without dropping the connection (a lock, a dead
         # network path) must not hold every request: past this, the batch is abandoned and
         # reported unavailable; a commit that did land is adopted by reconciliation.
@@ -163,7 +175,43 @@ class EventStore:
         return conn
 
     async def open_writer(self) -> None:
-        await self._writer_conn()
+        """Become the writer, waiting up to `writer_lock_wait` for a dead predecessor's lock."""
+        deadline = asyncio.get_running_loop().time() + self.writer_lock_wait
+        warned = False
+        while True:
+            try:
+                await self._writer_conn()
+            except WriterLockHeld:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                if not warned:
+                    warned = True
+                    log.warning(
+                        "the writer lock is held by %s; waiting up to %.0f s for it "
+                        "(a crashed predecessor's session ends by itself; a running "
+                        "second process does not)",
+                        await self._lock_holder(),
+                        self.writer_lock_wait,
+                    )
+                await asyncio.sleep(0.2)
+            else:
+                return
+
+    async def _lock_holder(self) -> str:
+        """Who holds the writer lock, as far as the server can tell (for the log)."""
+        with contextlib.suppress(*DB_ERRORS):
+            async with self.pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "SELECT a.pid, a.application_name, a.client_addr::text, a.state"
+                    " FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                    " WHERE l.locktype = 'advisory' AND l.granted"
+                    " AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1",
+                    WRITER_LOCK_ID,
+                )
+            if row is not None:
+                pid, app, addr, state = row
+                return f"backend {pid} ({app or 'no name'}, {addr or 'local socket'}, {state})"
+        return "another session"
 
     async def close(self) -> None:
         if self._writer is not None and not self._writer.is_closed():
