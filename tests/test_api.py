@@ -94,6 +94,36 @@ async def test_idempotency_key_reused_with_another_body_is_409(client: TestClien
     assert (await resp.json())["code"] == "idempotency_key_reused"
 
 
+async def test_the_idempotency_hash_is_pinned_so_a_retry_across_an_upgrade_still_matches(
+    client: TestClient, database_url: str
+) -> None:
+    """The stored request hash is SHA-256 of "METHOD path", a newline and the body in the
+    standard library's canonical JSON (keys sorted, no spaces, ASCII only): a
+    change of encoder must not change it, or retries sent across an upgrade would be 409."""
+    import hashlib
+
+    import asyncpg
+
+    key = str(uuid.uuid4())
+    body = '{ "source" : "reception", "service": "KTP-EL",  "priority": "lansia" }'
+    resp = await client.post(
+        f"{BASE}/tickets",
+        data=body,
+        headers={**KIOSK, "Idempotency-Key": key, "Content-Type": "application/json"},
+    )
+    assert resp.status == 201, await resp.text()
+    canonical = '{"priority":"lansia","service":"KTP-EL","source":"reception"}'
+    expected = hashlib.sha256(f"POST {BASE}/tickets\n{canonical}".encode()).hexdigest()
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetchval(
+            "SELECT request_hash FROM idempotency_keys WHERE key = $1", key
+        )
+    finally:
+        await conn.close()
+    assert stored == expected
+
+
 async def test_twenty_counters_calling_at_once_on_one_queue_never_share_a_ticket(
     aiohttp_client: Any, settings: Any, clock: Any
 ) -> None:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from queue_service.domain.events import Event
 from queue_service.store.db import connect
@@ -117,18 +118,16 @@ _RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_p
 
 # A batch of events and the idempotent answers they produced, in one statement (see
 # `EventStore._append`). A key already stored is kept as it is (its first answer stands).
-# The events' data travel as one JSON array ($10), taken apart in step with the columns:
-# one encoding per batch instead of one per event.
+# A batch is two arrays of records (migration 0006): events and the answers committed with
+# them, in one statement.
 _APPEND = (
     "WITH answers AS ("  # noqa: S608 - built from constants only
     f" INSERT INTO idempotency_keys ({_ANSWER_COLUMNS})"
-    " SELECT * FROM unnest($11::text[], $12::text[], $13::text[],"
-    "  $14::smallint[], $15::text[], $16::bigint[], $17::timestamptz[])"
+    " SELECT * FROM unnest($2::antrian_answer_row[])"
     " ON CONFLICT (site_id, key) DO NOTHING)"
     f" INSERT INTO ticket_events ({_EVENT_COLUMNS})"
-    " SELECT * FROM ROWS FROM (unnest($1::bigint[]), unnest($2::text[]), unnest($3::date[]),"
-    " unnest($4::text[]), unnest($5::timestamptz[]), unnest($6::text[]), unnest($7::text[]),"
-    " unnest($8::text[]), unnest($9::smallint[]), jsonb_array_elements($10::jsonb))"
+    " SELECT seq, site_id, service_day, type, ts, ticket_id, counter_id, service, segment,"
+    " data::jsonb FROM unnest($1::antrian_event_row[])"
 )
 
 
@@ -245,23 +244,25 @@ class EventStore:
         conn = await self._writer_conn()
         await conn.execute(
             _APPEND,
-            [e.seq for e in events],
-            [e.site for e in events],
-            [e.day for e in events],
-            [e.type for e in events],
-            [e.ts for e in events],
-            [e.ticket_id for e in events],
-            [e.counter_id for e in events],
-            [e.service for e in events],
-            [e.segment for e in events],
-            [e.data if type(e.data) is dict else dict(e.data) for e in events],
-            [a.site_id for a in answers],
-            [a.key for a in answers],
-            [a.request_hash for a in answers],
-            [a.status for a in answers],
-            [a.response for a in answers],  # JSON text, stored as it was sent
-            [a.last_seq for a in answers],
-            [a.created_at for a in answers],
+            [
+                (
+                    e.seq,
+                    e.site,
+                    e.day,
+                    e.type,
+                    e.ts,
+                    e.ticket_id,
+                    e.counter_id,
+                    e.service,
+                    e.segment,
+                    orjson.dumps(e.data if type(e.data) is dict else dict(e.data)).decode(),
+                )
+                for e in events
+            ],
+            [
+                (a.site_id, a.key, a.request_hash, a.status, a.response, a.last_seq, a.created_at)
+                for a in answers
+            ],
         )
 
     async def _drop_writer(self) -> None:

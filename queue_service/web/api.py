@@ -33,6 +33,10 @@ MAX_KEY_LENGTH = 128
 # Keys the service gives its own devices' commands (supervisor.py): a client may not use
 # them, or it could stand in for a dispenser's ticket or a keypad's press.
 RESERVED_KEY_PREFIXES = ("device:", "keypad:")
+# The canonical form of a body for the idempotency hash: exactly json.dumps(body,
+# sort_keys=True, separators=(",", ":")), with the encoder made once (json.dumps builds one
+# per call when given options: ~3% of the issue path's time).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -127,7 +131,7 @@ def idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str | None,
             + " are the service's own (devices)",
             code="invalid_idempotency_key",
         )
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    canonical = _CANONICAL.encode(body)
     digest = hashlib.sha256(f"{request.method} {request.path}\n{canonical}".encode()).hexdigest()
     return key, digest
 
