@@ -63,6 +63,29 @@ class IdempotencyKeyReused(errors.Conflict):
     code = "idempotency_key_reused"
 
 
+# The stored answer of a command whose events were decided (and are committed) but whose
+# answer could not be made: a retry with its key gets this answer, not a second decision.
+ANSWER_FAILED_STATUS = 500
+ANSWER_FAILED_TEXT = orjson.dumps(
+    {
+        "code": "answer_failed",
+        "message": "The request was carried out and recorded, but its answer could not be "
+        "made. Repeating it with the same Idempotency-Key gives this answer again; check "
+        "the queue for its result.",
+        "details": {},
+    }
+).decode()
+
+
+class AnswerFailed(Exception):
+    """A command was carried out (its events are committed) but its answer could not be
+    made, now or when it was first decided. `text` is the JSON body to send (status 500)."""
+
+    def __init__(self, text: str = ANSWER_FAILED_TEXT) -> None:
+        super().__init__("the command was carried out but its answer could not be made")
+        self.text = text
+
+
 @dataclass(slots=True)
 class _Pending:
     events: list[Event]
@@ -379,6 +402,8 @@ class Engine:
         if key is not None:
             replay = await self._replayed(key, request_hash)
             if replay is not None:
+                if replay.status == ANSWER_FAILED_STATUS:
+                    raise AnswerFailed(replay.response)
                 return replay.status, None, replay.response
         if not self.available:
             raise StoreUnavailable("the database is unavailable; retry shortly")
@@ -406,11 +431,26 @@ class Engine:
         try:
             status, response = respond(working, numbered)
             text = orjson.dumps(response).decode() if encode or key is not None else None
-        except Exception:
+        except Exception as exc:
             # The events are applied to the working state and later decisions build on
-            # them: they must be committed even though this answer could not be made.
-            self._enqueue(numbered, None).add_done_callback(_consume)
-            raise
+            # them: they must be committed even though this answer could not be made. With
+            # an Idempotency-Key, that outcome is the stored answer, so a retry is not
+            # decided a second time (a second ticket).
+            log.exception("the answer to a command on %s could not be made", site_id)
+            failed = None
+            if key is not None:
+                failed = IdempotentAnswer(
+                    site_id,
+                    key[1],
+                    request_hash,
+                    ANSWER_FAILED_STATUS,
+                    ANSWER_FAILED_TEXT,
+                    numbered[-1].seq if numbered else self._committed_seq,
+                    now,
+                )
+                self._inflight[key] = request_hash
+            self._enqueue(numbered, failed).add_done_callback(_consume)
+            raise AnswerFailed() from exc
         answer = None
         if key is not None:
             assert text is not None

@@ -261,3 +261,61 @@ async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its
         await blocker.close()
         await store.close()
         await pool.close()
+
+
+async def test_a_command_whose_answer_fails_is_committed_once_and_its_retry_gets_the_failure(
+    client: TestClient, database_url: str
+) -> None:
+    """The answer of a decided command cannot be made (a bug in a view, say): its events
+    are committed all the same, and a retry with its key is answered with the stored
+    failure (500, code answer_failed), not decided a second time (a second ticket), also
+    when the answer has to be read back from the database and when it comes over HTTP."""
+    import hashlib
+
+    from queue_service.engine import AnswerFailed
+
+    engine = client.app[ENGINE]
+    path = f"/api/v1/sites/{SITE}/tickets"
+    # The request hash the HTTP API makes of {"service": "KTP-EL"} on this path.
+    digest = hashlib.sha256(f'POST {path}\n{{"service":"KTP-EL"}}'.encode()).hexdigest()
+
+    def broken(state: Any, events: Any) -> tuple[int, dict[str, Any]]:
+        raise RuntimeError("a view that cannot be built")
+
+    async def attempt() -> None:
+        ticket_id = secrets.token_urlsafe(16)
+        await engine.execute_json(
+            SITE,
+            lambda state, at: commands.issue(state, at, ticket_id=ticket_id, service="KTP-EL"),
+            broken,
+            idempotency_key="broken-answer",
+            request_hash=digest,
+        )
+
+    with pytest.raises(AnswerFailed):
+        await attempt()
+    with pytest.raises(AnswerFailed) as retried:  # at once, while its batch may be in flight
+        await attempt()
+    assert json.loads(retried.value.text)["code"] == "answer_failed"
+    await asyncio.wait_for(engine._idle.wait(), timeout=10)
+    engine.answers.clear()  # as after a restart: the answer is read from the database
+    with pytest.raises(AnswerFailed):
+        await attempt()
+    resp = await client.post(
+        path, json={"service": "KTP-EL"}, headers={**KIOSK, "Idempotency-Key": "broken-answer"}
+    )
+    assert resp.status == 500
+    assert (await resp.json())["code"] == "answer_failed"
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        issued = await conn.fetchval(
+            "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"
+        )
+        status = await conn.fetchval(
+            "SELECT status FROM idempotency_keys WHERE key = 'broken-answer'"
+        )
+    finally:
+        await conn.close()
+    assert issued == 1
+    assert status == 500

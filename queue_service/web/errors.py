@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from queue_service.domain import errors as domain
+from queue_service.engine import ANSWER_FAILED_STATUS, AnswerFailed
 from queue_service.store.event_store import StoreUnavailable
 from queue_service.web.keys import SETTINGS
 
@@ -91,6 +92,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except domain.DomainError as exc:
         status = next((s for kind, s in _DOMAIN_STATUS if isinstance(exc, kind)), 400)
         return error_response(status, exc.code, exc.message, exc.details)
+    except AnswerFailed as exc:  # logged with its traceback by the engine
+        return web.Response(
+            text=exc.text, status=ANSWER_FAILED_STATUS, content_type="application/json"
+        )
     except StoreUnavailable:
         log.warning("database unavailable for %s %s", request.method, request.path)
         return error_response(

@@ -146,6 +146,13 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
     ),
     ("internal_error", 500, "An unexpected error; details are in the server log only."),
     (
+        "answer_failed",
+        500,
+        "The request was carried out and recorded, but its answer could not be made (a "
+        "fault, logged); a retry with the same Idempotency-Key gets this answer again "
+        "instead of a second ticket or action.",
+    ),
+    (
         "database_unavailable",
         503,
         "The database is unavailable and nothing was recorded; retry "
@@ -1278,6 +1285,7 @@ def _ticket_paths() -> dict[str, Any]:
                                 "idempotency_key_reused",
                             ),
                             413: ("body_too_large",),
+                            500: ("internal_error", "answer_failed"),
                             503: ("database_unavailable",),
                         }
                     ),
@@ -1346,6 +1354,7 @@ def _ticket_paths() -> dict[str, Any]:
                             401: ("invalid_token",),
                             404: ("unknown_ticket",),
                             409: ("invalid_transition", "idempotency_key_reused"),
+                            500: ("internal_error", "answer_failed"),
                             413: ("body_too_large",),
                             503: ("database_unavailable",),
                         }
@@ -1525,6 +1534,7 @@ def _counter_paths() -> dict[str, Any]:
                             403: ("role_not_allowed", "site_not_allowed", "counter_not_allowed"),
                             404: ("unknown_site", "unknown_counter", *e404),
                             409: (*e409, "idempotency_key_reused"),
+                            500: ("internal_error", "answer_failed"),
                             413: ("body_too_large",),
                             503: ("database_unavailable",),
                         }
