@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ async def _measure(url: str, commits: int, batch: int) -> dict[str, dict[str, fl
     """Run in the tree under test (PYTHONPATH): imports only its `queue_service`."""
     import asyncpg
 
+    from bench.dayload import ANSWER_COLUMNS, EVENT_COLUMNS
     from queue_service.domain.events import Event
     from queue_service.store.db import create_pool
     from queue_service.store.event_store import EventStore, IdempotentAnswer
@@ -79,62 +81,25 @@ async def _measure(url: str, commits: int, batch: int) -> dict[str, dict[str, fl
         for events, answers in part:
             await store.append(events, answers)
 
+    # The baseline writes the same rows, in the tables' columns (as bench/dayload.py loads
+    # a day); an answer's fields are named as its columns.
+    event_record = attrgetter(
+        "seq", "site", "day", "type", "ts", "ticket_id", "counter_id", "service", "segment", "data"
+    )
+    answer_record = attrgetter(*ANSWER_COLUMNS)
+
     async def via_copy(part: list[Any]) -> None:
         for events, answers in part:
             async with writer.transaction():
                 await writer.copy_records_to_table(
                     "ticket_events",
-                    columns=[
-                        "seq",
-                        "site_id",
-                        "service_day",
-                        "type",
-                        "ts",
-                        "ticket_id",
-                        "counter_id",
-                        "service",
-                        "segment",
-                        "data",
-                    ],
-                    records=[
-                        (
-                            e.seq,
-                            e.site,
-                            e.day,
-                            e.type,
-                            e.ts,
-                            e.ticket_id,
-                            e.counter_id,
-                            e.service,
-                            e.segment,
-                            e.data,
-                        )
-                        for e in events
-                    ],
+                    columns=EVENT_COLUMNS,
+                    records=[event_record(e) for e in events],
                 )
                 await writer.copy_records_to_table(
                     "idempotency_keys",
-                    columns=[
-                        "site_id",
-                        "key",
-                        "request_hash",
-                        "status",
-                        "response",
-                        "last_seq",
-                        "created_at",
-                    ],
-                    records=[
-                        (
-                            a.site_id,
-                            a.key,
-                            a.request_hash,
-                            a.status,
-                            a.response,
-                            a.last_seq,
-                            a.created_at,
-                        )
-                        for a in answers
-                    ],
+                    columns=ANSWER_COLUMNS,
+                    records=[answer_record(a) for a in answers],
                 )
 
     async def binary_jsonb() -> None:
