@@ -94,6 +94,16 @@ async def client(
     return await aiohttp_client(create_app(settings, config, clock))
 
 
+async def fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """One query on a connection of its own: what a test finds stored in the database."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+    return rows
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -10,7 +10,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from queue_service.web.app import create_app
-from tests.conftest import ADMIN, KIOSK, MANAGER, SITE, auth, counter_auth, one_queue_hall
+from tests.conftest import (
+    ADMIN,
+    KIOSK,
+    MANAGER,
+    SITE,
+    auth,
+    counter_auth,
+    fetch,
+    one_queue_hall,
+)
 
 BASE = f"/api/v1/sites/{SITE}"
 
@@ -102,8 +111,6 @@ async def test_the_idempotency_hash_is_pinned_so_a_retry_across_an_upgrade_still
     change of encoder must not change it, or retries sent across an upgrade would be 409."""
     import hashlib
 
-    import asyncpg
-
     key = str(uuid.uuid4())
     body = '{ "source" : "reception", "service": "KTP-EL",  "priority": "lansia" }'
     resp = await client.post(
@@ -114,13 +121,9 @@ async def test_the_idempotency_hash_is_pinned_so_a_retry_across_an_upgrade_still
     assert resp.status == 201, await resp.text()
     canonical = '{"priority":"lansia","service":"KTP-EL","source":"reception"}'
     expected = hashlib.sha256(f"POST {BASE}/tickets\n{canonical}".encode()).hexdigest()
-    conn = await asyncpg.connect(database_url)
-    try:
-        stored = await conn.fetchval(
-            "SELECT request_hash FROM idempotency_keys WHERE key = $1", key
-        )
-    finally:
-        await conn.close()
+    [(stored,)] = await fetch(
+        database_url, "SELECT request_hash FROM idempotency_keys WHERE key = $1", key
+    )
     assert stored == expected
 
 
@@ -310,19 +313,15 @@ async def test_a_stalled_database_answers_503_instead_of_hanging(
 async def test_the_issue_answer_shows_the_estimate_stored_with_the_ticket(
     client: TestClient, database_url: str
 ) -> None:
-    import asyncpg
 
     for counter in ("loket-01", "loket-02"):
         await act(client, counter, "open")
     answers = [await issue(client) for _ in range(4)]
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT ticket_id, (data->>'estimated_wait_seconds')::float8 AS estimate"
-            " FROM ticket_events WHERE type = 'ticket_issued'"
-        )
-    finally:
-        await conn.close()
+    rows = await fetch(
+        database_url,
+        "SELECT ticket_id, (data->>'estimated_wait_seconds')::float8 AS estimate"
+        " FROM ticket_events WHERE type = 'ticket_issued'",
+    )
     stored = {r["ticket_id"]: r["estimate"] for r in rows}
     assert len(stored) == 4
     for answer in answers:

@@ -16,6 +16,7 @@ import pytest
 
 from queue_service.config import hash_token
 from queue_service.store.db import EmbeddedPostgres
+from tests.conftest import fetch
 from tests.service_process import Service, stable
 
 # ruff: noqa: E501
@@ -214,13 +215,9 @@ async def test_database_restart_answers_503_then_recovers_without_duplicates(
             assert status == 201
             status, again = await issue(session, service.url, "during")
             assert (status, again["id"]) == (201, body["id"])
-            conn = await asyncpg.connect(dsn)
-            try:
-                count = await conn.fetchval(
-                    "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"
-                )
-            finally:
-                await conn.close()
+            [(count,)] = await fetch(
+                dsn, "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"
+            )
             assert count == 2
             assert body["number"] == "Q002" and first["number"] == "Q001"
     finally:

@@ -20,7 +20,7 @@ from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
-from tests.conftest import ADMIN, KIOSK, SITE, one_queue_hall
+from tests.conftest import ADMIN, KIOSK, SITE, fetch, one_queue_hall
 
 
 async def issue(client: TestClient, key: str) -> dict[str, str]:
@@ -209,13 +209,10 @@ async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_se
     finally:
         await blocker.close()
     assert (SITE, "cancelled") not in engine._inflight
-    conn = await asyncpg.connect(database_url)
-    try:
-        issued = await conn.fetch(
-            "SELECT ticket_id FROM ticket_events WHERE type = 'ticket_issued' ORDER BY seq"
-        )
-    finally:
-        await conn.close()
+    issued = await fetch(
+        database_url,
+        "SELECT ticket_id FROM ticket_events WHERE type = 'ticket_issued' ORDER BY seq",
+    )
     assert len(issued) == 2  # the warm-up, and the cancelled command once
     assert status == 201
     assert json.loads(text)["id"] == issued[1]["ticket_id"]
@@ -307,15 +304,11 @@ async def test_a_command_whose_answer_fails_is_committed_once_and_its_retry_gets
     assert resp.status == 500
     assert (await resp.json())["code"] == "answer_failed"
 
-    conn = await asyncpg.connect(database_url)
-    try:
-        issued = await conn.fetchval(
-            "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"
-        )
-        status = await conn.fetchval(
-            "SELECT status FROM idempotency_keys WHERE key = 'broken-answer'"
-        )
-    finally:
-        await conn.close()
+    [(issued,)] = await fetch(
+        database_url, "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"
+    )
+    [(status,)] = await fetch(
+        database_url, "SELECT status FROM idempotency_keys WHERE key = 'broken-answer'"
+    )
     assert issued == 1
     assert status == 500

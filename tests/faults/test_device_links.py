@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -33,7 +32,7 @@ from queue_service.devices.manager import DEVICES
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
-from tests.conftest import MONDAY_9AM
+from tests.conftest import MONDAY_9AM, fetch
 from tests.faults.harness import FULL, Checked, record, rng_for
 from tests.test_devices_service import NUMBERING, dispenser_config, hall, numbers, snapshot
 
@@ -192,13 +191,10 @@ async def test_device_server_resets_and_half_open_links_recover_and_store_each_t
 
     snap = await snapshot(client)
     printed = sorted(number for _, number in sim.printed)
-    conn = await asyncpg.connect(database_url)
-    try:
-        stored = await conn.fetch(
-            "SELECT data->>'number' AS number FROM ticket_events WHERE type = 'ticket_issued'"
-        )
-    finally:
-        await conn.close()
+    stored = await fetch(
+        database_url,
+        "SELECT data->>'number' AS number FROM ticket_events WHERE type = 'ticket_issued'",
+    )
     stored_numbers = sorted(r["number"] for r in stored)
     duplicated = len(stored_numbers) - len(set(stored_numbers))
     lost = len(set(printed) - set(stored_numbers))
