@@ -78,6 +78,7 @@ class RunResult:
     answers: int | None = None  # idempotency rows after the run (service only)
     transactions: int | None = None  # distinct recorded_at = commits (group commit size)
     commits: dict[str, float] | None = None  # the engine's commit totals (whole run)
+    machine_idle: float | None = None  # share of both cores idle in the window (/proc/stat)
 
     @property
     def server_us_per_request(self) -> float:
@@ -109,6 +110,16 @@ def pick_timezone() -> str:
         if dtime(0, 5) < local < dtime(23, 50):
             return tz
     return "Asia/Makassar"
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """Idle (idle + iowait) and total ticks of all cores since boot; None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields)
 
 
 def _postgres_cpu_seconds() -> float:
@@ -198,13 +209,15 @@ async def generate_load(
     window_start = began + warmup
     window_end = window_start + duration
     marks: dict[str, tuple[float, float, float]] = {}
+    ticks: dict[str, tuple[int, int] | None] = {}
 
     async def sampler() -> None:
-        # CPU of client, server and postgres at the window's edges.
+        # CPU of client, server and postgres, and of the whole machine, at the window's edges.
         for name, at in (("start", window_start), ("end", window_end)):
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
             st = server.cpu_times()
             marks[name] = (time.process_time(), st.user + st.system, _postgres_cpu_seconds())
+            ticks[name] = _cpu_ticks()
 
     async def worker(n: int, session: aiohttp.ClientSession) -> None:
         rng = random.Random(n)
@@ -246,6 +259,9 @@ async def generate_load(
     result.client_cpu = (c1 - c0) / duration
     result.server_cpu = (s1 - s0) / duration
     result.postgres_cpu = (p1 - p0) / duration
+    t0, t1 = ticks["start"], ticks["end"]
+    if t0 is not None and t1 is not None and t1[1] > t0[1]:
+        result.machine_idle = (t1[0] - t0[0]) / (t1[1] - t0[1])
     return result
 
 
@@ -299,6 +315,8 @@ def _describe(r: RunResult) -> str:
         f"  cpu client {r.client_cpu:4.0%} server {r.server_cpu:4.0%}"
         f" postgres {r.postgres_cpu:4.0%}; server {r.server_us_per_request:4.0f} us/req"
     )
+    if r.machine_idle is not None:
+        line += f"; machine idle {r.machine_idle:4.0%}"
     if r.committed is not None:
         line += (
             f"  | 201s {r.ok_total} = committed {r.committed}"
@@ -455,6 +473,13 @@ async def run(
         f"  server CPU per request: service {svc_us:.0f} us (+ postgres {pg_us:.0f} us), "
         f"ceiling {ceil_us:.0f} us -> {svc_us / ceil_us:.1f}x the ceiling's CPU cost"
     )
+    idle = {k: [r.machine_idle for r in rs if r.machine_idle is not None] for k, rs in runs.items()}
+    if idle["service"] and idle["ceiling"]:
+        print(
+            f"  machine idle (both cores, /proc/stat) in the window: service"
+            f" {median(idle['service']):.0%}, ceiling {median(idle['ceiling']):.0%}: CPU left"
+            " unused while requests wait for a group commit"
+        )
     client_ceil = median([r.client_cpu for r in ceil])
     if client_ceil >= 0.9:
         print(

@@ -312,3 +312,90 @@ async def test_a_command_whose_answer_fails_is_committed_once_and_its_retry_gets
     )
     assert issued == 1
     assert status == 500
+
+
+async def _engine(config: Any, clock: ManualClock, database_url: str, **options: Any) -> Engine:
+    from queue_service.store.db import create_pool
+    from queue_service.store.event_store import EventStore
+    from queue_service.store.migrate import migrate
+
+    pool = await create_pool(database_url)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    engine = Engine(config, EventStore(pool, database_url), clock, **options)
+    await engine.start()
+    return engine
+
+
+async def _close(engine: Engine) -> None:
+    await engine.stop()
+    await engine.store.close()
+    await engine.store.pool.close()
+
+
+async def _staggered(engine: Engine, n: int) -> None:
+    """n commands, the i-th decided after i turns of the event loop (as requests arriving
+    one after another are)."""
+
+    async def one(i: int) -> None:
+        for _ in range(i):
+            await asyncio.sleep(0)
+        await issue_direct(engine, f"staggered-{i}")
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+@pytest.mark.parametrize("gather_seconds", [0.0, 5.0])
+async def test_the_writer_gathers_decisions_while_each_loop_turn_adds_some(
+    config: Any, clock: ManualClock, database_url: str, gather_seconds: float
+) -> None:
+    """Commands decided over consecutive turns of the loop go out in one batch; without
+    gathering, the writer sends the first one alone as soon as it wakes."""
+    engine = await _engine(config, clock, database_url, gather_seconds=gather_seconds)
+    try:
+        before = engine.stats.batches_committed
+        await _staggered(engine, 8)
+        batches = engine.stats.batches_committed - before
+    finally:
+        await _close(engine)
+    if gather_seconds:
+        assert batches == 1
+    else:
+        assert batches > 1
+    rows = await fetch(database_url, "SELECT count(*) AS n FROM ticket_events")
+    assert rows[0]["n"] == 8
+
+
+async def test_gathering_ends_after_a_quiet_turn_or_at_its_time_bound(
+    config: Any, clock: ManualClock, database_url: str
+) -> None:
+    """With nothing more decided, gathering ends after one turn of the loop; with a
+    decision added on every turn, it ends at gather_seconds (the batch size bound set out
+    of reach), so a flood of commands never holds a batch back for longer."""
+    from queue_service.store.event_store import EventStore
+
+    store = EventStore(None, database_url)  # type: ignore[arg-type]  # never used here
+    engine = Engine(config, store, clock, gather_seconds=0.1, max_batch=10**9)
+    loop = asyncio.get_running_loop()
+    engine._pending.append(object())  # type: ignore[arg-type]
+    began = loop.time()
+    await engine._gather()
+    assert loop.time() - began < 0.05
+
+    stop = asyncio.Event()
+
+    async def decide_every_turn() -> None:
+        while not stop.is_set():
+            engine._pending.append(object())  # type: ignore[arg-type]
+            await asyncio.sleep(0)
+
+    feeding = asyncio.create_task(decide_every_turn())
+    try:
+        await asyncio.sleep(0)
+        began = loop.time()
+        await asyncio.wait_for(engine._gather(), timeout=5)
+        waited = loop.time() - began
+    finally:
+        stop.set()
+        await feeding
+    assert 0.1 <= waited < 1.0
