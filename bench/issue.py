@@ -477,8 +477,7 @@ async def run(
     if idle["service"] and idle["ceiling"]:
         print(
             f"  machine idle (both cores, /proc/stat) in the window: service"
-            f" {median(idle['service']):.0%}, ceiling {median(idle['ceiling']):.0%}: CPU left"
-            " unused while requests wait for a group commit"
+            f" {median(idle['service']):.0%}, ceiling {median(idle['ceiling']):.0%}"
         )
     client_ceil = median([r.client_cpu for r in ceil])
     if client_ceil >= 0.9:

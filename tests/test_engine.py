@@ -45,6 +45,35 @@ async def issue_direct(engine: Engine, key: str) -> tuple[int, str, Any]:
     )
 
 
+async def _engine(
+    config: Any,
+    clock: ManualClock,
+    database_url: str,
+    *,
+    store_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> Engine:
+    """A started engine on its own pool and store (no HTTP app)."""
+    from queue_service.store.db import create_pool
+    from queue_service.store.event_store import EventStore
+    from queue_service.store.migrate import migrate
+
+    pool = await create_pool(database_url)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    engine = Engine(
+        config, EventStore(pool, database_url, **(store_options or {})), clock, **options
+    )
+    await engine.start()
+    return engine
+
+
+async def _close(engine: Engine) -> None:
+    await engine.stop()
+    await engine.store.close()
+    await engine.store.pool.close()
+
+
 async def test_answers_are_forgotten_after_the_window(
     client: TestClient, clock: ManualClock, database_url: str
 ) -> None:
@@ -225,16 +254,9 @@ async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its
     the batch's sender and a retry waiting on its key are told the database is
     unavailable (nothing acknowledged) instead of waiting forever, and later commands are
     refused at once."""
-    from queue_service.store.db import create_pool
-    from queue_service.store.event_store import EventStore, StoreUnavailable
-    from queue_service.store.migrate import migrate
+    from queue_service.store.event_store import StoreUnavailable
 
-    pool = await create_pool(database_url)
-    store = EventStore(pool, database_url, commit_timeout=30)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    engine = Engine(config, store, clock)
-    await engine.start()
+    engine = await _engine(config, clock, database_url, store_options={"commit_timeout": 30})
 
     blocker = await asyncpg.connect(database_url)
     try:
@@ -256,8 +278,8 @@ async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its
         await tx.rollback()
     finally:
         await blocker.close()
-        await store.close()
-        await pool.close()
+        await engine.store.close()
+        await engine.store.pool.close()
 
 
 async def test_a_command_whose_answer_fails_is_committed_once_and_its_retry_gets_the_failure(
@@ -312,25 +334,6 @@ async def test_a_command_whose_answer_fails_is_committed_once_and_its_retry_gets
     )
     assert issued == 1
     assert status == 500
-
-
-async def _engine(config: Any, clock: ManualClock, database_url: str, **options: Any) -> Engine:
-    from queue_service.store.db import create_pool
-    from queue_service.store.event_store import EventStore
-    from queue_service.store.migrate import migrate
-
-    pool = await create_pool(database_url)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    engine = Engine(config, EventStore(pool, database_url), clock, **options)
-    await engine.start()
-    return engine
-
-
-async def _close(engine: Engine) -> None:
-    await engine.stop()
-    await engine.store.close()
-    await engine.store.pool.close()
 
 
 async def _staggered(engine: Engine, n: int) -> None:
