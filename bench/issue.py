@@ -1,6 +1,6 @@
 """Issue-ticket throughput and latency with durable commits, against a bare-aiohttp ceiling.
 
-    python -m bench issue [--reps 5] [--duration 5] [--warmup 1] [--clients 50]
+    python -m bench issue [--reps 7] [--duration 5] [--warmup 1] [--clients 50]
                           [--profile | --no-profile]
 
 Each repetition starts two server processes in turn (`python -m bench.server`):
@@ -518,7 +518,7 @@ async def run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--clients", type=int, default=50)
