@@ -444,20 +444,30 @@ class Engine:
             # an Idempotency-Key, that outcome is the stored answer, so a retry is not
             # decided a second time (a second ticket).
             log.exception("the answer to a command on %s could not be made", site_id)
-            failed = None
-            if key is not None:
-                failed = IdempotentAnswer(
-                    site_id,
-                    key[1],
-                    request_hash,
-                    ANSWER_FAILED_STATUS,
-                    ANSWER_FAILED_TEXT,
-                    numbered[-1].seq if numbered else self._committed_seq,
-                    now,
-                )
-                self._inflight[key] = request_hash
-            self._enqueue(numbered, failed).add_done_callback(_consume)
+            self._queue_decided(
+                site_id, key, request_hash, numbered, now, ANSWER_FAILED_STATUS, ANSWER_FAILED_TEXT
+            ).add_done_callback(_consume)
             raise AnswerFailed() from exc
+        future = self._queue_decided(site_id, key, request_hash, numbered, now, status, text)
+        # Not shielded: if this task is cancelled, the future is cancelled with it, and the
+        # events are committed all the same (the writer holds them, and the key stays in
+        # flight until they are).
+        await future
+        return status, response, text
+
+    def _queue_decided(
+        self,
+        site_id: str,
+        key: tuple[str, str] | None,
+        request_hash: str,
+        numbered: list[Event],
+        now: datetime,
+        status: int,
+        text: str | None,
+    ) -> asyncio.Future[None]:
+        """Queue a decided command's events for the writer, with its answer to be stored
+        under its Idempotency-Key (if it has one), and hold the key in flight until the
+        batch is settled."""
         answer = None
         if key is not None:
             assert text is not None
@@ -470,14 +480,8 @@ class Engine:
                 numbered[-1].seq if numbered else self._committed_seq,
                 now,
             )
-        future = self._enqueue(numbered, answer)
-        if key is not None:
             self._inflight[key] = request_hash
-        # Not shielded: if this task is cancelled, the future is cancelled with it, and the
-        # events are committed all the same (the writer holds them, and the key stays in
-        # flight until they are).
-        await future
-        return status, response, text
+        return self._enqueue(numbered, answer)
 
     def _working(self, site_id: str) -> SiteState:
         """The site's working state: a copy of its committed state, made on first use."""
