@@ -117,8 +117,37 @@ class ServiceQueue:
     def uses_priority(self) -> bool:
         return self.service.priority_policy != "fifo"
 
+    def call_order(self) -> list[Ticket]:
+        """The waiting tickets in the order repeated call-next hands them out.
+
+        The one order of a queue, for every priority policy: call-next (`head`), positions
+        and people ahead (`ahead_of`), the estimate, the snapshot, board and display all
+        read it. `strict`: every priority ticket first; `interleave`: at most
+        `priority_interleave` priority calls in a row while regular tickets wait, counting
+        the calls already made (`priority_streak`); `fifo`: by place in the queue alone.
+        Within a class, by queue key (issue time, kept across transfers), then number."""
+        regular = sorted(self.regular.values(), key=_sort_key)
+        if not self.uses_priority():
+            return sorted([*self.priority.values(), *regular], key=_sort_key)
+        priority = sorted(self.priority.values(), key=_sort_key)
+        if self.service.priority_policy != "interleave" or not regular:
+            return priority + regular
+        limit, streak = self.service.priority_interleave, self.priority_streak
+        out: list[Ticket] = []
+        i = j = 0
+        while i < len(priority) or j < len(regular):
+            if i < len(priority) and (j >= len(regular) or streak < limit):
+                out.append(priority[i])
+                i += 1
+                streak += 1
+            else:
+                out.append(regular[j])
+                j += 1
+                streak = 0
+        return out
+
     def head(self) -> Ticket | None:
-        """The ticket this service would hand out next, by its priority policy."""
+        """The ticket this service would hand out next: the first of `call_order`."""
         if not self.uses_priority():
             tickets = list(self.waiting())
             return min(tickets, key=_sort_key) if tickets else None
@@ -126,21 +155,66 @@ class ServiceQueue:
         first_regular = min(self.regular.values(), key=_sort_key) if self.regular else None
         if first_priority is None:
             return first_regular
-        if (
-            first_regular is not None
-            and self.service.priority_policy == "interleave"
-            and self.priority_streak >= self.service.priority_interleave
-        ):
+        if first_regular is not None and self._regular_turn(self.priority_streak):
             return first_regular
         return first_priority
 
+    def _regular_turn(self, streak: int) -> bool:
+        """With both classes waiting, whether a regular ticket is called after `streak`
+        priority calls in a row (the rule `call_order` applies at every step)."""
+        return (
+            self.service.priority_policy == "interleave"
+            and streak >= self.service.priority_interleave
+        )
+
     def ahead_of(self, ticket: Ticket) -> int:
-        """How many waiting tickets of this service would be called before `ticket`."""
+        """How many waiting tickets of this service would be called before `ticket`: its
+        index in `call_order`, counted without sorting the queue."""
         if not self.uses_priority():
             return _before(self.priority.values(), ticket) + _before(self.regular.values(), ticket)
         if ticket.priority is not None:
-            return _before(self.priority.values(), ticket)
-        return len(self.priority) + _before(self.regular.values(), ticket)
+            return self._position(True, _before(self.priority.values(), ticket))
+        return self._position(False, _before(self.regular.values(), ticket))
+
+    def ahead_of_new(self, priority: str | None) -> int:
+        """How many waiting tickets a ticket joining now (last of its class) would have
+        before it."""
+        if not self.uses_priority():
+            return len(self)
+        if priority is not None:
+            return self._position(True, len(self.priority), joining=True)
+        return self._position(False, len(self.regular), joining=True)
+
+    def _position(self, is_priority: bool, rank: int, *, joining: bool = False) -> int:
+        """Index in the call order of the class's ticket with `rank` tickets of its class
+        before it (`joining`: one more ticket in that class than waits now)."""
+        n_priority = len(self.priority) + (joining and is_priority)
+        n_regular = len(self.regular) + (joining and not is_priority)
+        if self.service.priority_policy != "interleave":  # strict
+            return rank if is_priority else n_priority + rank
+        limit, streak = self.service.priority_interleave, self.priority_streak
+        i = j = 0
+        while True:
+            if i < n_priority and (j >= n_regular or streak < limit):
+                if is_priority and i == rank:
+                    return i + j
+                i += 1
+                streak += 1
+            else:
+                if not is_priority and j == rank:
+                    return i + j
+                j += 1
+                streak = 0
+
+    def oldest_enqueued_at(self) -> datetime | None:
+        """When the longest-waiting ticket started waiting (None when none waits)."""
+        return min((t.enqueued_at for t in self.waiting()), default=None)
+
+    def waiting_over_target(self, now: datetime) -> int:
+        """Waiting tickets that have already waited longer than the service's target at
+        `now`: breaches of the standard that the call-time count only sees later."""
+        target = self.service.target_wait_seconds
+        return sum(1 for t in self.waiting() if (now - t.enqueued_at).total_seconds() > target)
 
     def add(self, ticket: Ticket) -> None:
         if ticket.priority is not None:
@@ -668,10 +742,7 @@ class SiteState:
 
     def ahead_of_new(self, service: str, priority: str | None) -> int:
         """How many waiting tickets a ticket issued now would have before it."""
-        q = self.queues[service]
-        if priority is not None and q.uses_priority():
-            return len(q.priority)
-        return len(q)
+        return self.queues[service].ahead_of_new(priority)
 
     def estimated_wait_seconds(
         self,
