@@ -12,9 +12,9 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SURVEY_MODES = ("skm", "quick")
@@ -60,7 +60,7 @@ class Service:
     prefix: str
     target_wait_minutes: int
     daily_quota: int | None = None
-    cutoff: time | None = None
+    cutoff: time | None = None  # "24:00" in the file is no cutoff: None
     priority_policy: str = "strict"
     # With policy "interleave": after this many priority calls in a row, one regular ticket.
     priority_interleave: int = 3
@@ -83,10 +83,62 @@ class Counter:
 
 
 @dataclass(frozen=True, slots=True)
+class EndOfDay:
+    """24:00, the end of the local day, which a `datetime.time` cannot hold: a closing time
+    (or a break's end) of "24:00" in the file. Exclusive like every end: a span ending here
+    includes 23:59:59.999999, and the next day's 00:00 belongs to the next day's hours.
+
+    It orders after every `time` and formats as a time would, so `f"{end:%H:%M}"` and
+    `end.isoformat()` both read "24:00". Use `END_OF_DAY` and `at_local` rather than
+    `datetime.combine`, which needs a `time`.
+    """
+
+    def isoformat(self) -> str:
+        return "24:00"
+
+    def __str__(self) -> str:
+        return "24:00"
+
+    def __format__(self, spec: str) -> str:
+        # strftime of midnight with the hour written 24: "%H:%M" -> "24:00".
+        return format(time(0), spec.replace("%H", "24")) if spec else "24:00"
+
+    # Ordered after every time of day (and equal to itself).
+    def __lt__(self, other: object) -> bool:
+        return False if isinstance(other, time | EndOfDay) else NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        return isinstance(other, EndOfDay) if isinstance(other, time | EndOfDay) else NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        return isinstance(other, time) if isinstance(other, time | EndOfDay) else NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        return True if isinstance(other, time | EndOfDay) else NotImplemented
+
+
+END_OF_DAY = EndOfDay()
+# Where a span ends: a time of day, or 24:00 (the end of the day).
+SpanEnd: TypeAlias = time | EndOfDay
+
+
+def before(t: time, end: SpanEnd) -> bool:
+    """`t` is before the exclusive `end` (every time of day is before 24:00)."""
+    return isinstance(end, EndOfDay) or t < end
+
+
+def at_local(day: date, clock: SpanEnd, timezone: ZoneInfo) -> datetime:
+    """The instant `clock` on the local `day`: 24:00 is the next day's 00:00."""
+    if isinstance(clock, EndOfDay):
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone)
+    return datetime.combine(day, clock, tzinfo=timezone)
+
+
+@dataclass(frozen=True, slots=True)
 class Break:
     days: tuple[str, ...]
     start: time
-    end: time
+    end: SpanEnd  # END_OF_DAY for "24:00"
     label: str
 
 
@@ -144,7 +196,9 @@ class Site:
     id: str
     name: str
     timezone: ZoneInfo
-    hours: Mapping[str, tuple[time, time]]
+    # Opening (inclusive) and closing (exclusive) per weekday; a closing of "24:00" is
+    # END_OF_DAY, so ("00:00", END_OF_DAY) is open all day.
+    hours: Mapping[str, tuple[time, SpanEnd]]
     breaks: tuple[Break, ...]
     agencies: Mapping[str, Agency]
     services: Mapping[str, Service]
@@ -164,7 +218,8 @@ class Site:
     def local(self, now: datetime) -> datetime:
         return _local(now, self.timezone)
 
-    def opening(self, now: datetime) -> tuple[time, time] | None:
+    def opening(self, now: datetime) -> tuple[time, SpanEnd] | None:
+        """Today's (local) opening and closing, or None on a closed day."""
         return self.hours.get(WEEKDAYS[self.local(now).weekday()])
 
     def is_open(self, now: datetime) -> bool:
@@ -172,14 +227,23 @@ class Site:
         if hours is None:
             return False
         t = self.local(now).time()
-        return hours[0] <= t < hours[1]
+        return hours[0] <= t and before(t, hours[1])
+
+    def continues_day_before(self, weekday: str) -> bool:
+        """The hall does not open on `weekday`, it stays open through the midnight before:
+        that day's hours begin at 00:00 and the day before's end at 24:00."""
+        hours = self.hours.get(weekday)
+        if hours is None or hours[0] != time(0):
+            return False
+        before_hours = self.hours.get(WEEKDAYS[WEEKDAYS.index(weekday) - 1])
+        return before_hours is not None and isinstance(before_hours[1], EndOfDay)
 
     def current_break(self, now: datetime) -> Break | None:
         local = self.local(now)
         day = WEEKDAYS[local.weekday()]
         t = local.time()
         for brk in self.breaks:
-            if day in brk.days and brk.start <= t < brk.end:
+            if day in brk.days and brk.start <= t and before(t, brk.end):
                 return brk
         return None
 
@@ -249,15 +313,38 @@ class _Reader:
             return default
         return value
 
-    def clock(self, value: Any, key: str) -> time | None:
+    def clock(self, value: Any, key: str, what: str = "a start") -> time | None:
+        """A time of day "HH:MM" that begins something (`what`): 00:00 to 23:59."""
         if not isinstance(value, str) or not re.fullmatch(r"\d{2}:\d{2}", value):
             self.problem(key, f"must be a time written HH:MM, got {value!r}")
+            return None
+        if value == "24:00":
+            self.problem(
+                key,
+                f"24:00 (the end of the day) cannot be {what}; it is accepted only as a "
+                "closing time, a break's end or a cutoff",
+            )
             return None
         try:
             return time.fromisoformat(value)
         except ValueError:
             self.problem(key, f"is not a valid time of day: {value!r}")
             return None
+
+    def span_end(self, value: Any, key: str) -> SpanEnd | None:
+        """A time of day "HH:MM" that ends something (exclusive): 00:00 to 23:59, or
+        "24:00", the end of the day (END_OF_DAY)."""
+        if value == "24:00":
+            return END_OF_DAY
+        if isinstance(value, str) and re.fullmatch(r"\d{2}:\d{2}", value):
+            try:
+                return time.fromisoformat(value)
+            except ValueError:
+                self.problem(
+                    key, f"is not a valid time of day (00:00 to 23:59, or 24:00): {value!r}"
+                )
+                return None
+        return self.clock(value, key)
 
     def strings(
         self, table: Mapping[str, Any], key: str, where: str, *, required: bool = True
@@ -360,7 +447,7 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
     if no_show is not None and not 1 <= no_show <= 10:
         r.problem(f"{where}.no_show_min_calls", "must be between 1 and 10")
 
-    hours: dict[str, tuple[time, time]] = {}
+    hours: dict[str, tuple[time, SpanEnd]] = {}
     raw_hours = r.get(raw, "hours", where, dict, default={})
     for day, span in (raw_hours or {}).items():
         key = f"{where}.hours.{day}"
@@ -370,9 +457,10 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         if not (isinstance(span, list) and len(span) == 2):
             r.problem(key, 'must be ["HH:MM", "HH:MM"] (opening, closing)')
             continue
-        start, end = r.clock(span[0], key), r.clock(span[1], key)
-        if start and end:
-            if start >= end:
+        start = r.clock(span[0], key, "an opening time")
+        end = r.span_end(span[1], key)
+        if start is not None and end is not None:
+            if not before(start, end):
                 r.problem(key, "opening time must be before closing time")
             hours[day] = (start, end)
     if raw_hours is not None and not hours and "hours" in raw:
@@ -391,11 +479,13 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         for d in days:
             if d not in WEEKDAYS:
                 r.problem(f"{key}.days", f"unknown day {d!r}")
-        start = r.clock(r.get(raw_break, "start", key, str, default="00:00"), f"{key}.start")
-        end = r.clock(r.get(raw_break, "end", key, str, default="00:00"), f"{key}.end")
+        start = r.clock(
+            r.get(raw_break, "start", key, str, default="00:00"), f"{key}.start", "a break's start"
+        )
+        end = r.span_end(r.get(raw_break, "end", key, str, default="00:00"), f"{key}.end")
         label = r.get(raw_break, "label", key, str, default="Istirahat")
-        if start and end:
-            if start >= end:
+        if start is not None and end is not None:
+            if not before(start, end):
                 r.problem(key, "break start must be before its end")
             breaks.append(Break(tuple(days), start, end, label))
 
@@ -805,7 +895,9 @@ def _parse_service(
     if quota is not None and not 1 <= quota <= 999:
         r.problem(f"{key}.daily_quota", "must be between 1 and 999 (numbers have 3 digits)")
     cutoff_raw = r.get(raw, "cutoff", key, str, required=False)
-    cutoff = r.clock(cutoff_raw, f"{key}.cutoff") if cutoff_raw is not None else None
+    cutoff_end = r.span_end(cutoff_raw, f"{key}.cutoff") if cutoff_raw is not None else None
+    # A cutoff of 24:00 is the end of the day: the same as no cutoff.
+    cutoff = None if isinstance(cutoff_end, EndOfDay) else cutoff_end
     policy = r.get(raw, "priority_policy", key, str, required=False, default="strict")
     if policy not in PRIORITY_POLICIES:
         r.problem(f"{key}.priority_policy", f"must be one of {', '.join(PRIORITY_POLICIES)}")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_service.config import ConfigError, hash_token, load_config
+import queue_service.config as config_module
+from queue_service.config import ConfigError, hash_token, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example-hall.toml"
@@ -169,6 +170,118 @@ def test_weekday_lunch_break_and_closed_days(example) -> None:
     assert not site.is_open(utc("2026-11-22T02:00:00"))
 
 
+# --- a hall open all day: "24:00" closes at the end of the local day ----------------------
+
+
+def all_day_site(
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat"),
+    *,
+    breaks: list[dict[str, object]] | None = None,
+    cutoff: str | None = None,
+) -> config_module.Site:
+    """Open "00:00"-"24:00" on `days` (default: every day but Sunday), WITA (UTC+8)."""
+    service: dict[str, object] = {
+        "code": "Q",
+        "agency": "a",
+        "name_id": "Layanan",
+        "name_en": "Service",
+        "prefix": "Q",
+        "target_wait_minutes": 15,
+    }
+    if cutoff is not None:
+        service["cutoff"] = cutoff
+    site: dict[str, object] = {
+        "id": "hall",
+        "name": "Hall",
+        "timezone": "Asia/Makassar",
+        "hours": {d: ["00:00", "24:00"] for d in days},
+        "breaks": breaks or [],
+        "agencies": [{"id": "a", "name": "Agency"}],
+        "services": [service],
+        "counters": [{"id": "c00", "name": "Loket", "services": ["Q"]}],
+    }
+    return parse_config({"sites": [site]}).sites["hall"]
+
+
+def wita(text: str) -> datetime:
+    """A local WITA (UTC+8) time, as the UTC instant the site is asked about."""
+    return datetime.fromisoformat(text + "+08:00").astimezone(UTC)
+
+
+def test_24_00_is_accepted_as_a_closing_time_meaning_the_end_of_the_day(tmp_path: Path) -> None:
+    site = all_day_site()
+    end = config_module.END_OF_DAY
+    assert site.hours["mon"] == (time(0, 0), end)
+    assert "sun" not in site.hours
+    # Not a datetime.time (which cannot hold 24:00), but ordered and written as one.
+    assert not isinstance(end, time)
+    assert time(23, 59, 59, 999999) < end and end > time(23, 59)
+    assert f"{end:%H:%M}" == "24:00" and end.isoformat() == "24:00"
+    # A closing of 24:00 after a later opening, in a file.
+    text = VALID.replace('mon = ["08:00", "15:00"]', 'mon = ["08:00", "24:00"]')
+    assert load_config(write(tmp_path, text)).sites["mpp-test"].hours["mon"] == (time(8, 0), end)
+
+
+def test_an_all_day_hall_is_open_until_the_last_instant_of_the_day() -> None:
+    site = all_day_site()
+    # Monday 23 November 2026 (and Tuesday after it): open all day.
+    assert site.is_open(wita("2026-11-23T00:00:00"))
+    assert site.is_open(wita("2026-11-23T12:00:00"))
+    assert site.is_open(wita("2026-11-23T23:59:30"))
+    assert site.is_open(wita("2026-11-23T23:59:59.900000"))
+    assert site.is_open(wita("2026-11-23T23:59:59.999999"))
+    # The next day's 00:00 belongs to the next day: Tuesday is open too.
+    assert site.is_open(wita("2026-11-24T00:00:00"))
+    assert site.service_day(wita("2026-11-24T00:00:00")) == date(2026, 11, 24)
+
+
+def test_an_all_day_hall_closes_at_midnight_only_when_the_next_day_is_closed() -> None:
+    site = all_day_site()  # closed on Sunday
+    # Saturday 28 November 2026: open to its last instant.
+    assert site.is_open(wita("2026-11-28T23:59:30"))
+    assert site.is_open(wita("2026-11-28T23:59:59.900000"))
+    # Sunday: closed from 00:00, all day.
+    assert not site.is_open(wita("2026-11-29T00:00:00"))
+    assert not site.is_open(wita("2026-11-29T23:59:59.900000"))
+    # Monday: open again from 00:00.
+    assert site.is_open(wita("2026-11-30T00:00:00"))
+
+
+def test_the_hall_stays_open_through_a_midnight_only_between_24_00_and_00_00(
+    tmp_path: Path,
+) -> None:
+    site = all_day_site()  # Monday to Saturday
+    assert site.continues_day_before("tue")
+    assert site.continues_day_before("sat")
+    assert not site.continues_day_before("mon")  # Sunday is closed: Monday opens
+    assert not site.continues_day_before("sun")  # closed
+    every_day = all_day_site(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+    assert every_day.continues_day_before("mon")
+    text = VALID.replace(
+        'mon = ["08:00", "15:00"]', 'mon = ["08:00", "24:00"]\ntue = ["00:00", "12:00"]'
+    )
+    late = load_config(write(tmp_path, text)).sites["mpp-test"]
+    assert late.continues_day_before("tue")
+    assert late.is_open(wita("2026-11-23T23:59:59.900000"))
+    assert late.is_open(wita("2026-11-24T00:00:00"))
+    assert not late.is_open(wita("2026-11-24T12:00:00"))
+
+
+def test_a_break_may_end_at_24_00_and_a_cutoff_of_24_00_is_no_cutoff() -> None:
+    site = all_day_site(
+        breaks=[{"days": ["mon"], "start": "23:00", "end": "24:00", "label": "Malam"}],
+        cutoff="24:00",
+    )
+    (brk,) = site.breaks
+    assert (brk.start, brk.end) == (time(23, 0), config_module.END_OF_DAY)
+    assert f"{brk.end:%H:%M}" == "24:00"  # as the display shows its end
+    assert site.current_break(wita("2026-11-23T22:59:59")) is None
+    assert site.current_break(wita("2026-11-23T23:00:00")) is brk
+    assert site.current_break(wita("2026-11-23T23:59:59.900000")) is brk
+    assert site.current_break(wita("2026-11-24T00:00:00")) is None
+    assert site.services["Q"].cutoff is None
+
+
 # --- invalid files ------------------------------------------------------------------------
 
 _TOKEN = hash_token("test-loket-01")
@@ -323,6 +436,48 @@ INVALID = [
         'cutoff = "25:00"',
         "sites[0].services[0].cutoff",
         "not a valid time of day",
+    ),
+    (
+        "opening-at-24:00",
+        'mon = ["08:00", "15:00"]',
+        'mon = ["24:00", "24:00"]',
+        "sites[0].hours.mon",
+        "24:00 (the end of the day) cannot be an opening time",
+    ),
+    (
+        "closing-at-24:01",
+        'mon = ["08:00", "15:00"]',
+        'mon = ["08:00", "24:01"]',
+        "sites[0].hours.mon",
+        "is not a valid time of day (00:00 to 23:59, or 24:00): '24:01'",
+    ),
+    (
+        "closing-at-25:00",
+        'mon = ["08:00", "15:00"]',
+        'mon = ["08:00", "25:00"]',
+        "sites[0].hours.mon",
+        "is not a valid time of day (00:00 to 23:59, or 24:00): '25:00'",
+    ),
+    (
+        "break-starting-at-24:00",
+        "[sites.hours]\n",
+        '[[sites.breaks]]\ndays = ["mon"]\nstart = "24:00"\nend = "24:00"\n\n[sites.hours]\n',
+        "sites[0].breaks[0].start",
+        "24:00 (the end of the day) cannot be a break's start",
+    ),
+    (
+        "break-ending-at-24:30",
+        "[sites.hours]\n",
+        '[[sites.breaks]]\ndays = ["mon"]\nstart = "23:00"\nend = "24:30"\n\n[sites.hours]\n',
+        "sites[0].breaks[0].end",
+        "is not a valid time of day (00:00 to 23:59, or 24:00): '24:30'",
+    ),
+    (
+        "cutoff-at-24:01",
+        'cutoff = "14:00"',
+        'cutoff = "24:01"',
+        "sites[0].services[0].cutoff",
+        "is not a valid time of day (00:00 to 23:59, or 24:00): '24:01'",
     ),
     (
         "closing-before-opening",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from queue_service.config import WEEKDAYS
+from queue_service.config import WEEKDAYS, EndOfDay
 
 if TYPE_CHECKING:
     from queue_service.domain.state import ServiceQueue, SiteState, Ticket
@@ -237,10 +237,15 @@ def shipped(
     elif q.open_now:
         n_counters = q.open_now + params.paused_weight * paused
         if unopened and params.unopened_weight:
+            # Officers still arriving after the site opens. Not after a midnight the site
+            # stays open through (closing 24:00, opening 00:00 the day after): nobody
+            # arrives then, and a counter not reopened since the day rolled over is one
+            # not staffed at night.
             hours = site.hours.get(weekday)
             if (
                 hours is not None
                 and (local - _at(local, hours[0])).total_seconds() < params.unopened_window_seconds
+                and not site.continues_day_before(weekday)
             ):
                 n_counters += params.unopened_weight * unopened
     else:
@@ -307,8 +312,11 @@ def _first_release(state: SiteState, service: str, now: datetime, params: Params
     return first
 
 
-def _at(local: datetime, at: time) -> datetime:
-    """`at` on the local day of `local`."""
+def _at(local: datetime, at: time | EndOfDay) -> datetime:
+    """`at` on the local day of `local`; 24:00 (a break ending with the day) is the next
+    day's 00:00."""
+    if isinstance(at, EndOfDay):
+        return local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     return local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
-from queue_service.config import PRIORITY_KINDS, WEEKDAYS, Site
+from queue_service.config import PRIORITY_KINDS, WEEKDAYS, EndOfDay, Site, at_local
 from queue_service.simulate.profiles import Profile
 
 # What a driver answers for a command that did not happen: the API's error code.
@@ -136,8 +136,9 @@ class HallDay:
 
     # -- time ------------------------------------------------------------------------
 
-    def at(self, t: time) -> datetime:
-        return datetime.combine(self.day, t, tzinfo=self.site.timezone)
+    def at(self, t: time | EndOfDay) -> datetime:
+        """`t` on the simulated day, local time (24:00: the next day's 00:00)."""
+        return at_local(self.day, t, self.site.timezone)
 
     def _local(self, ts: datetime) -> time:
         return ts.astimezone(self.site.timezone).time()
