@@ -113,7 +113,7 @@ def hall_config(
     services: int,
     counters: int,
     timezone: str = "Asia/Makassar",
-    hours: tuple[str, str] = ("00:00", "23:59"),
+    hours: tuple[str, str] = ("00:00", "24:00"),
     services_per_counter: int = 2,
     daily_quota: int | None = None,
 ) -> AppConfig:

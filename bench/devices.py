@@ -60,7 +60,7 @@ def bench_config(port: int) -> AppConfig:
                     "name": "Bench hall",
                     "timezone": "Asia/Makassar",
                     "hours": {
-                        d: ["00:00", "23:59"]
+                        d: ["00:00", "24:00"]
                         for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
                     },
                     "agencies": [{"id": "a", "name": "A"}],

@@ -103,7 +103,7 @@ class RunResult:
 
 
 def pick_timezone() -> str:
-    """A WITA/WIB/WIT zone where the 00:00-23:59 hours are not about to end mid-run."""
+    """A WITA/WIB/WIT zone where the 00:00-24:00 hours are not about to end mid-run."""
     now = datetime.now(UTC)
     for tz in ("Asia/Makassar", "Asia/Jakarta", "Asia/Jayapura"):
         local = now.astimezone(ZoneInfo(tz)).time()
@@ -432,7 +432,7 @@ async def run(
     print("postgres: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     timezone = pick_timezone()
     print(
-        f"config: {SITES} sites x {SERVICES} services (open 00:00-23:59 {timezone}, no quota),"
+        f"config: {SITES} sites x {SERVICES} services (open 00:00-24:00 {timezone}, no quota),"
         f" {clients} concurrent clients, warm-up {warmup:g} s, window {duration:g} s,"
         f" {reps} repetitions, cpus {os.cpu_count()}",
         flush=True,

@@ -19,8 +19,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
+from functools import partial
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -28,8 +29,8 @@ from typing import Any
 import orjson
 
 from queue_service import heap
-from queue_service.config import AppConfig
-from queue_service.domain import errors
+from queue_service.config import AppConfig, Site
+from queue_service.domain import commands, errors
 from queue_service.domain.clock import Clock
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
@@ -159,6 +160,7 @@ class Engine:
         gather_seconds: float = 0.002,
         retry_seconds: float = 1.0,
         heap_check_seconds: float = 600.0,
+        day_check_seconds: float = 1.0,
     ) -> None:
         self.config = config
         self.store = store
@@ -171,6 +173,8 @@ class Engine:
         # How often the nightly heap collection looks at the clock (a stepped or injected
         # clock must not make it wait out a whole night).
         self.heap_check_seconds = heap_check_seconds
+        # How often the day closer looks at the clock for a site's service day that ended.
+        self.day_check_seconds = day_check_seconds
         self.wait_bounds = wait_bounds(
             svc.target_wait_seconds
             for site in config.sites.values()
@@ -195,6 +199,8 @@ class Engine:
         self._settled: asyncio.Future[None] | None = None  # resolved after each batch
         self._task: asyncio.Task[None] | None = None
         self._nightly: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._saving: set[asyncio.Task[None]] = set()  # totals being stored (see _rolled)
         self._heap_held = False
         self._idle = asyncio.Event()  # set while nothing waits to be committed
         self._idle.set()
@@ -216,9 +222,12 @@ class Engine:
         await self.store.open_writer()
         began = time.perf_counter()
         now = self.clock.now()
+        self._committed_seq = await self.store.max_seq()
+        self._next_seq = self._committed_seq + 1
         count = 0
+        totals = await self._restore_totals(now)
         states = {
-            site_id: SiteState(site, site.service_day(now), self._new_totals(site_id))
+            site_id: SiteState(site, site.service_day(now), totals[site_id])
             for site_id, site in self.config.sites.items()
         }
         days = {site_id: state.day for site_id, state in states.items() if state.day}
@@ -231,6 +240,8 @@ class Engine:
                 # Each site's rows are contiguous in a batch: apply them as one run.
                 for site_id, run in groupby(rows, _ROW_SITE):
                     count += states[site_id].replay_rows(run)
+            for site_id, state in states.items():
+                state.on_roll = partial(self._rolled, site_id)
             self.committed = states
             # The replayed state lives all day: freeze it, so that no full collection
             # traverses it again (≈0.4 s for a million events, with every request waiting).
@@ -242,8 +253,6 @@ class Engine:
         finally:
             if gc_was_enabled:
                 gc.enable()
-        self._committed_seq = await self.store.max_seq()
-        self._next_seq = self._committed_seq + 1
         await self.store.forget_answers(now - IDEMPOTENCY_WINDOW)
         for bucket, joined in (
             await self.store.answer_keys(now - IDEMPOTENCY_WINDOW, KEY_BUCKET_SECONDS)
@@ -263,7 +272,122 @@ class Engine:
         self._task = asyncio.create_task(self._writer(), name="engine-writer")
         self._task.add_done_callback(self._writer_ended)
         self._nightly = asyncio.create_task(self._renew_heap_nightly(), name="engine-heap")
+        self._closer = asyncio.create_task(self._close_days(), name="engine-day-closer")
         self.ready = True
+
+    async def _restore_totals(self, now: datetime) -> dict[str, SiteTotals]:
+        """Each site's cumulative totals through yesterday: the stored totals, plus every
+        day since that was not added yet (the service was down at midnight, or the
+        database predates `site_totals`), replayed from the log, its tickets still open
+        expired, and stored. Today is replayed on top of these by `start`."""
+        stored = await self.store.site_totals()
+        out: dict[str, SiteTotals] = {}
+        for site_id, site in self.config.sites.items():
+            totals = self._new_totals(site_id)
+            through = None
+            if site_id in stored:
+                through, payload = stored[site_id]
+                totals.add_json(payload)
+            today = site.service_day(now)
+            for day in await self.store.days_between(site_id, through, today):
+                await self._close_past_day(site, day, totals)
+            out[site_id] = totals
+        return out
+
+    async def _close_past_day(self, site: Site, day: date, totals: SiteTotals) -> None:
+        """Add a past day to the totals (start-up, before the writer runs): replay it,
+        commit the expiry of the tickets it left open, store the totals through it."""
+        state = SiteState(site, day, totals)
+        replayed = 0
+        async for rows in self.store.read_days({site.id: day}):
+            replayed += state.replay_rows(rows)
+        expired = commands.expire_day(state)
+        for event in expired:
+            event.seq = self._next_seq
+            self._next_seq += 1
+        if expired:
+            await self.store.append(expired, [])
+            self._committed_seq = expired[-1].seq
+            for event in expired:
+                state.apply(event)
+        await self.store.save_site_totals(site.id, day, orjson.dumps(totals.to_json()).decode())
+        log.info(
+            "site %s: day %s added to the stored totals (%d events replayed, %d tickets expired)",
+            site.id,
+            day,
+            replayed,
+            len(expired),
+        )
+
+    def _rolled(self, site_id: str, day: date, totals: SiteTotals) -> None:
+        """The committed state of a site is rolling over from `day`: store its totals
+        through that day (in the background: a failure is repaired at the next start,
+        which adds the days not stored from the log)."""
+        text = orjson.dumps(totals.to_json()).decode()
+        task = asyncio.get_running_loop().create_task(self._save_totals(site_id, day, text))
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+
+    async def _save_totals(self, site_id: str, day: date, text: str) -> None:
+        try:
+            await self.store.save_site_totals(site_id, day, text)
+        except Exception as exc:
+            log.warning("could not store the totals of %s through %s: %s", site_id, day, exc)
+
+    async def _close_days(self) -> None:
+        """Close each site's service day when it ends (at local midnight): expire its
+        tickets still open (`close_day`), then let the committed state roll over. Looks
+        at the clock every `day_check_seconds`, so a stepped or injected clock is followed;
+        a database that is down is retried at the next look."""
+        while True:
+            await asyncio.sleep(self.day_check_seconds)
+            now = self.clock.now()
+            for site_id, state in self.committed.items():
+                if state.day is None or state.site.service_day(now) <= state.day:
+                    continue
+                try:
+                    await self.close_day(site_id)
+                except StoreUnavailable as exc:
+                    log.warning("could not close the day of %s yet: %s", site_id, exc)
+
+    async def close_day(self, site_id: str) -> int:
+        """Expire the tickets a site's ended service day left open, wait for their commit,
+        and roll the site over to today; returns how many expired (0 when the day is
+        current or nothing was open)."""
+        self.check_site(site_id)
+        if not self.available:
+            raise StoreUnavailable("the database is unavailable; retry shortly")
+        now = self.clock.now()
+        working = self._working(site_id)
+        today = working.site.service_day(now)
+        if working.day is None or today <= working.day:
+            return 0
+        expired = self._expire_day(site_id, working, now)
+        working.roll_to(today)
+        if expired is not None:
+            await expired[1]
+        self.site_state(site_id)
+        return 0 if expired is None else len(expired[0])
+
+    def _expire_day(
+        self, site_id: str, working: SiteState, now: datetime
+    ) -> tuple[list[Event], asyncio.Future[None]] | None:
+        """Decide the expiry of the tickets the working state's day left open, and queue
+        it for the writer before anything of the next day (None when nothing is open)."""
+        expired = commands.expire_day(working)
+        if not expired:
+            return None
+        for event in expired:
+            event.seq = self._next_seq
+            self._next_seq += 1
+            working.apply(event)
+        log.info(
+            "site %s: %d tickets left open at the end of %s expire",
+            site_id,
+            len(expired),
+            working.day,
+        )
+        return expired, self._queue_decided(site_id, None, "", expired, now, 200, None)
 
     async def stop(self) -> None:
         self.ready = False
@@ -277,11 +401,15 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._nightly is not None:
-            self._nightly.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._nightly
-            self._nightly = None
+        for name in ("_nightly", "_closer"):
+            task = getattr(self, name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                setattr(self, name, None)
+        if self._saving:
+            await asyncio.gather(*self._saving, return_exceptions=True)
         if self._heap_held:
             heap.release()
             self._heap_held = False
@@ -335,9 +463,11 @@ class Engine:
         if state is None:
             raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
         today = state.site.service_day(self.clock.now())
-        # Roll over only when nothing waits to be committed: a ticket issued at 23:59:59
-        # and committed after midnight must still reach yesterday's state and totals.
-        if state.day != today and self._idle.is_set():
+        # Roll over only when nothing waits to be committed (a ticket issued at 23:59:59
+        # and committed after midnight must still reach yesterday's state and totals), and
+        # once the ended day has no open ticket left (their expiry is on its way: it must
+        # reach yesterday's state and totals too).
+        if state.day != today and self._idle.is_set() and not state.open_tickets():
             state.roll_to(today)
         return state
 
@@ -419,6 +549,11 @@ class Engine:
         working = self._working(site_id)
         today = working.site.service_day(now)
         if working.day is None or today > working.day:
+            # The day ended: its open tickets expire first, in a batch of their own ahead
+            # of this command's (the day closer may not have looked yet).
+            expired = self._expire_day(site_id, working, now)
+            if expired is not None:
+                expired[1].add_done_callback(_consume)
             working.roll_to(today)
             self.site_state(site_id)
         elif today < working.day:

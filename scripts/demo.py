@@ -30,7 +30,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def demo_config(source: Path, target: Path) -> None:
-    """The example hall, open every day 00:00-23:59 and without per-service cut-offs (the
+    """The example hall, open every day 00:00-24:00 and without per-service cut-offs (the
     simulated day's schedule runs at any real hour; its breaks are played by the counters)."""
     out: list[str] = []
     in_hours = False
@@ -38,7 +38,7 @@ def demo_config(source: Path, target: Path) -> None:
         if line.strip() == "[sites.hours]":
             in_hours = True
             out.append(line)
-            out.extend(f'{day} = ["00:00", "23:59"]' for day in DAYS)
+            out.extend(f'{day} = ["00:00", "24:00"]' for day in DAYS)
             continue
         if in_hours:
             if re.match(r"^(mon|tue|wed|thu|fri|sat|sun)\s*=", line):

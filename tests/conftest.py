@@ -127,7 +127,7 @@ def one_queue_hall(counters: int, **service: Any) -> AppConfig:
                     "name": "Test hall",
                     "timezone": "Asia/Makassar",
                     "hours": {
-                        d: ["00:00", "23:59"]
+                        d: ["00:00", "24:00"]
                         for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
                     },
                     "agencies": [{"id": "a", "name": "Agency"}],

@@ -43,7 +43,7 @@ def hall(devices: list[dict[str, Any]]) -> AppConfig:
                     "timezone": "Asia/Makassar",
                     "public_url": "http://antrian.test",
                     "hours": {
-                        d: ["00:00", "23:59"]
+                        d: ["00:00", "24:00"]
                         for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
                     },
                     "agencies": [{"id": "a", "name": "Dinas Uji"}],

@@ -60,7 +60,7 @@ def hall_config(counters: int, breaks: bool = False) -> AppConfig:
         "id": "hall",
         "name": "Test hall",
         "timezone": "Asia/Makassar",
-        "hours": {d: ["00:00", "23:59"] for d in ("mon", "tue", "wed", "thu", "fri")},
+        "hours": {d: ["00:00", "24:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
         "agencies": [{"id": "a", "name": "Agency"}],
         "services": [
             {

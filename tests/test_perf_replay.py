@@ -19,6 +19,7 @@ import pytest
 from bench.dayload import REPLAY_AT, replay_config, simulate_site
 from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.commands import expire_day
 from queue_service.domain.events import Event
 from queue_service.domain.state import DATA_READ_BY, ReplayError, SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
@@ -159,7 +160,8 @@ def test_replay_needs_data_only_of_the_types_that_read_it() -> None:
 async def test_start_rebuilds_the_state_of_applying_every_event(database_url: str) -> None:
     config, today = day_of(3, 120)
     first = next(iter(config.sites))
-    # The day before, for one site: stored, and not part of today's state.
+    # The day before, for one site: stored, not part of today's state, but in its totals
+    # (cumulative over the whole history), with the tickets it left open expired.
     yesterday = [
         dataclasses.replace(e, day=e.day - timedelta(days=1), ts=e.ts - timedelta(days=1), seq=0)
         for e in today
@@ -167,9 +169,19 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
     ][:40]
     events = [dataclasses.replace(e, seq=i + 1) for i, e in enumerate(yesterday + today)]
     expected = with_totals(config, today[0].day)
+    before = SiteState(config.sites[first], yesterday[0].day, expected[first].totals)
+    for e in events[: len(yesterday)]:
+        before.apply(e)
+    left_open = expire_day(before)
+    assert left_open  # the first 40 events leave tickets waiting
+    for i, e in enumerate(left_open):
+        e.seq = len(events) + 1 + i
+        before.apply(e)
+    today_only = with_totals(config, today[0].day)
     for e in events:
         if e.day == today[0].day:
             expected[e.site].apply(e)
+            today_only[e.site].apply(e)
 
     pool = await create_pool(database_url)
     try:
@@ -192,12 +204,17 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
                 assert got[site_id].replay_rows(rows) == len(rows)
         for s in config.sites:
             assert per_site[s] == [e.seq for e in events if e.site == s and e.day == days[s]]
-            assert summary(got[s]) == summary(expected[s])
+            assert summary(got[s]) == summary(today_only[s])
 
         engine = Engine(config, store, ManualClock(REPLAY_AT))
         await engine.start()
         try:
             assert engine.stats.replayed_events == len(today)
+            stored = await store.load_day(first, yesterday[0].day)
+            assert [e.type for e in stored[len(yesterday) :]] == [ev.TICKET_EXPIRED] * len(
+                left_open
+            )
+            assert (await store.site_totals())[first][0] == yesterday[0].day
             assert engine.working == {}  # copies are made on a site's first command
             for s in config.sites:
                 assert summary(engine.committed[s]) == summary(expected[s])

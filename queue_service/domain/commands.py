@@ -22,6 +22,7 @@ from queue_service.domain.state import (
     CounterState,
     SiteState,
     Ticket,
+    day_end,
 )
 
 SOURCES = ("kiosk", "reception", "dispenser", "api", "online")
@@ -315,3 +316,28 @@ def close_counter(state: SiteState, now: datetime, *, counter_id: str) -> list[E
         raise errors.CounterBusy("finish the current ticket before closing", counter=counter_id)
     assert counter.state in (COUNTER_OPEN, COUNTER_PAUSED)
     return [_event(state, ev.COUNTER_CLOSED, now, counter_id=counter_id)]
+
+
+def expire_day(state: SiteState) -> list[Event]:
+    """Close every ticket of the state's service day still waiting, called or being served
+    when that day ended: one `ticket_expired` event each (outcome `expired`), at the day's
+    end (the next local midnight) and belonging to that day, in the order the tickets were
+    issued. Nothing is left open: issued = closed + waiting holds at every moment. Empty
+    when the day is already closed."""
+    if state.day is None:
+        return []
+    end = day_end(state.site, state.day)
+    return [
+        Event(
+            type=ev.TICKET_EXPIRED,
+            site=state.site.id,
+            ts=max(end, t.last_ts) if t.last_ts is not None else end,
+            day=state.day,
+            ticket_id=t.id,
+            counter_id=t.counter,
+            service=t.service,
+            segment=t.segment,
+            data={"number": t.number, "state": t.state},
+        )
+        for t in state.open_tickets()
+    ]

@@ -15,6 +15,8 @@ TICKET_FINISHED = "ticket_finished"
 TICKET_NO_SHOW = "ticket_no_show"
 TICKET_TRANSFERRED = "ticket_transferred"
 TICKET_CANCELLED = "ticket_cancelled"
+# Closes a ticket still waiting or held when its service day ended (at local midnight).
+TICKET_EXPIRED = "ticket_expired"
 COUNTER_OPENED = "counter_opened"
 COUNTER_PAUSED = "counter_paused"
 COUNTER_CLOSED = "counter_closed"
@@ -29,6 +31,7 @@ TICKET_EVENTS = frozenset(
         TICKET_NO_SHOW,
         TICKET_TRANSFERRED,
         TICKET_CANCELLED,
+        TICKET_EXPIRED,
     }
 )
 COUNTER_EVENTS = frozenset({COUNTER_OPENED, COUNTER_PAUSED, COUNTER_CLOSED})

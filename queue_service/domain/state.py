@@ -10,7 +10,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
 from sys import intern
 from typing import Any
@@ -21,20 +21,21 @@ from queue_service.domain import events as ev
 from queue_service.domain.events import Event
 from queue_service.domain.totals import SiteTotals
 
-WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED = (
+WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED, EXPIRED = (
     "waiting",
     "called",
     "serving",
     "done",
     "no_show",
     "cancelled",
+    "expired",
 )
 # A stored event as start-up replay reads it: an asyncpg Record (or any tuple) laid out as
 # `event_store.REPLAY_ROW` says, indexed by position.
 ReplayRow = Any
 
 HELD_STATES = frozenset({CALLED, SERVING})
-CLOSED_STATES = frozenset({DONE, NO_SHOW, CANCELLED})
+CLOSED_STATES = frozenset({DONE, NO_SHOW, CANCELLED, EXPIRED})
 
 COUNTER_CLOSED, COUNTER_OPEN, COUNTER_PAUSED = "closed", "open", "paused"
 
@@ -255,6 +256,11 @@ def _advance(q: ServiceQueue, ts: datetime) -> None:
     q.area_at = ts
 
 
+def day_end(site: Site, day: date) -> datetime:
+    """The instant (UTC) a site's service day ends: the next local midnight."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=site.timezone).astimezone(UTC)
+
+
 # Field values in declaration order: `Ticket(*_ticket_fields(t))` copies a ticket about
 # 3x faster than a keyword copy (clone runs once per site for the working state).
 _ticket_fields = attrgetter(*Ticket.__slots__)
@@ -270,6 +276,9 @@ class CounterState:
     served: int = 0  # segments this counter finished or transferred today
     busy_seconds: float = 0.0  # service time summed over `served`
     idle_since: datetime | None = None  # open and holding nothing since
+    # Open, holding nothing, while one of its services has tickets waiting, since (the
+    # closed intervals are summed in the totals' `counter_idle`).
+    idle_queue_since: datetime | None = None
 
 
 _counter_fields = attrgetter(*CounterState.__slots__)
@@ -297,6 +306,9 @@ class SiteState:
         }
         self.last_seq = 0
         self.last_ts: datetime | None = None  # time of the last event applied today
+        # Called with the day and totals just before the state rolls to a later day (the
+        # engine stores the totals through that day; set on committed states only).
+        self.on_roll: Callable[[date, SiteTotals], None] | None = None
         self._apply: dict[str, Callable[[Event], None]] = {
             ev.TICKET_ISSUED: self._issued,
             ev.TICKET_CALLED: self._called,
@@ -306,6 +318,7 @@ class SiteState:
             ev.TICKET_NO_SHOW: self._no_show,
             ev.TICKET_TRANSFERRED: self._transferred,
             ev.TICKET_CANCELLED: self._cancelled,
+            ev.TICKET_EXPIRED: self._expired,
             ev.COUNTER_OPENED: self._counter_opened,
             ev.COUNTER_PAUSED: self._counter_paused,
             ev.COUNTER_CLOSED: self._counter_closed,
@@ -318,7 +331,11 @@ class SiteState:
         midnight) leaves the state as it is, so today's tickets are never wiped."""
         if self.day is not None and day <= self.day:
             return
+        on_roll = self.on_roll
+        if on_roll is not None and self.day is not None and self.totals is not None:
+            on_roll(self.day, self.totals)
         self.__init__(self.site, day, self.totals)  # type: ignore[misc]
+        self.on_roll = on_roll
 
     def apply(self, event: Event) -> None:
         if event.day != self.day:
@@ -334,6 +351,49 @@ class SiteState:
         self.last_ts = event.ts
         if event.seq:
             self.last_seq = event.seq
+
+    def open_tickets(self) -> list[Ticket]:
+        """Tickets of the day not closed yet: waiting, called or being served."""
+        return [t for t in self.tickets.values() if t.state not in CLOSED_STATES]
+
+    def idle_queue_check(self, counter_id: str, ts: datetime) -> None:
+        """Start or end the counter's interval of idleness while a queue waits, after an
+        event at `ts` changed its state or emptied or filled one of its services' queues:
+        open, holding nothing, and one of its services has tickets waiting."""
+        c = self.counters[counter_id]
+        idle = (
+            c.state == COUNTER_OPEN
+            and c.ticket_id is None
+            and any(len(self.queues[s]) for s in self.site.counters[counter_id].services)
+        )
+        since = c.idle_queue_since
+        if idle:
+            if since is None:
+                c.idle_queue_since = ts
+        elif since is not None:
+            c.idle_queue_since = None
+            totals = self.totals
+            if totals is not None:
+                totals.version += 1
+                totals.counter_idle[counter_id] += (ts - since).total_seconds()
+
+    def _queue_filled_or_emptied(self, service: str, ts: datetime) -> None:
+        """Each counter of `service` after its queue went from empty to not, or back."""
+        for cid in self.counters_of[service]:
+            self.idle_queue_check(cid, ts)
+
+    def idle_queue_seconds(self, counter_id: str, now: datetime) -> float:
+        """Seconds the counter was idle while a queue waited, over the whole history (the
+        totals) up to `now`, the interval still open counted up to `now` but never past
+        the end of this state's day. Committed states only (they hold the totals)."""
+        assert self.totals is not None
+        total = self.totals.counter_idle[counter_id]
+        since = self.counters[counter_id].idle_queue_since
+        if since is not None:
+            if self.day is not None:
+                now = min(now, day_end(self.site, self.day))
+            total += max(0.0, (now - since).total_seconds())
+        return total
 
     def clone(self) -> SiteState:
         """An independent copy (the command side decides on a copy of committed state)."""
@@ -405,6 +465,10 @@ class SiteState:
                 totals.estimate_over,
             )
         counter_services = {cid: cfg.services for cid, cfg in self.site.counters.items()}
+        # Rare (a queue emptied or filled, a counter's state changed): the methods `apply`
+        # calls, which bump totals.version themselves.
+        idle_check = self.idle_queue_check
+        filled_or_emptied = self._queue_filled_or_emptied
         version = 0  # added to totals.version at the end (the same sum `apply` reaches)
 
         # The look-ups of `_ticket` and `_counter` are written out in each handler below
@@ -442,6 +506,8 @@ class SiteState:
                 q.regular[tid] = t
             if n > q.issued:
                 q.issued = n
+            if not waiting:  # the queue was empty
+                filled_or_emptied(svc, ts)
             if totals is not None:
                 version += 1
                 t_issued[svc] += 1
@@ -499,6 +565,10 @@ class SiteState:
             q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
             c.ticket_id = tid
             c.idle_since = None
+            if q.priority or q.regular:
+                idle_check(c.id, ts)
+            else:
+                filled_or_emptied(svc, ts)
 
         def recalled(r: ReplayRow) -> None:
             nonlocal version
@@ -567,6 +637,7 @@ class SiteState:
                     t_counter_busy[c.id] += seconds
             c.ticket_id = None
             c.idle_since = ts if c.state == COUNTER_OPEN else None
+            idle_check(c.id, ts)
 
         def finished(r: ReplayRow) -> None:
             nonlocal version
@@ -615,6 +686,8 @@ class SiteState:
             t.queue_key = t.issued_at  # keeps its place by original issue time
             _advance(queues[to], r[3])
             queues[to].add(t)
+            if len(queues[to]) == 1:
+                filled_or_emptied(to, r[3])
 
         def cancelled(r: ReplayRow) -> None:
             nonlocal version
@@ -632,6 +705,32 @@ class SiteState:
                 version += 1
                 t_closed[(t.service, "cancelled")] += 1
             t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", r[3]
+            if not (q.priority or q.regular):
+                filled_or_emptied(t.service, r[3])
+
+        def expired(r: ReplayRow) -> None:
+            nonlocal version
+            try:
+                t = tickets[r[4]]
+            except KeyError:
+                raise unknown_ticket(r) from None
+            t.last_ts = ts = r[3]
+            q = queues[t.service]
+            if t.state == WAITING:
+                _advance(q, ts)
+                q.priority.pop(t.id, None)
+                q.regular.pop(t.id, None)
+                if not (q.priority or q.regular):
+                    filled_or_emptied(t.service, ts)
+            elif t.counter is not None:
+                c = counters[t.counter]
+                c.ticket_id = None
+                c.idle_since = ts if c.state == COUNTER_OPEN else None
+                idle_check(c.id, ts)
+            if totals is not None:
+                version += 1
+                t_closed[(t.service, "expired")] += 1
+            t.state, t.outcome, t.finished_at, t.counter = EXPIRED, "expired", ts, None
 
         def staffing(c: CounterState, ts: datetime, now_open: bool) -> None:
             if (c.state == COUNTER_OPEN) == now_open:
@@ -654,6 +753,7 @@ class SiteState:
             staffing(c, ts, True)
             c.state, c.reason, c.since = COUNTER_OPEN, None, ts
             c.idle_since = ts if c.ticket_id is None else None
+            idle_check(c.id, ts)
 
         def counter_paused(r: ReplayRow) -> None:
             try:
@@ -662,6 +762,7 @@ class SiteState:
                 raise unknown_counter(r) from None
             staffing(c, r[3], False)
             c.state, c.reason, c.since, c.idle_since = COUNTER_PAUSED, r[7], r[3], None
+            idle_check(c.id, r[3])
 
         def counter_closed(r: ReplayRow) -> None:
             try:
@@ -670,6 +771,7 @@ class SiteState:
                 raise unknown_counter(r) from None
             staffing(c, r[3], False)
             c.state, c.reason, c.since, c.idle_since = COUNTER_CLOSED, None, r[3], None
+            idle_check(c.id, r[3])
 
         handlers: dict[str, Callable[[ReplayRow], None]] = {
             ev.TICKET_ISSUED: issued,
@@ -680,6 +782,7 @@ class SiteState:
             ev.TICKET_NO_SHOW: no_show,
             ev.TICKET_TRANSFERRED: transferred,
             ev.TICKET_CANCELLED: cancelled,
+            ev.TICKET_EXPIRED: expired,
             ev.COUNTER_OPENED: counter_opened,
             ev.COUNTER_PAUSED: counter_paused,
             ev.COUNTER_CLOSED: counter_closed,
@@ -810,6 +913,8 @@ class SiteState:
         _advance(q, e.ts)
         q.add(ticket)
         q.issued = max(q.issued, ticket.seq)
+        if len(q) == 1:
+            self._queue_filled_or_emptied(q.service.code, e.ts)
         if self.totals is not None:
             self.totals.version += 1
             self.totals.issued[e.service] += 1
@@ -844,6 +949,10 @@ class SiteState:
         q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
         c.ticket_id = t.id
         c.idle_since = None
+        if len(q):
+            self.idle_queue_check(c.id, e.ts)
+        else:
+            self._queue_filled_or_emptied(t.service, e.ts)
 
     def _recalled(self, e: Event) -> None:
         t = self._ticket(e)
@@ -885,6 +994,7 @@ class SiteState:
                 totals.counter_busy[c.id] += seconds
         c.ticket_id = None
         c.idle_since = e.ts if c.state == COUNTER_OPEN else None
+        self.idle_queue_check(c.id, e.ts)
 
     def _finished(self, e: Event) -> None:
         t = self._ticket(e)
@@ -911,6 +1021,8 @@ class SiteState:
         t.queue_key = t.issued_at  # keeps its place by original issue time
         _advance(self.queues[to], e.ts)
         self.queues[to].add(t)
+        if len(self.queues[to]) == 1:
+            self._queue_filled_or_emptied(to, e.ts)
 
     def _cancelled(self, e: Event) -> None:
         t = self._ticket(e)
@@ -920,6 +1032,24 @@ class SiteState:
         q.cancelled += 1
         self._closed(t.service, "cancelled")
         t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", e.ts
+        if not len(q):
+            self._queue_filled_or_emptied(t.service, e.ts)
+
+    def _expired(self, e: Event) -> None:
+        t = self._ticket(e)
+        q = self.queues[t.service]
+        if t.state == WAITING:
+            _advance(q, e.ts)
+            q.remove(t)
+            if not len(q):
+                self._queue_filled_or_emptied(t.service, e.ts)
+        elif t.counter is not None:
+            c = self.counters[t.counter]
+            c.ticket_id = None
+            c.idle_since = e.ts if c.state == COUNTER_OPEN else None
+            self.idle_queue_check(c.id, e.ts)
+        self._closed(t.service, "expired")
+        t.state, t.outcome, t.finished_at, t.counter = EXPIRED, "expired", e.ts, None
 
     def _staffing(self, c: CounterState, ts: datetime, now_open: bool) -> None:
         """Keep each of the counter's services' open count (the estimate's input) in step."""
@@ -939,13 +1069,16 @@ class SiteState:
         self._staffing(c, e.ts, True)
         c.state, c.reason, c.since = COUNTER_OPEN, None, e.ts
         c.idle_since = e.ts if c.ticket_id is None else None
+        self.idle_queue_check(c.id, e.ts)
 
     def _counter_paused(self, e: Event) -> None:
         c = self._counter(e)
         self._staffing(c, e.ts, False)
         c.state, c.reason, c.since, c.idle_since = COUNTER_PAUSED, e.data.get("reason"), e.ts, None
+        self.idle_queue_check(c.id, e.ts)
 
     def _counter_closed(self, e: Event) -> None:
         c = self._counter(e)
         self._staffing(c, e.ts, False)
         c.state, c.reason, c.since, c.idle_since = COUNTER_CLOSED, None, e.ts, None
+        self.idle_queue_check(c.id, e.ts)

@@ -121,6 +121,7 @@ class Exposition:
                 cid: f'site="{escape(site_id)}",counter="{escape(cid)}"' for cid in site.counters
             }
         self._les: dict[tuple[float, ...], list[str]] = {}
+        self._idle_shown: dict[tuple[str, str], float] = {}
         self._last_yield = 0.0
 
     async def _maybe_yield(self) -> None:
@@ -281,6 +282,32 @@ class Exposition:
                 ),
             ),
         )
+        now = self.engine.clock.now()
+        await self._family(
+            out,
+            "qms_loket_idle_while_queue_waits_seconds_total",
+            "counter",
+            "Seconds the counter was open and held no ticket while one of its services had"
+            " tickets waiting.",
+            (self._idle_seconds(site_id, states[site_id], now).encode() for site_id in totals),
+        )
+
+    def _idle_seconds(self, site_id: str, state: SiteState, now: datetime) -> str:
+        """`SiteState.idle_queue_seconds` of each counter, never below what an earlier
+        scrape showed: an open interval is counted up to the scrape's clock, and the event
+        that ends it carries the time it was decided, which can be a few milliseconds
+        before a scrape that read the state while the event was being committed."""
+        labels = self._ctr_labels[site_id]
+        shown = self._idle_shown
+        lines = []
+        for cid in state.counters:
+            key = (site_id, cid)
+            value = max(state.idle_queue_seconds(cid, now), shown.get(key, 0.0))
+            shown[key] = value
+            lines.append(
+                f"qms_loket_idle_while_queue_waits_seconds_total{{{labels[cid]}}} {fmt(value)}\n"
+            )
+        return "".join(lines)
 
     # -- gauges from live state ------------------------------------------------------------
 

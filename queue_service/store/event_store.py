@@ -221,6 +221,47 @@ class EventStore:
         async with self.pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
+    async def site_totals(self) -> dict[str, tuple[date, dict[str, Any]]]:
+        """Each site's stored cumulative totals: (through_day, totals as `to_json` made)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT site_id, through_day, totals::text FROM site_totals")
+        return {r[0]: (r[1], orjson.loads(r[2])) for r in rows}
+
+    async def save_site_totals(self, site_id: str, through_day: date, totals: str) -> None:
+        """Store a site's cumulative totals through `through_day` (JSON text), unless totals
+        through that day or a later one are stored already."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO site_totals (site_id, through_day, totals)"
+                " VALUES ($1, $2, $3::text::jsonb)"
+                " ON CONFLICT (site_id) DO UPDATE SET through_day = excluded.through_day,"
+                " totals = excluded.totals, updated_at = now()"
+                " WHERE site_totals.through_day < excluded.through_day",
+                site_id,
+                through_day,
+                totals,
+            )
+
+    async def days_between(self, site_id: str, after: date | None, before: date) -> list[date]:
+        """The service days of a site with events, after `after` (all when None) and before
+        `before`, in order: a skip scan of the (site_id, service_day, seq) index, one probe
+        per day found."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "WITH RECURSIVE d(day) AS ("
+                " SELECT min(service_day) FROM ticket_events"
+                "  WHERE site_id = $1 AND service_day > $2 AND service_day < $3"
+                " UNION ALL"
+                " SELECT (SELECT min(service_day) FROM ticket_events"
+                "  WHERE site_id = $1 AND service_day > d.day AND service_day < $3)"
+                " FROM d WHERE d.day IS NOT NULL)"
+                " SELECT day FROM d WHERE day IS NOT NULL",
+                site_id,
+                after or date.min,
+                before,
+            )
+        return [r[0] for r in rows]
+
     async def max_seq(self) -> int:
         conn = await self._writer_conn()
         value = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM ticket_events")

@@ -68,7 +68,7 @@ backoff_max = 0.5
 """
     )
     days = "\n".join(
-        f'{d} = ["00:00", "23:59"]' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        f'{d} = ["00:00", "24:00"]' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
     )
     return f"""
 [[sites]]
