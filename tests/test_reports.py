@@ -250,6 +250,7 @@ def check_day(report: dict[str, Any]) -> None:
     t = report["totals"]
     assert (t["visits"], t["issued"], t["served"], t["incomplete"]) == (7, 6, 3, 1)
     assert (t["no_show"], t["cancelled"], t["transferred"], t["open"]) == (1, 1, 1, 0)
+    assert t["expired"] == 0
     # waits 50, 100, 300, 480, 900, 920: p50 at rank 2.5, p90 at rank 4.5
     assert t["wait"] == {
         "count": 6,
@@ -258,8 +259,9 @@ def check_day(report: dict[str, Any]) -> None:
         "max": 920.0,
         "mean": round(2750 / 6, 3),
     }
-    # within target: T1 (300 <= 600), T4 in S2 (100 <= 300), T6 (50 <= 600)
-    assert t["within_target"] == {"count": 3, "share": 0.5}
+    # within target: T1 (300 <= 600), T4 in S2 (100 <= 300), T6 (50 <= 600); T5 waited
+    # only 60 s and was cancelled: never a breach.
+    assert t["within_target"] == {"count": 3, "waiting_past_target": 0, "share": 0.5}
     # walks 0, 0, 0, 50, 60; p90 at rank 3.6
     assert t["walk"] == {"count": 5, "p50": 0.0, "p90": 50 + 0.6 * 10, "mean": 22.0}
     # services 100, 200, 300, 360, 540; p90 at rank 3.6
@@ -269,12 +271,12 @@ def check_day(report: dict[str, Any]) -> None:
     assert (s1["visits"], s1["issued"], s1["served"], s1["transferred"]) == (4, 4, 1, 1)
     # waits 50, 300, 900, 920: p50 at rank 1.5, p90 at rank 2.7
     assert s1["wait"]["p50"] == 600.0 and s1["wait"]["p90"] == pytest.approx(914.0)
-    assert s1["within_target"] == {"count": 2, "share": 0.5}
+    assert s1["within_target"] == {"count": 2, "waiting_past_target": 0, "share": 0.5}
     s2 = figures_of(report["services"], "code", "S2")
     assert (s2["visits"], s2["issued"], s2["served"], s2["cancelled"]) == (3, 2, 2, 1)
     # waits 100, 480
     assert s2["wait"]["p50"] == 290.0 and s2["wait"]["p90"] == pytest.approx(442.0)
-    assert s2["within_target"] == {"count": 1, "share": 0.5}
+    assert s2["within_target"] == {"count": 1, "waiting_past_target": 0, "share": 0.5}
     assert figures_of(report["agencies"], "id", "a1")["wait"] == s1["wait"]
     assert figures_of(report["agencies"], "id", "a2")["served"] == 2
 
@@ -306,6 +308,10 @@ def check_day(report: dict[str, Any]) -> None:
             "day": "2026-11-23",
             "issued": 6,
             "served": 3,
+            "expired": 0,
+            "waits": 6,
+            "within_target_count": 3,
+            "waiting_past_target": 0,
             "within_target_share": 0.5,
             "wait_p90": 910.0,
         }

@@ -9,13 +9,15 @@ from typing import Any
 import asyncpg
 
 from queue_service.config import Site
-from queue_service.domain import ikm
+from queue_service.domain import ikm, standard
 from queue_service.store import reports as store
 from queue_service.store.reports import Progress, SiteDims
 
 # A report covers at most this many days (a year and a bit; the rollups make that fast).
 MAX_DAYS = 400
-REPORT_VERSION = 1
+# 2: the outcome `expired`, and the share within target counts the visits never called
+# that waited past their target (`within_target.waiting_past_target`).
+REPORT_VERSION = 2
 
 # GROUPING(agency, service, counter_id) of the figure rows: 1 = not grouped by it.
 _G_SITE, _G_AGENCY, _G_SERVICE, _G_COUNTER = 7, 3, 1, 6
@@ -57,6 +59,14 @@ def _share(part: int, whole: int) -> float | None:
     return None if not whole else round(part / whole, 4)
 
 
+def _within_target_share(within: int, called: int, waiting_past_target: int) -> float | None:
+    """The share within target, as the board's headline defines it (domain/standard.py):
+    called within target / (called + never called but waited past the target), rounded
+    to 4 decimals for publication; None when nothing can be judged yet."""
+    share = standard.within_standard_share(within, called, waiting_past_target)
+    return None if share is None else round(share, 4)
+
+
 def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
     r = row or {}
 
@@ -73,6 +83,7 @@ def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
         "no_show": n("no_show"),
         "cancelled": n("cancelled"),
         "transferred": n("transferred"),
+        "expired": n("expired"),
         "open": n("open"),
         "wait": {
             "count": waits,
@@ -81,7 +92,13 @@ def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
             "max": _num(r.get("wait_max")),
             "mean": _num(r.get("wait_mean")),
         },
-        "within_target": {"count": n("within_target"), "share": _share(n("within_target"), waits)},
+        # share = count / (wait.count + waiting_past_target): the visits called, and those
+        # never called that waited past their target (expired, or still waiting now).
+        "within_target": {
+            "count": n("within_target"),
+            "waiting_past_target": n("waiting_past_target"),
+            "share": _within_target_share(n("within_target"), waits, n("waiting_past_target")),
+        },
         "walk": {
             "count": n("walks"),
             "p50": _pct_at(r.get("walk_p"), 0),
@@ -216,7 +233,13 @@ async def build_report(
             "day": r["day"].isoformat(),
             "issued": int(r["issued"]),
             "served": int(r["served"]),
-            "within_target_share": _share(int(r["within_target"]), int(r["waits"])),
+            "expired": int(r["expired"]),
+            "waits": int(r["waits"]),
+            "within_target_count": int(r["within_target"]),
+            "waiting_past_target": int(r["waiting_past_target"]),
+            "within_target_share": _within_target_share(
+                int(r["within_target"]), int(r["waits"]), int(r["waiting_past_target"])
+            ),
             "wait_p90": _num(r["wait_p90"]),
         }
         for r in raw.days

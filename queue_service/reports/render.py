@@ -44,8 +44,14 @@ _FIGURE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("no_show", "tidak hadir/no-show"),
     ("cancelled", "batal/cancelled"),
     ("transferred", "dialihkan/transferred"),
+    ("expired", "kedaluwarsa saat hari berakhir/expired at day end"),
+    ("open", "belum selesai/open"),
     ("wait.count", "jumlah tunggu/waits"),
     ("within_target.count", "dalam standar/within target"),
+    (
+        "within_target.waiting_past_target",
+        "belum dipanggil melewati standar/not called, past target",
+    ),
     ("within_target.share", "% dalam standar/% within target"),
     ("wait.p50", "tunggu p50 (detik)/wait p50 (s)"),
     ("wait.p90", "tunggu p90 (detik)/wait p90 (s)"),
@@ -160,11 +166,25 @@ def to_csv(report: dict[str, Any], locale: str = "id") -> str:
             "hari/day",
             "tiket diambil/issued",
             "dilayani/served",
+            "kedaluwarsa saat hari berakhir/expired at day end",
+            "jumlah tunggu/waits",
+            "dalam standar/within target",
+            "belum dipanggil melewati standar/not called, past target",
             "% dalam standar/% within target",
             "tunggu p90 (detik)/wait p90 (s)",
         ],
         [
-            [d["day"], d["issued"], d["served"], d["within_target_share"], d["wait_p90"]]
+            [
+                d["day"],
+                d["issued"],
+                d["served"],
+                d["expired"],
+                d["waits"],
+                d["within_target_count"],
+                d["waiting_past_target"],
+                d["within_target_share"],
+                d["wait_p90"],
+            ]
             for d in report["daily"]
         ],
     )
@@ -431,10 +451,7 @@ def to_html(report: dict[str, Any]) -> str:
     kpis = [
         (_bi("Tiket diambil", "Tickets issued"), str(totals["issued"])),
         (_bi("Dilayani", "Served"), str(totals["served"])),
-        (
-            _bi("Dipanggil dalam standar", "Called within target"),
-            _pct(totals["within_target"]["share"]),
-        ),
+        (_bi("Dalam standar", "Within target"), _pct(totals["within_target"]["share"])),
         (_bi("Tunggu p90 (menit)", "Wait p90 (min)"), _minutes(totals["wait"]["p90"])),
         (_bi("Tunggu rata-rata (menit)", "Mean wait (min)"), _minutes(totals["wait"]["mean"])),
         (_bi("Layanan p50 (menit)", "Service p50 (min)"), _minutes(totals["service"]["p50"])),
@@ -458,6 +475,7 @@ def to_html(report: dict[str, Any]) -> str:
         _bi("Tidak hadir", "No-show"),
         _bi("Batal", "Cancelled"),
         _bi("Dialihkan", "Transferred"),
+        _bi("Kedaluwarsa", "Expired"),
         _bi("% dalam standar", "% within target"),
         _bi("Tunggu p50/p90/maks", "Wait p50/p90/max") + " (min)",
         _bi("Layanan p50/p90", "Service p50/p90") + " (min)",
@@ -472,6 +490,7 @@ def to_html(report: dict[str, Any]) -> str:
             str(f["no_show"]),
             str(f["cancelled"]),
             str(f["transferred"]),
+            str(f["expired"]),
             _pct(f["within_target"]["share"]),
             f"{_minutes(w['p50'])} / {_minutes(w['p90'])} / {_minutes(w['max'])}",
             f"{_minutes(s['p50'])} / {_minutes(s['p90'])}",
@@ -739,11 +758,17 @@ def to_html(report: dict[str, Any]) -> str:
         + _bi(
             "Definisi: tunggu = panggilan pertama \u2212 ambil nomor (per layanan bila"
             " dialihkan); jalan = mulai \u2212 panggilan terakhir; layanan = selesai \u2212"
-            " mulai; dalam standar = tunggu ≤ standar waktu tunggu layanan."
-            " Persentil: interpolasi linear.",
+            " mulai; % dalam standar = dipanggil dengan tunggu ≤ standar waktu tunggu"
+            " layanan \u00f7 (dipanggil + belum dipanggil yang sudah menunggu melewati"
+            " standar: kedaluwarsa, atau masih menunggu saat laporan dibuat); yang batal"
+            " tidak dihitung. Kedaluwarsa = masih menunggu, dipanggil atau dilayani saat"
+            " hari layanan berakhir (tengah malam). Persentil: interpolasi linear.",
             "Wait = first call \u2212 issue; walk = start \u2212 last call; service ="
-            " finish \u2212 start; within target = wait ≤ the service's target."
-            " Percentiles interpolate linearly.",
+            " finish \u2212 start; % within target = called with a wait ≤ the service's"
+            " target \u00f7 (called + never called but waited past the target: expired, or"
+            " still waiting when the report was made); cancelled visits are not counted."
+            " Expired = still waiting, called or being served when the service day ended"
+            " (midnight). Percentiles interpolate linearly.",
         )
         + "</p></body></html>"
     )
