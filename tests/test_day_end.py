@@ -162,6 +162,23 @@ async def test_tickets_open_at_midnight_expire_and_issued_reconciles(
         if v["outcome"] == "expired":
             assert v["finished_at"] == MONDAY_MIDNIGHT
             assert v["service_seconds"] is None
+    # Idle while a queue waited: the counter of /metrics (the domain's intervals) and the
+    # report's figure (the SQL over the visits) are one definition and agree.
+    resp = await client.get(
+        f"/api/v1/sites/{SITE}/report",
+        params={"from": "2026-11-23", "to": "2026-11-23", "format": "json"},
+        headers={"Authorization": "Bearer demo-manager"},
+    )
+    assert resp.status == 200, await resp.text()
+    report = {c["id"]: c["idle_while_queue_seconds"] for c in (await resp.json())["counters"]}
+    idle = {
+        dict(lbl)["counter"]: v
+        for (n, lbl), v in after.items()
+        if n == "qms_loket_idle_while_queue_waits_seconds_total"
+    }
+    assert idle["loket-03"] > 0  # opened with KK and SKCK waiting, never called
+    for counter, seconds in idle.items():
+        assert round(seconds, 1) == report.get(counter, 0.0), counter
     # Numbering starts again on Tuesday.
     clock.set(datetime(2026, 11, 24, 1, 0, tzinfo=UTC))  # Tuesday 09:00: open
     ticket = await post(client, "/tickets", KIOSK, service="KTP-EL")
