@@ -2,6 +2,15 @@
 
 Public views (display, ticket status) carry ticket numbers only: a ticket id is the
 citizen's capability to follow or cancel a ticket and never appears on a public screen.
+
+Published precision (the OpenAPI document states it once, in `web/openapi.py`): every
+duration in seconds is rounded to 0.1 s (`_round`), every share and ratio to 4 decimals
+(`_share`), once, here, from exact values; counts are exact. A figure is computed from the
+exact values, never from another figure's rounded one.
+
+Waiting tickets are always listed, counted and positioned in their queue's one call order
+(`ServiceQueue.call_order`: the order repeated call-next hands them out), and every
+figure against the service standard comes from `domain/standard.py`.
 """
 
 from __future__ import annotations
@@ -9,7 +18,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from queue_service.domain.state import HELD_STATES, WAITING, SiteState, Ticket
+from queue_service.domain import standard
+from queue_service.domain.state import HELD_STATES, WAITING, ServiceQueue, SiteState, Ticket
+
+SECONDS_DIGITS = 1  # durations: 0.1 s
+SHARE_DIGITS = 4  # shares and ratios: 0.0001
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -17,7 +30,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+    """A duration in seconds as published: rounded to 0.1 s."""
+    return None if value is None else round(value, SECONDS_DIGITS)
+
+
+def _share(value: float | None) -> float | None:
+    """A share (0..1) or ratio as published: rounded to 4 decimals."""
+    return None if value is None else round(value, SHARE_DIGITS)
 
 
 def _issue_order(t: Ticket) -> tuple[datetime, int]:
@@ -33,12 +52,9 @@ def ticket_status(
     given (stored in its `ticket_issued` event, and held to account when it is called), not
     a second computation of it."""
     service = state.site.services[ticket.service]
-    if just_issued and ticket.state == WAITING:
-        # Issued last, so every other waiting ticket of its queue is called before it (its
-        # class's, for a priority ticket): no need to count them one by one.
-        ahead = state.ahead_of_new(ticket.service, ticket.priority) - 1
-    else:
-        ahead = state.people_ahead(ticket)
+    # Its index in the queue's call order, for the answer to the issue too: the ticket is
+    # already in the queue, and under `interleave` priority tickets may come after it.
+    ahead = state.people_ahead(ticket)
     if ticket.state != WAITING:
         estimate = None
     elif just_issued:
@@ -119,15 +135,31 @@ def _counter_view(state: SiteState, cid: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def _figures(q: ServiceQueue, now: datetime) -> standard.QueueFigures:
+    """What the standard's figures read of a queue at `now` (exact, not rounded)."""
+    oldest = q.oldest_enqueued_at()
+    return standard.QueueFigures(
+        service=q.service.code,
+        target_seconds=q.service.target_wait_seconds,
+        waiting=len(q),
+        oldest_wait_seconds=(now - oldest).total_seconds() if oldest is not None else None,
+        called=q.called,
+        called_within=q.called_within,
+        waiting_over_target=q.waiting_over_target(now),
+    )
+
+
 def _service_view(
-    state: SiteState, code: str, now: datetime, *, with_tickets: bool
+    state: SiteState,
+    code: str,
+    now: datetime,
+    figures: standard.QueueFigures,
+    *,
+    with_tickets: bool,
 ) -> dict[str, Any]:
     q = state.queues[code]
     svc = q.service
-    waiting = sorted(
-        q.waiting(), key=lambda t: (t.priority is None or not q.uses_priority(), t.queue_key, t.seq)
-    )
-    oldest = min((t.enqueued_at for t in waiting), default=None)
+    oldest = q.oldest_enqueued_at()
     open_counters = len(state.open_counters(code))
     reason = state.not_accepting(code, now)
     accepting = reason is None
@@ -137,12 +169,16 @@ def _service_view(
         "name": {"id": svc.name_id, "en": svc.name_en},
         "prefix": svc.prefix,
         "target_wait_seconds": svc.target_wait_seconds,
+        "priority_policy": svc.priority_policy,
         "waiting": len(q),
         "priority_waiting": len(q.priority),
         "oldest_enqueued_at": _iso(oldest),
-        "oldest_wait_seconds": _round((now - oldest).total_seconds()) if oldest else None,
+        "oldest_wait_seconds": _round(figures.oldest_wait_seconds),
         "open_counters": open_counters,
-        "estimated_wait_seconds": _round(state.estimated_wait_seconds(code, len(q), now)),
+        # For a (regular) ticket issued now: what its issue would be told.
+        "estimated_wait_seconds": _round(
+            state.estimated_wait_seconds(code, state.ahead_of_new(code, None), now)
+        ),
         "issued_today": q.issued,
         "daily_quota": svc.daily_quota,
         "cutoff": f"{svc.cutoff:%H:%M}" if svc.cutoff else None,
@@ -150,6 +186,8 @@ def _service_view(
         "not_accepting_reason": reason,
         "called_today": q.called,
         "called_within_target_today": q.called_within,
+        "waiting_over_target": figures.waiting_over_target,
+        "within_standard_share": _share(figures.share),
         "finished_today": q.finished,
         "no_shows_today": q.no_shows,
         "cancelled_today": q.cancelled,
@@ -165,9 +203,39 @@ def _service_view(
                 "enqueued_at": _iso(t.enqueued_at),
                 "wait_seconds": _round((now - t.enqueued_at).total_seconds()),
             }
-            for t in waiting
+            for t in q.call_order()
         ]
     return view
+
+
+def _headline(state: SiteState, figures: list[standard.QueueFigures]) -> dict[str, Any]:
+    """The board's key figures against the standard, from `standard.headline`."""
+    head = standard.headline(figures)
+    worst = head.worst
+    worst_view: dict[str, Any] | None = None
+    if worst is not None:
+        q = state.queues[worst.service]
+        svc = q.service
+        worst_view = {
+            "service": svc.code,
+            "prefix": svc.prefix,
+            "name": {"id": svc.name_id, "en": svc.name_en},
+            "oldest_enqueued_at": _iso(q.oldest_enqueued_at()),
+            "oldest_wait_seconds": _round(worst.oldest_wait_seconds),
+            "target_wait_seconds": svc.target_wait_seconds,
+            "ratio_to_target": _share(worst.ratio),
+            "in_breach": worst.in_breach,
+        }
+    return {
+        "waiting": head.waiting,
+        "called_today": head.called,
+        "called_within_target_today": head.called_within,
+        "waiting_over_target": head.waiting_over_target,
+        "within_standard_share": _share(head.share),
+        "queues_waiting": head.queues_waiting,
+        "queues_in_breach": head.queues_in_breach,
+        "worst_queue": worst_view,
+    }
 
 
 def snapshot(
@@ -180,9 +248,12 @@ def snapshot(
     """The whole site, for the floor board and counter pages (authenticated readers).
 
     `devices` is the health of the site's dispensers, keypads and printers (empty list
-    when it has none), so the board shows a kiosk whose printer is out of paper."""
+    when it has none), so the board shows a kiosk whose printer is out of paper.
+    `headline` is the board's key figures against the standard, computed here once from
+    the same per-queue figures as each service's own."""
     site = state.site
     brk = site.current_break(now)
+    figures = {code: _figures(state.queues[code], now) for code in site.services}
     return {
         "site": site.id,
         "name": site.name,
@@ -194,8 +265,10 @@ def snapshot(
         "break": None if brk is None else {"label": brk.label, "until": f"{brk.end:%H:%M}"},
         "seq": state.last_seq,
         "agencies": [{"id": a.id, "name": a.name} for a in site.agencies.values()],
+        "headline": _headline(state, list(figures.values())),
         "services": [
-            _service_view(state, code, now, with_tickets=with_tickets) for code in site.services
+            _service_view(state, code, now, figures[code], with_tickets=with_tickets)
+            for code in site.services
         ],
         "counters": [_counter_view(state, cid, now) for cid in site.counters],
         "devices": devices if devices is not None else [],

@@ -41,6 +41,29 @@ MAX_IDEMPOTENCY_KEY = 128  # web.api.MAX_KEY_LENGTH
 MAX_TEXT = 200  # default max_length of web.api.field_str; domain.commands.MAX_REASON
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"  # site, agency and counter ids (config._ID_RE)
 SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,23}$"  # config._CODE_RE
+PRIORITY_POLICIES = ("strict", "interleave", "fifo")  # config.PRIORITY_POLICIES
+
+# Published precision: the one place the document states it. Every field below that
+# carries a rounded number says so by one of these (views.SECONDS_DIGITS and SHARE_DIGITS;
+# reports/build.py and domain/ikm.py for the reports). Rounded once from exact values.
+SECONDS_PRECISION = "Seconds, rounded to 0.1 s."
+SHARE_PRECISION = "A fraction 0..1 rounded to 4 decimals (0.9512 = 95.12%)."
+RATIO_PRECISION = "Rounded to 4 decimals."
+REPORT_SECONDS_PRECISION = "Seconds, rounded to 0.001 s."
+REPORT_TIME_PRECISION = "Seconds, rounded to 0.1 s."
+MEAN_SCORE_PRECISION = "Rounded to 4 decimals."
+INDEX_PRECISION = "Rounded to 2 decimals (half up, as PermenPANRB 14/2017 grades it)."
+PRECISION_TEXT = f"""\
+**Precision.** Counts and target waits are exact. Each other figure is computed from exact \
+values and rounded once, when published; each such field's description repeats its precision:
+
+- durations in the snapshot, site directory and ticket status: {SECONDS_PRECISION}
+- shares: {SHARE_PRECISION} Ratios (`ratio_to_target`): {RATIO_PRECISION}
+- reports: wait, walk, service and estimate-error statistics: {REPORT_SECONDS_PRECISION} \
+Counters' open, busy and idle time: {REPORT_TIME_PRECISION}
+- SKM element means and perception: {MEAN_SCORE_PRECISION} IKM and quick index: \
+{INDEX_PRECISION}
+"""
 
 # Every stable error code: (code, HTTP status, meaning). Clients branch on `code`.
 ERROR_CODES: tuple[tuple[str, int, str], ...] = (
@@ -225,8 +248,21 @@ def _time_or_null(description: str) -> dict[str, Any]:
     return _str_or_null(description, format="date-time")
 
 
-def _seconds_or_null(description: str) -> dict[str, Any]:
-    return {"type": ["number", "null"], "minimum": 0, "description": description}
+def _seconds_or_null(description: str, precision: str = SECONDS_PRECISION) -> dict[str, Any]:
+    return {"type": ["number", "null"], "minimum": 0, "description": f"{description} {precision}"}
+
+
+def _seconds(description: str, precision: str = SECONDS_PRECISION) -> dict[str, Any]:
+    return {"type": "number", "minimum": 0, "description": f"{description} {precision}"}
+
+
+def _share_or_null(description: str) -> dict[str, Any]:
+    return {
+        "type": ["number", "null"],
+        "minimum": 0,
+        "maximum": 1,
+        "description": f"{description} {SHARE_PRECISION}",
+    }
 
 
 def _count(description: str) -> dict[str, Any]:
@@ -492,9 +528,16 @@ def _schemas() -> dict[str, Any]:
             "position": {
                 "type": ["integer", "null"],
                 "minimum": 1,
-                "description": "1 = next to be called; null unless waiting.",
+                "description": (
+                    "1 = next to be called; `people_ahead` + 1, in the queue's call order; "
+                    "null unless waiting."
+                ),
             },
-            "people_ahead": _count("Tickets ahead in the queue (0 unless waiting)."),
+            "people_ahead": _count(
+                "Tickets that will be called before this one (0 unless waiting), counted in "
+                "the queue's call order: the order repeated call-next hands tickets out under "
+                "the service's priority policy (`strict`, `interleave`, `fifo`)."
+            ),
             "estimated_wait_seconds": _seconds_or_null(
                 "Rough estimate while waiting; null if no counter serving the service is open "
                 "or the ticket is not waiting."
@@ -512,7 +555,12 @@ def _schemas() -> dict[str, Any]:
                 "type": "array",
                 "maxItems": 3,
                 "items": {"type": "string"},
-                "description": "Numbers of the service most recently called, newest first.",
+                "description": (
+                    "Numbers of the ticket's service held by a counter right now (called or "
+                    "being served), by their last call or recall, newest first; at most 3. "
+                    "A ticket leaves the list when its counter releases it (finish, no-show, "
+                    "transfer)."
+                ),
             },
             "seq": {
                 "type": "integer",
@@ -563,7 +611,9 @@ def _schemas() -> dict[str, Any]:
             "since": _time_or_null("When the current state was entered."),
             "ticket": _nullable(held),
             "served_today": _count("Visits finished or transferred here today."),
-            "busy_seconds_today": {"type": ["number", "null"], "minimum": 0},
+            "busy_seconds_today": _seconds_or_null(
+                "Service time summed over the visits finished or transferred here today."
+            ),
             "idle_since": _time_or_null("Open and holding no ticket since."),
             "idle_while_queue_waits": {
                 "type": "boolean",
@@ -584,8 +634,9 @@ def _schemas() -> dict[str, Any]:
                 "format": "date-time",
                 "description": "Start of the wait in this service (after a transfer).",
             },
-            "wait_seconds": {"type": "number", "minimum": 0},
-        }
+            "wait_seconds": _seconds("Waited so far in this service."),
+        },
+        description="A waiting ticket, in the queue's call order.",
     )
 
     directory_service_props: dict[str, Any] = {
@@ -593,10 +644,15 @@ def _schemas() -> dict[str, Any]:
         "agency": {"type": "string", "description": "Agency (*instansi*) id."},
         "name": _ref("LocalizedName"),
         "prefix": {"type": "string", "pattern": r"^[A-Z]{1,2}$"},
-        "target_wait_seconds": {"type": "integer", "minimum": 60},
+        "target_wait_seconds": {
+            "type": "integer",
+            "minimum": 60,
+            "description": "The service standard's target wait (exact, whole seconds).",
+        },
         "waiting": _count("Tickets waiting."),
         "estimated_wait_seconds": _seconds_or_null(
-            "Estimate for a ticket issued now; null if no counter serving it is open."
+            "Estimate for a regular ticket issued now (what its issue would be told); null "
+            "if no counter serving it is open."
         ),
         "accepting": {"type": "boolean", "description": "Whether a ticket can be issued now."},
         "not_accepting_reason": not_accepting,
@@ -611,21 +667,42 @@ def _schemas() -> dict[str, Any]:
             "priority_waiting": _count("Priority tickets waiting."),
             "oldest_enqueued_at": _time_or_null("Enqueue time of the longest-waiting ticket."),
             "oldest_wait_seconds": _seconds_or_null("How long that ticket has waited."),
+            "priority_policy": {
+                "type": "string",
+                "enum": list(PRIORITY_POLICIES),
+                "description": (
+                    "How priority tickets are called: `strict` (all first), `interleave` (a "
+                    "regular ticket after a few priority calls in a row), `fifo` (no "
+                    "priority). A counter serving several services calls, among their "
+                    "queues' next tickets, a priority one of a non-`fifo` service first, "
+                    "then the earliest issued."
+                ),
+            },
             "called_today": _count("Calls (first calls) today."),
-            "called_within_target_today": _count("Of those, within the target wait."),
+            "called_within_target_today": _count(
+                "Of those, within the target wait (wait <= target)."
+            ),
+            "waiting_over_target": _count(
+                "Tickets still waiting that have already waited longer than the target: "
+                "breaches of the standard before they are called."
+            ),
+            "within_standard_share": _share_or_null(
+                "Within standard so far today: `called_within_target_today` / "
+                "(`called_today` + `waiting_over_target`); null when both are 0."
+            ),
             "finished_today": _count("Visits finished (or transferred on) today."),
             "no_shows_today": _count("No-shows (*tidak hadir*) today."),
             "cancelled_today": _count("Cancelled tickets today."),
-            "average_service_seconds": {
-                "type": "number",
-                "minimum": 0,
-                "description": ("Average handle time today, or the configured default before any."),
-            },
+            "average_service_seconds": _seconds(
+                "Average handle time today, or the configured default before any."
+            ),
             "tickets": {
                 "type": "array",
                 "items": waiting_ticket,
                 "description": (
-                    "Waiting tickets in call order (priority first where the policy uses it)."
+                    "Waiting tickets in the queue's call order: the order repeated call-next "
+                    "hands them out under `priority_policy` (with `interleave`, counting the "
+                    "priority calls already made in a row). The first is the next called."
                 ),
             },
         },
@@ -635,6 +712,69 @@ def _schemas() -> dict[str, Any]:
     directory_service = _object(
         directory_service_props,
         description="A service as the kiosk shows it in its menu.",
+    )
+
+    worst_queue = _object(
+        {
+            "service": service_code,
+            "prefix": {"type": "string"},
+            "name": _ref("LocalizedName"),
+            "oldest_enqueued_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Enqueue time of its longest-waiting ticket.",
+            },
+            "oldest_wait_seconds": _seconds("How long that ticket has waited."),
+            "target_wait_seconds": {
+                "type": "integer",
+                "minimum": 60,
+                "description": "The queue's own target wait (exact).",
+            },
+            "ratio_to_target": {
+                "type": "number",
+                "minimum": 0,
+                "description": (
+                    "`oldest_wait_seconds` / `target_wait_seconds` from the exact wait (1 = "
+                    f"exactly the standard). {RATIO_PRECISION}"
+                ),
+            },
+            "in_breach": {
+                "type": "boolean",
+                "description": "Its oldest ticket has waited longer than the target.",
+            },
+        },
+        description=(
+            "The queue furthest past its own standard: the largest oldest wait / target "
+            "among queues where a ticket waits (the first in configuration order on a tie). "
+            "Not the absolute oldest ticket: 16 minutes is within a 20-minute standard and "
+            "past a 15-minute one."
+        ),
+    )
+    headline = _object(
+        {
+            "waiting": _count("Tickets waiting, all services."),
+            "called_today": _count("Calls (first calls) today, all services."),
+            "called_within_target_today": _count("Of those, within their service's target."),
+            "waiting_over_target": _count(
+                "Tickets still waiting past their service's target, all services."
+            ),
+            "within_standard_share": _share_or_null(
+                "Within standard so far today, site-wide: `called_within_target_today` / "
+                "(`called_today` + `waiting_over_target`) of the sums (not a mean of the "
+                "services' shares); null when both are 0."
+            ),
+            "queues_waiting": _count("Services with at least one ticket waiting."),
+            "queues_in_breach": _count(
+                "Services whose oldest waiting ticket has waited longer than the service's "
+                "target (those with `waiting_over_target` > 0)."
+            ),
+            "worst_queue": _nullable(worst_queue),
+        },
+        description=(
+            "The floor board's key figures against the service standards, computed once "
+            "from the same figures as each service's (`domain/standard.py`); the board "
+            "shows these and computes none of its own."
+        ),
     )
 
     snapshot = _object(
@@ -659,6 +799,7 @@ def _schemas() -> dict[str, Any]:
                 ),
             },
             "agencies": {"type": "array", "items": agency},
+            "headline": _ref("Headline"),
             "services": {"type": "array", "items": _ref("ServiceView")},
             "counters": {"type": "array", "items": _ref("CounterView")},
         },
@@ -685,9 +826,11 @@ def _schemas() -> dict[str, Any]:
                         "counter": {"type": "string"},
                         "counter_name": {"type": "string"},
                         "state": _ref("CounterState"),
-                        "number": _str_or_null("Number at the counter, or null."),
+                        "number": _str_or_null(
+                            "Number the counter holds now (called or being served), or null."
+                        ),
                         "service": _str_or_null("Its service code."),
-                        "called_at": _time_or_null("When it was last called."),
+                        "called_at": _time_or_null("Its last call or recall."),
                     }
                 ),
                 "description": "One entry per counter (in the zone), in configuration order.",
@@ -698,13 +841,27 @@ def _schemas() -> dict[str, Any]:
                 "items": _object(
                     {
                         "number": {"type": "string"},
-                        "counter": _str_or_null("Counter holding the ticket; null once released."),
+                        "counter": _str_or_null(
+                            "The counter it was last called to; kept after the counter "
+                            "releases it (finished, no-show), so a citizen who looked away "
+                            "still sees where to go."
+                        ),
                         "counter_name": _str_or_null("Its display name."),
-                        "called_at": {"type": "string", "format": "date-time"},
+                        "called_at": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "Its last call or recall.",
+                        },
                         "state": _ref("TicketState"),
                     }
                 ),
-                "description": "Most recently called tickets, newest first.",
+                "description": (
+                    "The last calls and recalls of the zone (the site without a zone), one "
+                    "entry per ticket at its last call, newest first, whatever the ticket's "
+                    "state since (finished, no-show). Not yet kept: a ticket transferred since "
+                    "its call leaves the list until it is called in its new service (the "
+                    "live state keeps no call time across a transfer)."
+                ),
             },
             "waiting": {
                 "type": "object",
@@ -893,6 +1050,7 @@ def _schemas() -> dict[str, Any]:
         },
         "TicketStatus": ticket_status,
         "ServiceView": service_view,
+        "Headline": headline,
         "DirectoryService": directory_service,
         "CounterView": counter_view,
         "Snapshot": snapshot,
@@ -1558,14 +1716,17 @@ WAIT_BANDS = ("within", "up_to_2x", "over_2x", "unknown")  # domain.ikm.WAIT_BAN
 
 
 def _report_schemas() -> dict[str, Any]:
+    report_seconds = REPORT_SECONDS_PRECISION
     stats = _object(
         {
             "count": _count("Visits with a value."),
-            "p50": _seconds_or_null("Median (linear interpolation), seconds."),
-            "p90": _seconds_or_null("90th percentile (linear interpolation), seconds."),
-            "mean": _seconds_or_null("Mean, seconds."),
+            "p50": _seconds_or_null("Median (linear interpolation).", report_seconds),
+            "p90": _seconds_or_null("90th percentile (linear interpolation).", report_seconds),
+            "max": _seconds_or_null("Longest (waits only).", report_seconds),
+            "mean": _seconds_or_null("Mean.", report_seconds),
         },
         description="Durations of the visits that have one; `max` for waits only.",
+        optional=("max",),
     )
     figures_props: dict[str, Any] = {
         "visits": _count("Visits (queue segments); a transfer makes two."),
@@ -1582,18 +1743,22 @@ def _report_schemas() -> dict[str, Any]:
         "service": stats,
         "within_target": _object(
             {
-                "count": _count("Waits within the service's target."),
-                "share": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "count": _count("Waits within the service's target (wait <= target)."),
+                "share": _share_or_null(
+                    "`count` / `wait.count`: of the visits called, those called within "
+                    "target (tickets still waiting are not counted here, unlike the "
+                    "snapshot's `within_standard_share`); null without any."
+                ),
             }
         ),
         "estimate": _object(
             {
                 "count": _count("First visits with an estimate at issue and a wait."),
-                "mae": _seconds_or_null("Mean absolute error of the estimate, seconds."),
+                "mae": _seconds_or_null("Mean absolute error of the estimate.", report_seconds),
                 "bias": {
                     "type": ["number", "null"],
-                    "description": "Mean of wait minus estimate, seconds (positive: waited "
-                    "longer than told).",
+                    "description": "Mean of wait minus estimate (positive: waited longer "
+                    f"than told). {report_seconds}",
                 },
             },
             description="The estimated wait told at issue against the actual wait.",
@@ -1602,18 +1767,22 @@ def _report_schemas() -> dict[str, Any]:
     element_means = {
         "type": ["object", "null"],
         "additionalProperties": {"type": "number", "minimum": 1, "maximum": 4},
-        "description": "Mean score of each element u1..u9 (nilai persepsi, 1..4).",
+        "description": "Mean score of each element u1..u9 (nilai persepsi, 1..4). "
+        + MEAN_SCORE_PRECISION,
     }
     ikm_part = _object(
         {
             "respondents": _count("Complete SKM surveys."),
             "element_means": element_means,
-            "perception": {"type": ["number", "null"]},
+            "perception": {
+                "type": ["number", "null"],
+                "description": f"Mean of the element means (1..4). {MEAN_SCORE_PRECISION}",
+            },
             "ikm": {
                 "type": ["number", "null"],
                 "minimum": 25,
                 "maximum": 100,
-                "description": "Mean of the element means x 25, two decimals.",
+                "description": f"Mean of the element means x 25. {INDEX_PRECISION}",
             },
             "grade": _enum_or_null(
                 ("A", "B", "C", "D"), "A 88.31-100, B 76.61-88.30, C 65-76.60, D 25-64.99."
@@ -1624,7 +1793,7 @@ def _report_schemas() -> dict[str, Any]:
                     "respondents": _count("One-tap ratings."),
                     "index": {
                         "type": ["number", "null"],
-                        "description": "Mean rating x 25; not an SKM IKM.",
+                        "description": f"Mean rating x 25; not an SKM IKM. {INDEX_PRECISION}",
                     },
                 }
             ),
@@ -1644,7 +1813,13 @@ def _report_schemas() -> dict[str, Any]:
                         _ref("IkmPart"),
                         {
                             "type": "object",
-                            "properties": {"band": {"type": "string", "enum": list(WAIT_BANDS)}},
+                            "properties": {
+                                "band": {"type": "string", "enum": list(WAIT_BANDS)},
+                                "wait_mean": _seconds_or_null(
+                                    "Mean wait of the band's rated visits.",
+                                    REPORT_SECONDS_PRECISION,
+                                ),
+                            },
                         },
                     ]
                 },
@@ -1711,16 +1886,53 @@ def _report_schemas() -> dict[str, Any]:
                             {
                                 "type": "object",
                                 "properties": {
-                                    "open_seconds": {"type": "number"},
-                                    "busy_seconds": {"type": "number"},
-                                    "idle_while_queue_seconds": {"type": "number"},
+                                    "open_seconds": _seconds("Time open.", REPORT_TIME_PRECISION),
+                                    "busy_seconds": _seconds(
+                                        "Service time.", REPORT_TIME_PRECISION
+                                    ),
+                                    "idle_while_queue_seconds": _seconds(
+                                        "Open, idle, while its services' tickets waited.",
+                                        REPORT_TIME_PRECISION,
+                                    ),
+                                    "utilisation": _share_or_null(
+                                        "Busy over open time, of their whole seconds; "
+                                        "null when never open."
+                                    ),
                                 },
                             },
                         ]
                     },
                 },
-                "hours": {"type": "array", "items": {"type": "object"}},
-                "daily": {"type": "array", "items": {"type": "object"}},
+                "hours": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+                            "arrivals": _count("Tickets issued in the hour."),
+                            "waits": _count("Visits called that were issued in the hour."),
+                            "wait_mean": _seconds_or_null("Mean wait.", report_seconds),
+                            "wait_p90": _seconds_or_null("90th percentile wait.", report_seconds),
+                        },
+                    },
+                    "description": "By local hour of issue.",
+                },
+                "daily": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "day": {"type": "string", "format": "date"},
+                            "issued": _count("Tickets issued."),
+                            "served": _count("Visits ended `served`."),
+                            "within_target_share": _share_or_null(
+                                "Visits called within target over visits called."
+                            ),
+                            "wait_p90": _seconds_or_null("90th percentile wait.", report_seconds),
+                        },
+                    },
+                    "description": "One entry per service day with visits.",
+                },
                 "ikm": _ref("Ikm"),
                 "comments": {"type": "array", "items": {"type": "object"}},
             },
@@ -2027,6 +2239,7 @@ support and unknown paths 404 `not_found`.
 **Live updates** come as server-sent events from `/api/v1/sites/{site}/stream`; every \
 event has a global sequence number `seq`, and the snapshot and display tell the `seq` they \
 include.
+
 """
 
 
@@ -2038,7 +2251,7 @@ def _build() -> dict[str, Any]:
             "title": "Antrian: queue management for public service halls",
             "version": API_VERSION,
             "summary": "Tickets, counters (loket), displays and live events.",
-            "description": _DESCRIPTION,
+            "description": _DESCRIPTION + PRECISION_TEXT,
         },
         "servers": [{"url": "/", "description": "This server."}],
         "tags": [
