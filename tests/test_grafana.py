@@ -320,6 +320,8 @@ def test_every_metric_in_a_query_is_in_the_catalogue() -> None:
         "qms_ticket_service_seconds",
         "qms_loket_served_total",
         "qms_loket_busy_seconds_total",
+        "qms_loket_idle_while_queue_waits_seconds_total",
+        "qms_queue_waiting_over_target_tickets",
         "qms_device_up",
         "qms_device_last_frame_timestamp_seconds",
         "qms_printer_paper_end",
@@ -350,9 +352,96 @@ def test_dashboard_queries_substitute_every_variable() -> None:
         )
         == 'rate(x{site=~".*", service=~".*"}[1m])'
     )
-    assert substitute("avg_over_time(x[$__range]) * $__range_s", {}) == (
-        "avg_over_time(x[1h]) * 3600"
-    )
+    assert substitute("increase(x[$__range]) / $__range_s", {}) == "increase(x[1h]) / 3600"
+
+
+def raw_queries() -> list[tuple[str, dict[str, Any], str]]:
+    """(dashboard uid, panel, PromQL as written) for every panel target."""
+    return [
+        (uid, panel, target["expr"])
+        for uid, board in load_dashboards().items()
+        for panel in panels(board)
+        for target in panel["targets"]
+    ]
+
+
+def test_no_panel_extrapolates_a_sampled_gauge_over_the_range() -> None:
+    """Time in a state is the service's own counter, increase()d over the range; an average
+    of a 0/1 gauge times the range (`avg_over_time(g[$__range]) * $__range_s`) assumes every
+    moment of the range was scraped, and inflates the figure whenever it was not (1.66x
+    over a day the service was scraped for 60% of)."""
+    problems = []
+    for uid, panel, expr in raw_queries():
+        where = f"{uid} / {panel['title']}: {expr}"
+        if re.search(r"\$\{?__range_(s|ms)\b", expr):
+            problems.append(f"multiplies by the range: {where}")
+        if re.search(r"avg_over_time\(.*\)\s*\*", expr, flags=re.S):
+            problems.append(f"multiplies an average over time: {where}")
+        if re.search(r"qms_loket_idle_while_queue_waits\{[^}]*\}\[", expr):
+            problems.append(f"samples the idle gauge over a range (use the counter): {where}")
+    assert not problems, "\n".join(problems)
+    idle = [
+        expr
+        for _, _, expr in raw_queries()
+        if "increase(qms_loket_idle_while_queue_waits_seconds_total{" in expr
+    ]
+    assert len(idle) >= 3, "idle per hour, over the range, and in the counter summary"
+
+
+def test_within_standard_counts_the_tickets_still_waiting_past_their_target() -> None:
+    """The board's headline: called within target / (called + tickets still waiting past
+    the target). A queue nobody calls must not look on time (the call-time share ignores
+    it until the late tickets are called)."""
+    found = 0
+    for uid, panel, expr in raw_queries():
+        if "qms_tickets_called_within_target_total" not in expr:
+            continue
+        found += 1
+        _, slash, denominator = expr.partition("\n/ ")
+        assert slash, f"{uid} / {panel['title']}: not a ratio: {expr}"
+        assert "qms_tickets_called_total" in denominator, (uid, panel["title"], expr)
+        assert "qms_queue_waiting_over_target_tickets" in denominator, (
+            f"{uid} / {panel['title']}: the tickets still waiting past their target are "
+            f"missing from the denominator: {expr}"
+        )
+    assert found >= 5, "within standard: hall stat, table, bars; service stat and over time"
+
+
+def test_hall_overview_counts_the_queues_in_breach() -> None:
+    """Queues in breach: the oldest waiting ticket has waited longer than its target."""
+    board = load_dashboards()["antrian-hall-overview"]
+    [panel] = [p for p in panels(board) if p["title"].endswith("(Queues in breach)")]
+    [target] = panel["targets"]
+    expr = re.sub(r"\s+", " ", target["expr"])
+    assert re.search(
+        r"qms_queue_oldest_wait_seconds\{[^}]*\}\) > on \(site, service\) "
+        r"max by \(site, service\) \(qms_service_target_wait_seconds",
+        expr,
+    ), expr
+    assert expr.endswith("or vector(0)"), "0, not no data, when no queue is in breach"
+
+
+def closed_outcomes() -> list[str]:
+    """The outcomes docs/metrics.md lists for qms_tickets_closed_total."""
+    row = re.search(r"^\| `qms_tickets_closed_total` \|.*$", CATALOGUE.read_text("utf-8"), re.M)
+    assert row, "qms_tickets_closed_total not in the catalogue"
+    meaning = row.group(0).split("|")[4]
+    return re.findall(r"`([a-z_]+)`", meaning)
+
+
+def test_outcome_panels_name_every_outcome_including_expired() -> None:
+    outcomes = closed_outcomes()
+    assert "expired" in outcomes, "tickets closed at the end of the service day"
+    found = 0
+    for uid, panel, expr in raw_queries():
+        if "qms_tickets_closed_total" not in expr:
+            continue
+        found += 1
+        # By outcome, so every outcome exported (expired included) is shown.
+        assert re.search(r"by \([^)]*\boutcome\b", expr), (uid, panel["title"], expr)
+        missing = [o for o in outcomes if not re.search(rf"\b{o}\b", panel["description"])]
+        assert not missing, f"{uid} / {panel['title']}: description lacks {missing}"
+    assert found, "no panel shows the closed outcomes"
 
 
 @pytest.mark.prometheus
