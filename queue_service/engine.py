@@ -282,16 +282,19 @@ class Engine:
         expired, and stored. Today is replayed on top of these by `start`."""
         stored = await self.store.site_totals()
         out: dict[str, SiteTotals] = {}
-        for site_id, site in self.config.sites.items():
-            totals = self._new_totals(site_id)
-            through = None
+        for site_id in self.config.sites:
+            out[site_id] = self._new_totals(site_id)
             if site_id in stored:
-                through, payload = stored[site_id]
-                totals.add_json(payload)
-            today = site.service_day(now)
-            for day in await self.store.days_between(site_id, through, today):
-                await self._close_past_day(site, day, totals)
-            out[site_id] = totals
+                out[site_id].add_json(stored[site_id][1])
+        missing = await self.store.days_between(
+            {
+                site_id: (stored[site_id][0] if site_id in stored else None, site.service_day(now))
+                for site_id, site in self.config.sites.items()
+            }
+        )
+        for site_id, days in missing.items():
+            for day in days:
+                await self._close_past_day(self.config.sites[site_id], day, out[site_id])
         return out
 
     async def _close_past_day(self, site: Site, day: date, totals: SiteTotals) -> None:

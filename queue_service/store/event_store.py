@@ -242,25 +242,38 @@ class EventStore:
                 totals,
             )
 
-    async def days_between(self, site_id: str, after: date | None, before: date) -> list[date]:
-        """The service days of a site with events, after `after` (all when None) and before
-        `before`, in order: a skip scan of the (site_id, service_day, seq) index, one probe
-        per day found."""
+    async def days_between(
+        self, spans: Mapping[str, tuple[date | None, date]]
+    ) -> dict[str, list[date]]:
+        """For each site, `(after, before)`: its service days with events after `after`
+        (all when None) and before `before`, in order. One statement for every site: a
+        skip scan of the (site_id, service_day, seq) index, one probe per day found, so a
+        start-up with every site's totals current costs one probe per site."""
+        sites = list(spans)
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "WITH RECURSIVE d(day) AS ("
-                " SELECT min(service_day) FROM ticket_events"
-                "  WHERE site_id = $1 AND service_day > $2 AND service_day < $3"
-                " UNION ALL"
-                " SELECT (SELECT min(service_day) FROM ticket_events"
-                "  WHERE site_id = $1 AND service_day > d.day AND service_day < $3)"
-                " FROM d WHERE d.day IS NOT NULL)"
-                " SELECT day FROM d WHERE day IS NOT NULL",
-                site_id,
-                after or date.min,
-                before,
+                "SELECT s.site_id, d.day FROM unnest($1::text[], $2::date[], $3::date[])"
+                "  AS s(site_id, after, before)"
+                " CROSS JOIN LATERAL ("
+                "  WITH RECURSIVE d(day) AS ("
+                "   SELECT min(service_day) FROM ticket_events"
+                "    WHERE site_id = s.site_id AND service_day > s.after"
+                "      AND service_day < s.before"
+                "   UNION ALL"
+                "   SELECT (SELECT min(service_day) FROM ticket_events"
+                "    WHERE site_id = s.site_id AND service_day > d.day"
+                "      AND service_day < s.before)"
+                "   FROM d WHERE d.day IS NOT NULL)"
+                "  SELECT day FROM d WHERE day IS NOT NULL) d"
+                " ORDER BY s.site_id, d.day",
+                sites,
+                [spans[s][0] or date.min for s in sites],
+                [spans[s][1] for s in sites],
             )
-        return [r[0] for r in rows]
+        out: dict[str, list[date]] = {s: [] for s in sites}
+        for r in rows:
+            out[r[0]].append(r[1])
+        return out
 
     async def max_seq(self) -> int:
         conn = await self._writer_conn()
