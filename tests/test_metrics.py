@@ -1,8 +1,12 @@
 """/metrics equals the truth: every counter, histogram and gauge agrees exactly with the
-ticket_visits view in PostgreSQL and with the live snapshot after a scripted day."""
+ticket_visits view in PostgreSQL and with the live snapshot after a scripted day. It is
+gzip-compressed exactly when the scraper accepts gzip, and then decompresses to the very
+body that was rendered."""
 
 from __future__ import annotations
 
+import gzip
+import math
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -13,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
 from queue_service.web.app import create_app
-from queue_service.web.keys import ENGINE
-from tests.conftest import MANAGER, MONDAY_9AM, SITE
+from queue_service.web.keys import ENGINE, EXPOSITION
+from tests.conftest import KIOSK, MANAGER, MONDAY_9AM, SITE
 from tests.test_scripted_day import Script, run_day
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -41,6 +45,7 @@ def pick(samples: Samples, name: str, **labels: str) -> dict[tuple[tuple[str, st
 
 
 async def scrape(client: TestClient, **headers: str) -> Samples:
+    # The test client accepts gzip: these scrapes go through the compressed path.
     resp = await client.get("/metrics", headers=headers)
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -196,6 +201,17 @@ async def test_metrics_token_is_required_when_configured(
     assert (await client.get("/metrics")).status == 401
     assert (await client.get("/metrics", headers={"Authorization": "Bearer nope"})).status == 401
     assert (await client.get("/metrics", headers={"Authorization": "Bearer s3cret"})).status == 200
+    # Asking for gzip changes nothing about the token.
+    gz = {"Accept-Encoding": "gzip"}
+    resp = await client.get("/metrics", headers=gz)
+    assert resp.status == 401
+    assert "Content-Encoding" not in resp.headers
+    resp = await client.get(
+        "/metrics", headers={**gz, "Authorization": "Bearer s3cret"}, auto_decompress=False
+    )
+    assert resp.status == 200
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(await resp.read()).startswith(b"# HELP ")
 
 
 async def test_no_personal_or_ticket_ids_in_labels(client: TestClient, clock: ManualClock) -> None:
@@ -203,3 +219,159 @@ async def test_no_personal_or_ticket_ids_in_labels(client: TestClient, clock: Ma
     text = await (await client.get("/metrics")).text()
     for ticket_id in script.tickets.values():
         assert ticket_id not in text
+
+
+# -- gzip ------------------------------------------------------------------------------------
+
+# Families that may differ between two scrapes a moment apart: the process's own figures,
+# the render's timestamp and duration, and the device links (they keep reconnecting to
+# devices the example hall names and the test does not run; printer flags are NaN).
+VOLATILE = (
+    "process_",
+    "qms_snapshot_timestamp_seconds",
+    "qms_metrics_render_seconds",
+    "qms_device_",
+    "qms_printer_",
+)
+
+
+def stable(samples: Samples) -> Samples:
+    return {k: v for k, v in samples.items() if not k[0].startswith(VOLATILE)}
+
+
+def vary(headers: Any) -> set[str]:
+    return {v.strip().lower() for h in headers.getall("Vary", ()) for v in h.split(",")}
+
+
+async def test_gzip_when_asked_is_the_rendered_body_compressed(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for service in ("KTP-EL", "KTP-EL", "SKCK"):
+        resp = await client.post(
+            f"/api/v1/sites/{SITE}/tickets", json={"service": service}, headers=KIOSK
+        )
+        assert resp.status == 201
+    exposition = client.app[EXPOSITION]
+    rendered: list[bytes] = []
+    render = exposition.render
+
+    async def spy() -> bytes:
+        body = await render()
+        rendered.append(body)
+        return body
+
+    monkeypatch.setattr(exposition, "render", spy)
+
+    resp = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert resp.status == 200
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert "accept-encoding" in vary(resp.headers)
+    assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    raw = await resp.read()
+    assert int(resp.headers["Content-Length"]) == len(raw)
+    assert raw[:2] == b"\x1f\x8b"  # a gzip member, not a bare zlib stream
+    assert gzip.decompress(raw) == rendered[-1]  # byte for byte what was rendered
+    assert len(raw) * 5 < len(rendered[-1])
+    gzipped = parse(gzip.decompress(raw).decode())
+
+    resp = await client.get(
+        "/metrics", headers={"Accept-Encoding": "identity"}, auto_decompress=False
+    )
+    assert "Content-Encoding" not in resp.headers
+    plain_raw = await resp.read()
+    assert plain_raw == rendered[-1]
+    plain = parse(plain_raw.decode())
+    # The same families, series and values, bar those that move by themselves.
+    assert stable(gzipped) == stable(plain)
+    assert gzipped.keys() == plain.keys()
+    assert pick(gzipped, "qms_tickets_issued_total", site=SITE, service="KTP-EL")[()] == 2
+    assert pick(gzipped, "qms_queue_waiting_tickets", site=SITE, service="SKCK")[()] == 1
+
+    # HEAD: the headers of the GET, no body.
+    resp = await client.head("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert resp.status == 200
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert "accept-encoding" in vary(resp.headers)
+    assert await resp.read() == b""
+
+
+async def test_gzip_follows_the_accept_encoding_weights(client: TestClient) -> None:
+    gzip_for = [
+        "gzip",  # what Prometheus sends
+        "GZip",
+        "gzip, deflate",  # aiohttp, Go and most HTTP clients
+        "deflate, gzip, br, zstd",  # curl --compressed
+        "gzip;q=1.0",
+        "gzip; q=0.001",
+        "br;q=1.0, gzip;q=0.8, *;q=0.1",
+        "gzip;q=0.5, identity;q=0.5",
+        "x-gzip",
+        "*",
+        "identity;q=0.2, *;q=0.9",
+    ]
+    plain_for = [
+        None,  # no Accept-Encoding at all
+        "",
+        "identity",
+        "gzip;q=0",
+        "gzip;q=0.000",
+        "gzip; q=0, deflate",
+        "deflate, br",
+        "*;q=0",
+        "gzip;q=0, *",
+        "gzip;q=0.5, identity",  # identity (q=1) is preferred
+        "gzip;q=0.5, *;q=0.8",  # ... also when it is only named by *
+        "gzip;q=2",  # malformed weights count as 0: plain is always safe
+        "gzip;q=abc",
+        "gzip;q=-1",
+        "gzip;q=nan",
+        "gzipx, xgzip",
+    ]
+    for value, expect_gzip in [(v, True) for v in gzip_for] + [(v, False) for v in plain_for]:
+        if value is None:
+            resp = await client.get(
+                "/metrics", skip_auto_headers=["Accept-Encoding"], auto_decompress=False
+            )
+        else:
+            resp = await client.get(
+                "/metrics", headers={"Accept-Encoding": value}, auto_decompress=False
+            )
+        assert resp.status == 200, value
+        raw = await resp.read()
+        assert "accept-encoding" in vary(resp.headers), value
+        if expect_gzip:
+            assert resp.headers.get("Content-Encoding") == "gzip", value
+            raw = gzip.decompress(raw)
+        else:
+            assert "Content-Encoding" not in resp.headers, value
+        assert raw.startswith(b"# HELP qms_"), value
+        assert parse(raw.decode()), value
+
+
+async def test_gzip_with_accept_encoding_in_two_header_lines(client: TestClient) -> None:
+    from multidict import CIMultiDict
+
+    two = CIMultiDict([("Accept-Encoding", "br"), ("Accept-Encoding", "gzip")])
+    resp = await client.get("/metrics", headers=two, auto_decompress=False)
+    assert resp.headers["Content-Encoding"] == "gzip"
+    refused = CIMultiDict([("Accept-Encoding", "gzip"), ("Accept-Encoding", "gzip;q=0")])
+    resp = await client.get("/metrics", headers=refused, auto_decompress=False)
+    assert "Content-Encoding" not in resp.headers
+
+
+def test_printer_flags_unknown_are_nan_in_the_exposition() -> None:
+    """What docs/metrics.md says of the printer flags before a status is known: NaN."""
+    from queue_service.devices import metrics as device_metrics
+    from queue_service.devices.supervisor import DeviceHealth
+
+    text = device_metrics.render([DeviceHealth(site=SITE, device="p1", kind="printer")])
+    samples = parse(text)
+    for name in (
+        "qms_printer_paper_near_end",
+        "qms_printer_paper_end",
+        "qms_printer_cover_open",
+        "qms_printer_offline",
+        "qms_printer_error",
+    ):
+        assert math.isnan(pick(samples, name, site=SITE, device="p1")[()]), name
+    assert pick(samples, "qms_device_up", site=SITE, device="p1", kind="printer")[()] == 0

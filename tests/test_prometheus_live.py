@@ -1,14 +1,18 @@
 """A real Prometheus (Debian's package) scrapes the running service during a scripted
 scenario: every recording rule and dashboard query evaluates and returns data, every alert
 expression evaluates and every metric it names exists, the alerts a scenario provokes
-become active, and `promtool check metrics` finds nothing wrong with the exposition."""
+become active, `promtool check metrics` finds nothing wrong with the exposition, and
+Prometheus scrapes it gzip-compressed and reads the right values."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import logging
 import re
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +20,14 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from queue_service.domain.clock import ManualClock
 from queue_service.web.app import create_app
+from queue_service.web.keys import ENGINE, EXPOSITION
 from tests.conftest import KIOSK, MANAGER, MONDAY_9AM, ROOT, SITE, counter_auth
 from tests.service_process import free_port
 from tests.test_grafana import dashboard_queries
@@ -73,13 +81,86 @@ class Prometheus:
         self.log.close()
 
 
+@dataclass
+class Served:
+    """One /metrics answer as the server's access log saw it, after it was sent."""
+
+    user_agent: str
+    accept_encoding: str
+    status: int
+    content_encoding: str | None
+    vary: str | None
+    sent: int  # bytes written to the socket for the answer
+    body: bytes
+
+
+def metrics_log() -> tuple[list[Served], type[AbstractAccessLogger]]:
+    """An access logger (aiohttp's hook, called once the response is written) that keeps
+    every /metrics answer, and the list it keeps them in."""
+    served: list[Served] = []
+
+    class MetricsLog(AbstractAccessLogger):
+        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+            if request.path != "/metrics":
+                return
+            body = response.body if isinstance(response, web.Response) else None
+            served.append(
+                Served(
+                    user_agent=request.headers.get("User-Agent", ""),
+                    accept_encoding=request.headers.get("Accept-Encoding", ""),
+                    status=response.status,
+                    content_encoding=response.headers.get("Content-Encoding"),
+                    vary=response.headers.get("Vary"),
+                    sent=response.body_length,
+                    body=body if isinstance(body, bytes) else b"",
+                )
+            )
+
+    return served, MetricsLog
+
+
 @pytest.fixture
 async def server(settings: Any, config: Any, aiohttp_server: Any) -> TestServer:
     clock = ManualClock(MONDAY_9AM)
     app = create_app(settings, config, clock)
-    srv = await aiohttp_server(app, port=free_port())
+    served, log_class = metrics_log()
+    srv = await aiohttp_server(
+        app,
+        port=free_port(),
+        access_log=logging.getLogger("tests.access"),
+        access_log_class=log_class,
+    )
     srv.clock = clock  # type: ignore[attr-defined]
+    srv.served = served  # type: ignore[attr-defined]
     return srv
+
+
+async def start_prometheus(
+    session: aiohttp.ClientSession, binary: str, server: TestServer, workdir: Path
+) -> Prometheus:
+    """A Prometheus scraping the server every second, once it reports the target up."""
+    prom = Prometheus(binary, f"127.0.0.1:{server.port}", workdir)
+    try:
+        for _ in range(150):
+            try:
+                async with session.get(f"{prom.url}/-/ready") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("prometheus did not become ready")
+        for _ in range(60):
+            up = await prom.query(session, 'up{job="antrian"}')
+            if up and up[0]["value"][1] == "1":
+                break
+            await asyncio.sleep(0.5)
+        assert up and up[0]["value"][1] == "1", "prometheus never scraped the service"
+    except BaseException:
+        prom.stop()
+        raise
+    return prom
 
 
 async def scenario(session: aiohttp.ClientSession, base: str, clock: ManualClock) -> None:
@@ -127,31 +208,15 @@ async def test_prometheus_scrapes_and_every_query_works(server: TestServer) -> N
     clock: ManualClock = server.clock  # type: ignore[attr-defined]
     base = str(server.make_url("")).rstrip("/")
     with tempfile.TemporaryDirectory() as tmp:
-        prom = Prometheus(binary, f"127.0.0.1:{server.port}", Path(tmp))
-        try:
-            async with aiohttp.ClientSession() as session:
-                for _ in range(150):
-                    try:
-                        async with session.get(f"{prom.url}/-/ready") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.2)
-                else:
-                    raise AssertionError("prometheus did not become ready")
-                for _ in range(60):
-                    up = await prom.query(session, 'up{job="antrian"}')
-                    if up and up[0]["value"][1] == "1":
-                        break
-                    await asyncio.sleep(0.5)
-                assert up and up[0]["value"][1] == "1", "prometheus never scraped the service"
+        async with aiohttp.ClientSession() as session:
+            prom = await start_prometheus(session, binary, server, Path(tmp))
+            try:
                 await scenario(session, base, clock)
                 # More scrapes and rule evaluations of the scenario's end state.
                 await asyncio.sleep(4)
                 await check_everything(session, prom)
-        finally:
-            prom.stop()
+            finally:
+                prom.stop()
 
 
 async def check_everything(session: aiohttp.ClientSession, prom: Prometheus) -> None:
@@ -201,3 +266,70 @@ async def test_promtool_check_metrics_finds_nothing(client: Any, clock: ManualCl
     output = (result.stdout + result.stderr).decode()
     assert result.returncode == 0, output
     assert output.strip() == "", output
+
+
+def sample_count(text: str) -> int:
+    return sum(len(family.samples) for family in text_string_to_metric_families(text))
+
+
+async def test_prometheus_scrapes_gzip_and_reads_the_right_values(server: TestServer) -> None:
+    """Prometheus asks for gzip, gets it (the access log shows the compressed bytes it was
+    sent), decompresses it, and stores every sample with the right value."""
+    binary = require_tool("prometheus")
+    site = f"{str(server.make_url('')).rstrip('/')}/api/v1/sites/{SITE}"
+    served: list[Served] = server.served  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with aiohttp.ClientSession() as session:
+            prom = await start_prometheus(session, binary, server, Path(tmp))
+            try:
+                for service in ("KTP-EL", "KTP-EL", "KTP-EL", "SKCK"):
+                    async with session.post(
+                        f"{site}/tickets", json={"service": service}, headers=KIOSK
+                    ) as resp:
+                        assert resp.status == 201, await resp.text()
+                issued = f'qms_tickets_issued_total{{job="antrian",site="{SITE}",service="KTP-EL"}}'
+                for _ in range(60):
+                    result = await prom.query(session, issued)
+                    if result and result[0]["value"][1] == "3":
+                        break
+                    await asyncio.sleep(0.5)
+                else:
+                    raise AssertionError(f"prometheus never saw the tickets: {result}")
+                await asyncio.sleep(1.5)  # a scrape or two of the state that no longer changes
+
+                async def value(expr: str) -> float:
+                    result = await prom.query(session, expr)
+                    assert len(result) == 1, (expr, result)
+                    return float(result[0]["value"][1])
+
+                target = server.app[ENGINE].config.sites[SITE].services["KTP-EL"]
+                lbl = f'job="antrian",site="{SITE}"'
+                assert await value(f'qms_tickets_issued_total{{{lbl},service="SKCK"}}') == 1
+                assert await value(f'qms_queue_waiting_tickets{{{lbl},service="KTP-EL"}}') == 3
+                assert await value(f'qms_queue_waiting_tickets{{{lbl},service="SKCK"}}') == 1
+                assert (
+                    await value(f'qms_service_target_wait_seconds{{{lbl},service="KTP-EL"}}')
+                    == target.target_wait_seconds
+                )
+                committed = server.app[ENGINE].stats.events_committed
+                assert await value('qms_events_committed_total{job="antrian"}') == committed
+                scraped = await value('scrape_samples_scraped{job="antrian"}')
+            finally:
+                prom.stop()
+
+    by_prometheus = [s for s in served if s.user_agent.startswith("Prometheus/")]
+    assert len(by_prometheus) >= 3, served
+    for answer in by_prometheus:
+        assert answer.accept_encoding == "gzip", answer.accept_encoding
+        assert answer.status == 200
+        assert answer.content_encoding == "gzip"
+        assert answer.vary == "Accept-Encoding"
+    # On the wire: the last answer's compressed body (plus the headers), a fraction of the
+    # plain exposition; and it is the exposition Prometheus stored, sample for sample.
+    last = by_prometheus[-1]
+    text = gzip.decompress(last.body).decode()
+    plain = await server.app[EXPOSITION].render()
+    assert len(last.body) < last.sent < len(last.body) + 2048
+    assert last.sent * 5 < len(plain), (last.sent, len(plain))
+    assert sample_count(text) == scraped == sample_count(plain.decode())
+    assert f'qms_tickets_issued_total{{site="{SITE}",service="KTP-EL"}} 3\n' in text
