@@ -7,7 +7,7 @@ import { api, siteUrl } from "./api.js";
 import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
 import { Live, bindConnIndicator, refresher } from "./live.js";
 import {
-  $, ServerClock, dropParam, fill, formatClock, h, level, markReady, minutes, params, percent, stopwatch, store,
+  $, ServerClock, dropParam, fill, formatClock, h, level, markReady, minutes, params, stopwatch, store,
 } from "./ui.js";
 
 const local = store("local");
@@ -49,29 +49,55 @@ const refresh = refresher(load, 300);
 
 // -- pieces ---------------------------------------------------------------------------------
 
+/** A published share (0..1, 4 decimals) as a whole percent that never claims more or less
+ *  than it is: 0.9951 is "99%" (not "100%" while a ticket breached), 0.004 is "1%". */
+function sharePercent(share) {
+  if (share === null || share === undefined) return "–";
+  let pct = Math.round(share * 100);
+  if (pct === 100 && share < 1) pct = 99;
+  if (pct === 0 && share > 0) pct = 1;
+  return `${pct}%`;
+}
+
+// The headline figures against the standard are the snapshot's `headline`, computed once
+// on the server (domain/standard.py): the board formats them and computes none of its own.
 function kpis(snap) {
-  const svcs = snap.services;
-  const waiting = svcs.reduce((n, s) => n + s.waiting, 0);
-  const called = svcs.reduce((n, s) => n + s.called_today, 0);
-  const within = svcs.reduce((n, s) => n + s.called_within_target_today, 0);
-  const finished = svcs.reduce((n, s) => n + s.finished_today, 0);
+  const head = snap.headline;
+  const finished = snap.services.reduce((n, s) => n + s.finished_today, 0);
   const open = snap.counters.filter((c) => c.state === "open").length;
-  const oldest = svcs.filter((s) => s.oldest_enqueued_at)
-    .map((s) => ({ s, secs: clock.secondsSince(s.oldest_enqueued_at) }))
-    .sort((a, b) => b.secs - a.secs)[0];
+  const worst = head.worst_queue;
+  const judged = head.called_today + head.waiting_over_target;
   const kpi = (id, label, value, sub = null, cls = "") =>
-    h("div", { class: "card kpi", id }, h("span", {}, label), h("b", { class: cls }, value), sub ? h("small", { class: "muted" }, sub) : null);
+    h("div", { class: "card kpi", id }, h("span", {}, label), h("b", { class: cls || null }, value), sub ? h("small", { class: "muted" }, sub) : null);
   return h("div", { class: "kpis" },
-    kpi("kpi-waiting", t("kpi.waiting"), waiting),
-    oldest
-      ? h("div", { class: "card kpi", id: "kpi-oldest" }, h("span", {}, t("kpi.oldest")),
-        h("b", { class: `js-wait lvl-${level(oldest.secs, oldest.s.target_wait_seconds)}`, dataset: { since: oldest.s.oldest_enqueued_at, target: oldest.s.target_wait_seconds } },
-          stopwatch(clock.secondsSince(oldest.s.oldest_enqueued_at))),
-        h("small", { class: "muted" }, `${oldest.s.prefix} · ${pick(oldest.s.name)}`))
-      : kpi("kpi-oldest", t("kpi.oldest"), "–"),
-    kpi("kpi-within", t("kpi.within"), percent(within, called), called ? `${within} / ${called}` : null),
+    kpi("kpi-waiting", t("kpi.waiting"), head.waiting),
+    worst
+      ? h("div", { class: "card kpi", id: "kpi-worst", dataset: { service: worst.service } }, h("span", {}, t("kpi.worst")),
+        h("b", { class: `js-wait lvl-${level(worst.oldest_wait_seconds, worst.target_wait_seconds)}`, dataset: { since: worst.oldest_enqueued_at, target: worst.target_wait_seconds } },
+          stopwatch(clock.secondsSince(worst.oldest_enqueued_at))),
+        h("small", { class: "muted" }, `${worst.prefix} · ${pick(worst.name)} · ${t("kpi.target", { d: minutes(worst.target_wait_seconds) })}`))
+      : kpi("kpi-worst", t("kpi.worst"), "–"),
+    kpi("kpi-within", t("kpi.within"), sharePercent(head.within_standard_share),
+      judged ? t("kpi.within.sub", { w: head.called_within_target_today, n: judged, over: head.waiting_over_target }) : null),
+    kpi("kpi-breach", t("kpi.breach"), head.queues_in_breach, t("kpi.breach.sub", { n: head.queues_waiting }),
+      head.queues_in_breach ? "lvl-bad" : "lvl-ok"),
     kpi("kpi-counters", t("kpi.counters"), open, t("kpi.of", { n: snap.counters.length })),
     kpi("kpi-finished", t("kpi.finished"), finished));
+}
+
+// The headline moves with the clock alone when a waiting ticket passes its target: re-read
+// the snapshot just after the next one does, rather than show a stale share until an event.
+let crossingTimer = null;
+function refreshAtNextCrossing(snap) {
+  clearTimeout(crossingTimer);
+  let next = null;
+  for (const s of snap.services) {
+    for (const tk of s.tickets || []) {
+      const left = s.target_wait_seconds - tk.wait_seconds;
+      if (left >= 0 && (next === null || left < next)) next = left;
+    }
+  }
+  if (next !== null && next < 3600) crossingTimer = setTimeout(() => refresh(), (next + 1) * 1000);
 }
 
 function meter(since, target) {
@@ -93,8 +119,10 @@ function servicesPanel(snap) {
       h("td", { class: "num js-waiting" }, h("b", {}, s.waiting), s.priority_waiting ? h("small", { class: "muted" }, ` (${s.priority_waiting} P)`) : null),
       h("td", {}, meter(s.oldest_enqueued_at, s.target_wait_seconds)),
       h("td", { class: "num" }, s.waiting ? minutes(s.estimated_wait_seconds) : "–"),
-      h("td", { class: "num js-within" }, percent(s.called_within_target_today, s.called_today),
-        s.called_today ? h("small", { class: "muted" }, ` ${s.called_within_target_today}/${s.called_today}`) : null),
+      h("td", { class: "num js-within" }, sharePercent(s.within_standard_share),
+        s.called_today + s.waiting_over_target
+          ? h("small", { class: "muted" }, ` ${s.called_within_target_today}/${s.called_today + s.waiting_over_target}`)
+          : null),
       h("td", { class: `num js-open ${unstaffed ? "lvl-bad" : ""}` }, h("b", {}, s.open_counters)));
   });
   return h("section", { class: "card", "aria-labelledby": "services-title" },
@@ -226,6 +254,7 @@ function render() {
     h("div", { class: "board-main" }, servicesPanel(snap),
       h("div", { class: "right-stack" }, countersPanel(snap), devicesPanel(snap))));
   document.querySelectorAll(".panel-body").forEach((el, i) => { el.scrollTop = scroll[i] || 0; });
+  refreshAtNextCrossing(snap);
   tick();
 }
 

@@ -275,14 +275,31 @@ function controls(c) {
     button("pause", a.pause), button("close", a.close, "btn-danger"), button("open", a.open, "btn-ok"));
 }
 
+/** The counter's waiting tickets in the order its call-next hands them out. Each service's
+ *  tickets come in the snapshot's call order (its priority policy applied by the server);
+ *  across services, call-next takes, among the services' next tickets, a priority one of a
+ *  service that uses priority first, then the earliest issued (domain/commands.call_next).
+ *  Never re-sorted here by other rules. */
+function callOrder(services) {
+  const lists = services.map((svc) => (svc.tickets || []).map((tk) => ({ ...tk, svc })));
+  const key = (tk) => [tk.priority && tk.svc.priority_policy !== "fifo" ? 0 : 1, Date.parse(tk.issued_at)];
+  const out = [];
+  for (;;) {
+    let best = null;
+    for (const list of lists) {
+      if (!list.length) continue;
+      if (best === null) { best = list; continue; }
+      const [a, b] = [key(list[0]), key(best[0])];
+      if (a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])) best = list;
+    }
+    if (best === null) return out;
+    out.push(best.shift());
+  }
+}
+
 function queueCard(c) {
   const codes = new Set(c.services);
-  const tickets = [];
-  for (const svc of state.snap.services) {
-    if (!codes.has(svc.code)) continue;
-    for (const tk of svc.tickets || []) tickets.push({ ...tk, svc });
-  }
-  tickets.sort((x, y) => (!!y.priority - !!x.priority) || Date.parse(x.enqueued_at) - Date.parse(y.enqueued_at));
+  const tickets = callOrder(state.snap.services.filter((svc) => codes.has(svc.code)));
   const canCall = c.state === "open" && !c.ticket;
   const targets = [...codes].map((code) => serviceOf(code)).filter(Boolean)
     .map((s) => `${s.prefix}: ${minutes(s.target_wait_seconds)}`).join(" · ");
