@@ -22,8 +22,8 @@ PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")  # config.PRIORITY_KINDS
 OUTCOMES = ("served", "incomplete", "referred")  # config.OUTCOMES
 SOURCES = ("kiosk", "reception", "dispenser", "api", "online")  # domain.commands.SOURCES
 ROLES = ("kiosk", "counter", "survey", "manager", "admin")  # config.ROLES
-TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "cancelled")
-TICKET_OUTCOMES = (*OUTCOMES, "no_show", "cancelled")
+TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "cancelled", "expired")
+TICKET_OUTCOMES = (*OUTCOMES, "no_show", "cancelled", "expired")
 COUNTER_STATES = ("closed", "open", "paused")
 TICKET_EVENT_TYPES = (
     "ticket_issued",
@@ -34,6 +34,7 @@ TICKET_EVENT_TYPES = (
     "ticket_no_show",
     "ticket_transferred",
     "ticket_cancelled",
+    "ticket_expired",
 )
 COUNTER_EVENT_TYPES = ("counter_opened", "counter_paused", "counter_closed")
 STREAM_CONTROL_TYPES = ("hello", "reset")
@@ -1022,7 +1023,8 @@ def _schemas() -> dict[str, Any]:
             "enum": list(TICKET_STATES),
             "description": (
                 "waiting (*menunggu*), called (*dipanggil*), serving (*dilayani*), done "
-                "(*selesai*), no_show (*tidak hadir*), cancelled (*dibatalkan*)."
+                "(*selesai*), no_show (*tidak hadir*), cancelled (*dibatalkan*), expired "
+                "(*kedaluwarsa*: still open when its service day ended at local midnight)."
             ),
         },
         "CounterState": {
@@ -1737,6 +1739,7 @@ def _report_schemas() -> dict[str, Any]:
         "no_show": _count("No-shows."),
         "cancelled": _count("Cancelled by the citizen."),
         "transferred": _count("Transferred to another service."),
+        "expired": _count("Visits still open when their service day ended (`expired`)."),
         "open": _count("Visits not ended yet (today)."),
         "wait": stats,
         "walk": stats,
@@ -1744,12 +1747,15 @@ def _report_schemas() -> dict[str, Any]:
         "within_target": _object(
             {
                 "count": _count("Waits within the service's target (wait <= target)."),
-                "share": _share_or_null(
-                    "`count` / `wait.count`: of the visits called, those called within "
-                    "target (tickets still waiting are not counted here, unlike the "
-                    "snapshot's `within_standard_share`); null without any."
+                "waiting_past_target": _count(
+                    "Visits never called that waited longer than the target: expired, or "
+                    "still waiting at the report's `generated_at`."
                 ),
-            }
+                "share": _share_or_null(
+                    "`count` / (`wait.count` + `waiting_past_target`), the snapshot's "
+                    "`within_standard_share` over the period; null when both are 0."
+                ),
+            },
         ),
         "estimate": _object(
             {
@@ -1869,7 +1875,11 @@ def _report_schemas() -> dict[str, Any]:
     return {
         "Report": _object(
             {
-                "version": {"type": "integer"},
+                "version": {
+                    "type": "integer",
+                    "description": "Layout version of this document (2: `expired` and "
+                    "`waiting_past_target`).",
+                },
                 "site": {"type": "object"},
                 "from": {"type": "string", "format": "date"},
                 "to": {"type": "string", "format": "date"},
@@ -1925,8 +1935,14 @@ def _report_schemas() -> dict[str, Any]:
                             "day": {"type": "string", "format": "date"},
                             "issued": _count("Tickets issued."),
                             "served": _count("Visits ended `served`."),
+                            "expired": _count("Visits ended `expired`."),
+                            "waits": _count("Visits called (with a wait)."),
+                            "within_target_count": _count("Of those, within target."),
+                            "waiting_past_target": _count(
+                                "Visits never called that waited past the target."
+                            ),
                             "within_target_share": _share_or_null(
-                                "Visits called within target over visits called."
+                                "`within_target_count` / (`waits` + `waiting_past_target`)."
                             ),
                             "wait_p90": _seconds_or_null("90th percentile wait.", report_seconds),
                         },
