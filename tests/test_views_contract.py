@@ -246,3 +246,23 @@ def test_a_just_called_number_stays_on_the_display_after_it_is_transferred() -> 
     entries = recent(hall)
     assert [(e["number"], e["counter"]) for e in entries] == [("A001", "loket-03")]
     assert entries[0]["called_at"] == called_at.isoformat()
+
+
+def test_the_kiosk_menu_estimate_is_the_one_a_regular_ticket_issued_now_is_told() -> None:
+    """Under `interleave` a regular ticket issued now has fewer tickets ahead than wait in
+    the queue (priority tickets past the interleave come after it): the menu's estimate
+    counts the same tickets ahead as the issue does."""
+    hall = Hall()
+    hall.do(commands.open_counter, counter_id="loket-04")  # KK (interleave 3) and AKTA
+    for n in range(6):
+        hall.issue(f"p{n}", "KK", "lansia")
+        hall.clock.advance(30)
+    now = hall.clock.now()
+    menu = views.site_directory(hall.state, now)
+    kk = next(s for s in menu["services"] if s["code"] == "KK")
+    assert kk["waiting"] == 6
+    hall.issue("r", "KK")
+    answer = views.ticket_status(hall.state, hall.state.tickets["r"], now, just_issued=True)
+    assert answer["people_ahead"] == 3  # three priority calls, then this regular ticket
+    assert answer["estimated_wait_seconds"] == kk["estimated_wait_seconds"]
+    assert answer["estimated_wait_seconds"] is not None
