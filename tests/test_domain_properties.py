@@ -33,9 +33,16 @@ from queue_service.domain.state import (
     SiteState,
     Ticket,
 )
+from queue_service.domain.totals import SiteTotals, wait_bounds
 from tests.conftest import EXAMPLE, MONDAY_9AM, SITE
 
 HALL = load_config(EXAMPLE).sites[SITE]
+WAIT_BOUNDS = wait_bounds(svc.target_wait_seconds for svc in HALL.services.values())
+
+
+def new_totals() -> SiteTotals:
+    return SiteTotals(HALL.services, HALL.counters, WAIT_BOUNDS)
+
 
 # Counters that share services, so that calls compete for the same queues.
 ZONE_A = ("loket-01", "loket-03", "loket-04", "loket-06")  # Disdukcapil
@@ -116,12 +123,12 @@ class HallMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock(MONDAY_9AM)
-        self.state = SiteState(HALL, HALL.service_day(MONDAY_9AM))
+        self.state = SiteState(HALL, HALL.service_day(MONDAY_9AM), new_totals())
         # Every event emitted so far, in order, and a fresh SiteState that was given exactly
         # these events (applied as they came: the same as replaying the log from scratch
         # after every step, without the quadratic cost).
         self.log: list[Event] = []
-        self.replay = SiteState(HALL)
+        self.replay = SiteState(HALL, None, new_totals())
         self._summary: tuple[Any, ...] | None = None  # of self.state, until it changes
         self.ticket_ids: list[str] = []
         self.numbers: dict[tuple[Any, str], set[str]] = {}  # (day, service at issue)
@@ -134,6 +141,9 @@ class HallMachine(RuleBasedStateMachine):
         now = self.clock.now()
         today = HALL.service_day(now)
         if self.state.day != today:
+            # The day ended: what it left open expires first (as the engine's day closer
+            # or the first command of the new day does), then the state rolls on.
+            self.apply(commands.expire_day(self.state))
             self.state.roll_to(today)
             self._summary = None
         before = self.live_summary()
@@ -143,6 +153,9 @@ class HallMachine(RuleBasedStateMachine):
             assert summary(self.state) == before, "a rejected command changed the state"
             return
         assert summary(self.state) == before, "deciding changed the state"
+        self.apply(events)
+
+    def apply(self, events: list[Event]) -> None:
         for event in events:
             event = dataclasses.replace(event, seq=len(self.log) + 1)
             self.state.apply(event)
@@ -319,6 +332,35 @@ class HallMachine(RuleBasedStateMachine):
         self.check_ticket_histories_never_run_backwards()
         self.check_replaying_the_log_rebuilds_the_live_state()
         self.check_a_clone_equals_the_original()
+        self.check_issued_reconciles_with_closed_waiting_and_held()
+        self.check_idle_while_a_queue_waits()
+        self.check_the_call_order_is_the_one_order()
+
+    def check_issued_reconciles_with_closed_waiting_and_held(self) -> None:
+        """issued = closed (every outcome but transferred: the visit goes on) + waiting +
+        held, over the whole history, at every step and across midnights."""
+        totals = self.state.totals
+        assert totals is not None
+        issued = sum(totals.issued.values())
+        closed = sum(n for (_, outcome), n in totals.closed.items() if outcome != "transferred")
+        waiting = sum(len(q) for q in self.state.queues.values())
+        held = sum(1 for c in self.state.counters.values() if c.ticket_id is not None)
+        assert issued == closed + waiting + held, (issued, closed, waiting, held)
+
+    def check_idle_while_a_queue_waits(self) -> None:
+        s = self.state
+        assert s.totals is not None
+        for cid, c in s.counters.items():
+            queue_waits = any(len(s.queues[code]) for code in HALL.counters[cid].services)
+            idle = c.state == COUNTER_OPEN and c.ticket_id is None and queue_waits
+            assert (c.idle_queue_since is not None) == idle, (cid, c.idle_queue_since)
+            assert s.totals.counter_idle[cid] >= 0
+
+    def check_the_call_order_is_the_one_order(self) -> None:
+        for q in self.state.queues.values():
+            order = q.call_order()
+            assert q.head() is (order[0] if order else None)
+            assert [q.ahead_of(t) for t in order] == list(range(len(order)))
 
     def check_every_ticket_is_in_exactly_one_place(self) -> None:
         s = self.state
@@ -395,6 +437,8 @@ class HallMachine(RuleBasedStateMachine):
             assert self.state.day is not None
             self.replay.roll_to(self.state.day)  # the live state rolled on before any event
         assert summary(self.replay) == self.live_summary()
+        assert self.replay.totals is not None and self.state.totals is not None
+        assert self.replay.totals.to_json() == self.state.totals.to_json()
 
     def check_a_clone_equals_the_original(self) -> None:
         assert summary(self.state.clone()) == self.live_summary()

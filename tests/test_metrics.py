@@ -375,3 +375,10 @@ def test_printer_flags_unknown_are_nan_in_the_exposition() -> None:
     ):
         assert math.isnan(pick(samples, name, site=SITE, device="p1")[()]), name
     assert pick(samples, "qms_device_up", site=SITE, device="p1", kind="printer")[()] == 0
+
+
+async def test_no_created_samples(client: TestClient) -> None:
+    """No family has a `_created` sample: counters are cumulative over the whole history
+    (docs/metrics.md), and the commit histogram's would only repeat the start time."""
+    text = await (await client.get("/metrics")).text()
+    assert "_created" not in text

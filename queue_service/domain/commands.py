@@ -174,8 +174,7 @@ def call_next(state: SiteState, now: datetime, *, counter_id: str) -> list[Event
         heads,
         key=lambda t: (
             t.priority is None or not state.queues[t.service].uses_priority(),
-            t.queue_key,
-            t.seq,
+            *t.sort_key,
         ),
     )
     return _call(state, now, counter, chosen)

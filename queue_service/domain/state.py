@@ -78,8 +78,8 @@ class Ticket:
     estimate: float | None = None
 
     @property
-    def sort_key(self) -> tuple[datetime, int]:
-        return (self.queue_key, self.seq)
+    def sort_key(self) -> tuple[datetime, int, str]:
+        return _sort_key(self)
 
 
 @dataclass(slots=True)
@@ -228,17 +228,21 @@ class ServiceQueue:
         self.regular.pop(ticket.id, None)
 
 
-def _sort_key(t: Ticket) -> tuple[datetime, int]:
-    return (t.queue_key, t.seq)
+def _sort_key(t: Ticket) -> tuple[datetime, int, str]:
+    """A ticket's place within its class of a queue: queue key (issue time, kept across
+    transfers), then its number, then its id. The id only breaks the tie of two tickets
+    transferred in from different services, issued at the same instant with the same
+    number: without it their order, and so their positions, would be undefined."""
+    return (t.queue_key, t.seq, t.id)
 
 
 def _before(tickets: Iterable[Ticket], ticket: Ticket) -> int:
-    """How many of `tickets` sort before `ticket` (by queue key, then seq), tuple-free."""
-    key, seq = ticket.queue_key, ticket.seq
+    """How many of `tickets` sort before `ticket` (by `_sort_key`), tuple-free."""
+    key, seq, tid = ticket.queue_key, ticket.seq, ticket.id
     n = 0
     for t in tickets:
         k = t.queue_key
-        if k < key or (k == key and t.seq < seq):
+        if k < key or (k == key and (t.seq < seq or (t.seq == seq and t.id < tid))):
             n += 1
     return n
 
@@ -375,7 +379,9 @@ class SiteState:
             totals = self.totals
             if totals is not None:
                 totals.version += 1
-                totals.counter_idle[counter_id] += (ts - since).total_seconds()
+                # Never negative: a wall clock stepped back can stamp the event that ends
+                # the interval before the one that began it.
+                totals.counter_idle[counter_id] += max(0.0, (ts - since).total_seconds())
 
     def _queue_filled_or_emptied(self, service: str, ts: datetime) -> None:
         """Each counter of `service` after its queue went from empty to not, or back."""
