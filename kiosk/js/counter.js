@@ -282,15 +282,15 @@ function controls(c) {
  *  Never re-sorted here by other rules. */
 function callOrder(services) {
   const lists = services.map((svc) => (svc.tickets || []).map((tk) => ({ ...tk, svc })));
-  const key = (tk) => [tk.priority && tk.svc.priority_policy !== "fifo" ? 0 : 1, Date.parse(tk.issued_at)];
+  // Issue times to the microsecond the server gives (Date.parse stops at milliseconds).
+  const micros = (iso) => { const m = /\.(\d+)/.exec(iso); return m ? Number(m[1].padEnd(6, "0").slice(3, 6)) : 0; };
+  const key = (tk) => [tk.priority && tk.svc.priority_policy !== "fifo" ? 0 : 1, Date.parse(tk.issued_at), micros(tk.issued_at)];
+  const before = (a, b) => { for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i]; return false; };
   const out = [];
   for (;;) {
     let best = null;
     for (const list of lists) {
-      if (!list.length) continue;
-      if (best === null) { best = list; continue; }
-      const [a, b] = [key(list[0]), key(best[0])];
-      if (a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])) best = list;
+      if (list.length && (best === null || before(key(list[0]), key(best[0])))) best = list;
     }
     if (best === null) return out;
     out.push(best.shift());
