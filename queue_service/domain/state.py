@@ -571,10 +571,10 @@ class SiteState:
             q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
             c.ticket_id = tid
             c.idle_since = None
-            if q.priority or q.regular:
-                idle_check(c.id, ts)
-            else:
+            if not (q.priority or q.regular):
                 filled_or_emptied(svc, ts)
+            elif c.idle_queue_since is not None:  # taking a ticket can only end it
+                idle_check(c.id, ts)
 
         def recalled(r: ReplayRow) -> None:
             nonlocal version
@@ -642,8 +642,17 @@ class SiteState:
                     t_counter_served[c.id] += 1
                     t_counter_busy[c.id] += seconds
             c.ticket_id = None
-            c.idle_since = ts if c.state == COUNTER_OPEN else None
-            idle_check(c.id, ts)
+            if c.state == COUNTER_OPEN:
+                c.idle_since = ts
+                # idle_queue_check, written out for the common case: a counter set free
+                # only starts an interval (none is open while it holds a ticket).
+                for code in counter_services[c.id]:
+                    w = queues[code]
+                    if w.priority or w.regular:
+                        c.idle_queue_since = ts
+                        break
+            else:
+                c.idle_since = None
 
         def finished(r: ReplayRow) -> None:
             nonlocal version
