@@ -295,15 +295,17 @@ def display(
                 "called_at": _iso(held.last_called_at) if held else None,
             }
         )
+    # The numbers called most recently and where, newest first; a ticket sent on to
+    # another service stays where it was called (`announced_at` survives the transfer).
     recent = sorted(
         (
             t
             for t in state.tickets.values()
-            if t.last_called_at is not None
+            if t.announced_at is not None
             and t.last_counter is not None
             and (zone is None or site.counters[t.last_counter].zone == zone)
         ),
-        key=lambda t: t.last_called_at or now,
+        key=lambda t: t.announced_at or now,
         reverse=True,
     )[:history]
     brk = site.current_break(now)
@@ -321,7 +323,7 @@ def display(
                 "number": t.number,
                 "counter": t.last_counter,
                 "counter_name": site.counters[t.last_counter].name if t.last_counter else None,
-                "called_at": _iso(t.last_called_at),
+                "called_at": _iso(t.announced_at),
                 "state": t.state,
             }
             for t in recent

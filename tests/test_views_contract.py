@@ -5,8 +5,8 @@
   of the document that carries such a number says so.
 - `now_calling` of a ticket status lists the service's tickets held by a counter now,
   newest call first; the display's `recent[].counter` is kept after the ticket is released.
-- A transferred ticket and the display's recent calls: what the TV needs and what the live
-  state cannot give yet (strict xfail until the state keeps a call time across a transfer).
+- A transferred ticket stays in the display's recent calls, where it was called (the
+  state keeps its last call time across the transfer: `Ticket.announced_at`).
 """
 
 from __future__ import annotations
@@ -228,11 +228,6 @@ def test_display_recent_lists_calls_and_recalls_newest_first_one_entry_per_ticke
     assert [e["number"] for e in recent(hall)] == ["A001", "A002"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the domain state to keep a ticket's last call time and counter across a "
-    "transfer (state.py resets last_called_at on transfer); see the issue 14 report",
-)
 def test_a_just_called_number_stays_on_the_display_after_it_is_transferred() -> None:
     """The citizen called to loket 3 and sent on to another service a minute later: the TV
     keeps showing where the number was called, as it does after a finish."""

@@ -76,6 +76,10 @@ class Ticket:
     # The estimated wait it was given at issue (`estimated_wait_seconds` of its
     # ticket_issued event), held to account when its first visit is called.
     estimate: float | None = None
+    # When the ticket was last called (or recalled) to a counter, kept across a transfer
+    # (unlike `last_called_at`, which belongs to the current visit): the TV display keeps
+    # showing where a number was called after it was sent on to another service.
+    announced_at: datetime | None = None
 
     @property
     def sort_key(self) -> tuple[datetime, int, str]:
@@ -542,7 +546,7 @@ class SiteState:
             q.regular.pop(tid, None)
             q.recent.append((ts, q.busy_area))
             t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
-            t.first_called_at = t.last_called_at = ts
+            t.first_called_at = t.last_called_at = t.announced_at = ts
             q.called += 1
             wait = (ts - t.enqueued_at).total_seconds()
             within = wait <= targets[svc]
@@ -584,7 +588,7 @@ class SiteState:
                 raise unknown_ticket(r) from None
             t.last_ts = r[3]
             t.calls += 1
-            t.last_called_at = r[3]
+            t.last_called_at = t.announced_at = r[3]
             if totals is not None:
                 version += 1
                 t_recalled[t.service] += 1
@@ -942,7 +946,7 @@ class SiteState:
         q.remove(t)
         q.recent.append((e.ts, q.busy_area))
         t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
-        t.first_called_at = t.last_called_at = e.ts
+        t.first_called_at = t.last_called_at = t.announced_at = e.ts
         q.called += 1
         wait = (e.ts - t.enqueued_at).total_seconds()
         within = wait <= q.service.target_wait_seconds
@@ -972,7 +976,7 @@ class SiteState:
     def _recalled(self, e: Event) -> None:
         t = self._ticket(e)
         t.calls += 1
-        t.last_called_at = e.ts
+        t.last_called_at = t.announced_at = e.ts
         if self.totals is not None:
             self.totals.version += 1
             self.totals.recalled[t.service] += 1

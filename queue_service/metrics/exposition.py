@@ -110,7 +110,7 @@ class Exposition:
         # of its own, the process's start time, which nothing reads). No family of the
         # service has one (docs/metrics.md). The switch is process-wide; this histogram is
         # the service's only prometheus-client metric.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.commit_seconds = Histogram(
             "qms_commit_batch_duration_seconds",
             "Time to commit one batch of events.",

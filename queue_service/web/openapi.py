@@ -844,8 +844,8 @@ def _schemas() -> dict[str, Any]:
                         "number": {"type": "string"},
                         "counter": _str_or_null(
                             "The counter it was last called to; kept after the counter "
-                            "releases it (finished, no-show), so a citizen who looked away "
-                            "still sees where to go."
+                            "releases it (finished, no-show, transferred), so a citizen who "
+                            "looked away still sees where to go."
                         ),
                         "counter_name": _str_or_null("Its display name."),
                         "called_at": {
@@ -859,9 +859,8 @@ def _schemas() -> dict[str, Any]:
                 "description": (
                     "The last calls and recalls of the zone (the site without a zone), one "
                     "entry per ticket at its last call, newest first, whatever the ticket's "
-                    "state since (finished, no-show). Not yet kept: a ticket transferred since "
-                    "its call leaves the list until it is called in its new service (the "
-                    "live state keeps no call time across a transfer)."
+                    "state since (finished, no-show, transferred: a ticket sent on to "
+                    "another service stays where it was called until it is called there)."
                 ),
             },
             "waiting": {
