@@ -223,7 +223,7 @@ def test_fuzz_payload_decoders_never_crash(frame: Frame) -> None:
 
 FIXED = 0b0001_0010
 
-# (n, bit or mask, flag) for every status bit DESIGN.md names.
+# (n, bit or mask, flag) for every status bit docs/devices.md names.
 STATUS_BITS = [
     (1, 0x08, "offline"),
     (2, 0x04, "cover_open"),

@@ -1,5 +1,5 @@
 """A scripted day with an injected clock: the ticket_visits view's wait, walk and service
-seconds equal DESIGN.md's definitions exactly, for plain, priority, recalled, transferred,
+seconds equal the definitions of docs/design.md exactly, for plain, priority, recalled, transferred,
 no-show, cancelled tickets, and for a counter that does not use "start"."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The service standard (*standar pelayanan*) as the headline figures read it: pure functions.
 
-DESIGN.md: a ticket's wait is *within standard* when it is at most its service's target
+docs/design.md: a ticket's wait is *within standard* when it is at most its service's target
 wait. A ticket called within its target counts as within; a ticket called later counts as
 a breach, and so does a ticket still waiting that has already waited longer than its
 target (the call-time count alone only sees such a breach once the ticket is called, so
