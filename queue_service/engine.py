@@ -195,6 +195,7 @@ class Engine:
         # key decide it a second time while its events are still on the way.
         self._inflight: dict[tuple[str, str], str] = {}
         self._pending: list[_Pending] = []  # decided, waiting for the writer
+        self._writing: Sequence[_Pending] = ()  # the batch being committed now
         self._wake: asyncio.Future[None] | None = None  # the idle writer waits on it
         self._settled: asyncio.Future[None] | None = None  # resolved after each batch
         self._task: asyncio.Task[None] | None = None
@@ -450,6 +451,15 @@ class Engine:
     def _new_totals(self, site_id: str) -> SiteTotals:
         site = self.config.sites[site_id]
         return SiteTotals(site.services, site.counters, self.wait_bounds)
+
+    def settled_until(self, now: datetime) -> datetime:
+        """The instant up to which the committed state is final: `now`, or the time of the
+        earliest event decided and not yet committed (it may still change the state as of
+        its own time). A figure that grows with the clock between events (idleness while
+        a queue waits) is counted up to here, so a later commit can never take back what a
+        scrape already showed: the counter never goes back, across a restart too."""
+        pending = [p.events[0].ts for p in (*self._writing, *self._pending) if p.events]
+        return min(now, *pending) if pending else now
 
     @property
     def writable(self) -> bool:
@@ -712,12 +722,14 @@ class Engine:
             await self._gather()
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
+            self._writing = batch
             events = [e for p in batch for e in p.events]
             answers = [p.answer for p in batch if p.answer is not None]
             began = time.perf_counter()
             try:
                 await self.store.append(events, answers)
             except asyncio.CancelledError:
+                self._writing = ()
                 # Stopped while the batch was being written (the database did not answer
                 # within stop()'s wait): its senders learn that nothing is acknowledged, and
                 # its keys leave the in-flight set (a restarted service finds the commit if
@@ -725,6 +737,7 @@ class Engine:
                 self._fail(batch, StoreUnavailable("service is shutting down"))
                 raise
             except Exception as exc:
+                self._writing = ()
                 failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
                 log.error("commit of %d events failed: %s", len(events), exc)
                 self.stats.commit_failures += 1
@@ -739,6 +752,7 @@ class Engine:
             try:
                 self._commit_applied(events, answers)
             finally:
+                self._writing = ()
                 # The batch is committed: its senders are answered even if applying it to
                 # the read state failed (a bug, logged by the writer's done callback).
                 for p in batch:

@@ -255,3 +255,66 @@ async def test_a_restart_after_midnight_keeps_every_counter(
     assert issued == 10
     reconciles(await scrape(client), await held_by_service(client))
     await client.close()
+
+
+async def test_idle_seconds_never_run_ahead_of_a_commit_in_flight(
+    config: AppConfig, database_url: str
+) -> None:
+    """A scrape while a call is being committed counts the counter's idleness only up to
+    the call's own time: the commit cannot take back what the scrape showed."""
+    from queue_service.domain import commands
+    from queue_service.metrics.exposition import Exposition
+    from queue_service.web.stream import StreamHub
+
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # Monday 10:00 WITA
+    engine = await _engine(config, clock, database_url)
+    exposition = Exposition(engine, StreamHub())
+
+    def respond(st: Any, events: Any) -> tuple[int, dict[str, Any]]:
+        return 200, {}
+
+    async def idle_seconds() -> float:
+        body = (await exposition.render()).decode()
+        for family in text_string_to_metric_families(body):
+            for s in family.samples:
+                if (
+                    s.name == "qms_loket_idle_while_queue_waits_seconds_total"
+                    and s.labels["counter"] == "loket-03"
+                ):
+                    return float(s.value)
+        raise AssertionError("no idle counter for loket-03")
+
+    try:
+        await engine.execute(
+            SITE, lambda st, now: commands.open_counter(st, now, counter_id="loket-03"), respond
+        )
+        await engine.execute(
+            SITE,
+            lambda st, now: commands.issue(st, now, ticket_id=uuid4().hex, service="KK"),
+            respond,
+        )
+        clock.advance(10)
+        gate = asyncio.Event()
+        append = engine.store.append
+
+        async def held_append(*args: Any) -> None:
+            await gate.wait()
+            await append(*args)
+
+        engine.store.append = held_append  # type: ignore[method-assign]
+        call = asyncio.create_task(
+            engine.execute(
+                SITE, lambda st, now: commands.call_next(st, now, counter_id="loket-03"), respond
+            )
+        )
+        await asyncio.sleep(0.05)  # decided at +10 s, its commit held
+        clock.advance(5)
+        during = await idle_seconds()
+        assert during == 10.0
+        gate.set()
+        await call
+        after = await idle_seconds()
+        assert after == 10.0
+        assert after >= during
+    finally:
+        await _close(engine)

@@ -294,7 +294,9 @@ class Exposition:
                 ),
             ),
         )
-        now = self.engine.clock.now()
+        # Up to what is final: an event decided before this scrape and committed after it
+        # could otherwise end an interval earlier than the scrape counted it.
+        now = self.engine.settled_until(self.engine.clock.now())
         await self._family(
             out,
             "qms_loket_idle_while_queue_waits_seconds_total",
@@ -305,10 +307,10 @@ class Exposition:
         )
 
     def _idle_seconds(self, site_id: str, state: SiteState, now: datetime) -> str:
-        """`SiteState.idle_queue_seconds` of each counter, never below what an earlier
-        scrape showed: an open interval is counted up to the scrape's clock, and the event
-        that ends it carries the time it was decided, which can be a few milliseconds
-        before a scrape that read the state while the event was being committed."""
+        """`SiteState.idle_queue_seconds` of each counter up to `now` (the engine's
+        `settled_until`: no later commit can end an interval before it). Never below what
+        an earlier scrape of this process showed, as a second guard (a wall clock stepped
+        back)."""
         labels = self._ctr_labels[site_id]
         shown = self._idle_shown
         lines = []
