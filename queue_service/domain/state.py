@@ -19,6 +19,7 @@ from queue_service.config import Service, Site
 from queue_service.domain import estimate as est
 from queue_service.domain import events as ev
 from queue_service.domain.events import Event
+from queue_service.domain.standard import over_target
 from queue_service.domain.totals import SiteTotals
 
 WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED, EXPIRED = (
@@ -219,7 +220,9 @@ class ServiceQueue:
         """Waiting tickets that have already waited longer than the service's target at
         `now`: breaches of the standard that the call-time count only sees later."""
         target = self.service.target_wait_seconds
-        return sum(1 for t in self.waiting() if (now - t.enqueued_at).total_seconds() > target)
+        return sum(
+            1 for t in self.waiting() if over_target((now - t.enqueued_at).total_seconds(), target)
+        )
 
     def add(self, ticket: Ticket) -> None:
         if ticket.priority is not None:

@@ -374,21 +374,17 @@ class Exposition:
     ) -> dict[str, list[str]]:
         """Gauges that move with the clock: recomputed every scrape."""
         site = state.site
-        now = now_dt.timestamp()
         is_open = site.is_open(now_dt)
         svc_labels = self._svc_labels[site_id]
         lines: dict[str, list[str]] = {name: [] for name, _ in _TIME_GAUGES}
         for code, q in state.queues.items():
             lbl = svc_labels[code]
-            svc = q.service
             oldest_wait = 0.0
             over = 0
-            if len(q):
-                # Tickets that started waiting before this instant are over the target.
-                deadline = now - svc.target_wait_seconds
-                starts = [t.enqueued_at.timestamp() for t in q.waiting()]
-                oldest_wait = max(0.0, now - min(starts))
-                over = sum(1 for start in starts if start < deadline)
+            oldest = q.oldest_enqueued_at()
+            if oldest is not None:
+                oldest_wait = max(0.0, (now_dt - oldest).total_seconds())
+                over = q.waiting_over_target(now_dt)  # the headline's figure, one function
             lines["qms_queue_oldest_wait_seconds"].append(f"{{{lbl}}} {fmt(oldest_wait)}\n")
             lines["qms_queue_waiting_over_target_tickets"].append(f"{{{lbl}}} {over}\n")
             accepting = state.not_accepting(code, now_dt) is None
