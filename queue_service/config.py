@@ -238,6 +238,69 @@ class Site:
         before_hours = self.hours.get(WEEKDAYS[WEEKDAYS.index(weekday) - 1])
         return before_hours is not None and isinstance(before_hours[1], EndOfDay)
 
+    def next_opening(self, now: datetime) -> datetime | None:
+        """When the hall next opens after `now`, site-local (aware, in the site's zone), or
+        None while it is open.
+
+        A break is not a closing (tickets are issued through it; the pages show the break's
+        label and end instead), so during a break this is None too. Looks at most 7 days
+        ahead over the weekday hours: today's opening if it is still to come, else the
+        opening of the first day after today that has hours (the same weekday a week on at
+        the latest). A day that opens at 00:00 after a day closing at 24:00 does not open:
+        the hall stays open through that midnight. That needs no rule of its own here:
+        inside such a stretch the hall is open (None), and before it the stretch's own
+        opening comes first. None also for a site with no hours at all."""
+        if self.is_open(now):
+            return None
+        local = self.local(now)
+        today = self.hours.get(WEEKDAYS[local.weekday()])
+        if today is not None and local.time() < today[0]:
+            opening = self._instant(local.date(), today[0])
+            if opening.timestamp() <= now.timestamp():
+                # Clocks set back: `now` is in the repeated hour, before the second showing
+                # of the opening time, and the first is past (the hall was open then).
+                wall = at_local(local.date(), today[0], self.timezone).replace(fold=1)
+                opening = datetime.fromtimestamp(wall.timestamp(), self.timezone)
+            return opening
+        return self.next_day_opening(now)
+
+    def next_day_opening(self, now: datetime, cutoff: time | None = None) -> datetime | None:
+        """The opening of the first local day after `now`'s (within 7 days) that has hours
+        beginning before `cutoff` (any hours when None), site-local; None if there is none.
+
+        When a service refused for the rest of today (its cutoff passed, its daily quota
+        used up: both restart with the service day) issues tickets again. Through a
+        midnight the hall stays open across (24:00 then 00:00) that is the next day's 00:00,
+        where the new service day begins."""
+        day = self.local(now).date()
+        for ahead in range(1, 8):
+            later = day + timedelta(days=ahead)
+            hours = self.hours.get(WEEKDAYS[later.weekday()])
+            if hours is not None and (cutoff is None or hours[0] < cutoff):
+                return self._instant(later, hours[0])
+        return None
+
+    def _instant(self, day: date, clock: time) -> datetime:
+        """The first instant the site's clocks show `clock` on `day` or later, site-local:
+        the first of a wall time shown twice (clocks set back), and where clocks jumped
+        forward over it, the instant they jumped (the hall is open from then on)."""
+        wall = at_local(day, clock, self.timezone)
+        instant = datetime.fromtimestamp(wall.timestamp(), self.timezone)
+        naive = wall.replace(tzinfo=None)
+        if instant.replace(tzinfo=None) == naive:
+            return instant
+        # Skipped: `fold=1` reads the wall time with the offset from after the jump, which
+        # lands before it; the jump lies between, on a whole second: bisect for it.
+        lo = int(wall.replace(fold=1).timestamp())
+        hi = int(instant.timestamp())
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if datetime.fromtimestamp(mid, self.timezone).replace(tzinfo=None) >= naive:
+                hi = mid
+            else:
+                lo = mid
+        return datetime.fromtimestamp(hi, self.timezone)
+
     def current_break(self, now: datetime) -> Break | None:
         local = self.local(now)
         day = WEEKDAYS[local.weekday()]

@@ -11,6 +11,10 @@ exact values, never from another figure's rounded one.
 Waiting tickets are always listed, counted and positioned in their queue's one call order
 (`ServiceQueue.call_order`: the order repeated call-next hands them out), and every
 figure against the service standard comes from `domain/standard.py`.
+
+When the hall is closed, the snapshot, the site directory and the display say when it next
+opens (`next_opening`, `Site.next_opening`: site-local ISO 8601 with the site's offset; null
+while it is open, a break included: a break is shown as a break, with its end).
 """
 
 from __future__ import annotations
@@ -262,6 +266,7 @@ def snapshot(
         "service_day": state.day.isoformat() if state.day else None,
         "now": now.isoformat(),
         "open": site.is_open(now),
+        "next_opening": _iso(site.next_opening(now)),
         "break": None if brk is None else {"label": brk.label, "until": f"{brk.end:%H:%M}"},
         "seq": state.last_seq,
         "agencies": [{"id": a.id, "name": a.name} for a in site.agencies.values()],
@@ -313,6 +318,8 @@ def display(
         "site": site.id,
         "name": site.name,
         "timezone": str(site.timezone),
+        "open": site.is_open(now),
+        "next_opening": _iso(site.next_opening(now)),
         "break": None if brk is None else {"label": brk.label, "until": f"{brk.end:%H:%M}"},
         "zone": zone,
         "now": now.isoformat(),
@@ -341,6 +348,7 @@ def site_directory(state: SiteState, now: datetime) -> dict[str, Any]:
         "timezone": snap["timezone"],
         "now": snap["now"],
         "open": snap["open"],
+        "next_opening": snap["next_opening"],
         "break": snap["break"],
         "agencies": snap["agencies"],
         "services": [

@@ -7,6 +7,8 @@
 // the display re-reads /display. /display is the display's only read: it carries the
 // site's timezone (for the clock) and the current break (for the banner) as well, and is
 // re-read every minute, since a break begins and ends with the clock, not with an event.
+// While the hall is closed, a banner says when it opens again (`next_opening`), in both
+// languages.
 //
 // For tests and diagnostics, window.antrianCalls lists the announced calls (the last
 // KEEP_CALLS of them) with the mode used: "speech" (an id-ID voice) or "chime" (WebAudio
@@ -17,7 +19,7 @@ import { api, siteUrl } from "./api.js";
 import { apply, t } from "./i18n.js";
 import { Live, bindConnIndicator, refresher } from "./live.js";
 import { callText, chime, indonesianVoice, speak, audioContext } from "./speech.js";
-import { $, ServerClock, fill, formatClock, formatDate, h, markReady, params, store } from "./ui.js";
+import { $, ServerClock, fill, formatClock, formatDate, h, markReady, opensAgain, params, store } from "./ui.js";
 
 const query = params();
 const site = query.site || store("local").get("antrian.site");
@@ -90,7 +92,22 @@ function render() {
   const banner = $("#break-banner");
   banner.hidden = !brk;
   if (brk) banner.textContent = `${brk.label} · ${brk.until}`;
+  renderClosed();
   tick();
+}
+
+// Closed: when the hall opens again, in Bahasa Indonesia and, under it, in English (a TV
+// has no language toggle and is read by everyone in the room). From `next_opening`
+// against the server's day; re-drawn every minute with the re-read, so "besok" turns into
+// "hari ini" at midnight.
+function renderClosed() {
+  const d = state.display;
+  const at = d && !d.open ? d.next_opening : null;
+  const box = $("#closed-banner");
+  box.hidden = !at;
+  if (!at) return;
+  $("#closed-id").textContent = opensAgain(at, d.timezone, clock.now(), "open.again", "id");
+  $("#closed-en").textContent = opensAgain(at, d.timezone, clock.now(), "open.again", "en");
 }
 
 function showCallout(call, flash) {
@@ -168,7 +185,7 @@ if (globalThis.speechSynthesis) speechSynthesis.getVoices();
 
 apply();
 setInterval(tick, 1000);
-setInterval(() => refresh(), 60000); // breaks begin and end with the clock, not with events
+setInterval(() => refresh(), 60000); // breaks, closing and opening come with the clock, not events
 load().catch(() => refresh());
 new Live({
   site,

@@ -42,6 +42,12 @@ const STRINGS = {
     "reason.closed": "Di luar jam layanan",
     "reason.cutoff": "Pengambilan nomor ditutup (batas {time})",
     "reason.quota": "Kuota hari ini habis",
+    "open.again": "Buka kembali {when}, {time} {zone}",
+    "open.issue_again": "Nomor dapat diambil lagi {when}, {time} {zone}",
+    "day.names": "Minggu|Senin|Selasa|Rabu|Kamis|Jumat|Sabtu",
+    "day.today": "hari ini",
+    "day.tomorrow": "besok",
+    "day.next": "{day} depan",
     "err.network": "Tidak terhubung ke server. Periksa jaringan, lalu coba lagi.",
     "err.generic": "Terjadi kesalahan.",
     "err.ticket_taken": "Tiket ini sudah dipanggil oleh loket lain.",
@@ -122,6 +128,7 @@ const STRINGS = {
     "kiosk.print.offer": "Tekan \u201cCetak tiket\u201d untuk tiket kertas, atau pindai kode QR.",
     "kiosk.error.title": "Nomor belum dapat dibuat",
     "kiosk.closed": "Pengambilan nomor antrian sedang ditutup. Silakan kembali pada jam layanan.",
+    "kiosk.closed.now": "Pengambilan nomor antrian sedang ditutup.",
     "kiosk.break": "{label} sampai pukul {until}.",
     "kiosk.help": "Butuh bantuan? Silakan hubungi petugas informasi.",
     "kiosk.offline": "Koneksi ke server terputus. Mencoba lagi…",
@@ -285,6 +292,12 @@ const STRINGS = {
     "reason.closed": "Outside opening hours",
     "reason.cutoff": "Closed for today (last ticket {time})",
     "reason.quota": "Today's quota is used up",
+    "open.again": "Opens again {when}, {time} {zone}",
+    "open.issue_again": "Tickets are issued again {when}, {time} {zone}",
+    "day.names": "Sunday|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday",
+    "day.today": "today",
+    "day.tomorrow": "tomorrow",
+    "day.next": "next {day}",
     "err.network": "Cannot reach the server. Check the network and try again.",
     "err.generic": "Something went wrong.",
     "err.ticket_taken": "Another counter has already called this ticket.",
@@ -365,6 +378,7 @@ const STRINGS = {
     "kiosk.print.offer": "Press \u201cPrint ticket\u201d for a paper ticket, or scan the QR code.",
     "kiosk.error.title": "Your number could not be issued",
     "kiosk.closed": "Ticket issuing is closed now. Please come back during opening hours.",
+    "kiosk.closed.now": "Ticket issuing is closed now.",
     "kiosk.break": "{label} until {until}.",
     "kiosk.help": "Need help? Please ask the information desk.",
     "kiosk.offline": "Lost connection to the server. Retrying…",
@@ -503,7 +517,13 @@ try {
 export const lang = () => current;
 
 export function t(key, vars = {}) {
-  const text = STRINGS[current][key] ?? STRINGS.id[key] ?? key;
+  return tIn(current, key, vars);
+}
+
+/** `t` in a given language ("id" or "en"), whatever the page's: the TV display, which has
+ *  no toggle, writes some lines in both. */
+export function tIn(language, key, vars = {}) {
+  const text = (STRINGS[language] || STRINGS.id)[key] ?? STRINGS.id[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? ""));
 }
 

@@ -10,7 +10,7 @@
 import { api, newKey, siteUrl, ticketUrl } from "./api.js";
 import { apply, errorText, mountToggle, onLangChange, pick, setLang, t } from "./i18n.js";
 import { Live, refresher } from "./live.js";
-import { $, ServerClock, dropParam, fill, formatClock, h, icon, markReady, minutes, params, store, timeOf } from "./ui.js";
+import { $, ServerClock, dropParam, fill, formatClock, h, icon, markReady, minutes, opensAgain, params, store, timeOf } from "./ui.js";
 
 const local = store("local");
 const query = params();
@@ -101,9 +101,28 @@ function banners() {
   const d = state.directory;
   const out = [];
   if (state.offline) out.push(h("div", { class: "alert alert-warn kiosk-banner", role: "status" }, t("kiosk.offline")));
-  if (d && !d.open) out.push(h("div", { class: "alert alert-bad kiosk-banner", role: "status" }, t("kiosk.closed")));
+  if (d && !d.open) out.push(closedBanner(d));
   else if (d && d.break) out.push(h("div", { class: "alert alert-info kiosk-banner", role: "status" }, t("kiosk.break", d.break)));
   return out;
+}
+
+// Closed: when the hall opens again ("Buka kembali Senin, 08:00 WITA"), from the directory's
+// `next_opening`, against the server's day (the directory is re-read every minute).
+function closedBanner(d) {
+  const again = opensAgain(d.next_opening, d.timezone, clock.now());
+  return h("div", { class: "alert alert-bad kiosk-banner", role: "status", id: "closed-banner" },
+    again
+      ? h("div", {}, h("span", {}, t("kiosk.closed.now")), h("strong", { class: "opens-again" }, again))
+      : t("kiosk.closed"));
+}
+
+// A refusal that says when tickets are issued again (`details.opens_at`): the hall's next
+// opening for `site_closed`, the next day issuing the service's tickets otherwise.
+function refusalAgain(error) {
+  const at = error && error.name === "ApiError" && error.details ? error.details.opens_at : null;
+  if (!at) return null;
+  const tz = state.directory ? state.directory.timezone : undefined;
+  return opensAgain(at, tz, clock.now(), error.code === "site_closed" ? "open.again" : "open.issue_again");
 }
 
 function agenciesScreen() {
@@ -239,6 +258,7 @@ function errorScreen() {
     head(t("kiosk.error.title"), null, () => { state.screen = "services"; render(); }),
     h("div", { class: "alert alert-bad kiosk-banner", role: "alert", id: "kiosk-error" },
       h("div", {}, h("strong", {}, errorText(state.error)),
+        refusalAgain(state.error) ? h("strong", { class: "opens-again" }, refusalAgain(state.error)) : null,
         state.error && state.error.message && state.error.name === "ApiError" ? h("span", { class: "muted" }, state.error.message) : null)),
     h("div", { class: "confirm-actions" },
       h("button", { class: "btn btn-lg btn-primary", type: "button", onclick: reset }, t("kiosk.done"))),

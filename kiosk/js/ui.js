@@ -1,6 +1,6 @@
 // Small DOM and formatting helpers shared by every page.
 
-import { t, lang } from "./i18n.js";
+import { t, tIn, lang } from "./i18n.js";
 
 /** Build an element: h("div", {class: "x", onclick: fn}, "text", child, ...). Text is
  *  always set as text (never parsed as HTML), so names from the server stay inert. */
@@ -94,6 +94,54 @@ export function formatDate(ms, timeZone) {
 
 export function timeOf(iso, timeZone, withSeconds = false) {
   return iso ? formatClock(Date.parse(iso), timeZone, withSeconds) : "–";
+}
+
+// Indonesia's zones by the names Indonesians write after a time of day.
+const ZONE_ABBREVIATIONS = {
+  "Asia/Jakarta": "WIB",
+  "Asia/Pontianak": "WIB",
+  "Asia/Makassar": "WITA",
+  "Asia/Ujung_Pandang": "WITA",
+  "Asia/Jayapura": "WIT",
+};
+
+/** How a site's zone follows a time: WIB, WITA or WIT for Indonesia's zones, otherwise the
+ *  UTC offset that the ISO instant `iso` carries ("UTC+1", "UTC+5:30", "UTC-3", "UTC"). */
+export function zoneLabel(timeZone, iso) {
+  if (ZONE_ABBREVIATIONS[timeZone]) return ZONE_ABBREVIATIONS[timeZone];
+  const m = /([+-])(\d{2}):?(\d{2})$/.exec(iso || "");
+  if (!m || (m[2] === "00" && m[3] === "00")) return "UTC";
+  return `UTC${m[1]}${Number(m[2])}${m[3] === "00" ? "" : `:${m[3]}`}`;
+}
+
+/** The site's calendar day at instant `ms`, as the UTC midnight of that date (so two days
+ *  subtract to a whole number of 86 400 000 ms). */
+function siteDay(ms, timeZone) {
+  const opts = { year: "numeric", month: "2-digit", day: "2-digit" };
+  let parts;
+  try { parts = new Intl.DateTimeFormat("en-CA", { ...opts, timeZone }).formatToParts(ms); }
+  catch { parts = new Intl.DateTimeFormat("en-CA", opts).formatToParts(ms); }
+  const part = (type) => Number(parts.find((p) => p.type === type).value);
+  return Date.UTC(part("year"), part("month") - 1, part("day"));
+}
+
+/** "Buka kembali Senin, 08:00 WITA" / "Opens again Monday, 08:00 WITA": when the hall opens,
+ *  from the API's `next_opening` (or a refusal's `details.opens_at`), site-local ISO 8601
+ *  with the site's offset, whose date and time are read as written. "hari ini" / "besok" /
+ *  "Senin depan" against the site's day at `nowMs` (the server's clock). `key` is the
+ *  sentence ("open.again"; "open.issue_again" for a service's tickets), `language` the
+ *  language ("id" or "en"; the page's by default). Empty when `iso` is null. */
+export function opensAgain(iso, timeZone, nowMs, key = "open.again", language = lang()) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(iso || "");
+  if (!m) return "";
+  const day = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  const ahead = Math.round((day - siteDay(nowMs, timeZone)) / 86400000);
+  const name = tIn(language, "day.names").split("|")[new Date(day).getUTCDay()];
+  const when = ahead <= 0 ? tIn(language, "day.today")
+    : ahead === 1 ? tIn(language, "day.tomorrow")
+      : ahead >= 7 ? tIn(language, "day.next", { day: name })
+        : name;
+  return tIn(language, key, { when, time: `${m[4]}:${m[5]}`, zone: zoneLabel(timeZone, iso) });
 }
 
 /** "m:ss" or "h:mm:ss" for a running duration. */

@@ -105,12 +105,15 @@ def issue(
         raise errors.Invalid(f"source must be one of {', '.join(SOURCES)}", field="source")
     refused = state.not_accepting(service, now)
     if refused == "closed":
-        raise errors.SiteClosed(f"{site.name} is closed now", site=site.id)
+        raise errors.SiteClosed(
+            f"{site.name} is closed now", site=site.id, opens_at=site.next_opening(now)
+        )
     if refused == "cutoff":
         raise errors.CutoffPassed(
             f"tickets for {svc.name_id} are issued until {svc.cutoff:%H:%M}",
             service=service,
             cutoff=f"{svc.cutoff:%H:%M}",
+            opens_at=site.next_day_opening(now, svc.cutoff),
         )
     q = state.queues[service]
     if refused == "quota":
@@ -118,10 +121,15 @@ def issue(
             f"today's quota of {svc.daily_quota} tickets for {svc.name_id} is reached",
             service=service,
             quota=svc.daily_quota,
+            opens_at=site.next_day_opening(now, svc.cutoff),
         )
     seq = q.issued + 1
     if seq > 999:
-        raise errors.QuotaReached("ticket numbers for today are exhausted", service=service)
+        raise errors.QuotaReached(
+            "ticket numbers for today are exhausted",
+            service=service,
+            opens_at=site.next_day_opening(now, svc.cutoff),
+        )
     data: dict[str, object] = {
         "number": number or f"{svc.prefix}{seq:03d}",
         "seq": seq,

@@ -5,6 +5,7 @@ The web layer maps the branches to HTTP statuses: NotFound 404, Conflict 409, In
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -81,13 +82,34 @@ class NoShowTooEarly(Conflict):
     code = "no_show_too_early"
 
 
-class SiteClosed(Conflict):
+class NotIssuing(Conflict):
+    """No ticket is issued now, and `details.opens_at` says when tickets are issued again:
+    an instant written site-local in ISO 8601 with the site's UTC offset
+    (`2026-11-30T08:00:00+08:00`), or null where the hours give none within a week."""
+
+    code = "conflict"
+
+    def __init__(self, message: str, *, opens_at: datetime | None, **details: Any) -> None:
+        super().__init__(
+            message, **details, opens_at=opens_at.isoformat() if opens_at is not None else None
+        )
+
+
+class SiteClosed(NotIssuing):
+    """The hall is outside its opening hours; `opens_at` is its next opening."""
+
     code = "site_closed"
 
 
-class CutoffPassed(Conflict):
+class CutoffPassed(NotIssuing):
+    """The service's last issue time today has passed; `opens_at` is the opening of the next
+    day whose hours begin before the cutoff."""
+
     code = "cutoff_passed"
 
 
-class QuotaReached(Conflict):
+class QuotaReached(NotIssuing):
+    """Today's quota (or ticket numbers) of the service are used up; `opens_at` is the
+    opening of the next day that issues its tickets."""
+
     code = "quota_reached"

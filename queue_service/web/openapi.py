@@ -126,13 +126,28 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
         "The ticket has not been called often enough to be a no-show "
         "(`details.calls`, `details.required`).",
     ),
-    ("site_closed", 409, "The hall is closed now (outside opening hours)."),
+    (
+        "site_closed",
+        409,
+        "The hall is closed now (outside opening hours; a break is not a closing). "
+        "`details.opens_at`: its next opening, site-local ISO 8601 with the site's UTC offset "
+        "(`2026-11-30T08:00:00+08:00`).",
+    ),
     (
         "cutoff_passed",
         409,
-        "Today's last issue time for the service has passed (`details.cutoff`).",
+        "Today's last issue time for the service has passed (`details.cutoff`); "
+        "`details.opens_at`: when its tickets are issued again, the opening of the next day "
+        "whose hours begin before the cutoff (site-local ISO 8601), or null if none within "
+        "a week.",
     ),
-    ("quota_reached", 409, "Today's quota (kuota) of tickets for the service is used up."),
+    (
+        "quota_reached",
+        409,
+        "Today's quota (kuota) of tickets for the service is used up (`details.quota`); "
+        "`details.opens_at`: when its tickets are issued again, the opening of the next day "
+        "that issues them (site-local ISO 8601), or null if none within a week.",
+    ),
     (
         "idempotency_key_reused",
         409,
@@ -489,6 +504,14 @@ def _schemas() -> dict[str, Any]:
             description="The break (*istirahat*) in progress.",
         )
     )
+    next_opening = _str_or_null(
+        "When the hall next opens, site-local ISO 8601 with the site's UTC offset "
+        "(`2026-11-30T08:00:00+08:00`: the local wall time and day as written); null while "
+        "it is open, a break included (see `break`). Looked up to 7 days ahead over the "
+        "weekday hours; a day opening 00:00 after one closing 24:00 continues it. The same "
+        "instant as `details.opens_at` of a `site_closed` refusal.",
+        format="date-time",
+    )
     priority = _enum_or_null(
         PRIORITY_KINDS,
         "Priority kind, or null for a regular ticket: `lansia` (elderly), `disabilitas` "
@@ -791,6 +814,7 @@ def _schemas() -> dict[str, Any]:
             "service_day": _str_or_null("Local service day (*hari layanan*).", format="date"),
             "now": {"type": "string", "format": "date-time"},
             "open": {"type": "boolean", "description": "Within opening hours now."},
+            "next_opening": next_opening,
             "break": brk,
             "seq": {
                 "type": "integer",
@@ -812,6 +836,8 @@ def _schemas() -> dict[str, Any]:
             "site": {"type": "string"},
             "name": {"type": "string"},
             "timezone": {"type": "string"},
+            "open": {"type": "boolean", "description": "Within opening hours now."},
+            "next_opening": next_opening,
             "break": brk,
             "zone": _str_or_null("The zone filter, or null for the whole hall."),
             "now": {"type": "string", "format": "date-time"},
@@ -881,7 +907,8 @@ def _schemas() -> dict[str, Any]:
             "name": {"type": "string"},
             "timezone": {"type": "string"},
             "now": {"type": "string", "format": "date-time"},
-            "open": {"type": "boolean"},
+            "open": {"type": "boolean", "description": "Within opening hours now."},
+            "next_opening": next_opening,
             "break": brk,
             "agencies": {"type": "array", "items": agency},
             "services": {"type": "array", "items": _ref("DirectoryService")},
@@ -1418,7 +1445,12 @@ def _ticket_paths() -> dict[str, Any]:
                 "Issue a queue ticket for a service. Roles: kiosk, manager, admin, with a token "
                 "covering the site. The answer carries the ticket id, which the kiosk shows as a "
                 "QR code so the citizen can follow (and cancel) the ticket on a phone. Send an "
-                "Idempotency-Key so that a retried request never issues two tickets.",
+                "Idempotency-Key so that a retried request never issues two tickets. A "
+                "refusal outside opening hours (`site_closed`), after the service's cutoff "
+                "(`cutoff_passed`) or over its quota (`quota_reached`) says in "
+                "`details.opens_at` when tickets are issued again: site-local ISO 8601 with "
+                'the site\'s UTC offset, e.g. `{"site": "mpp-banjarmasin", "opens_at": '
+                '"2026-11-30T08:00:00+08:00"}` at night.',
                 {
                     "201": _ok(
                         "Issued (or the stored answer to a repeated Idempotency-Key).",
