@@ -3,7 +3,9 @@
 #   make run    start the queue service with $(CONFIG)
 #   make test   run the test suite (extra pytest flags via PYTEST_ARGS=...)
 #
-# Both bootstrap .venv on first use; it is reinstalled whenever pyproject.toml changes.
+# Both bootstrap .venv on first use and reinstall it whenever pyproject.toml changes:
+# `run` (and `demo`, `check-config`) install what running needs (`pip install -e .`),
+# `test` (and `lint`, `format`, `bench`, `audit`) the test and lint tools too ('.[dev]').
 
 PYTHON      ?= python3
 VENV        ?= .venv
@@ -11,8 +13,9 @@ CONFIG      ?= config/example-hall.toml
 PYTEST_ARGS ?=
 SPEED       ?= 30
 
-BIN   := $(VENV)/bin
-STAMP := $(VENV)/.installed
+BIN       := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
 
@@ -32,40 +35,47 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[dev]'
+# What running needs: the [project] dependencies.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e .
 	@touch $@
 
-venv: $(STAMP)
+# What testing needs as well: the dev extra (pytest, ruff, mypy, playwright, ...). It
+# includes everything running needs, so it stands for the run stamp too.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
 
-run: $(STAMP)
+venv: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/queue-service run --config $(CONFIG)
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/python scripts/demo.py --speed $(SPEED)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
 # pip-audit asks PyPI's vulnerability data over the network; --strict fails when it cannot,
 # so an offline machine never reports "no known vulnerabilities" by accident.
-audit: $(STAMP)
+audit: $(DEV_STAMP)
 	$(BIN)/python -m pip install --quiet 'pip-audit>=2.10'
 	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable
 
-check-config: $(STAMP)
+check-config: $(RUN_STAMP)
 	$(BIN)/queue-service check-config $(CONFIG)
 
 clean:

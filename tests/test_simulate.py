@@ -3,18 +3,26 @@ day driven through a running service's HTTP API."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from queue_service.config import AppConfig, load_config
+from queue_service.config import WEEKDAYS, AppConfig, hash_token, load_config
 from queue_service.domain import events as ev
 from queue_service.domain.events import Event
 from queue_service.domain.state import CLOSED_STATES, COUNTER_CLOSED, WAITING, SiteState
@@ -29,7 +37,8 @@ from queue_service.simulate.profiles import (
     sample_hall,
 )
 from queue_service.web.app import create_app
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, ROOT, fetch
+from tests.service_process import Service
 
 _ACTION_OF = {
     ev.TICKET_ISSUED: "issued",
@@ -207,3 +216,160 @@ async def test_http_mode_drives_a_running_service_and_the_store_holds_what_it_re
     assert stored == reported
     assert Counter(_ACTION_OF[t] for t, _, _ in driver.done) == Counter(summary.actions)
     assert dataclasses.asdict(summary)["day"] == day
+
+
+# -- the command line against a real service process ------------------------------------
+
+# How long the service stays down in the restart test: 10 s, or 30 s (the long form) with
+# ANTRIAN_RESTART_FULL=1.
+OUTAGE = 30.0 if os.environ.get("ANTRIAN_RESTART_FULL") == "1" else 10.0
+
+
+def open_all_day_example(target: Path) -> Path:
+    """The example hall open round the clock (as `make demo` serves it)."""
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    demo.demo_config(EXAMPLE, target)
+    return target
+
+
+def simulate(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "queue_service", "simulate", "http", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def _stored(database_url: str, event: str) -> int:
+    rows = await fetch(database_url, "SELECT count(*) FROM ticket_events WHERE type = $1", event)
+    return int(rows[0][0])
+
+
+async def _until(what: Any, seconds: float, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + seconds
+    while not await what():
+        assert proc.poll() is None, f"the simulator exited: {proc.communicate()}"
+        assert time.monotonic() < deadline, "waited too long"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(150)
+async def test_http_mode_rides_out_a_restart_of_the_service_and_stops_on_ctrl_c(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The real service, SIGKILLed mid-day and started again OUTAGE seconds later: the
+    simulator retries with growing delays, one line each, resumes the day, is rate limited
+    on the way (waits, never dies), and Ctrl-C stops it with status 130 and no traceback.
+    Nothing is done twice: the tickets stored are the ones it counted (+1 in flight)."""
+    config = open_all_day_example(tmp_path / "hall.toml")
+    service = Service(
+        config,
+        {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "ANTRIAN_RATE_LIMITS": "on",
+            "ANTRIAN_RATE_ISSUE_PER_KIOSK": "0.5/1",  # a ticket every 2 s
+        },
+    )
+    async with aiohttp.ClientSession() as session:
+        await service.start(session)
+        sim = simulate("--url", service.url, "--config", str(config), "--speed", "120")
+        try:
+            issued = 2  # past a burst of 1: it has been rate limited
+
+            async def more_issued() -> bool:
+                return await _stored(database_url, ev.TICKET_ISSUED) > issued
+
+            await _until(more_issued, 30, sim)
+            service.kill()
+            issued = await _stored(database_url, ev.TICKET_ISSUED)
+            await asyncio.sleep(OUTAGE)
+            assert sim.poll() is None, sim.communicate()
+            await service.start(session)
+            await _until(more_issued, 60, sim)
+            sim.send_signal(signal.SIGINT)
+            out, err = await asyncio.to_thread(sim.communicate, timeout=30)
+        finally:
+            if sim.poll() is None:
+                sim.kill()
+                sim.communicate()
+            service.terminate()
+    assert sim.returncode == 130, err
+    assert "Traceback" not in err, err
+    delays = [float(d) for d in re.findall(r"; retry \d+ in ([\d.]+) s \(no answer", err)]
+    assert len(delays) >= 4, err
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0] and max(delays) <= 10.0, err
+    assert "the service answers again after" in err
+    assert "rate limited by the service (429" in err
+    assert "simulate: interrupted" in err
+    counted = int(re.search(r"issued (\d+)", out).group(1))  # type: ignore[union-attr]
+    stored = await _stored(database_url, ev.TICKET_ISSUED)
+    assert counted <= stored <= counted + 1, (counted, stored, out)
+
+
+def closed_hall_toml(weekday: str) -> str:
+    """A one-counter hall open only on `weekday`, with the demo tokens."""
+    return f"""
+[[sites]]
+id = "hall"
+name = "Test hall"
+timezone = "UTC"
+[sites.hours]
+{weekday} = ["08:00", "15:00"]
+[[sites.agencies]]
+id = "a"
+name = "Agency"
+[[sites.services]]
+code = "Q"
+agency = "a"
+name_id = "Layanan"
+name_en = "Service"
+prefix = "Q"
+target_wait_minutes = 15
+[[sites.counters]]
+id = "loket-01"
+name = "Loket 1"
+services = ["Q"]
+[[tokens]]
+name = "kiosk"
+role = "kiosk"
+sha256 = "{hash_token("demo-kiosk")}"
+[[tokens]]
+name = "loket 1"
+role = "counter"
+sha256 = "{hash_token("demo-loket-01")}"
+sites = ["hall"]
+counters = ["loket-01"]
+"""
+
+
+async def test_http_mode_says_the_hall_is_closed_and_when_it_opens(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Open only on the day after tomorrow (UTC): closed now, whatever the hour.
+    weekday = WEEKDAYS[(datetime.now(UTC).weekday() + 2) % 7]
+    config = tmp_path / "hall.toml"
+    config.write_text(closed_hall_toml(weekday), "utf-8")
+    service = Service(config, {**os.environ, "DATABASE_URL": database_url})
+    async with aiohttp.ClientSession() as session:
+        await service.start(session)
+        try:
+            sim = simulate("--url", service.url, "--config", str(config))
+            try:
+                _, err = await asyncio.to_thread(sim.communicate, timeout=30)
+            finally:
+                if sim.poll() is None:
+                    sim.kill()
+                    sim.communicate()
+        finally:
+            service.terminate()
+    assert sim.returncode == 3, err
+    assert "Test hall (hall) is closed now" in err, err
+    assert f"it opens {weekday.capitalize()} " in err and "08:00 UTC" in err, err
+    assert "make demo" in err
+    assert await _stored(database_url, ev.TICKET_ISSUED) == 0

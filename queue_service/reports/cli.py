@@ -1,10 +1,11 @@
 """`queue-service report`: one site's report for a range of service days, as CSV, HTML or
 JSON, on standard output or into a file.
 
-It reads the database the service uses: DATABASE_URL, or the embedded PostgreSQL in
-ANTRIAN_DATA_DIR (started for the report and stopped after it, unless the service already
-runs it). Long ranges show their progress on standard error while closed days are rolled
-up for the first time.
+The configuration is --config, else ANTRIAN_CONFIG, else the checkout's
+config/example-hall.toml (the one `make run` serves). It reads the database the service
+uses: DATABASE_URL, or the embedded PostgreSQL in ANTRIAN_DATA_DIR (started for the report
+and stopped after it, unless the service already runs it). Long ranges show their progress
+on standard error while closed days are rolled up for the first time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from queue_service.store.migrate import migrate
 
 FORMATS = ("csv", "html", "json")
 CONFIG_ENV = "ANTRIAN_CONFIG"
+# The configuration `make run` serves, in a checkout.
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "example-hall.toml"
 
 
 def _day(text: str) -> date:
@@ -45,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="html")
     parser.add_argument("--output", "-o", help="file to write (default: standard output)")
     parser.add_argument(
-        "--config", help=f"site configuration (TOML); default ${CONFIG_ENV}", default=None
+        "--config",
+        help=f"site configuration (TOML); default ${CONFIG_ENV}, else the checkout's "
+        "config/example-hall.toml",
+        default=None,
     )
     parser.add_argument(
         "--csv-locale",
@@ -131,6 +137,8 @@ async def produce(
 def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
     """Run `report` with parsed arguments; 0 on success, 1 on a problem (told on stderr)."""
     args.config = args.config or os.environ.get(CONFIG_ENV)
+    if not args.config and EXAMPLE_CONFIG.exists():
+        args.config = str(EXAMPLE_CONFIG)
     if not args.config:
         print(f"report: give --config FILE (or set {CONFIG_ENV})", file=sys.stderr)
         return 2

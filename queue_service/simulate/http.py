@@ -5,13 +5,21 @@ every POST carries an `Idempotency-Key` (a retry after a lost answer or a 503 re
 so nothing is done twice). The service stamps events with its own clock: the day's
 schedule (07:50 counters open, 12:00 break, ...) is replayed from the moment the run
 starts, `speed` times faster than real time, so `speed=60` plays an hour a minute.
+
+When the service does not answer (a connection refused or reset, a timeout, 502/503/504)
+the request is retried with the same key, with exponential backoff (0.5 s, 1 s, 2 s, ...
+at most 10 s apart) and one line per retry, for `retry_for` seconds (120 by default)
+before giving up: a restart of the service is ridden out. A 429 (rate limited) is waited
+out as its `Retry-After` says, without giving up. The simulated clock stands still while
+the simulator waits, so the day resumes where it paused instead of rushing to catch up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,8 +28,6 @@ import aiohttp
 
 from queue_service.domain import events as ev
 from queue_service.simulate.day import Called, Issued, Refused
-
-log = logging.getLogger(__name__)
 
 _ACTION_EVENT = {
     "open": ev.COUNTER_OPENED,
@@ -34,11 +40,35 @@ _ACTION_EVENT = {
     "no-show": ev.TICKET_NO_SHOW,
     "transfer": ev.TICKET_TRANSFERRED,
 }
-RETRIES = 5
+BACKOFF_FIRST = 0.5  # seconds before the first retry; doubled each time
+BACKOFF_CAP = 10.0  # ... up to this
+RETRY_FOR = 120.0  # seconds without an answer before giving up
+RATE_NOTE_EVERY = 60.0  # seconds between the "still rate limited" lines
+UNAVAILABLE = frozenset({502, 503, 504})
 
 
 class ServiceUnavailable(Exception):
-    """The service did not answer after every retry (it is down, or the URL is wrong)."""
+    """The service did not answer for `retry_for` seconds (it is down, or the URL is
+    wrong)."""
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _retry_after(response: aiohttp.ClientResponse, default: float) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", default)))
+    except ValueError:
+        return default
+
+
+def _problem(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port}"
+    return str(exc) or type(exc).__name__
 
 
 # (event type, ticket number or None, counter or None) of each thing the service did.
@@ -54,8 +84,15 @@ class HttpDriver:
     counter_token: str  # a pattern with {counter}, e.g. "demo-{counter}"
     sim_start: datetime
     speed: float = 60.0
+    retry_for: float = RETRY_FOR
+    notice: Callable[[str], None] = _stderr  # one line for the person watching
     done: list[Done] = field(default_factory=list)
+    retries: int = 0  # retries after no answer
+    rate_limited: int = 0  # 429 answers waited out
+    rate_limited_seconds: float = 0.0
     _real_start: float | None = None
+    _rate_noted_at: float | None = None
+    _closed_noted: bool = False
 
     async def wait_until(self, at: datetime) -> None:
         loop = asyncio.get_running_loop()
@@ -66,27 +103,95 @@ class HttpDriver:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _post(
-        self, path: str, token: str | None, body: dict[str, Any]
+    def _pause(self, seconds: float) -> None:
+        """The simulated clock stands still for `seconds` of real time."""
+        if self._real_start is not None:
+            self._real_start += seconds
+
+    def _note_rate_limited(self, wait: float, data: dict[str, Any]) -> None:
+        self.rate_limited += 1
+        self.rate_limited_seconds += wait
+        now = asyncio.get_running_loop().time()
+        if self._rate_noted_at is None:
+            scope = (data.get("details") or {}).get("scope", "?")
+            self.notice(
+                f"simulate: rate limited by the service (429, {scope}): waiting as its "
+                f"Retry-After says ({wait:g} s); the day runs slower than --speed while the "
+                "service allows fewer tickets (ANTRIAN_RATE_LIMITS=off on the service lets "
+                "it keep pace)"
+            )
+            self._rate_noted_at = now
+        elif now - self._rate_noted_at >= RATE_NOTE_EVERY:
+            self.notice(
+                f"simulate: still rate limited: {self.rate_limited} waits, "
+                f"{self.rate_limited_seconds:.0f} s so far"
+            )
+            self._rate_noted_at = now
+
+    async def request(
+        self, method: str, path: str, token: str | None, body: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:
-        headers = {"Idempotency-Key": f"sim-{uuid.uuid4().hex}"}
+        """The service's status and JSON answer, once it answers (see the module's doc)."""
+        headers = {}
+        if method == "POST":
+            # One key for every retry: a request the service did before its answer was
+            # lost is answered from the stored answer, never done twice.
+            headers["Idempotency-Key"] = f"sim-{uuid.uuid4().hex}"
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         url = self.base_url.rstrip("/") + path
-        for attempt in range(RETRIES):
+        loop = asyncio.get_running_loop()
+        down_since: float | None = None
+        attempt = 0
+        while True:
+            tried_at = loop.time()
+            floor = 0.0
             try:
-                async with self.session.post(url, json=body, headers=headers) as response:
-                    data = await response.json(content_type=None)
+                async with self.session.request(
+                    method, url, json=body if method == "POST" else None, headers=headers
+                ) as response:
+                    try:
+                        data = await response.json(content_type=None)
+                    except ValueError:
+                        data = None
+                    if not isinstance(data, dict):
+                        data = {"code": str(response.status)}
                     if response.status == 429:
-                        # Rate limited: wait as told, then retry with the same key.
-                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                        wait = _retry_after(response, 1.0)
+                        self._note_rate_limited(wait, data)
+                        await asyncio.sleep(wait)
+                        self._pause(wait)
                         continue
-                    if response.status != 503:
+                    if response.status not in UNAVAILABLE:
+                        if down_since is not None:
+                            down = loop.time() - down_since
+                            self.notice(f"simulate: the service answers again after {down:.0f} s")
+                            self._pause(down)
                         return response.status, data
+                    problem = f"{response.status} {data.get('code', '')}".strip()
+                    floor = _retry_after(response, 0.0)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("POST %s failed (%s); retrying", path, exc)
-            await asyncio.sleep(0.2 * 2**attempt)
-        raise ServiceUnavailable(f"POST {url}: no answer after {RETRIES} attempts")
+                problem = _problem(exc)
+            if down_since is None:
+                down_since = tried_at
+            down = loop.time() - down_since
+            if down >= self.retry_for:
+                raise ServiceUnavailable(
+                    f"{method} {url}: no answer for {down:.0f} s ({problem}); giving up"
+                )
+            attempt += 1
+            self.retries += 1
+            delay = max(floor, min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)))
+            self.notice(
+                f"simulate: {method} {path}: {problem}; retry {attempt} in {delay:.1f} s "
+                f"(no answer for {down:.0f} s; giving up after {self.retry_for:.0f} s)"
+            )
+            await asyncio.sleep(delay)
+
+    async def _post(
+        self, path: str, token: str | None, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        return await self.request("POST", path, token, body)
 
     async def issue(self, at: datetime, service: str, priority: str | None) -> Issued | Refused:
         body: dict[str, Any] = {"service": service}
@@ -95,7 +200,14 @@ class HttpDriver:
         path = f"/api/v1/sites/{self.site}/tickets"
         status, data = await self._post(path, self.kiosk_token, body)
         if status != 201:
-            return str(data.get("code", status))
+            code = str(data.get("code", status))
+            if code == "site_closed" and not self._closed_noted:
+                self._closed_noted = True
+                self.notice(
+                    "simulate: the hall is closed now (site_closed): the service refuses "
+                    "tickets until it opens again; the counters go on with their queues"
+                )
+            return code
         self.done.append((ev.TICKET_ISSUED, data["number"], None))
         return Issued(data["number"], data.get("id"))
 
