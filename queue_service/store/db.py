@@ -723,7 +723,7 @@ class EmbeddedPostgres:
         up to `restart_attempts` (5) attempts, the first at once, then after
         `backoff_initial` (1 s) doubling up to `backoff_max` (30 s), each attempt logged
         (WARNING, and ERROR with the reason when it fails). A successful restart adds one
-        to `restarts` and is logged (WARNING) with the time the server was down. After
+        to `restarts` and is logged (WARNING) with the time since it was found dead. After
         the last failed attempt it logs a CRITICAL line and makes no more attempts, but
         keeps looking every interval and adopts a server of the data directory that
         someone else starts. The URI does not change across a restart (same socket
