@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,10 @@ def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:
         return default
     try:
         per_second, burst = raw.split("/")
-        return Rate(float(per_second), int(burst))
+        rate = Rate(float(per_second), int(burst))
+        if not math.isfinite(rate.per_second):
+            raise ValueError(per_second)
+        return rate
     except ValueError:
         raise SettingsError(
             f'{name}={raw!r}: give tokens per second and the burst, e.g. "1/10" (both above 0)'
@@ -84,6 +89,10 @@ def rate_limits_from_env(env: Mapping[str, str]) -> RateLimits | None:
     )
 
 
+DEFAULT_DATA_DIR = Path("var/pgdata")
+DEFAULT_PAGES_DIR = Path(__file__).resolve().parent.parent / "kiosk"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     config_path: Path
@@ -91,12 +100,12 @@ class Settings:
     port: int = 8080
     # A server named by DATABASE_URL, or None for the embedded PostgreSQL in data_dir.
     database_url: str | None = field(default=None, repr=False)
-    data_dir: Path = Path("var/pgdata")
+    data_dir: Path = DEFAULT_DATA_DIR
     # Bearer token Prometheus must present on /metrics (None: /metrics is open).
     metrics_token: str | None = field(default=None, repr=False)
     max_body_bytes: int = 64 * 1024
     # Where the front-end pages are served from.
-    pages_dir: Path = Path(__file__).resolve().parent.parent / "kiosk"
+    pages_dir: Path = DEFAULT_PAGES_DIR
     log_level: str = "INFO"
     # Rate limits on ticket issuing and the public endpoints (web/security.py). On for the
     # service (ANTRIAN_RATE_LIMITS=off to disable); None (off) for apps built in code
@@ -109,20 +118,168 @@ class Settings:
     idle_seconds: int = 30
 
     @classmethod
-    def from_env(cls, config_path: str | Path, **overrides: object) -> Settings:
-        env = os.environ
-        values: dict[str, object] = {
-            "config_path": Path(config_path),
-            "host": env.get("ANTRIAN_HOST", "127.0.0.1"),
-            "port": _count(env, "ANTRIAN_PORT", 8080),
-            "database_url": env.get("DATABASE_URL") or None,
-            "data_dir": Path(env.get("ANTRIAN_DATA_DIR", "var/pgdata")),
-            "metrics_token": env.get("ANTRIAN_METRICS_TOKEN") or None,
-            "log_level": env.get("ANTRIAN_LOG_LEVEL", "INFO").upper(),
-            "rate_limits": rate_limits_from_env(env),
-            "idle_seconds": _count(env, "ANTRIAN_IDLE_SECONDS", 30),
-        }
-        if env.get("ANTRIAN_PAGES_DIR"):
-            values["pages_dir"] = Path(env["ANTRIAN_PAGES_DIR"])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+    def from_env(
+        cls,
+        config_path: str | Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: Path | None = None,
+    ) -> Settings:
+        """The settings the environment (`os.environ` unless `env` is given) and the command
+        line's options ask for; a value that cannot be used raises SettingsError naming the
+        variable (or option) and what to give instead."""
+        env = os.environ if env is None else env
+        data = Path(env["ANTRIAN_DATA_DIR"]) if _get(env, "ANTRIAN_DATA_DIR") else None
+        pages = Path(env["ANTRIAN_PAGES_DIR"]) if _get(env, "ANTRIAN_PAGES_DIR") else None
+        return cls(
+            config_path=Path(config_path),
+            host=_host(host, "--host") if host is not None else _host_env(env),
+            port=_port(str(port), "--port") if port is not None else _port_env(env),
+            database_url=_database_url(env),
+            data_dir=(
+                _directory(data_dir, "--data-dir", must_exist=False)
+                if data_dir is not None
+                else _directory(data, "ANTRIAN_DATA_DIR", must_exist=False)
+                if data is not None
+                else DEFAULT_DATA_DIR
+            ),
+            metrics_token=_metrics_token(env),
+            pages_dir=(
+                _directory(pages, "ANTRIAN_PAGES_DIR", must_exist=True)
+                if pages is not None
+                else DEFAULT_PAGES_DIR
+            ),
+            log_level=_log_level(env),
+            rate_limits=rate_limits_from_env(env),
+            idle_seconds=_count(env, "ANTRIAN_IDLE_SECONDS", 30),
+        )
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    """A variable's value; None when unset or blank (a blank value means the default)."""
+    raw = env.get(name)
+    return raw if raw is not None and raw.strip() else None
+
+
+def _host(raw: str | None, name: str) -> str:
+    if raw is None:
+        return "127.0.0.1"
+    host = raw.strip()
+    if not host or any(c.isspace() for c in host) or "/" in host:
+        raise SettingsError(f"{name}={raw!r}: give an address or host name to listen on")
+    return host
+
+
+def _host_env(env: Mapping[str, str]) -> str:
+    return _host(_get(env, "ANTRIAN_HOST"), "ANTRIAN_HOST")
+
+
+def _port_env(env: Mapping[str, str]) -> int:
+    return _port(_get(env, "ANTRIAN_PORT"), "ANTRIAN_PORT")
+
+
+def _port(raw: str | None, name: str) -> int:
+    if raw is None:
+        return 8080
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise SettingsError(
+            f"{name}={raw!r}: give a port number from 0 to 65535 (0: any free port)"
+        )
+    return port
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = _get(env, "ANTRIAN_LOG_LEVEL")
+    if raw is None:
+        return "INFO"
+    level = raw.strip().upper()
+    if level == "WARN":
+        level = "WARNING"
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"ANTRIAN_LOG_LEVEL={raw!r}: give one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    raw = env.get("ANTRIAN_METRICS_TOKEN")
+    if not raw:
+        return None
+    if raw != raw.strip() or any(ord(c) < 0x20 or c == "\x7f" for c in raw):
+        # The bearer token a scraper sends is read without its surrounding spaces, and a
+        # header cannot carry control characters: such a token could never be matched.
+        raise SettingsError(
+            "ANTRIAN_METRICS_TOKEN: the token starts or ends with a space or holds a control "
+            "character, so no scraper could send it; remove them"
+        )
+    return raw
+
+
+def _directory(path: Path, name: str, *, must_exist: bool) -> Path:
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"{name}={str(path)!r}: not a directory")
+    if must_exist and not path.is_dir():
+        raise SettingsError(f"{name}={str(path)!r}: no such directory")
+    return path
+
+
+DATABASE_URL_FORM = "postgresql://user:password@host:port/database"
+_PASSWORD_PARAMS = {"password", "sslpassword"}
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL, checked as far as it can be without connecting. Never echoed back with
+    its password: messages show `describe_database_url`'s form."""
+    raw = env.get("DATABASE_URL")
+    if not raw or not raw.strip():
+        return None
+    url = raw.strip()
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        shown = f"{scheme}://" if sep else "a value that is not a URL"
+        raise SettingsError(
+            f"DATABASE_URL: give a PostgreSQL URL, {DATABASE_URL_FORM} (got {shown})"
+        )
+    try:
+        hosts = _hosts(url)
+    except ValueError as exc:  # urlsplit: brackets that do not close, say
+        raise SettingsError(f"DATABASE_URL: not a URL ({exc}); give {DATABASE_URL_FORM}") from None
+    for host in hosts:
+        _, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
+        if colon and port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise SettingsError(
+                f"DATABASE_URL={describe_database_url(url)!r}: the port {port!r} is not a "
+                "port number from 1 to 65535"
+            )
+    return url
+
+
+def _hosts(url: str) -> list[str]:
+    netloc = urlsplit(url).netloc
+    hosts = netloc.rpartition("@")[2]
+    return [h for h in hosts.split(",") if h]
+
+
+def describe_database_url(url: str) -> str:
+    """The URL without its password (in the user part or the query), for logs and banners."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that cannot be read)"
+    user, at, hosts = parts.netloc.rpartition("@")
+    user = user.partition(":")[0]
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _PASSWORD_PARAMS],
+        safe="/",
+    )
+    netloc = f"{user}@{hosts}" if at and user else hosts
+    shown = f"{parts.scheme}://{netloc}{parts.path}"
+    return f"{shown}?{query}" if query else shown

@@ -70,6 +70,9 @@ class Service:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
+        # The service listens at once and answers /readyz 503 with the reason (the database
+        # not reached yet, migrating, replaying) until its bring-up is done.
+        last = "no answer"
         for _ in range(300):
             if self.proc.poll() is not None:
                 raise AssertionError(f"service exited: {self.log.read_text()}")
@@ -77,10 +80,11 @@ class Service:
                 async with session.get(f"{self.url}/readyz") as resp:
                     if resp.status == 200:
                         return
+                    last = await resp.text()
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
-        raise AssertionError("service did not become ready")
+        raise AssertionError(f"service did not become ready in 30 s; /readyz said {last}")
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -21,7 +21,7 @@ from queue_service.domain import commands, errors
 from queue_service.domain.events import TICKET_ISSUED, Event
 from queue_service.domain.state import SiteState
 from queue_service.web.auth import STAFF, TICKET_STAFF, principal, require
-from queue_service.web.errors import Malformed, TooLarge
+from queue_service.web.errors import Handler, Malformed, TooLarge, error_response
 from queue_service.web.keys import CLOCK, ENGINE, HUB, SETTINGS
 from queue_service.web.openapi import openapi_document
 from queue_service.web.stream import Notice, StreamHub, encode_events, format_sse
@@ -168,6 +168,62 @@ def _now(request: web.Request) -> datetime:
 # -- health ----------------------------------------------------------------------------
 
 
+class Startup:
+    """Where the service's bring-up is (web/app.py runs it): for /readyz, the not-ready gate
+    and the start-up /metrics. `reason` is a stable code, `detail` says it for people."""
+
+    def __init__(self) -> None:
+        self.started = False  # the bring-up finished: the engine and the rest are there
+        self.stage = "starting"  # database, migrate, replay, devices; then ready (or stopping)
+        self.reason = "starting"
+        self.detail = "the service is starting"
+        self.attempt = 0  # attempts to reach the database so far
+        self.task: asyncio.Task[None] | None = None  # the bring-up (see web/app.py)
+
+    def step(self, stage: str, detail: str) -> None:
+        """A step of the bring-up begins (no failure yet)."""
+        self.stage, self.reason, self.detail = stage, "starting", detail
+
+    def waiting(self, reason: str, detail: str) -> None:
+        """The step failed with `reason`; it is tried again after a pause."""
+        self.reason, self.detail = reason, detail
+
+    def done(self) -> None:
+        self.started, self.stage, self.reason, self.detail = True, "ready", "ready", "ready"
+
+    def failed(self, reason: str, detail: str) -> None:
+        """The bring-up ended without success, for good (the command then stops)."""
+        self.stage, self.reason, self.detail = "failed", reason, detail
+
+    def stopping(self) -> None:
+        self.stage, self.reason, self.detail = "stopping", "stopping", "the service is stopping"
+
+    @property
+    def ready(self) -> bool:
+        """Started and not stopping (/readyz then checks the engine and the database)."""
+        return self.started and self.stage != "stopping"
+
+
+STARTUP = web.AppKey("startup", Startup)
+RETRY_AFTER = {"Retry-After": "2"}
+# Once started, what can make the service not ready: reason -> (detail, the problem as
+# /readyz has always listed it).
+_NOT_READY = {
+    "engine_stopped": (
+        "the engine is not running (stopping, or its writer stopped)",
+        "engine not running",
+    ),
+    "database_not_writable": (
+        "the database refused a write in the last minute",
+        "the database refused a write in the last minute",
+    ),
+    "database_unreachable": (
+        "the database did not answer a ping within 2 s",
+        "database unreachable",
+    ),
+}
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
@@ -175,21 +231,70 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    problems = []
-    if not engine.ready:
-        problems.append("replay not finished")
-    if not engine.writable:
-        problems.append("the database refused a write in the last minute")
-    try:
-        await asyncio.wait_for(request.app[ENGINE].store.ping(), timeout=2)
-    except Exception:
-        problems.append("database unreachable")
-    if problems:
+    startup = request.app[STARTUP]
+    if not startup.ready:
+        # The bring-up has not finished (or the service is stopping): say where it is.
         return web.json_response(
-            {"status": "not_ready", "problems": problems}, status=503, headers={"Retry-After": "2"}
+            {
+                "status": "not_ready",
+                "reason": startup.reason,
+                "detail": startup.detail,
+                "stage": startup.stage,
+                "attempt": startup.attempt,
+                "problems": [f"{startup.reason.replace('_', ' ')}: {startup.detail}"],
+            },
+            status=503,
+            headers=RETRY_AFTER,
+        )
+    engine = request.app[ENGINE]
+    reasons = []
+    if not engine.ready:
+        reasons.append("engine_stopped")
+    if not engine.writable:
+        reasons.append("database_not_writable")
+    try:
+        await asyncio.wait_for(engine.store.ping(), timeout=2)
+    except Exception:
+        reasons.append("database_unreachable")
+    if reasons:
+        return web.json_response(
+            {
+                "status": "not_ready",
+                "reason": reasons[0],
+                "detail": _NOT_READY[reasons[0]][0],
+                "problems": [_NOT_READY[reason][1] for reason in reasons],
+            },
+            status=503,
+            headers=RETRY_AFTER,
         )
     return web.json_response({"status": "ready"})
+
+
+# Served while the service starts: /healthz, /readyz, /metrics (what is known then), this
+# document, and the pages (files). Everything else under /api/v1 needs the engine.
+_SERVED_WHILE_STARTING = frozenset({"/api/v1/openapi.json"})
+
+
+@web.middleware
+async def not_ready_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Until the bring-up is done, the API answers 503 `starting` with Retry-After instead
+    of reaching an engine that is not there yet. Installed only on apps that serve before
+    they are ready (`create_app(..., serve_while_starting=True)`)."""
+    startup = request.app[STARTUP]
+    if (
+        startup.started  # from then on the engine answers, even while stopping
+        or not request.path.startswith("/api/v1/")
+        or request.path in _SERVED_WHILE_STARTING
+        or request.match_info.http_exception is not None  # 404 and 405 as ever
+    ):
+        return await handler(request)
+    return error_response(
+        503,
+        "starting",
+        f"The service is not ready yet ({startup.detail}); nothing was recorded. Retry shortly.",
+        {"reason": startup.reason, "stage": startup.stage},
+        headers=RETRY_AFTER,
+    )
 
 
 @routes.get("/api/v1/openapi.json")
