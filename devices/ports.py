@@ -86,6 +86,21 @@ class PtyPort:
             return False
         return True
 
+    async def send_all(self, data: bytes) -> bool:
+        """Write all of `data`, waiting while the pty's buffer is full (a long burst of
+        line noise); False when unplugged before the end."""
+        view = memoryview(data)
+        while view:
+            if self._master is None:
+                return False
+            try:
+                view = view[os.write(self._master, view[:4096]) :]
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+            except OSError:
+                return False
+        return True
+
     async def unplug(self) -> None:
         if self._master is not None:
             asyncio.get_running_loop().remove_reader(self._master)
@@ -159,6 +174,18 @@ class TcpPort:
         if writer is None or writer.is_closing():
             return False
         writer.write(data)
+        return True
+
+    async def send_all(self, data: bytes) -> bool:
+        """Write `data` and wait until the socket has taken it (flow control)."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        writer.write(data)
+        try:
+            await writer.drain()
+        except (ConnectionError, OSError):
+            return False
         return True
 
     async def unplug(self) -> None:

@@ -20,6 +20,8 @@ import serial.rfc2217
 
 log = logging.getLogger(__name__)
 
+IAC = serial.rfc2217.IAC  # Telnet's "interpret as command"; doubled when it is data
+
 
 class _PtyTolerantSerial(serial.Serial):  # type: ignore[misc]
     """A posix port whose modem lines may not exist (a pseudo-terminal has none).
@@ -132,7 +134,8 @@ class Rfc2217Server:
             try:
                 data = self._serial.read(self._serial.in_waiting or 1)
                 if data:
-                    client.sendall(b"".join(manager.escape(data)))
+                    # What PortManager.escape() does, at once rather than byte by byte.
+                    client.sendall(data.replace(IAC, IAC + IAC))
                 manager.check_modem_lines()
             except (OSError, serial.SerialException):
                 break

@@ -239,6 +239,8 @@ class SimPrinter:
         self.unrecoverable_error = False
         self.auto_recoverable_error = False
         self.mute = False  # powered off behind a live device server: no answers
+        # Which DLE EOT n it answers (some printers answer n=1 only); others get no reply.
+        self.answers: frozenset[int] = frozenset({1, 2, 3, 4})
         self.status_requests = 0
         self.tickets: list[bytes] = []
         self.lost: list[bytes] = []  # data sent while it could not print
@@ -293,7 +295,7 @@ class SimPrinter:
                 self._pending_dle = 0
                 if 1 <= byte <= 4:
                     self.status_requests += 1
-                    if not self.mute:
+                    if not self.mute and byte in self.answers:
                         self.port.send(bytes([self.status_byte(byte)]))
                     continue
                 self._job += bytes([DLE, EOT])

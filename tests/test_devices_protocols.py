@@ -261,6 +261,47 @@ def test_status_problems_and_the_fixed_pattern() -> None:
         escpos.status_request(5)
 
 
+def test_a_flag_no_received_reply_decides_is_unknown_on_the_board_and_nan_on_metrics() -> None:
+    """docs/devices.md, "Unknown printer status": a flag is known only from the reply that
+    decides it (or from any reply that sets it); the others are None, shown as NaN."""
+    from queue_service.devices import metrics as device_metrics
+    from queue_service.devices.supervisor import DeviceHealth
+
+    only_online = decode_status({1: FIXED})  # a printer that answers DLE EOT 1 alone
+    assert only_online.flags() == {
+        "paper_near_end": None,
+        "paper_end": None,
+        "cover_open": None,
+        "offline": False,
+        "error": None,
+    }
+    assert only_online.problems() == [] and only_online.summary == "unknown"
+    assert only_online.unknown() == ["paper_end", "cover_open", "error", "paper_near_end"]
+    # DLE EOT 2 says printing stopped for paper: paper end is known (1) without the sensor.
+    stopped = decode_status({2: FIXED | 0x20})
+    assert stopped.flag("paper_end") is True and stopped.flag("paper_near_end") is None
+    assert stopped.flag("cover_open") is False and stopped.summary == "problem"
+    everything = decode_status({1: FIXED, 2: FIXED, 3: FIXED, 4: FIXED | 0x0C})
+    assert everything.unknown() == [] and everything.summary == "ok"
+    assert everything.flag("paper_near_end") is True
+
+    text = device_metrics.render(
+        [DeviceHealth("hall", "p1", "printer", printer=only_online, connected=True, alive=True)]
+    )
+    values = {
+        line.split("{")[0]: line.rsplit(" ", 1)[1]
+        for line in text.splitlines()
+        if line.startswith("qms_printer_")
+    }
+    assert values == {
+        "qms_printer_paper_near_end": "NaN",
+        "qms_printer_paper_end": "NaN",
+        "qms_printer_cover_open": "NaN",
+        "qms_printer_offline": "0",
+        "qms_printer_error": "NaN",
+    }
+
+
 pattern_bytes = st.sampled_from([v for v in range(256) if escpos.is_status_byte(v)])
 noise_bytes = st.lists(
     st.sampled_from([v for v in range(256) if not escpos.is_status_byte(v)]), max_size=8

@@ -3,11 +3,16 @@
 Status is asked with `DLE EOT n` (n = 1..4); the printer answers one byte per request,
 whose fixed bits always read 0xx1xx10 (bit 7 = 0, bit 4 = 1, bit 1 = 1, bit 0 = 0). A
 byte that does not match is line noise and is thrown away, never decoded.
+
+A flag is known only from the reply that reports it: a printer that answers `DLE EOT 1`
+alone has a known `offline` flag and an unknown paper, cover and error state (None, shown
+as null and as NaN on /metrics), never a made-up "no problem".
 """
 
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,9 +36,16 @@ def _bit(value: int, n: int) -> bool:
     return bool(value >> n & 1)
 
 
+# The five flags shown on the board and /metrics; for each, the reply that decides it
+# (False needs that reply) and the replies whose bits can only set it.
+FLAGS = ("paper_near_end", "paper_end", "cover_open", "offline", "error")
+_DECIDED_BY = {"paper_near_end": 4, "paper_end": 4, "cover_open": 2, "offline": 1, "error": 3}
+
+
 @dataclass(frozen=True, slots=True)
 class PrinterStatus:
-    """Decoded DLE EOT 1..4 replies; a flag of a reply that was not received is False."""
+    """Decoded DLE EOT 1..4 replies. The bits of a reply that was not received are False
+    here; `flag()` tells known from unknown: use it (or `problems()`, `unknown()`)."""
 
     # n=1 printer status
     drawer_pin_high: bool = False  # bit 2
@@ -73,8 +85,30 @@ class PrinterStatus:
             or self.recoverable_error
         )
 
+    def _raw(self, name: str) -> bool:
+        if name == "paper_end":
+            return self.out_of_paper
+        value: bool = getattr(self, name)
+        return value
+
+    def flag(self, name: str) -> bool | None:
+        """One of FLAGS: True when a reply received says so; False when the reply that
+        decides it was received and nothing says so; None (unknown) otherwise."""
+        if self._raw(name):
+            return True  # only a received reply sets a bit
+        return False if _DECIDED_BY[name] in self.replies else None
+
+    def flags(self) -> dict[str, bool | None]:
+        return {name: self.flag(name) for name in FLAGS}
+
+    def unknown(self) -> list[str]:
+        """The flags no received reply decides, in the order of `problems()`."""
+        order = ("paper_end", "cover_open", "error", "offline", "paper_near_end")
+        return [name for name in order if self.flag(name) is None]
+
     def problems(self) -> list[str]:
-        """What stops printing now, most important first (stable codes for the kiosk)."""
+        """What stops printing now, most important first (stable codes for the kiosk); only
+        what a received reply says, so an unknown flag is never a problem here."""
         out = []
         if self.out_of_paper:
             out.append("paper_end")
@@ -85,6 +119,14 @@ class PrinterStatus:
         if self.offline and not out:
             out.append("offline")
         return out
+
+    @property
+    def summary(self) -> str:
+        """One word: `problem` (something stops printing), `unknown` (nothing known stops
+        it, but a flag is unknown) or `ok` (every flag known, none stops printing)."""
+        if self.problems():
+            return "problem"
+        return "unknown" if self.unknown() else "ok"
 
 
 def decode_status(replies: dict[int, int]) -> PrinterStatus:
@@ -121,9 +163,15 @@ def decode_status(replies: dict[int, int]) -> PrinterStatus:
     return PrinterStatus(**flags, replies=frozenset(answered))
 
 
+_STATUS_BYTE = re.compile(
+    b"[" + b"".join(re.escape(bytes([v])) for v in range(256) if is_status_byte(v)) + b"]"
+)
+
+
 class StatusReplyParser:
     """Incremental: bytes in, status bytes out; bytes failing the fixed pattern are counted
-    as bad frames and discarded. At most one reply is taken per outstanding request."""
+    as bad frames and discarded. At most one reply is taken per outstanding request. Noise
+    is skipped by a regular expression, not byte by byte in Python."""
 
     def __init__(self) -> None:
         self.good_frames = 0
@@ -136,15 +184,23 @@ class StatusReplyParser:
 
     def feed(self, chunk: bytes) -> list[int]:
         out = []
-        for value in chunk:
-            if self.outstanding and is_status_byte(value):
-                self.outstanding -= 1
-                self.good_frames += 1
-                out.append(value)
-            else:
-                self.bad_frames += 1
-                self.discarded_bytes += 1
+        pos, end = 0, len(chunk)
+        while self.outstanding and pos < end:
+            found = _STATUS_BYTE.search(chunk, pos)
+            if found is None:
+                break
+            at = found.start()
+            self._discard(at - pos)
+            self.outstanding -= 1
+            self.good_frames += 1
+            out.append(chunk[at])
+            pos = at + 1
+        self._discard(end - pos)
         return out
+
+    def _discard(self, size: int) -> None:
+        self.bad_frames += size
+        self.discarded_bytes += size
 
     def cancel(self) -> None:
         """Stop waiting (a request timed out): a late reply is then discarded."""

@@ -33,6 +33,11 @@ class Frame:
     command: str
     data: str
 
+    @property
+    def size(self) -> int:
+        """Its length on the line (the data is ASCII: one byte per character)."""
+        return HEADER + len(self.data) + TRAILER
+
 
 def _crc_table() -> tuple[int, ...]:
     table = []

@@ -122,12 +122,15 @@ class DeviceManager:
         out: dict[str, Any] = {"status": outcome.status, "message": outcome.message}
         if outcome.problems:
             out["problems"] = list(outcome.problems)
+        if outcome.unknown:
+            out["unknown"] = list(outcome.unknown)
         if outcome.status != "printed":
             log.warning(
-                "kiosk %r at %s: ticket %s not printed: %s",
+                "kiosk %r at %s: ticket %s %s: %s",
                 kiosk,
                 site_id,
                 ticket["number"],
+                "not printed" if outcome.status == "failed" else "printed unconfirmed",
                 outcome.message,
             )
         return out

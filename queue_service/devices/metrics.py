@@ -12,6 +12,11 @@ if TYPE_CHECKING:
 
 _FAMILIES = (
     ("qms_device_up", "gauge", "1 when the link is connected and frames/status arrive."),
+    (
+        "qms_device_present",
+        "gauge",
+        "0 while the device's address has not opened since the service started (not present).",
+    ),
     ("qms_device_reconnects_total", "counter", "Reconnections after a failure."),
     (
         "qms_device_last_frame_timestamp_seconds",
@@ -23,7 +28,7 @@ _FAMILIES = (
 )
 _PRINTER = (
     ("qms_printer_paper_near_end", "1 when the paper roll is near its end.", "paper_near_end"),
-    ("qms_printer_paper_end", "1 when out of paper (printing stopped).", "out_of_paper"),
+    ("qms_printer_paper_end", "1 when out of paper (printing stopped).", "paper_end"),
     ("qms_printer_cover_open", "1 when the cover is open.", "cover_open"),
     ("qms_printer_offline", "1 when the printer reports itself offline.", "offline"),
     (
@@ -35,7 +40,7 @@ _PRINTER = (
 
 
 def render(healths: Sequence[DeviceHealth]) -> str:
-    """The exposition text; printer flags are NaN while no status is known."""
+    """The exposition text; a printer flag is NaN while no reply received decides it."""
     if not healths:
         return ""
     lines: dict[str, list[str]] = {name: [] for name, _, _ in _FAMILIES}
@@ -44,6 +49,7 @@ def render(healths: Sequence[DeviceHealth]) -> str:
         base = f'site="{escape(h.site)}",device="{escape(h.device)}"'
         labels = f'{base},kind="{escape(h.kind)}"'
         lines["qms_device_up"].append(f"{{{labels}}} {int(h.connected and h.alive)}")
+        lines["qms_device_present"].append(f"{{{labels}}} {int(h.present)}")
         lines["qms_device_reconnects_total"].append(f"{{{labels}}} {h.reconnects}")
         if h.last_frame_at is not None:
             lines["qms_device_last_frame_timestamp_seconds"].append(
@@ -53,10 +59,12 @@ def render(healths: Sequence[DeviceHealth]) -> str:
         lines["qms_device_frames_total"].append(f'{{{labels},result="bad"}} {h.bad_frames}')
         lines["qms_device_discarded_bytes_total"].append(f"{{{labels}}} {h.discarded_bytes}")
         if h.kind == "printer":
-            for name, _, attr in _PRINTER:
-                # NaN while no status is known (not connected): "unknown", never a false
-                # 0; alert expressions such as `== 1` stay false, the series stays.
-                value = "NaN" if h.printer is None else str(int(getattr(h.printer, attr)))
+            for name, _, flag in _PRINTER:
+                # NaN while unknown (not connected, no reply yet, or a reply the printer
+                # does not give: one answering DLE EOT 1 alone has unknown paper), never a
+                # false 0; alert expressions such as `== 1` stay false, the series stays.
+                known = None if h.printer is None else h.printer.flag(flag)
+                value = "NaN" if known is None else str(int(known))
                 printer[name].append(f"{{{base}}} {value}")
     out = []
     for name, kind, help_text in _FAMILIES:

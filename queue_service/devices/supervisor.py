@@ -5,6 +5,10 @@ lost link once (not once per retry) and publishes its state; the backoff doubles
 `backoff_initial` to `backoff_max` with jitter, and starts again from the beginning once
 a connection has produced a good frame. The device kinds differ only in what they do with
 a connection (`_session`) and with a good frame.
+
+A device whose address could not be opened since the service started is "not present"
+(state `not_present`): said once at INFO, retried quietly with the same backoff, and
+announced when it appears. Once a device has been present, losing it is a warning.
 """
 
 from __future__ import annotations
@@ -40,16 +44,23 @@ from queue_service.store.event_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-CONNECTING, UP, BACKING_OFF = "connecting", "up", "backing_off"
+CONNECTING, UP, BACKING_OFF, NOT_PRESENT = "connecting", "up", "backing_off", "not_present"
 COMMIT_RETRY_INITIAL, COMMIT_RETRY_MAX = 0.2, 5.0
 KEY_TIMEOUT = 5.0
 REPLY_TIMEOUT = 1.0  # one DLE EOT reply
 PRINT_TIMEOUT = 8.0  # the whole print: waiting for the printer, status, write, status
 PRINT_MEMORY = 1000  # tickets remembered as printed (or sent to the printer)
+# A status request the printer did not answer in UNANSWERED_AFTER polls in a row (while it
+# answered others) is left out of the polls before and after a print, and asked again
+# only every REPROBE_POLLS-th poll. A reply missed once keeps its last value for as long
+# as the printer's silence_timeout (REPLY_KEPT when that is 0).
+UNANSWERED_AFTER = 2
+REPROBE_POLLS = 15
+REPLY_KEPT = 10.0
 KEYPAD_PAUSE_REASON = "Jeda (keypad)"
 # Changes worth a `device_status` message: an absent device going connecting ->
 # backing_off -> connecting all day long is not news.
-_NOTIFY_ON = frozenset({"connected", "alive", "printer"})
+_NOTIFY_ON = frozenset({"connected", "alive", "printer", "present"})
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, u: float) -> float:
@@ -64,6 +75,7 @@ class DeviceHealth:
     device: str
     kind: str
     state: str = CONNECTING
+    present: bool = False  # the link has opened at least once since the service started
     connected: bool = False
     alive: bool = False  # connected and a good frame (or status reply) arrived since
     connects: int = 0
@@ -82,6 +94,7 @@ class DeviceHealth:
             "id": self.device,
             "kind": self.kind,
             "state": self.state,
+            "present": self.present,
             "connected": self.connected,
             "up": self.alive,
             "reconnects": self.reconnects,
@@ -98,17 +111,17 @@ class DeviceHealth:
         if self.kind == "dispenser":
             out["held_tickets"] = self.held
         if self.kind == "printer":
+            # None while nothing is known (no link, no reply yet); a flag no reply decides
+            # is null, and `status` says "unknown" rather than "ok" then.
             p = self.printer
             out["printer"] = (
                 None
                 if p is None
                 else {
-                    "paper_near_end": p.paper_near_end,
-                    "paper_end": p.out_of_paper,
-                    "cover_open": p.cover_open,
-                    "offline": p.offline,
-                    "error": p.error,
+                    **p.flags(),
                     "problems": p.problems(),
+                    "unknown": p.unknown(),
+                    "status": p.summary,
                 }
             )
         return out
@@ -140,6 +153,7 @@ class DeviceRunner(abc.ABC):
         self._attempt = 0
         self._logged_failure = False
         self._deadline = 0.0
+        self.unread_bytes = 0  # received, never parsed: still queued when a link closed
 
     # -- the supervised loop -----------------------------------------------------------
 
@@ -161,7 +175,7 @@ class DeviceRunner(abc.ABC):
         try:
             while True:
                 await self._connect_once(worker)
-                self._set(state=BACKING_OFF)
+                self._set(state=BACKING_OFF if self.health.present else NOT_PRESENT)
                 delay = backoff_delay(
                     self._attempt, self.device.backoff_initial, self.device.backoff_max, self.rng()
                 )
@@ -171,20 +185,30 @@ class DeviceRunner(abc.ABC):
             worker.shutdown(wait=False, cancel_futures=True)
 
     async def _connect_once(self, worker: ThreadPoolExecutor) -> None:
-        self._set(state=CONNECTING)
+        h = self.health
+        # A device not present yet stays "not_present" while it is tried again.
+        self._set(state=CONNECTING if h.present or h.state != NOT_PRESENT else NOT_PRESENT)
         try:
             link = await SerialLink.open(self.device, worker)
         except LinkError as exc:
             self._failed(f"cannot open {self.device.url}: {exc}")
             return
-        h = self.health
         h.connects += 1
         if h.connects > 1:
             h.reconnects += 1
         self.link = link
         self._deadline = asyncio.get_running_loop().time() + (self.device.silence_timeout or 1e9)
-        self._set(connected=True)
-        log.info("device %s/%s connected on %s", self.site.id, self.device.id, self.device.url)
+        if not h.present and self._logged_failure:
+            log.info(
+                "device %s/%s appeared: connected on %s",
+                self.site.id,
+                self.device.id,
+                self.device.url,
+            )
+            self._logged_failure = False
+        else:
+            log.info("device %s/%s connected on %s", self.site.id, self.device.id, self.device.url)
+        self._set(connected=True, present=True)
         try:
             await self._session(link)
         except LinkError as exc:
@@ -196,16 +220,33 @@ class DeviceRunner(abc.ABC):
             self.link = None
             self._lost()
             await link.close()
+            # Bytes the reader had queued and nobody parsed are thrown away: counted.
+            self.unread_bytes += len(link.drain())
+            self._sync_stats()
             self._set(connected=False, alive=False)
+
+    def _sync_stats(self) -> None:
+        """Copy the parser's counters (and the bytes discarded beside it) into the health."""
+        self.health.discarded_bytes = self.unread_bytes
 
     def _failed(self, message: str) -> None:
         self.health.last_error = message
-        if not self._logged_failure:
+        if self._logged_failure:
+            log.debug("device %s/%s: %s", self.site.id, self.device.id, message)
+        elif not self.health.present:
+            # Configured but not there (yet): the example hall without its simulator, a
+            # device not installed. Not a failure of something that worked: one line.
+            log.info(
+                "device %s/%s not present (%s); trying again quietly, will log when it appears",
+                self.site.id,
+                self.device.id,
+                message,
+            )
+            self._logged_failure = True
+        else:
             # Once per outage: a device left unplugged all day must not flood the log.
             log.warning("device %s/%s: %s; retrying", self.site.id, self.device.id, message)
             self._logged_failure = True
-        else:
-            log.debug("device %s/%s: %s", self.site.id, self.device.id, message)
 
     def _good_frame(self) -> None:
         h = self.health
@@ -256,15 +297,17 @@ class FramedRunner(DeviceRunner):
         super().__init__(*args, **kwargs)
         self.parser = FrameParser()
         self.rejected = 0  # frames with a good checksum but data we cannot use
+        self.rejected_bytes = 0  # their bytes: discarded too
 
     def _sync_stats(self) -> None:
         s, h = self.parser.stats, self.health
         h.good_frames = s.good_frames - self.rejected
         h.bad_frames = s.bad_frames + self.rejected
-        h.discarded_bytes = s.discarded_bytes
+        h.discarded_bytes = s.discarded_bytes + self.rejected_bytes + self.unread_bytes
 
     def _reject(self, frame: Frame, why: str) -> None:
         self.rejected += 1
+        self.rejected_bytes += frame.size
         self._sync_stats()
         log.warning("device %s/%s: %s: %r", self.site.id, self.device.id, why, frame)
 
@@ -557,9 +600,14 @@ def _keypad_answer(state: SiteState, events: list[Event]) -> tuple[int, dict[str
 
 @dataclass(frozen=True, slots=True)
 class PrintOutcome:
-    status: str  # printed | failed
+    # printed: written, and the printer answered afterwards with nothing that stops it;
+    # unconfirmed: written, but the printer did not answer afterwards (the paper may well
+    # have come out; it is never sent again); failed: nothing written (refused, no link,
+    # no answer), or the printer said afterwards that printing stopped.
+    status: str
     message: str
     problems: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()  # flags the printer does not report (printed anyway)
 
 
 _PROBLEM_TEXT = {
@@ -572,6 +620,10 @@ _PROBLEM_TEXT = {
 
 def describe(problems: list[str]) -> str:
     return "; ".join(_PROBLEM_TEXT.get(p, p) for p in problems)
+
+
+# What stays unknown when a printer does not answer DLE EOT n.
+_UNKNOWN_TEXT = {1: "online state", 2: "cover state", 3: "error state", 4: "paper state"}
 
 
 @dataclass(slots=True)
@@ -592,6 +644,10 @@ class PrinterRunner(DeviceRunner):
         # Recent tickets by id: in progress, or done after bytes were sent to the printer.
         self.print_jobs: OrderedDict[str, PrintJob] = OrderedDict()
         self.jobs = 0
+        self.unanswered: frozenset[int] = frozenset()  # DLE EOT n it did not answer lately
+        self.polls = 0
+        self._replies: dict[int, tuple[int, float]] = {}  # n -> last reply, when (loop time)
+        self._misses: dict[int, int] = {}  # n -> polls in a row it alone went unanswered
 
     async def run(self) -> None:
         try:
@@ -602,10 +658,13 @@ class PrinterRunner(DeviceRunner):
     def _sync_stats(self) -> None:
         h, p = self.health, self.parser
         h.good_frames, h.bad_frames = p.good_frames, p.bad_frames
-        h.discarded_bytes = p.discarded_bytes
+        h.discarded_bytes = p.discarded_bytes + self.unread_bytes
 
     def _lost(self) -> None:
         self.parser.cancel()
+        self.unanswered = frozenset()  # another printer may be plugged in: ask it all
+        self._replies.clear()
+        self._misses.clear()
         self._set(printer=None)
 
     async def _session(self, link: Link) -> None:
@@ -614,14 +673,28 @@ class PrinterRunner(DeviceRunner):
                 await self.poll(link)
             await asyncio.sleep(self.device.poll_interval)
 
-    async def poll(self, link: Link) -> PrinterStatus | None:
-        """Ask DLE EOT 1..4 and decode; None when the printer did not answer at all."""
+    def _kinds_to_ask(self, for_print: bool) -> list[int]:
+        everything = list(escpos.STATUS_KINDS)
+        if not for_print and self.polls % REPROBE_POLLS == 0:
+            return everything  # now and then: has it started answering them?
+        return [n for n in everything if n not in self.unanswered] or everything
+
+    async def poll(self, link: Link, *, for_print: bool = False) -> PrinterStatus | None:
+        """Ask DLE EOT n and decode; None when the printer did not answer at all.
+
+        A request the printer keeps leaving unanswered while it answers others (some
+        printers answer `DLE EOT 1` only) is asked again only every REPROBE_POLLS-th poll
+        and not before or after a print, so each poll does not wait a second for it; the
+        flags it would decide are unknown. A reply missed once keeps its last value for
+        the silence timeout, as a whole poll missed does."""
         loop = asyncio.get_running_loop()
+        self.polls += 1
         self.parser.feed(link.drain())  # nothing was asked: whatever is there is noise
         replies: dict[int, int] = {}
         silence = self.device.silence_timeout
         wait = min(REPLY_TIMEOUT, silence / 4) if silence else REPLY_TIMEOUT
-        for n in escpos.STATUS_KINDS:
+        asked = self._kinds_to_ask(for_print)
+        for n in asked:
             self.parser.expect()
             await link.write(escpos.status_request(n))
             try:
@@ -633,13 +706,25 @@ class PrinterRunner(DeviceRunner):
             except TimeoutError:
                 self.parser.cancel()
                 if not replies:
-                    break  # not even n=1 answered: the printer is silent, don't wait 4x
+                    break  # not even the first answered: the printer is silent, don't wait 4x
+                self.parser.feed(link.drain())  # a late reply must not answer the next one
         self._sync_stats()
         if not replies:
             if loop.time() >= self._deadline:
                 raise LinkError(f"no status reply for {self.device.silence_timeout:g} s")
             return None
-        status = escpos.decode_status(replies)
+        now = loop.time()
+        for n in asked:
+            if n in replies:
+                self._replies[n] = (replies[n], now)
+                self._misses[n] = 0
+            else:
+                self._misses[n] = self._misses.get(n, 0) + 1
+        self._note_unanswered({n for n, m in self._misses.items() if m >= UNANSWERED_AFTER})
+        kept = silence or REPLY_KEPT
+        status = escpos.decode_status(
+            {n: value for n, (value, at) in self._replies.items() if now - at <= kept}
+        )
         self._good_frame()
         if status != self.health.printer:
             problems = status.problems()
@@ -647,6 +732,27 @@ class PrinterRunner(DeviceRunner):
                 log.warning("printer %s/%s: %s", self.site.id, self.device.id, describe(problems))
             self._set(printer=status)
         return status
+
+    def _note_unanswered(self, kinds: frozenset[int] | set[int]) -> None:
+        unanswered = frozenset(kinds)
+        if unanswered == self.unanswered:
+            return
+        if unanswered - self.unanswered:
+            log.warning(
+                "printer %s/%s does not answer DLE EOT %s: %s unknown (printing goes on)",
+                self.site.id,
+                self.device.id,
+                ", ".join(str(n) for n in sorted(unanswered)),
+                "its " + " and ".join(sorted({_UNKNOWN_TEXT[n] for n in unanswered})),
+            )
+        else:
+            log.info(
+                "printer %s/%s answers DLE EOT %s again",
+                self.site.id,
+                self.device.id,
+                ", ".join(str(n) for n in sorted(self.unanswered - unanswered)),
+            )
+        self.unanswered = unanswered
 
     async def print_ticket(self, data: bytes, ticket_id: str) -> PrintOutcome:
         """Print a ticket at most once, however often (and however concurrently) asked.
@@ -682,6 +788,8 @@ class PrinterRunner(DeviceRunner):
             current = asyncio.current_task()
             if not job.task.cancelled() or (current is not None and current.cancelling()):
                 raise  # this request was cancelled, not the print
+            if job.sent:
+                return PrintOutcome("unconfirmed", "printing was interrupted after sending")
             return PrintOutcome("failed", "printing was interrupted", ("offline",))
 
     def _print_done(self, ticket_id: str, job: PrintJob, task: asyncio.Task[PrintOutcome]) -> None:
@@ -707,10 +815,12 @@ class PrinterRunner(DeviceRunner):
                 del self.print_jobs[ticket_id]
 
     async def _print(self, link: Link, data: bytes, job: PrintJob) -> PrintOutcome:
-        """Print, but only on a printer that says (just now) that it can; then check again."""
+        """Print, but only on a printer that says (just now) that nothing stops it; then
+        check again. A flag the printer does not report does not stop the print (a hall
+        would rather print than refuse a ticket): the outcome lists it as unknown."""
         try:
             async with asyncio.timeout(PRINT_TIMEOUT), self.lock:
-                before = await self.poll(link)
+                before = await self.poll(link, for_print=True)
                 if before is None:
                     return PrintOutcome(
                         "failed", "the ticket printer does not answer", ("offline",)
@@ -720,12 +830,11 @@ class PrinterRunner(DeviceRunner):
                     return PrintOutcome("failed", describe(problems), tuple(problems))
                 job.sent = True  # from here on, never again: part of it may come out
                 await link.write(data)
-                after = await self.poll(link)
+                after = await self.poll(link, for_print=True)
                 if after is None:
                     return PrintOutcome(
-                        "failed",
-                        "the ticket printer stopped answering while printing",
-                        ("offline",),
+                        "unconfirmed",
+                        "the ticket was sent to the printer, which did not answer afterwards",
                     )
                 if after.problems():
                     problems = after.problems()
@@ -735,9 +844,28 @@ class PrinterRunner(DeviceRunner):
                         tuple(problems),
                     )
         except TimeoutError:
+            if job.sent:
+                return PrintOutcome(
+                    "unconfirmed",
+                    "the ticket was sent to the printer, which did not confirm it in time",
+                )
             return PrintOutcome("failed", "the ticket printer did not answer in time", ("offline",))
         except LinkError as exc:
+            if job.sent:
+                return PrintOutcome(
+                    "unconfirmed",
+                    f"the ticket was sent to the printer, then its link failed: {exc}",
+                )
             return PrintOutcome("failed", f"the ticket printer link failed: {exc}", ("offline",))
+        unknown = tuple(after.unknown())
+        if unknown:
+            return PrintOutcome(
+                "printed",
+                "the ticket was printed (the printer does not report "
+                + ", ".join(u.replace("_", " ") for u in unknown)
+                + ")",
+                unknown=unknown,
+            )
         return PrintOutcome("printed", "the ticket was printed")
 
 
