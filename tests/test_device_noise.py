@@ -22,7 +22,7 @@ from devices.rfc2217 import Rfc2217Server
 from devices.sims import SimDispenser
 from queue_service.config import AppConfig, DeviceConfig
 from queue_service.devices.framing import ETX, STX
-from queue_service.devices.link import CHUNK, MAX_PENDING, SerialLink
+from queue_service.devices.link import SerialLink
 from queue_service.devices.manager import DEVICES
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
@@ -144,6 +144,8 @@ async def test_a_flooding_socket_device_is_read_in_chunks_and_held_back_losing_n
     """The reader thread reads whole chunks off a `socket://` link, and stops reading
     while MAX_PENDING bytes wait for the event loop: the device is held back by TCP flow
     control instead of filling the service's memory; every byte arrives, in order."""
+    from queue_service.devices.link import CHUNK, MAX_PENDING
+
     server = TcpPort()
     await server.start()
     worker = ThreadPoolExecutor(1)
