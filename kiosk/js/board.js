@@ -182,10 +182,18 @@ function flagPills(device) {
   const flags = [];
   const printer = device.printer;
   if (printer && typeof printer === "object") {
+    const unknown = Array.isArray(printer.unknown) ? printer.unknown : [];
     for (const [name, value] of Object.entries(printer)) {
+      if (name === "unknown" || name === "status") continue;
       if (value === true) flags.push(h("span", { class: "pill pill-warn" }, name.replace(/_/g, " ")));
     }
-    if (!flags.length) flags.push(h("span", { class: "pill pill-ok" }, "OK"));
+    // A flag no status reply has decided is shown as unknown, never as fine.
+    for (const name of unknown) {
+      flags.push(h("span", { class: "pill", title: t("board.dev.unknown") }, `${String(name).replace(/_/g, " ")} ?`));
+    }
+    if (!flags.length && (printer.status === undefined || printer.status === "ok")) {
+      flags.push(h("span", { class: "pill pill-ok" }, "OK"));
+    }
   }
   return flags.length ? flags : "–";
 }

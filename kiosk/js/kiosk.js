@@ -206,6 +206,8 @@ function printNote(ticket) {
   if (!p) return { kind: "info", text: t("kiosk.print.offer"), offer: true };
   if (p.status === "printed") return { kind: "ok", text: t("kiosk.print.printed"), offer: false };
   if (p.status === "failed") return { kind: "warn", text: t("kiosk.print.failed"), detail: p.message, offer: true };
+  // Written to the printer, which did not confirm it: never sent twice by the service.
+  if (p.status === "unconfirmed") return { kind: "warn", text: t("kiosk.print.unconfirmed"), detail: p.message, offer: true };
   return { kind: "info", text: t("kiosk.print.no_printer"), offer: true };
 }
 
