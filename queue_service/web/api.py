@@ -181,12 +181,19 @@ class Startup:
         self.task: asyncio.Task[None] | None = None  # the bring-up (see web/app.py)
 
     def step(self, stage: str, detail: str) -> None:
-        """A step of the bring-up begins (no failure yet)."""
-        self.stage, self.reason, self.detail = stage, "starting", detail
+        """A step of the bring-up begins. After a failed attempt, its reason and detail stay
+        (what keeps the service from being ready) while the next attempt runs."""
+        self.stage = stage
+        if self.reason == "starting":
+            self.detail = detail
 
     def waiting(self, reason: str, detail: str) -> None:
-        """The step failed with `reason`; it is tried again after a pause."""
+        """An attempt failed with `reason`; it is tried again after a pause."""
         self.reason, self.detail = reason, detail
+
+    def recovered(self, detail: str) -> None:
+        """What failed before works now (the embedded server started, say)."""
+        self.reason, self.detail = "starting", detail
 
     def done(self) -> None:
         self.started, self.stage, self.reason, self.detail = True, "ready", "ready", "ready"

@@ -250,6 +250,7 @@ class _BringUp:
                     f"{type(exc).__name__}: {exc}",
                     f"embedded PostgreSQL in {settings.data_dir} (its log: {embedded.log_path})",
                 )
+        self.startup.recovered("the embedded PostgreSQL runs")
         supervisor = asyncio.create_task(embedded.supervise(), name="embedded-postgres-supervisor")
         supervisor.add_done_callback(_supervisor_ended)
         self.stack.push_async_callback(_cancel, supervisor)  # before stop(): LIFO
