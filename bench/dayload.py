@@ -31,10 +31,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bench.common import ROOT, hall_config
-from queue_service import views
-from queue_service.config import PRIORITY_KINDS, AppConfig, Site
+from queue_service import read_models
+from queue_service.config import AppConfig
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
+from queue_service.domain.site import PRIORITY_KINDS, Site
 from queue_service.domain.state import CALLED, WAITING, SiteState
 
 DAY = date(2026, 11, 23)  # a Monday
@@ -135,7 +136,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
             if priority:
                 body["priority"] = priority
             do(commands.issue(state, now, ticket_id=ticket_id, service=service, priority=priority))
-            response = views.ticket_status(state, state.tickets[ticket_id], now)
+            response = read_models.ticket_status(state, state.tickets[ticket_id], now)
             canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
             digest = hashlib.sha256(
                 f"POST /api/v1/sites/{site.id}/tickets\n{canonical}".encode()
@@ -338,7 +339,7 @@ def _cache_path(sites: int, tickets: int, seed: int) -> Path:
         "queue_service/domain/state.py",
         "queue_service/domain/events.py",
         "queue_service/config.py",
-        "queue_service/views.py",
+        "queue_service/read_models.py",
     ):
         h.update((ROOT / rel).read_bytes())
     base = Path(tempfile.gettempdir()) / "antrian-bench-cache"

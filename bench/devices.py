@@ -48,15 +48,16 @@ from typing import Any
 import serial
 
 from bench.common import banner, create_database, database_server, drop_database, median, percentile
-from devices.ports import PtyPort, SimPort, TcpPort
-from devices.rfc2217 import Rfc2217Server
-from devices.sims import SimDispenser
-from queue_service.config import AppConfig, DeviceConfig, parse_config
-from queue_service.devices.framing import FrameParser, encode
-from queue_service.devices.link import READ_TIMEOUT, SerialLink
-from queue_service.devices.manager import DeviceManager
+from devices.framing import FrameParser, encode
+from devices.link import READ_TIMEOUT, SerialLink
+from devices.manager import DeviceManager
+from devices.sim.hardware import SimDispenser
+from devices.sim.ports import PtyPort, SimPort, TcpPort
+from devices.sim.rfc2217 import Rfc2217Server
+from queue_service.config import AppConfig, parse_config
 from queue_service.domain.clock import SystemClock
 from queue_service.domain.events import TICKET_ISSUED, Event
+from queue_service.domain.site import DeviceConfig
 from queue_service.engine import Engine
 from queue_service.store.db import create_pool
 from queue_service.store.event_store import EventStore

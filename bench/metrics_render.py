@@ -40,10 +40,10 @@ from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.state import COUNTER_OPEN, SiteState
 from queue_service.engine import Engine
-from queue_service.metrics.exposition import Exposition
+from queue_service.exposition import Exposition
 from queue_service.store.event_store import EventStore
-from queue_service.web.metrics import GZIP_LEVEL, gzip_compress, gzip_sync
-from queue_service.web.stream import StreamHub
+from queue_service.stream import StreamHub
+from queue_service.web.scrape import GZIP_LEVEL, gzip_compress, gzip_sync
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 WITA

@@ -256,7 +256,7 @@ async def _stages(
     pool: asyncpg.Pool, site: object, first: date, last: date, now: datetime
 ) -> dict[str, float]:
     """Each query of a warm report (median of 3), to show where the time goes."""
-    from queue_service.config import Site
+    from queue_service.domain.site import Site
 
     assert isinstance(site, Site)
     dims = site_dims(site)

@@ -43,8 +43,9 @@ import asyncpg
 import psutil
 from aiohttp.test_utils import TestServer
 
-from queue_service.config import WEEKDAYS, AppConfig, Site
+from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.http import HttpDriver

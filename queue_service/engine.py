@@ -29,10 +29,11 @@ from typing import Any
 import orjson
 
 from queue_service import heap
-from queue_service.config import AppConfig, Site
+from queue_service.config import AppConfig
 from queue_service.domain import commands, errors
 from queue_service.domain.clock import Clock
 from queue_service.domain.events import Event
+from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable

@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
 
-from queue_service.config import END_OF_DAY, WEEKDAYS, AppConfig, Break, hash_token, parse_config
+from queue_service.config import AppConfig, hash_token, parse_config
 from queue_service.domain import commands, estimate
 from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.site import END_OF_DAY, WEEKDAYS, Break
 from queue_service.domain.state import SiteState
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay

@@ -18,11 +18,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from queue_service import views
-from queue_service.config import PRIORITY_KINDS, Site, parse_config
+from queue_service import read_models
+from queue_service.config import parse_config
 from queue_service.domain import commands, errors
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
+from queue_service.domain.site import PRIORITY_KINDS, Site
 from queue_service.domain.state import WAITING, SiteState
 from tests.conftest import MONDAY_9AM
 
@@ -132,20 +133,20 @@ def check_one_order(hall: Hall, just_issued: str | None = None) -> None:
     }
     for code, ids in order.items():
         assert set(ids) == waiting[code], "call-next did not hand out exactly the waiting tickets"
-    snap = views.snapshot(state, now)
+    snap = read_models.snapshot(state, now)
     for service in snap["services"]:
         shown = [t["id"] for t in service["tickets"]]
         assert shown == order[service["code"]], f"snapshot order of {service['code']}"
     for code, ids in order.items():
         for index, ticket_id in enumerate(ids):
-            status = views.ticket_status(state, state.tickets[ticket_id], now)
+            status = read_models.ticket_status(state, state.tickets[ticket_id], now)
             assert (status["position"], status["people_ahead"]) == (index + 1, index), (
                 f"{status['number']} of {code} is shown at {status['position']}, called "
                 f"{index + 1}th"
             )
     if just_issued is not None:
         ticket = state.tickets[just_issued]
-        answer = views.ticket_status(state, ticket, now, just_issued=True)
+        answer = read_models.ticket_status(state, ticket, now, just_issued=True)
         index = order[ticket.service].index(just_issued)
         assert (answer["position"], answer["people_ahead"]) == (index + 1, index), (
             f"the issue answer places {answer['number']} at {answer['position']}, called "
@@ -237,11 +238,11 @@ def test_interleave_example_regular_ticket_is_told_it_comes_after_n_priority_cal
         hall.clock.advance(10)
     hall.do(commands.issue, ticket_id="r", service="Q1")
     now = hall.clock.now()
-    answer = views.ticket_status(hall.state, hall.state.tickets["r"], now, just_issued=True)
+    answer = read_models.ticket_status(hall.state, hall.state.tickets["r"], now, just_issued=True)
     assert (answer["position"], answer["people_ahead"]) == (3, 2)
-    later = views.ticket_status(hall.state, hall.state.tickets["r"], now)
+    later = read_models.ticket_status(hall.state, hall.state.tickets["r"], now)
     assert later["position"] == 3
-    snap = views.snapshot(hall.state, now)
+    snap = read_models.snapshot(hall.state, now)
     q1 = next(s for s in snap["services"] if s["code"] == "Q1")
     assert [t["id"] for t in q1["tickets"]] == ["p0", "p1", "r", "p2"]
     assert drained(hall)["Q1"] == ["p0", "p1", "r", "p2"]

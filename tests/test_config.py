@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import queue_service.config as config_module
+import queue_service.domain.site as site_module
 from queue_service.config import ConfigError, hash_token, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +178,7 @@ def all_day_site(
     *,
     breaks: list[dict[str, object]] | None = None,
     cutoff: str | None = None,
-) -> config_module.Site:
+) -> site_module.Site:
     """Open "00:00"-"24:00" on `days` (default: every day but Sunday), WITA (UTC+8)."""
     service: dict[str, object] = {
         "code": "Q",
@@ -210,7 +210,7 @@ def wita(text: str) -> datetime:
 
 def test_24_00_is_accepted_as_a_closing_time_meaning_the_end_of_the_day(tmp_path: Path) -> None:
     site = all_day_site()
-    end = config_module.END_OF_DAY
+    end = site_module.END_OF_DAY
     assert site.hours["mon"] == (time(0, 0), end)
     assert "sun" not in site.hours
     # Not a datetime.time (which cannot hold 24:00), but ordered and written as one.
@@ -273,7 +273,7 @@ def test_a_break_may_end_at_24_00_and_a_cutoff_of_24_00_is_no_cutoff() -> None:
         cutoff="24:00",
     )
     (brk,) = site.breaks
-    assert (brk.start, brk.end) == (time(23, 0), config_module.END_OF_DAY)
+    assert (brk.start, brk.end) == (time(23, 0), site_module.END_OF_DAY)
     assert f"{brk.end:%H:%M}" == "24:00"  # as the display shows its end
     assert site.current_break(wita("2026-11-23T22:59:59")) is None
     assert site.current_break(wita("2026-11-23T23:00:00")) is brk

@@ -263,8 +263,8 @@ async def test_idle_seconds_never_run_ahead_of_a_commit_in_flight(
     """A scrape while a call is being committed counts the counter's idleness only up to
     the call's own time: the commit cannot take back what the scrape showed."""
     from queue_service.domain import commands
-    from queue_service.metrics.exposition import Exposition
-    from queue_service.web.stream import StreamHub
+    from queue_service.exposition import Exposition
+    from queue_service.stream import StreamHub
 
     clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # Monday 10:00 WITA
     engine = await _engine(config, clock, database_url)

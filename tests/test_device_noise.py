@@ -17,14 +17,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from devices.ports import PtyPort, TcpPort
-from devices.rfc2217 import Rfc2217Server
-from devices.sims import SimDispenser
-from queue_service.config import AppConfig, DeviceConfig
-from queue_service.devices.framing import ETX, STX
-from queue_service.devices.link import SerialLink
-from queue_service.devices.manager import DEVICES
+from devices.framing import ETX, STX
+from devices.link import SerialLink
+from devices.manager import DEVICES
+from devices.sim.hardware import SimDispenser
+from devices.sim.ports import PtyPort, TcpPort
+from devices.sim.rfc2217 import Rfc2217Server
+from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.site import DeviceConfig
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
 from tests.conftest import MONDAY_9AM
@@ -144,7 +145,7 @@ async def test_a_flooding_socket_device_is_read_in_chunks_and_held_back_losing_n
     """The reader thread reads whole chunks off a `socket://` link, and stops reading
     while MAX_PENDING bytes wait for the event loop: the device is held back by TCP flow
     control instead of filling the service's memory; every byte arrives, in order."""
-    from queue_service.devices.link import CHUNK, MAX_PENDING
+    from devices.link import CHUNK, MAX_PENDING
 
     server = TcpPort()
     await server.start()

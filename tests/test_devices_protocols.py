@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from queue_service.config import ButtonConfig, ConfigError, Service, hash_token, parse_config
-from queue_service.devices import dispenser, escpos, keypad
-from queue_service.devices.escpos import PrintableTicket, StatusReplyParser, decode_status
-from queue_service.devices.framing import (
+from devices import dispenser, escpos, keypad
+from devices.escpos import PrintableTicket, StatusReplyParser, decode_status
+from devices.framing import (
     ETX,
     MAX_DATA,
     MAX_FRAME,
@@ -24,7 +23,9 @@ from queue_service.devices.framing import (
     crc16_modbus,
     encode,
 )
-from queue_service.devices.supervisor import backoff_delay
+from devices.supervisor import backoff_delay
+from queue_service.config import ConfigError, hash_token, parse_config
+from queue_service.domain.site import ButtonConfig, Service
 
 # -- framing -------------------------------------------------------------------------------
 
@@ -264,8 +265,8 @@ def test_status_problems_and_the_fixed_pattern() -> None:
 def test_a_flag_no_received_reply_decides_is_unknown_on_the_board_and_nan_on_metrics() -> None:
     """docs/devices.md, "Unknown printer status": a flag is known only from the reply that
     decides it (or from any reply that sets it); the others are None, shown as NaN."""
-    from queue_service.devices import metrics as device_metrics
-    from queue_service.devices.supervisor import DeviceHealth
+    from devices import metric_families as device_metrics
+    from devices.supervisor import DeviceHealth
 
     only_online = decode_status({1: FIXED})  # a printer that answers DLE EOT 1 alone
     assert only_online.flags() == {

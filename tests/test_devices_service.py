@@ -14,14 +14,14 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from devices.ports import PtyPort, SimPort, TcpPort
-from devices.rfc2217 import Rfc2217Server
-from devices.sims import SimDispenser, SimKeypadBus, SimPrinter
+from devices.framing import encode
+from devices.link import SerialLink
+from devices.manager import DEVICES, DeviceManager
+from devices.sim.hardware import SimDispenser, SimKeypadBus, SimPrinter
+from devices.sim.ports import PtyPort, SimPort, TcpPort
+from devices.sim.rfc2217 import Rfc2217Server
+from devices.supervisor import DeviceRunner, KeypadRunner, PrinterRunner
 from queue_service.config import AppConfig, hash_token, parse_config
-from queue_service.devices.framing import encode
-from queue_service.devices.link import SerialLink
-from queue_service.devices.manager import DEVICES, DeviceManager
-from queue_service.devices.supervisor import DeviceRunner, KeypadRunner, PrinterRunner
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
 from queue_service.store.db import EmbeddedPostgres
@@ -172,7 +172,7 @@ async def test_pty_frames_split_glued_garbage_corrupt_and_oversized_are_each_han
     # The service flushes its input when it opens the port: send only once it is open.
     # This frame is spelled out from docs/devices.md, not built by the code under test.
     literal = b"\x0201T0A1;Q501;101" + b"%04X\x03"
-    from queue_service.devices.framing import crc16_modbus
+    from devices.framing import crc16_modbus
 
     literal = literal.replace(b"%04X", f"{crc16_modbus(b'01T0A1;Q501;101'):04X}".encode())
     for byte in literal:  # byte by byte: many reads, one frame
@@ -196,7 +196,7 @@ async def test_pty_frames_split_glued_garbage_corrupt_and_oversized_are_each_han
 
 
 def sim_frame(button: int, number: str, seq: int) -> bytes:
-    from queue_service.devices.framing import encode
+    from devices.framing import encode
 
     return encode(1, "T", f"{button};{number};{seq}")
 
@@ -265,7 +265,7 @@ rfc2217_warnings = pytest.mark.filterwarnings(
 
 @rfc2217_warnings
 async def test_rfc2217_link_round_trips_bytes_over_loop_port() -> None:
-    from queue_service.config import DeviceConfig
+    from queue_service.domain.site import DeviceConfig
 
     with Rfc2217Server("loop://") as server:
         from concurrent.futures import ThreadPoolExecutor
@@ -905,7 +905,7 @@ async def test_a_printer_answering_only_dle_eot_1_prints_and_says_its_paper_stat
 async def test_a_device_absent_at_start_is_not_present_quietly_then_appears_and_heals_as_before(
     start_app: Start, sims: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="queue_service.devices")
+    caplog.set_level(logging.INFO, logger="devices")
     port = TcpPort()
     await port.start()
     await port.unplug()  # nothing listens there yet: the simulator is not running
@@ -917,7 +917,7 @@ async def test_a_device_absent_at_start_is_not_present_quietly_then_appears_and_
         return [
             r.getMessage()
             for r in caplog.records
-            if r.name.startswith("queue_service.devices")
+            if r.name.startswith("devices")
             and r.levelno == level
             and "dispenser-1" in r.getMessage()
         ]

@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from queue_service.config import OUTCOMES, PRIORITY_KINDS, AppConfig, Site
+from queue_service.config import AppConfig
 from queue_service.domain import commands, errors, estimate
 from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
+from queue_service.domain.site import OUTCOMES, PRIORITY_KINDS, Site
 from queue_service.domain.state import (
     CALLED,
     CANCELLED,

@@ -18,11 +18,12 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from queue_service.config import OUTCOMES, PRIORITY_KINDS, load_config
+from queue_service.config import load_config
 from queue_service.domain import commands, errors
 from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
+from queue_service.domain.site import OUTCOMES, PRIORITY_KINDS
 from queue_service.domain.state import (
     CLOSED_STATES,
     COUNTER_OPEN,

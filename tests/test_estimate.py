@@ -14,12 +14,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from queue_service import views
-from queue_service.config import AppConfig, Site, hash_token, parse_config
+from queue_service import read_models
+from queue_service.config import AppConfig, hash_token, parse_config
 from queue_service.domain import commands, estimate
 from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
+from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.engine import Engine
@@ -310,7 +311,7 @@ def test_a_ticket_keeps_the_estimate_it_was_shown_and_its_error_is_recorded_at_t
     d.do(commands.call_next, counter_id="c00")
     issued = d.issue("t2")
     told = issued.data["estimated_wait_seconds"]
-    shown = views.ticket_status(d.state, d.state.tickets["t2"], d.clock.now())
+    shown = read_models.ticket_status(d.state, d.state.tickets["t2"], d.clock.now())
     assert shown["estimated_wait_seconds"] == told
     assert d.state.tickets["t2"].estimate == told
     totals = d.state.totals

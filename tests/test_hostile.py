@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisDeprecationWarning, Unsatisfiable
 
-from queue_service.devices import dispenser, escpos, keypad
-from queue_service.devices.framing import ETX, MAX_FRAME, STX, Frame, FrameParser, encode
+from devices import dispenser, escpos, keypad
+from devices.framing import ETX, MAX_FRAME, STX, Frame, FrameParser, encode
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
 from queue_service.web.security import RateLimits

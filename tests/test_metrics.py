@@ -361,8 +361,8 @@ async def test_gzip_with_accept_encoding_in_two_header_lines(client: TestClient)
 
 def test_printer_flags_unknown_are_nan_in_the_exposition() -> None:
     """What docs/metrics.md says of the printer flags before a status is known: NaN."""
-    from queue_service.devices import metrics as device_metrics
-    from queue_service.devices.supervisor import DeviceHealth
+    from devices import metric_families as device_metrics
+    from devices.supervisor import DeviceHealth
 
     text = device_metrics.render([DeviceHealth(site=SITE, device="p1", kind="printer")])
     samples = parse(text)

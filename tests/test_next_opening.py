@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient
 
-from queue_service.config import AppConfig, Site, hash_token, load_config, parse_config
+from queue_service.config import AppConfig, hash_token, load_config, parse_config
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.site import Site
 from queue_service.settings import Settings
 from queue_service.web import openapi
 from queue_service.web.app import create_app

@@ -9,7 +9,7 @@ Substitutions, only for what a reader must choose or what the machine decides:
   - `make demo` listens on ANTRIAN_PORT (a free port) and gets no DATABASE_URL, as on a
     reader's machine.
   - `report` reads the database of the service this test started (DATABASE_URL).
-  - `devices.simulate` reads its console commands `show` and `quit` from standard input.
+  - `devices.sim` reads its console commands `show` and `quit` from standard input.
 Not run, checked as Makefile targets only (`make -n`): `make run` and `make test` (this
 test runs inside `make test`), `make lint` (.ci/run runs it as its own step before
 `make test`; inside the suite it would run twice and report another file's style as a test
@@ -239,7 +239,7 @@ RUNNERS: dict[str, Check] = {
     ".venv/bin/queue-service simulate offline": plain,
     ".venv/bin/queue-service simulate http": simulate_http,
     ".venv/bin/queue-service report": report,
-    ".venv/bin/python -m devices.simulate": devices_simulate,
+    ".venv/bin/python -m devices.sim": devices_simulate,
 }
 
 

@@ -22,9 +22,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from queue_service.config import WEEKDAYS, AppConfig, hash_token, load_config
+from queue_service.config import AppConfig, hash_token, load_config
 from queue_service.domain import events as ev
 from queue_service.domain.events import Event
+from queue_service.domain.site import WEEKDAYS
 from queue_service.domain.state import CLOSED_STATES, COUNTER_CLOSED, WAITING, SiteState
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay

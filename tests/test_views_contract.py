@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from queue_service import views
+from queue_service import read_models
 from queue_service.config import load_config
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
@@ -120,18 +120,18 @@ def test_published_durations_are_rounded_to_a_tenth_of_a_second_and_shares_to_4_
     hall = busy_hall()
     now = hall.clock.now()
     published = [
-        views.snapshot(hall.state, now),
-        views.display(hall.state, now),
-        views.site_directory(hall.state, now),
-        *(views.ticket_status(hall.state, t, now) for t in hall.state.tickets.values()),
+        read_models.snapshot(hall.state, now),
+        read_models.display(hall.state, now),
+        read_models.site_directory(hall.state, now),
+        *(read_models.ticket_status(hall.state, t, now) for t in hall.state.tickets.values()),
     ]
     seen: set[str] = set()
     for body in published:
         for key, value in numbers(body):
             if "_seconds" in key:
-                assert round(value, views.SECONDS_DIGITS) == value, (key, value)
+                assert round(value, read_models.SECONDS_DIGITS) == value, (key, value)
             elif "share" in key or key.startswith("ratio"):
-                assert round(value, views.SHARE_DIGITS) == value, (key, value)
+                assert round(value, read_models.SHARE_DIGITS) == value, (key, value)
             else:
                 pytest.fail(f"{key} = {value}: a published number of no documented precision")
             seen.add(key)
@@ -155,8 +155,8 @@ def test_published_durations_are_rounded_to_a_tenth_of_a_second_and_shares_to_4_
 
 
 def test_the_precision_the_document_states_is_the_one_the_views_use() -> None:
-    assert views.SECONDS_DIGITS == 1 and "0.1 s" in openapi.SECONDS_PRECISION
-    assert views.SHARE_DIGITS == 4 and "4 decimals" in openapi.SHARE_PRECISION
+    assert read_models.SECONDS_DIGITS == 1 and "0.1 s" in openapi.SECONDS_PRECISION
+    assert read_models.SHARE_DIGITS == 4 and "4 decimals" in openapi.SHARE_PRECISION
     assert "4 decimals" in openapi.RATIO_PRECISION
 
 
@@ -176,14 +176,14 @@ def test_now_calling_lists_the_numbers_counters_hold_now_newest_call_first() -> 
     hall.clock.advance(30)
     hall.do(commands.call_next, counter_id="loket-03")  # A003
     hall.clock.advance(30)
-    status = views.ticket_status(hall.state, mine, hall.clock.now())
+    status = read_models.ticket_status(hall.state, mine, hall.clock.now())
     assert status["now_calling"] == ["A003", "A002", "A001"]
     hall.do(commands.recall, counter_id="loket-01")  # a recall is the newest call
     hall.clock.advance(30)
-    status = views.ticket_status(hall.state, mine, hall.clock.now())
+    status = read_models.ticket_status(hall.state, mine, hall.clock.now())
     assert status["now_calling"] == ["A001", "A003", "A002"]
     hall.do(commands.finish, counter_id="loket-02")  # released: no longer being called
-    status = views.ticket_status(hall.state, mine, hall.clock.now())
+    status = read_models.ticket_status(hall.state, mine, hall.clock.now())
     assert status["now_calling"] == ["A001", "A003"]
     description = openapi.openapi_document()["components"]["schemas"]["TicketStatus"]["properties"][
         "now_calling"
@@ -195,7 +195,7 @@ def test_now_calling_lists_the_numbers_counters_hold_now_newest_call_first() -> 
 
 
 def recent(hall: Hall) -> list[dict[str, Any]]:
-    return views.display(hall.state, hall.clock.now())["recent"]  # type: ignore[no-any-return]
+    return read_models.display(hall.state, hall.clock.now())["recent"]  # type: ignore[no-any-return]
 
 
 def test_display_recent_keeps_the_counter_a_released_ticket_was_called_to() -> None:
@@ -253,11 +253,11 @@ def test_the_kiosk_menu_estimate_is_the_one_a_regular_ticket_issued_now_is_told(
         hall.issue(f"p{n}", "KK", "lansia")
         hall.clock.advance(30)
     now = hall.clock.now()
-    menu = views.site_directory(hall.state, now)
+    menu = read_models.site_directory(hall.state, now)
     kk = next(s for s in menu["services"] if s["code"] == "KK")
     assert kk["waiting"] == 6
     hall.issue("r", "KK")
-    answer = views.ticket_status(hall.state, hall.state.tickets["r"], now, just_issued=True)
+    answer = read_models.ticket_status(hall.state, hall.state.tickets["r"], now, just_issued=True)
     assert answer["people_ahead"] == 3  # three priority calls, then this regular ticket
     assert answer["estimated_wait_seconds"] == kk["estimated_wait_seconds"]
     assert answer["estimated_wait_seconds"] is not None

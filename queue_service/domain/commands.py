@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from queue_service.config import OUTCOMES, PRIORITY_KINDS
 from queue_service.domain import errors
 from queue_service.domain import events as ev
 from queue_service.domain.events import Event
+from queue_service.domain.site import OUTCOMES, PRIORITY_KINDS
 from queue_service.domain.state import (
     CALLED,
     COUNTER_CLOSED,

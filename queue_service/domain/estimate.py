@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from queue_service.config import WEEKDAYS, EndOfDay
+from queue_service.domain.site import WEEKDAYS, EndOfDay
 
 if TYPE_CHECKING:
     from queue_service.domain.state import ServiceQueue, SiteState, Ticket

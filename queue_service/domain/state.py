@@ -15,10 +15,10 @@ from operator import attrgetter
 from sys import intern
 from typing import Any
 
-from queue_service.config import Service, Site
 from queue_service.domain import estimate as est
 from queue_service.domain import events as ev
 from queue_service.domain.events import Event
+from queue_service.domain.site import Service, Site
 from queue_service.domain.standard import over_target
 from queue_service.domain.totals import SiteTotals
 

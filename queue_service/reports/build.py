@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from queue_service.config import Site
 from queue_service.domain import ikm, standard
+from queue_service.domain.site import Site
 from queue_service.store import reports as store
 from queue_service.store.reports import Progress, SiteDims
 

@@ -28,7 +28,8 @@ from datetime import time as dt_time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from queue_service.config import AppConfig, ConfigError, Site, hash_token, load_config
+from queue_service.config import AppConfig, ConfigError, hash_token, load_config
+from queue_service.domain.site import Site
 from queue_service.simulate.day import HallDay, Summary
 from queue_service.simulate.offline import OfflineDay, run_day
 from queue_service.simulate.profiles import (

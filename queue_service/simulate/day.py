@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
-from queue_service.config import PRIORITY_KINDS, WEEKDAYS, EndOfDay, Site, at_local
+from queue_service.domain.site import PRIORITY_KINDS, WEEKDAYS, EndOfDay, Site, at_local
 from queue_service.simulate.profiles import Profile
 
 # What a driver answers for a command that did not happen: the API's error code.

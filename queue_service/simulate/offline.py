@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import partial
 
-from queue_service.config import Site
 from queue_service.domain import commands, errors
 from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.estimate import PREDICTORS, Predictor
 from queue_service.domain.events import Event
+from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.simulate.day import Called, HallDay, Issued, Progress, Refused, Summary

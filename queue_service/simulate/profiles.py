@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
 
-from queue_service.config import WEEKDAYS, AppConfig, hash_token, parse_config
+from queue_service.config import AppConfig, hash_token, parse_config
+from queue_service.domain.site import WEEKDAYS
 
 
 @dataclass(frozen=True, slots=True)

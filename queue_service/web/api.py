@@ -15,16 +15,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from queue_service import views
-from queue_service.devices.manager import DEVICES, NO_PRINTER
+from devices.manager import DEVICES, NO_PRINTER
+from queue_service import read_models
 from queue_service.domain import commands, errors
 from queue_service.domain.events import TICKET_ISSUED, Event
 from queue_service.domain.state import SiteState
+from queue_service.stream import Notice, StreamHub, encode_events, format_sse
 from queue_service.web.auth import STAFF, TICKET_STAFF, principal, require
 from queue_service.web.errors import Handler, Malformed, TooLarge, error_response
 from queue_service.web.keys import CLOCK, ENGINE, HUB, SETTINGS
 from queue_service.web.openapi import openapi_document
-from queue_service.web.stream import Notice, StreamHub, encode_events, format_sse
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -318,7 +318,7 @@ def _ticket_response(
 ) -> tuple[int, dict[str, Any]]:
     ticket_id = events[0].ticket_id
     assert ticket_id is not None
-    body = views.ticket_status(
+    body = read_models.ticket_status(
         state, state.tickets[ticket_id], now, just_issued=events[0].type == TICKET_ISSUED
     )
     body["seq"] = events[-1].seq
@@ -376,7 +376,7 @@ async def list_sites(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/sites/{site}")
 async def site_directory(request: web.Request) -> web.Response:
-    return web.json_response(views.site_directory(_site(request), _now(request)))
+    return web.json_response(read_models.site_directory(_site(request), _now(request)))
 
 
 @routes.get("/api/v1/sites/{site}/snapshot")
@@ -384,14 +384,14 @@ async def snapshot(request: web.Request) -> web.Response:
     state = _site(request)
     require(request, TICKET_STAFF, site=state.site.id)
     devices = request.app[DEVICES].health(state.site.id)
-    return web.json_response(views.snapshot(state, _now(request), devices=devices))
+    return web.json_response(read_models.snapshot(state, _now(request), devices=devices))
 
 
 @routes.get("/api/v1/sites/{site}/display")
 async def display(request: web.Request) -> web.Response:
     state = _site(request)
     zone = request.query.get("zone") or None
-    return web.json_response(views.display(state, _now(request), zone))
+    return web.json_response(read_models.display(state, _now(request), zone))
 
 
 # -- tickets by id ------------------------------------------------------------------
@@ -405,7 +405,9 @@ def _find_ticket(request: web.Request) -> tuple[SiteState, str]:
 @routes.get("/api/v1/tickets/{ticket}")
 async def ticket_status(request: web.Request) -> web.Response:
     state, ticket_id = _find_ticket(request)
-    return web.json_response(views.ticket_status(state, state.tickets[ticket_id], _now(request)))
+    return web.json_response(
+        read_models.ticket_status(state, state.tickets[ticket_id], _now(request))
+    )
 
 
 @routes.post("/api/v1/tickets/{ticket}/cancel")
@@ -473,11 +475,13 @@ _ACTION_FIELDS = {
 def _counter_response(
     state: SiteState, events: list[Event], counter_id: str, now: datetime
 ) -> tuple[int, dict[str, Any]]:
-    snap = views.snapshot(state, now, with_tickets=False)
+    snap = read_models.snapshot(state, now, with_tickets=False)
     counter = next(c for c in snap["counters"] if c["id"] == counter_id)
     ticket_id = next((e.ticket_id for e in events if e.ticket_id), None)
     ticket = (
-        views.ticket_status(state, state.tickets[ticket_id], now) if ticket_id is not None else None
+        read_models.ticket_status(state, state.tickets[ticket_id], now)
+        if ticket_id is not None
+        else None
     )
     return 200, {"counter": counter, "ticket": ticket, "seq": events[-1].seq}
 

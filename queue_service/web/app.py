@@ -39,17 +39,18 @@ from aiohttp.typedefs import Middleware as AioMiddleware
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import generate_latest
 
+from devices.manager import DEVICES, DeviceManager
 from queue_service.config import AppConfig
-from queue_service.devices.manager import DEVICES, DeviceManager
 from queue_service.domain.clock import Clock, SystemClock
 from queue_service.engine import Engine
-from queue_service.metrics.exposition import Exposition, MetricSource, header
-from queue_service.reports.metrics import ReportsTask
+from queue_service.exposition import Exposition, MetricSource, header
+from queue_service.reports.task import ReportsTask
 from queue_service.settings import Settings, describe_database_url
 from queue_service.store.db import EmbeddedPostgres, create_pool
 from queue_service.store.event_store import DB_ERRORS, EventStore, StoreUnavailable, WriterLockHeld
 from queue_service.store.migrate import migrate
-from queue_service.web import api, metrics, pages, reports_api
+from queue_service.stream import StreamHub
+from queue_service.web import api, pages, reports_api, scrape
 from queue_service.web.api import STARTUP, Startup, not_ready_gate
 from queue_service.web.errors import error_middleware
 from queue_service.web.keys import (
@@ -64,7 +65,6 @@ from queue_service.web.keys import (
     TOKENS,
 )
 from queue_service.web.security import LIMITER, RateLimiter, install_security_headers
-from queue_service.web.stream import StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def explain(exc: BaseException, stage: str) -> tuple[str, str]:
 class StartupExposition:
     """/metrics until the engine is there: `qms_database_up 0` (nothing can be committed
     yet), the families of the parts already running (the rate limiter, the embedded
-    PostgreSQL) and the process collectors. web/metrics.py only calls `render()`."""
+    PostgreSQL) and the process collectors. web/scrape.py only calls `render()`."""
 
     def __init__(self, sources: list[MetricSource]) -> None:
         self.sources = sources
@@ -410,7 +410,7 @@ def create_app(
     app.cleanup_ctx.append(partial(_lifecycle, background=serve_while_starting, sources=sources))
     app.on_shutdown.append(_close_streams)
     app.add_routes(api.routes)
-    app.add_routes(metrics.routes)
+    app.add_routes(scrape.routes)
     app.add_routes(reports_api.routes)
     app.add_routes(pages.routes)
     pages.add_static(app)

@@ -11,7 +11,8 @@ from collections.abc import Collection
 
 from aiohttp import web
 
-from queue_service.config import COUNTER_ROLES, Token, hash_token
+from queue_service.config import Token, hash_token
+from queue_service.domain.site import COUNTER_ROLES
 from queue_service.web.errors import Forbidden, Unauthorized
 from queue_service.web.keys import KNOWN_SECRETS, TOKENS
 

@@ -7,10 +7,10 @@ from aiohttp import web
 from queue_service.config import AppConfig, Token
 from queue_service.domain.clock import Clock
 from queue_service.engine import Engine
-from queue_service.metrics.exposition import Exposition
+from queue_service.exposition import Exposition
 from queue_service.settings import Settings
 from queue_service.store.event_store import EventStore
-from queue_service.web.stream import StreamHub
+from queue_service.stream import StreamHub
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", AppConfig)

@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from queue_service.config import Site
 from queue_service.domain import errors, ikm
+from queue_service.domain.site import Site
 from queue_service.reports.build import ReportRangeError, build_ikm, build_report, default_range
-from queue_service.reports.metrics import ReportsTask
 from queue_service.reports.render import to_csv, to_html
+from queue_service.reports.task import ReportsTask
 from queue_service.store import surveys
 from queue_service.web.api import read_json
 from queue_service.web.auth import require

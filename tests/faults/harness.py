@@ -107,8 +107,8 @@ class Dispenser:
     pressed at a steady pace; it re-sends each ticket until the service acknowledges it."""
 
     def __init__(self, interval: float = 0.3) -> None:
-        from devices.ports import TcpPort
-        from devices.sims import SimDispenser
+        from devices.sim.hardware import SimDispenser
+        from devices.sim.ports import TcpPort
 
         self.port = TcpPort()
         # TcpPort's url is a read-only property where SimPort declares an attribute.

@@ -25,10 +25,10 @@ from typing import Any, cast
 import pytest
 from aiohttp.test_utils import TestClient
 
-from devices.ports import SimPort, TcpPort
-from devices.sims import SimDispenser
-from queue_service.devices.framing import encode
-from queue_service.devices.manager import DEVICES
+from devices.framing import encode
+from devices.manager import DEVICES
+from devices.sim.hardware import SimDispenser
+from devices.sim.ports import SimPort, TcpPort
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
 from queue_service.web.app import create_app

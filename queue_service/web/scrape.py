@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from queue_service.metrics.exposition import CONTENT_TYPE
+from queue_service.exposition import CONTENT_TYPE
 from queue_service.web.errors import Unauthorized
 from queue_service.web.keys import EXPOSITION, SETTINGS
 

@@ -32,7 +32,7 @@ from queue_service.domain.state import COUNTER_OPEN, COUNTER_PAUSED, SiteState
 from queue_service.domain.totals import Histogram as TotalsHistogram
 from queue_service.domain.totals import SiteTotals
 from queue_service.engine import Engine
-from queue_service.web.stream import StreamHub
+from queue_service.stream import StreamHub
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 YIELD_EVERY_SECONDS = 0.005

@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from devices.ports import SimPort
-from queue_service.devices.framing import FrameParser, encode
+from devices.framing import FrameParser, encode
+from devices.sim.ports import SimPort
 
 DLE, EOT = 0x10, 0x04
 CUT = bytes([0x1D, 0x56, 0x42, 0x00])

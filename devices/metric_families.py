@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from queue_service.metrics.exposition import escape, fmt, header
+from queue_service.exposition import escape, fmt, header
 
 if TYPE_CHECKING:
-    from queue_service.devices.supervisor import DeviceHealth
+    from devices.supervisor import DeviceHealth
 
 _FAMILIES = (
     ("qms_device_up", "gauge", "1 when the link is connected and frames/status arrive."),

@@ -34,7 +34,7 @@ import serial
 import serial.rfc2217
 from serial.urlhandler import protocol_socket
 
-from queue_service.config import DeviceConfig
+from queue_service.domain.site import DeviceConfig
 
 log = logging.getLogger(__name__)
 

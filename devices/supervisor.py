@@ -31,13 +31,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from queue_service.config import DeviceConfig, Site
-from queue_service.devices import dispenser, escpos, keypad
-from queue_service.devices.escpos import PrinterStatus, StatusReplyParser
-from queue_service.devices.framing import Frame, FrameParser
-from queue_service.devices.link import Link, LinkError, SerialLink
+from devices import dispenser, escpos, keypad
+from devices.escpos import PrinterStatus, StatusReplyParser
+from devices.framing import Frame, FrameParser
+from devices.link import Link, LinkError, SerialLink
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
+from queue_service.domain.site import DeviceConfig, Site
 from queue_service.domain.state import SiteState
 from queue_service.engine import Engine
 from queue_service.store.event_store import StoreUnavailable

@@ -2,8 +2,8 @@
 TCP port its `socket://127.0.0.1:PORT` URL names (or on pseudo-terminals with --pty-dir),
 driven from the console.
 
-    python -m devices.simulate --config config/example-hall.toml
-    python -m devices.simulate --config config/example-hall.toml --pty-dir /tmp/antrian-tty
+    python -m devices.sim --config config/example-hall.toml
+    python -m devices.sim --config config/example-hall.toml --pty-dir /tmp/antrian-tty
 
 Console commands:
     press DEVICE BUTTON            a citizen takes a ticket at a dispenser
@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from devices.ports import PtyPort, SimPort, TcpPort
-from devices.sims import SimDispenser, SimKeypadBus, SimPrinter
-from queue_service.config import ConfigError, DeviceConfig, Site, load_config
+from devices.sim.hardware import SimDispenser, SimKeypadBus, SimPrinter
+from devices.sim.ports import PtyPort, SimPort, TcpPort
+from queue_service.config import ConfigError, load_config
+from queue_service.domain.site import DeviceConfig, Site
 
 
 def build(site: Site, pty_dir: Path | None) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from queue_service.config import ButtonConfig, Service
-from queue_service.devices.framing import Frame, encode
+from devices.framing import Frame, encode
+from queue_service.domain.site import ButtonConfig, Service
 
 TICKET = "T"
 HEARTBEAT = "H"

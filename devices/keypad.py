@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from queue_service.devices.framing import Frame, encode
+from devices.framing import Frame, encode
 
 KEY = "C"  # a numbered key press
 OLD_KEY = "K"  # an unnumbered key press (earlier keypads): refused with E09

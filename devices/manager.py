@@ -16,17 +16,17 @@ from typing import Any
 
 from aiohttp import web
 
-from queue_service.config import AppConfig
-from queue_service.devices import metrics
-from queue_service.devices.escpos import PrintableTicket, ticket_bytes
-from queue_service.devices.supervisor import (
+from devices import metric_families as metrics
+from devices.escpos import PrintableTicket, ticket_bytes
+from devices.supervisor import (
     RUNNERS,
     DeviceRunner,
     PrinterRunner,
     cancel_and_wait,
 )
+from queue_service.config import AppConfig
 from queue_service.engine import Engine
-from queue_service.web.stream import StreamHub
+from queue_service.stream import StreamHub
 
 log = logging.getLogger(__name__)
 

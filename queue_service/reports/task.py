@@ -20,7 +20,7 @@ import asyncpg
 from queue_service.config import AppConfig
 from queue_service.domain import ikm
 from queue_service.domain.clock import Clock
-from queue_service.metrics.exposition import escape, fmt, header
+from queue_service.exposition import escape, fmt, header
 from queue_service.reports.build import site_dims
 from queue_service.store import reports as store
 from queue_service.store.event_store import StoreUnavailable
