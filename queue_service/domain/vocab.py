@@ -1,0 +1,126 @@
+"""The domain's words, declared once. Every state, event type, outcome, priority, source
+and role Antrian knows is a member of one of these `StrEnum`s; everything else (the store's
+columns, the API's schemas, the metrics' label values, the pages) is derived from them.
+
+A `StrEnum` member *is* its string (`TicketStatus.WAITING == "waiting"`), so stored events,
+JSON bodies and metric labels keep exactly the words they always had.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TicketStatus(StrEnum):
+    """Where a ticket is in its visit (docs/design.md, "Ticket lifecycle")."""
+
+    WAITING = "waiting"
+    CALLED = "called"
+    SERVING = "serving"
+    DONE = "done"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # still waiting or held when its service day ended
+
+
+HELD = frozenset({TicketStatus.CALLED, TicketStatus.SERVING})
+CLOSED = frozenset(
+    {TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED, TicketStatus.EXPIRED}
+)
+
+
+class CounterStatus(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    PAUSED = "paused"
+
+
+class EventType(StrEnum):
+    """The only facts ever stored; the only way state changes."""
+
+    TICKET_ISSUED = "ticket_issued"
+    TICKET_CALLED = "ticket_called"
+    TICKET_RECALLED = "ticket_recalled"
+    TICKET_STARTED = "ticket_started"
+    TICKET_FINISHED = "ticket_finished"
+    TICKET_NO_SHOW = "ticket_no_show"
+    TICKET_TRANSFERRED = "ticket_transferred"
+    TICKET_CANCELLED = "ticket_cancelled"
+    # Closes a ticket still waiting or held when its service day ended (at local midnight).
+    TICKET_EXPIRED = "ticket_expired"
+    COUNTER_OPENED = "counter_opened"
+    COUNTER_PAUSED = "counter_paused"
+    COUNTER_CLOSED = "counter_closed"
+
+    @property
+    def is_ticket_event(self) -> bool:
+        return self.value.startswith("ticket_")
+
+
+class FinishOutcome(StrEnum):
+    """What an officer may record when finishing a visit."""
+
+    SERVED = "served"
+    INCOMPLETE = "incomplete"
+    REFERRED = "referred"
+
+
+class Outcome(StrEnum):
+    """How a visit segment closed: a finish outcome, or what else ended it."""
+
+    SERVED = "served"
+    INCOMPLETE = "incomplete"
+    REFERRED = "referred"
+    TRANSFERRED = "transferred"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Priority(StrEnum):
+    """Priority groups served ahead of the regular queue (UU 8/2016, PermenPAN-RB 17/2017)."""
+
+    LANSIA = "lansia"
+    DISABILITAS = "disabilitas"
+    IBU_HAMIL = "ibu_hamil"
+
+
+class PriorityPolicy(StrEnum):
+    STRICT = "strict"
+    INTERLEAVE = "interleave"
+    FIFO = "fifo"
+
+
+class Source(StrEnum):
+    """Where a ticket was issued."""
+
+    KIOSK = "kiosk"
+    RECEPTION = "reception"
+    DISPENSER = "dispenser"
+    API = "api"
+    ONLINE = "online"
+
+
+class Role(StrEnum):
+    KIOSK = "kiosk"
+    COUNTER = "counter"
+    SURVEY = "survey"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+# Roles bound to counters: "counter" acts at them; "survey" only offers the satisfaction
+# survey of their served visits (the tablet citizens touch: it must be able to do nothing
+# else).
+COUNTER_ROLES = frozenset({Role.COUNTER, Role.SURVEY})
+
+
+class SurveyMode(StrEnum):
+    SKM = "skm"
+    QUICK = "quick"
+
+
+class DeviceKind(StrEnum):
+    DISPENSER = "dispenser"
+    KEYPAD = "keypad"
+    PRINTER = "printer"

@@ -1,0 +1,45 @@
+"""Antrian's one exception root. Every error Antrian raises on purpose is an `AntrianError`
+and carries a stable `code` (what clients, logs and tests match on), the HTTP `status` the
+API answers it with, a human `message` and JSON-ready `details`.
+
+    AntrianError                      code                 status
+    ├── DomainError                   (domain/errors.py)   400
+    │   ├── Invalid                   invalid_command      400
+    │   ├── NotFound                  not_found            404
+    │   │   └── UnknownSite, UnknownService, UnknownCounter, UnknownTicket
+    │   └── Conflict                  conflict             409
+    │       └── InvalidTransition, TicketTaken, QueueEmpty, CounterBusy,
+    │           CounterNotOpen, NotServedHere, NoShowTooEarly,
+    │           NotIssuing (SiteClosed, CutoffPassed, QuotaReached)
+    ├── ApiError                      (web/errors.py)      400
+    │   └── Malformed 400, Unauthorized 401, Forbidden 403, TooLarge 413,
+    │       SurveyConflict 409, InvalidSurvey 400, InvalidReportRequest 400
+    ├── StoreUnavailable              database_unavailable 503  (store/event_store.py)
+    ├── AnswerFailed                  answer_failed        500  (engine: carried out, no answer)
+    ├── ConfigError                   invalid_config            (config.py: the file is wrong)
+    ├── SettingsError                 invalid_settings          (settings.py: the environment)
+    ├── ReplayError                   replay_failed             (domain/state.py: a foreign log)
+    └── LinkError                     device_link               (devices/link.py)
+
+The HTTP error middleware needs one branch for the whole tree: `status`, `code`,
+`message`, `details`. Exceptions that are not Antrian's (a bug, a library's failure) are not
+wrapped: they travel as what they are and are answered 500 `internal_error`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AntrianError(Exception):
+    """An error Antrian raises on purpose, with a stable code for clients."""
+
+    code: str = "error"
+    status: int = 500
+
+    def __init__(self, message: str = "", *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+        if code is not None:
+            self.code = code
