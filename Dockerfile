@@ -16,6 +16,7 @@ RUN groupadd --system --gid 10001 antrian \
 # Built outside /app so the source tree does not shadow the installed package.
 COPY pyproject.toml /tmp/src/
 COPY queue_service/ /tmp/src/queue_service/
+COPY devices/ /tmp/src/devices/
 RUN pip install --no-cache-dir /tmp/src && rm -rf /tmp/src
 
 WORKDIR /app
