@@ -24,7 +24,7 @@ from queue_service.domain.commands import expire_day
 from queue_service.domain.events import EVENTS, PAYLOAD_AT, ROW_WIDTH, Event, replay_row
 from queue_service.domain.state import ReplayError, SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
-from queue_service.domain.vocab import EventType
+from queue_service.domain.vocab import EventType, Outcome, Priority, Source, TicketStatus
 from queue_service.engine import Engine
 from queue_service.store.db import create_pool
 from queue_service.store.event_store import EventStore
@@ -161,6 +161,11 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
                 rows = list(run)
                 per_site[site_id].extend(tuple(row) for row in rows)
                 assert got[site_id].replay_rows(rows) == len(rows)
+        # The words a ticket holds are the vocabulary's members, not strings of the rows.
+        tickets = [t for state in got.values() for t in state.tickets.values()]
+        assert all(type(t.source) is Source and type(t.state) is TicketStatus for t in tickets)
+        assert {type(t.priority) for t in tickets} == {Priority, type(None)}
+        assert {type(t.outcome) for t in tickets} <= {Outcome, type(None)}
         for s in config.sites:
             # The store reads exactly the rows `replay_row` makes (None up to the width).
             assert per_site[s] == [

@@ -157,9 +157,17 @@ class Event:
         return out
 
 
+# What `replay_row` takes of each type's events: whether the counter and the service, and
+# the (key, default) of each field the handler reads (looked up once, not per event).
+_ROW_PARTS = {
+    t: (spec.reads_counter, spec.reads_service, tuple((f.key, f.default) for f in spec.replayed))
+    for t, spec in EVENTS.items()
+}
+
+
 def replay_row(e: Event) -> tuple[Any, ...]:
     """The replay row of an event: what the store's range query reads of it once stored."""
-    spec = EVENTS[e.type]
+    counter, service, fields = _ROW_PARTS[e.type]
     d = e.data
     return (
         e.seq,
@@ -167,9 +175,9 @@ def replay_row(e: Event) -> tuple[Any, ...]:
         e.type,
         e.ts,
         e.ticket_id,
-        e.counter_id if spec.reads_counter else None,
-        e.service if spec.reads_service else None,
-        *(d.get(f.key, f.default) for f in spec.replayed),
+        e.counter_id if counter else None,
+        e.service if service else None,
+        *[d.get(key, default) for key, default in fields],
     )
 
 
