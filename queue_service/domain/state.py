@@ -576,7 +576,13 @@ class SiteState:
         )  # fmt: skip
         self.tickets[tid] = t
         waiting = len(q.priority) + len(q.regular)
-        _advance(q, ts)
+        at = q.area_at  # _advance, written out
+        if waiting and at is not None and ts > at:
+            seconds = (ts - at).total_seconds()
+            q.wait_area += waiting * seconds
+            if q.open_now:
+                q.busy_area += q.open_now * seconds
+        q.area_at = ts
         if priority is not None:
             q.priority[tid] = t
         else:
@@ -603,7 +609,13 @@ class SiteState:
             raise _unknown_counter(r) from None
         svc, tid = t.service, t.id
         q = self.queues[svc]
-        _advance(q, ts)
+        at = q.area_at  # _advance, written out (the queue holds this ticket: not empty)
+        if at is not None and ts > at:
+            seconds = (ts - at).total_seconds()
+            q.wait_area += (len(q.priority) + len(q.regular)) * seconds
+            if q.open_now:
+                q.busy_area += q.open_now * seconds
+        q.area_at = ts
         q.priority.pop(tid, None)
         q.regular.pop(tid, None)
         q.recent.append((ts, q.busy_area))
@@ -740,7 +752,10 @@ class SiteState:
             outcome = _OUTCOMES[r[_OUTCOME]]
         except KeyError:
             raise ReplayError(f"event {r[ROW_SEQ]} has an unknown outcome") from None
-        self._closed(t.service, outcome)
+        totals = self.totals
+        if totals is not None:  # _closed, written out
+            totals.version += 1
+            totals.closed[(t.service, outcome)] += 1
         t.state, t.outcome, t.finished_at, t.counter = _DONE, outcome, r[ROW_TS], None
 
     def _no_show(self, r: Row) -> None:
