@@ -557,6 +557,22 @@ class SiteState:
     # run a million times at start-up, hence the style: look-ups written out, the totals'
     # histograms observed inline, enum members read from module constants.
 
+    def _ticket(self, r: Row) -> Ticket:
+        """The ticket the event names, stamped with its time (the rarer handlers; the
+        frequent ones write this out)."""
+        try:
+            t = self.tickets[r[ROW_TICKET]]
+        except KeyError:
+            raise _unknown_ticket(r) from None
+        t.last_ts = r[ROW_TS]
+        return t
+
+    def _counter(self, r: Row) -> CounterState:
+        try:
+            return self.counters[r[ROW_COUNTER]]
+        except KeyError:
+            raise _unknown_counter(r) from None
+
     def _issued(self, r: Row) -> None:
         ts, tid, svc, number_seq = r[ROW_TS], r[ROW_TICKET], r[ROW_SERVICE], r[_NUMBER_SEQ]
         try:
@@ -656,12 +672,8 @@ class SiteState:
             self.idle_queue_check(c.id, ts)
 
     def _recalled(self, r: Row) -> None:
-        ts = r[ROW_TS]
-        try:
-            t = self.tickets[r[ROW_TICKET]]
-        except KeyError:
-            raise _unknown_ticket(r) from None
-        t.last_ts = t.last_called_at = t.announced_at = ts
+        t = self._ticket(r)
+        t.last_called_at = t.announced_at = r[ROW_TS]
         t.calls += 1
         totals = self.totals
         if totals is not None:
@@ -785,11 +797,7 @@ class SiteState:
 
     def _cancelled(self, r: Row) -> None:
         ts = r[ROW_TS]
-        try:
-            t = self.tickets[r[ROW_TICKET]]
-        except KeyError:
-            raise _unknown_ticket(r) from None
-        t.last_ts = ts
+        t = self._ticket(r)
         q = self.queues[t.service]
         _advance(q, ts)
         q.remove(t)
@@ -801,11 +809,7 @@ class SiteState:
 
     def _expired(self, r: Row) -> None:
         ts = r[ROW_TS]
-        try:
-            t = self.tickets[r[ROW_TICKET]]
-        except KeyError:
-            raise _unknown_ticket(r) from None
-        t.last_ts = ts
+        t = self._ticket(r)
         q = self.queues[t.service]
         if t.state == _WAITING:
             _advance(q, ts)
@@ -824,10 +828,7 @@ class SiteState:
         """A counter opened, paused or closed: its services' open counts (the estimate's
         input) and its idleness kept in step."""
         ts = r[ROW_TS]
-        try:
-            c = self.counters[r[ROW_COUNTER]]
-        except KeyError:
-            raise _unknown_counter(r) from None
+        c = self._counter(r)
         now_open = state == _OPEN
         if (c.state == _OPEN) != now_open:
             services = self.site.counters[c.id].services
