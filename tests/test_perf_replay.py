@@ -231,7 +231,3 @@ async def test_start_freezes_the_replayed_state_before_the_collector_runs_again(
             await store.close()
     finally:
         await pool.close()
-
-
-# TEMPORARY-OLD-NAMES (removed in the last commit of this branch)
-row_of = replay_row

@@ -179,21 +179,3 @@ def replay_row(e: Event) -> tuple[Any, ...]:
         e.service if service else None,
         *[d.get(key, default) for key, default in fields],
     )
-
-
-# TEMPORARY-OLD-NAMES (removed in the last commit of this branch)
-TICKET_ISSUED = EventType.TICKET_ISSUED
-TICKET_CALLED = EventType.TICKET_CALLED
-TICKET_RECALLED = EventType.TICKET_RECALLED
-TICKET_STARTED = EventType.TICKET_STARTED
-TICKET_FINISHED = EventType.TICKET_FINISHED
-TICKET_NO_SHOW = EventType.TICKET_NO_SHOW
-TICKET_TRANSFERRED = EventType.TICKET_TRANSFERRED
-TICKET_CANCELLED = EventType.TICKET_CANCELLED
-TICKET_EXPIRED = EventType.TICKET_EXPIRED
-COUNTER_OPENED = EventType.COUNTER_OPENED
-COUNTER_PAUSED = EventType.COUNTER_PAUSED
-COUNTER_CLOSED = EventType.COUNTER_CLOSED
-TICKET_EVENTS = frozenset(t for t in EventType if t.is_ticket_event)
-COUNTER_EVENTS = frozenset(t for t in EventType if not t.is_ticket_event)
-ALL_EVENTS = frozenset(EventType)

@@ -13,14 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
-from queue_service.domain.vocab import (  # TEMPORARY-OLD-NAMES
-    DeviceKind,
-    FinishOutcome,
-    Priority,
-    PriorityPolicy,
-    Role,
-    SurveyMode,
-)
+from queue_service.domain.vocab import DeviceKind, Priority, PriorityPolicy
 
 # The configuration's words (priority policies and kinds, roles, survey modes, device kinds)
 # are the vocabulary's enums (domain/vocab.py).
@@ -292,13 +285,3 @@ class Site:
             if day in brk.days and brk.start <= t and before(t, brk.end):
                 return brk
         return None
-
-
-# TEMPORARY-OLD-NAMES (removed in the last commit of this branch)
-SURVEY_MODES = tuple(SurveyMode)
-PRIORITY_POLICIES = tuple(PriorityPolicy)
-PRIORITY_KINDS = tuple(Priority)
-ROLES = tuple(Role)
-COUNTER_ROLES = (Role.COUNTER, Role.SURVEY)
-OUTCOMES = tuple(FinishOutcome)
-DEVICE_KINDS = tuple(DeviceKind)

@@ -32,7 +32,6 @@ from queue_service.domain.standard import over_target
 from queue_service.domain.totals import SiteTotals
 from queue_service.domain.vocab import (
     CLOSED,
-    HELD,  # TEMPORARY-OLD-NAMES
     CounterStatus,
     EventType,
     FinishOutcome,
@@ -859,10 +858,3 @@ def _unknown_ticket(r: Row) -> ReplayError:
 
 def _unknown_counter(r: Row) -> ReplayError:
     return ReplayError(f"event {r[ROW_SEQ]} names unknown counter")
-
-
-# TEMPORARY-OLD-NAMES (removed in the last commit of this branch)
-WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED, EXPIRED = TicketStatus
-HELD_STATES = HELD
-CLOSED_STATES = CLOSED
-COUNTER_CLOSED, COUNTER_OPEN, COUNTER_PAUSED = CounterStatus
