@@ -197,6 +197,9 @@ async def _stages(engine: Engine, pool: Any) -> dict[str, Any]:
         gc.enable()
         if hasattr(SiteState, "replay_rows"):  # start's fast path: rows applied, no Events
             from itertools import groupby
+            from operator import itemgetter
+
+            from queue_service.domain.events import ROW_SITE
 
             fresh_rows = state_factory(engine)
             replayed = {sid: fresh_rows(sid, day[sid]) for sid in config.sites}
@@ -204,7 +207,7 @@ async def _stages(engine: Engine, pool: Any) -> dict[str, Any]:
             gc.disable()
             began = time.perf_counter()
             for batch in replay_batches:
-                for sid, run in groupby(batch, lambda row: row[1]):
+                for sid, run in groupby(batch, itemgetter(ROW_SITE)):
                     replayed[sid].replay_rows(run)
             out["replay_rows_s"] = _timed(began)
             gc.enable()

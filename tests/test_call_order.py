@@ -23,8 +23,9 @@ from queue_service.config import parse_config
 from queue_service.domain import commands, errors
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
-from queue_service.domain.site import PRIORITY_KINDS, Site
-from queue_service.domain.state import WAITING, SiteState
+from queue_service.domain.site import Site
+from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import Priority, TicketStatus
 from tests.conftest import MONDAY_9AM
 
 POLICIES = ("strict", "interleave", "fifo")
@@ -128,7 +129,11 @@ def check_one_order(hall: Hall, just_issued: str | None = None) -> None:
     state, now = hall.state, hall.clock.now()
     order = drained(hall)
     waiting = {
-        code: {t.id for t in state.tickets.values() if t.state == WAITING and t.service == code}
+        code: {
+            t.id
+            for t in state.tickets.values()
+            if t.state == TicketStatus.WAITING and t.service == code
+        }
         for code in hall.site.services
     }
     for code, ids in order.items():
@@ -154,7 +159,7 @@ def check_one_order(hall: Hall, just_issued: str | None = None) -> None:
         )
 
 
-priorities = st.sampled_from((None, None, *PRIORITY_KINDS))
+priorities = st.sampled_from((None, None, *Priority))
 policy = st.tuples(st.sampled_from(POLICIES), st.integers(1, 4))
 issue_to_queue = st.tuples(st.just("issue"), st.sampled_from(QUEUES), priorities)
 # A morning's first tickets, then anything: the orders differ once several tickets of both
@@ -176,7 +181,11 @@ steps = st.lists(
 
 def waiting_in(state: SiteState, services: tuple[str, ...]) -> list[str]:
     return sorted(
-        (t.id for t in state.tickets.values() if t.state == WAITING and t.service in services),
+        (
+            t.id
+            for t in state.tickets.values()
+            if t.state == TicketStatus.WAITING and t.service in services
+        ),
         key=lambda tid: (state.tickets[tid].issued_at, tid),
     )
 

@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_service.config import AppConfig
-from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.vocab import EventType
 from queue_service.settings import Settings
 from queue_service.web.app import ENGINE, create_app
 from tests.conftest import KIOSK, SITE, counter_auth, fetch
@@ -145,7 +145,7 @@ async def test_tickets_open_at_midnight_expire_and_issued_reconciles(
     rows = await fetch(
         database_url,
         "SELECT type, ts, service_day, counter_id FROM ticket_events WHERE type = $1",
-        ev.TICKET_EXPIRED,
+        EventType.TICKET_EXPIRED,
     )
     assert len(rows) == 6
     assert {r["ts"] for r in rows} == {MONDAY_MIDNIGHT}
@@ -218,9 +218,9 @@ async def test_first_command_after_midnight_expires_the_day_before_it(
     rows = await fetch(
         database_url, "SELECT seq, type, service_day FROM ticket_events ORDER BY seq"
     )
-    assert [r["type"] for r in rows] == [ev.TICKET_ISSUED] * 3 + [ev.TICKET_EXPIRED] * 3 + [
-        ev.TICKET_ISSUED
-    ]
+    assert [r["type"] for r in rows] == [EventType.TICKET_ISSUED] * 3 + [
+        EventType.TICKET_EXPIRED
+    ] * 3 + [EventType.TICKET_ISSUED]
     assert [r["service_day"].day for r in rows] == [23] * 6 + [24]
 
 

@@ -16,24 +16,20 @@ import pytest
 
 from queue_service.config import AppConfig
 from queue_service.domain import commands, errors, estimate
-from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
-from queue_service.domain.site import OUTCOMES, PRIORITY_KINDS, Site
-from queue_service.domain.state import (
-    CALLED,
-    CANCELLED,
-    COUNTER_CLOSED,
-    COUNTER_OPEN,
-    COUNTER_PAUSED,
-    DONE,
-    NO_SHOW,
-    SERVING,
-    WAITING,
-    CounterState,
-    SiteState,
-    Ticket,
+from queue_service.domain.site import Site
+from queue_service.domain.state import CounterState, ReplayError, SiteState, Ticket
+from queue_service.domain.vocab import (
+    MAX_REASON,
+    CounterStatus,
+    EventType,
+    FinishOutcome,
+    Priority,
+    TicketStatus,
 )
+from queue_service.errors import AntrianError
+from queue_service.store.event_store import StoreUnavailable, WriterLockHeld
 from tests.conftest import MONDAY_9AM, SITE
 
 WITA = ZoneInfo("Asia/Makassar")
@@ -186,7 +182,7 @@ def test_numbering_restarts_on_the_next_service_day_at_wita_midnight(
     assert first_tuesday.day == date(2026, 11, 24)
     assert hall.state.day == date(2026, 11, 24)
     assert hall.state.tickets == {}
-    assert hall.state.counters["loket-01"].state == COUNTER_CLOSED  # a new day starts closed
+    assert hall.state.counters["loket-01"].state == CounterStatus.CLOSED  # a new day starts closed
 
     clock.set(wita(24, 8, 0))
     assert hall.issue("tue-1", "KTP-EL").number == "A001"
@@ -255,7 +251,7 @@ def test_issue_is_accepted_inside_opening_hours_and_before_cutoff(
     hall: Hall, clock: ManualClock, when: datetime, service: str
 ) -> None:
     clock.set(when)
-    assert hall.issue("t1", service).state == WAITING
+    assert hall.issue("t1", service).state == TicketStatus.WAITING
 
 
 def test_issue_is_refused_once_the_daily_quota_is_reached(
@@ -293,7 +289,7 @@ def test_issue_with_an_unknown_priority_is_invalid(hall: Hall, priority: str) ->
     assert hall.state.tickets == {}
 
 
-@pytest.mark.parametrize("priority", PRIORITY_KINDS)
+@pytest.mark.parametrize("priority", list(Priority))
 def test_issue_accepts_each_priority_kind(hall: Hall, priority: str) -> None:
     ticket = hall.issue("t1", "KTP-EL", priority=priority)
     assert ticket.priority == priority
@@ -436,7 +432,7 @@ def test_calling_needs_an_open_counter(hall: Hall) -> None:
     hall.do(commands.pause_counter, counter_id="loket-01", reason="istirahat")
     with pytest.raises(errors.CounterNotOpen):
         hall.call_next("loket-01")
-    assert hall.state.tickets["t1"].state == WAITING
+    assert hall.state.tickets["t1"].state == TicketStatus.WAITING
 
 
 def test_a_counter_holding_a_ticket_cannot_call_again(hall: Hall) -> None:
@@ -452,7 +448,7 @@ def test_a_counter_holding_a_ticket_cannot_call_again(hall: Hall) -> None:
     hall.do(commands.start, counter_id="loket-01")
     with pytest.raises(errors.CounterBusy):
         hall.call_next("loket-01")
-    assert hall.state.tickets["t2"].state == WAITING
+    assert hall.state.tickets["t2"].state == TicketStatus.WAITING
 
 
 def test_call_next_on_an_empty_queue_is_refused(hall: Hall) -> None:
@@ -470,13 +466,17 @@ def test_unknown_counter_is_not_found(hall: Hall) -> None:
 
 def test_pause_needs_a_reason(hall: Hall) -> None:
     hall.open("loket-01")
-    for reason in ["", "   ", "x" * (commands.MAX_REASON + 1)]:
+    for reason in ["", "   ", "x" * (MAX_REASON + 1)]:
         with pytest.raises(errors.Invalid):
             hall.do(commands.pause_counter, counter_id="loket-01", reason=reason)
-    assert hall.state.counters["loket-01"].state == COUNTER_OPEN
+    assert hall.state.counters["loket-01"].state == CounterStatus.OPEN
     hall.do(commands.pause_counter, counter_id="loket-01", reason="  salat  ")
     counter = hall.state.counters["loket-01"]
-    assert (counter.state, counter.reason, counter.idle_since) == (COUNTER_PAUSED, "salat", None)
+    assert (counter.state, counter.reason, counter.idle_since) == (
+        CounterStatus.PAUSED,
+        "salat",
+        None,
+    )
 
 
 def test_pause_needs_an_idle_open_counter(hall: Hall) -> None:
@@ -504,7 +504,7 @@ def test_close_is_refused_while_the_counter_holds_a_ticket(hall: Hall) -> None:
         hall.do(commands.close_counter, counter_id="loket-01")
     hall.finish("loket-01")
     hall.do(commands.close_counter, counter_id="loket-01")
-    assert hall.state.counters["loket-01"].state == COUNTER_CLOSED
+    assert hall.state.counters["loket-01"].state == CounterStatus.CLOSED
     with pytest.raises(errors.InvalidTransition):
         hall.do(commands.close_counter, counter_id="loket-01")
 
@@ -519,7 +519,7 @@ def test_open_when_already_open_is_an_invalid_transition(hall: Hall) -> None:
     hall.open("loket-01")
     hall.do(commands.close_counter, counter_id="loket-01")
     hall.open("loket-01")
-    assert hall.state.counters["loket-01"].state == COUNTER_OPEN
+    assert hall.state.counters["loket-01"].state == CounterStatus.OPEN
 
 
 def test_counter_steps_without_a_held_ticket_are_invalid_transitions(hall: Hall) -> None:
@@ -540,7 +540,7 @@ def test_call_ticket_calls_a_waiting_ticket_out_of_order(hall: Hall, clock: Manu
         hall.issue(f"t{i}", "KTP-EL")
         clock.advance(60)
     ticket = hall.call("loket-01", "t2")
-    assert (ticket.state, ticket.counter, ticket.calls) == (CALLED, "loket-01", 1)
+    assert (ticket.state, ticket.counter, ticket.calls) == (TicketStatus.CALLED, "loket-01", 1)
     assert hall.state.counters["loket-01"].ticket_id == "t2"
     assert "t2" not in hall.state.queues["KTP-EL"].regular
     assert list(hall.state.queues["KTP-EL"].regular) == ["t0", "t1"]
@@ -565,7 +565,7 @@ def test_call_ticket_of_a_service_the_counter_does_not_serve(hall: Hall) -> None
     with pytest.raises(errors.NotServedHere) as info:
         hall.call("loket-04", "t1")
     assert info.value.code == "service_not_served_here"
-    assert hall.state.tickets["t1"].state == WAITING
+    assert hall.state.tickets["t1"].state == TicketStatus.WAITING
 
 
 def test_call_ticket_unknown_or_closed(hall: Hall) -> None:
@@ -623,7 +623,7 @@ def test_no_show_only_after_the_sites_minimum_calls(
         assert info.value.code == "no_show_too_early"
         clock.advance(30)
         (recalled,) = hall.do(commands.recall, counter_id=counter_id)
-        assert recalled.type == ev.TICKET_RECALLED
+        assert recalled.type == EventType.TICKET_RECALLED
         assert recalled.data["calls"] == calls + 1
     ticket = hall.state.tickets["t1"]
     assert ticket.calls == needed
@@ -631,7 +631,7 @@ def test_no_show_only_after_the_sites_minimum_calls(
     assert ticket.last_called_at == clock.now()
     clock.advance(30)
     hall.do(commands.no_show, counter_id=counter_id)
-    assert (ticket.state, ticket.outcome, ticket.counter) == (NO_SHOW, "no_show", None)
+    assert (ticket.state, ticket.outcome, ticket.counter) == (TicketStatus.NO_SHOW, "no_show", None)
     counter = hall.state.counters[counter_id]
     assert (counter.ticket_id, counter.idle_since, counter.served) == (None, clock.now(), 0)
     assert hall.state.queues["KTP-EL"].no_shows == 1
@@ -644,7 +644,7 @@ def test_recall_and_no_show_refused_once_serving(hall: Hall) -> None:
     hall.call_next("loket-01")
     hall.do(commands.recall, counter_id="loket-01")
     hall.do(commands.start, counter_id="loket-01")
-    assert hall.state.tickets["t1"].state == SERVING
+    assert hall.state.tickets["t1"].state == TicketStatus.SERVING
     for command in (commands.recall, commands.no_show, commands.start):
         with pytest.raises(errors.InvalidTransition):
             hall.do(command, counter_id="loket-01")
@@ -671,10 +671,16 @@ def test_transfer_requeues_in_the_new_service_by_original_issue_time(
     (transferred,) = hall.do(commands.transfer, counter_id="loket-01", to_service="KK")
     transfer_time = clock.now()
 
-    assert transferred.type == ev.TICKET_TRANSFERRED
+    assert transferred.type == EventType.TICKET_TRANSFERRED
     assert (transferred.service, transferred.segment) == ("KTP-EL", 0)
     assert transferred.data["to_service"] == "KK"
-    assert (x.state, x.service, x.segment, x.counter, x.calls) == (WAITING, "KK", 1, None, 0)
+    assert (x.state, x.service, x.segment, x.counter, x.calls) == (
+        TicketStatus.WAITING,
+        "KK",
+        1,
+        None,
+        0,
+    )
     assert x.issued_at == issued_at
     assert x.enqueued_at == transfer_time
     assert x.queue_key == issued_at
@@ -707,7 +713,7 @@ def test_transfer_to_the_same_service_is_invalid(hall: Hall) -> None:
     assert info.value.code == "invalid_command"
     with pytest.raises(errors.UnknownService):
         hall.do(commands.transfer, counter_id="loket-01", to_service="NOPE")
-    assert hall.state.tickets["t1"].state == CALLED
+    assert hall.state.tickets["t1"].state == TicketStatus.CALLED
     assert hall.state.counters["loket-01"].ticket_id == "t1"
 
 
@@ -720,7 +726,7 @@ def test_cancel_only_a_waiting_ticket(hall: Hall) -> None:
     hall.issue("t2", "KTP-EL")
     hall.do(commands.cancel, ticket_id="t2", reason="pulang")
     t2 = hall.state.tickets["t2"]
-    assert (t2.state, t2.outcome) == (CANCELLED, "cancelled")
+    assert (t2.state, t2.outcome) == (TicketStatus.CANCELLED, "cancelled")
     assert "t2" not in hall.state.queues["KTP-EL"].regular
     assert hall.state.queues["KTP-EL"].cancelled == 1
     with pytest.raises(errors.InvalidTransition):
@@ -742,14 +748,14 @@ def test_cancel_only_a_waiting_ticket(hall: Hall) -> None:
 # --- finish and statistics ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("outcome", OUTCOMES)
+@pytest.mark.parametrize("outcome", list(FinishOutcome))
 def test_finish_accepts_each_outcome(hall: Hall, outcome: str) -> None:
-    assert set(OUTCOMES) == {"served", "incomplete", "referred"}
+    assert set(FinishOutcome) == {"served", "incomplete", "referred"}
     hall.open("loket-01")
     hall.issue("t1", "KTP-EL")
     hall.call_next("loket-01")
     ticket = hall.finish("loket-01", outcome)
-    assert (ticket.state, ticket.outcome, ticket.counter) == (DONE, outcome, None)
+    assert (ticket.state, ticket.outcome, ticket.counter) == (TicketStatus.DONE, outcome, None)
 
 
 @pytest.mark.parametrize("outcome", ["no_show", "cancelled", "done", "", "SERVED"])
@@ -759,7 +765,7 @@ def test_finish_with_any_other_outcome_is_invalid(hall: Hall, outcome: str) -> N
     hall.call_next("loket-01")
     with pytest.raises(errors.Invalid):
         hall.finish("loket-01", outcome)
-    assert hall.state.tickets["t1"].state == CALLED
+    assert hall.state.tickets["t1"].state == TicketStatus.CALLED
 
 
 def test_counter_and_queue_statistics_on_a_known_timeline(
@@ -950,3 +956,27 @@ def test_clone_is_independent_of_the_original(hall: Hall, clock: ManualClock) ->
     assert snapshot(hall.state) == before
     assert "new" not in hall.state.tickets
     assert snapshot(copy) != before
+
+
+def test_every_error_of_the_domain_and_store_is_an_antrian_error_with_its_status() -> None:
+    """The web layer's middleware answers any AntrianError with its own `status` and
+    `code`: the domain's branches say which."""
+    assert (errors.Invalid.status, errors.NotFound.status, errors.Conflict.status) == (
+        400,
+        404,
+        409,
+    )
+    assert (errors.UnknownTicket.status, errors.QuotaReached.status) == (404, 409)
+    for cls in (errors.DomainError, ReplayError, StoreUnavailable, WriterLockHeld):
+        assert issubclass(cls, AntrianError)
+    assert (ReplayError.code, StoreUnavailable.code, StoreUnavailable.status) == (
+        "replay_failed",
+        "database_unavailable",
+        503,
+    )
+    refused = errors.SiteClosed("closed", site="x", opens_at=None)
+    assert (refused.code, refused.status, refused.details) == (
+        "site_closed",
+        409,
+        {"site": "x", "opens_at": None},
+    )

@@ -9,7 +9,6 @@ a ticket's history never runs backwards and replaying the log rebuilds the live 
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -20,22 +19,22 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from queue_service.config import load_config
 from queue_service.domain import commands, errors
-from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
-from queue_service.domain.site import OUTCOMES, PRIORITY_KINDS
-from queue_service.domain.state import (
-    CLOSED_STATES,
-    COUNTER_OPEN,
-    HELD_STATES,
-    SERVING,
-    WAITING,
-    CounterState,
-    SiteState,
-    Ticket,
-)
+from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
+from queue_service.domain.vocab import (
+    CLOSED,
+    HELD,
+    MAX_REASON,
+    CounterStatus,
+    EventType,
+    FinishOutcome,
+    Priority,
+    TicketStatus,
+)
 from tests.conftest import EXAMPLE, MONDAY_9AM, SITE
+from tests.state_summary import summary
 
 HALL = load_config(EXAMPLE).sites[SITE]
 WAIT_BOUNDS = wait_bounds(svc.target_wait_seconds for svc in HALL.services.values())
@@ -78,12 +77,10 @@ def mostly(good: tuple[Any, ...], *bad: Any, weight: int = 4) -> st.SearchStrate
 
 counters = mostly(COUNTERS, "loket-99")
 services = mostly(SERVICES, "NOPE")
-priorities = mostly((None, None, None, None, *PRIORITY_KINDS), "vip")
+priorities = mostly((None, None, None, None, *Priority), "vip")
 sources = mostly(("kiosk", "kiosk", "reception", "dispenser"), "telepathy")
-outcomes = mostly(OUTCOMES, "no_show")
-reasons = mostly(
-    ("istirahat", "  salat jumat "), "", "   ", "x" * (commands.MAX_REASON + 1), weight=3
-)
+outcomes = mostly(tuple(FinishOutcome), "no_show")
+reasons = mostly(("istirahat", "  salat jumat "), "", "   ", "x" * (MAX_REASON + 1), weight=3)
 
 # One officer step: (roll for the action, ticket pick, outcome, transfer target, pause after).
 OfficerStep = tuple[int, int, str, str, int]
@@ -94,30 +91,6 @@ officer_steps = st.lists(
 )
 
 Command = Callable[..., list[Event]]
-
-_ticket_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(Ticket)))
-_counter_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(CounterState)))
-_queue_figures = operator.attrgetter(
-    "issued",
-    "priority_streak",
-    "called",
-    "called_within",
-    "finished",
-    "service_seconds",
-    "no_shows",
-    "cancelled",
-)
-
-
-def summary(state: SiteState) -> tuple[Any, ...]:
-    """A canonical, comparable picture of a state: tickets, queue order, counters, stats."""
-    tickets = {tid: _ticket_fields(t) for tid, t in state.tickets.items()}
-    queues = {
-        code: (tuple(q.priority), tuple(q.regular), _queue_figures(q))
-        for code, q in state.queues.items()
-    }
-    counters = {cid: _counter_fields(c) for cid, c in state.counters.items()}
-    return state.day, state.last_seq, state.last_ts, tickets, queues, counters
 
 
 class HallMachine(RuleBasedStateMachine):
@@ -130,7 +103,7 @@ class HallMachine(RuleBasedStateMachine):
         # after every step, without the quadratic cost).
         self.log: list[Event] = []
         self.replay = SiteState(HALL, None, new_totals())
-        self._summary: tuple[Any, ...] | None = None  # of self.state, until it changes
+        self._summary: dict[str, Any] | None = None  # of self.state, until it changes
         self.ticket_ids: list[str] = []
         self.numbers: dict[tuple[Any, str], set[str]] = {}  # (day, service at issue)
         self.stamps: dict[str, list[datetime]] = {}  # ticket id -> its events' timestamps
@@ -165,14 +138,14 @@ class HallMachine(RuleBasedStateMachine):
             self.replay.apply(event)
             self.record(event)
 
-    def live_summary(self) -> tuple[Any, ...]:
+    def live_summary(self) -> dict[str, Any]:
         if self._summary is None:
             self._summary = summary(self.state)
         return self._summary
 
     def record(self, event: Event) -> None:
         assert event.day == self.state.day, "an event of another day than the live one"
-        if event.type == ev.TICKET_ISSUED:
+        if event.type == EventType.TICKET_ISSUED:
             assert event.service is not None
             seen = self.numbers.setdefault((event.day, event.service), set())
             number = event.data["number"]
@@ -189,7 +162,7 @@ class HallMachine(RuleBasedStateMachine):
     def pick(self, index: int) -> str:
         """Mostly a ticket of today (often a waiting one); now and then an unknown one."""
         today = sorted(self.state.tickets)
-        waiting = [tid for tid in today if self.state.tickets[tid].state == WAITING]
+        waiting = [tid for tid in today if self.state.tickets[tid].state == TicketStatus.WAITING]
         choice = index % 10
         if choice == 0 or not self.ticket_ids:
             return "no-such-ticket"
@@ -297,7 +270,7 @@ class HallMachine(RuleBasedStateMachine):
             holding = self.state.tickets.get(held.ticket_id) if held and held.ticket_id else None
             if holding is None:
                 fitting = IDLE_ACTIONS
-            elif holding.state == SERVING:
+            elif holding.state == TicketStatus.SERVING:
                 fitting = SERVING_ACTIONS
             else:
                 fitting = CALLED_ACTIONS
@@ -353,7 +326,7 @@ class HallMachine(RuleBasedStateMachine):
         assert s.totals is not None
         for cid, c in s.counters.items():
             queue_waits = any(len(s.queues[code]) for code in HALL.counters[cid].services)
-            idle = c.state == COUNTER_OPEN and c.ticket_id is None and queue_waits
+            idle = c.state == CounterStatus.OPEN and c.ticket_id is None and queue_waits
             assert (c.idle_queue_since is not None) == idle, (cid, c.idle_queue_since)
             assert s.totals.counter_idle[cid] >= 0
 
@@ -387,18 +360,18 @@ class HallMachine(RuleBasedStateMachine):
         assert set(queued) <= set(s.tickets)
         assert set(holders) <= set(s.tickets)
         for tid, t in s.tickets.items():
-            if t.state == WAITING:
+            if t.state == TicketStatus.WAITING:
                 assert queued.get(tid) == t.service, f"waiting {t.number} not in its queue"
                 assert tid not in holders
                 assert t.counter is None
-            elif t.state in HELD_STATES:
+            elif t.state in HELD:
                 assert t.counter is not None, f"{t.number} {t.state} at no counter"
                 assert holders.get(tid) == t.counter, (
                     f"{t.number} {t.state} at {t.counter}, held by {holders.get(tid)}"
                 )
                 assert tid not in queued
             else:
-                assert t.state in CLOSED_STATES
+                assert t.state in CLOSED
                 assert tid not in queued
                 assert tid not in holders
                 assert t.counter is None
@@ -406,13 +379,13 @@ class HallMachine(RuleBasedStateMachine):
     def check_counters_are_consistent(self) -> None:
         for c in self.state.counters.values():
             if c.ticket_id is not None:
-                assert c.state == COUNTER_OPEN, f"{c.id} is {c.state} but holds a ticket"
-            idle = c.state == COUNTER_OPEN and c.ticket_id is None
+                assert c.state == CounterStatus.OPEN, f"{c.id} is {c.state} but holds a ticket"
+            idle = c.state == CounterStatus.OPEN and c.ticket_id is None
             assert (c.idle_since is not None) == idle, f"{c.id} idle_since {c.idle_since}"
             assert c.busy_seconds >= 0
 
     def check_queue_figures_add_up(self) -> None:
-        waiting = [t for t in self.state.tickets.values() if t.state == WAITING]
+        waiting = [t for t in self.state.tickets.values() if t.state == TicketStatus.WAITING]
         for code, q in self.state.queues.items():
             assert len(q) == sum(1 for t in waiting if t.service == code)
             assert 0 <= q.called_within <= q.called
@@ -437,12 +410,12 @@ class HallMachine(RuleBasedStateMachine):
         if self.replay.day != self.state.day:
             assert self.state.day is not None
             self.replay.roll_to(self.state.day)  # the live state rolled on before any event
-        assert summary(self.replay) == self.live_summary()
+        assert summary(self.replay) == self.live_summary()  # totals included
         assert self.replay.totals is not None and self.state.totals is not None
         assert self.replay.totals.to_json() == self.state.totals.to_json()
 
     def check_a_clone_equals_the_original(self) -> None:
-        assert summary(self.state.clone()) == self.live_summary()
+        assert summary(self.state.clone(), totals=False) == summary(self.state, totals=False)
 
     def teardown(self) -> None:
         # Once per run, the literal version: a fresh state, the whole log replayed.
@@ -452,7 +425,7 @@ class HallMachine(RuleBasedStateMachine):
         if fresh.day != self.state.day:
             assert self.state.day is not None
             fresh.roll_to(self.state.day)
-        assert summary(fresh) == summary(self.state)
+        assert summary(fresh, totals=False) == summary(self.state, totals=False)
 
 
 # Phase.explain is left out: on these long runs it takes minutes (beyond the suite's

@@ -1,9 +1,11 @@
-"""Start-up replay's fast path rebuilds exactly the state of applying every event in order.
+"""Start-up replay builds exactly the state live `apply` builds, totals included.
 
-Replay reads the day in seq ranges sorted by site, with only the data fields its handlers
-read extracted in SQL, applies the rows without building `Event`s (`SiteState.replay_rows`)
-and builds no working copies; these tests hold it to the plain path: apply each site's
-stored events, in seq order, with their full data, through `SiteState.apply`.
+Both run the one handler of each event type (`SiteState._apply`): live `apply` on the row
+it makes of its event (`events.replay_row`), start-up replay on the rows the store's range
+query reads, which extracts in SQL only what the handlers read (derived from the one
+declaration of each type's data, `events.EVENTS`), sorted by site, in batches. These tests
+hold replay to the plain path: each site's stored events, in seq order, with their full
+data, through `SiteState.apply`.
 """
 
 from __future__ import annotations
@@ -17,52 +19,17 @@ from typing import Any
 import pytest
 
 from bench.dayload import REPLAY_AT, replay_config, simulate_site
-from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.commands import expire_day
-from queue_service.domain.events import Event
-from queue_service.domain.state import DATA_READ_BY, ReplayError, SiteState
+from queue_service.domain.events import EVENTS, PAYLOAD_AT, ROW_WIDTH, Event, replay_row
+from queue_service.domain.state import ReplayError, SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
+from queue_service.domain.vocab import EventType, Outcome, Priority, Source, TicketStatus
 from queue_service.engine import Engine
 from queue_service.store.db import create_pool
-from queue_service.store.event_store import REPLAY_ROW, EventStore
+from queue_service.store.event_store import EventStore
 from queue_service.store.migrate import migrate
-
-
-def summary(state: SiteState) -> dict[str, Any]:
-    totals = state.totals
-    return {
-        "day": state.day,
-        "last_seq": state.last_seq,
-        "last_ts": state.last_ts,
-        "totals": None
-        if totals is None
-        else {
-            name: (
-                {k: (h.counts, h.sum, h.count) for k, h in value.items()}
-                if name in ("wait", "walk", "service")
-                else value
-            )
-            for name, value in vars(totals).items()
-        },
-        "tickets": dict(state.tickets),
-        "counters": dict(state.counters),
-        "queues": {
-            code: (
-                list(q.priority),
-                list(q.regular),
-                q.issued,
-                q.priority_streak,
-                q.called,
-                q.called_within,
-                q.finished,
-                q.service_seconds,
-                q.no_shows,
-                q.cancelled,
-            )
-            for code, q in state.queues.items()
-        },
-    }
+from tests.state_summary import summary
 
 
 def day_of(sites: int, tickets: int) -> tuple[Any, list[Event]]:
@@ -84,51 +51,18 @@ def with_totals(config: Any, day: Any) -> dict[str, SiteState]:
     }
 
 
-_ROW_TEXT = {
-    ev.TICKET_ISSUED: "number",
-    ev.TICKET_FINISHED: "outcome",
-    ev.TICKET_TRANSFERRED: "to_service",
-    ev.COUNTER_PAUSED: "reason",
-}
-
-
-_NO_COUNTER = {ev.TICKET_ISSUED, ev.TICKET_RECALLED, ev.TICKET_STARTED, ev.TICKET_CANCELLED}
-
-
-def row_of(e: Event) -> tuple[Any, ...]:
-    """The `_DAY_RANGE` row of an event (what its SQL extracts from the stored data)."""
-    issued = e.type == ev.TICKET_ISSUED
-    d = e.data
-    text = _ROW_TEXT.get(e.type)
-    return (
-        e.seq,
-        e.site,
-        e.type,
-        e.ts,
-        e.ticket_id,
-        None if e.type in _NO_COUNTER else e.counter_id,
-        e.service if issued else None,
-        None if text is None else d.get(text),
-        d["seq"] if issued else None,
-        d.get("priority") if issued else None,
-        d.get("source", "kiosk") if issued else None,
-        d.get("estimated_wait_seconds") if issued else None,
-    )
-
-
 def test_replaying_rows_builds_the_state_of_applying_events() -> None:
     config, events = day_of(3, 200)
     day = events[0].day
-    assert {e.type for e in events} >= set(_ROW_TEXT) | {ev.TICKET_RECALLED}
+    assert {e.type for e in events} == set(EventType) - {EventType.TICKET_EXPIRED}
     applied, replayed = with_totals(config, day), with_totals(config, day)
     for e in events:
         applied[e.site].apply(e)
     # Runs of varying length per site, as batches cut them.
-    by_site = {s: [row_of(e) for e in events if e.site == s] for s in config.sites}
+    by_site = {s: [replay_row(e) for e in events if e.site == s] for s in config.sites}
     for s, rows in by_site.items():
         for i in range(0, len(rows), 37):
             assert replayed[s].replay_rows(iter(rows[i : i + 37])) == len(rows[i : i + 37])
-    assert len(REPLAY_ROW) == len(row_of(events[0]))
     for s in config.sites:
         assert summary(replayed[s]) == summary(applied[s])
         assert summary(replayed[s].clone()) == summary(applied[s].clone())
@@ -138,23 +72,49 @@ def test_replaying_rows_rejects_what_apply_rejects() -> None:
     config, events = day_of(1, 20)
     site = next(iter(config.sites))
     state = SiteState(config.sites[site], events[0].day)
-    bad = row_of(next(e for e in events if e.type == ev.TICKET_CALLED))
+    called = next(e for e in events if e.type == EventType.TICKET_CALLED)
     with pytest.raises(ReplayError, match="unknown ticket"):
+        state.replay_rows([replay_row(called)])
+    with pytest.raises(ReplayError, match="unknown ticket"):
+        state.apply(called)
+    bad = (1, site, "ticket_teleported", *replay_row(called)[3:])
+    with pytest.raises(ReplayError, match="unknown event type"):
         state.replay_rows([bad])
     with pytest.raises(ReplayError, match="unknown event type"):
-        state.replay_rows([(1, site, "ticket_teleported", *bad[3:])])
+        state.apply(dataclasses.replace(called, type="ticket_teleported"))  # type: ignore[arg-type]
 
 
-def test_replay_needs_data_only_of_the_types_that_read_it() -> None:
+def test_a_handler_reads_only_what_its_type_declares() -> None:
+    """The replay row of an event carries only the data fields, counter and service its
+    type declares its handler reads (`EVENTS`): applying events stripped of everything
+    else builds the same state, so replay's rows (which hold nothing else) suffice."""
     config, events = day_of(2, 150)
-    full = {s: SiteState(site, events[0].day) for s, site in config.sites.items()}
-    lean = {s: SiteState(site, events[0].day) for s, site in config.sites.items()}
+    full, lean = with_totals(config, events[0].day), with_totals(config, events[0].day)
     for e in events:
+        spec = EVENTS[e.type]
         full[e.site].apply(e)
-        lean[e.site].apply(e if e.type in DATA_READ_BY else dataclasses.replace(e, data={}))
-    assert {e.type for e in events} >= DATA_READ_BY
+        lean[e.site].apply(
+            dataclasses.replace(
+                e,
+                counter_id=e.counter_id if spec.reads_counter else None,
+                service=e.service if spec.reads_service else None,
+                data={f.key: e.data[f.key] for f in spec.replayed if f.key in e.data},
+            )
+        )
     for s in config.sites:
         assert summary(lean[s]) == summary(full[s])
+
+
+def test_replay_rows_are_laid_out_by_the_declaration() -> None:
+    """Each type's data fields the handler reads follow the envelope, in declaration
+    order; the row is as wide as the widest type needs."""
+    _, events = day_of(1, 40)
+    for e in events:
+        row = replay_row(e)
+        spec = EVENTS[e.type]
+        assert len(row) == PAYLOAD_AT + len(spec.replayed) <= ROW_WIDTH
+        for f in spec.replayed:
+            assert row[spec.column(f.key)] == e.data.get(f.key, f.default)
 
 
 async def test_start_rebuilds_the_state_of_applying_every_event(database_url: str) -> None:
@@ -197,13 +157,21 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
         per_site: dict[str, list[int]] = {s: [] for s in config.sites}
         async for batch in store.read_days(days, chunk=97, batch=13):
             assert 0 < len(batch) <= 13
-            assert all(len(row) == len(REPLAY_ROW) for row in batch)
             for site_id, run in groupby(batch, lambda row: row[1]):
                 rows = list(run)
-                per_site[site_id].extend(row[0] for row in rows)
+                per_site[site_id].extend(tuple(row) for row in rows)
                 assert got[site_id].replay_rows(rows) == len(rows)
+        # The words a ticket holds are the vocabulary's members, not strings of the rows.
+        tickets = [t for state in got.values() for t in state.tickets.values()]
+        assert all(type(t.source) is Source and type(t.state) is TicketStatus for t in tickets)
+        assert {type(t.priority) for t in tickets} == {Priority, type(None)}
+        assert {type(t.outcome) for t in tickets} <= {Outcome, type(None)}
         for s in config.sites:
-            assert per_site[s] == [e.seq for e in events if e.site == s and e.day == days[s]]
+            # The store reads exactly the rows `replay_row` makes (None up to the width).
+            assert per_site[s] == [
+                (*row, *(None,) * (ROW_WIDTH - len(row)))
+                for row in (replay_row(e) for e in events if e.site == s and e.day == days[s])
+            ]
             assert summary(got[s]) == summary(today_only[s])
 
         engine = Engine(config, store, ManualClock(REPLAY_AT))
@@ -211,7 +179,7 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
         try:
             assert engine.stats.replayed_events == len(today)
             stored = await store.load_day(first, yesterday[0].day)
-            assert [e.type for e in stored[len(yesterday) :]] == [ev.TICKET_EXPIRED] * len(
+            assert [e.type for e in stored[len(yesterday) :]] == [EventType.TICKET_EXPIRED] * len(
                 left_open
             )
             assert (await store.site_totals())[first][0] == yesterday[0].day

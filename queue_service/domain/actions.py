@@ -18,7 +18,7 @@ from typing import Any
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
-from queue_service.domain.vocab import FinishOutcome
+from queue_service.domain.vocab import MAX_REASON, MAX_TICKET_ID, MAX_WORD, FinishOutcome
 
 # What a counter action is once its body is read: the command with its arguments bound,
 # waiting for the state and the clock.
@@ -63,8 +63,6 @@ class ActionSpec:
     holds_ticket: bool = False  # acts on the ticket the counter holds (or takes one)
 
 
-MAX_REASON = commands.MAX_REASON
-
 ACTIONS: Mapping[CounterAction, ActionSpec] = {
     spec.action: spec
     for spec in (
@@ -85,7 +83,14 @@ ACTIONS: Mapping[CounterAction, ActionSpec] = {
         ActionSpec(
             CounterAction.CALL,
             commands.call_ticket,
-            (Field("ticket_id", "ticket_id", 64, description="The waiting ticket to call."),),
+            (
+                Field(
+                    "ticket_id",
+                    "ticket_id",
+                    MAX_TICKET_ID,
+                    description="The waiting ticket to call.",
+                ),
+            ),
             summary="Call one waiting ticket out of order.",
             holds_ticket=True,
         ),
@@ -108,7 +113,7 @@ ACTIONS: Mapping[CounterAction, ActionSpec] = {
                 Field(
                     "outcome",
                     "outcome",
-                    24,
+                    MAX_WORD,
                     default=FinishOutcome.SERVED,
                     choices=tuple(FinishOutcome),
                     description="How the visit ended.",
@@ -126,7 +131,7 @@ ACTIONS: Mapping[CounterAction, ActionSpec] = {
         ActionSpec(
             CounterAction.TRANSFER,
             commands.transfer,
-            (Field("service", "to_service", 24, description="The service to send it to."),),
+            (Field("service", "to_service", MAX_WORD, description="The service to send it to."),),
             summary="Send the held ticket to another service's queue.",
             holds_ticket=True,
         ),

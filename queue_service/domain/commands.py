@@ -7,26 +7,24 @@ the caller applies them. The clock is the caller's: functions take `now`.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from queue_service.domain import errors
-from queue_service.domain import events as ev
-from queue_service.domain.events import Event
-from queue_service.domain.site import OUTCOMES, PRIORITY_KINDS
-from queue_service.domain.state import (
-    CALLED,
-    COUNTER_CLOSED,
-    COUNTER_OPEN,
-    COUNTER_PAUSED,
-    HELD_STATES,
-    WAITING,
-    CounterState,
-    SiteState,
-    Ticket,
-    day_end,
+from queue_service.domain.events import EVENTS, Event
+from queue_service.domain.state import CounterState, SiteState, Ticket, day_end
+from queue_service.domain.vocab import (
+    HELD,
+    MAX_REASON,
+    CounterStatus,
+    EventType,
+    FinishOutcome,
+    Priority,
+    Source,
+    TicketStatus,
 )
 
-SOURCES = ("kiosk", "reception", "dispenser", "api", "online")
-MAX_REASON = 200
+W = TypeVar("W", bound=StrEnum)
 
 
 def _ts(now: datetime, ticket: Ticket | None = None) -> datetime:
@@ -36,17 +34,37 @@ def _ts(now: datetime, ticket: Ticket | None = None) -> datetime:
     return now
 
 
-def _event(state: SiteState, type_: str, now: datetime, **kw: object) -> Event:
-    return Event(type=type_, site=state.site.id, ts=now, day=state.site.service_day(now), **kw)  # type: ignore[arg-type]
+def _event(
+    state: SiteState,
+    type_: EventType,
+    now: datetime,
+    ticket_id: str | None = None,
+    counter_id: str | None = None,
+    service: str | None = None,
+    segment: int = 0,
+    **data: Any,
+) -> Event:
+    """An event of the site at `now`, its data made by the type's declaration."""
+    return Event(
+        type_,
+        state.site.id,
+        now,
+        state.site.service_day(now),
+        ticket_id,
+        counter_id,
+        service,
+        segment,
+        EVENTS[type_].data(**data),
+    )
 
 
 def _ticket_event(
     state: SiteState,
-    type_: str,
+    type_: EventType,
     now: datetime,
     ticket: Ticket,
     counter_id: str | None = None,
-    **data: object,
+    **data: Any,
 ) -> list[Event]:
     """The one event a ticket command produces, placed in the ticket's current visit."""
     return [
@@ -54,13 +72,24 @@ def _ticket_event(
             state,
             type_,
             _ts(now, ticket),
-            ticket_id=ticket.id,
-            counter_id=counter_id,
-            service=ticket.service,
-            segment=ticket.segment,
-            data={"number": ticket.number, **data},
+            ticket.id,
+            counter_id,
+            ticket.service,
+            ticket.segment,
+            number=ticket.number,
+            **data,
         )
     ]
+
+
+def _word(vocabulary: type[W], value: str, field: str) -> W:
+    """`value` as a word of `vocabulary`, or Invalid naming the words it may be."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        raise errors.Invalid(
+            f"{field} must be one of {', '.join(vocabulary)}", field=field
+        ) from None
 
 
 def _counter(state: SiteState, counter_id: str) -> CounterState:
@@ -97,12 +126,8 @@ def issue(
         raise errors.UnknownService(
             f"service {service!r} does not exist at site {site.id!r}", service=service
         )
-    if priority is not None and priority not in PRIORITY_KINDS:
-        raise errors.Invalid(
-            f"priority must be one of {', '.join(PRIORITY_KINDS)}", field="priority"
-        )
-    if source not in SOURCES:
-        raise errors.Invalid(f"source must be one of {', '.join(SOURCES)}", field="source")
+    kind = None if priority is None else _word(Priority, priority, "priority")
+    origin = _word(Source, source, "source")
     refused = state.not_accepting(service, now)
     if refused == "closed":
         raise errors.SiteClosed(
@@ -130,23 +155,27 @@ def issue(
             service=service,
             opens_at=site.next_day_opening(now, svc.cutoff),
         )
-    data: dict[str, object] = {
-        "number": number or f"{svc.prefix}{seq:03d}",
-        "seq": seq,
-        "source": source,
-    }
-    if priority is not None:
-        data["priority"] = priority
     # The estimate the citizen is given, kept with the ticket so that its error is measured
     # when it is called (state.py, totals, the ticket_visits view).
-    estimate = state.estimated_wait_seconds(service, state.ahead_of_new(service, priority), now)
-    if estimate is not None:
-        data["estimated_wait_seconds"] = round(estimate, 1)
-    return [_event(state, ev.TICKET_ISSUED, now, ticket_id=ticket_id, service=service, data=data)]
+    estimate = state.estimated_wait_seconds(service, state.ahead_of_new(service, kind), now)
+    return [
+        _event(
+            state,
+            EventType.TICKET_ISSUED,
+            now,
+            ticket_id,
+            service=service,
+            number=number or f"{svc.prefix}{seq:03d}",
+            seq=seq,
+            source=origin,
+            priority=kind,
+            estimated_wait_seconds=None if estimate is None else round(estimate, 1),
+        )
+    ]
 
 
 def _check_can_call(state: SiteState, counter: CounterState) -> None:
-    if counter.state != COUNTER_OPEN:
+    if counter.state != CounterStatus.OPEN:
         raise errors.CounterNotOpen(
             f"counter {counter.id!r} is {counter.state}; open it first",
             counter=counter.id,
@@ -162,7 +191,7 @@ def _check_can_call(state: SiteState, counter: CounterState) -> None:
 
 
 def _call(state: SiteState, now: datetime, counter: CounterState, ticket: Ticket) -> list[Event]:
-    return _ticket_event(state, ev.TICKET_CALLED, now, ticket, counter.id)
+    return _ticket_event(state, EventType.TICKET_CALLED, now, ticket, counter.id)
 
 
 def call_next(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
@@ -195,13 +224,13 @@ def call_ticket(state: SiteState, now: datetime, *, counter_id: str, ticket_id: 
     if ticket is None:
         raise errors.UnknownTicket("no such ticket today", ticket=ticket_id)
     _check_can_call(state, counter)
-    if ticket.state in HELD_STATES:
+    if ticket.state in HELD:
         raise errors.TicketTaken(
             f"{ticket.number} is already at counter {ticket.counter}",
             ticket=ticket.number,
             counter=ticket.counter,
         )
-    if ticket.state != WAITING:
+    if ticket.state != TicketStatus.WAITING:
         raise errors.InvalidTransition(
             f"{ticket.number} is {ticket.state}", ticket=ticket.number, state=ticket.state
         )
@@ -225,26 +254,27 @@ def _held_in(state: SiteState, counter_id: str, allowed: frozenset[str], action:
     return ticket
 
 
-_CALLED = frozenset({CALLED})
+_CALLED = frozenset({TicketStatus.CALLED})
 
 
 def recall(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     ticket = _held_in(state, counter_id, _CALLED, "recalled")
-    return _ticket_event(state, ev.TICKET_RECALLED, now, ticket, counter_id, calls=ticket.calls + 1)
+    return _ticket_event(
+        state, EventType.TICKET_RECALLED, now, ticket, counter_id, calls=ticket.calls + 1
+    )
 
 
 def start(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     ticket = _held_in(state, counter_id, _CALLED, "started")
-    return _ticket_event(state, ev.TICKET_STARTED, now, ticket, counter_id)
+    return _ticket_event(state, EventType.TICKET_STARTED, now, ticket, counter_id)
 
 
 def finish(
-    state: SiteState, now: datetime, *, counter_id: str, outcome: str = "served"
+    state: SiteState, now: datetime, *, counter_id: str, outcome: str = FinishOutcome.SERVED
 ) -> list[Event]:
-    if outcome not in OUTCOMES:
-        raise errors.Invalid(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
-    ticket = _held_in(state, counter_id, HELD_STATES, "finished")
-    return _ticket_event(state, ev.TICKET_FINISHED, now, ticket, counter_id, outcome=outcome)
+    word = _word(FinishOutcome, outcome, "outcome")
+    ticket = _held_in(state, counter_id, HELD, "finished")
+    return _ticket_event(state, EventType.TICKET_FINISHED, now, ticket, counter_id, outcome=word)
 
 
 def no_show(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
@@ -256,20 +286,20 @@ def no_show(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
             calls=ticket.calls,
             required=needed,
         )
-    return _ticket_event(state, ev.TICKET_NO_SHOW, now, ticket, counter_id)
+    return _ticket_event(state, EventType.TICKET_NO_SHOW, now, ticket, counter_id)
 
 
 def transfer(state: SiteState, now: datetime, *, counter_id: str, to_service: str) -> list[Event]:
     _counter(state, counter_id)
     if to_service not in state.site.services:
         raise errors.UnknownService(f"service {to_service!r} does not exist", service=to_service)
-    ticket = _held_in(state, counter_id, HELD_STATES, "transferred")
+    ticket = _held_in(state, counter_id, HELD, "transferred")
     if to_service == ticket.service:
         raise errors.Invalid(
             "a ticket cannot be transferred to the service it is in", field="service"
         )
     return _ticket_event(
-        state, ev.TICKET_TRANSFERRED, now, ticket, counter_id, to_service=to_service
+        state, EventType.TICKET_TRANSFERRED, now, ticket, counter_id, to_service=to_service
     )
 
 
@@ -277,22 +307,22 @@ def cancel(state: SiteState, now: datetime, *, ticket_id: str, reason: str = "")
     ticket = state.tickets.get(ticket_id)
     if ticket is None:
         raise errors.UnknownTicket("no such ticket today", ticket=ticket_id)
-    if ticket.state != WAITING:
+    if ticket.state != TicketStatus.WAITING:
         raise errors.InvalidTransition(
             f"{ticket.number} is {ticket.state}; only a waiting ticket can be cancelled",
             ticket=ticket.number,
             state=ticket.state,
         )
-    return _ticket_event(state, ev.TICKET_CANCELLED, now, ticket, reason=reason[:MAX_REASON])
+    return _ticket_event(state, EventType.TICKET_CANCELLED, now, ticket, reason=reason[:MAX_REASON])
 
 
 def open_counter(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     counter = _counter(state, counter_id)
-    if counter.state == COUNTER_OPEN:
+    if counter.state == CounterStatus.OPEN:
         raise errors.InvalidTransition(
             f"counter {counter_id!r} is already open", counter=counter_id, state=counter.state
         )
-    return [_event(state, ev.COUNTER_OPENED, now, counter_id=counter_id)]
+    return [_event(state, EventType.COUNTER_OPENED, now, counter_id=counter_id)]
 
 
 def pause_counter(state: SiteState, now: datetime, *, counter_id: str, reason: str) -> list[Event]:
@@ -302,7 +332,7 @@ def pause_counter(state: SiteState, now: datetime, *, counter_id: str, reason: s
         raise errors.Invalid(
             f"a pause needs a reason of 1 to {MAX_REASON} characters", field="reason"
         )
-    if counter.state != COUNTER_OPEN:
+    if counter.state != CounterStatus.OPEN:
         raise errors.InvalidTransition(
             f"counter {counter_id!r} is {counter.state}, not open",
             counter=counter_id,
@@ -310,19 +340,19 @@ def pause_counter(state: SiteState, now: datetime, *, counter_id: str, reason: s
         )
     if counter.ticket_id is not None:
         raise errors.CounterBusy("finish the current ticket before pausing", counter=counter_id)
-    return [_event(state, ev.COUNTER_PAUSED, now, counter_id=counter_id, data={"reason": reason})]
+    return [_event(state, EventType.COUNTER_PAUSED, now, counter_id=counter_id, reason=reason)]
 
 
 def close_counter(state: SiteState, now: datetime, *, counter_id: str) -> list[Event]:
     counter = _counter(state, counter_id)
-    if counter.state == COUNTER_CLOSED:
+    if counter.state == CounterStatus.CLOSED:
         raise errors.InvalidTransition(
             f"counter {counter_id!r} is already closed", counter=counter_id, state=counter.state
         )
     if counter.ticket_id is not None:
         raise errors.CounterBusy("finish the current ticket before closing", counter=counter_id)
-    assert counter.state in (COUNTER_OPEN, COUNTER_PAUSED)
-    return [_event(state, ev.COUNTER_CLOSED, now, counter_id=counter_id)]
+    assert counter.state in (CounterStatus.OPEN, CounterStatus.PAUSED)
+    return [_event(state, EventType.COUNTER_CLOSED, now, counter_id=counter_id)]
 
 
 def expire_day(state: SiteState) -> list[Event]:
@@ -336,15 +366,15 @@ def expire_day(state: SiteState) -> list[Event]:
     end = day_end(state.site, state.day)
     return [
         Event(
-            type=ev.TICKET_EXPIRED,
-            site=state.site.id,
-            ts=max(end, t.last_ts) if t.last_ts is not None else end,
-            day=state.day,
-            ticket_id=t.id,
-            counter_id=t.counter,
-            service=t.service,
-            segment=t.segment,
-            data={"number": t.number, "state": t.state},
+            EventType.TICKET_EXPIRED,
+            state.site.id,
+            max(end, t.last_ts) if t.last_ts is not None else end,
+            state.day,
+            t.id,
+            t.counter,
+            t.service,
+            t.segment,
+            EVENTS[EventType.TICKET_EXPIRED].data(number=t.number, state=t.state),
         )
         for t in state.open_tickets()
     ]

@@ -1,6 +1,6 @@
-"""The domain's one exception tree. Each error carries a stable `code` clients can rely on.
-
-The web layer maps the branches to HTTP statuses: NotFound 404, Conflict 409, Invalid 400.
+"""The domain's branch of Antrian's exception tree (`queue_service.errors`). Each error
+carries a stable `code` clients can rely on and the HTTP `status` the API answers it with:
+Invalid 400, NotFound 404, Conflict 409.
 """
 
 from __future__ import annotations
@@ -8,24 +8,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from queue_service.errors import AntrianError
 
-class DomainError(Exception):
+
+class DomainError(AntrianError):
+    """A command the domain refuses."""
+
     code = "domain_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+    status = 400
 
 
 class Invalid(DomainError):
     """The command itself is malformed (bad value), whatever the state."""
 
     code = "invalid_command"
+    status = 400
 
 
 class NotFound(DomainError):
     code = "not_found"
+    status = 404
 
 
 class UnknownSite(NotFound):
@@ -48,6 +50,7 @@ class Conflict(DomainError):
     """The command is well-formed but the current state does not allow it."""
 
     code = "conflict"
+    status = 409
 
 
 class InvalidTransition(Conflict):

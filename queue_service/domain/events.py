@@ -1,4 +1,11 @@
-"""Ticket and counter events: the only thing ever stored, and the only way state changes."""
+"""Ticket and counter events: the only thing ever stored, and the only way state changes.
+
+Each event type's data (`Event.data`, stored as a JSON object) is declared once, in
+`EVENTS`: its fields with their Python types and defaults, and which of them the state's
+handler reads. Everything else is derived from that table: the data commands put in an
+event (`EventSpec.data`), the columns start-up replay extracts in SQL (the store's range
+query), and the row a handler is applied to (`replay_row`).
+"""
 
 from __future__ import annotations
 
@@ -7,35 +14,110 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-TICKET_ISSUED = "ticket_issued"
-TICKET_CALLED = "ticket_called"
-TICKET_RECALLED = "ticket_recalled"
-TICKET_STARTED = "ticket_started"
-TICKET_FINISHED = "ticket_finished"
-TICKET_NO_SHOW = "ticket_no_show"
-TICKET_TRANSFERRED = "ticket_transferred"
-TICKET_CANCELLED = "ticket_cancelled"
-# Closes a ticket still waiting or held when its service day ended (at local midnight).
-TICKET_EXPIRED = "ticket_expired"
-COUNTER_OPENED = "counter_opened"
-COUNTER_PAUSED = "counter_paused"
-COUNTER_CLOSED = "counter_closed"
+from queue_service.domain.vocab import EventType, FinishOutcome, Priority, Source, TicketStatus
 
-TICKET_EVENTS = frozenset(
-    {
-        TICKET_ISSUED,
-        TICKET_CALLED,
-        TICKET_RECALLED,
-        TICKET_STARTED,
-        TICKET_FINISHED,
-        TICKET_NO_SHOW,
-        TICKET_TRANSFERRED,
-        TICKET_CANCELLED,
-        TICKET_EXPIRED,
-    }
-)
-COUNTER_EVENTS = frozenset({COUNTER_OPENED, COUNTER_PAUSED, COUNTER_CLOSED})
-ALL_EVENTS = TICKET_EVENTS | COUNTER_EVENTS
+
+@dataclass(frozen=True, slots=True)
+class PayloadField:
+    """One field of an event type's data."""
+
+    key: str  # the JSON key in the stored data, and the command's keyword for it
+    type: type  # the value's type (a vocabulary word's enum, str, int or float)
+    replayed: bool = False  # the state's handler reads it (start-up replay extracts it)
+    default: Any = None  # the value when the stored data leaves it out
+    optional: bool = False  # may be left out of the data (None values are not stored)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """An event type's data and what its state handler reads of the event."""
+
+    type: EventType
+    fields: tuple[PayloadField, ...] = ()
+    reads_counter: bool = False  # the handler reads `Event.counter_id`
+    reads_service: bool = False  # the handler reads `Event.service` (others: the ticket's)
+
+    @property
+    def replayed(self) -> tuple[PayloadField, ...]:
+        """The fields the handler reads, in the order of their replay row columns."""
+        return tuple(f for f in self.fields if f.replayed)
+
+    def column(self, key: str) -> int:
+        """Where the handler finds field `key` in a replay row (see `replay_row`)."""
+        for i, f in enumerate(self.replayed):
+            if f.key == key:
+                return PAYLOAD_AT + i
+        raise KeyError(f"{self.type} replays no field {key!r}")
+
+    def data(self, **values: Any) -> dict[str, Any]:
+        """The data of an event of this type: the given fields, None values left out.
+        Every field not optional must be given; no other may be."""
+        keys = {f.key for f in self.fields}
+        unknown = values.keys() - keys
+        if unknown:
+            raise TypeError(f"{self.type} has no field {', '.join(sorted(unknown))}")
+        out = {k: v for k, v in values.items() if v is not None}
+        missing = [f.key for f in self.fields if not f.optional and f.key not in out]
+        if missing:
+            raise TypeError(f"{self.type} needs {', '.join(missing)}")
+        return out
+
+
+# Every ticket event names the ticket's number: the stream's clients show it.
+_NUMBER = PayloadField("number", str)
+
+EVENTS: Mapping[EventType, EventSpec] = {
+    spec.type: spec
+    for spec in (
+        EventSpec(
+            EventType.TICKET_ISSUED,
+            (
+                PayloadField("number", str, replayed=True),
+                PayloadField("seq", int, replayed=True),  # the number's place in its service
+                PayloadField("priority", Priority, replayed=True, optional=True),
+                PayloadField("source", Source, replayed=True, default=Source.KIOSK),
+                # The wait the citizen was told at issue, seconds (none: no estimate then).
+                PayloadField("estimated_wait_seconds", float, replayed=True, optional=True),
+            ),
+            reads_service=True,
+        ),
+        EventSpec(EventType.TICKET_CALLED, (_NUMBER,), reads_counter=True),
+        EventSpec(EventType.TICKET_RECALLED, (_NUMBER, PayloadField("calls", int))),
+        EventSpec(EventType.TICKET_STARTED, (_NUMBER,)),
+        EventSpec(
+            EventType.TICKET_FINISHED,
+            (_NUMBER, PayloadField("outcome", FinishOutcome, replayed=True)),
+            reads_counter=True,
+        ),
+        EventSpec(EventType.TICKET_NO_SHOW, (_NUMBER,), reads_counter=True),
+        EventSpec(
+            EventType.TICKET_TRANSFERRED,
+            (_NUMBER, PayloadField("to_service", str, replayed=True)),
+            reads_counter=True,
+        ),
+        EventSpec(EventType.TICKET_CANCELLED, (_NUMBER, PayloadField("reason", str))),
+        # `state`: where the ticket was when its day ended (waiting, called or serving).
+        EventSpec(
+            EventType.TICKET_EXPIRED,
+            (_NUMBER, PayloadField("state", TicketStatus)),
+        ),
+        EventSpec(EventType.COUNTER_OPENED, reads_counter=True),
+        EventSpec(
+            EventType.COUNTER_PAUSED,
+            (PayloadField("reason", str, replayed=True, optional=True),),
+            reads_counter=True,
+        ),
+        EventSpec(EventType.COUNTER_CLOSED, reads_counter=True),
+    )
+}
+
+# A replay row: what a state handler is applied to. The envelope by position, then the
+# fields the type's handler reads (`EventSpec.replayed`), from `PAYLOAD_AT` on; columns a
+# type does not use are None (or absent at the end). The store's range query selects
+# exactly this; `replay_row` makes it of an `Event`.
+ROW_SEQ, ROW_SITE, ROW_TYPE, ROW_TS, ROW_TICKET, ROW_COUNTER, ROW_SERVICE = range(7)
+PAYLOAD_AT = 7
+ROW_WIDTH = PAYLOAD_AT + max(len(spec.replayed) for spec in EVENTS.values())
 
 
 @dataclass(slots=True)
@@ -49,9 +131,10 @@ class Event:
     `service` and `segment` locate a ticket event in its visit: a ticket transferred to
     another service starts a new segment, and the transfer event closes the old one.
     `seq` is the store's global, gap-free-per-process order, assigned at commit.
+    `data` is the type's fields as declared in `EVENTS` (the stored JSON object).
     """
 
-    type: str
+    type: EventType
     site: str
     ts: datetime
     day: date
@@ -72,3 +155,27 @@ class Event:
         if self.service is not None:
             out["service"] = self.service
         return out
+
+
+# What `replay_row` takes of each type's events: whether the counter and the service, and
+# the (key, default) of each field the handler reads (looked up once, not per event).
+_ROW_PARTS = {
+    t: (spec.reads_counter, spec.reads_service, tuple((f.key, f.default) for f in spec.replayed))
+    for t, spec in EVENTS.items()
+}
+
+
+def replay_row(e: Event) -> tuple[Any, ...]:
+    """The replay row of an event: what the store's range query reads of it once stored."""
+    counter, service, fields = _ROW_PARTS[e.type]
+    d = e.data
+    return (
+        e.seq,
+        e.site,
+        e.type,
+        e.ts,
+        e.ticket_id,
+        e.counter_id if counter else None,
+        e.service if service else None,
+        *[d.get(key, default) for key, default in fields],
+    )

@@ -13,17 +13,11 @@ from datetime import date, datetime, time, timedelta
 from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
-SURVEY_MODES = ("skm", "quick")
+from queue_service.domain.vocab import DeviceKind, Priority, PriorityPolicy
+
+# The configuration's words (priority policies and kinds, roles, survey modes, device kinds)
+# are the vocabulary's enums (domain/vocab.py).
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PRIORITY_POLICIES = ("strict", "interleave", "fifo")
-PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")
-ROLES = ("kiosk", "counter", "survey", "manager", "admin")
-# Roles bound to counters: "counter" acts at them; "survey" only offers the satisfaction
-# survey of their served visits (the tablet citizens touch: it must be able to do nothing
-# else).
-COUNTER_ROLES = ("counter", "survey")
-OUTCOMES = ("served", "incomplete", "referred")
-DEVICE_KINDS = ("dispenser", "keypad", "printer")
 PARITIES = ("N", "E", "O", "M", "S")
 
 
@@ -43,7 +37,7 @@ class Service:
     target_wait_minutes: int
     daily_quota: int | None = None
     cutoff: time | None = None  # "24:00" in the file is no cutoff: None
-    priority_policy: str = "strict"
+    priority_policy: PriorityPolicy = PriorityPolicy.STRICT
     # With policy "interleave": after this many priority calls in a row, one regular ticket.
     priority_interleave: int = 3
     # Average handle time assumed before today has any finished ticket (simple estimate).
@@ -142,13 +136,13 @@ class ButtonConfig:
     service: str
     prefix: str | None = None
     range: tuple[int, int] | None = None
-    priority: str | None = None
+    priority: Priority | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceConfig:
     id: str
-    kind: str  # dispenser | keypad | printer
+    kind: DeviceKind
     url: str  # pyserial URL: /dev/serial/by-id/..., socket://host:port, rfc2217://host:port
     serial: SerialSettings = SerialSettings()
     # Close the link when nothing valid arrived for this long (0: never); dispensers and

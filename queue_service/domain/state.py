@@ -1,7 +1,8 @@
 """A site's live state for one service day, changed only by applying events.
 
 Applying is deliberately lean (dict look-ups, no validation beyond consistency) because
-start-up replays a whole day of every site through it.
+start-up replays a whole day of every site through it: one handler per event type, for
+live events (`apply`) and start-up replay (`replay_rows`) alike.
 """
 
 from __future__ import annotations
@@ -12,44 +13,65 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
-from sys import intern
 from typing import Any
 
 from queue_service.domain import estimate as est
-from queue_service.domain import events as ev
-from queue_service.domain.events import Event
+from queue_service.domain.events import (
+    EVENTS,
+    ROW_COUNTER,
+    ROW_SEQ,
+    ROW_SERVICE,
+    ROW_TICKET,
+    ROW_TS,
+    ROW_TYPE,
+    Event,
+    replay_row,
+)
 from queue_service.domain.site import Service, Site
 from queue_service.domain.standard import over_target
 from queue_service.domain.totals import SiteTotals
-
-WAITING, CALLED, SERVING, DONE, NO_SHOW, CANCELLED, EXPIRED = (
-    "waiting",
-    "called",
-    "serving",
-    "done",
-    "no_show",
-    "cancelled",
-    "expired",
+from queue_service.domain.vocab import (
+    CLOSED,
+    CounterStatus,
+    EventType,
+    FinishOutcome,
+    Outcome,
+    Priority,
+    PriorityPolicy,
+    Source,
+    TicketStatus,
 )
-# A stored event as start-up replay reads it: an asyncpg Record (or any tuple) laid out as
-# `event_store.REPLAY_ROW` says, indexed by position.
-ReplayRow = Any
+from queue_service.errors import AntrianError
 
-HELD_STATES = frozenset({CALLED, SERVING})
-CLOSED_STATES = frozenset({DONE, NO_SHOW, CANCELLED, EXPIRED})
+# An event as a handler reads it (`events.replay_row`): a tuple, or the asyncpg Record the
+# store's range query returns, indexed by position.
+Row = Any
 
-COUNTER_CLOSED, COUNTER_OPEN, COUNTER_PAUSED = "closed", "open", "paused"
-
-# The event types whose handler below reads `Event.data`. Start-up replay decodes the
-# stored JSON of these types only; the others are applied with empty data. Keep this in
-# step with the handlers (tests/test_perf_replay.py checks it over a generated day).
-DATA_READ_BY = frozenset(
-    {ev.TICKET_ISSUED, ev.TICKET_FINISHED, ev.TICKET_TRANSFERRED, ev.COUNTER_PAUSED}
+# Where the handlers find the data fields they read in a row (from the one declaration of
+# each event type's data, `events.EVENTS`).
+_NUMBER, _NUMBER_SEQ, _PRIORITY, _SOURCE, _ESTIMATE = (
+    EVENTS[EventType.TICKET_ISSUED].column(key)
+    for key in ("number", "seq", "priority", "source", "estimated_wait_seconds")
 )
+_OUTCOME = EVENTS[EventType.TICKET_FINISHED].column("outcome")
+_TO_SERVICE = EVENTS[EventType.TICKET_TRANSFERRED].column("to_service")
+_REASON = EVENTS[EventType.COUNTER_PAUSED].column("reason")
+
+# The words the handlers store, from the strings a row holds: each ticket holds the one
+# enum member, not a string of its own. (The handlers read members from these constants
+# too: an attribute of an Enum class costs ~100 ns in Python 3.11, a global ~5 ns.)
+_PRIORITIES: dict[str, Priority] = {p: p for p in Priority}
+_SOURCES: dict[str, Source] = {s: s for s in Source}
+_OUTCOMES: dict[str, Outcome] = {o: Outcome(o) for o in FinishOutcome}
+_WAITING, _CALLED, _SERVING = TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING
+_DONE, _NO_SHOW, _CANCELLED = TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED
+_EXPIRED, _OPEN = TicketStatus.EXPIRED, CounterStatus.OPEN
 
 
-class ReplayError(Exception):
+class ReplayError(AntrianError):
     """A stored event does not fit the state it is applied to (corrupt or foreign log)."""
+
+    code = "replay_failed"
 
 
 @dataclass(slots=True)
@@ -58,12 +80,12 @@ class Ticket:
     service: str
     number: str
     seq: int
-    priority: str | None
-    source: str
+    priority: Priority | None
+    source: Source
     issued_at: datetime  # original issue time, kept across transfers
     queue_key: datetime  # position in the queue of its current service
     enqueued_at: datetime  # start of the current segment's wait
-    state: str = WAITING
+    state: TicketStatus = TicketStatus.WAITING
     segment: int = 0
     counter: str | None = None  # the counter holding it now
     last_counter: str | None = None  # the counter that called it last (kept after release)
@@ -72,7 +94,7 @@ class Ticket:
     last_called_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    outcome: str | None = None
+    outcome: Outcome | None = None
     last_ts: datetime | None = None
     # The estimated wait it was given at issue (`estimated_wait_seconds` of its
     # ticket_issued event), held to account when its first visit is called.
@@ -121,7 +143,7 @@ class ServiceQueue:
         yield from self.regular.values()
 
     def uses_priority(self) -> bool:
-        return self.service.priority_policy != "fifo"
+        return self.service.priority_policy != PriorityPolicy.FIFO
 
     def call_order(self) -> list[Ticket]:
         """The waiting tickets in the order repeated call-next hands them out.
@@ -136,7 +158,7 @@ class ServiceQueue:
         if not self.uses_priority():
             return sorted([*self.priority.values(), *regular], key=_sort_key)
         priority = sorted(self.priority.values(), key=_sort_key)
-        if self.service.priority_policy != "interleave" or not regular:
+        if self.service.priority_policy != PriorityPolicy.INTERLEAVE or not regular:
             return priority + regular
         limit, streak = self.service.priority_interleave, self.priority_streak
         out: list[Ticket] = []
@@ -169,7 +191,7 @@ class ServiceQueue:
         """With both classes waiting, whether a regular ticket is called after `streak`
         priority calls in a row (the rule `call_order` applies at every step)."""
         return (
-            self.service.priority_policy == "interleave"
+            self.service.priority_policy == PriorityPolicy.INTERLEAVE
             and streak >= self.service.priority_interleave
         )
 
@@ -182,7 +204,7 @@ class ServiceQueue:
             return self._position(True, _before(self.priority.values(), ticket))
         return self._position(False, _before(self.regular.values(), ticket))
 
-    def ahead_of_new(self, priority: str | None) -> int:
+    def ahead_of_new(self, priority: Priority | None) -> int:
         """How many waiting tickets a ticket joining now (last of its class) would have
         before it."""
         if not self.uses_priority():
@@ -196,7 +218,7 @@ class ServiceQueue:
         before it (`joining`: one more ticket in that class than waits now)."""
         n_priority = len(self.priority) + (joining and is_priority)
         n_regular = len(self.regular) + (joining and not is_priority)
-        if self.service.priority_policy != "interleave":  # strict
+        if self.service.priority_policy != PriorityPolicy.INTERLEAVE:  # strict
             return rank if is_priority else n_priority + rank
         limit, streak = self.service.priority_interleave, self.priority_streak
         i = j = 0
@@ -280,7 +302,7 @@ _ticket_fields = attrgetter(*Ticket.__slots__)
 @dataclass(slots=True)
 class CounterState:
     id: str
-    state: str = COUNTER_CLOSED
+    state: CounterStatus = CounterStatus.CLOSED
     reason: str | None = None
     since: datetime | None = None  # when `state` was entered
     ticket_id: str | None = None  # the ticket it holds (called or serving)
@@ -320,19 +342,19 @@ class SiteState:
         # Called with the day and totals just before the state rolls to a later day (the
         # engine stores the totals through that day; set on committed states only).
         self.on_roll: Callable[[date, SiteTotals], None] | None = None
-        self._apply: dict[str, Callable[[Event], None]] = {
-            ev.TICKET_ISSUED: self._issued,
-            ev.TICKET_CALLED: self._called,
-            ev.TICKET_RECALLED: self._recalled,
-            ev.TICKET_STARTED: self._started,
-            ev.TICKET_FINISHED: self._finished,
-            ev.TICKET_NO_SHOW: self._no_show,
-            ev.TICKET_TRANSFERRED: self._transferred,
-            ev.TICKET_CANCELLED: self._cancelled,
-            ev.TICKET_EXPIRED: self._expired,
-            ev.COUNTER_OPENED: self._counter_opened,
-            ev.COUNTER_PAUSED: self._counter_paused,
-            ev.COUNTER_CLOSED: self._counter_closed,
+        self._apply: dict[str, Callable[[Row], None]] = {
+            EventType.TICKET_ISSUED: self._issued,
+            EventType.TICKET_CALLED: self._called,
+            EventType.TICKET_RECALLED: self._recalled,
+            EventType.TICKET_STARTED: self._started,
+            EventType.TICKET_FINISHED: self._finished,
+            EventType.TICKET_NO_SHOW: self._no_show,
+            EventType.TICKET_TRANSFERRED: self._transferred,
+            EventType.TICKET_CANCELLED: self._cancelled,
+            EventType.TICKET_EXPIRED: self._expired,
+            EventType.COUNTER_OPENED: self._counter_opened,
+            EventType.COUNTER_PAUSED: self._counter_paused,
+            EventType.COUNTER_CLOSED: self._counter_closed,
         }
 
     def roll_to(self, day: date) -> None:
@@ -349,6 +371,7 @@ class SiteState:
         self.on_roll = on_roll
 
     def apply(self, event: Event) -> None:
+        """Apply one event of this site: live, as committed (or decided on a working copy)."""
         if event.day != self.day:
             if self.day is not None and event.day < self.day:
                 # A late commit from a day already rolled over: stored, but no longer live.
@@ -358,14 +381,34 @@ class SiteState:
             handler = self._apply[event.type]
         except KeyError:
             raise ReplayError(f"unknown event type {event.type!r}") from None
-        handler(event)
+        handler(replay_row(event))
         self.last_ts = event.ts
         if event.seq:
             self.last_seq = event.seq
 
+    def replay_rows(self, rows: Iterable[Row]) -> int:
+        """Apply stored events of this state's day given as rows, in seq order (start-up
+        replay: the rows of the store's range query, see `events.replay_row`), through the
+        handlers `apply` uses. Returns the number of rows applied."""
+        handlers = self._apply
+        n = 0
+        last: Row | None = None
+        for last in rows:
+            try:
+                handler = handlers[last[ROW_TYPE]]
+            except KeyError:
+                raise ReplayError(f"unknown event type {last[ROW_TYPE]!r}") from None
+            handler(last)
+            n += 1
+        if last is not None:
+            self.last_ts = last[ROW_TS]
+            if last[ROW_SEQ]:
+                self.last_seq = last[ROW_SEQ]
+        return n
+
     def open_tickets(self) -> list[Ticket]:
         """Tickets of the day not closed yet: waiting, called or being served."""
-        return [t for t in self.tickets.values() if t.state not in CLOSED_STATES]
+        return [t for t in self.tickets.values() if t.state not in CLOSED]
 
     def idle_queue_check(self, counter_id: str, ts: datetime) -> None:
         """Start or end the counter's interval of idleness while a queue waits, after an
@@ -373,7 +416,7 @@ class SiteState:
         open, holding nothing, and one of its services has tickets waiting."""
         c = self.counters[counter_id]
         idle = (
-            c.state == COUNTER_OPEN
+            c.state == CounterStatus.OPEN
             and c.ticket_id is None
             and any(len(self.queues[s]) for s in self.site.counters[counter_id].services)
         )
@@ -416,7 +459,7 @@ class SiteState:
         for t in self.tickets.values():
             copy = Ticket(*_ticket_fields(t))
             other.tickets[copy.id] = copy
-            if copy.state == WAITING:
+            if copy.state == TicketStatus.WAITING:
                 other.queues[copy.service].add(copy)
         for code, q in self.queues.items():
             oq = other.queues[code]
@@ -446,395 +489,13 @@ class SiteState:
             other.counters[cid] = CounterState(*_counter_fields(c))
         return other
 
-    # -- start-up replay fast path -------------------------------------------------------
-
-    def replay_rows(self, rows: Iterable[ReplayRow]) -> int:
-        """Apply stored events of this state's day given as rows (start-up replay only).
-
-        A row is `(seq, site, type, ts, ticket_id, counter_id, service, text, number_seq,
-        priority, source[, estimate])` (see `REPLAY_ROW` in the store): `text` is the one
-        data field the type's handler reads (the ticket number of an issue, the outcome of a
-        finish, the target service of a transfer, the reason of a pause); the last four are
-        read by issues only (`estimate`, the issued event's `estimated_wait_seconds`, may be
-        left out of the row: the ticket then keeps none); `counter_id` and `service` may be
-        None where the handler does not read them. Rows must be of `self.day`, in seq order.
-        The result is exactly the state `apply` builds from the same events
-        (tests/test_perf_replay.py holds it to that), reached without building an `Event` or
-        decoding JSON: the handlers are closures over this state's dicts, with the totals'
-        histograms observed inline.
-        Returns the number of rows applied.
-        """
-        tickets, queues, counters = self.tickets, self.queues, self.counters
-        totals = self.totals
-        targets = {code: q.service.target_wait_seconds for code, q in queues.items()}
-        if totals is not None:
-            t_issued, t_called, t_within = totals.issued, totals.called, totals.called_within
-            t_recalled, t_closed = totals.recalled, totals.closed
-            t_wait, t_walk, t_service = totals.wait, totals.walk, totals.service
-            t_counter_served, t_counter_busy = totals.counter_served, totals.counter_busy
-            t_est_error, t_under, t_over = (
-                totals.estimate_error,
-                totals.estimate_under,
-                totals.estimate_over,
-            )
-        counter_services = {cid: cfg.services for cid, cfg in self.site.counters.items()}
-        # Rare (a queue emptied or filled, a counter's state changed): the methods `apply`
-        # calls, which bump totals.version themselves.
-        idle_check = self.idle_queue_check
-        filled_or_emptied = self._queue_filled_or_emptied
-        version = 0  # added to totals.version at the end (the same sum `apply` reaches)
-
-        # The look-ups of `_ticket` and `_counter` are written out in each handler below
-        # (a call per event less); these make their errors.
-        def unknown_ticket(r: ReplayRow) -> ReplayError:
-            return ReplayError(f"event {r[0]} names unknown ticket")
-
-        def unknown_counter(r: ReplayRow) -> ReplayError:
-            return ReplayError(f"event {r[0]} names unknown counter")
-
-        def issued(r: ReplayRow) -> None:
-            nonlocal version
-            ts, tid, svc, prio = r[3], r[4], r[6], r[9]
-            q = queues[svc]
-            n = r[8]
-            if prio is not None:
-                prio = intern(prio)
-            t = Ticket(
-                tid, q.service.code, r[7], n, prio, intern(r[10]), ts, ts, ts,
-                WAITING, 0, None, None, 0, None, None, None, None, None, ts,
-                r[11] if len(r) > 11 else None,
-            )  # fmt: skip
-            tickets[tid] = t
-            at = q.area_at  # _advance, written out
-            waiting = len(q.priority) + len(q.regular)
-            if waiting and at is not None and ts > at:
-                seconds = (ts - at).total_seconds()
-                q.wait_area += waiting * seconds
-                if q.open_now:
-                    q.busy_area += q.open_now * seconds
-            q.area_at = ts
-            if prio is not None:
-                q.priority[tid] = t
-            else:
-                q.regular[tid] = t
-            if n > q.issued:
-                q.issued = n
-            if not waiting:  # the queue was empty
-                filled_or_emptied(svc, ts)
-            if totals is not None:
-                version += 1
-                t_issued[svc] += 1
-
-        def called(r: ReplayRow) -> None:
-            nonlocal version
-            try:
-                t = tickets[r[4]]
-            except KeyError:
-                raise unknown_ticket(r) from None
-            t.last_ts = r[3]
-            try:
-                c = counters[r[5]]
-            except KeyError:
-                raise unknown_counter(r) from None
-            ts, svc, tid = r[3], t.service, t.id
-            q = queues[svc]
-            at = q.area_at  # _advance, written out (the queue holds this ticket: not empty)
-            if at is not None and ts > at:
-                seconds = (ts - at).total_seconds()
-                q.wait_area += (len(q.priority) + len(q.regular)) * seconds
-                if q.open_now:
-                    q.busy_area += q.open_now * seconds
-            q.area_at = ts
-            q.priority.pop(tid, None)
-            q.regular.pop(tid, None)
-            q.recent.append((ts, q.busy_area))
-            t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
-            t.first_called_at = t.last_called_at = t.announced_at = ts
-            q.called += 1
-            wait = (ts - t.enqueued_at).total_seconds()
-            within = wait <= targets[svc]
-            if within:
-                q.called_within += 1
-            if totals is not None:
-                version += 1
-                t_called[svc] += 1
-                t_within[svc] += within
-                h = t_wait[svc]
-                h.counts[bisect_left(h.bounds, wait)] += 1
-                h.sum += wait
-                h.count += 1
-                told = t.estimate
-                if told is not None and t.segment == 0:
-                    error = wait - told
-                    if error > 0:
-                        t_under[svc] += error
-                    else:
-                        t_over[svc] -= error
-                        error = -error
-                    h = t_est_error[svc]
-                    h.counts[bisect_left(h.bounds, error)] += 1
-                    h.sum += error
-                    h.count += 1
-            q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
-            c.ticket_id = tid
-            c.idle_since = None
-            if not (q.priority or q.regular):
-                filled_or_emptied(svc, ts)
-            elif c.idle_queue_since is not None:  # taking a ticket can only end it
-                idle_check(c.id, ts)
-
-        def recalled(r: ReplayRow) -> None:
-            nonlocal version
-            try:
-                t = tickets[r[4]]
-            except KeyError:
-                raise unknown_ticket(r) from None
-            t.last_ts = r[3]
-            t.calls += 1
-            t.last_called_at = t.announced_at = r[3]
-            if totals is not None:
-                version += 1
-                t_recalled[t.service] += 1
-
-        def started(r: ReplayRow) -> None:
-            nonlocal version
-            try:
-                t = tickets[r[4]]
-            except KeyError:
-                raise unknown_ticket(r) from None
-            t.last_ts = r[3]
-            ts = r[3]
-            t.state = SERVING
-            t.started_at = ts
-            if totals is not None and t.last_called_at is not None:
-                version += 1
-                walk = (ts - t.last_called_at).total_seconds()
-                h = t_walk[t.service]
-                h.counts[bisect_left(h.bounds, walk)] += 1
-                h.sum += walk
-                h.count += 1
-
-        def release(t: Ticket, r: ReplayRow, served: bool) -> None:
-            nonlocal version
-            try:
-                c = counters[r[5]]
-            except KeyError:
-                raise unknown_counter(r) from None
-            ts = r[3]
-            q = queues[t.service]
-            first = t.first_called_at
-            if first is not None:
-                q.handled += 1
-                q.handled_seconds += (ts - first).total_seconds()
-            if served:
-                begin = t.started_at or t.last_called_at
-                assert begin is not None
-                seconds = (ts - begin).total_seconds()
-                svc = t.service
-                q.finished += 1
-                q.service_seconds += seconds
-                c.served += 1
-                c.busy_seconds += seconds
-                if totals is not None:
-                    version += 1
-                    h = t_service[svc]
-                    h.counts[bisect_left(h.bounds, seconds)] += 1
-                    h.sum += seconds
-                    h.count += 1
-                    if t.started_at is None:  # the counter did not use "start": no walk
-                        h = t_walk[svc]
-                        h.counts[bisect_left(h.bounds, 0.0)] += 1
-                        h.sum += 0.0
-                        h.count += 1
-                    t_counter_served[c.id] += 1
-                    t_counter_busy[c.id] += seconds
-            c.ticket_id = None
-            if c.state == COUNTER_OPEN:
-                c.idle_since = ts
-                # idle_queue_check, written out for the common case: a counter set free
-                # only starts an interval (none is open while it holds a ticket).
-                for code in counter_services[c.id]:
-                    w = queues[code]
-                    if w.priority or w.regular:
-                        c.idle_queue_since = ts
-                        break
-            else:
-                c.idle_since = None
-
-        def finished(r: ReplayRow) -> None:
-            nonlocal version
-            try:
-                t = tickets[r[4]]
-            except KeyError:
-                raise unknown_ticket(r) from None
-            t.last_ts = r[3]
-            release(t, r, True)
-            outcome = intern(r[7])
-            if totals is not None:
-                version += 1
-                t_closed[(t.service, outcome or "served")] += 1
-            t.state, t.outcome, t.finished_at, t.counter = DONE, outcome, r[3], None
-
-        def no_show(r: ReplayRow) -> None:
-            nonlocal version
-            try:
-                t = tickets[r[4]]
-            except KeyError:
-                raise unknown_ticket(r) from None
-            t.last_ts = r[3]
-            release(t, r, False)
-            queues[t.service].no_shows += 1
-            if totals is not None:
-                version += 1
-                t_closed[(t.service, "no_show")] += 1
-            t.state, t.outcome, t.finished_at, t.counter = NO_SHOW, "no_show", r[3], None
-
-        def transferred(r: ReplayRow) -> None:
-            nonlocal version
-            try:
-                t = tickets[r[4]]
-            except KeyError:
-                raise unknown_ticket(r) from None
-            t.last_ts = r[3]
-            release(t, r, True)
-            if totals is not None:
-                version += 1
-                t_closed[(t.service, "transferred")] += 1
-            to = queues[r[7]].service.code
-            t.service, t.segment = to, t.segment + 1
-            t.state, t.counter, t.calls = WAITING, None, 0
-            t.first_called_at = t.last_called_at = t.started_at = None
-            t.enqueued_at = r[3]
-            t.queue_key = t.issued_at  # keeps its place by original issue time
-            _advance(queues[to], r[3])
-            queues[to].add(t)
-            if len(queues[to]) == 1:
-                filled_or_emptied(to, r[3])
-
-        def cancelled(r: ReplayRow) -> None:
-            nonlocal version
-            try:
-                t = tickets[r[4]]
-            except KeyError:
-                raise unknown_ticket(r) from None
-            t.last_ts = r[3]
-            q = queues[t.service]
-            _advance(q, r[3])
-            q.priority.pop(t.id, None)
-            q.regular.pop(t.id, None)
-            q.cancelled += 1
-            if totals is not None:
-                version += 1
-                t_closed[(t.service, "cancelled")] += 1
-            t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", r[3]
-            if not (q.priority or q.regular):
-                filled_or_emptied(t.service, r[3])
-
-        def expired(r: ReplayRow) -> None:
-            nonlocal version
-            try:
-                t = tickets[r[4]]
-            except KeyError:
-                raise unknown_ticket(r) from None
-            t.last_ts = ts = r[3]
-            q = queues[t.service]
-            if t.state == WAITING:
-                _advance(q, ts)
-                q.priority.pop(t.id, None)
-                q.regular.pop(t.id, None)
-                if not (q.priority or q.regular):
-                    filled_or_emptied(t.service, ts)
-            elif t.counter is not None:
-                c = counters[t.counter]
-                c.ticket_id = None
-                c.idle_since = ts if c.state == COUNTER_OPEN else None
-                idle_check(c.id, ts)
-            if totals is not None:
-                version += 1
-                t_closed[(t.service, "expired")] += 1
-            t.state, t.outcome, t.finished_at, t.counter = EXPIRED, "expired", ts, None
-
-        def staffing(c: CounterState, ts: datetime, now_open: bool) -> None:
-            if (c.state == COUNTER_OPEN) == now_open:
-                return
-            services = counter_services[c.id]
-            step = 1 if now_open else -1
-            share = step / len(services)
-            for code in services:
-                q = queues[code]
-                _advance(q, ts)
-                q.open_now += step
-                q.open_share += share
-
-        def counter_opened(r: ReplayRow) -> None:
-            try:
-                c = counters[r[5]]
-            except KeyError:
-                raise unknown_counter(r) from None
-            ts = r[3]
-            staffing(c, ts, True)
-            c.state, c.reason, c.since = COUNTER_OPEN, None, ts
-            c.idle_since = ts if c.ticket_id is None else None
-            idle_check(c.id, ts)
-
-        def counter_paused(r: ReplayRow) -> None:
-            try:
-                c = counters[r[5]]
-            except KeyError:
-                raise unknown_counter(r) from None
-            staffing(c, r[3], False)
-            c.state, c.reason, c.since, c.idle_since = COUNTER_PAUSED, r[7], r[3], None
-            idle_check(c.id, r[3])
-
-        def counter_closed(r: ReplayRow) -> None:
-            try:
-                c = counters[r[5]]
-            except KeyError:
-                raise unknown_counter(r) from None
-            staffing(c, r[3], False)
-            c.state, c.reason, c.since, c.idle_since = COUNTER_CLOSED, None, r[3], None
-            idle_check(c.id, r[3])
-
-        handlers: dict[str, Callable[[ReplayRow], None]] = {
-            ev.TICKET_ISSUED: issued,
-            ev.TICKET_CALLED: called,
-            ev.TICKET_RECALLED: recalled,
-            ev.TICKET_STARTED: started,
-            ev.TICKET_FINISHED: finished,
-            ev.TICKET_NO_SHOW: no_show,
-            ev.TICKET_TRANSFERRED: transferred,
-            ev.TICKET_CANCELLED: cancelled,
-            ev.TICKET_EXPIRED: expired,
-            ev.COUNTER_OPENED: counter_opened,
-            ev.COUNTER_PAUSED: counter_paused,
-            ev.COUNTER_CLOSED: counter_closed,
-        }
-        n = 0
-        last: ReplayRow | None = None
-        try:
-            for last in rows:
-                try:
-                    handler = handlers[last[2]]
-                except KeyError:
-                    raise ReplayError(f"unknown event type {last[2]!r}") from None
-                handler(last)
-                n += 1
-        finally:
-            if totals is not None:
-                totals.version += version
-        if last is not None:
-            self.last_ts = last[3]
-            if last[0]:
-                self.last_seq = last[0]
-        return n
-
     # -- queries -----------------------------------------------------------------------
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         return self.tickets.get(ticket_id)
 
     def people_ahead(self, ticket: Ticket) -> int:
-        if ticket.state != WAITING:
+        if ticket.state != TicketStatus.WAITING:
             return 0
         return self.queues[ticket.service].ahead_of(ticket)
 
@@ -856,7 +517,7 @@ class SiteState:
         return [
             c
             for c in self.counters.values()
-            if c.state == COUNTER_OPEN and service in self.site.counters[c.id].services
+            if c.state == CounterStatus.OPEN and service in self.site.counters[c.id].services
         ]
 
     def average_service_seconds(self, service: str) -> float:
@@ -865,7 +526,7 @@ class SiteState:
             return q.service_seconds / q.finished
         return q.service.default_service_minutes * 60
 
-    def ahead_of_new(self, service: str, priority: str | None) -> int:
+    def ahead_of_new(self, service: str, priority: Priority | None) -> int:
         """How many waiting tickets a ticket issued now would have before it."""
         return self.queues[service].ahead_of_new(priority)
 
@@ -888,120 +549,175 @@ class SiteState:
         return est.shipped(self, service, ahead, at, ticket)
 
     # -- event handlers ----------------------------------------------------------------
+    #
+    # One per event type, for live `apply` and start-up replay alike. Each takes a replay
+    # row (`events.replay_row`): `apply` makes the row of its event, `replay_rows` hands the
+    # store's rows on as they come, so replay builds no `Event` and decodes no JSON. They
+    # run a million times at start-up, hence the style: look-ups written out, the totals'
+    # histograms observed inline, enum members read from module constants.
 
-    def _ticket(self, event: Event) -> Ticket:
-        assert event.ticket_id is not None
+    def _ticket(self, r: Row) -> Ticket:
+        """The ticket the event names, stamped with its time (the rarer handlers; the
+        frequent ones write this out)."""
         try:
-            ticket = self.tickets[event.ticket_id]
+            t = self.tickets[r[ROW_TICKET]]
         except KeyError:
-            raise ReplayError(f"event {event.seq} names unknown ticket") from None
-        ticket.last_ts = event.ts
-        return ticket
+            raise _unknown_ticket(r) from None
+        t.last_ts = r[ROW_TS]
+        return t
 
-    def _counter(self, event: Event) -> CounterState:
-        assert event.counter_id is not None
+    def _counter(self, r: Row) -> CounterState:
         try:
-            return self.counters[event.counter_id]
+            return self.counters[r[ROW_COUNTER]]
         except KeyError:
-            raise ReplayError(f"event {event.seq} names unknown counter") from None
+            raise _unknown_counter(r) from None
 
-    def _closed(self, service: str, outcome: str) -> None:
-        if self.totals is not None:
-            self.totals.version += 1
-            self.totals.closed[(service, outcome)] += 1
+    def _issued(self, r: Row) -> None:
+        ts, tid, svc, number_seq = r[ROW_TS], r[ROW_TICKET], r[ROW_SERVICE], r[_NUMBER_SEQ]
+        try:
+            q = self.queues[svc]
+            priority = r[_PRIORITY]
+            if priority is not None:
+                priority = _PRIORITIES[priority]
+            source = _SOURCES[r[_SOURCE]]
+        except KeyError:
+            raise ReplayError(
+                f"event {r[ROW_SEQ]} names an unknown service, priority or source"
+            ) from None
+        # The service code is the configured string, shared by every ticket of the service.
+        t = Ticket(
+            tid, q.service.code, r[_NUMBER], number_seq, priority, source, ts, ts, ts,
+            _WAITING, 0, None, None, 0, None, None, None, None, None, ts, r[_ESTIMATE],
+        )  # fmt: skip
+        self.tickets[tid] = t
+        waiting = len(q.priority) + len(q.regular)
+        at = q.area_at  # _advance, written out
+        if waiting and at is not None and ts > at:
+            seconds = (ts - at).total_seconds()
+            q.wait_area += waiting * seconds
+            if q.open_now:
+                q.busy_area += q.open_now * seconds
+        q.area_at = ts
+        if priority is not None:
+            q.priority[tid] = t
+        else:
+            q.regular[tid] = t
+        if number_seq > q.issued:
+            q.issued = number_seq
+        if not waiting:  # the queue was empty
+            self._queue_filled_or_emptied(t.service, ts)
+        totals = self.totals
+        if totals is not None:
+            totals.version += 1
+            totals.issued[t.service] += 1
 
-    def _issued(self, e: Event) -> None:
-        assert e.ticket_id is not None
-        assert e.service is not None
-        d = e.data
-        q = self.queues[e.service]
-        priority = d.get("priority")
-        # Strings shared by many tickets are stored once (the configured code, interned
-        # names), not once per ticket as they came out of the database row.
-        ticket = Ticket(
-            e.ticket_id,
-            q.service.code,
-            d["number"],
-            d["seq"],
-            None if priority is None else intern(priority),
-            intern(d.get("source", "kiosk")),
-            e.ts,
-            e.ts,
-            e.ts,
-            last_ts=e.ts,
-            estimate=d.get("estimated_wait_seconds"),
-        )
-        self.tickets[ticket.id] = ticket
-        _advance(q, e.ts)
-        q.add(ticket)
-        q.issued = max(q.issued, ticket.seq)
-        if len(q) == 1:
-            self._queue_filled_or_emptied(q.service.code, e.ts)
-        if self.totals is not None:
-            self.totals.version += 1
-            self.totals.issued[e.service] += 1
-
-    def _called(self, e: Event) -> None:
-        t = self._ticket(e)
-        c = self._counter(e)
-        q = self.queues[t.service]
-        _advance(q, e.ts)
-        q.remove(t)
-        q.recent.append((e.ts, q.busy_area))
-        t.state, t.counter, t.last_counter, t.calls = CALLED, c.id, c.id, 1
-        t.first_called_at = t.last_called_at = t.announced_at = e.ts
+    def _called(self, r: Row) -> None:
+        ts = r[ROW_TS]
+        try:
+            t = self.tickets[r[ROW_TICKET]]
+        except KeyError:
+            raise _unknown_ticket(r) from None
+        t.last_ts = ts
+        try:
+            c = self.counters[r[ROW_COUNTER]]
+        except KeyError:
+            raise _unknown_counter(r) from None
+        svc, tid = t.service, t.id
+        q = self.queues[svc]
+        at = q.area_at  # _advance, written out (the queue holds this ticket: not empty)
+        if at is not None and ts > at:
+            seconds = (ts - at).total_seconds()
+            q.wait_area += (len(q.priority) + len(q.regular)) * seconds
+            if q.open_now:
+                q.busy_area += q.open_now * seconds
+        q.area_at = ts
+        q.priority.pop(tid, None)
+        q.regular.pop(tid, None)
+        q.recent.append((ts, q.busy_area))
+        t.state, t.counter, t.last_counter, t.calls = _CALLED, c.id, c.id, 1
+        t.first_called_at = t.last_called_at = t.announced_at = ts
         q.called += 1
-        wait = (e.ts - t.enqueued_at).total_seconds()
+        wait = (ts - t.enqueued_at).total_seconds()
         within = wait <= q.service.target_wait_seconds
         if within:
             q.called_within += 1
-        if self.totals is not None:
-            totals = self.totals
+        totals = self.totals
+        if totals is not None:
             totals.version += 1
-            totals.called[t.service] += 1
-            totals.called_within[t.service] += within
-            totals.wait[t.service].observe(wait)
-            if t.estimate is not None and t.segment == 0:
-                error = wait - t.estimate
-                totals.estimate_error[t.service].observe(abs(error))
+            totals.called[svc] += 1
+            totals.called_within[svc] += within
+            h = totals.wait[svc]
+            h.counts[bisect_left(h.bounds, wait)] += 1
+            h.sum += wait
+            h.count += 1
+            told = t.estimate
+            if told is not None and t.segment == 0:
+                error = wait - told
                 if error > 0:
-                    totals.estimate_under[t.service] += error
+                    totals.estimate_under[svc] += error
                 else:
-                    totals.estimate_over[t.service] -= error
+                    totals.estimate_over[svc] -= error
+                    error = -error
+                h = totals.estimate_error[svc]
+                h.counts[bisect_left(h.bounds, error)] += 1
+                h.sum += error
+                h.count += 1
         q.priority_streak = q.priority_streak + 1 if t.priority is not None else 0
-        c.ticket_id = t.id
+        c.ticket_id = tid
         c.idle_since = None
-        if len(q):
-            self.idle_queue_check(c.id, e.ts)
-        else:
-            self._queue_filled_or_emptied(t.service, e.ts)
+        if not (q.priority or q.regular):
+            self._queue_filled_or_emptied(svc, ts)
+        elif c.idle_queue_since is not None:  # taking a ticket can only end it
+            self.idle_queue_check(c.id, ts)
 
-    def _recalled(self, e: Event) -> None:
-        t = self._ticket(e)
+    def _recalled(self, r: Row) -> None:
+        t = self._ticket(r)
+        t.last_called_at = t.announced_at = r[ROW_TS]
         t.calls += 1
-        t.last_called_at = t.announced_at = e.ts
-        if self.totals is not None:
-            self.totals.version += 1
-            self.totals.recalled[t.service] += 1
+        totals = self.totals
+        if totals is not None:
+            totals.version += 1
+            totals.recalled[t.service] += 1
 
-    def _started(self, e: Event) -> None:
-        t = self._ticket(e)
-        t.state = SERVING
-        t.started_at = e.ts
-        if self.totals is not None and t.last_called_at is not None:
-            self.totals.version += 1
-            self.totals.walk[t.service].observe((e.ts - t.last_called_at).total_seconds())
+    def _started(self, r: Row) -> None:
+        ts = r[ROW_TS]
+        try:
+            t = self.tickets[r[ROW_TICKET]]
+        except KeyError:
+            raise _unknown_ticket(r) from None
+        t.last_ts = t.started_at = ts
+        t.state = _SERVING
+        totals = self.totals
+        if totals is not None and t.last_called_at is not None:
+            totals.version += 1
+            walk = (ts - t.last_called_at).total_seconds()
+            h = totals.walk[t.service]
+            h.counts[bisect_left(h.bounds, walk)] += 1
+            h.sum += walk
+            h.count += 1
 
-    def _release(self, t: Ticket, e: Event, *, served: bool) -> None:
-        c = self._counter(e)
+    def _release(self, r: Row, *, served: bool) -> Ticket:
+        """The ticket a counter lets go of (finished, transferred, no-show), its service
+        time counted when `served`; the counter free again."""
+        ts = r[ROW_TS]
+        try:
+            t = self.tickets[r[ROW_TICKET]]
+        except KeyError:
+            raise _unknown_ticket(r) from None
+        t.last_ts = ts
+        try:
+            c = self.counters[r[ROW_COUNTER]]
+        except KeyError:
+            raise _unknown_counter(r) from None
         q = self.queues[t.service]
-        if t.first_called_at is not None:
+        first = t.first_called_at
+        if first is not None:
             q.handled += 1
-            q.handled_seconds += (e.ts - t.first_called_at).total_seconds()
+            q.handled_seconds += (ts - first).total_seconds()
         if served:
             begin = t.started_at or t.last_called_at
             assert begin is not None
-            seconds = (e.ts - begin).total_seconds()
+            seconds = (ts - begin).total_seconds()
             q.finished += 1
             q.service_seconds += seconds
             c.served += 1
@@ -1009,98 +725,136 @@ class SiteState:
             totals = self.totals
             if totals is not None:
                 totals.version += 1
-                totals.service[t.service].observe(seconds)
+                h = totals.service[t.service]
+                h.counts[bisect_left(h.bounds, seconds)] += 1
+                h.sum += seconds
+                h.count += 1
                 if t.started_at is None:  # the counter did not use "start": no walk
-                    totals.walk[t.service].observe(0.0)
+                    h = totals.walk[t.service]
+                    h.counts[bisect_left(h.bounds, 0.0)] += 1
+                    h.count += 1
                 totals.counter_served[c.id] += 1
                 totals.counter_busy[c.id] += seconds
         c.ticket_id = None
-        c.idle_since = e.ts if c.state == COUNTER_OPEN else None
-        self.idle_queue_check(c.id, e.ts)
+        if c.state == _OPEN:
+            c.idle_since = ts
+            # idle_queue_check, written out for the common case: a counter set free only
+            # starts an interval (none is open while it holds a ticket).
+            if c.idle_queue_since is None:
+                queues = self.queues
+                for code in self.site.counters[c.id].services:
+                    w = queues[code]
+                    if w.priority or w.regular:
+                        c.idle_queue_since = ts
+                        break
+        else:
+            c.idle_since = None
+        return t
 
-    def _finished(self, e: Event) -> None:
-        t = self._ticket(e)
-        self._release(t, e, served=True)
-        t.state, t.outcome, t.finished_at, t.counter = DONE, intern(e.data["outcome"]), e.ts, None
-        self._closed(t.service, t.outcome or "served")
+    def _closed(self, service: str, outcome: Outcome) -> None:
+        totals = self.totals
+        if totals is not None:
+            totals.version += 1
+            totals.closed[(service, outcome)] += 1
 
-    def _no_show(self, e: Event) -> None:
-        t = self._ticket(e)
-        self._release(t, e, served=False)
+    def _finished(self, r: Row) -> None:
+        t = self._release(r, served=True)
+        try:
+            outcome = _OUTCOMES[r[_OUTCOME]]
+        except KeyError:
+            raise ReplayError(f"event {r[ROW_SEQ]} has an unknown outcome") from None
+        totals = self.totals
+        if totals is not None:  # _closed, written out
+            totals.version += 1
+            totals.closed[(t.service, outcome)] += 1
+        t.state, t.outcome, t.finished_at, t.counter = _DONE, outcome, r[ROW_TS], None
+
+    def _no_show(self, r: Row) -> None:
+        t = self._release(r, served=False)
         self.queues[t.service].no_shows += 1
-        self._closed(t.service, "no_show")
-        t.state, t.outcome, t.finished_at, t.counter = NO_SHOW, "no_show", e.ts, None
+        self._closed(t.service, Outcome.NO_SHOW)
+        t.state, t.outcome, t.finished_at, t.counter = _NO_SHOW, Outcome.NO_SHOW, r[ROW_TS], None
 
-    def _transferred(self, e: Event) -> None:
-        t = self._ticket(e)
-        self._release(t, e, served=True)
-        self._closed(t.service, "transferred")
-        to = self.queues[e.data["to_service"]].service.code
+    def _transferred(self, r: Row) -> None:
+        t = self._release(r, served=True)
+        self._closed(t.service, Outcome.TRANSFERRED)
+        ts = r[ROW_TS]
+        try:
+            q = self.queues[r[_TO_SERVICE]]
+        except KeyError:
+            raise ReplayError(f"event {r[ROW_SEQ]} names an unknown service") from None
+        to = q.service.code
         t.service, t.segment = to, t.segment + 1
-        t.state, t.counter, t.calls = WAITING, None, 0
+        t.state, t.counter, t.calls = _WAITING, None, 0
         t.first_called_at = t.last_called_at = t.started_at = None
-        t.enqueued_at = e.ts
+        t.enqueued_at = ts
         t.queue_key = t.issued_at  # keeps its place by original issue time
-        _advance(self.queues[to], e.ts)
-        self.queues[to].add(t)
-        if len(self.queues[to]) == 1:
-            self._queue_filled_or_emptied(to, e.ts)
+        _advance(q, ts)
+        q.add(t)
+        if len(q) == 1:
+            self._queue_filled_or_emptied(to, ts)
 
-    def _cancelled(self, e: Event) -> None:
-        t = self._ticket(e)
+    def _cancelled(self, r: Row) -> None:
+        ts = r[ROW_TS]
+        t = self._ticket(r)
         q = self.queues[t.service]
-        _advance(q, e.ts)
+        _advance(q, ts)
         q.remove(t)
         q.cancelled += 1
-        self._closed(t.service, "cancelled")
-        t.state, t.outcome, t.finished_at = CANCELLED, "cancelled", e.ts
+        self._closed(t.service, Outcome.CANCELLED)
+        t.state, t.outcome, t.finished_at = _CANCELLED, Outcome.CANCELLED, ts
         if not len(q):
-            self._queue_filled_or_emptied(t.service, e.ts)
+            self._queue_filled_or_emptied(t.service, ts)
 
-    def _expired(self, e: Event) -> None:
-        t = self._ticket(e)
+    def _expired(self, r: Row) -> None:
+        ts = r[ROW_TS]
+        t = self._ticket(r)
         q = self.queues[t.service]
-        if t.state == WAITING:
-            _advance(q, e.ts)
+        if t.state == _WAITING:
+            _advance(q, ts)
             q.remove(t)
             if not len(q):
-                self._queue_filled_or_emptied(t.service, e.ts)
+                self._queue_filled_or_emptied(t.service, ts)
         elif t.counter is not None:
             c = self.counters[t.counter]
             c.ticket_id = None
-            c.idle_since = e.ts if c.state == COUNTER_OPEN else None
-            self.idle_queue_check(c.id, e.ts)
-        self._closed(t.service, "expired")
-        t.state, t.outcome, t.finished_at, t.counter = EXPIRED, "expired", e.ts, None
+            c.idle_since = ts if c.state == _OPEN else None
+            self.idle_queue_check(c.id, ts)
+        self._closed(t.service, Outcome.EXPIRED)
+        t.state, t.outcome, t.finished_at, t.counter = _EXPIRED, Outcome.EXPIRED, ts, None
 
-    def _staffing(self, c: CounterState, ts: datetime, now_open: bool) -> None:
-        """Keep each of the counter's services' open count (the estimate's input) in step."""
-        if (c.state == COUNTER_OPEN) == now_open:
-            return
-        services = self.site.counters[c.id].services
-        step = 1 if now_open else -1
-        share = step / len(services)
-        for code in services:
-            q = self.queues[code]
-            _advance(q, ts)
-            q.open_now += step
-            q.open_share += share
+    def _counter_to(self, r: Row, state: CounterStatus, reason: str | None = None) -> None:
+        """A counter opened, paused or closed: its services' open counts (the estimate's
+        input) and its idleness kept in step."""
+        ts = r[ROW_TS]
+        c = self._counter(r)
+        now_open = state == _OPEN
+        if (c.state == _OPEN) != now_open:
+            services = self.site.counters[c.id].services
+            step = 1 if now_open else -1
+            share = step / len(services)
+            for code in services:
+                q = self.queues[code]
+                _advance(q, ts)
+                q.open_now += step
+                q.open_share += share
+        c.state, c.reason, c.since = state, reason, ts
+        c.idle_since = ts if now_open and c.ticket_id is None else None
+        self.idle_queue_check(c.id, ts)
 
-    def _counter_opened(self, e: Event) -> None:
-        c = self._counter(e)
-        self._staffing(c, e.ts, True)
-        c.state, c.reason, c.since = COUNTER_OPEN, None, e.ts
-        c.idle_since = e.ts if c.ticket_id is None else None
-        self.idle_queue_check(c.id, e.ts)
+    def _counter_opened(self, r: Row) -> None:
+        self._counter_to(r, _OPEN)
 
-    def _counter_paused(self, e: Event) -> None:
-        c = self._counter(e)
-        self._staffing(c, e.ts, False)
-        c.state, c.reason, c.since, c.idle_since = COUNTER_PAUSED, e.data.get("reason"), e.ts, None
-        self.idle_queue_check(c.id, e.ts)
+    def _counter_paused(self, r: Row) -> None:
+        self._counter_to(r, CounterStatus.PAUSED, r[_REASON])
 
-    def _counter_closed(self, e: Event) -> None:
-        c = self._counter(e)
-        self._staffing(c, e.ts, False)
-        c.state, c.reason, c.since, c.idle_since = COUNTER_CLOSED, None, e.ts, None
-        self.idle_queue_check(c.id, e.ts)
+    def _counter_closed(self, r: Row) -> None:
+        self._counter_to(r, CounterStatus.CLOSED)
+
+
+def _unknown_ticket(r: Row) -> ReplayError:
+    return ReplayError(f"event {r[ROW_SEQ]} names unknown ticket")
+
+
+def _unknown_counter(r: Row) -> ReplayError:
+    return ReplayError(f"event {r[ROW_SEQ]} names unknown counter")

@@ -13,20 +13,13 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from queue_service.domain.vocab import Outcome
+
 WAIT_BASE_BOUNDS = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800)
 WALK_BOUNDS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 SERVICE_BOUNDS = (60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 7200.0)
 # |actual wait - the estimate given at issue|; 300 s is the evaluation's "within 5 minutes".
 ESTIMATE_ERROR_BOUNDS = (120.0, 300.0, 600.0, 1800.0)
-CLOSED_OUTCOMES = (
-    "served",
-    "incomplete",
-    "referred",
-    "transferred",
-    "no_show",
-    "cancelled",
-    "expired",  # still waiting or held when the service day ended
-)
 
 
 def wait_bounds(targets_seconds: Iterable[int]) -> tuple[float, ...]:
@@ -91,7 +84,8 @@ class SiteTotals:
         self.called = dict.fromkeys(services, 0)
         self.called_within = dict.fromkeys(services, 0)
         self.recalled = dict.fromkeys(services, 0)
-        self.closed = {(s, o): 0 for s in services for o in CLOSED_OUTCOMES}
+        # Segments closed, by service and how they closed (`Outcome`).
+        self.closed = {(s, o): 0 for s in services for o in Outcome}
         self.wait = {s: Histogram(wait) for s in services}
         self.walk = {s: Histogram(WALK_BOUNDS) for s in services}
         self.service = {s: Histogram(SERVICE_BOUNDS) for s in services}

@@ -124,3 +124,10 @@ class DeviceKind(StrEnum):
     DISPENSER = "dispenser"
     KEYPAD = "keypad"
     PRINTER = "printer"
+
+
+# The lengths of the words and texts a request may carry, declared once: the commands, the
+# counter actions' body fields (domain/actions.py) and the API's schemas read them.
+MAX_REASON = 200  # a pause's reason, a cancellation's (cut to this), free text in general
+MAX_TICKET_ID = 64  # a ticket id (a capability: long and random)
+MAX_WORD = 24  # a service code, a priority, a source, an outcome

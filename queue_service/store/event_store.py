@@ -13,7 +13,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from queue_service.domain.events import Event
+from queue_service.domain.events import EVENTS, PAYLOAD_AT, ROW_WIDTH, Event, PayloadField
+from queue_service.domain.vocab import EventType
+from queue_service.errors import AntrianError
 from queue_service.store.db import connect
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,11 @@ _EVENT_COLUMNS = (
 _ANSWER_COLUMNS = "site_id, key, request_hash, status, response, last_seq, created_at"
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(AntrianError):
     """The database cannot be reached or refused the write; nothing was acknowledged."""
+
+    code = "database_unavailable"
+    status = 503
 
 
 # What a database that is down, unreachable, full or too slow raises through asyncpg.
@@ -45,8 +50,10 @@ def database_errors() -> Iterator[None]:
         raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
 
-class WriterLockHeld(Exception):
+class WriterLockHeld(AntrianError):
     """Another process is already the writer of this database."""
+
+    code = "writer_lock_held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,44 +80,56 @@ _DAY_BOUNDS = (
     " LATERAL (SELECT min(seq) AS lo, max(seq) AS hi FROM ticket_events e"
     "          WHERE e.site_id = d.site_id AND e.service_day = $2) AS b"
 )
+
+
+def _sql_type(f: PayloadField) -> str:
+    """The SQL type a data field is read as: a string, or a vocabulary word (an enum of
+    strings), is text."""
+    return {int: "int", float: "float8"}.get(f.type, "text")
+
+
+def _extract(f: PayloadField) -> str:
+    """SQL of one data field as its Python type reads it (its default where it is absent)."""
+    text = f"e.data->>'{f.key}'"
+    if f.default is not None:
+        text = f"coalesce({text}, '{f.default}')"
+    kind = _sql_type(f)
+    return text if kind == "text" else f"({text})::{kind}"
+
+
+def _when(types: list[EventType], then: str) -> str:
+    """`then` for rows of `types`, NULL for the others."""
+    if not types:
+        return "NULL"
+    listed = ", ".join(f"'{t}'" for t in types)
+    return f"CASE WHEN e.type IN ({listed}) THEN {then} END"
+
+
+def _payload_column(i: int) -> str:
+    """Column `PAYLOAD_AT + i` of a replay row: the i-th data field its type's handler reads."""
+    cases = [(t, spec.replayed[i]) for t, spec in EVENTS.items() if len(spec.replayed) > i]
+    if len({_sql_type(f) for _, f in cases}) != 1:
+        raise TypeError(f"replay row column {PAYLOAD_AT + i} would mix SQL types")
+    return "CASE e.type" + "".join(f" WHEN '{t}' THEN {_extract(f)}" for t, f in cases) + " END"
+
+
 # One seq range of that day: a forward read of the primary key (the heap in the order it
 # was written, not one random page per row), sorted by site in memory so that each site's
 # events arrive together (applying them site by site is much kinder to the CPU caches than
 # in global order; the "C" collation makes that sort bytewise, and the order of the sites
-# does not matter). No JSON reaches Python: the few data fields replay reads are extracted
-# here, as `SiteState.replay_rows` takes them (see REPLAY_ROW), and the counter and service
-# only of the types whose handler reads them (fewer strings to decode).
+# does not matter). No JSON reaches Python: the rows are laid out as the state's handlers
+# read them (`events.replay_row`), derived from the one declaration of each event type
+# (`events.EVENTS`): the data fields its handler reads extracted here, the counter and
+# service only of the types whose handler reads them (fewer strings to decode).
 _DAY_RANGE = (
-    "SELECT e.seq, e.site_id, e.type, e.ts, e.ticket_id,"
-    " CASE WHEN e.type NOT IN ('ticket_issued', 'ticket_recalled', 'ticket_started',"
-    "  'ticket_cancelled') THEN e.counter_id END,"
-    " CASE WHEN e.type = 'ticket_issued' THEN e.service END,"
-    " CASE e.type WHEN 'ticket_issued' THEN e.data->>'number'"
-    "  WHEN 'ticket_finished' THEN e.data->>'outcome'"
-    "  WHEN 'ticket_transferred' THEN e.data->>'to_service'"
-    "  WHEN 'counter_paused' THEN e.data->>'reason' END,"
-    " CASE WHEN e.type = 'ticket_issued' THEN (e.data->>'seq')::int END,"
-    " CASE WHEN e.type = 'ticket_issued' THEN e.data->>'priority' END,"
-    " CASE WHEN e.type = 'ticket_issued' THEN coalesce(e.data->>'source', 'kiosk') END,"
-    " CASE WHEN e.type = 'ticket_issued' THEN (e.data->>'estimated_wait_seconds')::float8 END"
-    " FROM ticket_events e"
+    "SELECT e.seq, e.site_id, e.type, e.ts, e.ticket_id, "  # noqa: S608 - from constants
+    + _when([t for t, spec in EVENTS.items() if spec.reads_counter], "e.counter_id")
+    + ", "
+    + _when([t for t, spec in EVENTS.items() if spec.reads_service], "e.service")
+    + "".join(f", {_payload_column(i)}" for i in range(ROW_WIDTH - PAYLOAD_AT))
+    + " FROM ticket_events e"
     " WHERE e.seq >= $1 AND e.seq < $2 AND e.service_day = $3 AND e.site_id = ANY($4::text[])"
     ' ORDER BY e.site_id COLLATE "C", e.seq'
-)
-# The columns of a `_DAY_RANGE` row, for readers (the row itself is an asyncpg Record).
-REPLAY_ROW = (
-    "seq",
-    "site",
-    "type",
-    "ts",
-    "ticket_id",
-    "counter_id",  # NULL for issued, recalled, started, cancelled (their handlers skip it)
-    "service",  # issued only (other handlers take the ticket's service)
-    "text",  # number (issued), outcome (finished), to_service (transferred), reason (paused)
-    "number_seq",  # issued: the ticket's number sequence in its service
-    "priority",  # issued
-    "source",  # issued ("kiosk" when not stored, as the handler defaults)
-    "estimate",  # issued: the estimated wait the ticket was given, seconds (or NULL)
 )
 # The sort of one range fits in memory; replay runs next to this process, on one core.
 _RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0"
@@ -133,7 +152,9 @@ _APPEND = (
 
 def _event_from_row(row: asyncpg.Record) -> Event:
     seq, site, day, type_, ts, ticket_id, counter_id, service, segment, data = row
-    return Event(type_, site, ts, day, ticket_id, counter_id, service, segment, data, seq)
+    return Event(
+        EventType(type_), site, ts, day, ticket_id, counter_id, service, segment, data, seq
+    )
 
 
 class EventStore:
@@ -344,13 +365,13 @@ class EventStore:
         chunk: int = REPLAY_CHUNK,
         batch: int = REPLAY_BATCH,
     ) -> AsyncIterator[list[asyncpg.Record]]:
-        """Every event of each site's given day as `_DAY_RANGE` rows (see REPLAY_ROW), in
+        """Every event of each site's given day as replay rows (`events.replay_row`), in
         lists of up to `batch` rows.
 
         Each site's rows come in seq order, and within a list each site's rows are
         contiguous (a seq range of `chunk` is read sorted by site, and the ranges follow in
         seq order); rows of different sites are not ordered. For start-up replay only
-        (`SiteState.replay_rows`): a row carries only the data fields replay reads.
+        (`SiteState.replay_rows`): a row carries only what the state's handlers read.
         Two ranges are read at once through cursors, each a few batches ahead, so
         PostgreSQL reads and sorts while this process decodes and applies, and only a few
         batches are ever held in memory.
