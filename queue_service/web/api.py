@@ -475,8 +475,7 @@ _ACTION_FIELDS = {
 def _counter_response(
     state: SiteState, events: list[Event], counter_id: str, now: datetime
 ) -> tuple[int, dict[str, Any]]:
-    snap = read_models.snapshot(state, now, with_tickets=False)
-    counter = next(c for c in snap["counters"] if c["id"] == counter_id)
+    counter = read_models.counter_view(state, counter_id, now)
     ticket_id = next((e.ticket_id for e in events if e.ticket_id), None)
     ticket = (
         read_models.ticket_status(state, state.tickets[ticket_id], now)

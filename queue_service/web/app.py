@@ -43,6 +43,7 @@ from devices.manager import DEVICES, DeviceManager
 from queue_service.config import AppConfig
 from queue_service.domain.clock import Clock, SystemClock
 from queue_service.engine import Engine
+from queue_service.errors import AntrianError
 from queue_service.exposition import Exposition, MetricSource, header
 from queue_service.reports.task import ReportsTask
 from queue_service.settings import Settings, describe_database_url
@@ -85,13 +86,11 @@ def backoff(attempt: int) -> float:
     return BACKOFF[min(attempt, len(BACKOFF)) - 1]
 
 
-class StartupFailed(Exception):
-    """The bring-up cannot succeed by waiting. `reason` is the code /readyz shows."""
+class StartupFailed(AntrianError):
+    """The bring-up cannot succeed by waiting. Its `code` is the reason /readyz shows
+    (`writer_lock_held`, `database_url_invalid`)."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+    code = "startup_failed"
 
 
 def explain(exc: BaseException, stage: str) -> tuple[str, str]:
@@ -270,7 +269,7 @@ class _BringUp:
                 if not self.retry or not isinstance(exc, Exception):
                     raise
                 if isinstance(exc, WriterLockHeld):
-                    raise StartupFailed("writer_lock_held", str(exc)) from exc
+                    raise StartupFailed(str(exc), code="writer_lock_held") from exc
                 if not isinstance(exc, _RETRIED):
                     raise
                 await self._pause(*explain(exc, self.startup.stage), where)
@@ -284,7 +283,7 @@ class _BringUp:
         try:
             probe = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
         except ValueError as exc:  # asyncpg: a URL it cannot use (options, say)
-            raise StartupFailed("database_url_invalid", f"DATABASE_URL: {exc}") from None
+            raise StartupFailed(f"DATABASE_URL: {exc}", code="database_url_invalid") from None
         await probe.close()
         async with asyncio.timeout(POOL_TIMEOUT):
             pool = await create_pool(dsn)
@@ -339,7 +338,7 @@ def _bring_up_ended(startup: Startup, task: asyncio.Task[None]) -> None:
         return
     exc = task.exception()
     if isinstance(exc, StartupFailed):
-        startup.failed(exc.reason, exc.message)
+        startup.failed(exc.code, exc.message)
         log.error("the service cannot start: %s", exc.message)
     else:
         startup.failed("startup_failed", f"unexpected error: {type(exc).__name__}")
