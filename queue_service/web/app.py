@@ -51,8 +51,8 @@ from queue_service.store.db import EmbeddedPostgres, create_pool
 from queue_service.store.event_store import DB_ERRORS, EventStore, StoreUnavailable, WriterLockHeld
 from queue_service.store.migrate import migrate
 from queue_service.stream import StreamHub
-from queue_service.web import api, pages, reports_api, scrape
-from queue_service.web.api import STARTUP, Startup, not_ready_gate
+from queue_service.web import reports_api
+from queue_service.web.api import STARTUP, Stage, Startup, not_ready_gate
 from queue_service.web.errors import error_middleware
 from queue_service.web.keys import (
     CLOCK,
@@ -61,10 +61,13 @@ from queue_service.web.keys import (
     EXPOSITION,
     HUB,
     KNOWN_SECRETS,
+    OPENAPI,
     SETTINGS,
     STORE,
     TOKENS,
 )
+from queue_service.web.openapi import encoded_document
+from queue_service.web.routes import add_routes
 from queue_service.web.security import LIMITER, RateLimiter, install_security_headers
 
 log = logging.getLogger(__name__)
@@ -194,7 +197,7 @@ class _BringUp:
             dsn = settings.database_url
             where = describe_database_url(dsn)
         engine, store = await self._database(dsn, where)
-        self.startup.step("devices", "starting the device links and the report task")
+        self.startup.step(Stage.DEVICES, "starting the device links and the report task")
         exposition = self.app[EXPOSITION]
         manager = DeviceManager(self.app[CONFIG], engine, self.app[HUB])
         _publish(self.app, DEVICES, manager)
@@ -236,7 +239,7 @@ class _BringUp:
         self.startup.attempt = 0
         while True:
             self.startup.attempt += 1
-            self.startup.step("database", "starting the embedded PostgreSQL")
+            self.startup.step(Stage.DATABASE, "starting the embedded PostgreSQL")
             starts.append(loop.run_in_executor(None, embedded.start))
             try:
                 dsn = await asyncio.shield(starts[-1])
@@ -279,7 +282,7 @@ class _BringUp:
 
     async def _open(self, dsn: str, resources: AsyncExitStack) -> tuple[Engine, EventStore]:
         app = self.app
-        self.startup.step("database", "connecting to the database")
+        self.startup.step(Stage.DATABASE, "connecting to the database")
         try:
             probe = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
         except ValueError as exc:  # asyncpg: a URL it cannot use (options, say)
@@ -288,14 +291,14 @@ class _BringUp:
         async with asyncio.timeout(POOL_TIMEOUT):
             pool = await create_pool(dsn)
         resources.push_async_callback(_close_pool, pool)
-        self.startup.step("migrate", "applying the database migrations")
+        self.startup.step(Stage.MIGRATE, "applying the database migrations")
         async with pool.acquire() as conn:
             applied = await migrate(conn)
         if applied:
             log.info("database migrated: %s", ", ".join(applied))
         store = EventStore(pool, dsn)
         resources.push_async_callback(store.close)
-        self.startup.step("replay", "taking the writer lock and replaying today's events")
+        self.startup.step(Stage.REPLAY, "taking the writer lock and replaying today's events")
         engine = Engine(app[CONFIG], store, app[CLOCK])
         resources.push_async_callback(engine.stop)  # also undoes a start that failed midway
         await engine.start()
@@ -408,9 +411,6 @@ def create_app(
         app[EXPOSITION] = cast(Exposition, StartupExposition(sources))
     app.cleanup_ctx.append(partial(_lifecycle, background=serve_while_starting, sources=sources))
     app.on_shutdown.append(_close_streams)
-    app.add_routes(api.routes)
-    app.add_routes(scrape.routes)
-    app.add_routes(reports_api.routes)
-    app.add_routes(pages.routes)
-    pages.add_static(app)
+    app[OPENAPI] = encoded_document()
+    add_routes(app)
     return app
