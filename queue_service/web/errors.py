@@ -63,23 +63,29 @@ def error_response(
     )
 
 
-# The three errors whose branches of issue 16 make them AntrianErrors (with their class
-# `status`, and StoreUnavailable's code and message): until those merge, their status, code
-# and message are read here. After the merge, delete `_NOT_YET_ANTRIAN`, `_legacy_status`,
-# and the `_legacy_status(exc)` call in `_answer`, and catch `AntrianError` alone.
+# The three errors that other branches of issue 16 make AntrianErrors (DomainError with a
+# class `status`; StoreUnavailable 503 `database_unavailable`; AnswerFailed 500
+# `answer_failed`): until those merge, their status, code, message and details are read
+# here. After the merge: delete `_NOT_YET_ANTRIAN`, `_DOMAIN_STATUS` and `_legacy_status`,
+# the `else` of `_answer` (its first branch stays, unconditioned), and catch `AntrianError`
+# alone in `error_middleware`.
 _NOT_YET_ANTRIAN = (domain.DomainError, StoreUnavailable, AnswerFailed)
 _DOMAIN_STATUS = ((domain.NotFound, 404), (domain.Conflict, 409), (domain.Invalid, 400))
-_UNAVAILABLE = "The database is unavailable; nothing was recorded. Retry shortly."
 
 
 def _legacy_status(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
     if isinstance(exc, StoreUnavailable):
-        return 503, "database_unavailable", _UNAVAILABLE, {}
+        return 503, "database_unavailable", str(exc), {}
     if isinstance(exc, AnswerFailed):
         return ANSWER_FAILED_STATUS, "answer_failed", str(exc), {}
     assert isinstance(exc, domain.DomainError)
     status = next((s for kind, s in _DOMAIN_STATUS if isinstance(exc, kind)), 400)
     return status, exc.code, exc.message, exc.details
+
+
+# A 503's own message may carry the database's words (its address, its error): the answer
+# says this instead.
+_PUBLIC_MESSAGES = {503: "The database is unavailable; nothing was recorded. Retry shortly."}
 
 
 def _answer(request: web.Request, exc: Exception) -> web.Response:
@@ -90,6 +96,7 @@ def _answer(request: web.Request, exc: Exception) -> web.Response:
         status, code, message, details = _legacy_status(exc)
     if isinstance(exc, AnswerFailed):  # logged with its traceback by the engine
         return web.Response(text=exc.text, status=status, content_type="application/json")
+    message = _PUBLIC_MESSAGES.get(status, message)
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}

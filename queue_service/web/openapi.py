@@ -301,15 +301,6 @@ def _object(
     return schema
 
 
-def _ok(
-    description: str, schema: dict[str, Any], example: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    media: dict[str, Any] = {"schema": schema}
-    if example is not None:
-        media["example"] = example
-    return {"description": description, "content": {_JSON: media}}
-
-
 def _code_list(codes: tuple[str, ...]) -> str:
     return ", ".join(f"`{code}`" for code in codes)
 
@@ -1517,7 +1508,6 @@ _MORE_ANSWERS: dict[str, dict[str, Any]] = {
         }
     }
 }
-_BODY_EXAMPLES: dict[str, dict[str, Any]] = {}
 
 
 def _stream_description() -> str:
