@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import Any
 
 from queue_service.domain import standard
-from queue_service.domain.state import HELD_STATES, WAITING, ServiceQueue, SiteState, Ticket
+from queue_service.domain.state import ServiceQueue, SiteState, Ticket
+from queue_service.domain.vocab import HELD, TicketStatus
 
 SECONDS_DIGITS = 1  # durations: 0.1 s
 SHARE_DIGITS = 4  # shares and ratios: 0.0001
@@ -59,7 +60,7 @@ def ticket_status(
     # Its index in the queue's call order, for the answer to the issue too: the ticket is
     # already in the queue, and under `interleave` priority tickets may come after it.
     ahead = state.people_ahead(ticket)
-    if ticket.state != WAITING:
+    if ticket.state != TicketStatus.WAITING:
         estimate = None
     elif just_issued:
         estimate = ticket.estimate
@@ -74,7 +75,7 @@ def ticket_status(
         for c in state.counters.values()
         if c.ticket_id is not None
         and (t := state.tickets[c.ticket_id]).service == ticket.service
-        and t.state in HELD_STATES
+        and t.state in HELD
     ]
     held.sort(key=_issue_order)
     held.sort(key=lambda t: t.last_called_at or now, reverse=True)
@@ -90,11 +91,11 @@ def ticket_status(
         "priority": ticket.priority,
         "state": ticket.state,
         "issued_at": _iso(ticket.issued_at),
-        "position": ahead + 1 if ticket.state == WAITING else None,
-        "people_ahead": ahead if ticket.state == WAITING else 0,
+        "position": ahead + 1 if ticket.state == TicketStatus.WAITING else None,
+        "people_ahead": ahead if ticket.state == TicketStatus.WAITING else 0,
         "estimated_wait_seconds": _round(estimate),
         "waited_seconds": _round((now - ticket.enqueued_at).total_seconds())
-        if ticket.state == WAITING
+        if ticket.state == TicketStatus.WAITING
         else None,
         "counter": ticket.counter,
         "counter_name": counter_name,
@@ -106,7 +107,9 @@ def ticket_status(
     }
 
 
-def _counter_view(state: SiteState, cid: str, now: datetime) -> dict[str, Any]:
+def counter_view(state: SiteState, cid: str, now: datetime) -> dict[str, Any]:
+    """One counter with its live state: an entry of the snapshot's `counters`, and the
+    `counter` of a counter action's answer (built alone: no whole-site snapshot)."""
     c = state.counters[cid]
     cfg = state.site.counters[cid]
     held = state.tickets[c.ticket_id] if c.ticket_id else None
@@ -275,7 +278,7 @@ def snapshot(
             _service_view(state, code, now, figures[code], with_tickets=with_tickets)
             for code in site.services
         ],
-        "counters": [_counter_view(state, cid, now) for cid in site.counters],
+        "counters": [counter_view(state, cid, now) for cid in site.counters],
         "devices": devices if devices is not None else [],
     }
 

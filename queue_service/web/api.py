@@ -1,4 +1,8 @@
-"""JSON API handlers under /api/v1: tickets, counter actions, snapshots and the stream."""
+"""JSON API handlers under /api/v1: tickets, counter actions, snapshots and the stream.
+
+Each handler is declared once in the route table (web/routes.py) with its body type, roles
+and limits: a handler of a route with roles runs after the role check (`auth.guarded`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
 from datetime import datetime
-from functools import partial
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -17,17 +20,18 @@ from aiohttp import web
 
 from devices.manager import DEVICES, NO_PRINTER
 from queue_service import read_models
-from queue_service.domain import commands, errors
-from queue_service.domain.events import TICKET_ISSUED, Event
+from queue_service.domain import commands
+from queue_service.domain.actions import CounterAction, counter_command
+from queue_service.domain.events import Event
 from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import EventType, Source
 from queue_service.stream import Notice, StreamHub, encode_events, format_sse
-from queue_service.web.auth import STAFF, TICKET_STAFF, principal, require
+from queue_service.web.auth import STAFF, TICKET_STAFF, authorize, principal
 from queue_service.web.errors import Handler, Malformed, TooLarge, error_response
-from queue_service.web.keys import CLOCK, ENGINE, HUB, SETTINGS
-from queue_service.web.openapi import openapi_document
+from queue_service.web.keys import CLOCK, ENGINE, HUB, OPENAPI, SETTINGS, TOKEN
+from queue_service.web.spec import ACTION_BODIES, CANCEL_TICKET, ISSUE_TICKET, Body
 
 log = logging.getLogger(__name__)
-routes = web.RouteTableDef()
 
 MAX_KEY_LENGTH = 128
 # Keys the service gives its own devices' commands (supervisor.py): a client may not use
@@ -43,13 +47,18 @@ KEEPALIVE_SECONDS = 15.0
 # -- request helpers -----------------------------------------------------------------
 
 
-async def read_json(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+async def read_body(request: web.Request, body_type: Body) -> dict[str, Any]:
+    """The request's body, of type `body_type`: a JSON object of its fields and no others,
+    each text field a string of at most its length, the required ones present (an empty
+    body is the empty object). Values are as sent: defaults are the reader's to apply."""
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"the body may be at most {limit} bytes", max_bytes=limit)
     raw = await request.read()
     if not raw.strip():
-        return {}
+        body: dict[str, Any] = {}
+        _check_fields(body, body_type)
+        return body
     try:
         # orjson takes UTF-8 only (RFC 8259) and refuses unpaired surrogates itself.
         body = orjson.loads(raw)
@@ -61,14 +70,7 @@ async def read_json(request: web.Request, allowed: set[str]) -> dict[str, Any]:
         # Only a \u escape can carry U+0000 (raw control bytes are not valid JSON text):
         # bodies without one need no walk.
         _check_storable_text(body)
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise Malformed(
-            f"unknown field(s): {', '.join(unknown)}",
-            code="unknown_field",
-            fields=unknown,
-            allowed=sorted(allowed),
-        )
+    _check_fields(body, body_type)
     return body
 
 
@@ -98,21 +100,30 @@ def _check_storable_text(body: dict[str, Any]) -> None:
                 )
 
 
-def field_str(
-    body: dict[str, Any], name: str, *, required: bool = False, max_length: int = 200
-) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise Malformed(f"field {name!r} is required", code="missing_field", field=name)
-        return None
-    if not isinstance(value, str):
-        raise Malformed(f"field {name!r} must be a string", code="invalid_field", field=name)
-    if len(value) > max_length:
+def _check_fields(body: dict[str, Any], body_type: Body) -> None:
+    allowed = body_type.names
+    unknown = sorted(set(body) - allowed)
+    if unknown:
         raise Malformed(
-            f"field {name!r} is longer than {max_length}", code="invalid_field", field=name
+            f"unknown field(s): {', '.join(unknown)}",
+            code="unknown_field",
+            fields=unknown,
+            allowed=sorted(allowed),
         )
-    return value
+    for field in body_type.fields:
+        name = field.name
+        value = body.get(name)
+        if value is None:  # absent or null
+            if field.required:
+                raise Malformed(f"field {name!r} is required", code="missing_field", field=name)
+        elif not isinstance(value, str):
+            raise Malformed(f"field {name!r} must be a string", code="invalid_field", field=name)
+        elif len(value) > field.max_length:
+            raise Malformed(
+                f"field {name!r} is longer than {field.max_length}",
+                code="invalid_field",
+                field=name,
+            )
 
 
 def idempotency(request: web.Request, body: dict[str, Any]) -> tuple[str | None, str]:
@@ -168,19 +179,32 @@ def _now(request: web.Request) -> datetime:
 # -- health ----------------------------------------------------------------------------
 
 
+class Stage(StrEnum):
+    """Where the bring-up is (/readyz's `stage`)."""
+
+    STARTING = "starting"
+    DATABASE = "database"
+    MIGRATE = "migrate"
+    REPLAY = "replay"
+    DEVICES = "devices"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPING = "stopping"
+
+
 class Startup:
     """Where the service's bring-up is (web/app.py runs it): for /readyz, the not-ready gate
     and the start-up /metrics. `reason` is a stable code, `detail` says it for people."""
 
     def __init__(self) -> None:
         self.started = False  # the bring-up finished: the engine and the rest are there
-        self.stage = "starting"  # database, migrate, replay, devices; then ready (or stopping)
+        self.stage = Stage.STARTING  # database, migrate, replay, devices; then ready
         self.reason = "starting"
         self.detail = "the service is starting"
         self.attempt = 0  # attempts to reach the database so far
         self.task: asyncio.Task[None] | None = None  # the bring-up (see web/app.py)
 
-    def step(self, stage: str, detail: str) -> None:
+    def step(self, stage: Stage, detail: str) -> None:
         """A step of the bring-up begins. After a failed attempt, its reason and detail stay
         (what keeps the service from being ready) while the next attempt runs."""
         self.stage = stage
@@ -196,19 +220,20 @@ class Startup:
         self.reason, self.detail = "starting", detail
 
     def done(self) -> None:
-        self.started, self.stage, self.reason, self.detail = True, "ready", "ready", "ready"
+        self.started, self.stage, self.reason, self.detail = True, Stage.READY, "ready", "ready"
 
     def failed(self, reason: str, detail: str) -> None:
         """The bring-up ended without success, for good (the command then stops)."""
-        self.stage, self.reason, self.detail = "failed", reason, detail
+        self.stage, self.reason, self.detail = Stage.FAILED, reason, detail
 
     def stopping(self) -> None:
-        self.stage, self.reason, self.detail = "stopping", "stopping", "the service is stopping"
+        self.stage, self.reason = Stage.STOPPING, "stopping"
+        self.detail = "the service is stopping"
 
     @property
     def ready(self) -> bool:
         """Started and not stopping (/readyz then checks the engine and the database)."""
-        return self.started and self.stage != "stopping"
+        return self.started and self.stage is not Stage.STOPPING
 
 
 STARTUP = web.AppKey("startup", Startup)
@@ -231,12 +256,10 @@ _NOT_READY = {
 }
 
 
-@routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     startup = request.app[STARTUP]
     if not startup.ready:
@@ -279,7 +302,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 # Served while the service starts: /healthz, /readyz, /metrics (what is known then), this
 # document, and the pages (files). Everything else under /api/v1 needs the engine.
-_SERVED_WHILE_STARTING = frozenset({"/api/v1/openapi.json"})
+SERVED_WHILE_STARTING = frozenset({"/api/v1/openapi.json"})
 
 
 @web.middleware
@@ -291,7 +314,7 @@ async def not_ready_gate(request: web.Request, handler: Handler) -> web.StreamRe
     if (
         startup.started  # from then on the engine answers, even while stopping
         or not request.path.startswith("/api/v1/")
-        or request.path in _SERVED_WHILE_STARTING
+        or request.path in SERVED_WHILE_STARTING
         or request.match_info.http_exception is not None  # 404 and 405 as ever
     ):
         return await handler(request)
@@ -304,13 +327,11 @@ async def not_ready_gate(request: web.Request, handler: Handler) -> web.StreamRe
     )
 
 
-@routes.get("/api/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return web.Response(body=request.app[OPENAPI], content_type="application/json", charset="utf-8")
 
 
-# -- tickets (issuing first: aiohttp tries the routes under /api/v1/sites in the order
-# they were added, and this is the busiest one) ----------------------------------
+# -- tickets ----------------------------------------------------------------------------
 
 
 def _ticket_response(
@@ -319,28 +340,26 @@ def _ticket_response(
     ticket_id = events[0].ticket_id
     assert ticket_id is not None
     body = read_models.ticket_status(
-        state, state.tickets[ticket_id], now, just_issued=events[0].type == TICKET_ISSUED
+        state, state.tickets[ticket_id], now, just_issued=events[0].type == EventType.TICKET_ISSUED
     )
     body["seq"] = events[-1].seq
     return status, body
 
 
-@routes.post("/api/v1/sites/{site}/tickets")
 async def issue_ticket(request: web.Request) -> web.Response:
     site_id = request.match_info["site"]
     engine = request.app[ENGINE]
-    engine.check_site(site_id)
-    token = require(request, ("kiosk", "manager", "admin"), site=site_id)
-    body = await read_json(request, {"service", "priority", "source"})
-    service = field_str(body, "service", required=True, max_length=24)
-    priority = field_str(body, "priority", max_length=24)
-    source = field_str(body, "source", max_length=24) or "kiosk"
+    token = request[TOKEN]
+    body = await read_body(request, ISSUE_TICKET)
+    service: str = body["service"]
+    priority: str | None = body.get("priority")
+    source: str = body.get("source") or Source.KIOSK.value
     key, digest = idempotency(request, body)
     ticket_id = secrets.token_urlsafe(16)
     status, text, response = await engine.execute_json(
         site_id,
         lambda state, at: commands.issue(
-            state, at, ticket_id=ticket_id, service=service or "", priority=priority, source=source
+            state, at, ticket_id=ticket_id, service=service, priority=priority, source=source
         ),
         # Shown as of the instant the ticket was issued (its event's time).
         lambda state, events: _ticket_response(201, state, events, events[0].ts),
@@ -361,7 +380,6 @@ async def issue_ticket(request: web.Request) -> web.Response:
 # -- sites (public directory, staff snapshot, public display) ------------------------
 
 
-@routes.get("/api/v1/sites")
 async def list_sites(request: web.Request) -> web.Response:
     config = request.app[ENGINE].config
     return web.json_response(
@@ -374,20 +392,16 @@ async def list_sites(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/v1/sites/{site}")
 async def site_directory(request: web.Request) -> web.Response:
     return web.json_response(read_models.site_directory(_site(request), _now(request)))
 
 
-@routes.get("/api/v1/sites/{site}/snapshot")
 async def snapshot(request: web.Request) -> web.Response:
     state = _site(request)
-    require(request, TICKET_STAFF, site=state.site.id)
     devices = request.app[DEVICES].health(state.site.id)
     return web.json_response(read_models.snapshot(state, _now(request), devices=devices))
 
 
-@routes.get("/api/v1/sites/{site}/display")
 async def display(request: web.Request) -> web.Response:
     state = _site(request)
     zone = request.query.get("zone") or None
@@ -402,7 +416,6 @@ def _find_ticket(request: web.Request) -> tuple[SiteState, str]:
     return request.app[ENGINE].ticket_site(ticket_id), ticket_id
 
 
-@routes.get("/api/v1/tickets/{ticket}")
 async def ticket_status(request: web.Request) -> web.Response:
     state, ticket_id = _find_ticket(request)
     return web.json_response(
@@ -410,13 +423,12 @@ async def ticket_status(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/api/v1/tickets/{ticket}/cancel")
 async def cancel_ticket(request: web.Request) -> web.Response:
     # The unguessable ticket id is the citizen's capability; staff may cancel too.
     state, ticket_id = _find_ticket(request)
     principal(request)  # a token, if sent, must be valid
-    body = await read_json(request, {"reason"})
-    reason = field_str(body, "reason") or ""
+    body = await read_body(request, CANCEL_TICKET)
+    reason: str = body.get("reason") or ""
     key, digest = idempotency(request, body)
     now = _now(request)
     status, text, _ = await request.app[ENGINE].execute_json(
@@ -431,52 +443,11 @@ async def cancel_ticket(request: web.Request) -> web.Response:
 
 # -- counter actions ------------------------------------------------------------------
 
-CounterCommand = Callable[[SiteState, datetime], list[Event]]
-
-
-def _counter_command(action: str, counter_id: str, body: dict[str, Any]) -> CounterCommand:
-    simple: dict[str, Callable[..., list[Event]]] = {
-        "open": commands.open_counter,
-        "close": commands.close_counter,
-        "call-next": commands.call_next,
-        "recall": commands.recall,
-        "start": commands.start,
-        "no-show": commands.no_show,
-    }
-    if action in simple:
-        return partial(simple[action], counter_id=counter_id)
-    if action == "pause":
-        reason = field_str(body, "reason", required=True) or ""
-        return partial(commands.pause_counter, counter_id=counter_id, reason=reason)
-    if action == "call":
-        ticket_id = field_str(body, "ticket_id", required=True, max_length=64) or ""
-        return partial(commands.call_ticket, counter_id=counter_id, ticket_id=ticket_id)
-    if action == "finish":
-        outcome = field_str(body, "outcome", max_length=24) or "served"
-        return partial(commands.finish, counter_id=counter_id, outcome=outcome)
-    if action == "transfer":
-        service = field_str(body, "service", required=True, max_length=24) or ""
-        return partial(commands.transfer, counter_id=counter_id, to_service=service)
-    raise errors.NotFound(
-        f"unknown counter action {action!r}",
-        action=action,
-        actions=sorted([*simple, "pause", "call", "finish", "transfer"]),
-    )
-
-
-_ACTION_FIELDS = {
-    "pause": {"reason"},
-    "call": {"ticket_id"},
-    "finish": {"outcome"},
-    "transfer": {"service"},
-}
-
 
 def _counter_response(
     state: SiteState, events: list[Event], counter_id: str, now: datetime
 ) -> tuple[int, dict[str, Any]]:
-    snap = read_models.snapshot(state, now, with_tickets=False)
-    counter = next(c for c in snap["counters"] if c["id"] == counter_id)
+    counter = read_models.counter_view(state, counter_id, now)
     ticket_id = next((e.ticket_id for e in events if e.ticket_id), None)
     ticket = (
         read_models.ticket_status(state, state.tickets[ticket_id], now)
@@ -486,30 +457,38 @@ def _counter_response(
     return 200, {"counter": counter, "ticket": ticket, "seq": events[-1].seq}
 
 
-@routes.post("/api/v1/sites/{site}/counters/{counter}/{action}")
-async def counter_action(request: web.Request) -> web.Response:
-    site_id = request.match_info["site"]
-    counter_id = request.match_info["counter"]
-    action = request.match_info["action"]
-    engine = request.app[ENGINE]
-    state = engine.site_state(site_id)
-    if counter_id not in state.site.counters:
-        raise errors.UnknownCounter(
-            f"counter {counter_id!r} does not exist at {site_id!r}", counter=counter_id
+def _plain_defaults(body: dict[str, Any], body_type: Body) -> dict[str, Any]:
+    """`body` with each absent or empty field that has a default set to it as a plain
+    string: `ACTIONS` gives defaults as StrEnum members, which the state's `sys.intern`
+    refuses (finish's `served`). Goes once actions.py's defaults are plain strings."""
+    out = dict(body)
+    for field in body_type.fields:
+        if field.default is not None and out.get(field.name) in (None, ""):
+            out[field.name] = str(field.default)
+    return out
+
+
+def counter_action(action: CounterAction) -> Handler:
+    """The handler of `POST /api/v1/sites/{site}/counters/{counter}/<action>`."""
+    body_type = ACTION_BODIES[action]
+
+    async def act(request: web.Request) -> web.Response:
+        site_id = request.match_info["site"]
+        counter_id = request.match_info["counter"]
+        body = await read_body(request, body_type)
+        command = counter_command(action, counter_id, _plain_defaults(body, body_type))
+        key, digest = idempotency(request, body)
+        now = _now(request)
+        status, text, _ = await request.app[ENGINE].execute_json(
+            site_id,
+            command,
+            lambda s, events: _counter_response(s, events, counter_id, now),
+            idempotency_key=key,
+            request_hash=digest,
         )
-    require(request, ("counter", "manager", "admin"), site=site_id, counter=counter_id)
-    body = await read_json(request, _ACTION_FIELDS.get(action, set()))
-    command = _counter_command(action, counter_id, body)
-    key, digest = idempotency(request, body)
-    now = _now(request)
-    status, text, _ = await engine.execute_json(
-        site_id,
-        command,
-        lambda s, events: _counter_response(s, events, counter_id, now),
-        idempotency_key=key,
-        request_hash=digest,
-    )
-    return json_text(text, status)
+        return json_text(text, status)
+
+    return act
 
 
 # -- live stream ------------------------------------------------------------------------
@@ -528,13 +507,12 @@ def _last_event_id(request: web.Request) -> int | None:
     return value
 
 
-@routes.get("/api/v1/sites/{site}/stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     state = _site(request)
     site_id = state.site.id
     token = principal(request, allow_query=True)
     if token is not None and not token.allows_site(site_id):
-        require(request, STAFF, site=site_id, allow_query=True)
+        authorize(request, STAFF, site=site_id, allow_query=True)
     # Ticket ids are citizens' capabilities: only staff who act on tickets see them. Kiosks
     # and public screens get the public form (numbers, no priority, no device details).
     staff = token is not None and token.role in TICKET_STAFF

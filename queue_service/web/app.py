@@ -43,6 +43,7 @@ from devices.manager import DEVICES, DeviceManager
 from queue_service.config import AppConfig
 from queue_service.domain.clock import Clock, SystemClock
 from queue_service.engine import Engine
+from queue_service.errors import AntrianError
 from queue_service.exposition import Exposition, MetricSource, header
 from queue_service.reports.task import ReportsTask
 from queue_service.settings import Settings, describe_database_url
@@ -50,8 +51,8 @@ from queue_service.store.db import EmbeddedPostgres, create_pool
 from queue_service.store.event_store import DB_ERRORS, EventStore, StoreUnavailable, WriterLockHeld
 from queue_service.store.migrate import migrate
 from queue_service.stream import StreamHub
-from queue_service.web import api, pages, reports_api, scrape
-from queue_service.web.api import STARTUP, Startup, not_ready_gate
+from queue_service.web import reports_api
+from queue_service.web.api import STARTUP, Stage, Startup, not_ready_gate
 from queue_service.web.errors import error_middleware
 from queue_service.web.keys import (
     CLOCK,
@@ -60,10 +61,13 @@ from queue_service.web.keys import (
     EXPOSITION,
     HUB,
     KNOWN_SECRETS,
+    OPENAPI,
     SETTINGS,
     STORE,
     TOKENS,
 )
+from queue_service.web.openapi import encoded_document
+from queue_service.web.routes import add_routes
 from queue_service.web.security import LIMITER, RateLimiter, install_security_headers
 
 log = logging.getLogger(__name__)
@@ -85,13 +89,11 @@ def backoff(attempt: int) -> float:
     return BACKOFF[min(attempt, len(BACKOFF)) - 1]
 
 
-class StartupFailed(Exception):
-    """The bring-up cannot succeed by waiting. `reason` is the code /readyz shows."""
+class StartupFailed(AntrianError):
+    """The bring-up cannot succeed by waiting. Its `code` is the reason /readyz shows
+    (`writer_lock_held`, `database_url_invalid`)."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+    code = "startup_failed"
 
 
 def explain(exc: BaseException, stage: str) -> tuple[str, str]:
@@ -195,7 +197,7 @@ class _BringUp:
             dsn = settings.database_url
             where = describe_database_url(dsn)
         engine, store = await self._database(dsn, where)
-        self.startup.step("devices", "starting the device links and the report task")
+        self.startup.step(Stage.DEVICES, "starting the device links and the report task")
         exposition = self.app[EXPOSITION]
         manager = DeviceManager(self.app[CONFIG], engine, self.app[HUB])
         _publish(self.app, DEVICES, manager)
@@ -237,7 +239,7 @@ class _BringUp:
         self.startup.attempt = 0
         while True:
             self.startup.attempt += 1
-            self.startup.step("database", "starting the embedded PostgreSQL")
+            self.startup.step(Stage.DATABASE, "starting the embedded PostgreSQL")
             starts.append(loop.run_in_executor(None, embedded.start))
             try:
                 dsn = await asyncio.shield(starts[-1])
@@ -270,7 +272,7 @@ class _BringUp:
                 if not self.retry or not isinstance(exc, Exception):
                     raise
                 if isinstance(exc, WriterLockHeld):
-                    raise StartupFailed("writer_lock_held", str(exc)) from exc
+                    raise StartupFailed(str(exc), code="writer_lock_held") from exc
                 if not isinstance(exc, _RETRIED):
                     raise
                 await self._pause(*explain(exc, self.startup.stage), where)
@@ -280,23 +282,23 @@ class _BringUp:
 
     async def _open(self, dsn: str, resources: AsyncExitStack) -> tuple[Engine, EventStore]:
         app = self.app
-        self.startup.step("database", "connecting to the database")
+        self.startup.step(Stage.DATABASE, "connecting to the database")
         try:
             probe = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
         except ValueError as exc:  # asyncpg: a URL it cannot use (options, say)
-            raise StartupFailed("database_url_invalid", f"DATABASE_URL: {exc}") from None
+            raise StartupFailed(f"DATABASE_URL: {exc}", code="database_url_invalid") from None
         await probe.close()
         async with asyncio.timeout(POOL_TIMEOUT):
             pool = await create_pool(dsn)
         resources.push_async_callback(_close_pool, pool)
-        self.startup.step("migrate", "applying the database migrations")
+        self.startup.step(Stage.MIGRATE, "applying the database migrations")
         async with pool.acquire() as conn:
             applied = await migrate(conn)
         if applied:
             log.info("database migrated: %s", ", ".join(applied))
         store = EventStore(pool, dsn)
         resources.push_async_callback(store.close)
-        self.startup.step("replay", "taking the writer lock and replaying today's events")
+        self.startup.step(Stage.REPLAY, "taking the writer lock and replaying today's events")
         engine = Engine(app[CONFIG], store, app[CLOCK])
         resources.push_async_callback(engine.stop)  # also undoes a start that failed midway
         await engine.start()
@@ -339,7 +341,7 @@ def _bring_up_ended(startup: Startup, task: asyncio.Task[None]) -> None:
         return
     exc = task.exception()
     if isinstance(exc, StartupFailed):
-        startup.failed(exc.reason, exc.message)
+        startup.failed(exc.code, exc.message)
         log.error("the service cannot start: %s", exc.message)
     else:
         startup.failed("startup_failed", f"unexpected error: {type(exc).__name__}")
@@ -409,9 +411,6 @@ def create_app(
         app[EXPOSITION] = cast(Exposition, StartupExposition(sources))
     app.cleanup_ctx.append(partial(_lifecycle, background=serve_while_starting, sources=sources))
     app.on_shutdown.append(_close_streams)
-    app.add_routes(api.routes)
-    app.add_routes(scrape.routes)
-    app.add_routes(reports_api.routes)
-    app.add_routes(pages.routes)
-    pages.add_static(app)
+    app[OPENAPI] = encoded_document()
+    add_routes(app)
     return app

@@ -23,3 +23,7 @@ TOKENS = web.AppKey("tokens", dict[str, Token])
 # (invalid ones are never kept), so every request of a known token skips the hashing.
 KNOWN_SECRETS = web.AppKey("known_secrets", dict[str, Token])
 EXPOSITION = web.AppKey("exposition", Exposition)
+# The OpenAPI document, encoded once (web/openapi.py makes it from the route table).
+OPENAPI = web.AppKey("openapi", bytes)
+# The token of a request to a route with roles, once checked (`auth.guarded`).
+TOKEN = web.RequestKey("token", Token)

@@ -1,12 +1,13 @@
 """The OpenAPI 3.1 description of the JSON API, served at GET /api/v1/openapi.json.
 
-Written by hand next to the handlers in `web/api.py` and the shapes in `views.py`. The
-module is deliberately standalone (it imports nothing from the project), so the enums below
-are copies of `config.PRIORITY_KINDS`, `config.OUTCOMES`, `domain.commands.SOURCES` and the
-state/event names of `domain.state` and `domain.events`; keep them in step.
+The operations come from the route table (web/routes.py): paths, methods, roles, request
+bodies (their fields and limits), answers, rate limits and error codes. This module adds
+the prose: descriptions, parameters other than the path's, the answers' schemas (the shapes
+of read_models.py), the error-code table and the links between operations. Enums are the
+domain's (domain/vocab.py).
 
 The document is built once; every call returns a fresh deep copy, so a caller may change
-its copy freely.
+its copy freely; the app serves it encoded once (`encoded_document`).
 """
 
 from __future__ import annotations
@@ -15,34 +16,43 @@ import copy
 import functools
 from typing import Any
 
+import orjson
+
+from queue_service.domain.ikm import WAIT_BANDS
+from queue_service.domain.vocab import (
+    CounterStatus,
+    EventType,
+    FinishOutcome,
+    Outcome,
+    Priority,
+    PriorityPolicy,
+    Role,
+    Source,
+    SurveyMode,
+    TicketStatus,
+)
+from queue_service.web.api import MAX_KEY_LENGTH, SERVED_WHILE_STARTING, Stage
+from queue_service.web.reports_api import REPORT_FORMATS, SURVEY_STATES
+from queue_service.web.routes import ROUTES
+from queue_service.web.spec import Access, Body, Route, TextField
+
 API_VERSION = "0.1.0"
 
-# Copies of project constants (see the module docstring).
-PRIORITY_KINDS = ("lansia", "disabilitas", "ibu_hamil")  # config.PRIORITY_KINDS
-OUTCOMES = ("served", "incomplete", "referred")  # config.OUTCOMES
-SOURCES = ("kiosk", "reception", "dispenser", "api", "online")  # domain.commands.SOURCES
-ROLES = ("kiosk", "counter", "survey", "manager", "admin")  # config.ROLES
-TICKET_STATES = ("waiting", "called", "serving", "done", "no_show", "cancelled", "expired")
-TICKET_OUTCOMES = (*OUTCOMES, "no_show", "cancelled", "expired")
-COUNTER_STATES = ("closed", "open", "paused")
-TICKET_EVENT_TYPES = (
-    "ticket_issued",
-    "ticket_called",
-    "ticket_recalled",
-    "ticket_started",
-    "ticket_finished",
-    "ticket_no_show",
-    "ticket_transferred",
-    "ticket_cancelled",
-    "ticket_expired",
-)
-COUNTER_EVENT_TYPES = ("counter_opened", "counter_paused", "counter_closed")
+PRIORITY_KINDS = tuple(Priority)
+OUTCOMES = tuple(FinishOutcome)
+SOURCES = tuple(Source)
+ROLES = tuple(Role)
+TICKET_STATES = tuple(TicketStatus)
+# How a ticket's visit ended: a transfer is not an end (the ticket waits in its new service).
+TICKET_OUTCOMES = tuple(o for o in Outcome if o is not Outcome.TRANSFERRED)
+COUNTER_STATES = tuple(CounterStatus)
+TICKET_EVENT_TYPES = tuple(t for t in EventType if t.is_ticket_event)
+COUNTER_EVENT_TYPES = tuple(t for t in EventType if not t.is_ticket_event)
 STREAM_CONTROL_TYPES = ("hello", "reset")
-MAX_IDEMPOTENCY_KEY = 128  # web.api.MAX_KEY_LENGTH
-MAX_TEXT = 200  # default max_length of web.api.field_str; domain.commands.MAX_REASON
+MAX_IDEMPOTENCY_KEY = MAX_KEY_LENGTH
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"  # site, agency and counter ids (config._ID_RE)
 SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,23}$"  # config._CODE_RE
-PRIORITY_POLICIES = ("strict", "interleave", "fifo")  # config.PRIORITY_POLICIES
+PRIORITY_POLICIES = tuple(PriorityPolicy)
 
 # Published precision: the one place the document states it. Every field below that
 # carries a rounded number says so by one of these (views.SECONDS_DIGITS and SHARE_DIGITS;
@@ -197,6 +207,14 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
         "The database is unavailable and nothing was recorded; retry "
         "after `Retry-After` seconds with the same Idempotency-Key.",
     ),
+    (
+        "starting",
+        503,
+        "The service is starting (its database, migrations or replay are not done yet) and "
+        "nothing was recorded: any /api/v1 operation but this document may answer it. "
+        "`details.reason` and `details.stage` say where the start is (as /readyz does); "
+        "retry after `Retry-After` seconds.",
+    ),
     ("conflict", 409, "Generic conflict: the base of the 409 codes, not sent on its own today."),
     ("domain_error", 400, "Generic domain error: the base of all domain codes, not sent today."),
     ("http_error", 0, "Any other HTTP error raised by the framework (status as sent)."),
@@ -210,7 +228,10 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     409: ("Conflict", "The request is well-formed but the current state does not allow it."),
     413: ("PayloadTooLarge", "The request body is too large."),
     500: ("InternalError", "An unexpected error occurred."),
-    503: ("ServiceUnavailable", "The database is unavailable; nothing was recorded."),
+    503: (
+        "ServiceUnavailable",
+        "The service is starting, or the database is unavailable; nothing was recorded.",
+    ),
     429: (
         "TooManyRequests",
         "A rate limit of this client (its kiosk token or its address) is spent; nothing was "
@@ -219,31 +240,6 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
 }
 
 _JSON = "application/json"
-# The operations a rate limit applies to: a copy of `web.security.LIMITED_ROUTES` (this
-# module imports nothing from the project; tests/test_security.py keeps them equal).
-RATE_LIMITED_OPERATIONS = (
-    ("POST", "/api/v1/sites/{site}/tickets"),
-    ("GET", "/api/v1/sites"),
-    ("GET", "/api/v1/sites/{site}"),
-    ("GET", "/api/v1/sites/{site}/display"),
-    ("GET", "/api/v1/sites/{site}/stream"),
-    ("GET", "/api/v1/sites/{site}/survey"),
-    ("GET", "/api/v1/tickets/{ticket}"),
-    ("POST", "/api/v1/tickets/{ticket}/cancel"),
-    ("GET", "/api/v1/tickets/{ticket}/qr.svg"),
-    ("GET", "/api/v1/tickets/{ticket}/survey"),
-    ("POST", "/api/v1/tickets/{ticket}/survey"),
-)
-_PRIORITY_REQUEST_TEXT = (
-    "Priority kind (*prioritas*), if the citizen qualifies: lansia = elderly, disabilitas = "
-    "persons with disabilities, ibu_hamil = pregnant women. Absent or null: a regular ticket."
-)
-_OUTCOME_REQUEST_TEXT = (
-    "served (*selesai dilayani*), incomplete (documents incomplete, *berkas tidak lengkap*), "
-    "referred (sent elsewhere, *dirujuk*). Absent or null: served."
-)
-
-
 # -- small builders --------------------------------------------------------------------------
 
 
@@ -305,15 +301,6 @@ def _object(
     return schema
 
 
-def _ok(
-    description: str, schema: dict[str, Any], example: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    media: dict[str, Any] = {"schema": schema}
-    if example is not None:
-        media["example"] = example
-    return {"description": description, "content": {_JSON: media}}
-
-
 def _code_list(codes: tuple[str, ...]) -> str:
     return ", ".join(f"`{code}`" for code in codes)
 
@@ -351,48 +338,9 @@ def _param(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/parameters/{name}"}
 
 
-def _body(
-    schema_name: str, *, required: bool, description: str, example: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    media: dict[str, Any] = {"schema": _ref(schema_name)}
-    if example is not None:
-        media["example"] = example
-    return {"description": description, "required": required, "content": {_JSON: media}}
-
-
 PUBLIC: list[dict[str, Any]] = []
 # Anonymous access, or a bearer token (which then must be valid).
 OPTIONAL_TOKEN: list[dict[str, Any]] = [{}, {"bearerAuth": []}]
-
-
-def _operation(
-    operation_id: str,
-    tag: str,
-    summary: str,
-    description: str,
-    responses: dict[str, Any],
-    *,
-    security: list[dict[str, Any]] | None = None,
-    parameters: list[dict[str, Any]] | None = None,
-    body: dict[str, Any] | None = None,
-    roles: tuple[str, ...] | None = None,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "operationId": operation_id,
-        "tags": [tag],
-        "summary": summary,
-        "description": description,
-    }
-    if parameters:
-        op["parameters"] = parameters
-    if body is not None:
-        op["requestBody"] = body
-    op["responses"] = responses
-    if security is not None:
-        op["security"] = security  # otherwise the document-wide bearer requirement
-    if roles is not None:
-        op["x-roles"] = list(roles)
-    return op
 
 
 # -- shared parameters and common path parameters ---------------------------------------------
@@ -1034,14 +982,6 @@ def _schemas() -> dict[str, Any]:
         },
     }
 
-    reason = {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_TEXT,
-        "pattern": r"\S",
-        "description": "Why the counter pauses, e.g. `Istirahat` or `Gangguan sistem`.",
-    }
-
     return {
         "LocalizedName": localized,
         "TicketState": {
@@ -1091,99 +1031,49 @@ def _schemas() -> dict[str, Any]:
         "Readiness": _object(
             {
                 "status": {"type": "string", "enum": ["ready", "not_ready"]},
+                "reason": {
+                    "type": "string",
+                    "description": (
+                        "Not ready: why, a stable code. While the service starts: `starting`, "
+                        "or what failed the last attempt and is being waited for "
+                        "(`database_unreachable`, `database_missing`, `database_refused`, "
+                        "`database_error`, `embedded_database_failed`); what ended the start "
+                        "for good (`writer_lock_held`, `database_url_invalid`, "
+                        "`startup_failed`); `stopping`. Once started: `engine_stopped`, "
+                        "`database_not_writable`, `database_unreachable` (the first of "
+                        "`problems`)."
+                    ),
+                },
+                "detail": {"type": "string", "description": "The reason, said for people."},
+                "stage": {
+                    "type": "string",
+                    "enum": list(Stage),
+                    "description": (
+                        "While the service starts (or stops): the step of the start it is at."
+                    ),
+                },
+                "attempt": _count(
+                    "While the service starts: attempts to reach the database so far."
+                ),
                 "problems": {
                     "type": "array",
                     "items": {"type": "string"},
                     "description": (
-                        "What is not ready, e.g. `replay not finished`, `database unreachable`."
+                        "Not ready: what, e.g. `database unreachable`, `engine not running`."
                     ),
                 },
             },
-            optional=("problems",),
+            description=(
+                "Ready: `status` alone. Not ready: `reason`, `detail` and `problems`; while "
+                "the service starts or stops, also `stage` and `attempt`."
+            ),
+            optional=("reason", "detail", "stage", "attempt", "problems"),
         ),
         "StreamControl": stream_control,
         "StreamEvent": stream_event,
         "StreamMessage": {
             "oneOf": [_ref("StreamControl"), _ref("StreamEvent")],
             "description": "The JSON in each SSE `data:` line.",
-        },
-        # Request bodies: the server rejects unknown fields (400 unknown_field).
-        "IssueTicketRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["service"],
-            "properties": {
-                "service": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 24,
-                    "description": "Service (*layanan*) code at the site.",
-                },
-                "priority": {
-                    **_enum_or_null(PRIORITY_KINDS, _PRIORITY_REQUEST_TEXT),
-                    "default": None,
-                },
-                "source": {
-                    **_enum_or_null(SOURCES, "Where the ticket is issued."),
-                    "default": "kiosk",
-                },
-            },
-        },
-        "CancelTicketRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "reason": _str_or_null("Optional reason, kept with the event.", maxLength=MAX_TEXT),
-            },
-        },
-        "EmptyRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "maxProperties": 0,
-            "description": "No fields; the body may also be omitted.",
-        },
-        "PauseCounterRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["reason"],
-            "properties": {"reason": reason},
-        },
-        "CallTicketRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["ticket_id"],
-            "properties": {
-                "ticket_id": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 64,
-                    "description": "Id of a waiting ticket (from the snapshot), not its number.",
-                }
-            },
-        },
-        "FinishTicketRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "outcome": {
-                    **_enum_or_null(OUTCOMES, _OUTCOME_REQUEST_TEXT),
-                    "default": "served",
-                }
-            },
-        },
-        "TransferTicketRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["service"],
-            "properties": {
-                "service": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 24,
-                    "description": "Code of the service the ticket moves to; it keeps its place by "
-                    "original issue time.",
-                }
-            },
         },
     }
 
@@ -1206,546 +1096,9 @@ def _responses() -> dict[str, Any]:
     return out
 
 
-# -- paths -----------------------------------------------------------------------------------
-
-_BODY_400 = ("invalid_json", "unknown_field", "invalid_field", "invalid_idempotency_key")
-_STAFF_401 = ("token_required", "invalid_token")
-
-
-def _health_paths() -> dict[str, Any]:
-    return {
-        "/metrics": {
-            "get": _operation(
-                "metrics",
-                "health",
-                "Prometheus metrics",
-                "The Prometheus text exposition (version 0.0.4) of every qms_* family listed in "
-                "docs/metrics.md. When ANTRIAN_METRICS_TOKEN is set, scrapers must send it as a "
-                "bearer token; otherwise the endpoint is open.",
-                {
-                    "200": {
-                        "description": "The exposition.",
-                        "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
-                    },
-                    **_errors({401: ("invalid_token",)}),
-                },
-                security=OPTIONAL_TOKEN,
-            )
-        },
-        "/": {
-            "get": _operation(
-                "index",
-                "pages",
-                "Front page",
-                "Redirects to `/ui/`, the index of the kiosk, counter, floor-board, TV-display "
-                "and ticket-status pages (served from the `kiosk/` folder).",
-                {"302": {"description": "Redirect to /ui/."}},
-                security=PUBLIC,
-            )
-        },
-        "/healthz": {
-            "get": _operation(
-                "healthz",
-                "health",
-                "Liveness",
-                "Answers 200 while the process runs (no dependencies checked).",
-                {"200": _ok("Alive.", _ref("Health"), {"status": "ok"}), **_errors({})},
-                security=PUBLIC,
-            )
-        },
-        "/readyz": {
-            "get": _operation(
-                "readyz",
-                "health",
-                "Readiness",
-                "Ready when today's events are replayed and the database answers a ping within "
-                "2 seconds. For load balancers and orchestrators.",
-                {
-                    "200": _ok("Ready.", _ref("Readiness"), {"status": "ready"}),
-                    "503": {
-                        "description": "Not ready (this body is not an Error).",
-                        "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
-                        "content": {
-                            _JSON: {
-                                "schema": _ref("Readiness"),
-                                "example": {
-                                    "status": "not_ready",
-                                    "problems": ["database unreachable"],
-                                },
-                            }
-                        },
-                    },
-                    **_errors({}),
-                },
-                security=PUBLIC,
-            )
-        },
-        "/api/v1/openapi.json": {
-            "get": _operation(
-                "getOpenApi",
-                "health",
-                "This document",
-                "The OpenAPI 3.1 description of the API.",
-                {"200": _ok("The document.", {"type": "object"}), **_errors({})},
-                security=PUBLIC,
-            )
-        },
-    }
-
-
-def _site_paths() -> dict[str, Any]:
-    return {
-        "/api/v1/sites": {
-            "get": _operation(
-                "listSites",
-                "sites",
-                "List sites",
-                "Every configured site (hall, *Mal Pelayanan Publik*).",
-                {"200": _ok("The sites.", _ref("SiteList")), **_errors({})},
-                security=PUBLIC,
-            )
-        },
-        "/api/v1/sites/{site}": {
-            "get": _operation(
-                "getSiteDirectory",
-                "sites",
-                "Site directory (kiosk menu)",
-                "Agencies (*instansi*), services (*layanan*) with whether each accepts tickets "
-                "now, and counters (*loket*). Public.",
-                {
-                    "200": _ok("The directory.", _ref("SiteDirectory")),
-                    **_errors({404: ("unknown_site",)}),
-                },
-                security=PUBLIC,
-                parameters=[SITE],
-            )
-        },
-        "/api/v1/sites/{site}/snapshot": {
-            "get": _operation(
-                "getSnapshot",
-                "sites",
-                "Site snapshot (staff)",
-                "The whole site with waiting tickets (including their ids) and every counter. "
-                "Roles counter, manager and admin whose token covers the site (not kiosk: a "
-                "kiosk stands in a public place and never learns other citizens' ticket ids). "
-                "Its `seq` is where to resume the stream. An unknown site is answered 404 "
-                "before the token is checked.",
-                {
-                    "200": _ok("The snapshot.", _ref("Snapshot")),
-                    **_errors(
-                        {
-                            401: _STAFF_401,
-                            403: ("role_not_allowed", "site_not_allowed"),
-                            404: ("unknown_site",),
-                        }
-                    ),
-                },
-                parameters=[SITE],
-                roles=("counter", "manager", "admin"),
-            )
-        },
-        "/api/v1/sites/{site}/display": {
-            "get": _operation(
-                "getDisplay",
-                "sites",
-                "Public display (TV)",
-                "What the TV screen in the hall shows: the number at each counter, recent calls "
-                "and queue lengths. Ticket numbers only. Public.",
-                {"200": _ok("The display.", _ref("Display")), **_errors({404: ("unknown_site",)})},
-                security=PUBLIC,
-                parameters=[SITE, _param("Zone")],
-            )
-        },
-        "/api/v1/sites/{site}/stream": {"get": _stream_operation()},
-    }
-
-
-def _stream_operation() -> dict[str, Any]:
-    description = (
-        "Live [server-sent events](https://html.spec.whatwg.org/multipage/"
-        "server-sent-events.html) of one site's committed events, for displays, kiosks and "
-        "counter pages.\n\n"
-        "Access: public screens and kiosks get the public form: seq, type, site, ts, "
-        "number, service, counter, to_service, calls (no ticket id, no priority kind, no "
-        "reason, no device health). With a counter, manager or admin token for the site "
-        "(Authorization header, or `access_token` in the query because EventSource cannot "
-        "send headers) events carry every field and `ticket_id`, and `device_status` "
-        "notices arrive. A token that is not configured is 401; a token for other sites is "
-        "403. A Last-Event-ID the server no longer buffers, or one ahead of it (after a "
-        "restore), is answered with a `reset` message.\n\n"
-        "Protocol: the response starts with `retry: 2000`. Every message is\n\n"
-        "    id: <seq>\n    data: <one JSON object, see StreamMessage>\n\n"
-        "followed by a blank line, where `<seq>` is the event's global sequence number. "
-        "Without Last-Event-ID the first message is `hello` with the current `seq`. With "
-        "Last-Event-ID every later event of the site is replayed first; if they are no "
-        "longer buffered (or the service restarted) a `reset` comes instead, and the client "
-        "must re-read the snapshot or display. Then live events follow: "
-        f"{_code_list(TICKET_EVENT_TYPES + COUNTER_EVENT_TYPES)}. A comment line "
-        "`: keepalive` is sent after 15 seconds without events. A client too slow to keep "
-        "up is disconnected and should reconnect with Last-Event-ID (EventSource does so "
-        "by itself). Ignore unknown `type`s."
-    )
-    example = (
-        "retry: 2000\n\n"
-        'id: 1041\ndata: {"type":"hello","seq":1041}\n\n'
-        'id: 1042\ndata: {"seq":1042,"type":"ticket_called","site":"mpp-banjarmasin",'
-        '"ts":"2025-03-03T01:15:04.120000+00:00","counter":"loket-01","service":"KTP-EL",'
-        '"number":"A012"}\n\n'
-        ": keepalive\n\n"
-    )
-    return _operation(
-        "streamSite",
-        "stream",
-        "Live event stream (SSE)",
-        description,
-        {
-            "200": {
-                "description": "An endless `text/event-stream`.",
-                "headers": {"Cache-Control": {"schema": {"type": "string", "const": "no-cache"}}},
-                "content": {
-                    "text/event-stream": {
-                        "schema": {
-                            "type": "string",
-                            "description": (
-                                "SSE messages whose `data` is a StreamMessage "
-                                "(#/components/schemas/StreamMessage)."
-                            ),
-                        },
-                        "example": example,
-                    }
-                },
-            },
-            **_errors(
-                {
-                    400: ("invalid_last_event_id",),
-                    401: ("invalid_token",),
-                    403: ("site_not_allowed",),
-                    404: ("unknown_site",),
-                }
-            ),
-        },
-        security=OPTIONAL_TOKEN,
-        parameters=[
-            SITE,
-            _param("LastEventId"),
-            _param("LastEventIdQuery"),
-            _param("AccessTokenQuery"),
-        ],
-    )
-
-
-def _ticket_paths() -> dict[str, Any]:
-    issue_roles = ("kiosk", "manager", "admin")
-    return {
-        "/api/v1/sites/{site}/tickets": {
-            "post": _operation(
-                "issueTicket",
-                "tickets",
-                "Issue a ticket (ambil nomor antrian)",
-                "Issue a queue ticket for a service. Roles: kiosk, manager, admin, with a token "
-                "covering the site. The answer carries the ticket id, which the kiosk shows as a "
-                "QR code so the citizen can follow (and cancel) the ticket on a phone. Send an "
-                "Idempotency-Key so that a retried request never issues two tickets. A "
-                "refusal outside opening hours (`site_closed`), after the service's cutoff "
-                "(`cutoff_passed`) or over its quota (`quota_reached`) says in "
-                "`details.opens_at` when tickets are issued again: site-local ISO 8601 with "
-                'the site\'s UTC offset, e.g. `{"site": "mpp-banjarmasin", "opens_at": '
-                '"2026-11-30T08:00:00+08:00"}` at night.',
-                {
-                    "201": _ok(
-                        "Issued (or the stored answer to a repeated Idempotency-Key).",
-                        _ref("TicketStatus"),
-                    ),
-                    **_errors(
-                        {
-                            400: (
-                                "invalid_json",
-                                "unknown_field",
-                                "missing_field",
-                                "invalid_field",
-                                "invalid_idempotency_key",
-                                "invalid_command",
-                            ),
-                            401: _STAFF_401,
-                            403: ("role_not_allowed", "site_not_allowed"),
-                            404: ("unknown_site", "unknown_service"),
-                            409: (
-                                "site_closed",
-                                "cutoff_passed",
-                                "quota_reached",
-                                "idempotency_key_reused",
-                            ),
-                            413: ("body_too_large",),
-                            500: ("internal_error", "answer_failed"),
-                            503: ("database_unavailable",),
-                        }
-                    ),
-                },
-                parameters=[SITE, _param("IdempotencyKey")],
-                body=_body(
-                    "IssueTicketRequest",
-                    required=True,
-                    description="The ticket wanted.",
-                    example={"service": "KTP-EL", "priority": "lansia"},
-                ),
-                roles=issue_roles,
-            )
-        },
-        "/api/v1/tickets/{ticket}": {
-            "get": _operation(
-                "getTicket",
-                "tickets",
-                "Ticket status",
-                "The state of one ticket, for the citizen's phone: position, people ahead, "
-                "estimated wait, and the counter once called. The unguessable ticket id is the "
-                "capability; no token. Tickets are known for the current service day only.",
-                {
-                    "200": _ok("The ticket.", _ref("TicketStatus")),
-                    **_errors({404: ("unknown_ticket",)}),
-                },
-                security=PUBLIC,
-                parameters=[TICKET],
-            )
-        },
-        "/api/v1/tickets/{ticket}/qr.svg": {
-            "get": _operation(
-                "ticketQr",
-                "tickets",
-                "QR code of the ticket's status page",
-                "An SVG QR code linking to `/ui/status.html#<ticket id>` on this host, for the "
-                "kiosk's confirmation screen and printable ticket. Public: the ticket id is "
-                "the capability.",
-                {
-                    "200": {
-                        "description": "The QR code.",
-                        "content": {"image/svg+xml": {"schema": {"type": "string"}}},
-                    },
-                    **_errors({404: ("unknown_ticket",)}),
-                },
-                security=PUBLIC,
-                parameters=[TICKET],
-            )
-        },
-        "/api/v1/tickets/{ticket}/cancel": {
-            "post": _operation(
-                "cancelTicket",
-                "tickets",
-                "Cancel a waiting ticket (batal)",
-                "Cancel a ticket that is still waiting. The ticket id is the citizen's "
-                "capability, so no token is needed; staff may send theirs, which then must be "
-                "valid.",
-                {
-                    "200": _ok(
-                        "Cancelled (or the stored answer to a repeated Idempotency-Key).",
-                        _ref("TicketStatus"),
-                    ),
-                    **_errors(
-                        {
-                            400: _BODY_400,
-                            401: ("invalid_token",),
-                            404: ("unknown_ticket",),
-                            409: ("invalid_transition", "idempotency_key_reused"),
-                            500: ("internal_error", "answer_failed"),
-                            413: ("body_too_large",),
-                            503: ("database_unavailable",),
-                        }
-                    ),
-                },
-                security=OPTIONAL_TOKEN,
-                parameters=[TICKET, _param("IdempotencyKey")],
-                body=_body(
-                    "CancelTicketRequest",
-                    required=False,
-                    description="Optional; an empty body is fine.",
-                ),
-            )
-        },
-    }
-
-
-# action: (operationId, summary, description, body schema or None, extra 400, 404, 409 codes)
-_ACTIONS: tuple[
-    tuple[str, str, str, str, str | None, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...
-] = (
-    (
-        "open",
-        "openCounter",
-        "Open the counter (buka loket)",
-        "Open a closed or paused counter so it can call tickets.",
-        None,
-        (),
-        (),
-        ("invalid_transition",),
-    ),
-    (
-        "pause",
-        "pauseCounter",
-        "Pause the counter (jeda)",
-        "Pause an open counter that holds no ticket, with a reason shown to staff.",
-        "PauseCounterRequest",
-        ("missing_field", "invalid_command"),
-        (),
-        ("invalid_transition", "counter_busy"),
-    ),
-    (
-        "close",
-        "closeCounter",
-        "Close the counter (tutup loket)",
-        "Close an open or paused counter that holds no ticket.",
-        None,
-        (),
-        (),
-        ("invalid_transition", "counter_busy"),
-    ),
-    (
-        "call-next",
-        "callNext",
-        "Call the next ticket (panggil berikutnya)",
-        "Call the next waiting ticket among the counter's services: priority tickets first "
-        "where the service's policy says so, then by issue time. The counter must be open and "
-        "hold no ticket.",
-        None,
-        (),
-        (),
-        ("counter_not_open", "counter_busy", "queue_empty"),
-    ),
-    (
-        "call",
-        "callTicket",
-        "Call a particular ticket",
-        "Call one waiting ticket out of order (e.g. an appointment). The counter must be open, "
-        "hold no ticket and serve the ticket's service.",
-        "CallTicketRequest",
-        ("missing_field",),
-        ("unknown_ticket",),
-        (
-            "counter_not_open",
-            "counter_busy",
-            "ticket_taken",
-            "invalid_transition",
-            "service_not_served_here",
-        ),
-    ),
-    (
-        "recall",
-        "recallTicket",
-        "Call the held ticket again (panggil ulang)",
-        "Announce the called ticket again; counts towards the no-show minimum.",
-        None,
-        (),
-        (),
-        ("invalid_transition",),
-    ),
-    (
-        "start",
-        "startService",
-        "Start serving (mulai layani)",
-        "The citizen has arrived at the counter: the called ticket becomes `serving`.",
-        None,
-        (),
-        (),
-        ("invalid_transition",),
-    ),
-    (
-        "finish",
-        "finishTicket",
-        "Finish the visit (selesai)",
-        "End the visit of the held ticket (called or serving) with an outcome.",
-        "FinishTicketRequest",
-        ("invalid_command",),
-        (),
-        ("invalid_transition",),
-    ),
-    (
-        "no-show",
-        "noShowTicket",
-        "Mark a no-show (tidak hadir)",
-        "The called citizen did not come, after at least the site's minimum number of calls.",
-        None,
-        (),
-        (),
-        ("invalid_transition", "no_show_too_early"),
-    ),
-    (
-        "transfer",
-        "transferTicket",
-        "Transfer to another service (alihkan)",
-        "Send the held ticket to another service's queue; it keeps its place by original "
-        "issue time and the counter is free again.",
-        "TransferTicketRequest",
-        ("missing_field", "invalid_command"),
-        ("unknown_service",),
-        ("invalid_transition",),
-    ),
-)
-
-
-def _counter_paths() -> dict[str, Any]:
-    roles = ("counter", "manager", "admin")
-    paths: dict[str, Any] = {}
-    for action, op_id, summary, what, body_schema, e400, e404, e409 in _ACTIONS:
-        description = (
-            f"{what}\n\nRoles: counter (only for the counters (*loket*) its token names), "
-            "manager, admin, with a token covering the site. Send an Idempotency-Key so a "
-            f"retried request is not applied twice. This path is the `{action}` value of "
-            "the `{action}` segment of `/api/v1/sites/{site}/counters/{counter}/{action}`; "
-            "an action not documented here is answered 404 `not_found`."
-        )
-        if body_schema is None:
-            body = _body(
-                "EmptyRequest", required=False, description="No fields; send no body or `{}`."
-            )
-        else:
-            body = _body(
-                body_schema,
-                required=body_schema != "FinishTicketRequest",
-                description="The action's fields.",
-            )
-        paths[f"/api/v1/sites/{{site}}/counters/{{counter}}/{action}"] = {
-            "post": _operation(
-                op_id,
-                "counters",
-                summary,
-                description,
-                {
-                    "200": _ok(
-                        "Done (or the stored answer to a repeated Idempotency-Key).",
-                        _ref("CounterActionResult"),
-                    ),
-                    **_errors(
-                        {
-                            400: (
-                                "invalid_json",
-                                "unknown_field",
-                                *e400,
-                                *(("invalid_field",) if body_schema else ()),
-                                "invalid_idempotency_key",
-                            ),
-                            401: _STAFF_401,
-                            403: ("role_not_allowed", "site_not_allowed", "counter_not_allowed"),
-                            404: ("unknown_site", "unknown_counter", *e404),
-                            409: (*e409, "idempotency_key_reused"),
-                            500: ("internal_error", "answer_failed"),
-                            413: ("body_too_large",),
-                            503: ("database_unavailable",),
-                        }
-                    ),
-                },
-                parameters=[SITE, COUNTER, _param("IdempotencyKey")],
-                body=body,
-                roles=roles,
-            )
-        }
-    return paths
-
-
 # -- reports and surveys ---------------------------------------------------------------------
 
-COMMENT_MAX = 500  # web.reports_api.COMMENT_MAX
-REPORT_FORMATS = ("json", "csv", "html")  # web.reports_api.REPORT_FORMATS
-SURVEY_MODES = ("skm", "quick")
-SURVEY_STATES = ("open", "submitted", "not_served", "closed")
-WAIT_BANDS = ("within", "up_to_2x", "over_2x", "unknown")  # domain.ikm.WAIT_BANDS
+SURVEY_MODES = tuple(SurveyMode)
 
 
 def _report_schemas() -> dict[str, Any]:
@@ -1851,7 +1204,10 @@ def _report_schemas() -> dict[str, Any]:
                         {
                             "type": "object",
                             "properties": {
-                                "band": {"type": "string", "enum": list(WAIT_BANDS)},
+                                "band": {
+                                    "type": "string",
+                                    "enum": [band for band, _, _ in WAIT_BANDS],
+                                },
                                 "wait_mean": _seconds_or_null(
                                     "Mean wait of the band's rated visits.",
                                     REPORT_SECONDS_PRECISION,
@@ -2001,27 +1357,6 @@ def _report_schemas() -> dict[str, Any]:
                 "survey": _ref("SurveyConfig"),
             }
         ),
-        "SurveyRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "scores": {
-                    "type": "array",
-                    "minItems": 9,
-                    "maxItems": 9,
-                    "items": {"type": "integer", "minimum": 1, "maximum": 4},
-                    "description": "U1..U9, 1 (worst) to 4 (best); mode `skm`.",
-                },
-                "rating": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": 4,
-                    "description": "One-tap rating; mode `quick`.",
-                },
-                "comment": _str_or_null("Optional suggestion.", maxLength=COMMENT_MAX),
-                "channel": {"type": "string", "enum": ["phone", "counter"], "default": "phone"},
-            },
-        },
         "SurveySubmitted": _object(
             {
                 "ticket": _str_or_null("Ticket number."),
@@ -2058,6 +1393,11 @@ def _report_schemas() -> dict[str, Any]:
     }
 
 
+# -- paths: the operations of the route table (web/routes.py), with their prose -------------
+
+PATH_PARAMETERS = {"site": SITE, "counter": COUNTER, "ticket": TICKET}
+
+
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
@@ -2070,193 +1410,386 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 _FROM = _query(
     "from",
-    "First service day (site timezone); default 29 days before today.",
+    "First service day (site timezone); default 29 days before today. Sent, it must be a "
+    "date (an empty value is refused with `invalid_date`).",
     {"type": "string", "format": "date"},
 )
-_TO = _query("to", "Last service day; default today.", {"type": "string", "format": "date"})
+_TO = _query(
+    "to",
+    "Last service day; default today. Sent, it must be a date.",
+    {"type": "string", "format": "date"},
+)
 
+# Parameters beyond the path's and the Idempotency-Key, by operationId.
+_PARAMETERS: dict[str, list[dict[str, Any]]] = {
+    "getDisplay": [_param("Zone")],
+    "streamSite": [_param("LastEventId"), _param("LastEventIdQuery"), _param("AccessTokenQuery")],
+    "getReport": [
+        _FROM,
+        _TO,
+        _query(
+            "format",
+            "Output format.",
+            {"type": "string", "enum": list(REPORT_FORMATS), "default": "json"},
+        ),
+        _query(
+            "locale",
+            "CSV regional format.",
+            {"type": "string", "enum": ["id", "en"], "default": "id"},
+        ),
+    ],
+    "getIkm": [_FROM, _TO],
+    "getPendingSurvey": [
+        {**_query("counter", "Counter (*loket*) id.", {"type": "string"}), "required": True}
+    ],
+}
 
-def _report_paths() -> dict[str, Any]:
-    roles = ("manager", "admin")
-    return {
-        "/api/v1/sites/{site}/report": {
-            "get": _operation(
-                "getReport",
-                "reports",
-                "Report against the service standards (laporan)",
-                "Issued, served, no-show, cancelled and transferred; wait, walk and service "
-                "percentiles; share called within each service's target; busiest hours in the "
-                "site's timezone; counters' open, busy and idle-while-queue time; the IKM. Per "
-                "agency, service and counter. `format=json` (default), `csv` (Excel: UTF-8 "
-                "with BOM; `locale=id` gives `;` and decimal commas, `locale=en` `,` and "
-                "points) or `html` (printable, self-contained, with SVG charts). Roles manager "
-                "and admin with a token covering the site.",
-                {
-                    "200": {
-                        "description": "The report.",
-                        "content": {
-                            _JSON: {"schema": _ref("Report")},
-                            "text/csv": {"schema": {"type": "string"}},
-                            "text/html": {"schema": {"type": "string"}},
-                        },
+_STREAM_EXAMPLE = (
+    "retry: 2000\n\n"
+    'id: 1041\ndata: {"type":"hello","seq":1041}\n\n'
+    'id: 1042\ndata: {"seq":1042,"type":"ticket_called","site":"mpp-banjarmasin",'
+    '"ts":"2025-03-03T01:15:04.120000+00:00","counter":"loket-01","service":"KTP-EL",'
+    '"number":"A012"}\n\n'
+    ": keepalive\n\n"
+)
+# The answers that are not a JSON schema of components/schemas: their content (and
+# headers), by operationId.
+_OTHER_ANSWERS: dict[str, dict[str, Any]] = {
+    "metrics": {"content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}}},
+    "index": {},
+    "getOpenApi": {"content": {_JSON: {"schema": {"type": "object"}}}},
+    "streamSite": {
+        "headers": {"Cache-Control": {"schema": {"type": "string", "const": "no-cache"}}},
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "string",
+                    "description": (
+                        "SSE messages whose `data` is a StreamMessage "
+                        "(#/components/schemas/StreamMessage)."
+                    ),
+                },
+                "example": _STREAM_EXAMPLE,
+            }
+        },
+    },
+    "ticketQr": {"content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+    "getReport": {
+        "content": {
+            _JSON: {"schema": _ref("Report")},
+            "text/csv": {"schema": {"type": "string"}},
+            "text/html": {"schema": {"type": "string"}},
+        }
+    },
+}
+_ANSWER_EXAMPLES: dict[str, dict[str, Any]] = {
+    "healthz": {"status": "ok"},
+    "readyz": {"status": "ready"},
+}
+# Answers beyond the route's answer and its errors, by operationId.
+_MORE_ANSWERS: dict[str, dict[str, Any]] = {
+    "readyz": {
+        "503": {
+            "description": "Not ready (this body is not an Error).",
+            "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+            "content": {
+                _JSON: {
+                    "schema": _ref("Readiness"),
+                    "example": {
+                        "status": "not_ready",
+                        "reason": "database_unreachable",
+                        "detail": "connection refused",
+                        "stage": "database",
+                        "attempt": 3,
+                        "problems": ["database unreachable: connection refused"],
                     },
-                    **_errors(
-                        {
-                            400: ("invalid_date", "invalid_range", "invalid_format"),
-                            401: _STAFF_401,
-                            403: ("role_not_allowed", "site_not_allowed"),
-                            404: ("unknown_site",),
-                            503: ("database_unavailable",),
-                        }
-                    ),
-                },
-                parameters=[
-                    SITE,
-                    _FROM,
-                    _TO,
-                    _query(
-                        "format",
-                        "Output format.",
-                        {"type": "string", "enum": list(REPORT_FORMATS), "default": "json"},
-                    ),
-                    _query(
-                        "locale",
-                        "CSV regional format.",
-                        {"type": "string", "enum": ["id", "en"], "default": "id"},
-                    ),
-                ],
-                roles=roles,
-            )
-        },
-        "/api/v1/sites/{site}/ikm": {
-            "get": _operation(
-                "getIkm",
-                "reports",
-                "IKM (Indeks Kepuasan Masyarakat)",
-                "Element means, IKM and grade per site, agency and service, and by wait band, "
-                "from the SKM surveys of the period. Roles manager and admin.",
-                {
-                    "200": _ok("The IKM.", _ref("Ikm")),
-                    **_errors(
-                        {
-                            400: ("invalid_date", "invalid_range"),
-                            401: _STAFF_401,
-                            403: ("role_not_allowed", "site_not_allowed"),
-                            404: ("unknown_site",),
-                            503: ("database_unavailable",),
-                        }
-                    ),
-                },
-                parameters=[SITE, _FROM, _TO],
-                roles=roles,
-            )
-        },
+                }
+            },
+        }
+    }
+}
+
+
+def _stream_description() -> str:
+    return (
+        "Live [server-sent events](https://html.spec.whatwg.org/multipage/"
+        "server-sent-events.html) of one site's committed events, for displays, kiosks and "
+        "counter pages.\n\n"
+        "Access: public screens and kiosks get the public form: seq, type, site, ts, "
+        "number, service, counter, to_service, calls (no ticket id, no priority kind, no "
+        "reason, no device health). With a counter, manager or admin token for the site "
+        "(Authorization header, or `access_token` in the query because EventSource cannot "
+        "send headers) events carry every field and `ticket_id`, and `device_status` "
+        "notices arrive. A token that is not configured is 401; a token for other sites is "
+        "403. A Last-Event-ID the server no longer buffers, or one ahead of it (after a "
+        "restore), is answered with a `reset` message.\n\n"
+        "Protocol: the response starts with `retry: 2000`. Every message is\n\n"
+        "    id: <seq>\n    data: <one JSON object, see StreamMessage>\n\n"
+        "followed by a blank line, where `<seq>` is the event's global sequence number. "
+        "Without Last-Event-ID the first message is `hello` with the current `seq`. With "
+        "Last-Event-ID every later event of the site is replayed first; if they are no "
+        "longer buffered (or the service restarted) a `reset` comes instead, and the client "
+        "must re-read the snapshot or display. Then live events follow: "
+        f"{_code_list(TICKET_EVENT_TYPES + COUNTER_EVENT_TYPES)}. A comment line "
+        "`: keepalive` is sent after 15 seconds without events. A client too slow to keep "
+        "up is disconnected and should reconnect with Last-Event-ID (EventSource does so "
+        "by itself). Ignore unknown `type`s."
+    )
+
+
+# What each counter action does, by operationId (its description adds who may do it).
+_ACTION_TEXT: dict[str, str] = {
+    "openCounter": "Open a closed or paused counter so it can call tickets.",
+    "pauseCounter": "Pause an open counter that holds no ticket, with a reason shown to staff.",
+    "closeCounter": "Close an open or paused counter that holds no ticket.",
+    "callNext": (
+        "Call the next waiting ticket among the counter's services: priority tickets first "
+        "where the service's policy says so, then by issue time. The counter must be open "
+        "and hold no ticket."
+    ),
+    "callTicket": (
+        "Call one waiting ticket out of order (e.g. an appointment). The counter must be "
+        "open, hold no ticket and serve the ticket's service."
+    ),
+    "recallTicket": "Announce the called ticket again; counts towards the no-show minimum.",
+    "startService": (
+        "The citizen has arrived at the counter: the called ticket becomes `serving`."
+    ),
+    "finishTicket": "End the visit of the held ticket (called or serving) with an outcome.",
+    "noShowTicket": (
+        "The called citizen did not come, after at least the site's minimum number of calls."
+    ),
+    "transferTicket": (
+        "Send the held ticket to another service's queue; it keeps its place by original "
+        "issue time and the counter is free again."
+    ),
+}
+
+
+def _action_description(operation_id: str, action: str) -> str:
+    return (
+        f"{_ACTION_TEXT[operation_id]}\n\nRoles: counter (only for the counters (*loket*) its "
+        "token names), manager, admin, with a token covering the site. Send an "
+        "Idempotency-Key so a retried request is not applied twice. This path is the "
+        f"`{action}` value of the `{{action}}` segment of "
+        "`/api/v1/sites/{site}/counters/{counter}/{action}`; an action not documented here "
+        "is answered 404 `not_found`."
+    )
+
+
+def _description(route: Route) -> str:
+    if route.operation_id == "streamSite":
+        return _stream_description()
+    if route.operation_id in _ACTION_TEXT:
+        return _action_description(route.operation_id, route.path.rsplit("/", 1)[1])
+    return _DESCRIPTIONS[route.operation_id]
+
+
+def _text_schema(field: TextField) -> dict[str, Any]:
+    """A text field's schema: a non-empty string when required, else a string or null."""
+    schema: dict[str, Any]
+    if field.required:
+        schema = {"type": "string", "minLength": 1, "maxLength": field.max_length}
+        if field.choices:
+            schema["enum"] = list(field.choices)
+    else:
+        schema = {"type": ["string", "null"], "maxLength": field.max_length}
+        if field.choices:
+            schema["enum"] = [*field.choices, None]
+    if field.description:
+        schema["description"] = field.description
+    if field.default is not None:
+        schema["default"] = field.default
+    return schema
+
+
+def _body_schema(body: Body) -> dict[str, Any]:
+    """A request body's schema: the server rejects unknown fields (400 unknown_field)."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
+    required = [f.name for f in body.fields if f.required]
+    if required:
+        schema["required"] = required
+    properties = {f.name: _text_schema(f) for f in body.fields} | dict(body.other)
+    if properties:
+        schema["properties"] = properties
+    else:
+        schema["maxProperties"] = 0
+        schema["description"] = "No fields; the body may also be omitted."
+    return schema
+
+
+def _request_body(body: Body) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": _ref(body.schema)}
+    if body.example is not None:
+        media["example"] = dict(body.example)
+    return {
+        "description": body.description or "No fields; send no body or `{}`.",
+        "required": body.required,
+        "content": {_JSON: media},
     }
 
 
-def _survey_paths() -> dict[str, Any]:
-    return {
-        "/api/v1/sites/{site}/survey": {
-            "get": _operation(
-                "getSurveyConfig",
-                "surveys",
-                "The hall's survey (SKM questions or one-tap rating)",
-                "The questions and answers to show, the comment limit and the SP4N-LAPOR link. "
-                "Public.",
-                {
-                    "200": _ok("The survey.", _ref("SurveyConfig")),
-                    **_errors({404: ("unknown_site",)}),
-                },
-                security=PUBLIC,
-                parameters=[SITE],
-            )
-        },
-        "/api/v1/sites/{site}/surveys/pending": {
-            "get": _operation(
-                "getPendingSurvey",
-                "surveys",
-                "The counter's last served ticket, for its survey tablet",
-                "The most recent visit the counter served in the last 15 minutes that has not "
-                "been rated, or `ticket: null`. For the tablet facing the citizen at the "
-                "counter, which then posts to `/api/v1/tickets/{ticket}/survey`. Roles survey "
-                "(a token for the tablet: its own counters, and nothing else), counter (its own "
-                "counters), manager, admin.",
-                {
-                    "200": _ok("The pending survey.", _ref("PendingSurvey")),
-                    **_errors(
-                        {
-                            401: _STAFF_401,
-                            403: ("role_not_allowed", "site_not_allowed", "counter_not_allowed"),
-                            404: ("unknown_site", "unknown_counter"),
-                            503: ("database_unavailable",),
-                        }
-                    ),
-                },
-                parameters=[
-                    SITE,
-                    {
-                        **_query("counter", "Counter (*loket*) id.", {"type": "string"}),
-                        "required": True,
-                    },
-                ],
-                roles=("survey", "counter", "manager", "admin"),
-            )
-        },
-        "/api/v1/tickets/{ticket}/survey": {
-            "get": _operation(
-                "getTicketSurvey",
-                "surveys",
-                "Whether the ticket can be rated, and the survey",
-                "`status`: `open` (served, not rated yet), `submitted`, `not_served` (the visit "
-                "did not end served) or `closed` (over 7 days ago). Public: the ticket id is the "
-                "capability. Works on later days too.",
-                {
-                    "200": _ok("The ticket's survey.", _ref("TicketSurvey")),
-                    **_errors({404: ("unknown_ticket",), 503: ("database_unavailable",)}),
-                },
-                security=PUBLIC,
-                parameters=[TICKET],
-            ),
-            "post": _operation(
-                "submitSurvey",
-                "surveys",
-                "Rate the visit (isi survei kepuasan)",
-                "Once per ticket, after a visit that ended `served`: the nine SKM scores or the "
-                "one-tap rating (as the hall's mode says), an optional comment. Tied to the "
-                "visit (and so to its wait and service time), never to a person. Public: the "
-                "ticket id is the capability.",
-                {
-                    "201": _ok("Recorded.", _ref("SurveySubmitted")),
-                    **_errors(
-                        {
-                            400: (
-                                "invalid_json",
-                                "unknown_field",
-                                "invalid_survey",
-                                "survey_mode_mismatch",
-                            ),
-                            404: ("unknown_ticket",),
-                            409: (
-                                "survey_not_available",
-                                "survey_already_submitted",
-                                "survey_closed",
-                            ),
-                            413: ("body_too_large",),
-                            503: ("database_unavailable",),
-                        }
-                    ),
-                },
-                security=PUBLIC,
-                parameters=[TICKET],
-                body=_body(
-                    "SurveyRequest",
-                    required=True,
-                    description="The answers.",
-                    example={"scores": [4, 3, 3, 4, 3, 4, 4, 3, 3], "comment": "Petugas ramah."},
-                ),
-            ),
-        },
+def _answer(route: Route) -> dict[str, Any]:
+    answer = route.answer
+    response: dict[str, Any] = {"description": answer.description}
+    if answer.schema is None:
+        response.update(_OTHER_ANSWERS[route.operation_id])
+    else:
+        media: dict[str, Any] = {"schema": _ref(answer.schema)}
+        if route.operation_id in _ANSWER_EXAMPLES:
+            media["example"] = _ANSWER_EXAMPLES[route.operation_id]
+        response["content"] = {_JSON: media}
+    return response
+
+
+_SECURITY = {Access.PUBLIC: PUBLIC, Access.OPTIONAL: OPTIONAL_TOKEN}
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    """The OpenAPI operation of `route`."""
+    op: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "tags": [route.tag],
+        "summary": route.summary,
+        "description": _description(route),
     }
+    parameters = [PATH_PARAMETERS[name] for name in _path_names(route.canonical)]
+    parameters += _PARAMETERS.get(route.operation_id, [])
+    if route.idempotent:
+        parameters.append(_param("IdempotencyKey"))
+    if parameters:
+        op["parameters"] = parameters
+    if route.body is not None:
+        op["requestBody"] = _request_body(route.body)
+    responses = {str(route.answer.status): _answer(route)}
+    responses |= _MORE_ANSWERS.get(route.operation_id, {})
+    responses |= _errors(route.error_codes(SERVED_WHILE_STARTING))
+    if route.limit is not None:
+        responses["429"] = {
+            "$ref": "#/components/responses/TooManyRequests",
+            "description": "A rate limit is spent (when the service runs with rate limits). "
+            "Codes: `rate_limited`.",
+        }
+    op["responses"] = responses
+    if route.access is Access.ROLES:
+        op["x-roles"] = [str(role) for role in Role if role in route.roles]
+    else:
+        op["security"] = _SECURITY[route.access]  # otherwise the document-wide bearer
+    return op
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        if route.documented:
+            paths.setdefault(route.canonical, {})[route.method.lower()] = _operation(route)
+    return paths
+
+
+def _body_schemas() -> dict[str, Any]:
+    return {
+        route.body.schema: _body_schema(route.body)
+        for route in ROUTES
+        if route.body is not None and route.documented
+    }
+
+
+_DESCRIPTIONS: dict[str, str] = {
+    "index": (
+        "Redirects to `/ui/`, the index of the kiosk, counter, floor-board, TV-display and "
+        "ticket-status pages (served from the `kiosk/` folder)."
+    ),
+    "getOpenApi": ("The OpenAPI 3.1 description of the API."),
+    "listSites": ("Every configured site (hall, *Mal Pelayanan Publik*)."),
+    "getSiteDirectory": (
+        "Agencies (*instansi*), services (*layanan*) with whether each accepts tickets now, "
+        "and counters (*loket*). Public."
+    ),
+    "getDisplay": (
+        "What the TV screen in the hall shows: the number at each counter, recent calls and "
+        "queue lengths. Ticket numbers only. Public."
+    ),
+    "getIkm": (
+        "Element means, IKM and grade per site, agency and service, and by wait band, from "
+        "the SKM surveys of the period. Roles manager and admin."
+    ),
+    "getReport": (
+        "Issued, served, no-show, cancelled and transferred; wait, walk and service "
+        "percentiles; share called within each service's target; busiest hours in the site's "
+        "timezone; counters' open, busy and idle-while-queue time; the IKM. Per agency, "
+        "service and counter. `format=json` (default), `csv` (Excel: UTF-8 with BOM; "
+        "`locale=id` gives `;` and decimal commas, `locale=en` `,` and points) or `html` "
+        "(printable, self-contained, with SVG charts). Roles manager and admin with a token "
+        "covering the site."
+    ),
+    "getSnapshot": (
+        "The whole site with waiting tickets (including their ids) and every counter. Roles "
+        "counter, manager and admin whose token covers the site (not kiosk: a kiosk stands in "
+        "a public place and never learns other citizens' ticket ids). Its `seq` is where to "
+        "resume the stream. An unknown site is answered 404 before the token is checked."
+    ),
+    "getSurveyConfig": (
+        "The questions and answers to show, the comment limit and the SP4N-LAPOR link. Public."
+    ),
+    "getPendingSurvey": (
+        "The most recent visit the counter served in the last 15 minutes that has not been "
+        "rated, or `ticket: null`. For the tablet facing the citizen at the counter, which "
+        "then posts to `/api/v1/tickets/{ticket}/survey`. Roles survey (a token for the "
+        "tablet: its own counters, and nothing else), counter (its own counters), manager, "
+        "admin."
+    ),
+    "issueTicket": (
+        "Issue a queue ticket for a service. Roles: kiosk, manager, admin, with a token "
+        "covering the site. The answer carries the ticket id, which the kiosk shows as a QR "
+        "code so the citizen can follow (and cancel) the ticket on a phone. Send an "
+        "Idempotency-Key so that a retried request never issues two tickets. A refusal "
+        "outside opening hours (`site_closed`), after the service's cutoff (`cutoff_passed`) "
+        "or over its quota (`quota_reached`) says in `details.opens_at` when tickets are "
+        'issued again: site-local ISO 8601 with the site\'s UTC offset, e.g. `{"site": '
+        '"mpp-banjarmasin", "opens_at": "2026-11-30T08:00:00+08:00"}` at night.'
+    ),
+    "getTicket": (
+        "The state of one ticket, for the citizen's phone: position, people ahead, estimated "
+        "wait, and the counter once called. The unguessable ticket id is the capability; no "
+        "token. Tickets are known for the current service day only."
+    ),
+    "cancelTicket": (
+        "Cancel a ticket that is still waiting. The ticket id is the citizen's capability, so "
+        "no token is needed; staff may send theirs, which then must be valid."
+    ),
+    "ticketQr": (
+        "An SVG QR code linking to `/ui/status.html#<ticket id>` on this host, for the "
+        "kiosk's confirmation screen and printable ticket. Public: the ticket id is the "
+        "capability."
+    ),
+    "getTicketSurvey": (
+        "`status`: `open` (served, not rated yet), `submitted`, `not_served` (the visit did "
+        "not end served) or `closed` (over 7 days ago). Public: the ticket id is the "
+        "capability. Works on later days too."
+    ),
+    "submitSurvey": (
+        "Once per ticket, after a visit that ended `served`: the nine SKM scores or the "
+        "one-tap rating (as the hall's mode says), an optional comment. Tied to the visit "
+        "(and so to its wait and service time), never to a person. Public: the ticket id is "
+        "the capability."
+    ),
+    "healthz": ("Answers 200 while the process runs (no dependencies checked)."),
+    "metrics": (
+        "The Prometheus text exposition (version 0.0.4) of every qms_* family listed in "
+        "docs/metrics.md. When ANTRIAN_METRICS_TOKEN is set, scrapers must send it as a "
+        "bearer token; otherwise the endpoint is open."
+    ),
+    "readyz": (
+        "Ready when today's events are replayed and the database answers a ping within 2 "
+        "seconds. For load balancers and orchestrators. Not ready, the answer is 503 with "
+        "`reason` (a stable code), `detail` and `problems`; while the service starts, also "
+        "the `stage` it is at and the `attempt` to reach the database."
+    ),
+}
 
 
 # -- the document ----------------------------------------------------------------------------
@@ -2291,6 +1824,10 @@ include.
 
 
 @functools.cache
+def _document() -> dict[str, Any]:
+    return _with_links(_build())
+
+
 def _build() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -2319,12 +1856,7 @@ def _build() -> dict[str, Any]:
         ],
         "security": [{"bearerAuth": []}],
         "paths": {
-            **_health_paths(),
-            **_site_paths(),
-            **_ticket_paths(),
-            **_counter_paths(),
-            **_report_paths(),
-            **_survey_paths(),
+            **_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -2338,7 +1870,7 @@ def _build() -> dict[str, Any]:
                     ),
                 }
             },
-            "schemas": {**_schemas(), **_report_schemas()},
+            "schemas": {**_schemas(), **_report_schemas(), **_body_schemas()},
             "responses": _responses(),
             "parameters": _parameters(),
             "headers": {
@@ -2474,18 +2006,12 @@ def _with_links(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def _with_rate_limits(document: dict[str, Any]) -> dict[str, Any]:
-    """A 429 on every operation a rate limit applies to (when limits are on)."""
-    for method, path in RATE_LIMITED_OPERATIONS:
-        operation = document["paths"][path][method.lower()]
-        operation["responses"]["429"] = {
-            "$ref": "#/components/responses/TooManyRequests",
-            "description": "A rate limit is spent (when the service runs with rate limits). "
-            "Codes: `rate_limited`.",
-        }
-    return document
-
-
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the JSON API (a fresh copy on every call)."""
-    return copy.deepcopy(_with_rate_limits(_with_links(_build())))
+    return copy.deepcopy(_document())
+
+
+@functools.cache
+def encoded_document() -> bytes:
+    """The document as JSON, encoded once (what GET /api/v1/openapi.json sends)."""
+    return orjson.dumps(_document())

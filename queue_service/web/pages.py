@@ -13,6 +13,7 @@ each time, and an unchanged file costs a 304 on the hall's LAN.
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -20,8 +21,6 @@ import segno
 from aiohttp import web
 
 from queue_service.web.keys import ENGINE, SETTINGS
-
-routes = web.RouteTableDef()
 
 # Module scripts need a JavaScript type (browsers refuse others), so types are not left to
 # the host's mimetypes database.
@@ -53,17 +52,14 @@ PAGE_HEADERS = {
 }
 
 
-@routes.get("/")
 async def index(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/ui/")
 
 
-@routes.get("/ui")
 async def ui_no_slash(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/ui/")
 
 
-@routes.get("/api/v1/tickets/{ticket}/qr.svg")
 async def ticket_qr(request: web.Request) -> web.Response:
     """An SVG QR code of the ticket's status page URL (kiosk confirmation, printed ticket)."""
     ticket_id = request.match_info["ticket"]
@@ -102,24 +98,18 @@ def _resolve(root: Path, tail: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _page_handler(root: Path) -> web.RouteDef:
-    root = root.resolve()
-
-    async def page(request: web.Request) -> web.StreamResponse:
-        path = _resolve(root, request.match_info["path"])
-        if path is None:
-            raise web.HTTPNotFound()
-        content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-        if content_type.startswith("text/") or content_type.endswith(("json", "xml")):
-            content_type += "; charset=utf-8"
-        headers = {**PAGE_HEADERS, "Content-Type": content_type}
-        return web.FileResponse(path, headers=headers)
-
-    return web.get("/ui/{path:.*}", page, name="pages")
+@functools.cache
+def _root(pages_dir: Path) -> Path:
+    return pages_dir.resolve()
 
 
-def add_static(app: web.Application) -> None:
-    """Serve the pages folder under /ui/ (with /ui/ itself the landing page)."""
-    pages = app[SETTINGS].pages_dir
-    if pages.is_dir():
-        app.router.add_routes([_page_handler(pages)])
+async def page(request: web.Request) -> web.StreamResponse:
+    """A file of the pages folder (`ANTRIAN_PAGES_DIR`); the folder itself is index.html."""
+    path = _resolve(_root(request.app[SETTINGS].pages_dir), request.match_info["path"])
+    if path is None:
+        raise web.HTTPNotFound()
+    content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    if content_type.startswith("text/") or content_type.endswith(("json", "xml")):
+        content_type += "; charset=utf-8"
+    headers = {**PAGE_HEADERS, "Content-Type": content_type}
+    return web.FileResponse(path, headers=headers)

@@ -2,6 +2,7 @@
 
 - Reports (JSON, CSV, printable HTML) and the IKM: manager and admin tokens for the site.
 - Surveys: the ticket id is the citizen's capability, as for the ticket status: no token.
+  (Roles are checked before the handlers run: see web/routes.py.)
   A ticket can be rated once, only after its visit ended `served`, within
   SURVEY_WINDOW_DAYS. The counter's survey tablet (a counter token) asks which ticket the
   counter served last.
@@ -16,16 +17,16 @@ from aiohttp import web
 
 from queue_service.domain import errors, ikm
 from queue_service.domain.site import Site
+from queue_service.domain.vocab import Outcome, SurveyMode
 from queue_service.reports.build import ReportRangeError, build_ikm, build_report, default_range
 from queue_service.reports.render import to_csv, to_html
 from queue_service.reports.task import ReportsTask
 from queue_service.store import surveys
-from queue_service.web.api import read_json
-from queue_service.web.auth import require
+from queue_service.web.api import read_body
 from queue_service.web.errors import ApiError
 from queue_service.web.keys import CLOCK, CONFIG, ENGINE, STORE
+from queue_service.web.spec import Body
 
-routes = web.RouteTableDef()
 REPORTS = web.AppKey("reports", ReportsTask)
 
 SURVEY_WINDOW_DAYS = 7
@@ -144,7 +145,7 @@ def survey_config(site: Site) -> dict[str, Any]:
         "complaint_url": COMPLAINT_URL,
         "window_days": SURVEY_WINDOW_DAYS,
     }
-    if mode == "skm":
+    if mode == SurveyMode.SKM:
         out["questions"] = [
             {
                 "code": code,
@@ -175,11 +176,13 @@ def _site(request: web.Request) -> Site:
 
 
 def _range(request: web.Request, site: Site) -> tuple[date, date]:
+    """`from` and `to` of the query (each defaults when absent; present, it must be a date:
+    an empty one is refused, not taken for the default)."""
     first, last = default_range(site, request.app[CLOCK].now())
     try:
-        if request.query.get("from"):
+        if "from" in request.query:
             first = date.fromisoformat(request.query["from"])
-        if request.query.get("to"):
+        if "to" in request.query:
             last = date.fromisoformat(request.query["to"])
     except ValueError:
         raise InvalidReportRequest(
@@ -191,10 +194,8 @@ def _range(request: web.Request, site: Site) -> tuple[date, date]:
 # -- reports ------------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/sites/{site}/report")
 async def report(request: web.Request) -> web.StreamResponse:
     site = _site(request)
-    require(request, ("manager", "admin"), site=site.id)
     fmt = request.query.get("format", "json")
     if fmt not in REPORT_FORMATS:
         raise InvalidReportRequest(
@@ -238,10 +239,8 @@ async def report(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get("/api/v1/sites/{site}/ikm")
 async def ikm_index(request: web.Request) -> web.Response:
     site = _site(request)
-    require(request, ("manager", "admin"), site=site.id)
     first, last = _range(request, site)
     try:
         body = await build_ikm(request.app[STORE].pool, site, first, last)
@@ -253,7 +252,6 @@ async def ikm_index(request: web.Request) -> web.Response:
 # -- surveys ------------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/sites/{site}/survey")
 async def site_survey(request: web.Request) -> web.Response:
     return web.json_response(survey_config(_site(request)))
 
@@ -269,8 +267,12 @@ async def _visit(request: web.Request) -> tuple[surveys.ServedVisit, Site]:
     return visit, site
 
 
+# A ticket's survey status (`_status`, or submitted).
+SURVEY_STATES = ("open", "submitted", "not_served", "closed")
+
+
 def _status(visit: surveys.ServedVisit, request: web.Request) -> str:
-    if visit.outcome != "served":
+    if visit.outcome != Outcome.SERVED:
         return "not_served"
     assert visit.finished_at is not None
     if request.app[CLOCK].now() - visit.finished_at > timedelta(days=SURVEY_WINDOW_DAYS):
@@ -278,7 +280,6 @@ def _status(visit: surveys.ServedVisit, request: web.Request) -> str:
     return "open"
 
 
-@routes.get("/api/v1/tickets/{ticket}/survey")
 async def ticket_survey(request: web.Request) -> web.Response:
     visit, site = await _visit(request)
     stored = await surveys.survey_of(request.app[STORE].pool, visit.ticket_id)
@@ -317,9 +318,9 @@ def parse_answers(body: dict[str, Any], mode: str) -> surveys.SurveyAnswers:
                 max_length=COMMENT_MAX,
             )
     channel = body.get("channel", "phone")
-    if channel not in ("phone", "counter"):
+    if channel not in SURVEY_CHANNELS:
         raise InvalidSurvey("channel must be phone or counter", field="channel")
-    if mode == "skm":
+    if mode == SurveyMode.SKM:
         if "rating" in body:
             raise InvalidSurvey(
                 "this hall uses the full SKM survey: send 'scores', not 'rating'",
@@ -333,7 +334,7 @@ def parse_answers(body: dict[str, Any], mode: str) -> surveys.SurveyAnswers:
                 field="scores",
             )
         values = tuple(_score(v, f"scores[{i}]") for i, v in enumerate(scores))
-        return surveys.SurveyAnswers("skm", values, None, comment, channel)
+        return surveys.SurveyAnswers(SurveyMode.SKM, values, None, comment, channel)
     if "scores" in body:
         raise InvalidSurvey(
             "this hall uses the one-tap rating: send 'rating', not 'scores'",
@@ -342,13 +343,44 @@ def parse_answers(body: dict[str, Any], mode: str) -> surveys.SurveyAnswers:
         )
     if "rating" not in body:
         raise InvalidSurvey("rating is required (1 to 4)", field="rating")
-    return surveys.SurveyAnswers("quick", None, _score(body["rating"], "rating"), comment, channel)
+    return surveys.SurveyAnswers(
+        SurveyMode.QUICK, None, _score(body["rating"], "rating"), comment, channel
+    )
 
 
-@routes.post("/api/v1/tickets/{ticket}/survey")
+SURVEY_CHANNELS = ("phone", "counter")
+SUBMIT_SURVEY = Body(
+    "SurveyRequest",
+    other={
+        "scores": {
+            "type": "array",
+            "minItems": ikm.ELEMENTS,
+            "maxItems": ikm.ELEMENTS,
+            "items": {"type": "integer", "minimum": 1, "maximum": 4},
+            "description": "U1..U9, 1 (worst) to 4 (best); mode `skm`.",
+        },
+        "rating": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 4,
+            "description": "One-tap rating; mode `quick`.",
+        },
+        "comment": {
+            "type": ["string", "null"],
+            "description": "Optional suggestion.",
+            "maxLength": COMMENT_MAX,
+        },
+        "channel": {"type": "string", "enum": list(SURVEY_CHANNELS), "default": "phone"},
+    },
+    must_send=True,
+    description="The answers.",
+    example={"scores": [4, 3, 3, 4, 3, 4, 4, 3, 3], "comment": "Petugas ramah."},
+)
+
+
 async def submit_survey(request: web.Request) -> web.Response:
     visit, site = await _visit(request)
-    body = await read_json(request, {"scores", "rating", "comment", "channel"})
+    body = await read_body(request, SUBMIT_SURVEY)
     mode = site.survey
     answers = parse_answers(body, mode)
     status = _status(visit, request)
@@ -381,16 +413,10 @@ async def submit_survey(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/v1/sites/{site}/surveys/pending")
 async def pending_survey(request: web.Request) -> web.Response:
     """The counter's survey tablet: the ticket it served last, if not rated yet."""
     site = _site(request)
-    counter_id = request.query.get("counter", "")
-    if counter_id not in site.counters:
-        raise errors.UnknownCounter(
-            f"counter {counter_id!r} does not exist at {site.id!r}", counter=counter_id
-        )
-    require(request, ("counter", "survey", "manager", "admin"), site=site.id, counter=counter_id)
+    counter_id = request.query["counter"]  # a counter of the site (the role check saw to it)
     now = request.app[CLOCK].now()
     rows = await surveys.pending_for_counter(
         request.app[STORE].pool, site.id, site.service_day(now), counter_id, now - TABLET_WINDOW

@@ -9,7 +9,8 @@ Content-Security-Policy, say) is kept.
 Rate limits: a token bucket per kiosk token and per client address on ticket issuing, and
 per client address on the public endpoints (display, ticket status, cancel, QR code, the
 site directory, the stream); and a cap on the streams (SSE) open at once, per address and
-in all, so that one client cannot take every file descriptor. Over a limit: 429 with the
+in all, so that one client cannot take every file descriptor. Which limit applies to which
+route is declared in the route table (web/routes.py, `Route.limit`). Over a limit: 429 with the
 stable code `rate_limited` and `Retry-After`. Buckets live in bounded LRU maps (an evicted
 bucket was the least recently used, so almost surely full again anyway); tokens are keyed
 by their SHA-256, never by the secret. The clock is injected (monotonic seconds).
@@ -20,13 +21,16 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from queue_service.config import hash_token
 from queue_service.settings import Rate, RateLimits
+from queue_service.web.errors import Handler
+from queue_service.web.routes import ROUTES
+from queue_service.web.spec import Limit
 
 # What the pages need (kiosk/: module scripts and stylesheets from 'self', no inline code,
 # styles set through the CSSOM only, the QR code as an <img> from 'self'): nothing inline,
@@ -89,28 +93,10 @@ class TokenBuckets:
         return wait
 
 
-# Route patterns (aiohttp canonical paths) by what limits apply.
-ISSUE_ROUTE = ("POST", "/api/v1/sites/{site}/tickets")
-STREAM_ROUTE = ("GET", "/api/v1/sites/{site}/stream")
-PUBLIC_ROUTES = frozenset(
-    {
-        ("GET", "/api/v1/sites"),
-        ("GET", "/api/v1/sites/{site}"),
-        ("GET", "/api/v1/sites/{site}/display"),
-        ("GET", "/api/v1/sites/{site}/stream"),
-        ("GET", "/api/v1/tickets/{ticket}"),
-        ("POST", "/api/v1/tickets/{ticket}/cancel"),
-        ("GET", "/api/v1/tickets/{ticket}/qr.svg"),
-        ("GET", "/api/v1/sites/{site}/survey"),
-        ("GET", "/api/v1/tickets/{ticket}/survey"),
-        ("POST", "/api/v1/tickets/{ticket}/survey"),
-    }
-)
-# Every route a limit applies to (the OpenAPI document gives each a 429).
-LIMITED_ROUTES = PUBLIC_ROUTES | {ISSUE_ROUTE}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+# The limit of each limited route, by (method, aiohttp canonical path).
+LIMITED_ROUTES: Mapping[tuple[str, str], Limit] = {
+    (route.method, route.canonical): route.limit for route in ROUTES if route.limit is not None
+}
 
 
 def _route(request: web.Request) -> tuple[str, str] | None:
@@ -171,8 +157,11 @@ class RateLimiter:
         route = _route(request)
         if route is None:
             return None
+        limit = LIMITED_ROUTES.get(route)
+        if limit is None:
+            return None
         address = request.remote or "unknown"
-        if route == ISSUE_ROUTE:
+        if limit is Limit.ISSUE:
             token = _token_key(request)
             # The token's bucket first: one runaway kiosk must not use up its hall's address.
             if token is not None and (wait := self.issue_by_token.take(token)):
@@ -182,7 +171,7 @@ class RateLimiter:
                 self.rejected["issue_address"] += 1
                 return _too_many("address", wait)
             return None
-        if route in PUBLIC_ROUTES and (wait := self.public_by_address.take(address)):
+        if wait := self.public_by_address.take(address):
             self.rejected["public_address"] += 1
             return _too_many("address", wait)
         return None
@@ -212,7 +201,8 @@ class RateLimiter:
         refused = self.check(request)
         if refused is not None:
             return refused
-        if _route(request) != STREAM_ROUTE:
+        route = _route(request)
+        if route is None or LIMITED_ROUTES.get(route) is not Limit.STREAM:
             return await handler(request)
         # A stream holds its slot for as long as it is open.
         address = request.remote or "unknown"
