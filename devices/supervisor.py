@@ -36,9 +36,11 @@ from devices.escpos import PrinterStatus, StatusReplyParser
 from devices.framing import Frame, FrameParser
 from devices.link import Link, LinkError, SerialLink
 from queue_service.domain import commands, errors
+from queue_service.domain.actions import counter_command
 from queue_service.domain.events import Event
 from queue_service.domain.site import DeviceConfig, Site
 from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import FinishOutcome
 from queue_service.engine import Engine
 from queue_service.store.event_store import StoreUnavailable
 
@@ -58,6 +60,9 @@ UNANSWERED_AFTER = 2
 REPROBE_POLLS = 15
 REPLY_KEPT = 10.0
 KEYPAD_PAUSE_REASON = "Jeda (keypad)"
+# A key carries no body: the fields a keypad action takes are fixed. A pause gives this
+# reason; a finish records a served visit (as plain text: the domain interns it).
+_KEYPAD_BODY = {"reason": KEYPAD_PAUSE_REASON, "outcome": FinishOutcome.SERVED.value}
 # Changes worth a `device_status` message: an absent device going connecting ->
 # backing_off -> connecting all day long is not news.
 _NOTIFY_ON = frozenset({"connected", "alive", "printer", "present"})
@@ -456,17 +461,6 @@ def _device_ticket_answer(state: SiteState, events: list[Event]) -> tuple[int, d
     }
 
 
-_KEYPAD_COMMANDS: dict[str, Callable[..., list[Event]]] = {
-    "call-next": commands.call_next,
-    "recall": commands.recall,
-    "start": commands.start,
-    "finish": commands.finish,
-    "no-show": commands.no_show,
-    "open": commands.open_counter,
-    "pause": partial(commands.pause_counter, reason=KEYPAD_PAUSE_REASON),
-}
-
-
 # How far back a restarted service looks for a keypad address's last acted press.
 RECALL_WINDOW = timedelta(minutes=15)
 # The part of a keypad press's answer key after "keypad:<device>:<address>:".
@@ -576,7 +570,7 @@ class KeypadRunner(FramedRunner):
             async with asyncio.timeout(KEY_TIMEOUT):
                 _, body = await self.engine.execute(
                     self.site.id,
-                    partial(_KEYPAD_COMMANDS[action], counter_id=counter_id),
+                    counter_command(action, counter_id, _KEYPAD_BODY),
                     _keypad_answer,
                     idempotency_key=key,
                 )
