@@ -38,6 +38,7 @@ from queue_service.domain.site import (
     SpanEnd,
     before,
 )
+from queue_service.errors import AntrianError
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}\Z")
 _CODE_RE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,23}\Z")
@@ -46,11 +47,13 @@ _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 _HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})\Z")
 
 
-class ConfigError(Exception):
+class ConfigError(AntrianError):
     """The configuration file is invalid; `problems` lists each one as 'file: key: problem'."""
 
+    code = "invalid_config"
+
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
+        super().__init__("\n".join(problems), problems=problems)
         self.problems = problems
 
 

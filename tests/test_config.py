@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 import queue_service.domain.site as site_module
+from devices.framing import FrameError
+from devices.link import LinkError
+from devices.sim.hardware import KeypadBusy
 from queue_service.config import ConfigError, hash_token, load_config, parse_config
+from queue_service.errors import AntrianError
+from queue_service.reports.build import ReportRangeError
+from queue_service.settings import SettingsError
+from queue_service.store.db import EmbeddedPostgresError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example-hall.toml"
@@ -342,6 +349,32 @@ def problems_of(path: Path) -> list[str]:
         load_config(path)
     assert str(info.value) == "\n".join(info.value.problems)
     return info.value.problems
+
+
+def test_a_bad_file_is_an_antrian_error_with_its_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, VALID.replace('id = "mpp-test"', 'id = "MPP"')))
+    assert isinstance(info.value, AntrianError) and info.value.code == "invalid_config"
+    assert info.value.details["problems"] == info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "also"),
+    [
+        (SettingsError, "invalid_settings", ValueError),
+        (EmbeddedPostgresError, "embedded_postgres", OSError),
+        (ReportRangeError, "invalid_range", ValueError),
+        (FrameError, "invalid_frame", ValueError),
+        (LinkError, "device_link", Exception),
+        (KeypadBusy, "keypad_busy", ValueError),
+    ],
+)
+def test_errors_keep_their_kind_under_the_one_root(
+    error: type[AntrianError], code: str, also: type[Exception]
+) -> None:
+    raised = error("why")
+    assert isinstance(raised, AntrianError) and isinstance(raised, also)
+    assert (raised.code, str(raised)) == (code, "why")
 
 
 def test_minimal_valid_file_loads(tmp_path: Path) -> None:
