@@ -662,6 +662,13 @@ INVALID = [
         "64-character hex SHA-256",
     ),
     (
+        "priority-policy-unknown",
+        "target_wait_minutes = 15",
+        'target_wait_minutes = 15\npriority_policy = "vip-first"',
+        "sites[0].services[1].priority_policy",
+        "must be one of strict, interleave, fifo",
+    ),
+    (
         "survey-mode-unknown",
         'timezone = "Asia/Makassar"',
         'timezone = "Asia/Makassar"\nsurvey = "stars"',

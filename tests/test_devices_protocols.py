@@ -460,7 +460,19 @@ def test_device_configuration_is_read() -> None:
 @pytest.mark.parametrize(
     ("device", "problem"),
     [
-        ({"id": "d", "kind": "scanner", "url": "/dev/x"}, "kind: must be one of"),
+        (
+            {"id": "d", "kind": "scanner", "url": "/dev/x"},
+            "kind: must be one of dispenser, keypad, printer",
+        ),
+        (
+            {
+                "id": "d",
+                "kind": "dispenser",
+                "url": "/dev/x",
+                "buttons": {"1": {"service": "Q", "prefix": "X", "priority": "vip"}},
+            },
+            "priority: must be one of lansia, disabilitas, ibu_hamil",
+        ),
         (
             {"id": "d", "kind": "keypad", "url": "COM3", "addresses": {"1": "c1"}},
             "url: must be a device path",
