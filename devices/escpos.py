@@ -224,11 +224,6 @@ _MONTHS = (
     "November",
     "Desember",
 )
-_PRIORITY = {
-    "lansia": "PRIORITAS LANSIA",
-    "disabilitas": "PRIORITAS DISABILITAS",
-    "ibu_hamil": "PRIORITAS IBU HAMIL",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +318,9 @@ def ticket_bytes(t: PrintableTicket, *, columns: int = 42) -> bytes:
     out += [lf, _size(1, 1), _text("NOMOR ANTRIAN") + lf]
     out += [_size(6, 6), bold_on, _text(t.number) + lf, bold_off, _size(1, 1)]
     if t.priority:
-        out += [bold_on, _text(_PRIORITY.get(t.priority, t.priority.upper())) + lf, bold_off]
+        # The group's word as printed: "ibu_hamil" -> "PRIORITAS IBU HAMIL".
+        shown = f"PRIORITAS {t.priority.replace('_', ' ').upper()}"
+        out += [bold_on, _text(shown) + lf, bold_off]
     out += [lf, left]
     out += [_text(f"Tanggal : {when}") + lf]
     out += [_text(f"Antrian di depan Anda: {t.people_ahead} orang") + lf]
