@@ -81,13 +81,7 @@ def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "visits": n("visits"),
         "issued": n("issued"),
-        "served": n("served"),
-        "incomplete": n("incomplete"),
-        "referred": n("referred"),
-        "no_show": n("no_show"),
-        "cancelled": n("cancelled"),
-        "transferred": n("transferred"),
-        "expired": n("expired"),
+        **{outcome: n(outcome) for outcome in store.REPORT_OUTCOMES},
         "open": n("open"),
         "wait": {
             "count": waits,
