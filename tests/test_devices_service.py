@@ -97,6 +97,19 @@ def dispenser_config(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def printer_config(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "printer-1",
+        "kind": "printer",
+        "url": url,
+        "kiosk": "Kiosk 1",
+        "poll_interval": 0.1,
+        "silence_timeout": 10,  # a status reply is waited for 1 s
+        **FAST,
+        **extra,
+    }
+
+
 NUMBERING = {1: ("Q", 501), 2: ("X", 1)}
 
 Start = Callable[[AppConfig], Awaitable[TestClient]]
@@ -542,20 +555,7 @@ async def test_kiosk_ticket_prints_and_reports_honestly_when_paper_runs_out(
     printer = SimPrinter(port)
     await printer.start()
     sims.append(printer)
-    config = hall(
-        [
-            {
-                "id": "printer-1",
-                "kind": "printer",
-                "url": port.url,
-                "kiosk": "Kiosk 1",
-                "poll_interval": 0.1,
-                "silence_timeout": 2,
-                **FAST,
-            }
-        ]
-    )
-    client = await start_app(config)
+    client = await start_app(hall([printer_config(port.url, silence_timeout=2)]))
     device = runner(client, "printer-1")
     await eventually(lambda: device.health.printer is not None, what="first status")
     notices: list[dict[str, Any]] = []
@@ -663,19 +663,6 @@ class SlowPrinter(SimPrinter):
             self.slow_port.delay = self.slow_after_ticket
 
 
-def printer_config(url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": "printer-1",
-        "kind": "printer",
-        "url": url,
-        "kiosk": "Kiosk 1",
-        "poll_interval": 0.1,
-        "silence_timeout": 10,  # a status reply is waited for 1 s
-        **FAST,
-        **extra,
-    }
-
-
 async def issue(client: TestClient, key: str) -> dict[str, Any]:
     resp = await client.post(
         "/api/v1/sites/hall/tickets",
@@ -765,20 +752,9 @@ async def test_silent_printer_is_closed_and_reconnected(start_app: Start, sims: 
     printer = SimPrinter(port)
     await printer.start()
     sims.append(printer)
-    config = hall(
-        [
-            {
-                "id": "printer-1",
-                "kind": "printer",
-                "url": port.url,
-                "kiosk": "Kiosk 1",
-                "poll_interval": 0.05,
-                "silence_timeout": 0.5,
-                **FAST,
-            }
-        ]
+    client = await start_app(
+        hall([printer_config(port.url, poll_interval=0.05, silence_timeout=0.5)])
     )
-    client = await start_app(config)
     device = runner(client, "printer-1")
     await eventually(lambda: device.health.state == "up")
     printer.mute = True  # powered off behind a device server that still accepts TCP
