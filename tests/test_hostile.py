@@ -59,11 +59,9 @@ NOT_FUZZED = {"GET /api/v1/sites/{site}/stream"}
 KNOWN_PATH = {"site": SITE, "counter": "loket-01"}
 
 
-def _fuzz_operations(
-    base_url: str, document: dict[str, Any]
-) -> tuple[Counter[str], list[str], list[str]]:
-    """Every operation of `document`, positive and negative cases, against `base_url`."""
-    import schemathesis
+def _conformance_checks() -> list[Any]:
+    """What every answer is checked for: no server error, and the status, content type,
+    headers and body the document gives for it."""
     from schemathesis.checks import (
         content_type_conformance,
         not_a_server_error,
@@ -71,16 +69,25 @@ def _fuzz_operations(
         response_schema_conformance,
         status_code_conformance,
     )
-    from schemathesis.core.result import Ok
-    from schemathesis.generation import GenerationMode
 
-    checks = [
+    return [
         not_a_server_error,
         status_code_conformance,
         content_type_conformance,
         response_headers_conformance,
         response_schema_conformance,
     ]
+
+
+def _fuzz_operations(
+    base_url: str, document: dict[str, Any]
+) -> tuple[Counter[str], list[str], list[str]]:
+    """Every operation of `document`, positive and negative cases, against `base_url`."""
+    import schemathesis
+    from schemathesis.core.result import Ok
+    from schemathesis.generation import GenerationMode
+
+    checks = _conformance_checks()
     schema = schemathesis.openapi.from_dict(document)
     counts: Counter[str] = Counter()
     failures: list[str] = []
@@ -212,22 +219,9 @@ def _stateful_run(
     first failure ends the run)."""
     import requests
     import schemathesis
-    from schemathesis.checks import (
-        content_type_conformance,
-        not_a_server_error,
-        response_headers_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
     from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
-    checks = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        response_headers_conformance,
-        response_schema_conformance,
-    ]
+    checks = _conformance_checks()
     schema = schemathesis.openapi.from_dict(document).exclude(
         method="GET", path="/api/v1/sites/{site}/stream"
     )
