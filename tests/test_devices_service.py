@@ -172,16 +172,25 @@ async def sims() -> AsyncIterator[list[Any]]:
 # -- framing over a real pty ------------------------------------------------------------
 
 
-async def test_pty_frames_split_glued_garbage_corrupt_and_oversized_are_each_handled(
+async def silent_dispenser_on_a_pty(
     start_app: Start, tmp_path: Path, sims: list[Any]
-) -> None:
+) -> tuple[PtyPort, SimDispenser, TestClient, DeviceRunner]:
+    """A dispenser on a pty that sends nothing by itself (every byte on the line is the
+    test's own), and the service started with its link open."""
     port = PtyPort(tmp_path / "usb-Antrian_Dispenser-if00")
     sim = SimDispenser(port, NUMBERING)
-    await sim.start(timers=False)  # every byte on the line is the test's own
+    await sim.start(timers=False)
     sims.append(sim)
     client = await start_app(hall([dispenser_config(port.url)]))
     device = runner(client, "dispenser-1")
     await eventually(lambda: device.health.connected, what="pty opened")
+    return port, sim, client, device
+
+
+async def test_pty_frames_split_glued_garbage_corrupt_and_oversized_are_each_handled(
+    start_app: Start, tmp_path: Path, sims: list[Any]
+) -> None:
+    port, sim, client, device = await silent_dispenser_on_a_pty(start_app, tmp_path, sims)
     # The service flushes its input when it opens the port: send only once it is open.
     # This frame is spelled out from docs/devices.md, not built by the code under test.
     literal = b"\x0201T0A1;Q501;101" + b"%04X\x03"
@@ -799,13 +808,7 @@ async def test_service_starts_cleanly_with_devices_absent(start_app: Start, tmp_
 async def test_checksum_valid_frames_refused_for_content_count_as_discarded_bytes(
     start_app: Start, tmp_path: Path, sims: list[Any]
 ) -> None:
-    port = PtyPort(tmp_path / "usb-Antrian_Dispenser-if00")
-    sim = SimDispenser(port, NUMBERING)
-    await sim.start(timers=False)  # every byte on the line is the test's own
-    sims.append(sim)
-    client = await start_app(hall([dispenser_config(port.url)]))
-    device = runner(client, "dispenser-1")
-    await eventually(lambda: device.health.connected, what="pty opened")
+    port, sim, client, device = await silent_dispenser_on_a_pty(start_app, tmp_path, sims)
     garbage = b"\x00\xff line noise \x03"
     # Good checksums, unusable contents: a ticket frame whose data is not a ticket, and a
     # command a dispenser does not send. Thrown away: every one of their bytes counts.

@@ -8,6 +8,7 @@ ANTRIAN_HOSTILE_FULL=1 (or ANTRIAN_FAULTS_FULL=1) runs the long variants.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import resource
@@ -57,6 +58,19 @@ EXAMPLES_PER_OPERATION = 200 if FULL else 25
 # tests/test_stream.py.
 NOT_FUZZED = {"GET /api/v1/sites/{site}/stream"}
 KNOWN_PATH = {"site": SITE, "counter": "loket-01"}
+
+
+@contextlib.contextmanager
+def _random_in_strategies_allowed() -> Iterator[None]:
+    """schemathesis draws from `random` inside its strategies; hypothesis deprecates that
+    (a warning, an error under this suite's filters)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="Do not use the `random` module inside strategies",
+            category=HypothesisDeprecationWarning,
+        )
+        yield
 
 
 def _conformance_checks() -> list[Any]:
@@ -138,14 +152,7 @@ def _fuzz_operations(
                 )(make(name))
             )
             try:
-                with warnings.catch_warnings():
-                    # schemathesis draws from `random` inside its strategies; hypothesis
-                    # deprecates that (a warning, an error under this suite's filters).
-                    warnings.filterwarnings(
-                        "ignore",
-                        message="Do not use the `random` module inside strategies",
-                        category=HypothesisDeprecationWarning,
-                    )
+                with _random_in_strategies_allowed():
                     fuzz()
             except Unsatisfiable:
                 # Nothing to make invalid (no parameters, or only a free-form path part).
@@ -284,12 +291,7 @@ def _stateful_run(
     deadline = time.monotonic() + STATEFUL_BUDGET
     while scenarios[0] < STATEFUL_SCENARIOS and time.monotonic() < deadline and not failures:
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings(
-                    "ignore",
-                    message="Do not use the `random` module inside strategies",
-                    category=HypothesisDeprecationWarning,
-                )
+            with _random_in_strategies_allowed():
                 Hall.run(
                     settings=settings(
                         max_examples=STATEFUL_SCENARIOS - scenarios[0],
