@@ -47,6 +47,7 @@ E = TypeVar("E", bound=StrEnum)
 
 MAX_ID = 48  # site, agency, counter and device ids
 MAX_CODE = 24  # service codes
+MAX_NUMBER = 999  # ticket numbers have three digits (domain/commands.py numbers them)
 _ID_RE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ID - 1}}}\Z")
 _CODE_RE = re.compile(rf"[A-Z0-9][A-Z0-9_-]{{0,{MAX_CODE - 1}}}\Z")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}\Z")
@@ -654,9 +655,9 @@ def _parse_button(
     if not (
         len(raw_range) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) for v in raw_range)
-        and 1 <= raw_range[0] <= raw_range[1] <= 999
+        and 1 <= raw_range[0] <= raw_range[1] <= MAX_NUMBER
     ):
-        r.problem(f"{key}.range", "must be [first, last] with 1 <= first <= last <= 999")
+        r.problem(f"{key}.range", f"must be [first, last] with 1 <= first <= last <= {MAX_NUMBER}")
         return None
     low, high = raw_range
     if service is not None:
@@ -725,8 +726,11 @@ def _parse_service(
     if target is not None and not 1 <= target <= 24 * 60:
         r.problem(f"{key}.target_wait_minutes", "must be between 1 and 1440 minutes")
     quota = r.get(raw, "daily_quota", key, int, required=False)
-    if quota is not None and not 1 <= quota <= 999:
-        r.problem(f"{key}.daily_quota", "must be between 1 and 999 (numbers have 3 digits)")
+    if quota is not None and not 1 <= quota <= MAX_NUMBER:
+        r.problem(
+            f"{key}.daily_quota",
+            f"must be between 1 and {MAX_NUMBER} (numbers have {len(str(MAX_NUMBER))} digits)",
+        )
     cutoff_raw = r.get(raw, "cutoff", key, str, required=False)
     cutoff_end = r.span_end(cutoff_raw, f"{key}.cutoff") if cutoff_raw is not None else None
     # A cutoff of 24:00 is the end of the day: the same as no cutoff.
