@@ -129,6 +129,25 @@ class PrinterStatus:
         return "unknown" if self.unknown() else "ok"
 
 
+# The flags of the replies to DLE EOT 1..3, by bit (ESC/POS; DLE EOT 4 is read apart: two
+# bits per flag).
+_STATUS_BITS: dict[int, tuple[tuple[str, int], ...]] = {
+    1: (
+        ("drawer_pin_high", 2),
+        ("offline", 3),
+        ("waiting_online_recovery", 5),
+        ("feed_button_pressed", 6),
+    ),
+    2: (("cover_open", 2), ("feeding_by_button", 3), ("paper_end_stop", 5), ("error_occurred", 6)),
+    3: (
+        ("recoverable_error", 2),
+        ("autocutter_error", 3),
+        ("unrecoverable_error", 5),
+        ("auto_recoverable_error", 6),
+    ),
+}
+
+
 def decode_status(replies: dict[int, int]) -> PrinterStatus:
     """Decode the replies to DLE EOT n by n; a reply failing the fixed pattern is ignored."""
     flags: dict[str, bool] = {}
@@ -137,27 +156,8 @@ def decode_status(replies: dict[int, int]) -> PrinterStatus:
         if n not in STATUS_KINDS or not 0 <= value <= 0xFF or not is_status_byte(value):
             continue
         answered.add(n)
-        if n == 1:
-            flags.update(
-                drawer_pin_high=_bit(value, 2),
-                offline=_bit(value, 3),
-                waiting_online_recovery=_bit(value, 5),
-                feed_button_pressed=_bit(value, 6),
-            )
-        elif n == 2:
-            flags.update(
-                cover_open=_bit(value, 2),
-                feeding_by_button=_bit(value, 3),
-                paper_end_stop=_bit(value, 5),
-                error_occurred=_bit(value, 6),
-            )
-        elif n == 3:
-            flags.update(
-                recoverable_error=_bit(value, 2),
-                autocutter_error=_bit(value, 3),
-                unrecoverable_error=_bit(value, 5),
-                auto_recoverable_error=_bit(value, 6),
-            )
+        if n in _STATUS_BITS:
+            flags.update({name: _bit(value, bit) for name, bit in _STATUS_BITS[n]})
         else:
             flags.update(paper_near_end=value & 0x0C != 0, paper_end=value & 0x60 != 0)
     return PrinterStatus(**flags, replies=frozenset(answered))
@@ -224,11 +224,6 @@ _MONTHS = (
     "November",
     "Desember",
 )
-_PRIORITY = {
-    "lansia": "PRIORITAS LANSIA",
-    "disabilitas": "PRIORITAS DISABILITAS",
-    "ibu_hamil": "PRIORITAS IBU HAMIL",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +318,9 @@ def ticket_bytes(t: PrintableTicket, *, columns: int = 42) -> bytes:
     out += [lf, _size(1, 1), _text("NOMOR ANTRIAN") + lf]
     out += [_size(6, 6), bold_on, _text(t.number) + lf, bold_off, _size(1, 1)]
     if t.priority:
-        out += [bold_on, _text(_PRIORITY.get(t.priority, t.priority.upper())) + lf, bold_off]
+        # The group's word as printed: "ibu_hamil" -> "PRIORITAS IBU HAMIL".
+        shown = f"PRIORITAS {t.priority.replace('_', ' ').upper()}"
+        out += [bold_on, _text(shown) + lf, bold_off]
     out += [lf, left]
     out += [_text(f"Tanggal : {when}") + lf]
     out += [_text(f"Antrian di depan Anda: {t.people_ahead} orang") + lf]

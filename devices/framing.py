@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from queue_service.errors import AntrianError
+
 STX = 0x02
 ETX = 0x03
 HEADER = 6  # STX, ADDR x2, CMD, LEN x2
@@ -23,8 +25,10 @@ MAX_FRAME = HEADER + MAX_DATA + TRAILER
 _HEX = frozenset(b"0123456789ABCDEF")
 
 
-class FrameError(ValueError):
+class FrameError(AntrianError, ValueError):
     """A value cannot be put into a frame (encoding side)."""
+
+    code = "invalid_frame"
 
 
 @dataclass(frozen=True, slots=True)

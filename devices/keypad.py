@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 
 from devices.framing import Frame, encode
+from queue_service.domain.actions import CounterAction
 
 KEY = "C"  # a numbered key press
 OLD_KEY = "K"  # an unnumbered key press (earlier keypads): refused with E09
@@ -34,15 +35,15 @@ DISPLAY = "D"
 ERROR = "E"
 SEQ_MODULUS = 10_000  # seq is 0..9999; after 9999 comes 0
 
-# key letter -> counter action (the same names as the counter page's API actions)
+# key letter -> counter action (domain/actions.py: the counter page's API actions)
 KEYS = {
-    "N": "call-next",
-    "R": "recall",
-    "S": "start",
-    "F": "finish",
-    "X": "no-show",
-    "P": "pause",
-    "O": "open",
+    "N": CounterAction.CALL_NEXT,
+    "R": CounterAction.RECALL,
+    "S": CounterAction.START,
+    "F": CounterAction.FINISH,
+    "X": CounterAction.NO_SHOW,
+    "P": CounterAction.PAUSE,
+    "O": CounterAction.OPEN,
 }
 
 # Domain error code -> what the keypad displays (docs/devices.md).
@@ -69,7 +70,7 @@ class KeyPress:
     seq: int
 
     @property
-    def action(self) -> str | None:
+    def action(self) -> CounterAction | None:
         return KEYS.get(self.key)
 
 

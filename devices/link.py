@@ -35,6 +35,7 @@ import serial.rfc2217
 from serial.urlhandler import protocol_socket
 
 from queue_service.domain.site import DeviceConfig
+from queue_service.errors import AntrianError
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ _RFC2217_MAX_QUEUED = 16  # chunks pyserial's RFC 2217 reader may hold before it
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 
 
-class LinkError(Exception):
+class LinkError(AntrianError):
     """The port could not be opened, or the link was lost."""
+
+    code = "device_link"
 
 
 class Link(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from queue_service.domain.vocab import DeviceKind
 from queue_service.exposition import escape, fmt, header
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def render(healths: Sequence[DeviceHealth]) -> str:
         lines["qms_device_frames_total"].append(f'{{{labels},result="good"}} {h.good_frames}')
         lines["qms_device_frames_total"].append(f'{{{labels},result="bad"}} {h.bad_frames}')
         lines["qms_device_discarded_bytes_total"].append(f"{{{labels}}} {h.discarded_bytes}")
-        if h.kind == "printer":
+        if h.kind == DeviceKind.PRINTER:
             for name, _, flag in _PRINTER:
                 # NaN while unknown (not connected, no reply yet, or a reply the printer
                 # does not give: one answering DLE EOT 1 alone has unknown paper), never a

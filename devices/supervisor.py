@@ -29,16 +29,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from devices import dispenser, escpos, keypad
 from devices.escpos import PrinterStatus, StatusReplyParser
 from devices.framing import Frame, FrameParser
 from devices.link import Link, LinkError, SerialLink
 from queue_service.domain import commands, errors
+from queue_service.domain.actions import counter_command
 from queue_service.domain.events import Event
-from queue_service.domain.site import DeviceConfig, Site
+from queue_service.domain.site import ButtonConfig, DeviceConfig, Site
 from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import DeviceKind, FinishOutcome, Source
 from queue_service.engine import Engine
 from queue_service.store.event_store import StoreUnavailable
 
@@ -58,6 +60,9 @@ UNANSWERED_AFTER = 2
 REPROBE_POLLS = 15
 REPLY_KEPT = 10.0
 KEYPAD_PAUSE_REASON = "Jeda (keypad)"
+# A key carries no body: the fields a keypad action takes are fixed. A pause gives this
+# reason; a finish records a served visit (as plain text: the domain interns it).
+_KEYPAD_BODY = {"reason": KEYPAD_PAUSE_REASON, "outcome": str(FinishOutcome.SERVED)}
 # Changes worth a `device_status` message: an absent device going connecting ->
 # backing_off -> connecting all day long is not news.
 _NOTIFY_ON = frozenset({"connected", "alive", "printer", "present"})
@@ -73,7 +78,7 @@ def backoff_delay(attempt: int, initial: float, maximum: float, u: float) -> flo
 class DeviceHealth:
     site: str
     device: str
-    kind: str
+    kind: DeviceKind
     state: str = CONNECTING
     present: bool = False  # the link has opened at least once since the service started
     connected: bool = False
@@ -108,9 +113,9 @@ class DeviceHealth:
             "discarded_bytes": self.discarded_bytes,
             "last_error": self.last_error,
         }
-        if self.kind == "dispenser":
+        if self.kind == DeviceKind.DISPENSER:
             out["held_tickets"] = self.held
-        if self.kind == "printer":
+        if self.kind == DeviceKind.PRINTER:
             # None while nothing is known (no link, no reply yet); a flag no reply decides
             # is null, and `status` says "unknown" rather than "ok" then.
             p = self.printer
@@ -130,7 +135,7 @@ class DeviceHealth:
 class DeviceRunner(abc.ABC):
     """The supervised loop shared by every kind of device."""
 
-    kind = "device"
+    kind: ClassVar[DeviceKind]
 
     def __init__(
         self,
@@ -148,7 +153,7 @@ class DeviceRunner(abc.ABC):
         self.notify = notify
         self.rng = rng
         self.wall_clock = wall_clock
-        self.health = DeviceHealth(site.id, device.id, device.kind)
+        self.health = DeviceHealth(site.id, device.id, self.kind)
         self.link: Link | None = None
         self._attempt = 0
         self._logged_failure = False
@@ -342,7 +347,7 @@ class FramedRunner(DeviceRunner):
 
 
 class DispenserRunner(FramedRunner):
-    kind = "dispenser"
+    kind = DeviceKind.DISPENSER
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -431,7 +436,7 @@ class NumberTaken(errors.Conflict):
 
 
 def _issue_device_ticket(
-    state: SiteState, now: datetime, *, button: Any, number: str
+    state: SiteState, now: datetime, *, button: ButtonConfig, number: str
 ) -> list[Event]:
     if any(t.number == number for t in state.tickets.values()):
         raise NumberTaken(f"number {number} was already issued today", number=number)
@@ -440,8 +445,9 @@ def _issue_device_ticket(
         now,
         ticket_id=secrets.token_urlsafe(16),
         service=button.service,
-        priority=button.priority,
-        source="dispenser",
+        # Plain text into the event's data: the domain interns these strings.
+        priority=None if button.priority is None else str(button.priority),
+        source=str(Source.DISPENSER),
         number=number,
     )
 
@@ -456,17 +462,6 @@ def _device_ticket_answer(state: SiteState, events: list[Event]) -> tuple[int, d
     }
 
 
-_KEYPAD_COMMANDS: dict[str, Callable[..., list[Event]]] = {
-    "call-next": commands.call_next,
-    "recall": commands.recall,
-    "start": commands.start,
-    "finish": commands.finish,
-    "no-show": commands.no_show,
-    "open": commands.open_counter,
-    "pause": partial(commands.pause_counter, reason=KEYPAD_PAUSE_REASON),
-}
-
-
 # How far back a restarted service looks for a keypad address's last acted press.
 RECALL_WINDOW = timedelta(minutes=15)
 # The part of a keypad press's answer key after "keypad:<device>:<address>:".
@@ -474,7 +469,7 @@ _PRESS_KEY = re.compile(r"(?P<key>[A-Z]):(?P<seq>\d{1,4}):[0-9a-f]{8}")
 
 
 class KeypadRunner(FramedRunner):
-    kind = "keypad"
+    kind = DeviceKind.KEYPAD
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -576,7 +571,7 @@ class KeypadRunner(FramedRunner):
             async with asyncio.timeout(KEY_TIMEOUT):
                 _, body = await self.engine.execute(
                     self.site.id,
-                    partial(_KEYPAD_COMMANDS[action], counter_id=counter_id),
+                    counter_command(action, counter_id, _KEYPAD_BODY),
                     _keypad_answer,
                     idempotency_key=key,
                 )
@@ -635,7 +630,7 @@ class PrintJob:
 
 
 class PrinterRunner(DeviceRunner):
-    kind = "printer"
+    kind = DeviceKind.PRINTER
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -870,9 +865,7 @@ class PrinterRunner(DeviceRunner):
 
 
 RUNNERS: dict[str, type[DeviceRunner]] = {
-    "dispenser": DispenserRunner,
-    "keypad": KeypadRunner,
-    "printer": PrinterRunner,
+    runner.kind: runner for runner in (DispenserRunner, KeypadRunner, PrinterRunner)
 }
 
 

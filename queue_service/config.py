@@ -12,19 +12,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from queue_service.domain.site import (
-    COUNTER_ROLES,
-    DEVICE_KINDS,
     END_OF_DAY,
     PARITIES,
-    PRIORITY_KINDS,
-    PRIORITY_POLICIES,
-    ROLES,
-    SURVEY_MODES,
     WEEKDAYS,
     Agency,
     Break,
@@ -38,26 +33,42 @@ from queue_service.domain.site import (
     SpanEnd,
     before,
 )
+from queue_service.domain.vocab import (
+    COUNTER_ROLES,
+    DeviceKind,
+    Priority,
+    PriorityPolicy,
+    Role,
+    SurveyMode,
+)
+from queue_service.errors import AntrianError
 
-_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}\Z")
-_CODE_RE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,23}\Z")
+E = TypeVar("E", bound=StrEnum)
+
+MAX_ID = 48  # site, agency, counter and device ids
+MAX_CODE = 24  # service codes
+MAX_NUMBER = 999  # ticket numbers have three digits (domain/commands.py numbers them)
+_ID_RE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ID - 1}}}\Z")
+_CODE_RE = re.compile(rf"[A-Z0-9][A-Z0-9_-]{{0,{MAX_CODE - 1}}}\Z")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 _HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})\Z")
 
 
-class ConfigError(Exception):
+class ConfigError(AntrianError):
     """The configuration file is invalid; `problems` lists each one as 'file: key: problem'."""
 
+    code = "invalid_config"
+
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
+        super().__init__("\n".join(problems), problems=problems)
         self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)
 class Token:
     name: str
-    role: str
+    role: Role
     sha256: str = field(repr=False)
     sites: tuple[str, ...] = ()  # empty: every site
     counters: tuple[str, ...] = ()  # COUNTER_ROLES: the counters it is bound to
@@ -162,6 +173,17 @@ class _Reader:
             self.problem(f"{where}.{key}", "must be a list of strings")
         return good
 
+    def choice(self, value: str | None, choices: type[E], key: str) -> E | None:
+        """`value` as a word of `choices`, or None: silently when it is empty (missing or of
+        the wrong type, already reported), with a problem listing the words otherwise."""
+        if not value:
+            return None
+        try:
+            return choices(value)
+        except ValueError:
+            self.problem(key, f"must be one of {', '.join(choices)}")
+            return None
+
     def unknown_keys(self, table: Mapping[str, Any], allowed: set[str], where: str) -> None:
         for key in table:
             if key not in allowed:
@@ -241,7 +263,7 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
     )
     site_id = r.get(raw, "id", where, str, default="")
     if site_id and not _ID_RE.match(site_id):
-        r.problem(f"{where}.id", "must be lower-case letters, digits, '-' or '_' (max 48)")
+        r.problem(f"{where}.id", f"must be lower-case letters, digits, '-' or '_' (max {MAX_ID})")
     name = r.get(raw, "name", where, str, default="")
     tz_name = r.get(raw, "timezone", where, str, default="UTC")
     try:
@@ -369,17 +391,15 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         if not re.match(r"https?://[^\s/]+", public_url):
             r.problem(f"{where}.public_url", "must be an http:// or https:// URL")
     devices = _parse_devices(r, raw, where, services, counters)
-    if public_url is None and any(d.kind == "printer" for d in devices):
+    if public_url is None and any(d.kind == DeviceKind.PRINTER for d in devices):
         r.problem(
             f"{where}.public_url",
             "is required when the site has a printer (tickets print a QR code to the "
             'ticket status page), e.g. "http://antrian.mpp.local:8080"',
         )
 
-    survey = r.get(raw, "survey", where, str, required=False, default="skm")
-    if survey not in SURVEY_MODES:
-        r.problem(f"{where}.survey", f"must be one of {', '.join(SURVEY_MODES)}")
-        survey = "skm"
+    survey = r.get(raw, "survey", where, str, required=False, default=SurveyMode.SKM)
+    survey = r.choice(survey, SurveyMode, f"{where}.survey") or SurveyMode.SKM
 
     return Site(
         id=site_id,
@@ -483,13 +503,11 @@ def _parse_devices(
         )
         did = r.get(raw_device, "id", key, str, default="")
         if did and not _ID_RE.match(did):
-            r.problem(f"{key}.id", "must be lower-case letters, digits, '-' or '_' (max 48)")
+            r.problem(f"{key}.id", f"must be lower-case letters, digits, '-' or '_' (max {MAX_ID})")
         if did in seen:
             r.problem(f"{key}.id", f"duplicate device id {did!r}")
         seen.add(did)
-        kind = r.get(raw_device, "kind", key, str, default="")
-        if kind and kind not in DEVICE_KINDS:
-            r.problem(f"{key}.kind", f"must be one of {', '.join(DEVICE_KINDS)}")
+        kind = r.choice(r.get(raw_device, "kind", key, str), DeviceKind, f"{key}.kind")
         url = r.get(raw_device, "url", key, str, default="")
         if url:
             why = _valid_url(url)
@@ -511,19 +529,25 @@ def _parse_devices(
         if stopbits not in (1, 1.5, 2):
             r.problem(f"{key}.stopbits", "must be 1, 1.5 or 2")
         silence = _number(
-            r, raw_device, "silence_timeout", key, 10.0 if kind == "printer" else 30.0, 0, 3600
+            r,
+            raw_device,
+            "silence_timeout",
+            key,
+            10.0 if kind == DeviceKind.PRINTER else 30.0,
+            0,
+            3600,
         )
         backoff_initial = _number(r, raw_device, "backoff_initial", key, 1.0, 0.01, 600)
         backoff_max = _number(r, raw_device, "backoff_max", key, 60.0, 0.01, 3600)
         if backoff_max < backoff_initial:
             r.problem(f"{key}.backoff_max", "must not be less than backoff_initial")
         poll = _number(r, raw_device, "poll_interval", key, 2.0, 0.05, 600)
-        if kind == "printer" and silence and silence <= poll:
+        if kind == DeviceKind.PRINTER and silence and silence <= poll:
             r.problem(f"{key}.silence_timeout", "must be longer than poll_interval (or 0)")
 
         buttons: dict[int, ButtonConfig] = {}
-        raw_buttons = r.get(raw_device, "buttons", key, dict, required=kind == "dispenser")
-        if raw_buttons is not None and kind != "dispenser":
+        raw_buttons = r.get(raw_device, "buttons", key, dict, required=kind == DeviceKind.DISPENSER)
+        if raw_buttons is not None and kind != DeviceKind.DISPENSER:
             r.problem(f"{key}.buttons", "only a dispenser has buttons")
         elif raw_buttons is not None:
             if not raw_buttons:
@@ -555,8 +579,10 @@ def _parse_devices(
                     ranges.append((button.service, low, high, bkey))
 
         addresses: dict[int, str] = {}
-        raw_addresses = r.get(raw_device, "addresses", key, dict, required=kind == "keypad")
-        if raw_addresses is not None and kind != "keypad":
+        raw_addresses = r.get(
+            raw_device, "addresses", key, dict, required=kind == DeviceKind.KEYPAD
+        )
+        if raw_addresses is not None and kind != DeviceKind.KEYPAD:
             r.problem(f"{key}.addresses", "only a keypad bus has addresses")
         elif raw_addresses is not None:
             if not raw_addresses:
@@ -569,9 +595,11 @@ def _parse_devices(
                     r.problem(f"{key}.addresses.{address}", f"counter {counter!r} has two keypads")
                 addresses[address] = counter
 
-        kiosk = r.get(raw_device, "kiosk", key, str, required=kind == "printer")
-        if kiosk is not None and kind != "printer":
+        kiosk = r.get(raw_device, "kiosk", key, str, required=kind == DeviceKind.PRINTER)
+        if kiosk is not None and kind != DeviceKind.PRINTER:
             r.problem(f"{key}.kiosk", "only a printer belongs to a kiosk")
+        if kind is None:
+            continue  # reported; nothing below reads a device of no kind
         devices.append(
             DeviceConfig(
                 id=did,
@@ -589,7 +617,7 @@ def _parse_devices(
                 poll_interval=poll,
             )
         )
-    kiosks = [d.kiosk for d in devices if d.kind == "printer"]
+    kiosks = [d.kiosk for d in devices if d.kind == DeviceKind.PRINTER]
     for kiosk in {k for k in kiosks if kiosks.count(k) > 1}:
         r.problem(f"{where}.devices", f"kiosk {kiosk!r} has more than one printer")
     return devices
@@ -606,9 +634,9 @@ def _parse_button(
     service = services.get(code)
     if code and service is None:
         r.problem(f"{key}.service", f"unknown service {code!r}")
-    priority = r.get(spec, "priority", key, str, required=False)
-    if priority is not None and priority not in PRIORITY_KINDS:
-        r.problem(f"{key}.priority", f"must be one of {', '.join(PRIORITY_KINDS)}")
+    priority = r.choice(
+        r.get(spec, "priority", key, str, required=False), Priority, f"{key}.priority"
+    )
     prefix = r.get(spec, "prefix", key, str, required=False)
     raw_range = r.get(spec, "range", key, list, required=False)
     if (prefix is None) == (raw_range is None):
@@ -627,9 +655,9 @@ def _parse_button(
     if not (
         len(raw_range) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) for v in raw_range)
-        and 1 <= raw_range[0] <= raw_range[1] <= 999
+        and 1 <= raw_range[0] <= raw_range[1] <= MAX_NUMBER
     ):
-        r.problem(f"{key}.range", "must be [first, last] with 1 <= first <= last <= 999")
+        r.problem(f"{key}.range", f"must be [first, last] with 1 <= first <= last <= {MAX_NUMBER}")
         return None
     low, high = raw_range
     if service is not None:
@@ -655,11 +683,11 @@ def _check_device_references(
     by_name = {t.name: t for t in tokens}
     for i, site in enumerate(sites.values()):
         for j, device in enumerate(site.devices):
-            if device.kind != "printer" or device.kiosk is None:
+            if device.kind != DeviceKind.PRINTER or device.kiosk is None:
                 continue
             token = by_name.get(device.kiosk)
             key = f"sites[{i}].devices[{j}].kiosk"
-            if token is None or token.role != "kiosk":
+            if token is None or token.role != Role.KIOSK:
                 r.problem(key, f"no kiosk token is named {device.kiosk!r}")
             elif not token.allows_site(site.id):
                 r.problem(key, f"kiosk token {device.kiosk!r} is not valid for this site")
@@ -687,7 +715,7 @@ def _parse_service(
     )
     code = r.get(raw, "code", key, str, default="")
     if code and not _CODE_RE.match(code):
-        r.problem(f"{key}.code", "must be upper-case letters, digits, '-' or '_' (max 24)")
+        r.problem(f"{key}.code", f"must be upper-case letters, digits, '-' or '_' (max {MAX_CODE})")
     agency = r.get(raw, "agency", key, str, default="")
     if agency and agency not in agencies:
         r.problem(f"{key}.agency", f"unknown agency {agency!r}")
@@ -698,15 +726,20 @@ def _parse_service(
     if target is not None and not 1 <= target <= 24 * 60:
         r.problem(f"{key}.target_wait_minutes", "must be between 1 and 1440 minutes")
     quota = r.get(raw, "daily_quota", key, int, required=False)
-    if quota is not None and not 1 <= quota <= 999:
-        r.problem(f"{key}.daily_quota", "must be between 1 and 999 (numbers have 3 digits)")
+    if quota is not None and not 1 <= quota <= MAX_NUMBER:
+        r.problem(
+            f"{key}.daily_quota",
+            f"must be between 1 and {MAX_NUMBER} (numbers have {len(str(MAX_NUMBER))} digits)",
+        )
     cutoff_raw = r.get(raw, "cutoff", key, str, required=False)
     cutoff_end = r.span_end(cutoff_raw, f"{key}.cutoff") if cutoff_raw is not None else None
     # A cutoff of 24:00 is the end of the day: the same as no cutoff.
     cutoff = None if isinstance(cutoff_end, EndOfDay) else cutoff_end
-    policy = r.get(raw, "priority_policy", key, str, required=False, default="strict")
-    if policy not in PRIORITY_POLICIES:
-        r.problem(f"{key}.priority_policy", f"must be one of {', '.join(PRIORITY_POLICIES)}")
+    policy = r.choice(
+        r.get(raw, "priority_policy", key, str, required=False, default=PriorityPolicy.STRICT),
+        PriorityPolicy,
+        f"{key}.priority_policy",
+    )
     interleave = r.get(raw, "priority_interleave", key, int, required=False, default=3)
     if interleave is not None and not 1 <= interleave <= 50:
         r.problem(f"{key}.priority_interleave", "must be between 1 and 50")
@@ -722,7 +755,7 @@ def _parse_service(
         target_wait_minutes=target or 1,
         daily_quota=quota,
         cutoff=cutoff,
-        priority_policy=policy or "strict",
+        priority_policy=policy or PriorityPolicy.STRICT,
         priority_interleave=interleave or 3,
         default_service_minutes=float(dsm or 5.0),
     )
@@ -740,9 +773,7 @@ def _parse_tokens(
             continue
         r.unknown_keys(raw, {"name", "role", "sha256", "sites", "counters"}, key)
         name = r.get(raw, "name", key, str, default="")
-        role = r.get(raw, "role", key, str, default="")
-        if role and role not in ROLES:
-            r.problem(f"{key}.role", f"must be one of {', '.join(ROLES)}")
+        role = r.choice(r.get(raw, "role", key, str), Role, f"{key}.role")
         digest = r.get(raw, "sha256", key, str, default="")
         if digest and not _HEX64_RE.match(digest):
             r.problem(
@@ -770,5 +801,6 @@ def _parse_tokens(
                     r.problem(f"{key}.counters", f"unknown counter {c!r}")
         elif token_counters:
             r.problem(f"{key}.counters", "only counter and survey tokens are bound to counters")
-        tokens.append(Token(name, role, digest, tuple(token_sites), tuple(token_counters)))
+        if role is not None:  # else reported; a printer naming it is told no kiosk has it
+            tokens.append(Token(name, role, digest, tuple(token_sites), tuple(token_counters)))
     return tuple(tokens)

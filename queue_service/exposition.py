@@ -91,6 +91,19 @@ _HISTOGRAMS = (
     ("qms_ticket_wait_seconds", "Wait: first call minus start of the visit.", "wait"),
     ("qms_ticket_walk_seconds", "Walk: service start minus last call.", "walk"),
     ("qms_ticket_service_seconds", "Service: end minus start (or last call).", "service"),
+    (
+        "qms_wait_prediction_abs_error_seconds",
+        "|actual wait - the estimate given at issue|, observed at a ticket's first call.",
+        "estimate_error",
+    ),
+)
+_COUNTER_COUNTERS = (
+    ("qms_loket_served_total", "Visits finished or transferred at the counter.", "counter_served"),
+    (
+        "qms_loket_busy_seconds_total",
+        "Service seconds summed over the counter's visits.",
+        "counter_busy",
+    ),
 )
 
 
@@ -163,27 +176,23 @@ class Exposition:
 
     # -- line builders -------------------------------------------------------------------
 
-    def _service_values(
-        self, name: str, site_id: str, values: dict[str, int] | dict[str, float]
+    def _values(
+        self,
+        name: str,
+        attr: str,
+        labels_of: dict[str, dict[str, str]],
+        site_id: str,
+        totals: SiteTotals,
     ) -> Iterator[str]:
-        labels = self._svc_labels[site_id]
-        return (f"{name}{{{labels[s]}}} {fmt(v)}\n" for s, v in values.items())
-
-    def _service_attr(
-        self, name: str, attr: str, site_id: str, totals: SiteTotals
-    ) -> Iterator[str]:
-        return self._service_values(name, site_id, getattr(totals, attr))
+        """One line per service (or counter) of the totals' `attr`, labelled by `labels_of`."""
+        labels = labels_of[site_id]
+        values: dict[str, int] | dict[str, float] = getattr(totals, attr)
+        return (f"{name}{{{labels[k]}}} {fmt(v)}\n" for k, v in values.items())
 
     def _histogram_attr(
         self, name: str, attr: str, site_id: str, totals: SiteTotals
     ) -> Iterator[str]:
         return self._histogram(name, site_id, getattr(totals, attr))
-
-    def _counter_values(
-        self, name: str, site_id: str, values: dict[str, int] | dict[str, float]
-    ) -> Iterator[str]:
-        labels = self._ctr_labels[site_id]
-        return (f"{name}{{{labels[c]}}} {fmt(v)}\n" for c, v in values.items())
 
     def _closed(self, site_id: str, totals: SiteTotals) -> Iterator[str]:
         labels = self._svc_labels[site_id]
@@ -229,71 +238,28 @@ class Exposition:
             for site_id, t in totals.items():
                 yield self._chunk(family, site_id, t.version, partial(lines, site_id, t))
 
-        for name, help_text, attr in _SERVICE_COUNTERS:
-            await self._family(
-                out,
-                name,
-                "counter",
-                help_text,
-                per_site(name, partial(self._service_attr, name, attr)),
-            )
-        await self._family(
-            out,
-            "qms_tickets_closed_total",
-            "counter",
-            "Visits closed, by outcome.",
-            per_site("closed", self._closed),
-        )
-        for name, help_text, attr in _HISTOGRAMS:
-            await self._family(
-                out,
-                name,
-                "histogram",
-                help_text,
-                per_site(name, partial(self._histogram_attr, name, attr)),
-            )
-        await self._family(
-            out,
-            "qms_wait_prediction_abs_error_seconds",
-            "histogram",
-            "|actual wait - the estimate given at issue|, observed at a ticket's first call.",
-            per_site(
-                "estimate_error",
-                lambda s, t: self._histogram(
-                    "qms_wait_prediction_abs_error_seconds", s, t.estimate_error
-                ),
+        # (family, type, help, the lines of one site): in the order they are exposed.
+        families: list[tuple[str, str, str, Callable[[str, SiteTotals], Iterable[str]]]] = [
+            *(
+                (name, "counter", help_text, partial(self._values, name, attr, self._svc_labels))
+                for name, help_text, attr in _SERVICE_COUNTERS
             ),
-        )
-        for name, help_text, attr in _ESTIMATE_COUNTERS:
-            await self._family(
-                out,
-                name,
-                "counter",
-                help_text,
-                per_site(name, partial(self._service_attr, name, attr)),
-            )
-        await self._family(
-            out,
-            "qms_loket_served_total",
-            "counter",
-            "Visits finished or transferred at the counter.",
-            per_site(
-                "served",
-                lambda s, t: self._counter_values("qms_loket_served_total", s, t.counter_served),
+            ("qms_tickets_closed_total", "counter", "Visits closed, by outcome.", self._closed),
+            *(
+                (name, "histogram", help_text, partial(self._histogram_attr, name, attr))
+                for name, help_text, attr in _HISTOGRAMS
             ),
-        )
-        await self._family(
-            out,
-            "qms_loket_busy_seconds_total",
-            "counter",
-            "Service seconds summed over the counter's visits.",
-            per_site(
-                "busy",
-                lambda s, t: self._counter_values(
-                    "qms_loket_busy_seconds_total", s, t.counter_busy
-                ),
+            *(
+                (name, "counter", help_text, partial(self._values, name, attr, self._svc_labels))
+                for name, help_text, attr in _ESTIMATE_COUNTERS
             ),
-        )
+            *(
+                (name, "counter", help_text, partial(self._values, name, attr, self._ctr_labels))
+                for name, help_text, attr in _COUNTER_COUNTERS
+            ),
+        ]
+        for name, kind, help_text, lines in families:
+            await self._family(out, name, kind, help_text, per_site(name, lines))
         # Up to what is final: an event decided before this scrape and committed after it
         # could otherwise end an interval earlier than the scrape counted it.
         now = self.engine.settled_until(self.engine.clock.now())

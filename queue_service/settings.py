@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from queue_service.errors import AntrianError
+
 
 @dataclass(frozen=True, slots=True)
 class Rate:
@@ -38,8 +40,11 @@ class RateLimits:
     streams_total: int = 5000
 
 
-class SettingsError(ValueError):
-    """An environment variable has a value the service cannot use."""
+class SettingsError(AntrianError, ValueError):
+    """An environment variable (or a command-line option) has a value the service cannot
+    use. Also a ValueError: the option parsers report it as a bad value."""
+
+    code = "invalid_settings"
 
 
 def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 import queue_service.domain.site as site_module
+from devices.framing import FrameError
+from devices.link import LinkError
+from devices.sim.hardware import KeypadBusy
 from queue_service.config import ConfigError, hash_token, load_config, parse_config
+from queue_service.errors import AntrianError
+from queue_service.reports.build import ReportRangeError
+from queue_service.settings import SettingsError
+from queue_service.store.db import EmbeddedPostgresError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example-hall.toml"
@@ -344,6 +351,32 @@ def problems_of(path: Path) -> list[str]:
     return info.value.problems
 
 
+def test_a_bad_file_is_an_antrian_error_with_its_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, VALID.replace('id = "mpp-test"', 'id = "MPP"')))
+    assert isinstance(info.value, AntrianError) and info.value.code == "invalid_config"
+    assert info.value.details["problems"] == info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "also"),
+    [
+        (SettingsError, "invalid_settings", ValueError),
+        (EmbeddedPostgresError, "embedded_postgres", OSError),
+        (ReportRangeError, "invalid_range", ValueError),
+        (FrameError, "invalid_frame", ValueError),
+        (LinkError, "device_link", Exception),
+        (KeypadBusy, "keypad_busy", ValueError),
+    ],
+)
+def test_errors_keep_their_kind_under_the_one_root(
+    error: type[AntrianError], code: str, also: type[Exception]
+) -> None:
+    raised = error("why")
+    assert isinstance(raised, AntrianError) and isinstance(raised, also)
+    assert (raised.code, str(raised)) == (code, "why")
+
+
 def test_minimal_valid_file_loads(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID))
     assert config.path == str(tmp_path / "hall.toml")
@@ -627,6 +660,13 @@ INVALID = [
         f'sha256 = "{"g" * 64}"',
         "tokens[0].sha256",
         "64-character hex SHA-256",
+    ),
+    (
+        "priority-policy-unknown",
+        "target_wait_minutes = 15",
+        'target_wait_minutes = 15\npriority_policy = "vip-first"',
+        "sites[0].services[1].priority_policy",
+        "must be one of strict, interleave, fifo",
     ),
     (
         "survey-mode-unknown",

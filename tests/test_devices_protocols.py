@@ -23,9 +23,10 @@ from devices.framing import (
     crc16_modbus,
     encode,
 )
-from devices.supervisor import backoff_delay
+from devices.supervisor import _issue_device_ticket, backoff_delay
 from queue_service.config import ConfigError, hash_token, parse_config
 from queue_service.domain.site import ButtonConfig, Service
+from queue_service.domain.state import SiteState
 
 # -- framing -------------------------------------------------------------------------------
 
@@ -370,6 +371,29 @@ def test_ticket_bytes_hold_everything_the_citizen_needs() -> None:
     assert escpos.wait_text(7200) == "sekitar 2 jam 0 menit"
 
 
+@pytest.mark.parametrize(
+    ("priority", "printed"),
+    [
+        ("lansia", b"PRIORITAS LANSIA\n"),
+        ("disabilitas", b"PRIORITAS DISABILITAS\n"),
+        ("ibu_hamil", b"PRIORITAS IBU HAMIL\n"),
+    ],
+)
+def test_each_priority_group_is_printed_by_name(priority: str, printed: bytes) -> None:
+    ticket = PrintableTicket(
+        hall="MPP",
+        agency="Dukcapil",
+        service="KTP-el",
+        number="A001",
+        issued_at=datetime(2026, 11, 23, 9, 5, tzinfo=ZoneInfo("Asia/Makassar")),
+        people_ahead=0,
+        estimated_wait_seconds=None,
+        status_url="http://antrian.local/ui/status.html#t",
+        priority=priority,
+    )
+    assert printed in escpos.ticket_bytes(ticket)
+
+
 def test_backoff_doubles_to_its_ceiling_with_jitter() -> None:
     assert [backoff_delay(n, 1.0, 60.0, 1.0) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert backoff_delay(3, 1.0, 60.0, 0.0) == 4.0  # half of the ceiling at least
@@ -457,10 +481,37 @@ def test_device_configuration_is_read() -> None:
     assert p.kiosk == "Kiosk 1" and p.silence_timeout == 10.0
 
 
+def test_a_priority_button_issues_a_priority_ticket_from_the_dispenser() -> None:
+    button = {"service": "R", "prefix": "X", "priority": "lansia"}
+    device = {"id": "d", "kind": "dispenser", "url": "/dev/x", "buttons": {"2": button}}
+    site = parse_config(config_with([device])).sites["hall"]
+    monday_9am = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Makassar"))
+    state = SiteState(site, site.service_day(monday_9am))
+    events = _issue_device_ticket(
+        state, monday_9am, button=site.devices[0].buttons[2], number="X001"
+    )
+    for event in events:
+        state.apply(event)
+    (ticket,) = state.tickets.values()
+    assert (ticket.number, ticket.priority, ticket.source) == ("X001", "lansia", "dispenser")
+
+
 @pytest.mark.parametrize(
     ("device", "problem"),
     [
-        ({"id": "d", "kind": "scanner", "url": "/dev/x"}, "kind: must be one of"),
+        (
+            {"id": "d", "kind": "scanner", "url": "/dev/x"},
+            "kind: must be one of dispenser, keypad, printer",
+        ),
+        (
+            {
+                "id": "d",
+                "kind": "dispenser",
+                "url": "/dev/x",
+                "buttons": {"1": {"service": "Q", "prefix": "X", "priority": "vip"}},
+            },
+            "priority: must be one of lansia, disabilitas, ibu_hamil",
+        ),
         (
             {"id": "d", "kind": "keypad", "url": "COM3", "addresses": {"1": "c1"}},
             "url: must be a device path",

@@ -97,6 +97,19 @@ def dispenser_config(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def printer_config(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "printer-1",
+        "kind": "printer",
+        "url": url,
+        "kiosk": "Kiosk 1",
+        "poll_interval": 0.1,
+        "silence_timeout": 10,  # a status reply is waited for 1 s
+        **FAST,
+        **extra,
+    }
+
+
 NUMBERING = {1: ("Q", 501), 2: ("X", 1)}
 
 Start = Callable[[AppConfig], Awaitable[TestClient]]
@@ -159,16 +172,25 @@ async def sims() -> AsyncIterator[list[Any]]:
 # -- framing over a real pty ------------------------------------------------------------
 
 
-async def test_pty_frames_split_glued_garbage_corrupt_and_oversized_are_each_handled(
+async def silent_dispenser_on_a_pty(
     start_app: Start, tmp_path: Path, sims: list[Any]
-) -> None:
+) -> tuple[PtyPort, SimDispenser, TestClient, DeviceRunner]:
+    """A dispenser on a pty that sends nothing by itself (every byte on the line is the
+    test's own), and the service started with its link open."""
     port = PtyPort(tmp_path / "usb-Antrian_Dispenser-if00")
     sim = SimDispenser(port, NUMBERING)
-    await sim.start(timers=False)  # every byte on the line is the test's own
+    await sim.start(timers=False)
     sims.append(sim)
     client = await start_app(hall([dispenser_config(port.url)]))
     device = runner(client, "dispenser-1")
     await eventually(lambda: device.health.connected, what="pty opened")
+    return port, sim, client, device
+
+
+async def test_pty_frames_split_glued_garbage_corrupt_and_oversized_are_each_handled(
+    start_app: Start, tmp_path: Path, sims: list[Any]
+) -> None:
+    port, sim, client, device = await silent_dispenser_on_a_pty(start_app, tmp_path, sims)
     # The service flushes its input when it opens the port: send only once it is open.
     # This frame is spelled out from docs/devices.md, not built by the code under test.
     literal = b"\x0201T0A1;Q501;101" + b"%04X\x03"
@@ -542,20 +564,7 @@ async def test_kiosk_ticket_prints_and_reports_honestly_when_paper_runs_out(
     printer = SimPrinter(port)
     await printer.start()
     sims.append(printer)
-    config = hall(
-        [
-            {
-                "id": "printer-1",
-                "kind": "printer",
-                "url": port.url,
-                "kiosk": "Kiosk 1",
-                "poll_interval": 0.1,
-                "silence_timeout": 2,
-                **FAST,
-            }
-        ]
-    )
-    client = await start_app(config)
+    client = await start_app(hall([printer_config(port.url, silence_timeout=2)]))
     device = runner(client, "printer-1")
     await eventually(lambda: device.health.printer is not None, what="first status")
     notices: list[dict[str, Any]] = []
@@ -663,19 +672,6 @@ class SlowPrinter(SimPrinter):
             self.slow_port.delay = self.slow_after_ticket
 
 
-def printer_config(url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": "printer-1",
-        "kind": "printer",
-        "url": url,
-        "kiosk": "Kiosk 1",
-        "poll_interval": 0.1,
-        "silence_timeout": 10,  # a status reply is waited for 1 s
-        **FAST,
-        **extra,
-    }
-
-
 async def issue(client: TestClient, key: str) -> dict[str, Any]:
     resp = await client.post(
         "/api/v1/sites/hall/tickets",
@@ -765,20 +761,9 @@ async def test_silent_printer_is_closed_and_reconnected(start_app: Start, sims: 
     printer = SimPrinter(port)
     await printer.start()
     sims.append(printer)
-    config = hall(
-        [
-            {
-                "id": "printer-1",
-                "kind": "printer",
-                "url": port.url,
-                "kiosk": "Kiosk 1",
-                "poll_interval": 0.05,
-                "silence_timeout": 0.5,
-                **FAST,
-            }
-        ]
+    client = await start_app(
+        hall([printer_config(port.url, poll_interval=0.05, silence_timeout=0.5)])
     )
-    client = await start_app(config)
     device = runner(client, "printer-1")
     await eventually(lambda: device.health.state == "up")
     printer.mute = True  # powered off behind a device server that still accepts TCP
@@ -823,13 +808,7 @@ async def test_service_starts_cleanly_with_devices_absent(start_app: Start, tmp_
 async def test_checksum_valid_frames_refused_for_content_count_as_discarded_bytes(
     start_app: Start, tmp_path: Path, sims: list[Any]
 ) -> None:
-    port = PtyPort(tmp_path / "usb-Antrian_Dispenser-if00")
-    sim = SimDispenser(port, NUMBERING)
-    await sim.start(timers=False)  # every byte on the line is the test's own
-    sims.append(sim)
-    client = await start_app(hall([dispenser_config(port.url)]))
-    device = runner(client, "dispenser-1")
-    await eventually(lambda: device.health.connected, what="pty opened")
+    port, sim, client, device = await silent_dispenser_on_a_pty(start_app, tmp_path, sims)
     garbage = b"\x00\xff line noise \x03"
     # Good checksums, unusable contents: a ticket frame whose data is not a ticket, and a
     # command a dispenser does not send. Thrown away: every one of their bytes counts.

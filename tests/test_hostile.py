@@ -8,6 +8,7 @@ ANTRIAN_HOSTILE_FULL=1 (or ANTRIAN_FAULTS_FULL=1) runs the long variants.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import resource
@@ -59,11 +60,22 @@ NOT_FUZZED = {"GET /api/v1/sites/{site}/stream"}
 KNOWN_PATH = {"site": SITE, "counter": "loket-01"}
 
 
-def _fuzz_operations(
-    base_url: str, document: dict[str, Any]
-) -> tuple[Counter[str], list[str], list[str]]:
-    """Every operation of `document`, positive and negative cases, against `base_url`."""
-    import schemathesis
+@contextlib.contextmanager
+def _random_in_strategies_allowed() -> Iterator[None]:
+    """schemathesis draws from `random` inside its strategies; hypothesis deprecates that
+    (a warning, an error under this suite's filters)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="Do not use the `random` module inside strategies",
+            category=HypothesisDeprecationWarning,
+        )
+        yield
+
+
+def _conformance_checks() -> list[Any]:
+    """What every answer is checked for: no server error, and the status, content type,
+    headers and body the document gives for it."""
     from schemathesis.checks import (
         content_type_conformance,
         not_a_server_error,
@@ -71,16 +83,25 @@ def _fuzz_operations(
         response_schema_conformance,
         status_code_conformance,
     )
-    from schemathesis.core.result import Ok
-    from schemathesis.generation import GenerationMode
 
-    checks = [
+    return [
         not_a_server_error,
         status_code_conformance,
         content_type_conformance,
         response_headers_conformance,
         response_schema_conformance,
     ]
+
+
+def _fuzz_operations(
+    base_url: str, document: dict[str, Any]
+) -> tuple[Counter[str], list[str], list[str]]:
+    """Every operation of `document`, positive and negative cases, against `base_url`."""
+    import schemathesis
+    from schemathesis.core.result import Ok
+    from schemathesis.generation import GenerationMode
+
+    checks = _conformance_checks()
     schema = schemathesis.openapi.from_dict(document)
     counts: Counter[str] = Counter()
     failures: list[str] = []
@@ -131,14 +152,7 @@ def _fuzz_operations(
                 )(make(name))
             )
             try:
-                with warnings.catch_warnings():
-                    # schemathesis draws from `random` inside its strategies; hypothesis
-                    # deprecates that (a warning, an error under this suite's filters).
-                    warnings.filterwarnings(
-                        "ignore",
-                        message="Do not use the `random` module inside strategies",
-                        category=HypothesisDeprecationWarning,
-                    )
+                with _random_in_strategies_allowed():
                     fuzz()
             except Unsatisfiable:
                 # Nothing to make invalid (no parameters, or only a free-form path part).
@@ -212,22 +226,9 @@ def _stateful_run(
     first failure ends the run)."""
     import requests
     import schemathesis
-    from schemathesis.checks import (
-        content_type_conformance,
-        not_a_server_error,
-        response_headers_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
     from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
-    checks = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        response_headers_conformance,
-        response_schema_conformance,
-    ]
+    checks = _conformance_checks()
     schema = schemathesis.openapi.from_dict(document).exclude(
         method="GET", path="/api/v1/sites/{site}/stream"
     )
@@ -290,12 +291,7 @@ def _stateful_run(
     deadline = time.monotonic() + STATEFUL_BUDGET
     while scenarios[0] < STATEFUL_SCENARIOS and time.monotonic() < deadline and not failures:
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings(
-                    "ignore",
-                    message="Do not use the `random` module inside strategies",
-                    category=HypothesisDeprecationWarning,
-                )
+            with _random_in_strategies_allowed():
                 Hall.run(
                     settings=settings(
                         max_examples=STATEFUL_SCENARIOS - scenarios[0],

@@ -28,6 +28,7 @@ from devices.sim.hardware import SimDispenser, SimKeypadBus, SimPrinter
 from devices.sim.ports import PtyPort, SimPort, TcpPort
 from queue_service.config import ConfigError, load_config
 from queue_service.domain.site import DeviceConfig, Site
+from queue_service.domain.vocab import DeviceKind
 
 
 def build(site: Site, pty_dir: Path | None) -> dict[str, Any]:
@@ -37,13 +38,13 @@ def build(site: Site, pty_dir: Path | None) -> dict[str, Any]:
         if port is None:
             print(f"skipping {device.id}: {device.url} is not a local socket:// address")
             continue
-        if device.kind == "dispenser":
+        if device.kind == DeviceKind.DISPENSER:
             numbering = {
                 n: (b.prefix, 1) if b.prefix else (site.services[b.service].prefix, b.range[0])  # type: ignore[index]
                 for n, b in device.buttons.items()
             }
             sims[device.id] = SimDispenser(port, numbering, heartbeat=5.0, resend=1.0)
-        elif device.kind == "keypad":
+        elif device.kind == DeviceKind.KEYPAD:
             sims[device.id] = SimKeypadBus(
                 port, sorted(device.addresses), heartbeat=5.0, resend=1.0
             )

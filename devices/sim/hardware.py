@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from devices.framing import FrameParser, encode
 from devices.sim.ports import SimPort
+from queue_service.errors import AntrianError
 
 DLE, EOT = 0x10, 0x04
 CUT = bytes([0x1D, 0x56, 0x42, 0x00])
@@ -132,8 +133,10 @@ class KeypadDisplay:
     waiting: bytes | None = None  # the press sent and not answered yet
 
 
-class KeypadBusy(ValueError):
+class KeypadBusy(AntrianError, ValueError):
     """A keypad takes one press at a time: the last one is not answered yet."""
+
+    code = "keypad_busy"
 
 
 class SimKeypadBus(_Periodic):

@@ -10,6 +10,7 @@ import asyncpg
 
 from queue_service.domain import ikm, standard
 from queue_service.domain.site import Site
+from queue_service.errors import AntrianError
 from queue_service.store import reports as store
 from queue_service.store.reports import Progress, SiteDims
 
@@ -25,8 +26,11 @@ _G_SITE, _G_AGENCY, _G_SERVICE, _G_COUNTER = 7, 3, 1, 6
 _I_SITE, _I_AGENCY, _I_SERVICE = 3, 1, 0
 
 
-class ReportRangeError(ValueError):
+class ReportRangeError(AntrianError, ValueError):
     """A date range that is empty, reversed or too long."""
+
+    code = "invalid_range"
+    status = 400
 
 
 def check_range(first: date, last: date) -> None:
@@ -77,13 +81,7 @@ def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "visits": n("visits"),
         "issued": n("issued"),
-        "served": n("served"),
-        "incomplete": n("incomplete"),
-        "referred": n("referred"),
-        "no_show": n("no_show"),
-        "cancelled": n("cancelled"),
-        "transferred": n("transferred"),
-        "expired": n("expired"),
+        **{outcome: n(outcome) for outcome in store.REPORT_OUTCOMES},
         "open": n("open"),
         "wait": {
             "count": waits,

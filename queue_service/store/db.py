@@ -37,6 +37,8 @@ from typing import Any
 import asyncpg
 import psutil
 
+from queue_service.errors import AntrianError
+
 log = logging.getLogger(__name__)
 
 # When the service runs as root, PostgreSQL (which refuses root) runs as this system user,
@@ -57,8 +59,12 @@ def _bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-class EmbeddedPostgresError(OSError):
-    """The embedded PostgreSQL could not be started; the message says why and where to look."""
+class EmbeddedPostgresError(AntrianError, OSError):
+    """The embedded PostgreSQL could not be started; the message says why and where to look.
+    Also an OSError: a failed start is an operating-system failure to callers (the CLI's
+    exit status)."""
+
+    code = "embedded_postgres"
 
 
 @dataclass(frozen=True)

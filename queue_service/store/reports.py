@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from queue_service.domain.vocab import Outcome
 from queue_service.store.event_store import database_errors
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,21 @@ _WAITING_PAST_TARGET = (
     " AND extract(epoch FROM coalesce(finished_at, $8::timestamptz) - enqueued_at) > target)"
 )
 
+# The visit outcomes a report counts, in the order of its columns (a visit still open
+# has none: `open`).
+REPORT_OUTCOMES = (
+    Outcome.SERVED,
+    Outcome.INCOMPLETE,
+    Outcome.REFERRED,
+    Outcome.NO_SHOW,
+    Outcome.CANCELLED,
+    Outcome.TRANSFERRED,
+    Outcome.EXPIRED,
+)
+_OUTCOME_COUNTS = "".join(
+    f"count(*) FILTER (WHERE outcome = '{o}') AS {o},\n       " for o in REPORT_OUTCOMES
+)
+
 _FIGURES = (
     "WITH "  # noqa: S608 - constant parts, values are $n parameters
     + _VISITS
@@ -231,14 +247,9 @@ x AS (SELECT v.*, svc.agency, svc.target FROM v LEFT JOIN svc USING (service))
 SELECT GROUPING(agency, service, counter_id) AS g, agency, service, counter_id,
        count(*) AS visits,
        count(*) FILTER (WHERE segment = 0) AS issued,
-       count(*) FILTER (WHERE outcome = 'served') AS served,
-       count(*) FILTER (WHERE outcome = 'incomplete') AS incomplete,
-       count(*) FILTER (WHERE outcome = 'referred') AS referred,
-       count(*) FILTER (WHERE outcome = 'no_show') AS no_show,
-       count(*) FILTER (WHERE outcome = 'cancelled') AS cancelled,
-       count(*) FILTER (WHERE outcome = 'transferred') AS transferred,
-       count(*) FILTER (WHERE outcome = 'expired') AS expired,
-       count(*) FILTER (WHERE outcome IS NULL) AS open,
+       """
+    + _OUTCOME_COUNTS
+    + """count(*) FILTER (WHERE outcome IS NULL) AS open,
        count(wait_seconds) AS waits,
        count(*) FILTER (WHERE wait_seconds <= target) AS within_target,
        """

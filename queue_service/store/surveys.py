@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from queue_service.domain.vocab import Outcome
 from queue_service.store.event_store import database_errors
 
 
@@ -23,7 +24,7 @@ class ServedVisit:
     service: str
     counter_id: str | None
     number: str | None
-    outcome: str | None  # of the last visit: "served" makes the ticket eligible
+    outcome: Outcome | None  # of the last visit: served makes the ticket eligible
     finished_at: datetime | None
     wait_seconds: float | None  # the ticket's total wait over all its visits
     service_seconds: float | None
@@ -62,7 +63,7 @@ async def served_visit(pool: asyncpg.Pool, ticket_id: str) -> ServedVisit | None
         service=last["service"],
         counter_id=last["counter_id"],
         number=number,
-        outcome=last["outcome"],
+        outcome=None if last["outcome"] is None else Outcome(last["outcome"]),
         finished_at=last["finished_at"],
         wait_seconds=sum(waits) if waits else None,
         service_seconds=last["service_seconds"],
