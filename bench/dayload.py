@@ -44,6 +44,7 @@ SERVICES = 20
 COUNTERS = 20
 # Replay "now": 17:00 local on DAY, after closing; Engine.start replays DAY for every site.
 REPLAY_AT = datetime(2026, 11, 23, 17, 0, tzinfo=ZoneInfo(TIMEZONE)).astimezone(UTC)
+Row = tuple[Any, ...]  # a compact row of the generated day (an event or an answer)
 
 EVENT_COLUMNS = (
     "seq",
@@ -93,12 +94,12 @@ class _Counter:
     recall_intent: bool = False
 
 
-def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], list[tuple]]:
+def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], list[Row]]:
     """One site's day: its events in order, and an idempotency answer per issue."""
     rng = random.Random(seed)
     state = SiteState(site, DAY)
     out: list[Event] = []
-    answers: list[tuple] = []
+    answers: list[Row] = []
     heap: list[tuple[datetime, int, str, str]] = []
     order = 0
 
@@ -216,7 +217,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
 _CONFIG: AppConfig | None = None
 
 
-def _site_job(job: tuple[int, int, int, int]) -> tuple[int, list[tuple], list[tuple]]:
+def _site_job(job: tuple[int, int, int, int]) -> tuple[int, list[Row], list[Row]]:
     global _CONFIG
     sites, index, tickets, seed = job
     if _CONFIG is None or len(_CONFIG.sites) != sites:
@@ -258,8 +259,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass
 class Day:
-    events: list[tuple]  # compact rows (see _site_job), with seq first, by seq
-    answers: list[tuple]  # rows in ANSWER_COLUMNS order, response as JSON, created_at in us
+    events: list[Row]  # compact rows (see _site_job), with seq first, by seq
+    answers: list[Row]  # rows in ANSWER_COLUMNS order, response as JSON, created_at in us
     sites: int
     generate_seconds: float
     cache: Path | None = None
@@ -271,14 +272,14 @@ class Day:
             counts[row[3]] = counts.get(row[3], 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
-    def event_records(self) -> Iterator[tuple]:
+    def event_records(self) -> Iterator[Row]:
         """Rows for COPY into ticket_events (EVENT_COLUMNS; data as JSON text)."""
         days: dict[int, date] = {}
         for seq, site, day, type_, ts, ticket, counter, service, segment, data in self.events:
             d = days.get(day) or days.setdefault(day, date.fromordinal(day))
             yield seq, site, d, type_, _ts(ts), ticket, counter, service, segment, data
 
-    def answer_records(self) -> Iterator[tuple]:
+    def answer_records(self) -> Iterator[Row]:
         """Rows for COPY into idempotency_keys (ANSWER_COLUMNS; response as JSON text)."""
         for site, key, digest, status, response, seq, created in self.answers:
             yield site, key, digest, status, response, seq, _ts(created)
@@ -306,16 +307,16 @@ class Day:
         return out
 
 
-def _merge(per_site: list[tuple[int, list[tuple], list[tuple]]]) -> tuple[list[tuple], list[tuple]]:
+def _merge(per_site: list[tuple[int, list[Row], list[Row]]]) -> tuple[list[Row], list[Row]]:
     """Interleave sites by timestamp and number every event with a global seq."""
     per_site.sort(key=lambda x: x[0])
 
-    def keyed(index: int, rows: list[tuple]) -> Iterator[tuple[int, int, int, tuple]]:
+    def keyed(index: int, rows: list[Row]) -> Iterator[tuple[int, int, int, Row]]:
         for local, row in enumerate(rows):
             yield row[3], index, local, row
 
     seq_of: dict[tuple[int, int], int] = {}
-    events: list[tuple] = []
+    events: list[Row] = []
     merged = heapq.merge(*(keyed(i, rows) for i, rows, _ in per_site))
     for seq, (_, index, local, row) in enumerate(merged, start=1):
         events.append((seq, *row))

@@ -47,10 +47,10 @@ from bench.common import (
     ROOT,
     banner,
     create_database,
-    database_server,
     drop_database,
     median,
     percentile,
+    run_on_server,
     server_settings,
     spread,
 )
@@ -531,17 +531,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, server_url: str | None = None) -> dict[str, Any]:
-    async def go(url: str) -> dict[str, Any]:
-        return await run(
+    return run_on_server(
+        server_url,
+        lambda url: run(
             url,
             reps=args.reps,
             clients=args.clients,
             warmup=args.warmup,
             duration=args.duration,
             profile=args.profile,
-        )
-
-    if server_url is not None:
-        return asyncio.run(go(server_url))
-    with database_server() as url:
-        return asyncio.run(go(url))
+        ),
+    )

@@ -479,7 +479,7 @@ async def _cross_midnight(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.common import create_database, database_server, drop_database
+    from bench.common import fresh_database, run_on_server
 
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--days", type=int, default=7)
@@ -490,8 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     async def run(server_url: str) -> SoakResult:
-        url = await create_database(server_url, "soak")
-        try:
+        async with fresh_database(server_url, "soak") as url:
             return await run_soak(
                 url,
                 days=args.days,
@@ -500,11 +499,8 @@ def main(argv: list[str] | None = None) -> int:
                 load=args.load,
                 trace=args.trace,
             )
-        finally:
-            await drop_database(server_url, url)
 
-    with database_server() as server_url:
-        result = asyncio.run(run(server_url))
+    result = run_on_server(None, run)
     print(result.summary())
     for error in result.numbering_errors:
         print("numbering:", error)
