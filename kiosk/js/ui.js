@@ -58,6 +58,28 @@ export function store(kind) {
   };
 }
 
+/** The token a staff screen signs in with, kept in `storage` (a `store()`) under `key`:
+ *  localStorage on a wall screen provisioned once, sessionStorage where a person signs in.
+ *  A `token` in the address is taken into storage and out of the address bar. */
+export class KeptToken {
+  constructor(storage, key) {
+    const given = params().token;
+    if (given) storage.set(key, given);
+    dropParam("token");
+    Object.assign(this, { storage, key, value: storage.get(key) });
+  }
+
+  set(value) {
+    this.value = value;
+    this.storage.set(this.key, value);
+  }
+
+  forget() {
+    this.value = null;
+    this.storage.remove(this.key);
+  }
+}
+
 /** The server's clock as seen from here: its `now` plus the time elapsed since we read it.
  *  (Screens show durations against the server's time, not the device's, which drifts.) */
 export class ServerClock {
