@@ -6,7 +6,9 @@
 import { apply, mountToggle, onLangChange, pick, t } from "./i18n.js";
 import { refresher } from "./live.js";
 import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
-import { $, KeptToken, ServerClock, fill, formatClock, h, level, minutes, params, stopwatch, store } from "./ui.js";
+import {
+  $, KeptToken, ServerClock, fill, formatClock, h, level, minutes, params, stopwatch, store, tickDurations,
+} from "./ui.js";
 
 const local = store("local");
 const site = params().site || local.get("antrian.site");
@@ -195,12 +197,7 @@ function devicesPanel(snap) {
 
 function tick() {
   $("#clock").textContent = formatClock(clock.now(), tz());
-  for (const el of document.querySelectorAll(".js-since")) el.textContent = stopwatch(clock.secondsSince(el.dataset.since));
-  for (const el of document.querySelectorAll(".js-wait")) {
-    const secs = clock.secondsSince(el.dataset.since);
-    el.textContent = stopwatch(secs);
-    el.className = `js-wait lvl-${level(secs, Number(el.dataset.target))}`;
-  }
+  tickDurations(clock);
   for (const el of document.querySelectorAll(".js-meter")) {
     if (!el.dataset.since) continue;
     const secs = clock.secondsSince(el.dataset.since);

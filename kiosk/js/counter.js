@@ -10,7 +10,7 @@ import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js"
 import { refresher } from "./live.js";
 import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
 import {
-  $, KeptToken, ServerClock, fill, formatClock, h, level, minutes, params, stopwatch, store, timeOf, toast,
+  $, KeptToken, ServerClock, fill, formatClock, h, minutes, params, stopwatch, store, tickDurations, timeOf, toast,
 } from "./ui.js";
 
 const local = store("local");
@@ -305,12 +305,7 @@ function queueCard(c) {
 
 function tick() {
   $("#clock").textContent = formatClock(clock.now(), tz());
-  for (const el of document.querySelectorAll(".js-since")) el.textContent = stopwatch(clock.secondsSince(el.dataset.since));
-  for (const el of document.querySelectorAll(".js-wait")) {
-    const waited = clock.secondsSince(el.dataset.since);
-    el.textContent = stopwatch(waited);
-    el.className = `q-wait js-wait lvl-${level(waited, Number(el.dataset.target))}`;
-  }
+  tickDurations(clock);
 }
 
 function signin() {

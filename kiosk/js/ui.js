@@ -192,6 +192,19 @@ export function level(seconds, target) {
   return ratio >= 1 ? "bad" : ratio >= 0.8 ? "warn" : "ok";
 }
 
+/** Move the page's running durations on by `clock` (a ServerClock): each `.js-since`
+ *  element is a stopwatch from its data-since; each `.js-wait` one too, coloured by its
+ *  level (lvl-ok, lvl-warn, lvl-bad) against its data-target. */
+export function tickDurations(clock) {
+  for (const el of document.querySelectorAll(".js-since")) el.textContent = stopwatch(clock.secondsSince(el.dataset.since));
+  for (const el of document.querySelectorAll(".js-wait")) {
+    const secs = clock.secondsSince(el.dataset.since);
+    el.textContent = stopwatch(secs);
+    el.classList.remove("lvl-ok", "lvl-warn", "lvl-bad");
+    el.classList.add(`lvl-${level(secs, Number(el.dataset.target))}`);
+  }
+}
+
 export function percent(part, whole) {
   if (!whole) return "–";
   return `${Math.round((100 * part) / whole)}%`;
