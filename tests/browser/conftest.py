@@ -213,7 +213,8 @@ class Screens:
         self.console.attach(tab, name or page)
         if requests is not None:
             tab.on("request", lambda request: requests.append(_path_and_query(request.url)))
-        await tab.goto(self.server.url("/ui/" if page == "index" else f"/ui/{page}.html{query}"))
+        path = "/ui/" if page == "index" else f"/ui/{page}.html"
+        await tab.goto(self.server.url(path + query))
         if ready or live:
             await wait_ready(tab)
         if live:
