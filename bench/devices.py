@@ -47,17 +47,26 @@ from typing import Any
 
 import serial
 
-from bench.common import banner, create_database, database_server, drop_database, median, percentile
+from bench.common import (
+    banner,
+    database_server,
+    fresh_database,
+    hall_config,
+    median,
+    percentile,
+)
 from devices.framing import FrameParser, encode
 from devices.link import READ_TIMEOUT, SerialLink
 from devices.manager import DeviceManager
 from devices.sim.hardware import SimDispenser
 from devices.sim.ports import PtyPort, SimPort, TcpPort
 from devices.sim.rfc2217 import Rfc2217Server
-from queue_service.config import AppConfig, parse_config
+from devices.supervisor import DeviceRunner
+from queue_service.config import AppConfig
 from queue_service.domain.clock import SystemClock
-from queue_service.domain.events import TICKET_ISSUED, Event
+from queue_service.domain.events import Event
 from queue_service.domain.site import DeviceConfig
+from queue_service.domain.vocab import DeviceKind, EventType
 from queue_service.engine import Engine
 from queue_service.store.db import create_pool
 from queue_service.store.event_store import EventStore
@@ -80,44 +89,65 @@ def parser_throughput(frames: int, read_size: int) -> float:
     return frames / elapsed
 
 
+SITE = "site-000"  # the one site of bench.common.hall_config
+
+
 def bench_config(url: str) -> AppConfig:
-    return parse_config(
-        {
-            "sites": [
-                {
-                    "id": "hall",
-                    "name": "Bench hall",
-                    "timezone": "Asia/Makassar",
-                    "hours": {
-                        d: ["00:00", "24:00"]
-                        for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-                    },
-                    "agencies": [{"id": "a", "name": "A"}],
-                    "services": [
-                        {
-                            "code": "Q",
-                            "agency": "a",
-                            "name_id": "Q",
-                            "name_en": "Q",
-                            "prefix": "Q",
-                            "target_wait_minutes": 15,
-                        },
-                    ],
-                    "counters": [{"id": "c1", "name": "1", "services": ["Q"]}],
-                    "devices": [
-                        {
-                            "id": "d",
-                            "kind": "dispenser",
-                            "url": url,
-                            "buttons": {"1": {"service": "Q", "prefix": "X"}},
-                            "backoff_initial": 0.05,
-                            "backoff_max": 0.2,
-                        },
-                    ],
-                }
-            ]
-        }
-    )
+    """One site, one service, one counter, and a dispenser at `url` whose button 1 issues
+    the service's tickets as X001, X002, ..."""
+    dispenser = {
+        "id": "d",
+        "kind": DeviceKind.DISPENSER,
+        "url": url,
+        "buttons": {"1": {"service": "S00", "prefix": "X"}},
+        "backoff_initial": 0.05,
+        "backoff_max": 0.2,
+    }
+    return hall_config(sites=1, services=1, counters=1, devices=[dispenser])
+
+
+class Commits:
+    """When each ticket (by number) was committed, as the engine's listener sees it."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.arrived = asyncio.Event()
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        now = time.perf_counter()
+        for e in events:
+            if e.type == EventType.TICKET_ISSUED:
+                self.at[e.data["number"]] = now
+        self.arrived.set()
+
+    async def wait_for(self, *numbers: str) -> None:
+        while not all(n in self.at for n in numbers):
+            self.arrived.clear()
+            await self.arrived.wait()
+
+
+@contextlib.asynccontextmanager
+async def dispenser_service(dsn: str, url: str) -> AsyncIterator[tuple[DeviceRunner, Commits]]:
+    """The service (engine on PostgreSQL, device supervisor) of `bench_config(url)`: the
+    dispenser's runner and the commits of its tickets."""
+    config = bench_config(url)
+    pool = await create_pool(dsn)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    store = EventStore(pool, dsn)
+    engine = Engine(config, store, SystemClock())
+    await engine.start()
+    commits = Commits()
+    engine.listeners.append(commits)
+    manager = DeviceManager(config, engine)
+    await manager.start()
+    try:
+        yield manager.runner(SITE, "d"), commits
+    finally:
+        await manager.stop()
+        await engine.stop()
+        await store.close()
+        await pool.close()
 
 
 @contextlib.asynccontextmanager
@@ -154,66 +184,42 @@ async def latency_round(
             sim = SimDispenser(port, {1: ("X", 1)}, heartbeat=1.0, resend=5.0)
             await sim.start(timers=False)
             try:
-                return await _latency(dsn, sim, port, bench_config(url_of()), tickets, burst)
+                async with dispenser_service(dsn, url_of()) as (runner, commits):
+                    return await _latency(sim, port, runner, commits, tickets, burst)
             finally:
                 await sim.stop()
 
 
 async def _latency(
-    dsn: str, sim: SimDispenser, port: SimPort, config: AppConfig, tickets: int, burst: int
+    sim: SimDispenser,
+    port: SimPort,
+    runner: DeviceRunner,
+    commits: Commits,
+    tickets: int,
+    burst: int,
 ) -> tuple[list[float], list[float]]:
-    pool = await create_pool(dsn)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    store = EventStore(pool, dsn)
-    engine = Engine(config, store, SystemClock())
-    await engine.start()
     sent: dict[str, float] = {}
-    committed: dict[str, float] = {}
-    arrived = asyncio.Event()
-
-    def on_commit(events: Sequence[Event]) -> None:
-        now = time.perf_counter()
-        for e in events:
-            if e.type == TICKET_ISSUED:
-                committed[e.data["number"]] = now
-        arrived.set()
-
-    engine.listeners.append(on_commit)
-    manager = DeviceManager(config, engine)
-    await manager.start()
-    runner = manager.runner("hall", "d")
-    try:
+    port.send(encode(1, "H"))
+    while runner.health.state != "up":
+        await asyncio.sleep(0.01)
         port.send(encode(1, "H"))
-        while runner.health.state != "up":
-            await asyncio.sleep(0.01)
-            port.send(encode(1, "H"))
-        single: list[float] = []
-        for _ in range(tickets):
+    single: list[float] = []
+    for _ in range(tickets):
+        before = time.perf_counter()
+        _, number = sim.press(1)
+        sent[number] = before
+        await commits.wait_for(number)
+        single.append(commits.at[number] - sent[number])
+    bursts: list[float] = []
+    for _ in range(max(1, tickets // burst)):
+        numbers = []
+        for _ in range(burst):
             before = time.perf_counter()
-            _, number = sim.press(1)
-            sent[number] = before
-            while number not in committed:
-                arrived.clear()
-                await arrived.wait()
-            single.append(committed[number] - sent[number])
-        bursts: list[float] = []
-        for _ in range(max(1, tickets // burst)):
-            numbers = []
-            for _ in range(burst):
-                before = time.perf_counter()
-                numbers.append(sim.press(1)[1])
-                sent[numbers[-1]] = before
-            while not all(n in committed for n in numbers):
-                arrived.clear()
-                await arrived.wait()
-            bursts += [committed[n] - sent[n] for n in numbers]
-        return single, bursts
-    finally:
-        await manager.stop()
-        await engine.stop()
-        await store.close()
-        await pool.close()
+            numbers.append(sim.press(1)[1])
+            sent[numbers[-1]] = before
+        await commits.wait_for(*numbers)
+        bursts += [commits.at[n] - sent[n] for n in numbers]
+    return single, bursts
 
 
 # -- line noise --------------------------------------------------------------------------
@@ -397,7 +403,7 @@ async def noise_through_link(
     device: Device, link_class: type[SerialLink], size: int
 ) -> NoiseFigures:
     worker = ThreadPoolExecutor(1)
-    link = await link_class.open(DeviceConfig("bench", "dispenser", device.url), worker)
+    link = await link_class.open(DeviceConfig("bench", DeviceKind.DISPENSER, device.url), worker)
     parser = FrameParser()
     try:
         await asyncio.sleep(0.2)  # the connection settles (RFC 2217 negotiation)
@@ -417,28 +423,8 @@ async def noise_through_link(
 
 async def noise_then_ticket(dsn: str, device: Device, size: int, rounds: int) -> list[NoiseFigures]:
     """`size` bytes of noise then one ticket frame, through the service, `rounds` times."""
-    config = bench_config(device.url)
-    pool = await create_pool(dsn)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    store = EventStore(pool, dsn)
-    engine = Engine(config, store, SystemClock())
-    await engine.start()
-    committed: dict[str, float] = {}
-    arrived = asyncio.Event()
-
-    def on_commit(events: Sequence[Event]) -> None:
-        for e in events:
-            if e.type == TICKET_ISSUED:
-                committed[e.data["number"]] = time.perf_counter()
-        arrived.set()
-
-    engine.listeners.append(on_commit)
-    manager = DeviceManager(config, engine)
-    await manager.start()
-    runner = manager.runner("hall", "d")
     out = []
-    try:
+    async with dispenser_service(dsn, device.url) as (runner, commits):
         for _ in range(1000):  # up to 10 s
             if runner.health.connected:
                 break
@@ -450,18 +436,11 @@ async def noise_then_ticket(dsn: str, device: Device, size: int, rounds: int) ->
             began_cpu, began = cpu_seconds(), time.perf_counter()
             with LoopLag() as lag:
                 device.send_noise(size, frame)
-                while number not in committed:
-                    arrived.clear()
-                    await arrived.wait()
-            elapsed, cpu = committed[number] - began, cpu_seconds() - began_cpu
+                await commits.wait_for(number)
+            elapsed, cpu = commits.at[number] - began, cpu_seconds() - began_cpu
             await device.wait_sent()
             out.append(NoiseFigures(size / elapsed, cpu / (size / MIB), lag.worst))
         assert runner.health.reconnects == 0, "the link was reset"
-    finally:
-        await manager.stop()
-        await engine.stop()
-        await store.close()
-        await pool.close()
     return out
 
 
@@ -510,12 +489,11 @@ async def main_async(args: argparse.Namespace) -> None:
         )
         for kind in kinds:
             device = Device(kind)
-            dsn = await create_database(server, "bench_devices")
             try:
-                figures = await noise_then_ticket(dsn, device, size, args.rounds)
+                async with fresh_database(server, "bench_devices") as dsn:
+                    figures = await noise_then_ticket(dsn, device, size, args.rounds)
             finally:
                 device.close()
-                await drop_database(server, dsn)
             delay = median([size / f.rate for f in figures])
             print(
                 f"  {kind:<8} ticket committed {delay * 1000:>6.0f} ms after the first byte of "
@@ -528,11 +506,8 @@ async def main_async(args: argparse.Namespace) -> None:
         for kind in kinds:
             p50s, p99s, b50s, b99s = [], [], [], []
             for _ in range(args.rounds):
-                dsn = await create_database(server, "bench_devices")
-                try:
+                async with fresh_database(server, "bench_devices") as dsn:
                     single, bursts = await latency_round(dsn, kind, args.tickets, 20)
-                finally:
-                    await drop_database(server, dsn)
                 p50s.append(ms(single, 50))
                 p99s.append(ms(single, 99))
                 b50s.append(ms(bursts, 50))

@@ -47,10 +47,10 @@ from bench.common import (
     ROOT,
     banner,
     create_database,
-    database_server,
     drop_database,
     median,
     percentile,
+    run_on_server,
     server_settings,
     spread,
 )
@@ -418,15 +418,9 @@ async def profile_run(
         print_profile(path, warmup + duration)
 
 
-async def run(
-    server_url: str,
-    *,
-    reps: int,
-    clients: int,
-    warmup: float,
-    duration: float,
-    profile: bool | None = None,
-) -> dict[str, Any]:
+async def run(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
+    """The service against the ceiling, `args.reps` alternated pairs (see add_arguments)."""
+    reps, clients, warmup, duration = args.reps, args.clients, args.warmup, args.duration
     banner("issue: POST /api/v1/sites/{site}/tickets, durable commits")
     settings = await server_settings(server_url)
     print("postgres: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
@@ -502,7 +496,7 @@ async def run(
         flush=True,
     )
     missed = ratio < 0.40 or median(p99) >= 50
-    if profile or (profile is None and missed):
+    if args.profile or (args.profile is None and missed):
         await profile_run(server_url, timezone, clients=clients, warmup=warmup, duration=duration)
     return {
         "service_rps": median(svc_rps),
@@ -531,17 +525,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, server_url: str | None = None) -> dict[str, Any]:
-    async def go(url: str) -> dict[str, Any]:
-        return await run(
-            url,
-            reps=args.reps,
-            clients=args.clients,
-            warmup=args.warmup,
-            duration=args.duration,
-            profile=args.profile,
-        )
-
-    if server_url is not None:
-        return asyncio.run(go(server_url))
-    with database_server() as url:
-        return asyncio.run(go(url))
+    return run_on_server(server_url, lambda url: run(args, url))

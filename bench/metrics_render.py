@@ -38,7 +38,8 @@ from prometheus_client.exposition import generate_latest
 from queue_service.config import AppConfig, parse_config
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
-from queue_service.domain.state import COUNTER_OPEN, SiteState
+from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import CounterStatus
 from queue_service.engine import Engine
 from queue_service.exposition import Exposition
 from queue_service.store.event_store import EventStore
@@ -128,6 +129,15 @@ def populate(engine: Engine, clock: ManualClock, tickets_per_service: int) -> No
     clock.advance(600)
 
 
+def _totals(states: dict[str, SiteState], attr: str) -> Iterator[tuple[str, Any, Any]]:
+    """(site, key, value) of one of the day's totals (`attr` of the state's totals), for
+    every site."""
+    for site_id, st in states.items():
+        assert st.totals is not None
+        for key, value in getattr(st.totals, attr).items():
+            yield site_id, key, value
+
+
 class StockCollector:
     """The same families, yielded the stock prometheus-client way."""
 
@@ -145,18 +155,14 @@ class StockCollector:
         )
         for name, attr in names:
             fam = CounterMetricFamily(name, name, labels=["site", "service"])
-            for site_id, st in states.items():
-                assert st.totals is not None
-                for code, v in getattr(st.totals, attr).items():
-                    fam.add_metric([site_id, code], v)
+            for site_id, code, v in _totals(states, attr):
+                fam.add_metric([site_id, code], v)
             yield fam
         closed = CounterMetricFamily(
             "qms_tickets_closed", "closed", labels=["site", "service", "outcome"]
         )
-        for site_id, st in states.items():
-            assert st.totals is not None
-            for (code, outcome), v in st.totals.closed.items():
-                closed.add_metric([site_id, code, outcome], v)
+        for site_id, (code, outcome), v in _totals(states, "closed"):
+            closed.add_metric([site_id, code, outcome], v)
         yield closed
         for name, attr in (
             ("qms_ticket_wait_seconds", "wait"),
@@ -164,23 +170,19 @@ class StockCollector:
             ("qms_ticket_service_seconds", "service"),
         ):
             hist = HistogramMetricFamily(name, name, labels=["site", "service"])
-            for site_id, st in states.items():
-                assert st.totals is not None
-                for code, h in getattr(st.totals, attr).items():
-                    cum = h.cumulative()
-                    buckets = [(str(float(b)), c) for b, c in zip(h.bounds, cum, strict=False)]
-                    buckets.append(("+Inf", h.count))
-                    hist.add_metric([site_id, code], buckets, h.sum)
+            for site_id, code, h in _totals(states, attr):
+                cum = h.cumulative()
+                buckets = [(str(float(b)), c) for b, c in zip(h.bounds, cum, strict=False)]
+                buckets.append(("+Inf", h.count))
+                hist.add_metric([site_id, code], buckets, h.sum)
             yield hist
         for name, attr in (
             ("qms_loket_served", "counter_served"),
             ("qms_loket_busy_seconds", "counter_busy"),
         ):
             fam = CounterMetricFamily(name, name, labels=["site", "counter"])
-            for site_id, st in states.items():
-                assert st.totals is not None
-                for cid, v in getattr(st.totals, attr).items():
-                    fam.add_metric([site_id, cid], v)
+            for site_id, cid, v in _totals(states, attr):
+                fam.add_metric([site_id, cid], v)
             yield fam
         gauges = {
             n: GaugeMetricFamily(n, n, labels=["site", "service"])
@@ -212,7 +214,7 @@ class StockCollector:
         }
         for site_id, st in states.items():
             for cid, c in st.counters.items():
-                cgauges["qms_loket_open"].add_metric([site_id, cid], c.state == COUNTER_OPEN)
+                cgauges["qms_loket_open"].add_metric([site_id, cid], c.state == CounterStatus.OPEN)
                 cgauges["qms_loket_serving"].add_metric([site_id, cid], c.ticket_id is not None)
         yield from cgauges.values()
 
@@ -267,7 +269,7 @@ async def render_vs_stock(
     engine: Engine, clock: ManualClock, exposition: Exposition, repeat: int
 ) -> None:
     registry = CollectorRegistry()
-    registry.register(StockCollector(engine))  # type: ignore[arg-type]
+    registry.register(StockCollector(engine))
 
     async def stock() -> bytes:
         return generate_latest(registry)  # on the loop, as the stock aiohttp handler does

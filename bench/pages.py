@@ -21,6 +21,7 @@ import asyncio
 import shutil
 import statistics
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import aiohttp
 from aiohttp import web
 
-from bench.common import ROOT, banner, create_database, database_server, drop_database
+from bench.common import ROOT, banner, fresh_database, run_on_server
 from queue_service.config import load_config
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
@@ -41,6 +42,7 @@ SITE = "mpp-banjarmasin"
 MONDAY_9AM = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 WITA: the hall is open
 TARGET_BYTES = 300 * 1024
 TARGET_SECONDS = 1.0
+# Headless Chromium as the benchmarks and the browser tests start it.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -48,8 +50,47 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    # A hall's TV display runs unattended: nobody is there to touch it before a chime.
     "--autoplay-policy=no-user-gesture-required",
 ]
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A device a page is shown on: its viewport in CSS pixels, pixel ratio, touch phone."""
+
+    width: int
+    height: int
+    scale: float = 1
+    mobile: bool = False
+
+    def context_options(self) -> dict[str, Any]:
+        """Playwright's `new_context` options for this device."""
+        return {
+            "viewport": {"width": self.width, "height": self.height},
+            "device_scale_factor": self.scale,
+            "is_mobile": self.mobile,
+            "has_touch": self.mobile,
+        }
+
+
+WALL = Screen(1920, 1080)  # the floor board, the TV display, a landscape kiosk
+PORTRAIT = Screen(1080, 1920)  # the kiosk's touch screen
+DESK = Screen(1440, 900)  # the officer's PC
+LAPTOP = Screen(1280, 800)
+TABLET = Screen(1024, 1366)  # the survey tablet at a counter
+PHONE = Screen(390, 844, scale=2, mobile=True)  # the citizen's phone
+
+# Each page on the device it is made for (the page's file name without .html).
+SCREENS = {
+    "index": LAPTOP,
+    "kiosk": PORTRAIT,
+    "counter": DESK,
+    "board": WALL,
+    "display": WALL,
+    "status": PHONE,
+    "survey": TABLET,
+}
 
 
 async def seed(base: str, clock: ManualClock) -> str:
@@ -96,24 +137,23 @@ async def seed(base: str, clock: ManualClock) -> str:
     return last
 
 
-def pages(ticket_id: str) -> dict[str, tuple[str, dict[str, int]]]:
-    hd = {"width": 1920, "height": 1080}
+def pages(ticket_id: str) -> dict[str, tuple[str, Screen]]:
     return {
-        "landing": ("/ui/", {"width": 1280, "height": 800}),
-        "kiosk": (f"/ui/kiosk.html?site={SITE}&token=demo-kiosk", {"width": 1080, "height": 1920}),
+        "landing": ("/ui/", SCREENS["index"]),
+        "kiosk": (f"/ui/kiosk.html?site={SITE}&token=demo-kiosk", SCREENS["kiosk"]),
         "counter": (
             f"/ui/counter.html?site={SITE}&counter=loket-03&token=demo-loket-03",
-            {"width": 1440, "height": 900},
+            SCREENS["counter"],
         ),
-        "board": (f"/ui/board.html?site={SITE}&token=demo-manager", hd),
-        "display": (f"/ui/display.html?site={SITE}", hd),
-        "status": (f"/ui/status.html#{ticket_id}", {"width": 390, "height": 844}),
+        "board": (f"/ui/board.html?site={SITE}&token=demo-manager", SCREENS["board"]),
+        "display": (f"/ui/display.html?site={SITE}", SCREENS["display"]),
+        "status": (f"/ui/status.html#{ticket_id}", SCREENS["status"]),
     }
 
 
-async def load_once(browser: Any, url: str, viewport: dict[str, int]) -> tuple[int, int, float]:
+async def load_once(browser: Any, url: str, screen: Screen) -> tuple[int, int, float]:
     """(bytes transferred, requests, seconds to first live data) of one cold load."""
-    context = await browser.new_context(viewport=viewport)
+    context = await browser.new_context(**screen.context_options())
     page = await context.new_page()
     sizes: list[int] = []
     pending: list[asyncio.Task[None]] = []
@@ -139,14 +179,10 @@ async def load_once(browser: Any, url: str, viewport: dict[str, int]) -> tuple[i
     return sum(sizes), len(sizes), ready_ms / 1000
 
 
-async def run(loads: int) -> None:
+async def run(server_url: str, chromium: str, loads: int) -> None:
     from playwright.async_api import async_playwright
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        sys.exit("bench.pages needs Chromium (Debian package 'chromium')")
-    with database_server() as server_url:
-        dsn = await create_database(server_url, "bench_pages")
+    async with fresh_database(server_url, "bench_pages") as dsn:
         clock = ManualClock(MONDAY_9AM)
         settings = Settings(config_path=ROOT / "config" / "example-hall.toml", database_url=dsn)
         app = create_app(settings, load_config(settings.config_path), clock)
@@ -164,10 +200,8 @@ async def run(loads: int) -> None:
             )
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-                for name, (path, viewport) in pages(ticket_id).items():
-                    results = [
-                        await load_once(browser, base + path, viewport) for _ in range(loads)
-                    ]
+                for name, (path, screen) in pages(ticket_id).items():
+                    results = [await load_once(browser, base + path, screen) for _ in range(loads)]
                     size = statistics.median(r[0] for r in results)
                     count = statistics.median(r[1] for r in results)
                     times = [r[2] for r in results]
@@ -185,7 +219,6 @@ async def run(loads: int) -> None:
             )
         finally:
             await runner.cleanup()
-            await drop_database(server_url, dsn)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--loads", type=int, default=5, help="cold loads per page (default 5)")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.loads))
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        sys.exit("bench.pages needs Chromium (Debian package 'chromium')")
+    run_on_server(None, lambda url: run(url, chromium, args.loads))
     return 0
 
 

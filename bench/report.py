@@ -20,7 +20,6 @@ Figures are medians; nothing asserts a timing. Target from the issue: < 2 s for 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
 import sys
@@ -29,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
-from bench.common import banner, create_database, database_server, drop_database, hall_config
+from bench.common import banner, fresh_database, hall_config, run_on_server
 from bench.common import median as _median
 from queue_service.reports.build import build_report, site_dims
 from queue_service.store import reports as store
@@ -133,11 +132,8 @@ SELECT e.ticket_id, e.site_id, e.service_day, e.segment, e.service, e.counter_id
 
 
 async def run(args: argparse.Namespace, server_url: str) -> None:
-    url = await create_database(server_url, "bench_report")
-    try:
+    async with fresh_database(server_url, "bench_report") as url:
         await _run(args, url)
-    finally:
-        await drop_database(server_url, url)
 
 
 async def _run(args: argparse.Namespace, url: str) -> None:
@@ -239,9 +235,9 @@ async def _run(args: argparse.Namespace, url: str) -> None:
         async with pool.acquire() as c:
             await c.execute("DELETE FROM report_days WHERE service_day = $1", last)
         began = time.perf_counter()
-        for s in config.sites.values():
+        for each in config.sites.values():
             await store.ensure_rollup(
-                pool, s.id, last, last, last + timedelta(days=1), now, site_dims(s)
+                pool, each.id, last, last, last + timedelta(days=1), now, site_dims(each)
             )
         one_day = time.perf_counter() - began
         print(
@@ -272,9 +268,9 @@ async def _stages(
     pair_counters, pair_services = dims.counter_pairs()
     base = (site.id, first, last, today)
     queries = (
-        ("  per agency/service/counter", store._FIGURES, (*base, codes, agencies, targets)),
+        ("  per agency/service/counter", store._FIGURES, (*base, codes, agencies, targets, now)),
         ("  busiest hours", store._HOURS, (*base, dims.timezone)),
-        ("  per day", store._DAYS, (*base, codes, agencies, targets)),
+        ("  per day", store._DAYS, (*base, codes, agencies, targets, now)),
         ("  counter times (rolled up)", store._COUNTERS_ROLLED, base),
         (
             "  counter times of one day, live (what today costs)",
@@ -305,8 +301,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--view", action="store_true", help="also time the view (slow)")
 
 
-def main(args: argparse.Namespace, server_url: str) -> None:
-    asyncio.run(run(args, server_url))
+def main(args: argparse.Namespace, server_url: str | None = None) -> None:
+    run_on_server(server_url, lambda url: run(args, url))
 
 
 if __name__ == "__main__":
@@ -319,6 +315,5 @@ if __name__ == "__main__":
         f" {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
         flush=True,
     )
-    with database_server() as server:
-        main(parsed, server)
+    main(parsed)
     sys.exit(0)

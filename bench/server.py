@@ -88,7 +88,7 @@ async def serve(app: web.Application, profile: str | None = None) -> None:
     commits = _watch_commits(app)
     print(f"READY {port}", flush=True)
     await stop.wait()
-    if profiler is not None:
+    if profiler is not None and profile is not None:
         profiler.disable()
         profiler.dump_stats(profile)
     if commits is not None:

@@ -46,6 +46,7 @@ from aiohttp.test_utils import TestServer
 from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.site import WEEKDAYS, Site
+from queue_service.domain.vocab import CounterStatus
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.http import HttpDriver
@@ -425,7 +426,9 @@ async def _cross_midnight(
     closed (opening it is allowed), and the first ticket of the new day is number 001."""
     today = engine.site_state(site.id)
     counter = next(
-        c.id for c in today.counters.values() if c.state != "open" and c.ticket_id is None
+        c.id
+        for c in today.counters.values()
+        if c.state != CounterStatus.OPEN and c.ticket_id is None
     )
     next_day = day + timedelta(days=1)
     clock.set(_local(site, day, day_time(23, 58, 59)))
@@ -479,7 +482,7 @@ async def _cross_midnight(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.common import create_database, database_server, drop_database
+    from bench.common import fresh_database, run_on_server
 
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--days", type=int, default=7)
@@ -490,8 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     async def run(server_url: str) -> SoakResult:
-        url = await create_database(server_url, "soak")
-        try:
+        async with fresh_database(server_url, "soak") as url:
             return await run_soak(
                 url,
                 days=args.days,
@@ -500,11 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                 load=args.load,
                 trace=args.trace,
             )
-        finally:
-            await drop_database(server_url, url)
 
-    with database_server() as server_url:
-        result = asyncio.run(run(server_url))
+    result = run_on_server(None, run)
     print(result.summary())
     for error in result.numbering_errors:
         print("numbering:", error)

@@ -12,10 +12,9 @@ medians and the ratio current / former. Nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 
-from bench.common import ROOT, create_database, database_server, drop_database, median
+from bench.common import ROOT, fresh_database, median, run_on_server
 
 _FORMER = ROOT / "queue_service" / "store" / "migrations" / "0003_visit_estimates.sql"
 
@@ -88,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         f"medians of {args.reps} alternated repetitions",
         flush=True,
     )
-    with database_server() as server:
-        url = asyncio.run(create_database(server, "bench_visits"))
-        try:
-            asyncio.run(_run(url, args.sites, args.days, args.tickets, args.reps))
-        finally:
-            asyncio.run(drop_database(server, url))
+
+    async def run(server_url: str) -> None:
+        async with fresh_database(server_url, "bench_visits") as url:
+            await _run(url, args.sites, args.days, args.tickets, args.reps)
+
+    run_on_server(None, run)
     return 0
 
 

@@ -29,10 +29,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from queue_service.domain.site import WEEKDAYS
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example-hall.toml"
 SITE = "mpp-banjarmasin"
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def demo_config(source: Path, target: Path) -> None:
@@ -44,10 +45,10 @@ def demo_config(source: Path, target: Path) -> None:
         if line.strip() == "[sites.hours]":
             in_hours = True
             out.append(line)
-            out.extend(f'{day} = ["00:00", "24:00"]' for day in DAYS)
+            out.extend(f'{day} = ["00:00", "24:00"]' for day in WEEKDAYS)
             continue
         if in_hours:
-            if re.match(r"^(mon|tue|wed|thu|fri|sat|sun)\s*=", line):
+            if re.match(rf"^({'|'.join(WEEKDAYS)})\s*=", line):
                 continue
             in_hours = False
         if re.match(r"^\s*cutoff\s*=", line):

@@ -3,46 +3,28 @@
 // URL: board.html?site=<site>&token=<manager token>. A wall screen is provisioned once: the
 // token is kept in localStorage and taken out of the address bar.
 
-import { api, siteUrl } from "./api.js";
-import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
-import { Live, bindConnIndicator, refresher } from "./live.js";
+import { apply, mountToggle, onLangChange, pick, t } from "./i18n.js";
+import { refresher } from "./live.js";
+import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
 import {
-  $, ServerClock, dropParam, fill, formatClock, h, level, markReady, minutes, params, stopwatch, store,
+  $, KeptToken, ServerClock, fill, formatClock, h, level, minutes, params, stopwatch, store, tickDurations,
 } from "./ui.js";
 
 const local = store("local");
-const query = params();
-const site = query.site || local.get("antrian.site");
-const tokenKey = `antrian.board.token.${site}`;
-if (query.token) local.set(tokenKey, query.token);
-dropParam("token");
+const site = params().site || local.get("antrian.site");
+const token = new KeptToken(local, `antrian.board.token.${site}`);
 
-const state = { token: local.get(tokenKey), snap: null, error: null };
+const state = { snap: null, error: null };
 const clock = new ServerClock();
 const content = $("#content");
 let live = null;
 
 const tz = () => (state.snap ? state.snap.timezone : undefined);
 
-async function load() {
-  if (!state.token) return;
-  try {
-    const snap = await api(siteUrl(site, "/snapshot"), { token: state.token });
-    clock.sync(snap.now);
-    state.snap = snap;
-    state.error = null;
-    render();
-    markReady();
-  } catch (exc) {
-    if (exc.name === "ApiError" && exc.auth) {
-      local.remove(tokenKey);
-      state.token = null;
-      state.error = exc;
-      render();
-      return;
-    }
-    throw exc;
-  }
+function load() {
+  return loadSnapshot(site, token, clock,
+    (snap) => { state.snap = snap; state.error = null; render(); },
+    (exc) => { state.error = exc; render(); });
 }
 
 const refresh = refresher(load, 300);
@@ -215,12 +197,7 @@ function devicesPanel(snap) {
 
 function tick() {
   $("#clock").textContent = formatClock(clock.now(), tz());
-  for (const el of document.querySelectorAll(".js-since")) el.textContent = stopwatch(clock.secondsSince(el.dataset.since));
-  for (const el of document.querySelectorAll(".js-wait")) {
-    const secs = clock.secondsSince(el.dataset.since);
-    el.textContent = stopwatch(secs);
-    el.className = `js-wait lvl-${level(secs, Number(el.dataset.target))}`;
-  }
+  tickDurations(clock);
   for (const el of document.querySelectorAll(".js-meter")) {
     if (!el.dataset.since) continue;
     const secs = clock.secondsSince(el.dataset.since);
@@ -232,24 +209,21 @@ function tick() {
 }
 
 function signin() {
-  const form = h("form", { class: "card signin" },
-    h("h1", {}, t("board.signin.title")),
-    state.error ? h("div", { class: "alert alert-bad", role: "alert" }, errorText(state.error)) : null,
-    h("div", { class: "field" }, h("label", { for: "token" }, t("board.token")),
-      h("input", { id: "token", name: "token", type: "password", required: true, autocomplete: "current-password" })),
-    h("button", { class: "btn btn-lg btn-primary", type: "submit" }, t("common.signin")));
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    state.token = form.token.value.trim();
-    local.set(tokenKey, state.token);
-    state.error = null;
-    start();
+  return signinForm({
+    title: t("board.signin.title"),
+    error: state.error,
+    fields: field("token", t("board.token"), tokenInput()),
+    submit: t("common.signin"),
+    onSubmit: (form) => {
+      token.set(form.token.value.trim());
+      state.error = null;
+      start();
+    },
   });
-  return form;
 }
 
 function render() {
-  if (!state.token) { fill(content, signin()); return; }
+  if (!token.value) { fill(content, signin()); return; }
   const snap = state.snap;
   if (!snap) { fill(content, h("p", { class: "signin muted" }, t("common.loading"))); return; }
   $("#site-name").textContent = snap.name;
@@ -270,13 +244,7 @@ function start() {
   render();
   load().catch(() => {});
   if (live) live.stop();
-  live = new Live({
-    site, token: state.token,
-    onEvent: () => refresh(),
-    onResync: () => refresh(),
-    onStatus: bindConnIndicator($("#conn"), t),
-    knownSeq: () => (state.snap ? state.snap.seq : null),
-  }).start();
+  live = followSite(site, token, refresh, () => state.snap);
 }
 
 apply();
@@ -285,4 +253,4 @@ onLangChange(render);
 setInterval(tick, 1000);
 // Figures that move with the clock alone (idle since, counters' day totals) stay fresh.
 setInterval(() => refresh(), 30000);
-if (state.token) start(); else render();
+if (token.value) start(); else render();

@@ -7,22 +7,19 @@
 
 import { api, newKey, siteUrl } from "./api.js";
 import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
-import { Live, bindConnIndicator, refresher } from "./live.js";
+import { refresher } from "./live.js";
+import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
 import {
-  $, ServerClock, dropParam, fill, formatClock, h, level, markReady, minutes, params, stopwatch, store, timeOf, toast,
+  $, KeptToken, ServerClock, fill, formatClock, h, minutes, params, stopwatch, store, tickDurations, timeOf, toast,
 } from "./ui.js";
 
-const session = store("session");
 const local = store("local");
 const query = params();
 const site = query.site || local.get("antrian.site");
 const counterId = query.counter || null;
-const tokenKey = `antrian.counter.token.${site}.${counterId}`;
-if (query.token) session.set(tokenKey, query.token);
-dropParam("token");
+const token = new KeptToken(store("session"), `antrian.counter.token.${site}.${counterId}`);
 
 const state = {
-  token: session.get(tokenKey),
   snap: null,
   directory: null,
   pending: false,
@@ -50,31 +47,16 @@ function showError(exc) {
   state.error = exc;
   renderBanners();
   if (exc && exc.name === "ApiError" && exc.auth && exc.code !== "counter_not_allowed") {
-    session.remove(tokenKey);
-    state.token = null;
+    token.forget();
   }
 }
 
 // -- data -----------------------------------------------------------------------------------
 
-async function load() {
-  if (!state.token) return;
-  try {
-    const snap = await api(siteUrl(site, "/snapshot"), { token: state.token });
-    clock.sync(snap.now);
-    state.snap = snap;
-    render();
-    markReady();
-  } catch (exc) {
-    if (exc.name === "ApiError" && exc.auth) {
-      session.remove(tokenKey);
-      state.token = null;
-      state.error = exc;
-      render();
-    } else {
-      throw exc;
-    }
-  }
+function load() {
+  return loadSnapshot(site, token, clock,
+    (snap) => { state.snap = snap; render(); },
+    (exc) => { state.error = exc; render(); });
 }
 
 const refresh = refresher(load, 150);
@@ -102,7 +84,7 @@ async function act(action, body = undefined) {
   document.body.dataset.pending = "1";
   try {
     const res = await api(siteUrl(site, `/counters/${encodeURIComponent(counterId)}/${action}`), {
-      method: "POST", body, token: state.token, key: newKey(),
+      method: "POST", body, token: token.value, key: newKey(),
     });
     if (state.snap && res.counter) {
       state.snap.counters = state.snap.counters.map((c) => (c.id === counterId ? res.counter : c));
@@ -195,7 +177,7 @@ function button(name, spec, cls = "") {
 }
 
 document.addEventListener("keydown", (event) => {
-  if (!state.snap || !state.token || event.ctrlKey || event.altKey || event.metaKey) return;
+  if (!state.snap || !token.value || event.ctrlKey || event.altKey || event.metaKey) return;
   if (event.target.closest("input, select, textarea, dialog") || document.querySelector("dialog[open]")) return;
   const key = event.key.toLowerCase();
   const entry = Object.values(actions()).find((a) => a.key === key);
@@ -323,33 +305,23 @@ function queueCard(c) {
 
 function tick() {
   $("#clock").textContent = formatClock(clock.now(), tz());
-  for (const el of document.querySelectorAll(".js-since")) el.textContent = stopwatch(clock.secondsSince(el.dataset.since));
-  for (const el of document.querySelectorAll(".js-wait")) {
-    const waited = clock.secondsSince(el.dataset.since);
-    el.textContent = stopwatch(waited);
-    el.className = `q-wait js-wait lvl-${level(waited, Number(el.dataset.target))}`;
-  }
+  tickDurations(clock);
 }
 
-function signinForm() {
+function signin() {
   const label = state.directory ? (state.directory.counters.find((c) => c.id === counterId) || {}).name : counterId;
-  const form = h("form", { class: "card signin" },
-    h("h1", {}, t("counter.signin.title", { counter: label || counterId })),
-    state.error ? h("div", { class: "alert alert-bad", role: "alert" }, errorText(state.error)) : null,
-    h("div", { class: "field" },
-      h("label", { for: "token" }, t("counter.signin.token")),
-      h("input", { id: "token", name: "token", type: "password", required: true, autocomplete: "current-password" }),
-      h("span", { class: "hint" }, t("counter.signin.hint"))),
-    h("button", { class: "btn btn-lg btn-primary", type: "submit" }, t("common.signin")));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    state.token = form.token.value.trim();
-    state.error = null;
-    session.set(tokenKey, state.token);
-    await load();
-    if (state.token) startLive();
+  return signinForm({
+    title: t("counter.signin.title", { counter: label || counterId }),
+    error: state.error,
+    fields: field("token", t("counter.signin.token"), tokenInput(), t("counter.signin.hint")),
+    submit: t("common.signin"),
+    onSubmit: async (form) => {
+      token.set(form.token.value.trim());
+      state.error = null;
+      await load();
+      if (token.value) startLive();
+    },
   });
-  return form;
 }
 
 function pickCounter() {
@@ -362,10 +334,10 @@ function pickCounter() {
 }
 
 function render() {
-  $("#signout").hidden = !state.token;
+  $("#signout").hidden = !token.value;
   if (state.directory) $("#site-name").textContent = state.directory.name;
   if (!counterId) { fill(main, pickCounter()); return; }
-  if (!state.token) { fill(main, signinForm()); $("#token").focus(); return; }
+  if (!token.value) { fill(main, signin()); $("#token").focus(); return; }
   if (!state.snap) { fill(main, h("p", { class: "signin muted" }, t("common.loading"))); return; }
   const c = me();
   if (!c) { fill(main, h("div", { class: "signin alert alert-bad" }, t("err.unknown_counter"))); return; }
@@ -389,18 +361,11 @@ function render() {
 
 function startLive() {
   if (live) live.stop();
-  live = new Live({
-    site, token: state.token,
-    onEvent: () => refresh(),
-    onResync: () => refresh(),
-    onStatus: bindConnIndicator($("#conn"), t),
-    knownSeq: () => (state.snap ? state.snap.seq : null),
-  }).start();
+  live = followSite(site, token, refresh, () => state.snap);
 }
 
 $("#signout").addEventListener("click", () => {
-  session.remove(tokenKey);
-  state.token = null;
+  token.forget();
   state.snap = null;
   if (live) live.stop();
   render();
@@ -412,7 +377,7 @@ onLangChange(render);
 setInterval(tick, 1000);
 render();
 api(siteUrl(site)).then((d) => { state.directory = d; if (!state.snap) render(); }).catch(() => {});
-if (state.token && counterId) {
+if (token.value && counterId) {
   load().catch(() => {});
   startLive();
 }

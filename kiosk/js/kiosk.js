@@ -10,6 +10,7 @@
 import { api, newKey, siteUrl, ticketUrl } from "./api.js";
 import { apply, errorText, mountToggle, onLangChange, pick, setLang, t } from "./i18n.js";
 import { Live, refresher } from "./live.js";
+import { field, signinForm, tokenInput } from "./signin.js";
 import { $, ServerClock, dropParam, fill, formatClock, h, icon, markReady, minutes, opensAgain, params, store, timeOf } from "./ui.js";
 
 const local = store("local");
@@ -275,22 +276,22 @@ async function setupScreen() {
     ? h("select", { id: "setup-site", name: "site", required: true },
       sites.map((s) => h("option", { value: s.id, selected: s.id === state.site }, s.name)))
     : h("input", { id: "setup-site", name: "site", required: true, value: state.site || "" });
-  const form = h("form", { class: "card signin" },
-    h("h1", {}, t("kiosk.setup.title")),
-    h("p", { class: "muted" }, t("kiosk.setup.text")),
-    h("div", { class: "field" }, h("label", { for: "setup-site" }, t("common.site")), siteField),
-    h("div", { class: "field" }, h("label", { for: "setup-token" }, t("kiosk.setup.token")),
-      h("input", { id: "setup-token", name: "token", type: "password", required: true, autocomplete: "off" })),
-    h("button", { class: "btn btn-lg btn-primary", type: "submit" }, t("kiosk.setup.save")));
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    state.site = form.site.value.trim();
-    state.token = form.token.value.trim();
-    local.set("antrian.kiosk.site", state.site);
-    local.set("antrian.kiosk.token", state.token);
-    start();
-  });
-  return [form];
+  return [signinForm({
+    title: t("kiosk.setup.title"),
+    text: t("kiosk.setup.text"),
+    fields: [
+      field("setup-site", t("common.site"), siteField),
+      field("setup-token", t("kiosk.setup.token"), tokenInput("setup-token", "off")),
+    ],
+    submit: t("kiosk.setup.save"),
+    onSubmit: (form) => {
+      state.site = form.site.value.trim();
+      state.token = form.token.value.trim();
+      local.set("antrian.kiosk.site", state.site);
+      local.set("antrian.kiosk.token", state.token);
+      start();
+    },
+  })];
 }
 
 async function render() {

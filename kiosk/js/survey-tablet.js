@@ -12,7 +12,7 @@
 import { api, siteUrl, ticketUrl } from "./api.js";
 import { apply, errorText, lang, mountToggle, onLangChange, pick } from "./i18n.js";
 import { st, surveyCard } from "./survey.js";
-import { $, dropParam, fill, h, markReady, params, store } from "./ui.js";
+import { $, KeptToken, fill, h, markReady, params, store } from "./ui.js";
 
 const POLL_MS = 4000;
 const THANKS_MS = 8000;
@@ -34,23 +34,19 @@ const TEXT = {
 };
 const tt = (key) => (TEXT[lang()] || TEXT.id)[key];
 
-const local = store("local");
-const saved = store("session");
 const query = params();
-const site = query.site || local.get("antrian.site");
+const site = query.site || store("local").get("antrian.site");
 const counterId = query.counter || null;
-const tokenKey = `antrian.survey.token.${site}.${counterId}`;
-if (query.token) saved.set(tokenKey, query.token);
-dropParam("token");
+const token = new KeptToken(store("session"), `antrian.survey.token.${site}.${counterId}`);
 
 const main = $("#main");
-const state = { token: saved.get(tokenKey), pending: null, info: null, card: null, error: null, skipped: new Set(), thanksUntil: 0 };
+const state = { pending: null, info: null, card: null, error: null, skipped: new Set(), thanksUntil: 0 };
 
 async function poll() {
-  if (!state.token || !site || !counterId) { render(); return; }
+  if (!token.value || !site || !counterId) { render(); return; }
   if (Date.now() < state.thanksUntil) return;
   try {
-    const answer = await api(`${siteUrl(site, "/surveys/pending")}?counter=${encodeURIComponent(counterId)}`, { token: state.token });
+    const answer = await api(`${siteUrl(site, "/surveys/pending")}?counter=${encodeURIComponent(counterId)}`, { token: token.value });
     state.error = null;
     const ticket = answer.ticket && !state.skipped.has(answer.ticket.id) ? answer.ticket : null;
     if (!ticket) {
@@ -84,7 +80,7 @@ function done(info) {
 
 function render() {
   $("#counter-name").textContent = counterId || "Loket";
-  if (!state.token || !site || !counterId) { fill(main, h("div", { class: "alert alert-warn" }, tt("setup"))); return; }
+  if (!token.value || !site || !counterId) { fill(main, h("div", { class: "alert alert-warn" }, tt("setup"))); return; }
   const banner = state.error ? h("div", { class: "alert alert-bad", role: "alert" }, errorText(state.error)) : null;
   if (!state.pending || !state.info) {
     fill(main, banner, h("section", { class: "card survey-idle", id: "survey-idle" },

@@ -58,6 +58,28 @@ export function store(kind) {
   };
 }
 
+/** The token a staff screen signs in with, kept in `storage` (a `store()`) under `key`:
+ *  localStorage on a wall screen provisioned once, sessionStorage where a person signs in.
+ *  A `token` in the address is taken into storage and out of the address bar. */
+export class KeptToken {
+  constructor(storage, key) {
+    const given = params().token;
+    if (given) storage.set(key, given);
+    dropParam("token");
+    Object.assign(this, { storage, key, value: storage.get(key) });
+  }
+
+  set(value) {
+    this.value = value;
+    this.storage.set(this.key, value);
+  }
+
+  forget() {
+    this.value = null;
+    this.storage.remove(this.key);
+  }
+}
+
 /** The server's clock as seen from here: its `now` plus the time elapsed since we read it.
  *  (Screens show durations against the server's time, not the device's, which drifts.) */
 export class ServerClock {
@@ -168,6 +190,19 @@ export function level(seconds, target) {
   if (seconds === null || seconds === undefined || !target) return "ok";
   const ratio = seconds / target;
   return ratio >= 1 ? "bad" : ratio >= 0.8 ? "warn" : "ok";
+}
+
+/** Move the page's running durations on by `clock` (a ServerClock): each `.js-since`
+ *  element is a stopwatch from its data-since; each `.js-wait` one too, coloured by its
+ *  level (lvl-ok, lvl-warn, lvl-bad) against its data-target. */
+export function tickDurations(clock) {
+  for (const el of document.querySelectorAll(".js-since")) el.textContent = stopwatch(clock.secondsSince(el.dataset.since));
+  for (const el of document.querySelectorAll(".js-wait")) {
+    const secs = clock.secondsSince(el.dataset.since);
+    el.textContent = stopwatch(secs);
+    el.classList.remove("lvl-ok", "lvl-warn", "lvl-bad");
+    el.classList.add(`lvl-${level(secs, Number(el.dataset.target))}`);
+  }
 }
 
 export function percent(part, whole) {

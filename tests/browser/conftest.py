@@ -1,5 +1,6 @@
-"""Fixtures of the browser tests: the real app on a real port, headless Chromium driven by
-Playwright, a watch on every page's console, and a small API client for test set-up.
+"""Fixtures and helpers of the browser tests: the real app on a real port, headless Chromium
+driven by Playwright, the hall's pages each on its own device (`screens`), a watch on every
+page's console, a small API client for test set-up, and waits on what the pages show.
 
 Chromium is Debian's (`/usr/bin/chromium`, never a downloaded build). Where it or Playwright
 is missing the tests skip, except with ANTRIAN_REQUIRE_TOOLS set (CI), where they fail.
@@ -7,6 +8,7 @@ is missing the tests skip, except with ANTRIAN_REQUIRE_TOOLS set (CI), where the
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bench.pages import CHROMIUM_ARGS, SCREENS, Screen
 from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
@@ -26,16 +29,10 @@ from tests.conftest import ROOT, SITE
 from tests.tools import require_tool, tools_required
 
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    # A hall's TV display runs unattended: nobody is there to touch it before a chime.
-    "--autoplay-policy=no-user-gesture-required",
-]
+# Browsers log every non-2xx answer and every refused connection as a console error; the
+# tests that provoke one on purpose allow exactly that, and never a script error.
+CONFLICT_LOGGED = r"console: Failed to load resource: the server responded with a status of 409"
+NETWORK_LOGGED = r"console: .*net::ERR_"
 
 
 def require_playwright() -> Any:
@@ -72,15 +69,20 @@ class LiveServer:
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
+    async def __aenter__(self) -> LiveServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
 
 @pytest.fixture
 async def server(
     settings: Settings, config: AppConfig, clock: ManualClock
 ) -> AsyncIterator[LiveServer]:
-    live = LiveServer(settings, config, clock)
-    await live.start()
-    yield live
-    await live.stop()
+    async with LiveServer(settings, config, clock) as live:
+        yield live
 
 
 class Api:
@@ -177,39 +179,52 @@ def console() -> ConsoleWatch:
     return ConsoleWatch()
 
 
-async def open_page(
-    browser: Any,
-    console: ConsoleWatch,
-    name: str,
-    url: str,
-    *,
-    width: int,
-    height: int,
-    scale: float = 1,
-    mobile: bool = False,
-    timezone_id: str = "Asia/Makassar",
-    requests: list[str] | None = None,
-) -> Any:
-    """A page in its own context (own storage, as on its own device) at a real resolution.
+class Screens:
+    """The hall's pages, each opened in its own browser context (own storage, as on its own
+    device) on the screen it is made for (`bench.pages.SCREENS`) unless a test gives another.
 
     The device's timezone is the example hall's unless a test gives another (a visitor's
-    phone set to Jakarta time, a screen left on UTC). With `requests`, the path and query
-    of every request the page makes, from its first, is appended to that list."""
-    context = await browser.new_context(
-        viewport={"width": width, "height": height},
-        device_scale_factor=scale,
-        is_mobile=mobile,
-        has_touch=mobile,
-        locale="id-ID",
-        timezone_id=timezone_id,
-    )
-    context.set_default_timeout(10_000)
-    page = await context.new_page()
-    console.attach(page, name)
-    if requests is not None:
-        page.on("request", lambda request: requests.append(_path_and_query(request.url)))
-    await page.goto(url)
-    return page
+    phone set to Jakarta time, a screen left on UTC)."""
+
+    def __init__(self, browser: Any, console: ConsoleWatch, server: LiveServer) -> None:
+        self.browser, self.console, self.server = browser, console, server
+
+    async def open(
+        self,
+        page: str,
+        query: str = "",
+        *,
+        name: str | None = None,
+        screen: Screen | None = None,
+        timezone_id: str = "Asia/Makassar",
+        requests: list[str] | None = None,
+        ready: bool = True,
+        live: bool = False,
+    ) -> Any:
+        """`/ui/{page}.html{query}` ("index" is `/ui/`), its console watched as `name` (the
+        page by default). With `ready` it is returned once it shows live data, with `live`
+        once its live stream is connected too. With `requests`, the path and query of every
+        request the page makes, from its first, is appended to that list."""
+        context = await self.browser.new_context(
+            **(screen or SCREENS[page]).context_options(), locale="id-ID", timezone_id=timezone_id
+        )
+        context.set_default_timeout(10_000)
+        tab = await context.new_page()
+        self.console.attach(tab, name or page)
+        if requests is not None:
+            tab.on("request", lambda request: requests.append(_path_and_query(request.url)))
+        path = "/ui/" if page == "index" else f"/ui/{page}.html"
+        await tab.goto(self.server.url(path + query))
+        if ready or live:
+            await wait_ready(tab)
+        if live:
+            await tab.wait_for_selector("#conn[data-state=live]")
+        return tab
+
+
+@pytest.fixture
+def screens(browser: Any, console: ConsoleWatch, server: LiveServer) -> Screens:
+    return Screens(browser, console, server)
 
 
 def _path_and_query(url: str) -> str:
@@ -218,6 +233,7 @@ def _path_and_query(url: str) -> str:
 
 
 async def wait_ready(page: Any) -> None:
+    """Until the page shows live data (it sets `body[data-ready]`)."""
     await page.wait_for_selector("body[data-ready='1']", state="attached")
 
 
@@ -226,3 +242,36 @@ async def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path))
     return path
+
+
+async def text(page: Any, selector: str) -> str:
+    return (await page.text_content(selector) or "").strip()
+
+
+async def wait_js(page: Any, expression: str, arg: Any = None, timeout: float = 10.0) -> None:
+    """Poll a JS function until it returns true. (Playwright's wait_for_function evaluates a
+    string in the page, which the pages' Content-Security-Policy rightly refuses.)"""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await page.evaluate(expression, arg):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {expression} ({arg!r})")
+        await asyncio.sleep(0.05)
+
+
+async def wait_text(page: Any, selector: str, expected: str, timeout: float = 10.0) -> None:
+    """Wait until the element's text contains `expected` (pages update live, not at once)."""
+    try:
+        await wait_js(
+            page,
+            "([sel, want]) => { const el = document.querySelector(sel);"
+            " return !!el && el.textContent.includes(want); }",
+            [selector, expected],
+            timeout,
+        )
+    except AssertionError:
+        found = await page.evaluate(
+            "(sel) => { const el = document.querySelector(sel); return el && el.textContent; }",
+            selector,
+        )
+        raise AssertionError(f"{selector}: {found!r} never contained {expected!r}") from None

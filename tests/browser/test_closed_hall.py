@@ -17,8 +17,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from queue_service.domain.clock import ManualClock
-from tests.browser.conftest import Api, ConsoleWatch, LiveServer, open_page, screenshot, wait_ready
-from tests.browser.test_flow import CONFLICT_LOGGED, text, wait_js, wait_text
+from tests.browser.conftest import (
+    CONFLICT_LOGGED,
+    Api,
+    ConsoleWatch,
+    Screens,
+    screenshot,
+    text,
+    wait_js,
+    wait_text,
+)
 from tests.conftest import SITE
 
 pytestmark = pytest.mark.browser
@@ -31,36 +39,20 @@ def wita(day: int, hh: int, mm: int = 0) -> datetime:
     return datetime(2026, 11, day, hh, mm, tzinfo=WITA)
 
 
-async def open_screens(server: LiveServer, browser: Any, console: ConsoleWatch) -> tuple[Any, Any]:
-    kiosk = await open_page(
-        browser,
-        console,
-        "kiosk",
-        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk&idle=600"),
-        width=1080,
-        height=1920,
-        timezone_id="UTC",
+async def open_screens(screens: Screens) -> tuple[Any, Any]:
+    """The kiosk and the TV display, both left on UTC."""
+    kiosk = await screens.open(
+        "kiosk", f"?site={SITE}&token=demo-kiosk&idle=600", timezone_id="UTC"
     )
-    display = await open_page(
-        browser,
-        console,
-        "display",
-        server.url(f"/ui/display.html?site={SITE}"),
-        width=1920,
-        height=1080,
-        timezone_id="UTC",
-    )
-    for page in (kiosk, display):
-        await wait_ready(page)
-    await display.wait_for_selector("#conn[data-state=live]")
+    display = await screens.open("display", f"?site={SITE}", timezone_id="UTC", live=True)
     return kiosk, display
 
 
 async def test_at_night_the_kiosk_and_the_display_say_when_the_hall_opens(
-    server: LiveServer, hall_api: Api, clock: ManualClock, browser: Any, console: ConsoleWatch
+    hall_api: Api, clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
     clock.set(wita(28, 20))  # Saturday evening: closed since noon, and Sunday is closed
-    kiosk, display = await open_screens(server, browser, console)
+    kiosk, display = await open_screens(screens)
 
     await wait_text(kiosk, "#closed-banner", "Buka kembali Senin, 08:00 WITA")
     assert "Pengambilan nomor antrian sedang ditutup." in await text(kiosk, "#closed-banner")
@@ -97,10 +89,10 @@ async def test_at_night_the_kiosk_and_the_display_say_when_the_hall_opens(
 
 
 async def test_a_refusal_at_closing_time_says_when_the_hall_opens(
-    server: LiveServer, clock: ManualClock, browser: Any, console: ConsoleWatch
+    clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
     clock.set(wita(28, 11, 59))  # Saturday, a minute before closing
-    kiosk, _ = await open_screens(server, browser, console)
+    kiosk, _ = await open_screens(screens)
     await kiosk.click("[data-agency='disdukcapil']")
     await kiosk.click("[data-service='KK']")
     await kiosk.wait_for_selector("[data-priority='none']")
@@ -203,18 +195,11 @@ CASES = [
 
 
 async def test_the_opening_line_names_the_day_and_the_sites_zone(
-    server: LiveServer, clock: ManualClock, browser: Any, console: ConsoleWatch
+    clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
-    page = await open_page(
-        browser,
-        console,
-        "kiosk",
-        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
-        width=1080,
-        height=1920,
-        timezone_id="Pacific/Honolulu",
+    page = await screens.open(
+        "kiosk", f"?site={SITE}&token=demo-kiosk", timezone_id="Pacific/Honolulu"
     )
-    await wait_ready(page)
     got = await page.evaluate(
         """async (cases) => {
           const ui = await import("/ui/js/ui.js");

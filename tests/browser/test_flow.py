@@ -14,53 +14,28 @@ from typing import Any
 
 import pytest
 
+from bench.pages import WALL
 from queue_service.domain.clock import ManualClock
 from tests.browser.conftest import (
+    CONFLICT_LOGGED,
+    NETWORK_LOGGED,
     Api,
     ConsoleWatch,
     LiveServer,
-    open_page,
+    Screens,
     screenshot,
+    text,
+    wait_js,
     wait_ready,
+    wait_text,
 )
 from tests.conftest import MONDAY_9AM, SITE
 
 pytestmark = pytest.mark.browser
 
-# Browsers log every non-2xx answer and every refused connection as a console error; the
-# tests that provoke one on purpose allow exactly that, and never a script error.
-CONFLICT_LOGGED = r"console: Failed to load resource: the server responded with a status of 409"
-NETWORK_LOGGED = r"console: .*net::ERR_"
-
 # The example hall's small second site: a no-show there needs three calls, not two.
 SMALL_SITE = "mpp-banjarbaru"
 SMALL_COUNTERS = "demo-banjarbaru-counters"
-
-
-async def text(page: Any, selector: str) -> str:
-    return (await page.text_content(selector) or "").strip()
-
-
-async def wait_js(page: Any, expression: str, arg: Any = None, timeout: float = 10.0) -> None:
-    """Poll a JS function until it returns true. (Playwright's wait_for_function evaluates a
-    string in the page, which the pages' Content-Security-Policy rightly refuses.)"""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await page.evaluate(expression, arg):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {expression} ({arg!r})")
-        await asyncio.sleep(0.05)
-
-
-async def wait_text(page: Any, selector: str, expected: str, timeout: float = 10.0) -> None:
-    """Wait until the element's text contains `expected` (pages update live, not at once)."""
-    await wait_js(
-        page,
-        "([sel, want]) => { const el = document.querySelector(sel);"
-        " return !!el && el.textContent.includes(want); }",
-        [selector, expected],
-        timeout,
-    )
 
 
 async def calls(page: Any) -> list[dict[str, Any]]:
@@ -68,43 +43,15 @@ async def calls(page: Any) -> list[dict[str, Any]]:
 
 
 async def test_a_ticket_from_the_kiosk_is_called_served_and_followed_everywhere(
-    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+    hall_api: Api, screens: Screens, console: ConsoleWatch
 ) -> None:
     await hall_api.act("loket-01", "open")
-    board = await open_page(
-        browser,
-        console,
-        "board",
-        server.url(f"/ui/board.html?site={SITE}&token=demo-manager"),
-        width=1920,
-        height=1080,
-    )
-    counter = await open_page(
-        browser,
-        console,
-        "counter",
-        server.url(f"/ui/counter.html?site={SITE}&counter=loket-01"),
-        width=1440,
-        height=900,
-    )
+    board = await screens.open("board", f"?site={SITE}&token=demo-manager", ready=False)
+    counter = await screens.open("counter", f"?site={SITE}&counter=loket-01", ready=False)
     await counter.fill("#token", "demo-loket-01")
     await counter.click("button[type=submit]")
-    display = await open_page(
-        browser,
-        console,
-        "display",
-        server.url(f"/ui/display.html?site={SITE}&zone=A"),
-        width=1920,
-        height=1080,
-    )
-    kiosk = await open_page(
-        browser,
-        console,
-        "kiosk",
-        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
-        width=1080,
-        height=1920,
-    )
+    display = await screens.open("display", f"?site={SITE}&zone=A", ready=False)
+    kiosk = await screens.open("kiosk", f"?site={SITE}&token=demo-kiosk", ready=False)
     for page in (board, counter, display, kiosk):
         await wait_ready(page)
     assert "token" not in kiosk.url  # provisioned into localStorage, not left in the address
@@ -132,17 +79,7 @@ async def test_a_ticket_from_the_kiosk_is_called_served_and_followed_everywhere(
     await wait_text(board, "tr[data-service=KTP-EL] .js-waiting", "1")
     await counter.wait_for_selector("#queue li[data-number=A001]")
 
-    status = await open_page(
-        browser,
-        console,
-        "status",
-        server.url(f"/ui/status.html#{ticket_id}"),
-        width=390,
-        height=844,
-        scale=2,
-        mobile=True,
-    )
-    await wait_ready(status)
+    status = await screens.open("status", f"#{ticket_id}")
     assert await status.get_attribute("body", "data-state") == "waiting"
     assert await text(status, "#number") == "A001"
 
@@ -195,23 +132,16 @@ async def test_a_ticket_from_the_kiosk_is_called_served_and_followed_everywhere(
 
 
 async def test_a_conflict_at_the_counter_is_shown_with_its_message(
-    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+    hall_api: Api, screens: Screens, console: ConsoleWatch
 ) -> None:
     console.allow(CONFLICT_LOGGED)
     for counter_id in ("loket-01", "loket-03"):
         await hall_api.act(counter_id, "open")
     ticket = await hall_api.issue("KTP-EL")
-    counter = await open_page(
-        browser,
-        console,
-        "counter",
-        server.url(f"/ui/counter.html?site={SITE}&counter=loket-01&token=demo-loket-01"),
-        width=1440,
-        height=900,
+    counter = await screens.open(
+        "counter", f"?site={SITE}&counter=loket-01&token=demo-loket-01", live=True
     )
-    await wait_ready(counter)
     assert "token" not in counter.url
-    await counter.wait_for_selector("#conn[data-state=live]")
     await counter.wait_for_selector("#queue li[data-number=A001] button:not([disabled])")
 
     # Hold the page's re-reads so it still offers A001 after loket-03 has taken it, as when
@@ -246,18 +176,10 @@ async def test_a_conflict_at_the_counter_is_shown_with_its_message(
 
 
 async def test_a_retried_kiosk_request_gives_one_ticket(
-    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+    hall_api: Api, screens: Screens, console: ConsoleWatch
 ) -> None:
     console.allow(NETWORK_LOGGED)
-    kiosk = await open_page(
-        browser,
-        console,
-        "kiosk",
-        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
-        width=1920,
-        height=1080,
-    )
-    await wait_ready(kiosk)
+    kiosk = await screens.open("kiosk", f"?site={SITE}&token=demo-kiosk", screen=WALL)
     keys: list[str] = []
 
     async def lose_first_answer(route: Any) -> None:
@@ -293,17 +215,9 @@ async def test_a_retried_kiosk_request_gives_one_ticket(
 
 
 async def test_a_slow_kiosk_answer_is_waited_for_not_retried_while_it_prints(
-    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+    hall_api: Api, screens: Screens, console: ConsoleWatch
 ) -> None:
-    kiosk = await open_page(
-        browser,
-        console,
-        "kiosk",
-        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
-        width=1920,
-        height=1080,
-    )
-    await wait_ready(kiosk)
+    kiosk = await screens.open("kiosk", f"?site={SITE}&token=demo-kiosk", screen=WALL)
     keys: list[str] = []
 
     async def slow_printer(route: Any) -> None:
@@ -324,21 +238,12 @@ async def test_a_slow_kiosk_answer_is_waited_for_not_retried_while_it_prints(
 
 
 async def test_the_display_recovers_by_itself_after_the_service_restarts(
-    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+    server: LiveServer, hall_api: Api, screens: Screens, console: ConsoleWatch
 ) -> None:
     console.allow(NETWORK_LOGGED)
     await hall_api.act("loket-02", "open")
     await hall_api.issue("KTP-EL")
-    display = await open_page(
-        browser,
-        console,
-        "display",
-        server.url(f"/ui/display.html?site={SITE}"),
-        width=1920,
-        height=1080,
-    )
-    await wait_ready(display)
-    await display.wait_for_selector("#conn[data-state=live]")
+    display = await screens.open("display", f"?site={SITE}", live=True)
     await hall_api.act("loket-02", "call-next")
     await wait_text(display, "#callout-number", "A001")
     await wait_js(display, "() => window.antrianCalls.length === 1")
@@ -359,34 +264,16 @@ async def test_the_display_recovers_by_itself_after_the_service_restarts(
 
 
 async def test_display_and_kiosk_show_the_servers_time_and_break_from_their_own_reads(
-    server: LiveServer, hall_api: Api, clock: ManualClock, browser: Any, console: ConsoleWatch
+    hall_api: Api, clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
     # 12:10 in Banjarmasin (WITA) on the server, whatever the screens' own clocks say: the
     # Monday break (12:00 to 13:00). The screens are left on UTC.
     clock.set(MONDAY_9AM + timedelta(hours=3, minutes=10))
     requests: list[str] = []
-    display = await open_page(
-        browser,
-        console,
-        "display",
-        server.url(f"/ui/display.html?site={SITE}"),
-        width=1920,
-        height=1080,
-        timezone_id="UTC",
-        requests=requests,
+    display = await screens.open(
+        "display", f"?site={SITE}", timezone_id="UTC", requests=requests, live=True
     )
-    kiosk = await open_page(
-        browser,
-        console,
-        "kiosk",
-        server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
-        width=1080,
-        height=1920,
-        timezone_id="UTC",
-    )
-    for page in (display, kiosk):
-        await wait_ready(page)
-    await display.wait_for_selector("#conn[data-state=live]")
+    kiosk = await screens.open("kiosk", f"?site={SITE}&token=demo-kiosk", timezone_id="UTC")
 
     await wait_text(display, "#break-banner", "Istirahat · 13:00")
     assert await display.is_visible("#break-banner")
@@ -414,26 +301,16 @@ async def test_display_and_kiosk_show_the_servers_time_and_break_from_their_own_
 
 
 async def test_the_status_page_shows_the_sites_time_on_a_phone_in_another_zone(
-    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+    hall_api: Api, screens: Screens, console: ConsoleWatch
 ) -> None:
     ticket = await hall_api.issue("KTP-EL")  # 09:00 in Banjarmasin (WITA, UTC+8)
-    status = await open_page(
-        browser,
-        console,
-        "status",
-        server.url(f"/ui/status.html#{ticket['id']}"),
-        width=390,
-        height=844,
-        scale=2,
-        mobile=True,
-        timezone_id="Asia/Jakarta",  # a visitor's phone still on WIB (UTC+7)
-    )
-    await wait_ready(status)
+    # A visitor's phone still on WIB (UTC+7).
+    status = await screens.open("status", f"#{ticket['id']}", timezone_id="Asia/Jakarta")
     assert await text(status, "#issued") == "Diambil pukul 09:00"
     assert console.unexpected() == []
 
 
-async def small_site_counter(server: LiveServer, hall_api: Api, browser: Any, console: Any) -> Any:
+async def small_site_counter(hall_api: Api, screens: Screens) -> Any:
     """Banjarbaru's loket 1 open with one waiting ticket, its counter page signed in."""
     base = f"/api/v1/sites/{SMALL_SITE}"
     status, data = await hall_api.request(
@@ -444,18 +321,9 @@ async def small_site_counter(server: LiveServer, hall_api: Api, browser: Any, co
         "POST", f"{base}/tickets", "demo-kiosk", {"service": "KTP-EL"}
     )
     assert status == 201, data
-    counter = await open_page(
-        browser,
-        console,
-        "counter",
-        server.url(
-            f"/ui/counter.html?site={SMALL_SITE}&counter=bjb-loket-01&token={SMALL_COUNTERS}"
-        ),
-        width=1440,
-        height=900,
+    counter = await screens.open(
+        "counter", f"?site={SMALL_SITE}&counter=bjb-loket-01&token={SMALL_COUNTERS}", live=True
     )
-    await wait_ready(counter)
-    await counter.wait_for_selector("#conn[data-state=live]")
     await counter.wait_for_selector("#queue li[data-number=A001]")
     return counter
 
@@ -468,9 +336,9 @@ async def call_twice(counter: Any) -> None:
 
 
 async def test_the_counter_takes_the_no_show_threshold_from_the_snapshot(
-    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+    hall_api: Api, screens: Screens, console: ConsoleWatch
 ) -> None:
-    counter = await small_site_counter(server, hall_api, browser, console)
+    counter = await small_site_counter(hall_api, screens)
     await call_twice(counter)
     assert await counter.is_disabled("#act-noshow")  # two calls: enough elsewhere, not here
     assert await text(counter, "#noshow-hint") == "Aktif setelah 3 panggilan"
@@ -483,10 +351,10 @@ async def test_the_counter_takes_the_no_show_threshold_from_the_snapshot(
 
 
 async def test_without_the_threshold_in_the_snapshot_the_counter_learns_it_from_a_refusal(
-    server: LiveServer, hall_api: Api, browser: Any, console: ConsoleWatch
+    hall_api: Api, screens: Screens, console: ConsoleWatch
 ) -> None:
     console.allow(CONFLICT_LOGGED)
-    counter = await small_site_counter(server, hall_api, browser, console)
+    counter = await small_site_counter(hall_api, screens)
 
     async def without_threshold(route: Any) -> None:  # as from a server before the field
         response = await route.fetch()

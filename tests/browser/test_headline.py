@@ -9,58 +9,19 @@ waiting past their target, the queue furthest past its own standard, the queues 
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 
 from queue_service.domain.clock import ManualClock
-from tests.browser.conftest import (
-    Api,
-    ConsoleWatch,
-    LiveServer,
-    open_page,
-    screenshot,
-    wait_ready,
-)
+from tests.browser.conftest import Api, ConsoleWatch, Screens, screenshot, text, wait_text
 from tests.conftest import SITE
 
 pytestmark = pytest.mark.browser
 
 
-async def wait_text(page: Any, selector: str, expected: str, timeout: float = 10.0) -> None:
-    """Wait until the element's text contains `expected` (the board updates live)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    found = ""
-    while loop.time() < deadline:
-        found = await page.evaluate(
-            "(sel) => { const el = document.querySelector(sel); return el ? el.textContent : ''; }",
-            selector,
-        )
-        if expected in found:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{selector}: {found!r} never contained {expected!r}")
-
-
-async def text(page: Any, selector: str) -> str:
-    return (await page.text_content(selector) or "").strip()
-
-
 async def test_board_headline_counts_waiting_breaches_and_names_the_worst_queue_by_its_standard(
-    server: LiveServer, hall_api: Api, clock: ManualClock, browser: Any, console: ConsoleWatch
+    hall_api: Api, clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
-    board = await open_page(
-        browser,
-        console,
-        "board",
-        server.url(f"/ui/board.html?site={SITE}&token=demo-manager"),
-        width=1920,
-        height=1080,
-    )
-    await wait_ready(board)
-    await board.wait_for_selector("#conn[data-state=live]")
+    board = await screens.open("board", f"?site={SITE}&token=demo-manager", live=True)
 
     # 09:00: a KTP-el ticket (20-minute standard), then one each of KK, AKTA and PINDAH
     # (15-minute standards), and one PDAM ticket called at once, within its standard.
@@ -128,7 +89,7 @@ async def test_board_headline_counts_waiting_breaches_and_names_the_worst_queue_
 
 
 async def test_counter_queue_lists_tickets_in_the_order_call_next_hands_them_out(
-    server: LiveServer, hall_api: Api, clock: ManualClock, browser: Any, console: ConsoleWatch
+    hall_api: Api, clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
     """One order everywhere: loket-04 serves KK (interleave, 3 priority calls in a row) and
     AKTA (interleave, 2). Its queue list is the order its call-next then hands out, not
@@ -139,15 +100,7 @@ async def test_counter_queue_lists_tickets_in_the_order_call_next_hands_them_out
             clock.advance(1)
             await hall_api.issue(code, priority)
     await hall_api.act("loket-04", "open")
-    counter = await open_page(
-        browser,
-        console,
-        "counter",
-        server.url(f"/ui/counter.html?site={SITE}&counter=loket-04&token=demo-loket-04"),
-        width=1440,
-        height=900,
-    )
-    await wait_ready(counter)
+    counter = await screens.open("counter", f"?site={SITE}&counter=loket-04&token=demo-loket-04")
     await wait_text(counter, "#queue-count", "10")
     shown = await counter.eval_on_selector_all(
         "#queue li", "(items) => items.map((li) => li.dataset.number)"

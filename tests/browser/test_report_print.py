@@ -14,7 +14,7 @@ import pytest
 
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
-from tests.browser.conftest import SCREENSHOTS, ConsoleWatch, LiveServer, open_page, wait_ready
+from tests.browser.conftest import SCREENSHOTS, ConsoleWatch, LiveServer, Screens, text
 from tests.conftest import ROOT
 from tests.test_reports import T0, Day, play_day, report_hall
 
@@ -47,20 +47,18 @@ class UrlClient:
 
 
 @pytest.fixture
-async def hall_server(settings: Settings, clock: ManualClock) -> AsyncIterator[LiveServer]:
-    # The service starts on the Friday of the first scripted day: its live day only moves
-    # forward with the clock.
+async def server(settings: Settings, clock: ManualClock) -> AsyncIterator[LiveServer]:
+    """The reports' hall. The service starts on the Friday of the first scripted day: its
+    live day only moves forward with the clock."""
     clock.set(FRIDAY)
-    live = LiveServer(settings, report_hall(), clock)
-    await live.start()
-    yield live
-    await live.stop()
+    async with LiveServer(settings, report_hall(), clock) as live:
+        yield live
 
 
 @pytest.fixture
-async def http(hall_server: LiveServer) -> AsyncIterator[UrlClient]:
+async def http(server: LiveServer) -> AsyncIterator[UrlClient]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
-        yield UrlClient(s, hall_server)
+        yield UrlClient(s, server)
 
 
 async def two_days(http: UrlClient, clock: ManualClock) -> tuple[Day, Day]:
@@ -81,8 +79,15 @@ async def two_days(http: UrlClient, clock: ManualClock) -> tuple[Day, Day]:
     return friday, monday
 
 
+async def choose(page: Any, scores: list[int]) -> None:
+    """Answer the page's survey: one score for each of its questions, in order."""
+    items = await page.query_selector_all(".survey-item")
+    for item, score in zip(items, scores, strict=True):
+        await (await item.query_selector(f".survey-choice[data-value='{score}']")).click()
+
+
 async def test_the_html_report_renders_and_prints_to_pdf(
-    hall_server: LiveServer,
+    server: LiveServer,
     http: UrlClient,
     clock: ManualClock,
     browser: Any,
@@ -101,9 +106,9 @@ async def test_the_html_report_renders_and_prints_to_pdf(
     outside: list[str] = []
     page.on(
         "request",
-        lambda r: None if r.url.startswith(hall_server.url("/")) else outside.append(r.url),
+        lambda r: None if r.url.startswith(server.url("/")) else outside.append(r.url),
     )
-    url = hall_server.url("/api/v1/sites/hall/report?format=html&from=2026-11-20&to=2026-11-23")
+    url = server.url("/api/v1/sites/hall/report?format=html&from=2026-11-20&to=2026-11-23")
     response = await page.goto(url)
     assert response is not None and response.status == 200
     charts = await page.eval_on_selector_all(
@@ -131,32 +136,16 @@ async def test_the_html_report_renders_and_prints_to_pdf(
 
 
 async def test_a_citizen_rates_a_served_visit_on_the_status_page(
-    hall_server: LiveServer,
-    http: UrlClient,
-    clock: ManualClock,
-    browser: Any,
-    console: ConsoleWatch,
+    http: UrlClient, clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
     day = await play_day(http, clock)  # type: ignore[arg-type]
-    phone = await open_page(
-        browser,
-        console,
-        "status",
-        hall_server.url(f"/ui/status.html#{day.tickets['T1']}"),
-        width=390,
-        height=844,
-        scale=2,
-        mobile=True,
-    )
-    await wait_ready(phone)
+    phone = await screens.open("status", f"#{day.tickets['T1']}")
     await phone.wait_for_selector("#survey")
     assert await phone.get_attribute("#lapor", "href") == "https://www.lapor.go.id"
-    items = await phone.query_selector_all(".survey-item")
-    assert len(items) == 9
+    assert len(await phone.query_selector_all(".survey-item")) == 9
     await phone.click("#survey-submit")  # nothing answered yet
     assert "9" in (await phone.text_content(".survey-error") or "")
-    for item, score in zip(items, SCORES, strict=True):
-        await (await item.query_selector(f".survey-choice[data-value='{score}']")).click()  # type: ignore[union-attr]
+    await choose(phone, SCORES)
     await phone.fill("#survey-comment", "Terima kasih, pelayanan cepat.")
     await phone.screenshot(path=str(SCREENSHOTS / "survey-phone.png"), full_page=True)
     await phone.click("#survey-submit")
@@ -164,63 +153,32 @@ async def test_a_citizen_rates_a_served_visit_on_the_status_page(
     resp = await http.get(f"/api/v1/tickets/{day.tickets['T1']}/survey")
     assert (await resp.json())["status"] == "submitted"
     # An incomplete visit offers no survey.
-    other = await open_page(
-        browser,
-        console,
-        "status-incomplete",
-        hall_server.url(f"/ui/status.html#{day.tickets['T6']}"),
-        width=390,
-        height=844,
-        mobile=True,
-    )
-    await wait_ready(other)
+    other = await screens.open("status", f"#{day.tickets['T6']}", name="status-incomplete")
     assert await other.query_selector("#survey") is None
     # The next day the ticket is gone from the live state, but its served visit can still
     # be rated for a week: the page offers the survey on its own.
     clock.set(T0 + timedelta(days=1, hours=2))
     console.allow(r"status-late: console: Failed to load resource: .* 404")
-    late = await open_page(
-        browser,
-        console,
-        "status-late",
-        hall_server.url(f"/ui/status.html#{day.tickets['T3']}"),
-        width=390,
-        height=844,
-        mobile=True,
-    )
-    await wait_ready(late)
+    late = await screens.open("status", f"#{day.tickets['T3']}", name="status-late")
     await late.wait_for_selector("#survey")
-    assert (await late.text_content("#number") or "").strip() == "B001"
-    items = await late.query_selector_all(".survey-item")
-    for item, score in zip(items, SCORES, strict=True):
-        await (await item.query_selector(f".survey-choice[data-value='{score}']")).click()  # type: ignore[union-attr]
+    assert await text(late, "#number") == "B001"
+    await choose(late, SCORES)
     await late.click("#survey-submit")
     await late.wait_for_selector("#survey-thanks")
     assert not console.unexpected(), console.unexpected()
 
 
 async def test_the_counter_tablet_offers_the_last_served_ticket_and_the_board_downloads(
-    hall_server: LiveServer,
-    http: UrlClient,
-    clock: ManualClock,
-    browser: Any,
-    console: ConsoleWatch,
+    http: UrlClient, clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
     day = await play_day(http, clock)  # type: ignore[arg-type]
     clock.set(T0 + timedelta(seconds=1560))
-    tablet = await open_page(
-        browser,
-        console,
-        "survey-tablet",
-        hall_server.url("/ui/survey.html?site=hall&counter=c2&token=survey-c2"),
-        width=1024,
-        height=1366,
+    tablet = await screens.open(
+        "survey", "?site=hall&counter=c2&token=survey-c2", name="survey-tablet"
     )
-    await wait_ready(tablet)
     await tablet.wait_for_selector("#survey")
-    assert (await tablet.text_content("#survey-number") or "").strip() == "A003"
-    for item, score in zip(await tablet.query_selector_all(".survey-item"), SCORES, strict=True):
-        await (await item.query_selector(f".survey-choice[data-value='{score}']")).click()  # type: ignore[union-attr]
+    assert await text(tablet, "#survey-number") == "A003"
+    await choose(tablet, SCORES)
     await tablet.screenshot(path=str(SCREENSHOTS / "survey-tablet.png"))
     await tablet.click("#survey-submit")
     await tablet.wait_for_selector("#survey-thanks")
@@ -228,23 +186,12 @@ async def test_the_counter_tablet_offers_the_last_served_ticket_and_the_board_do
     assert (await resp.json())["status"] == "submitted"
 
     # The landing page offers the tablet, per counter.
-    index = await open_page(
-        browser, console, "index", hall_server.url("/ui/"), width=1280, height=900
-    )
-    await wait_ready(index)
+    index = await screens.open("index")
     await index.select_option("#pick-survey-counter", "c2")
     href = await index.get_attribute("#card-survey a", "href")
     assert href == "survey.html?site=hall&counter=c2"
 
-    board = await open_page(
-        browser,
-        console,
-        "board",
-        hall_server.url("/ui/board.html?site=hall&token=report-manager"),
-        width=1920,
-        height=1080,
-    )
-    await wait_ready(board)
+    board = await screens.open("board", "?site=hall&token=report-manager")
     # The default range ends today in the site's timezone, by the server's clock.
     for _ in range(100):
         if await board.input_value("#report-to") == "2026-11-23":

@@ -6,19 +6,11 @@ data without a console error.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from bench.pages import PORTRAIT, WALL
 from queue_service.domain.clock import ManualClock
-from tests.browser.conftest import (
-    Api,
-    ConsoleWatch,
-    LiveServer,
-    open_page,
-    screenshot,
-    wait_ready,
-)
+from tests.browser.conftest import Api, ConsoleWatch, Screens, screenshot, text
 from tests.browser.scenes import busy_morning
 from tests.conftest import SITE
 
@@ -26,25 +18,18 @@ pytestmark = pytest.mark.browser
 
 
 async def test_every_page_renders_a_busy_morning_without_console_errors(
-    server: LiveServer, hall_api: Api, clock: ManualClock, browser: Any, console: ConsoleWatch
+    hall_api: Api, clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
     await busy_morning(hall_api, clock)
     shots = []
 
-    page = await open_page(browser, console, "index", server.url("/"), width=1280, height=800)
-    await wait_ready(page)
+    page = await screens.open("index")
     shots.append(await screenshot(page, "index"))
 
-    for orientation, (w, h) in {"portrait": (1080, 1920), "landscape": (1920, 1080)}.items():
-        kiosk = await open_page(
-            browser,
-            console,
-            f"kiosk-{orientation}",
-            server.url(f"/ui/kiosk.html?site={SITE}&token=demo-kiosk"),
-            width=w,
-            height=h,
+    for orientation, screen in {"portrait": PORTRAIT, "landscape": WALL}.items():
+        kiosk = await screens.open(
+            "kiosk", f"?site={SITE}&token=demo-kiosk", name=f"kiosk-{orientation}", screen=screen
         )
-        await wait_ready(kiosk)
         shots.append(await screenshot(kiosk, f"kiosk-{orientation}-1-agencies"))
         await kiosk.click("[data-agency=disdukcapil]")
         shots.append(await screenshot(kiosk, f"kiosk-{orientation}-2-services"))
@@ -59,53 +44,19 @@ async def test_every_page_renders_a_busy_morning_without_console_errors(
         shots.append(await screenshot(kiosk, f"kiosk-{orientation}-4-ticket"))
     ticket_id = await kiosk.get_attribute("#ticket-number", "data-ticket-id")
 
-    counter = await open_page(
-        browser,
-        console,
-        "counter",
-        server.url(f"/ui/counter.html?site={SITE}&counter=loket-03&token=demo-loket-03"),
-        width=1440,
-        height=900,
-    )
-    await wait_ready(counter)
+    counter = await screens.open("counter", f"?site={SITE}&counter=loket-03&token=demo-loket-03")
     shots.append(await screenshot(counter, "counter"))
 
-    board = await open_page(
-        browser,
-        console,
-        "board",
-        server.url(f"/ui/board.html?site={SITE}&token=demo-manager"),
-        width=1920,
-        height=1080,
-    )
-    await wait_ready(board)
+    board = await screens.open("board", f"?site={SITE}&token=demo-manager")
     shots.append(await screenshot(board, "board"))
 
-    display = await open_page(
-        browser,
-        console,
-        "display",
-        server.url(f"/ui/display.html?site={SITE}"),
-        width=1920,
-        height=1080,
-    )
-    await wait_ready(display)
+    display = await screens.open("display", f"?site={SITE}")
     shots.append(await screenshot(display, "display"))
 
-    status = await open_page(
-        browser,
-        console,
-        "status",
-        server.url(f"/ui/status.html#{ticket_id}"),
-        width=390,
-        height=844,
-        scale=2,
-        mobile=True,
-    )
-    await wait_ready(status)
+    status = await screens.open("status", f"#{ticket_id}")
     shots.append(await screenshot(status, "status-phone"))
     await status.click("#lang")  # Bahasa Indonesia first, English on request
-    assert (await status.text_content("#state") or "").strip() == "Waiting"
+    assert await text(status, "#state") == "Waiting"
     assert await status.get_attribute("html", "lang") == "en"
 
     assert all(path.stat().st_size > 10_000 for path in shots)
