@@ -62,7 +62,7 @@ REPLY_KEPT = 10.0
 KEYPAD_PAUSE_REASON = "Jeda (keypad)"
 # A key carries no body: the fields a keypad action takes are fixed. A pause gives this
 # reason; a finish records a served visit (as plain text: the domain interns it).
-_KEYPAD_BODY = {"reason": KEYPAD_PAUSE_REASON, "outcome": str(FinishOutcome.SERVED)}
+_KEYPAD_BODY = {"reason": KEYPAD_PAUSE_REASON, "outcome": FinishOutcome.SERVED}
 # Changes worth a `device_status` message: an absent device going connecting ->
 # backing_off -> connecting all day long is not news.
 _NOTIFY_ON = frozenset({"connected", "alive", "printer", "present"})
@@ -445,9 +445,8 @@ def _issue_device_ticket(
         now,
         ticket_id=secrets.token_urlsafe(16),
         service=button.service,
-        # Plain text into the event's data: the domain interns these strings.
-        priority=None if button.priority is None else str(button.priority),
-        source=str(Source.DISPENSER),
+        priority=button.priority,
+        source=Source.DISPENSER,
         number=number,
     )
 

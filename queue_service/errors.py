@@ -2,26 +2,35 @@
 and carries a stable `code` (what clients, logs and tests match on), the HTTP `status` the
 API answers it with, a human `message` and JSON-ready `details`.
 
-    AntrianError                      code                 status
-    ├── DomainError                   (domain/errors.py)   400
-    │   ├── Invalid                   invalid_command      400
-    │   ├── NotFound                  not_found            404
+    AntrianError                          code                  status  where
+    ├── DomainError                       domain_error          400     domain/errors.py
+    │   ├── Invalid                       invalid_command       400
+    │   ├── NotFound                      not_found             404
     │   │   └── UnknownSite, UnknownService, UnknownCounter, UnknownTicket
-    │   └── Conflict                  conflict             409
+    │   └── Conflict                      conflict              409
     │       └── InvalidTransition, TicketTaken, QueueEmpty, CounterBusy,
     │           CounterNotOpen, NotServedHere, NoShowTooEarly,
     │           NotIssuing (SiteClosed, CutoffPassed, QuotaReached)
-    ├── ApiError                      (web/errors.py)      400
+    ├── InvalidAnswers (ValueError)       invalid_answers       400     domain/ikm.py
+    ├── ReplayError                       replay_failed         500     domain/state.py
+    ├── ApiError                          bad_request           400     web/errors.py
     │   └── Malformed 400, Unauthorized 401, Forbidden 403, TooLarge 413,
     │       SurveyConflict 409, InvalidSurvey 400, InvalidReportRequest 400
-    ├── StoreUnavailable              database_unavailable 503  (store/event_store.py)
-    ├── AnswerFailed                  answer_failed        500  (engine: carried out, no answer)
-    ├── ConfigError                   invalid_config            (config.py: the file is wrong)
-    ├── SettingsError                 invalid_settings          (settings.py: the environment)
-    ├── ReplayError                   replay_failed             (domain/state.py: a foreign log)
-    └── LinkError                     device_link               (devices/link.py)
+    ├── StartupFailed                     (its /readyz reason)          web/app.py
+    ├── StoreUnavailable                  database_unavailable  503     store/event_store.py
+    ├── WriterLockHeld                    writer_lock_held              store/event_store.py
+    ├── EmbeddedPostgresError (OSError)   embedded_postgres             store/db.py
+    ├── AnswerFailed                      answer_failed         500     engine (carried out,
+    │                                                                   no answer made)
+    ├── ReportRangeError (ValueError)     invalid_range         400     reports/build.py
+    ├── ConfigError                       invalid_config                config.py
+    ├── SettingsError (ValueError)        invalid_settings              settings.py
+    ├── FrameError (ValueError)           invalid_frame                 devices/framing.py
+    ├── LinkError                         device_link                   devices/link.py
+    └── KeypadBusy (ValueError)           keypad_busy                   devices/sim/hardware.py
 
-The HTTP error middleware needs one branch for the whole tree: `status`, `code`,
+An empty status means the error never reaches an HTTP answer (start-up, devices, the
+command line). The HTTP error middleware needs one branch for the whole tree: `status`, `code`,
 `message`, `details`. Exceptions that are not Antrian's (a bug, a library's failure) are not
 wrapped: they travel as what they are and are answered 500 `internal_error`.
 """

@@ -28,9 +28,10 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import generate_latest
 
-from queue_service.domain.state import COUNTER_OPEN, COUNTER_PAUSED, SiteState
+from queue_service.domain.state import SiteState
 from queue_service.domain.totals import Histogram as TotalsHistogram
 from queue_service.domain.totals import SiteTotals
+from queue_service.domain.vocab import CounterStatus
 from queue_service.engine import Engine
 from queue_service.stream import StreamHub
 
@@ -299,7 +300,7 @@ class Exposition:
         lines: dict[str, list[str]] = {name: [] for name, _ in _STATE_GAUGES}
         open_by_service = dict.fromkeys(site.services, 0)
         for cid, c in state.counters.items():
-            if c.state == COUNTER_OPEN:
+            if c.state == CounterStatus.OPEN:
                 for code in site.counters[cid].services:
                     open_by_service[code] += 1
         for code, q in state.queues.items():
@@ -319,8 +320,8 @@ class Exposition:
             )
         for cid, c in state.counters.items():
             lbl = ctr_labels[cid]
-            lines["qms_loket_open"].append(f"{{{lbl}}} {int(c.state == COUNTER_OPEN)}\n")
-            lines["qms_loket_paused"].append(f"{{{lbl}}} {int(c.state == COUNTER_PAUSED)}\n")
+            lines["qms_loket_open"].append(f"{{{lbl}}} {int(c.state == CounterStatus.OPEN)}\n")
+            lines["qms_loket_paused"].append(f"{{{lbl}}} {int(c.state == CounterStatus.PAUSED)}\n")
             lines["qms_loket_serving"].append(f"{{{lbl}}} {int(c.ticket_id is not None)}\n")
             idle = c.idle_since is not None and any(
                 len(state.queues[code]) for code in site.counters[cid].services

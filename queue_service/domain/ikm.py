@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from queue_service.errors import AntrianError
+
 ELEMENTS = 9
 LOW, HIGH = 1, 4
 
@@ -48,8 +50,11 @@ ELEMENT_NAMES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-class InvalidAnswers(ValueError):
+class InvalidAnswers(AntrianError, ValueError):
     """Answers that are not nine scores from 1 to 4."""
+
+    code = "invalid_answers"
+    status = 400
 
 
 def check_scores(scores: Sequence[int]) -> None:

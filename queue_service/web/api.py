@@ -457,17 +457,6 @@ def _counter_response(
     return 200, {"counter": counter, "ticket": ticket, "seq": events[-1].seq}
 
 
-def _plain_defaults(body: dict[str, Any], body_type: Body) -> dict[str, Any]:
-    """`body` with each absent or empty field that has a default set to it as a plain
-    string: `ACTIONS` gives defaults as StrEnum members, which the state's `sys.intern`
-    refuses (finish's `served`). Goes once actions.py's defaults are plain strings."""
-    out = dict(body)
-    for field in body_type.fields:
-        if field.default is not None and out.get(field.name) in (None, ""):
-            out[field.name] = str(field.default)
-    return out
-
-
 def counter_action(action: CounterAction) -> Handler:
     """The handler of `POST /api/v1/sites/{site}/counters/{counter}/<action>`."""
     body_type = ACTION_BODIES[action]
@@ -476,7 +465,7 @@ def counter_action(action: CounterAction) -> Handler:
         site_id = request.match_info["site"]
         counter_id = request.match_info["counter"]
         body = await read_body(request, body_type)
-        command = counter_command(action, counter_id, _plain_defaults(body, body_type))
+        command = counter_command(action, counter_id, body)
         key, digest = idempotency(request, body)
         now = _now(request)
         status, text, _ = await request.app[ENGINE].execute_json(

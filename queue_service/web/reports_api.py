@@ -18,7 +18,7 @@ from aiohttp import web
 from queue_service.domain import errors, ikm
 from queue_service.domain.site import Site
 from queue_service.domain.vocab import Outcome, SurveyMode
-from queue_service.reports.build import ReportRangeError, build_ikm, build_report, default_range
+from queue_service.reports.build import build_ikm, build_report, default_range
 from queue_service.reports.render import to_csv, to_html
 from queue_service.reports.task import ReportsTask
 from queue_service.store import surveys
@@ -207,12 +207,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     if locale not in ("id", "en"):
         raise InvalidReportRequest("locale must be id or en", code="invalid_format")
     first, last = _range(request, site)
-    try:
-        body = await build_report(
-            request.app[STORE].pool, site, first, last, request.app[CLOCK].now()
-        )
-    except ReportRangeError as exc:
-        raise InvalidReportRequest(str(exc), code="invalid_range") from exc
+    body = await build_report(request.app[STORE].pool, site, first, last, request.app[CLOCK].now())
     name = f"laporan-{site.id}-{first.isoformat()}-{last.isoformat()}"
     private = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
     if fmt == "json":
@@ -242,10 +237,7 @@ async def report(request: web.Request) -> web.StreamResponse:
 async def ikm_index(request: web.Request) -> web.Response:
     site = _site(request)
     first, last = _range(request, site)
-    try:
-        body = await build_ikm(request.app[STORE].pool, site, first, last)
-    except ReportRangeError as exc:
-        raise InvalidReportRequest(str(exc), code="invalid_range") from exc
+    body = await build_ikm(request.app[STORE].pool, site, first, last)
     return web.json_response(body, headers={"Cache-Control": "private, no-store"})
 
 
