@@ -39,6 +39,20 @@ async def test_ui_serves_the_landing_page_with_no_cache_and_a_strict_policy(
     assert "js/index.js" in await resp.text()
 
 
+async def test_every_page_is_sent_with_the_shared_head_and_an_unchanged_one_is_answered_304(
+    client: TestClient,
+) -> None:
+    head = (ROOT / "kiosk" / "page-head.html").read_text()
+    for page in PAGES:
+        first = await client.get(f"/ui/{page}")
+        own = (ROOT / "kiosk" / page).read_text()
+        assert await first.text() == head + own
+        assert first.headers["Content-Type"] == "text/html; charset=utf-8"
+        again = await client.get(f"/ui/{page}", headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status == 304
+    assert (await client.get("/ui/page-head.html")).status == 404
+
+
 async def test_an_unchanged_file_is_answered_304(client: TestClient) -> None:
     first = await client.get("/ui/css/app.css")
     assert first.status == 200 and first.headers["Content-Type"].startswith("text/css")

@@ -5,15 +5,21 @@ Routes: `/` and `/ui` redirect to `/ui/`; `/ui/` is the landing page (`index.htm
 `/ui/{path}` serves a file of the pages folder; `/api/v1/tickets/{id}/qr.svg` is the QR
 code of a ticket's status page, for the kiosk's confirmation and the printed ticket.
 
+A page's file holds only what is its own (its title, scripts, body): the head every page
+shares (doctype, charset, viewport, icon, stylesheet) is written once, in `page-head.html`,
+and sent before it.
+
 Caching: the pages have no build step and so no content-hashed names, and a hall must see
 an update without clearing caches on every screen. Every file is therefore sent with
-`Cache-Control: no-cache` and a validator (ETag and Last-Modified): browsers keep it but ask
-each time, and an unchanged file costs a 304 on the hall's LAN.
+`Cache-Control: no-cache` and a validator (ETag and Last-Modified; a page, an ETag of its
+head and its own part): browsers keep it but ask each time, and an unchanged file costs a
+304 on the hall's LAN.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 from pathlib import Path
 
@@ -103,11 +109,28 @@ def _root(pages_dir: Path) -> Path:
     return pages_dir.resolve()
 
 
+PAGE_HEAD = "page-head.html"
+
+
+def _html_page(request: web.Request, head: Path, page: Path) -> web.Response:
+    """The shared head and the page's own part, as one document with an ETag of both."""
+    body = head.read_bytes() + page.read_bytes()
+    etag = hashlib.blake2b(body, digest_size=16).hexdigest()
+    headers = {**PAGE_HEADERS, "ETag": f'"{etag}"'}
+    if any(tag.value == etag for tag in request.if_none_match or ()):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     """A file of the pages folder (`ANTRIAN_PAGES_DIR`); the folder itself is index.html."""
-    path = _resolve(_root(request.app[SETTINGS].pages_dir), request.match_info["path"])
-    if path is None:
+    root = _root(request.app[SETTINGS].pages_dir)
+    head = root / PAGE_HEAD
+    path = _resolve(root, request.match_info["path"])
+    if path is None or path == head:
         raise web.HTTPNotFound()
+    if path.suffix == ".html":
+        return _html_page(request, head, path)
     content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
     if content_type.startswith("text/") or content_type.endswith(("json", "xml")):
         content_type += "; charset=utf-8"
