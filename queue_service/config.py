@@ -35,6 +35,9 @@ from queue_service.domain.site import (
 )
 from queue_service.domain.vocab import (
     COUNTER_ROLES,
+    MAX_ID,
+    MAX_NUMBER,
+    MAX_WORD,
     DeviceKind,
     Priority,
     PriorityPolicy,
@@ -45,11 +48,8 @@ from queue_service.errors import AntrianError
 
 E = TypeVar("E", bound=StrEnum)
 
-MAX_ID = 48  # site, agency, counter and device ids
-MAX_CODE = 24  # service codes
-MAX_NUMBER = 999  # ticket numbers have three digits (domain/commands.py numbers them)
 _ID_RE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ID - 1}}}\Z")
-_CODE_RE = re.compile(rf"[A-Z0-9][A-Z0-9_-]{{0,{MAX_CODE - 1}}}\Z")
+_CODE_RE = re.compile(rf"[A-Z0-9][A-Z0-9_-]{{0,{MAX_WORD - 1}}}\Z")
 _PREFIX_RE = re.compile(r"[A-Z]{1,2}\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 _HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})\Z")
@@ -715,7 +715,7 @@ def _parse_service(
     )
     code = r.get(raw, "code", key, str, default="")
     if code and not _CODE_RE.match(code):
-        r.problem(f"{key}.code", f"must be upper-case letters, digits, '-' or '_' (max {MAX_CODE})")
+        r.problem(f"{key}.code", f"must be upper-case letters, digits, '-' or '_' (max {MAX_WORD})")
     agency = r.get(raw, "agency", key, str, default="")
     if agency and agency not in agencies:
         r.problem(f"{key}.agency", f"unknown agency {agency!r}")

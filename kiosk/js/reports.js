@@ -61,7 +61,10 @@ async function download(format) {
   if (!token) { status = { kind: "warn", text: rt("signin") }; render(); return; }
   status = { kind: "info", text: rt("busy") };
   render();
-  const url = `${siteUrl(site, "/report")}?format=${format}&from=${encodeURIComponent(range.from)}&to=${encodeURIComponent(range.to)}`;
+  // A cleared date is left out (the server then takes its default); an empty one is refused.
+  const query = new URLSearchParams({ format });
+  for (const key of ["from", "to"]) if (range[key]) query.set(key, range[key]);
+  const url = `${siteUrl(site, "/report")}?${query}`;
   try {
     const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
     if (!response.ok) {
@@ -71,7 +74,9 @@ async function download(format) {
       throw error;
     }
     const blob = await response.blob();
-    const name = `laporan-${site}-${range.from}-${range.to}.${format}`;
+    // The server names the file after the range it reported (a cleared date took its default).
+    const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+    const name = named ? named[1].replace(/\.[a-z]+$/, `.${format}`) : `laporan-${site}-${range.from}-${range.to}.${format}`;
     const link = h("a", { href: URL.createObjectURL(blob), download: name, hidden: true });
     document.body.append(link);
     link.click();

@@ -70,7 +70,14 @@ ACTIONS: Mapping[CounterAction, ActionSpec] = {
         ActionSpec(
             CounterAction.PAUSE,
             commands.pause_counter,
-            (Field("reason", "reason", MAX_REASON, description="Why (istirahat, rapat...)."),),
+            (
+                Field(
+                    "reason",
+                    "reason",
+                    MAX_REASON,
+                    description="Why the counter pauses, e.g. `Istirahat` or `Gangguan sistem`.",
+                ),
+            ),
             summary="Pause the counter (a break, a meeting).",
         ),
         ActionSpec(CounterAction.CLOSE, commands.close_counter, summary="Close the counter."),
@@ -88,7 +95,7 @@ ACTIONS: Mapping[CounterAction, ActionSpec] = {
                     "ticket_id",
                     "ticket_id",
                     MAX_TICKET_ID,
-                    description="The waiting ticket to call.",
+                    description="Id of a waiting ticket (from the snapshot), not its number.",
                 ),
             ),
             summary="Call one waiting ticket out of order.",
@@ -116,7 +123,9 @@ ACTIONS: Mapping[CounterAction, ActionSpec] = {
                     MAX_WORD,
                     default=FinishOutcome.SERVED,
                     choices=tuple(FinishOutcome),
-                    description="How the visit ended.",
+                    description="served (*selesai dilayani*), incomplete (documents incomplete, "
+                    "*berkas tidak lengkap*), referred (sent elsewhere, *dirujuk*). Absent or "
+                    "null: served.",
                 ),
             ),
             summary="Finish the held ticket's visit.",
@@ -131,7 +140,15 @@ ACTIONS: Mapping[CounterAction, ActionSpec] = {
         ActionSpec(
             CounterAction.TRANSFER,
             commands.transfer,
-            (Field("service", "to_service", MAX_WORD, description="The service to send it to."),),
+            (
+                Field(
+                    "service",
+                    "to_service",
+                    MAX_WORD,
+                    description="Code of the service the ticket moves to; it keeps its place "
+                    "by original issue time.",
+                ),
+            ),
             summary="Send the held ticket to another service's queue.",
             holds_ticket=True,
         ),

@@ -15,6 +15,7 @@ from queue_service.domain.events import EVENTS, Event
 from queue_service.domain.state import CounterState, SiteState, Ticket, day_end
 from queue_service.domain.vocab import (
     HELD,
+    MAX_NUMBER,
     MAX_REASON,
     CounterStatus,
     EventType,
@@ -149,7 +150,7 @@ def issue(
             opens_at=site.next_day_opening(now, svc.cutoff),
         )
     seq = q.issued + 1
-    if seq > 999:
+    if seq > MAX_NUMBER:
         raise errors.QuotaReached(
             "ticket numbers for today are exhausted",
             service=service,

@@ -131,3 +131,5 @@ class DeviceKind(StrEnum):
 MAX_REASON = 200  # a pause's reason, a cancellation's (cut to this), free text in general
 MAX_TICKET_ID = 64  # a ticket id (a capability: long and random)
 MAX_WORD = 24  # a service code, a priority, a source, an outcome
+MAX_ID = 48  # a site, agency, counter or device id
+MAX_NUMBER = 999  # ticket numbers have three digits

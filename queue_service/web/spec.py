@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from queue_service.domain.actions import ACTIONS, CounterAction
-from queue_service.domain.vocab import Priority, Role, Source
+from queue_service.domain.vocab import MAX_REASON, MAX_WORD, Priority, Role, Source
 from queue_service.web.errors import Handler
 
 
@@ -183,10 +183,12 @@ class Route:
 ISSUE_TICKET = Body(
     "IssueTicketRequest",
     (
-        Text("service", 24, required=True, description="Service (*layanan*) code at the site."),
+        Text(
+            "service", MAX_WORD, required=True, description="Service (*layanan*) code at the site."
+        ),
         Text(
             "priority",
-            24,
+            MAX_WORD,
             choices=tuple(Priority),
             description="Priority kind (*prioritas*), if the citizen qualifies: lansia = "
             "elderly, disabilitas = persons with disabilities, ibu_hamil = pregnant women. "
@@ -194,7 +196,7 @@ ISSUE_TICKET = Body(
         ),
         Text(
             "source",
-            24,
+            MAX_WORD,
             default=Source.KIOSK,
             choices=tuple(Source),
             description="Where the ticket is issued.",
@@ -203,10 +205,9 @@ ISSUE_TICKET = Body(
     description="The ticket wanted.",
     example={"service": "KTP-EL", "priority": "lansia"},
 )
-MAX_CANCEL_REASON = 200
 CANCEL_TICKET = Body(
     "CancelTicketRequest",
-    (Text("reason", MAX_CANCEL_REASON, description="Optional reason, kept with the event."),),
+    (Text("reason", MAX_REASON, description="Optional reason, kept with the event."),),
     description="Optional; an empty body is fine.",
 )
 EMPTY = Body("EmptyRequest")
