@@ -7,16 +7,34 @@ later and served for four minutes) into a fresh database, creates the view as mi
 0003 wrote it beside the current one (the baseline, same database and session), and times
 three queries on each, alternated: the whole view aggregated, one site, one day. Prints the
 medians and the ratio current / former. Nothing here asserts a timing.
+
+Migration 0003's view definition now lives only in the history (the numbered migrations hold
+the tables; the views are defined once, in `migrations/views.sql`), so the former definition
+is read from git at the last commit that had it: run this from a git checkout.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import time
 
 from bench.common import ROOT, fresh_database, median, run_on_server
 
-_FORMER = ROOT / "queue_service" / "store" / "migrations" / "0003_visit_estimates.sql"
+# The last commit whose 0003 still created the view (before views.sql held it).
+_FORMER_AT = "8e8b7a4"
+_FORMER_PATH = "queue_service/store/migrations/0003_visit_estimates.sql"
+
+
+def _former_definition() -> str:
+    return subprocess.run(  # noqa: S603 - a fixed git command on this checkout
+        ["git", "show", f"{_FORMER_AT}:{_FORMER_PATH}"],  # noqa: S607
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
 
 _LOAD = """
 INSERT INTO ticket_events (seq, site_id, service_day, type, ts, ticket_id, counter_id,
@@ -45,7 +63,7 @@ async def _run(url: str, sites: int, days: int, tickets: int, reps: int) -> None
         await conn.execute("VACUUM ANALYZE ticket_events")
         events = await conn.fetchval("SELECT count(*) FROM ticket_events")
         print(f"  loaded {events:,} events in {time.perf_counter() - began:.1f} s", flush=True)
-        former = _FORMER.read_text().split("COMMENT ON")[0]
+        former = _former_definition().split("COMMENT ON")[0]
         await conn.execute(
             former.replace("CREATE OR REPLACE VIEW ticket_visits", "CREATE VIEW former_visits")
         )
