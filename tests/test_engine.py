@@ -79,11 +79,11 @@ async def test_answers_are_forgotten_after_the_window(
 ) -> None:
     engine = client.app[ENGINE]
     first = await issue(client, "old-key")
-    assert (SITE, "old-key") in engine.answers
+    assert (SITE, "old-key") in engine.answers.recent
     clock.advance(IDEMPOTENCY_WINDOW.total_seconds() + 3600)  # Wednesday, 10:00 WITA
     await issue(client, "new-key")
-    assert (SITE, "old-key") not in engine.answers
-    assert (SITE, "new-key") in engine.answers
+    assert (SITE, "old-key") not in engine.answers.recent
+    assert (SITE, "new-key") in engine.answers.recent
     # The stored answers are pruned by the writer right after it answers: wait for it.
     conn = await asyncpg.connect(database_url)
     try:
@@ -107,8 +107,8 @@ async def test_an_answer_out_of_memory_is_fetched_from_the_database(
     first = await issue(client, "late-retry")
     clock.advance(ANSWER_MEMORY.total_seconds() + 60)
     await issue(client, "another")  # a commit prunes the answers held in memory
-    assert (SITE, "late-retry") not in engine.answers
-    assert (SITE, "late-retry") in engine.answer_keys
+    assert (SITE, "late-retry") not in engine.answers.recent
+    assert (SITE, "late-retry") in engine.answers.keys
     again = await issue(client, "late-retry")
     assert (again["id"], again["number"]) == (first["id"], first["number"])
     # The stored answer is the text that was sent (migration 0005), byte for byte.
@@ -122,7 +122,7 @@ async def test_an_answer_out_of_memory_is_fetched_from_the_database(
         texts.append(await resp.text())
         clock.advance(ANSWER_MEMORY.total_seconds() + 60)
         await issue(client, f"prune-{len(texts)}")
-    assert (SITE, "sent-as-stored") not in engine.answers
+    assert (SITE, "sent-as-stored") not in engine.answers.recent
     assert texts[0] == texts[1]
     resp = await client.post(
         f"/api/v1/sites/{SITE}/tickets",
@@ -222,10 +222,10 @@ async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_se
         await blocker.execute("LOCK TABLE ticket_events IN ACCESS EXCLUSIVE MODE")
         first = asyncio.create_task(issue_direct(engine, "cancelled"))
         for _ in range(100):
-            if (SITE, "cancelled") in engine._inflight:
+            if (SITE, "cancelled") in engine.answers.inflight:
                 break
             await asyncio.sleep(0.01)
-        assert (SITE, "cancelled") in engine._inflight
+        assert (SITE, "cancelled") in engine.answers.inflight
         first.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await first
@@ -237,7 +237,7 @@ async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_se
         status, text, _ = await asyncio.wait_for(retry, timeout=10)
     finally:
         await blocker.close()
-    assert (SITE, "cancelled") not in engine._inflight
+    assert (SITE, "cancelled") not in engine.answers.inflight
     issued = await fetch(
         database_url,
         "SELECT ticket_id FROM ticket_events WHERE type = 'ticket_issued' ORDER BY seq",
@@ -272,7 +272,7 @@ async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its
         for task in (first, retry):
             with pytest.raises(StoreUnavailable):
                 await asyncio.wait_for(task, timeout=2)
-        assert engine._inflight == {}
+        assert engine.answers.inflight == {}
         with pytest.raises(StoreUnavailable):
             await issue_direct(engine, "after-stop")
         await tx.rollback()
@@ -317,7 +317,7 @@ async def test_a_command_whose_answer_fails_is_committed_once_and_its_retry_gets
         await attempt()
     assert json.loads(retried.value.text)["code"] == "answer_failed"
     await asyncio.wait_for(engine._idle.wait(), timeout=10)
-    engine.answers.clear()  # as after a restart: the answer is read from the database
+    engine.answers.recent.clear()  # as after a restart: the answer is read from the database
     with pytest.raises(AnswerFailed):
         await attempt()
     resp = await client.post(
