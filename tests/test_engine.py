@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import json
 import secrets
-from datetime import date, datetime
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,11 +17,17 @@ from aiohttp.test_utils import TestClient
 
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
-from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine
+from queue_service.domain.vocab import EventType
+from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine, IdempotencyKeyReused
 from queue_service.settings import Settings
+from queue_service.store.event_store import StoreUnavailable
+from queue_service.store.memory import MemoryStore
+from queue_service.store.protocol import Store
 from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
-from tests.conftest import ADMIN, KIOSK, SITE, fetch, one_queue_hall
+from tests.conftest import ADMIN, KIOSK, MONDAY_9AM, SITE, fetch, one_queue_hall
+
+MONDAY = date(2026, 11, 23)
 
 
 async def issue(client: TestClient, key: str) -> dict[str, str]:
@@ -350,23 +357,19 @@ async def _staggered(engine: Engine, n: int) -> None:
 
 @pytest.mark.parametrize("gather_seconds", [0.0, 5.0])
 async def test_the_writer_gathers_decisions_while_each_loop_turn_adds_some(
-    config: Any, clock: ManualClock, database_url: str, gather_seconds: float
+    engines: Engines, gather_seconds: float
 ) -> None:
     """Commands decided over consecutive turns of the loop go out in one batch; without
     gathering, the writer sends the first one alone as soon as it wakes."""
-    engine = await _engine(config, clock, database_url, gather_seconds=gather_seconds)
-    try:
-        before = engine.stats.batches_committed
-        await _staggered(engine, 8)
-        batches = engine.stats.batches_committed - before
-    finally:
-        await _close(engine)
+    engine = await engines.start(gather_seconds=gather_seconds)
+    before = engine.stats.batches_committed
+    await _staggered(engine, 8)
+    batches = engine.stats.batches_committed - before
     if gather_seconds:
         assert batches == 1
     else:
         assert batches > 1
-    rows = await fetch(database_url, "SELECT count(*) AS n FROM ticket_events")
-    assert rows[0]["n"] == 8
+    assert len(await engine.store.load_after(0)) == 8
 
 
 async def test_gathering_ends_after_a_quiet_turn_or_at_its_time_bound(
@@ -404,3 +407,209 @@ async def test_gathering_ends_after_a_quiet_turn_or_at_its_time_bound(
         stop.set()
         await feeding
     assert 0.1 <= waited < 2.0
+
+
+# -- the engine on either store ----------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def storage(request: pytest.FixtureRequest) -> str | None:
+    """Where the engine's store keeps the log: None in memory, else a fresh database."""
+    if request.param == "memory":
+        return None
+    url: str = request.getfixturevalue("database_url")
+    return url
+
+
+class Engines:
+    """Engines on one storage, one after another: starting another is a restart of the
+    service on the same data."""
+
+    def __init__(self, storage: str | None, config: Any, clock: ManualClock) -> None:
+        self.url = storage
+        self.config = config
+        self.clock = clock
+        self.memory = MemoryStore()
+        self.running: list[Engine] = []
+        self.pools: list[asyncpg.Pool] = []
+
+    async def start(self, **options: Any) -> Engine:
+        store: Store = self.memory
+        if self.url is not None:
+            from queue_service.store.db import create_pool
+            from queue_service.store.event_store import EventStore
+            from queue_service.store.migrate import migrate
+
+            pool = await create_pool(self.url)
+            self.pools.append(pool)
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            store = EventStore(pool, self.url)
+        engine = Engine(self.config, store, self.clock, **options)
+        self.running.append(engine)
+        await engine.start()
+        return engine
+
+    async def stop(self, engine: Engine) -> None:
+        self.running.remove(engine)
+        await engine.stop()
+        await engine.store.close()
+
+    async def close(self) -> None:
+        for engine in list(self.running):
+            await self.stop(engine)
+        for pool in self.pools:
+            await pool.close()
+
+
+@pytest.fixture
+async def engines(storage: str | None, config: Any, clock: ManualClock) -> AsyncIterator[Engines]:
+    made = Engines(storage, config, clock)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+def run(engine: Engine, command: Any, **kwargs: Any) -> Any:
+    """A command of `commands` on the example hall's site, with no answer to speak of."""
+    return engine.execute(
+        SITE, lambda state, at: command(state, at, **kwargs), lambda state, events: (200, {})
+    )
+
+
+async def test_a_retry_gets_the_first_answer_from_memory_or_from_the_store(
+    engines: Engines, clock: ManualClock
+) -> None:
+    engine = await engines.start()
+    first = (await issue_direct(engine, "retried"))[:2]  # (status, text)
+    assert (await issue_direct(engine, "retried"))[:2] == first
+    clock.advance(ANSWER_MEMORY.total_seconds() + 60)
+    await issue_direct(engine, "another")  # a commit forgets the answers past their time
+    assert (SITE, "retried") not in engine.answers.recent
+    assert (await issue_direct(engine, "retried"))[:2] == first
+    with pytest.raises(IdempotencyKeyReused):
+        await engine.execute_json(
+            SITE,
+            lambda state, at: commands.issue(state, at, ticket_id="other", service="KK"),
+            lambda state, events: (201, {}),
+            idempotency_key="retried",
+            request_hash="another request",
+        )
+    assert len(await engine.store.load_after(0)) == 2
+
+
+async def test_a_restarted_engine_replays_the_state_it_had(
+    engines: Engines, clock: ManualClock
+) -> None:
+    engine = await engines.start()
+    for n in range(6):
+        await run(engine, commands.issue, ticket_id=f"t{n}", service=("KTP-EL", "KK")[n % 2])
+    for counter in ("loket-01", "loket-02"):
+        await run(engine, commands.open_counter, counter_id=counter)
+    clock.advance(minutes=3)
+    await run(engine, commands.call_next, counter_id="loket-01")
+    await run(engine, commands.start, counter_id="loket-01")
+    clock.advance(minutes=4)
+    await run(engine, commands.finish, counter_id="loket-01", outcome="served")
+    await run(engine, commands.call_next, counter_id="loket-02")
+    await run(engine, commands.transfer, counter_id="loket-02", to_service="SKCK")
+    await run(engine, commands.cancel, ticket_id="t5", reason="pulang")
+    await run(engine, commands.pause_counter, counter_id="loket-01", reason="Istirahat")
+    await issue_direct(engine, "kept")
+    before = engine.site_state(SITE)
+    await engines.stop(engine)
+
+    again = await engines.start()
+    after = again.site_state(SITE)
+    assert again.stats.replayed_events == before.last_seq
+    assert after.tickets == before.tickets
+    assert after.counters == before.counters
+    for code, queue in before.queues.items():
+        assert [t.id for t in after.queues[code].call_order()] == [t.id for t in queue.call_order()]
+    assert after.totals is not None and before.totals is not None
+    assert after.totals.to_json() == before.totals.to_json()
+    assert (SITE, "kept") in again.answers.keys
+
+
+async def test_reading_a_state_never_rolls_its_day_over(
+    engines: Engines, clock: ManualClock
+) -> None:
+    """After midnight a read shows the day that ended until the day closer (or a command)
+    has closed it, with open tickets or without: reads change nothing."""
+    engine = await engines.start(day_check_seconds=3600)
+    await run(engine, commands.issue, ticket_id="left-open", service="KTP-EL")
+    clock.set(MONDAY_9AM + timedelta(days=1))
+    for _ in range(2):
+        state = engine.site_state(SITE)
+        assert state.day == MONDAY
+        assert state.tickets["left-open"].state == "waiting"
+    assert await engine.close_day(SITE) == 1
+    state = engine.site_state(SITE)
+    assert state.day == MONDAY + timedelta(days=1)
+    assert state.totals is not None
+    assert state.totals.closed[("KTP-EL", "expired")] == 1
+    # Nothing open: a read still leaves the day as it is.
+    clock.set(MONDAY_9AM + timedelta(days=2))
+    assert engine.site_state(SITE).day == MONDAY + timedelta(days=1)
+    assert await engine.close_day(SITE) == 0
+    assert engine.site_state(SITE).day == MONDAY + timedelta(days=2)
+
+
+async def test_the_day_closer_rolls_a_quiet_site_over_on_the_clock(
+    engines: Engines, clock: ManualClock
+) -> None:
+    engine = await engines.start(day_check_seconds=0.01)
+    await run(engine, commands.issue, ticket_id="left-open", service="KTP-EL")
+    clock.set(MONDAY_9AM + timedelta(days=1))
+    for _ in range(200):
+        if engine.site_state(SITE).day != MONDAY:
+            break
+        await asyncio.sleep(0.02)
+    state = engine.site_state(SITE)
+    assert state.day == MONDAY + timedelta(days=1)
+    assert state.tickets == {}
+    assert [e.type for e in await engine.store.load_after(0)] == [
+        EventType.TICKET_ISSUED,
+        EventType.TICKET_EXPIRED,
+    ]
+
+
+async def test_a_store_failure_is_unavailable_and_a_bug_is_raised_as_it_is(
+    engines: Engines, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A commit the store refuses is `StoreUnavailable` (503, retry) and the writer
+    reconciles; a failure that is not the store's is a bug: its sender gets it as it is,
+    it is logged with its traceback, and the writer stops instead of retrying it."""
+    engine = await engines.start(retry_seconds=0.01)
+    store = engine.store
+    append = store.append
+
+    async def refuse(*args: Any) -> None:
+        raise StoreUnavailable("the disk is full")
+
+    store.append = refuse  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        await issue_direct(engine, "refused")
+    store.append = append  # type: ignore[method-assign]
+    for _ in range(200):
+        if engine.available:
+            break
+        await asyncio.sleep(0.01)
+    status, _, _ = await issue_direct(engine, "refused")
+    assert status == 201
+
+    async def broken(*args: Any) -> None:
+        raise ZeroDivisionError("a bug in the store")
+
+    store.append = broken  # type: ignore[method-assign]
+    with pytest.raises(ZeroDivisionError):
+        await issue_direct(engine, "bug")
+    for _ in range(100):  # the writer's end is seen by its done callback, a turn later
+        if not engine.ready:
+            break
+        await asyncio.sleep(0.01)
+    assert not engine.ready
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+    with pytest.raises(StoreUnavailable):  # refused at once: nothing could be committed
+        await issue_direct(engine, "after the bug")

@@ -192,6 +192,7 @@ class Engine:
         self._task = asyncio.create_task(self._writer(), name="engine-writer")
         self._task.add_done_callback(self._writer_ended)
         self._closer = asyncio.create_task(self._close_days(), name="engine-day-closer")
+        self._closer.add_done_callback(_closer_ended)
         self.ready = True
 
     async def _restore_totals(self, now: datetime) -> dict[str, SiteTotals]:
@@ -259,14 +260,13 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), timeout=5)
             self.available = False  # from here on, commands are refused at once
+            # Waited for, not awaited: a writer a bug ended has said so already.
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})
             self._task = None
         if self._closer is not None:
             self._closer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._closer
+            await asyncio.wait({self._closer})
             self._closer = None
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
@@ -714,6 +714,12 @@ def _expire_day(state: SiteState, now: datetime) -> list[Event]:
     """`commands.expire_day` as a decision (it takes no time: its events are stamped at
     the end of the state's day)."""
     return commands.expire_day(state)
+
+
+def _closer_ended(task: asyncio.Task[None]) -> None:
+    """The day closer ends only when stopped; a bug that ends it is logged loudly."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.critical("the engine's day closer stopped: %r", exc, exc_info=exc)
 
 
 def _consume(future: asyncio.Future[None]) -> None:
