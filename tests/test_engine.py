@@ -170,47 +170,29 @@ async def test_a_clock_stepped_back_across_midnight_never_rolls_the_day_back(
 
 
 async def test_the_whole_heap_is_collected_once_a_night_at_three(
-    config: Any, clock: ManualClock, database_url: str
+    engines: Engines, config: Any, clock: ManualClock
 ) -> None:
-    from datetime import UTC, timedelta
+    from datetime import UTC
 
     from queue_service import heap
-    from queue_service.engine import Engine
-    from queue_service.store.db import create_pool
-    from queue_service.store.event_store import EventStore
-    from queue_service.store.migrate import migrate
 
-    pool = await create_pool(database_url)
-    store = EventStore(pool, database_url)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        engine = Engine(config, store, clock, heap_check_seconds=0.01)
-        await engine.start()
-        try:
-            site = next(iter(config.sites.values()))
-            local = site.local(clock.now())
-            before = heap.renewals
-            # 02:59 local of the next day: not yet.
-            night = datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
-            clock.set(night.replace(hour=2, minute=59, tzinfo=site.timezone).astimezone(UTC))
-            await asyncio.sleep(0.1)
-            assert heap.renewals == before
-            clock.set(
-                night.replace(hour=3, minute=0, second=1, tzinfo=site.timezone).astimezone(UTC)
-            )
-            for _ in range(100):
-                if heap.renewals > before:
-                    break
-                await asyncio.sleep(0.02)
-            assert heap.renewals == before + 1  # once, not at every check
-            await asyncio.sleep(0.1)
-            assert heap.renewals == before + 1
-        finally:
-            await engine.stop()
-    finally:
-        await store.close()
-        await pool.close()
+    await engines.start(heap_check_seconds=0.01)
+    site = next(iter(config.sites.values()))
+    local = site.local(clock.now())
+    before = heap.renewals
+    # 02:59 local of the next day: not yet.
+    night = datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
+    clock.set(night.replace(hour=2, minute=59, tzinfo=site.timezone).astimezone(UTC))
+    await asyncio.sleep(0.1)
+    assert heap.renewals == before
+    clock.set(night.replace(hour=3, minute=0, second=1, tzinfo=site.timezone).astimezone(UTC))
+    for _ in range(100):
+        if heap.renewals > before:
+            break
+        await asyncio.sleep(0.02)
+    assert heap.renewals == before + 1  # once, not at every check
+    await asyncio.sleep(0.1)
+    assert heap.renewals == before + 1
 
 
 async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_settled(
