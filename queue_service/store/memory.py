@@ -42,22 +42,8 @@ _TEXT_FIELD = {
 
 def replay_row(e: Event) -> ReplayRow:
     """The replay row of an event, as the PostgreSQL store's range query reads it."""
+    issued = e.type == EventType.TICKET_ISSUED
     text = _TEXT_FIELD.get(EventType(e.type))
-    if e.type != EventType.TICKET_ISSUED:
-        return (
-            e.seq,
-            e.site,
-            e.type,
-            e.ts,
-            e.ticket_id,
-            None if e.type in _NO_COUNTER else e.counter_id,
-            None,
-            None if text is None else e.data.get(text),
-            None,
-            None,
-            None,
-            None,
-        )
     d = e.data
     return (
         e.seq,
@@ -65,13 +51,13 @@ def replay_row(e: Event) -> ReplayRow:
         e.type,
         e.ts,
         e.ticket_id,
-        None,
-        e.service,
-        d.get("number"),
-        d["seq"],
-        d.get("priority"),
-        d.get("source", Source.KIOSK),
-        d.get("estimated_wait_seconds"),
+        None if e.type in _NO_COUNTER else e.counter_id,
+        e.service if issued else None,
+        None if text is None else d.get(text),
+        d["seq"] if issued else None,
+        d.get("priority") if issued else None,
+        d.get("source", Source.KIOSK) if issued else None,
+        d.get("estimated_wait_seconds") if issued else None,
     )
 
 
