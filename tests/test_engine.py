@@ -6,21 +6,23 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.events import Event
 from queue_service.domain.vocab import EventType
 from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine, IdempotencyKeyReused
 from queue_service.settings import Settings
-from queue_service.store.event_store import StoreUnavailable
+from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable
 from queue_service.store.memory import MemoryStore
 from queue_service.store.protocol import Store
 from queue_service.web.app import create_app
@@ -30,7 +32,7 @@ from tests.conftest import ADMIN, KIOSK, MONDAY_9AM, SITE, fetch, one_queue_hall
 MONDAY = date(2026, 11, 23)
 
 
-async def issue(client: TestClient, key: str) -> dict[str, str]:
+async def issue(client: TestClient[web.Request, web.Application], key: str) -> dict[str, str]:
     resp = await client.post(
         f"/api/v1/sites/{SITE}/tickets",
         json={"service": "KTP-EL"},
@@ -62,7 +64,6 @@ async def _engine(
 ) -> Engine:
     """A started engine on its own pool and store (no HTTP app)."""
     from queue_service.store.db import create_pool
-    from queue_service.store.event_store import EventStore
     from queue_service.store.migrate import migrate
 
     pool = await create_pool(database_url)
@@ -76,13 +77,16 @@ async def _engine(
 
 
 async def _close(engine: Engine) -> None:
+    """Stop an engine `_engine` started, and close its store and pool."""
+    store = engine.store
+    assert isinstance(store, EventStore)
     await engine.stop()
-    await engine.store.close()
-    await engine.store.pool.close()
+    await store.close()
+    await store.pool.close()
 
 
 async def test_answers_are_forgotten_after_the_window(
-    client: TestClient, clock: ManualClock, database_url: str
+    client: TestClient[web.Request, web.Application], clock: ManualClock, database_url: str
 ) -> None:
     engine = client.app[ENGINE]
     first = await issue(client, "old-key")
@@ -108,7 +112,7 @@ async def test_answers_are_forgotten_after_the_window(
 
 
 async def test_an_answer_out_of_memory_is_fetched_from_the_database(
-    client: TestClient, clock: ManualClock
+    client: TestClient[web.Request, web.Application], clock: ManualClock
 ) -> None:
     engine = client.app[ENGINE]
     first = await issue(client, "late-retry")
@@ -196,7 +200,7 @@ async def test_the_whole_heap_is_collected_once_a_night_at_three(
 
 
 async def test_a_cancelled_request_keeps_its_key_in_flight_until_its_batch_is_settled(
-    client: TestClient, database_url: str
+    client: TestClient[web.Request, web.Application], database_url: str
 ) -> None:
     """A command's task is cancelled while its batch waits on a locked table: its events
     are still committed, and a retry with its key waits for them and is answered with the
@@ -267,12 +271,11 @@ async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its
         await tx.rollback()
     finally:
         await blocker.close()
-        await engine.store.close()
-        await engine.store.pool.close()
+        await _close(engine)  # stopped already: stopping again only closes the store
 
 
 async def test_a_command_whose_answer_fails_is_committed_once_and_its_retry_gets_the_failure(
-    client: TestClient, database_url: str
+    client: TestClient[web.Request, web.Application], database_url: str
 ) -> None:
     """The answer of a decided command cannot be made (a bug in a view, say): its events
     are committed all the same, and a retry with its key is answered with the stored
@@ -419,7 +422,6 @@ class Engines:
         store: Store = self.memory
         if self.url is not None:
             from queue_service.store.db import create_pool
-            from queue_service.store.event_store import EventStore
             from queue_service.store.migrate import migrate
 
             pool = await create_pool(self.url)
@@ -567,7 +569,7 @@ async def test_a_store_failure_is_unavailable_and_a_bug_is_raised_as_it_is(
     store = engine.store
     append = store.append
 
-    async def refuse(*args: Any) -> None:
+    async def refuse(events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
         raise StoreUnavailable("the disk is full")
 
     store.append = refuse  # type: ignore[method-assign]
@@ -581,7 +583,7 @@ async def test_a_store_failure_is_unavailable_and_a_bug_is_raised_as_it_is(
     status, _, _ = await issue_direct(engine, "refused")
     assert status == 201
 
-    async def broken(*args: Any) -> None:
+    async def broken(events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
         raise ZeroDivisionError("a bug in the store")
 
     store.append = broken  # type: ignore[method-assign]

@@ -41,7 +41,7 @@ from queue_service.web.app import create_app
 from tests.conftest import EXAMPLE, ROOT, fetch
 from tests.service_process import Service
 
-_ACTION_OF = {
+_ACTION_OF: dict[str, str] = {
     EventType.TICKET_ISSUED: "issued",
     EventType.TICKET_CALLED: "called",
     EventType.TICKET_RECALLED: "recalled",
