@@ -146,11 +146,10 @@ class Policy:
                 renew()
 
     async def close(self) -> None:
-        if self._nightly is not None:
-            self._nightly.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._nightly
-            self._nightly = None
+        nightly, self._nightly = self._nightly, None
+        if nightly is not None:
+            nightly.cancel()
+            await asyncio.wait({nightly})
         if self._held:
             release()
             self._held = False
