@@ -21,9 +21,10 @@ from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
 from queue_service.domain.vocab import EventType
 from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine, IdempotencyKeyReused
+from queue_service.errors import AntrianError
 from queue_service.settings import Settings
 from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable
-from queue_service.store.memory import MemoryStore
+from queue_service.store.memory import MemoryStore, replay_row
 from queue_service.store.protocol import Store
 from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
@@ -308,6 +309,8 @@ async def test_a_command_whose_answer_fails_is_committed_once_and_its_retry_gets
     with pytest.raises(AnswerFailed) as retried:  # at once, while its batch may be in flight
         await attempt()
     assert json.loads(retried.value.text)["code"] == "answer_failed"
+    assert isinstance(retried.value, AntrianError)
+    assert (retried.value.code, retried.value.status) == ("answer_failed", 500)
     await asyncio.wait_for(engine._idle.wait(), timeout=10)
     engine.answers.recent.clear()  # as after a restart: the answer is read from the database
     with pytest.raises(AnswerFailed):
@@ -597,3 +600,94 @@ async def test_a_store_failure_is_unavailable_and_a_bug_is_raised_as_it_is(
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
     with pytest.raises(StoreUnavailable):  # refused at once: nothing could be committed
         await issue_direct(engine, "after the bug")
+
+
+# -- the stores the engine runs on ---------------------------------------------------------
+
+
+def _event(seq: int, type_: str, day: date, **fields: Any) -> Event:
+    ts = datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo("Asia/Makassar"))
+    return Event(
+        type_, fields.pop("site", SITE), ts + timedelta(minutes=seq), day, seq=seq, **fields
+    )
+
+
+async def test_both_stores_keep_the_log_the_answers_and_the_totals_alike(
+    engines: Engines,
+) -> None:
+    """The in-memory store answers as the PostgreSQL one does: the same replay rows (as
+    the range query reads them), the first answer of a key stands, totals only forward."""
+    store = (await engines.start()).store  # an idle engine: the store is migrated
+    day, next_day = MONDAY, MONDAY + timedelta(days=1)
+    issued = {"number": "A001", "seq": 1, "source": "reception", "priority": "lansia"}
+    log = [
+        _event(1, EventType.TICKET_ISSUED, day, ticket_id="t1", service="KK", data=issued),
+        _event(2, EventType.COUNTER_OPENED, day, counter_id="loket-01"),
+        _event(3, EventType.TICKET_CALLED, day, ticket_id="t1", counter_id="loket-01"),
+        _event(4, EventType.TICKET_RECALLED, day, ticket_id="t1", counter_id="loket-01"),
+        _event(
+            5,
+            EventType.TICKET_TRANSFERRED,
+            day,
+            ticket_id="t1",
+            counter_id="loket-01",
+            service="KK",
+            data={"to_service": "SKCK"},
+        ),
+        _event(6, EventType.COUNTER_PAUSED, day, counter_id="loket-01", data={"reason": "Rapat"}),
+        _event(
+            7,
+            EventType.TICKET_ISSUED,
+            day,
+            site="mpp-banjarbaru",
+            ticket_id="t2",
+            service="KTP-EL",
+            data={"number": "B001", "seq": 1, "estimated_wait_seconds": 90.5},
+        ),
+        _event(8, EventType.TICKET_CANCELLED, day, site="mpp-banjarbaru", ticket_id="t2"),
+        _event(
+            9,
+            EventType.TICKET_ISSUED,
+            next_day,
+            ticket_id="t3",
+            service="KK",
+            data={"number": "A001", "seq": 1},
+        ),
+    ]
+    created = MONDAY_9AM
+    first = IdempotentAnswer(SITE, "press-1", "h", 201, '{"n": 1}', 1, created)
+    await store.append(log[:5], [first])
+    again = IdempotentAnswer(SITE, "press-1", "h", 201, '{"n": 2}', 5, created)
+    later = IdempotentAnswer(SITE, "press-2", "h", 200, "{}", 9, created + timedelta(hours=5))
+    await store.append(log[5:], [again, later])
+
+    assert await store.max_seq() == 9
+    assert [e.seq for e in await store.load_after(5)] == [6, 7, 8, 9]
+    assert [e.seq for e in await store.load_after(5, ["mpp-banjarbaru"], limit=1)] == [7]
+    rows = [tuple(r) async for batch in store.read_days({SITE: day}) for r in batch]
+    assert rows == [replay_row(e) for e in log[:6]]
+    assert await store.days_between({SITE: (None, next_day + timedelta(days=1))}) == {
+        SITE: [day, next_day]
+    }
+    assert await store.days_between({SITE: (day, next_day + timedelta(days=1))}) == {
+        SITE: [next_day]
+    }
+
+    found = await store.find_answer(SITE, "press-1", created)
+    assert found is not None and found.response == '{"n": 1}'  # the first answer stands
+    assert await store.find_answer(SITE, "press-1", created + timedelta(seconds=1)) is None
+    latest = await store.latest_answer(SITE, "press-", created)
+    assert latest is not None and latest.key == "press-2"
+    assert [a.key for a in await store.load_answers(created, after_seq=1)] == ["press-2"]
+    buckets = await store.answer_keys(created, 3600)
+    assert {k for keys in buckets.values() for k in keys} == {
+        f"{SITE}\x1fpress-1",
+        f"{SITE}\x1fpress-2",
+    }
+    assert len(buckets) == 2
+    assert await store.forget_answers(created + timedelta(hours=1)) == 1
+    assert await store.find_answer(SITE, "press-1", created) is None
+
+    await store.save_site_totals(SITE, next_day, '{"version": 2}')
+    await store.save_site_totals(SITE, day, '{"version": 1}')  # older: not stored
+    assert await store.site_totals() == {SITE: (next_day, {"version": 2})}
