@@ -1,4 +1,7 @@
-"""Engine housekeeping: idempotency answers are kept for their window, then forgotten."""
+"""The engine: idempotent answers kept for their window, batches gathered and settled,
+service days closed, store failures told apart from bugs. The tests that need the HTTP app
+run on PostgreSQL; those of the engine alone run on both stores (`engines`: in memory and
+on PostgreSQL), which also shows the two stores answer alike."""
 
 from __future__ import annotations
 

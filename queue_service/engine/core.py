@@ -93,6 +93,9 @@ class EngineStats:
 
 
 class Engine:
+    """Every configured site's live state, the commands run against it and the writer
+    that commits their events to `store` (see the module's docstring)."""
+
     def __init__(
         self,
         config: AppConfig,
