@@ -28,6 +28,7 @@ import aiohttp
 
 from queue_service.domain.actions import ACTIONS, CounterAction
 from queue_service.domain.vocab import EventType
+from queue_service.errors import AntrianError
 from queue_service.simulate.day import Called, Issued, Refused
 
 # The event each counter action the simulator takes is recorded as.
@@ -49,9 +50,11 @@ RATE_NOTE_EVERY = 60.0  # seconds between the "still rate limited" lines
 UNAVAILABLE = frozenset({502, 503, 504})
 
 
-class ServiceUnavailable(Exception):
+class ServiceUnavailable(AntrianError):
     """The service did not answer for `retry_for` seconds (it is down, or the URL is
     wrong)."""
+
+    code = "service_unreachable"
 
 
 def _stderr(text: str) -> None:
