@@ -5,10 +5,12 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from queue_service import heap
+from queue_service.domain.clock import ManualClock
 
 
 @pytest.fixture
@@ -75,4 +77,30 @@ def test_young_collections_run_less_often_while_held_and_as_before_after(
     heap.release()
     assert gc.get_threshold() == held
     heap.release()
+    assert gc.get_threshold() == before
+
+
+async def test_the_policy_holds_from_a_good_replay_until_its_end(clean_heap: None) -> None:
+    """`policy()`: the collector off during the replay, then held (survivors frozen, young
+    collections rarer) until the policy ends; a replay that fails holds nothing."""
+    before = gc.get_threshold()
+    clock = ManualClock(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    async with heap.policy(clock, UTC) as failed:
+
+        def replay_that_fails() -> None:
+            with failed.replay():
+                assert not gc.isenabled()
+                raise RuntimeError("the store went away")
+
+        with pytest.raises(RuntimeError):
+            replay_that_fails()
+        assert gc.isenabled()
+        assert heap._users == 0
+    async with heap.policy(clock, UTC) as policy:
+        with policy.replay():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        assert heap._users == 1
+        assert gc.get_threshold()[0] == max(heap.YOUNG_THRESHOLD, before[0])
+    assert heap._users == 0
     assert gc.get_threshold() == before

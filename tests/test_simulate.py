@@ -23,10 +23,10 @@ import asyncpg
 import pytest
 
 from queue_service.config import AppConfig, hash_token, load_config
-from queue_service.domain import events as ev
 from queue_service.domain.events import Event
 from queue_service.domain.site import WEEKDAYS
-from queue_service.domain.state import CLOSED_STATES, COUNTER_CLOSED, WAITING, SiteState
+from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import CLOSED, CounterStatus, EventType, TicketStatus
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.http import HttpDriver
@@ -41,18 +41,18 @@ from queue_service.web.app import create_app
 from tests.conftest import EXAMPLE, ROOT, fetch
 from tests.service_process import Service
 
-_ACTION_OF = {
-    ev.TICKET_ISSUED: "issued",
-    ev.TICKET_CALLED: "called",
-    ev.TICKET_RECALLED: "recalled",
-    ev.TICKET_STARTED: "started",
-    ev.TICKET_FINISHED: "finished",
-    ev.TICKET_NO_SHOW: "no_show",
-    ev.TICKET_TRANSFERRED: "transferred",
-    ev.TICKET_CANCELLED: "cancelled",
-    ev.COUNTER_OPENED: "opened",
-    ev.COUNTER_PAUSED: "paused",
-    ev.COUNTER_CLOSED: "closed",
+_ACTION_OF: dict[str, str] = {
+    EventType.TICKET_ISSUED: "issued",
+    EventType.TICKET_CALLED: "called",
+    EventType.TICKET_RECALLED: "recalled",
+    EventType.TICKET_STARTED: "started",
+    EventType.TICKET_FINISHED: "finished",
+    EventType.TICKET_NO_SHOW: "no_show",
+    EventType.TICKET_TRANSFERRED: "transferred",
+    EventType.TICKET_CANCELLED: "cancelled",
+    EventType.COUNTER_OPENED: "opened",
+    EventType.COUNTER_PAUSED: "paused",
+    EventType.COUNTER_CLOSED: "closed",
 }
 
 
@@ -91,8 +91,10 @@ async def test_an_offline_day_runs_through_the_domain_and_keeps_its_invariants(n
         again.apply(e)
     assert again.tickets == state.tickets
     # The day ends with every counter closed, holding nothing, and no ticket held.
-    assert all(c.state == COUNTER_CLOSED and c.ticket_id is None for c in state.counters.values())
-    assert all(t.state in CLOSED_STATES or t.state == WAITING for t in state.tickets.values())
+    assert all(
+        c.state == CounterStatus.CLOSED and c.ticket_id is None for c in state.counters.values()
+    )
+    assert all(t.state in CLOSED or t.state == TicketStatus.WAITING for t in state.tickets.values())
     # Each ticket: issued first, called before it is started, finished, transferred or
     # marked a no-show; a visit's first call never before its start; one counter at a time.
     by_ticket: dict[str, list[Event]] = {}
@@ -100,26 +102,34 @@ async def test_an_offline_day_runs_through_the_domain_and_keeps_its_invariants(n
         if e.ticket_id is not None:
             by_ticket.setdefault(e.ticket_id, []).append(e)
     for history in by_ticket.values():
-        assert history[0].type == ev.TICKET_ISSUED
+        assert history[0].type == EventType.TICKET_ISSUED
         assert [e.ts for e in history] == sorted(e.ts for e in history)
         holder = None
         for e in history[1:]:
-            if e.type == ev.TICKET_CALLED:
+            if e.type == EventType.TICKET_CALLED:
                 assert holder is None
                 holder = e.counter_id
-            elif e.type in (ev.TICKET_RECALLED, ev.TICKET_STARTED):
+            elif e.type in (EventType.TICKET_RECALLED, EventType.TICKET_STARTED):
                 assert e.counter_id == holder
-            elif e.type in (ev.TICKET_FINISHED, ev.TICKET_NO_SHOW, ev.TICKET_TRANSFERRED):
+            elif e.type in (
+                EventType.TICKET_FINISHED,
+                EventType.TICKET_NO_SHOW,
+                EventType.TICKET_TRANSFERRED,
+            ):
                 assert e.counter_id == holder
                 holder = None
     held: dict[str, str] = {}
     for e in events:  # never two tickets at one counter
-        if e.type == ev.TICKET_CALLED:
+        if e.type == EventType.TICKET_CALLED:
             assert e.counter_id not in held
             held[e.counter_id or ""] = e.ticket_id or ""
-        elif e.type in (ev.TICKET_FINISHED, ev.TICKET_NO_SHOW, ev.TICKET_TRANSFERRED):
+        elif e.type in (
+            EventType.TICKET_FINISHED,
+            EventType.TICKET_NO_SHOW,
+            EventType.TICKET_TRANSFERRED,
+        ):
             assert held.pop(e.counter_id or "") == e.ticket_id
-    numbers = [e.data["number"] for e in events if e.type == ev.TICKET_ISSUED]
+    numbers = [e.data["number"] for e in events if e.type == EventType.TICKET_ISSUED]
     assert len(numbers) == len(set(numbers))
 
 
@@ -129,14 +139,14 @@ async def test_a_day_has_the_hall_life_the_profile_describes() -> None:
     acts = friday.summary.actions
     for happened in ("recalled", "no_show", "transferred", "cancelled", "paused"):
         assert acts.get(happened, 0) > 0, happened
-    issued = [e for e in friday.events if e.type == ev.TICKET_ISSUED]
+    issued = [e for e in friday.events if e.type == EventType.TICKET_ISSUED]
     priority = sum(1 for e in issued if "priority" in e.data) / len(issued)
     assert 0.04 < priority < 0.13
     # The Friday prayer break (11:30-13:00 in this hall): counters pause for it.
     prayer = [
         e
         for e in friday.events
-        if e.type == ev.COUNTER_PAUSED
+        if e.type == EventType.COUNTER_PAUSED
         and e.data.get("reason") == "Istirahat"
         and dt_time(11, 30) <= e.ts.astimezone(site.timezone).time() < dt_time(13, 0)
     ]
@@ -206,12 +216,12 @@ async def test_http_mode_drives_a_running_service_and_the_store_holds_what_it_re
     finally:
         await conn.close()
     stored = [
-        (r["type"], r["number"] if r["type"] in ev.TICKET_EVENTS else None, r["counter_id"])
+        (r["type"], r["number"] if EventType(r["type"]).is_ticket_event else None, r["counter_id"])
         for r in rows
     ]
     # Ticket events carry their counter except issue and cancel; counter events name theirs.
     reported = [
-        (t, n, None if t in (ev.TICKET_ISSUED, ev.TICKET_CANCELLED) else c)
+        (t, n, None if t in (EventType.TICKET_ISSUED, EventType.TICKET_CANCELLED) else c)
         for t, n, c in driver.done
     ]
     assert stored == reported
@@ -284,11 +294,11 @@ async def test_http_mode_rides_out_a_restart_of_the_service_and_stops_on_ctrl_c(
             issued = 2  # past a burst of 1: it has been rate limited
 
             async def more_issued() -> bool:
-                return await _stored(database_url, ev.TICKET_ISSUED) > issued
+                return await _stored(database_url, EventType.TICKET_ISSUED) > issued
 
             await _until(more_issued, 30, sim)
             service.kill()
-            issued = await _stored(database_url, ev.TICKET_ISSUED)
+            issued = await _stored(database_url, EventType.TICKET_ISSUED)
             await asyncio.sleep(OUTAGE)
             assert sim.poll() is None, sim.communicate()
             await service.start(session)
@@ -309,7 +319,7 @@ async def test_http_mode_rides_out_a_restart_of_the_service_and_stops_on_ctrl_c(
     assert "rate limited by the service (429" in err
     assert "simulate: interrupted" in err
     counted = int(re.search(r"issued (\d+)", out).group(1))  # type: ignore[union-attr]
-    stored = await _stored(database_url, ev.TICKET_ISSUED)
+    stored = await _stored(database_url, EventType.TICKET_ISSUED)
     assert counted <= stored <= counted + 1, (counted, stored, out)
 
 
@@ -373,4 +383,4 @@ async def test_http_mode_says_the_hall_is_closed_and_when_it_opens(
     assert "Test hall (hall) is closed now" in err, err
     assert f"it opens {weekday.capitalize()} " in err and "08:00 UTC" in err, err
     assert "make demo" in err
-    assert await _stored(database_url, ev.TICKET_ISSUED) == 0
+    assert await _stored(database_url, EventType.TICKET_ISSUED) == 0

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from queue_service.config import AppConfig, ConfigError, hash_token, load_config
 from queue_service.domain.site import Site
+from queue_service.domain.vocab import Role
 from queue_service.simulate.day import HallDay, Summary
 from queue_service.simulate.offline import OfflineDay, run_day
 from queue_service.simulate.profiles import (
@@ -264,11 +265,11 @@ def _tokens(args: argparse.Namespace, config: AppConfig, site: Site) -> tuple[st
     known = config.token_by_hash()
     problems = []
     token = known.get(hash_token(kiosk))
-    if token is None or token.role not in ("kiosk", "manager", "admin"):
+    if token is None or token.role not in (Role.KIOSK, Role.MANAGER, Role.ADMIN):
         problems.append("the kiosk token is not a kiosk, manager or admin token of the config")
     for cid in site.counters:
         token = known.get(hash_token(pattern.format(counter=cid)))
-        if token is None or (token.role == "counter" and cid not in token.counters):
+        if token is None or (token.role == Role.COUNTER and cid not in token.counters):
             problems.append(f"no token for counter {cid} from the pattern {pattern!r}")
             break
     if problems:

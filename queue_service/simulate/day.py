@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
-from queue_service.domain.site import PRIORITY_KINDS, WEEKDAYS, EndOfDay, Site, at_local
+from queue_service.domain.actions import CounterAction
+from queue_service.domain.site import WEEKDAYS, EndOfDay, Site, at_local
+from queue_service.domain.vocab import Priority
 from queue_service.simulate.profiles import Profile
 
+# The priority kinds a citizen may have, as the plain strings a command takes.
+_PRIORITIES = tuple(p.value for p in Priority)
 # What a driver answers for a command that did not happen: the API's error code.
 Refused = str
 
@@ -57,7 +61,7 @@ class Driver(Protocol):
     async def call_next(self, at: datetime, counter: str) -> Called | Refused: ...
 
     async def counter(
-        self, at: datetime, counter: str, action: str, body: dict[str, str] | None = None
+        self, at: datetime, counter: str, action: CounterAction, body: dict[str, str] | None = None
     ) -> Refused | None: ...
 
     async def cancel(self, at: datetime, number: str, ticket_id: str | None) -> Refused | None: ...
@@ -319,7 +323,7 @@ class HallDay:
 
     async def _arrive(self, driver: Driver, at: datetime, service: str, _gen: int) -> None:
         p, rng = self.profile, self.rng
-        priority = rng.choice(PRIORITY_KINDS) if rng.random() < p.priority else None
+        priority = rng.choice(_PRIORITIES) if rng.random() < p.priority else None
         result = await driver.issue(at, service, priority)
         if isinstance(result, str):
             self.summary.refuse(result)
@@ -347,7 +351,7 @@ class HallDay:
 
     async def _open(self, driver: Driver, at: datetime, cid: str, _gen: int) -> None:
         o = self.officers[cid]
-        if await self._act(driver, at, o, "open", "opened"):
+        if await self._act(driver, at, o, CounterAction.OPEN, "opened"):
             o.phase = "idle"
             o.next_short_pause = at + self._short_pause_gap()
             self._wake(o, at + self._secs((1.0, 10.0)))
@@ -361,7 +365,7 @@ class HallDay:
         driver: Driver,
         at: datetime,
         o: Officer,
-        action: str,
+        action: CounterAction,
         counted: str,
         body: dict[str, str] | None = None,
     ) -> bool:
@@ -380,7 +384,7 @@ class HallDay:
         if o.phase == "idle":
             await self._idle(driver, at, o)
         elif o.phase == "paused":
-            if await self._act(driver, at, o, "open", "opened"):
+            if await self._act(driver, at, o, CounterAction.OPEN, "opened"):
                 o.phase = "idle"
                 self._wake(o, at + self._secs((1.0, 10.0)))
         elif o.phase == "called":
@@ -393,19 +397,23 @@ class HallDay:
         for key, start, end in self._breaks_today():
             if start <= at < end and key not in o.paused_for:
                 o.paused_for.add(key)
-                if await self._act(driver, at, o, "pause", "paused", {"reason": "Istirahat"}):
+                if await self._act(
+                    driver, at, o, CounterAction.PAUSE, "paused", {"reason": "Istirahat"}
+                ):
                     o.phase = "paused"
                     self._wake(o, end + self._secs((0.0, 300.0)))
                 return
         after_hours = self._local(at) >= p.close_after
         leaving = o.leaves_early_at is not None and at >= o.leaves_early_at
         if leaving or at >= self.end or (after_hours and not self._waiting_for(o)):
-            if await self._act(driver, at, o, "close", "closed"):
+            if await self._act(driver, at, o, CounterAction.CLOSE, "closed"):
                 o.phase = "done"
             return
         if o.next_short_pause is not None and at >= o.next_short_pause:
             o.next_short_pause = at + self._short_pause_gap()
-            if await self._act(driver, at, o, "pause", "paused", {"reason": "Keperluan sebentar"}):
+            if await self._act(
+                driver, at, o, CounterAction.PAUSE, "paused", {"reason": "Keperluan sebentar"}
+            ):
                 o.phase = "paused"
                 self._wake(o, at + timedelta(minutes=rng.uniform(5, 15)))
                 return
@@ -439,17 +447,17 @@ class HallDay:
         away = c.absent or (c.leaves_at <= at and not c.cancels)
         if away or (c.late and calls < 2):
             if away and calls >= self.site.no_show_min_calls:
-                if await self._act(driver, at, o, "no-show", "no_show"):
+                if await self._act(driver, at, o, CounterAction.NO_SHOW, "no_show"):
                     c.gone = True
                     o.citizen, o.phase = None, "idle"
                     self._wake(o, at + self._secs((5.0, 20.0)))
                 return
-            if await self._act(driver, at, o, "recall", "recalled"):
+            if await self._act(driver, at, o, CounterAction.RECALL, "recalled"):
                 self._calls[c.number] = calls + 1
             self._wake(o, at + self._secs((30.0, 75.0)))
             return
         if o.uses_start:
-            if not await self._act(driver, at, o, "start", "started"):
+            if not await self._act(driver, at, o, CounterAction.START, "started"):
                 return
             begin = at
         else:
@@ -462,7 +470,9 @@ class HallDay:
         assert c is not None
         if c.transfer_to is not None:
             to = c.transfer_to
-            if await self._act(driver, at, o, "transfer", "transferred", {"service": to}):
+            if await self._act(
+                driver, at, o, CounterAction.TRANSFER, "transferred", {"service": to}
+            ):
                 c.transfer_to = None
                 self._called.discard(c.number)
                 self._calls.pop(c.number, None)
@@ -474,7 +484,9 @@ class HallDay:
                 for other in self.officers.values():
                     if other.phase == "idle" and not other.woken and to in other.services:
                         self._wake(other, at + self._secs(self.profile.reaction_seconds))
-        elif not await self._act(driver, at, o, "finish", "finished", {"outcome": c.outcome}):
+        elif not await self._act(
+            driver, at, o, CounterAction.FINISH, "finished", {"outcome": c.outcome}
+        ):
             return
         o.citizen, o.phase = None, "idle"
         self._wake(o, at + self._secs((3.0, 15.0)))

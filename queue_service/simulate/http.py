@@ -26,19 +26,22 @@ from typing import Any
 
 import aiohttp
 
-from queue_service.domain import events as ev
+from queue_service.domain.actions import ACTIONS, CounterAction
+from queue_service.domain.vocab import EventType
+from queue_service.errors import AntrianError
 from queue_service.simulate.day import Called, Issued, Refused
 
+# The event each counter action the simulator takes is recorded as.
 _ACTION_EVENT = {
-    "open": ev.COUNTER_OPENED,
-    "pause": ev.COUNTER_PAUSED,
-    "close": ev.COUNTER_CLOSED,
-    "call-next": ev.TICKET_CALLED,
-    "recall": ev.TICKET_RECALLED,
-    "start": ev.TICKET_STARTED,
-    "finish": ev.TICKET_FINISHED,
-    "no-show": ev.TICKET_NO_SHOW,
-    "transfer": ev.TICKET_TRANSFERRED,
+    CounterAction.OPEN: EventType.COUNTER_OPENED,
+    CounterAction.PAUSE: EventType.COUNTER_PAUSED,
+    CounterAction.CLOSE: EventType.COUNTER_CLOSED,
+    CounterAction.CALL_NEXT: EventType.TICKET_CALLED,
+    CounterAction.RECALL: EventType.TICKET_RECALLED,
+    CounterAction.START: EventType.TICKET_STARTED,
+    CounterAction.FINISH: EventType.TICKET_FINISHED,
+    CounterAction.NO_SHOW: EventType.TICKET_NO_SHOW,
+    CounterAction.TRANSFER: EventType.TICKET_TRANSFERRED,
 }
 BACKOFF_FIRST = 0.5  # seconds before the first retry; doubled each time
 BACKOFF_CAP = 10.0  # ... up to this
@@ -47,9 +50,11 @@ RATE_NOTE_EVERY = 60.0  # seconds between the "still rate limited" lines
 UNAVAILABLE = frozenset({502, 503, 504})
 
 
-class ServiceUnavailable(Exception):
+class ServiceUnavailable(AntrianError):
     """The service did not answer for `retry_for` seconds (it is down, or the URL is
     wrong)."""
+
+    code = "service_unreachable"
 
 
 def _stderr(text: str) -> None:
@@ -72,7 +77,7 @@ def _problem(exc: BaseException) -> str:
 
 
 # (event type, ticket number or None, counter or None) of each thing the service did.
-Done = tuple[str, str | None, str | None]
+Done = tuple[EventType, str | None, str | None]
 
 
 @dataclass(slots=True)
@@ -208,30 +213,30 @@ class HttpDriver:
                     "tickets until it opens again; the counters go on with their queues"
                 )
             return code
-        self.done.append((ev.TICKET_ISSUED, data["number"], None))
+        self.done.append((EventType.TICKET_ISSUED, data["number"], None))
         return Issued(data["number"], data.get("id"))
 
     async def _counter_post(
-        self, counter: str, action: str, body: dict[str, str] | None
+        self, counter: str, action: CounterAction, body: dict[str, str] | None
     ) -> tuple[int, dict[str, Any]]:
         token = self.counter_token.format(counter=counter)
         path = f"/api/v1/sites/{self.site}/counters/{counter}/{action}"
         status, data = await self._post(path, token, body or {})
         if status == 200:
             ticket = data.get("ticket") or {}
-            number = ticket.get("number") if action in _TICKET_ACTIONS else None
+            number = ticket.get("number") if ACTIONS[action].holds_ticket else None
             self.done.append((_ACTION_EVENT[action], number, counter))
         return status, data
 
     async def call_next(self, at: datetime, counter: str) -> Called | Refused:
-        status, data = await self._counter_post(counter, "call-next", None)
+        status, data = await self._counter_post(counter, CounterAction.CALL_NEXT, None)
         if status != 200:
             return str(data.get("code", status))
         ticket = data["ticket"]
         return Called(ticket["number"], ticket.get("id"), ticket["service"])
 
     async def counter(
-        self, at: datetime, counter: str, action: str, body: dict[str, str] | None = None
+        self, at: datetime, counter: str, action: CounterAction, body: dict[str, str] | None = None
     ) -> Refused | None:
         status, data = await self._counter_post(counter, action, body)
         return None if status == 200 else str(data.get("code", status))
@@ -242,8 +247,5 @@ class HttpDriver:
         status, data = await self._post(f"/api/v1/tickets/{ticket_id}/cancel", None, {})
         if status != 200:
             return str(data.get("code", status))
-        self.done.append((ev.TICKET_CANCELLED, number, None))
+        self.done.append((EventType.TICKET_CANCELLED, number, None))
         return None
-
-
-_TICKET_ACTIONS = frozenset({"call-next", "recall", "start", "finish", "no-show", "transfer"})

@@ -1,39 +1,33 @@
-"""Mode (b): a simulated day against the pure domain, on a manual clock, in memory.
+"""Mode (b): a simulated day through the engine itself, on a manual clock, in memory.
 
-Every command goes through `queue_service.domain.commands` and every event is applied with
-`SiteState.apply`, as the engine does, so the log is valid by construction and the state
-keeps its invariants. At each issue the driver also asks every predictor of
-`queue_service.domain.estimate` what it would have told the citizen (the shipped one must
-equal what the ticket_issued event carries), and at the first call it records the wait:
-the material of the evaluation (`bench/ewt.py`).
+Every command goes through `queue_service.engine.Engine` on a `MemoryStore`: decided by
+`queue_service.domain.commands`, numbered, applied and committed as the service does it, so
+the log is valid by construction and the state keeps its invariants. At each issue the
+driver also asks every predictor of `queue_service.domain.estimate` what it would have told
+the citizen (the shipped one must equal what the ticket_issued event carries), and at the
+first call it records the wait: the material of the evaluation (`bench/ewt.py`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import partial
+from typing import Any
 
+from queue_service.config import AppConfig
 from queue_service.domain import commands, errors
-from queue_service.domain import events as ev
+from queue_service.domain.actions import CounterCommand, counter_command
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.estimate import PREDICTORS, Predictor
 from queue_service.domain.events import Event
 from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
-from queue_service.domain.totals import SiteTotals, wait_bounds
+from queue_service.domain.vocab import EventType
+from queue_service.engine import Engine
 from queue_service.simulate.day import Called, HallDay, Issued, Progress, Refused, Summary
 from queue_service.simulate.profiles import Profile
-
-_COUNTER_COMMANDS: dict[str, Callable[..., list[Event]]] = {
-    "open": commands.open_counter,
-    "close": commands.close_counter,
-    "recall": commands.recall,
-    "start": commands.start,
-    "no-show": commands.no_show,
-}
+from queue_service.store.memory import MemoryStore
 
 
 @dataclass(slots=True)
@@ -48,36 +42,59 @@ class Prediction:
 
 @dataclass(slots=True)
 class OfflineDriver:
+    """Plays a `HallDay` through an engine of its own (`run`)."""
+
     site: Site
     day: date
     predictors: dict[str, Predictor] = field(default_factory=lambda: dict(PREDICTORS))
-    state: SiteState = field(init=False)
     clock: ManualClock = field(init=False)
-    events: list[Event] = field(default_factory=list)
+    store: MemoryStore = field(init=False, default_factory=MemoryStore)
+    engine: Engine = field(init=False)
     predictions: dict[str, Prediction] = field(default_factory=dict)  # by ticket id
     _ids: int = 0
 
     def __post_init__(self) -> None:
-        bounds = wait_bounds(s.target_wait_seconds for s in self.site.services.values())
-        totals = SiteTotals(self.site.services, self.site.counters, bounds)
-        self.state = SiteState(self.site, self.day, totals)
         midnight = datetime.combine(self.day, datetime.min.time(), self.site.timezone)
         self.clock = ManualClock(midnight)
+        config = AppConfig(path="", sites={self.site.id: self.site}, tokens=())
+        # One command at a time: nothing to gather into a batch.
+        self.engine = Engine(config, self.store, self.clock, gather_seconds=0.0)
 
-    def _do(self, command: Callable[[SiteState, datetime], list[Event]]) -> list[Event]:
-        now = self.clock.now()
-        events = command(self.state, now)
-        out = []
-        for e in events:
-            e = dataclasses.replace(e, seq=len(self.events) + 1)
-            self.state.apply(e)
-            self.events.append(e)
-            out.append(e)
-            if e.type == ev.TICKET_CALLED and e.segment == 0:
+    @property
+    def state(self) -> SiteState:
+        """The site's committed state (every command is committed before the next)."""
+        return self.engine.site_state(self.site.id)
+
+    @property
+    def events(self) -> list[Event]:
+        """The day's log, as committed."""
+        return self.store.events
+
+    async def run(
+        self, hall: HallDay, progress: Progress | None = None, until: time | None = None
+    ) -> Summary:
+        """Play `hall`'s day, the engine started for it and stopped after."""
+        await self.engine.start()
+        try:
+            return await hall.run(self, progress, until)
+        finally:
+            await self.engine.stop()
+
+    async def _do(self, command: CounterCommand) -> list[Event]:
+        """Run a command through the engine; the events it committed."""
+        made: list[Event] = []
+
+        def respond(state: SiteState, events: list[Event]) -> tuple[int, dict[str, Any]]:
+            made.extend(events)
+            return 200, {}
+
+        await self.engine.execute(self.site.id, command, respond)
+        for e in made:
+            if e.type == EventType.TICKET_CALLED and e.segment == 0:
                 p = self.predictions.get(e.ticket_id or "")
                 if p is not None and p.wait is None:
                     p.wait = (e.ts - p.issued_at).total_seconds()
-        return out
+        return made
 
     async def wait_until(self, at: datetime) -> None:
         if at > self.clock.now():
@@ -87,12 +104,11 @@ class OfflineDriver:
         self._ids += 1
         ticket_id = f"sim-{self.day:%Y%m%d}-{self._ids:05d}"
         now = self.clock.now()
-        ahead = self.state.ahead_of_new(service, priority)
-        said = {
-            name: f(self.state, service, ahead, now, None) for name, f in self.predictors.items()
-        }
+        state = self.state
+        ahead = state.ahead_of_new(service, priority)
+        said = {name: f(state, service, ahead, now, None) for name, f in self.predictors.items()}
         try:
-            (event,) = self._do(
+            (event,) = await self._do(
                 partial(commands.issue, ticket_id=ticket_id, service=service, priority=priority)
             )
         except errors.DomainError as exc:
@@ -108,7 +124,7 @@ class OfflineDriver:
 
     async def call_next(self, at: datetime, counter: str) -> Called | Refused:
         try:
-            (event,) = self._do(partial(commands.call_next, counter_id=counter))
+            (event,) = await self._do(partial(commands.call_next, counter_id=counter))
         except errors.DomainError as exc:
             return exc.code
         assert event.service is not None
@@ -117,20 +133,9 @@ class OfflineDriver:
     async def counter(
         self, at: datetime, counter: str, action: str, body: dict[str, str] | None = None
     ) -> Refused | None:
-        body = body or {}
-        command: Callable[[SiteState, datetime], list[Event]]
-        if action in _COUNTER_COMMANDS:
-            command = partial(_COUNTER_COMMANDS[action], counter_id=counter)
-        elif action == "pause":
-            command = partial(commands.pause_counter, counter_id=counter, reason=body["reason"])
-        elif action == "finish":
-            command = partial(commands.finish, counter_id=counter, outcome=body["outcome"])
-        elif action == "transfer":
-            command = partial(commands.transfer, counter_id=counter, to_service=body["service"])
-        else:
-            raise ValueError(f"unknown counter action {action!r}")
+        command = counter_command(action, counter, body or {})
         try:
-            self._do(command)
+            await self._do(command)
         except errors.DomainError as exc:
             return exc.code
         return None
@@ -138,7 +143,7 @@ class OfflineDriver:
     async def cancel(self, at: datetime, number: str, ticket_id: str | None) -> Refused | None:
         assert ticket_id is not None
         try:
-            self._do(partial(commands.cancel, ticket_id=ticket_id, reason="pulang"))
+            await self._do(partial(commands.cancel, ticket_id=ticket_id, reason="pulang"))
         except errors.DomainError as exc:
             return exc.code
         return None
@@ -165,5 +170,5 @@ async def run_day(
     """Simulate one day of `site` offline; its events, state and predictions."""
     hall = HallDay(site, profile, seed, day)
     driver = OfflineDriver(site, hall.day)
-    summary = await hall.run(driver, progress, until)
+    summary = await driver.run(hall, progress, until)
     return OfflineDay(summary, driver)

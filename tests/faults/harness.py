@@ -313,6 +313,15 @@ class Checked:
     lost: int
     tickets: int
 
+    def assert_kept(self, live: dict[str, Any] | None = None) -> None:
+        """Every command sent has its final answer, none was stored twice, none is lost;
+        and the `live` snapshot (when given) counts every ticket stored."""
+        assert self.acknowledged + self.refused == self.sent
+        assert self.duplicated == 0
+        assert self.lost == 0
+        if live is not None:
+            assert sum(s["issued_today"] for s in live["services"]) == self.tickets
+
     def line(self) -> str:
         return (
             f"commands sent {self.sent}, acknowledged {self.acknowledged}, refused "

@@ -3,23 +3,27 @@
 Two states are kept per site. Commands decide against the *working* state, which already
 holds events that are decided but not yet committed, so two concurrent "call next" can
 never pick the same ticket. Readers (snapshot, stream, metrics) see only the *committed*
-state, which changes after the database has committed. A failed commit throws away every
+state, which changes after the store has committed. A failed commit throws away every
 uncommitted decision: working state is rebuilt from committed state, and the writer
-reconciles with the database before accepting commands again (a commit whose
+reconciles with the store before accepting commands again (a commit whose
 acknowledgement was lost is found there and applied, never decided twice).
+
+Every event is made the same way (`_decide`): decided against a state, numbered with the
+next seq, applied to that state. Reads never change a state: a site's committed state
+rolls over to a new service day when a command's events of that day are committed, or
+when the day closer (`_close_days`, on the clock) has expired what the ended day left open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from datetime import time as day_time
 from functools import partial
 from itertools import groupby
@@ -36,7 +40,21 @@ from queue_service.domain.events import Event
 from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
-from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable
+from queue_service.engine.answers import (
+    ANSWER_FAILED_STATUS,
+    ANSWER_FAILED_TEXT,
+    IDEMPOTENCY_WINDOW,
+    AnswerFailed,
+    Answers,
+    Key,
+)
+from queue_service.store.event_store import (
+    IdempotentAnswer,
+    StoreUnavailable,
+    WriterLockHeld,
+    database_errors,
+)
+from queue_service.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -44,48 +62,16 @@ Decide = Callable[[SiteState, datetime], list[Event]]
 Respond = Callable[[SiteState, list[Event]], tuple[int, dict[str, Any]]]
 Listener = Callable[[Sequence[Event]], None]
 
-IDEMPOTENCY_WINDOW = timedelta(hours=48)
 # A refused write (a full disk refuses INSERTs while `SELECT 1` still works) marks the
 # database as not writable until a commit succeeds, or this long with no new refusal (a
 # quiet hall after a blip must not look broken all night).
 WRITE_FAILURE_MEMORY = 60.0
-# Answers are kept in memory (as JSON text) this long: retries come within seconds. Older
-# answers of the window are fetched from the database by key, for the rare late retry.
-ANSWER_MEMORY = timedelta(minutes=15)
-# The keys of the window are kept in memory (as hashes, in buckets of this many seconds),
-# so a new key is known to be new without asking the database.
-KEY_BUCKET_SECONDS = 4 * 3600
-# Local time at which the day's heap is collected once in full (see `queue_service.heap`):
-# halls are closed, and the state of the day before has been dropped by then.
-HEAP_RENEW_AT = day_time(3, 0)
-_ROW_SITE = itemgetter(1)  # the site of a replay row (EventStore.REPLAY_ROW)
-
-
-class IdempotencyKeyReused(errors.Conflict):
-    code = "idempotency_key_reused"
-
-
-# The stored answer of a command whose events were decided (and are committed) but whose
-# answer could not be made: a retry with its key gets this answer, not a second decision.
-ANSWER_FAILED_STATUS = 500
-ANSWER_FAILED_TEXT = orjson.dumps(
-    {
-        "code": "answer_failed",
-        "message": "The request was carried out and recorded, but its answer could not be "
-        "made. Repeating it with the same Idempotency-Key gives this answer again; check "
-        "the queue for its result.",
-        "details": {},
-    }
-).decode()
-
-
-class AnswerFailed(Exception):
-    """A command was carried out (its events are committed) but its answer could not be
-    made, now or when it was first decided. `text` is the JSON body to send (status 500)."""
-
-    def __init__(self, text: str = ANSWER_FAILED_TEXT) -> None:
-        super().__init__("the command was carried out but its answer could not be made")
-        self.text = text
+# What a failed commit may raise that the writer recovers from (reconciling with the
+# store, then accepting commands again): the store's own failures. `WriterLockHeld`: the
+# writer connection was lost and another process holds the lock now; the store is not
+# ours to write until it lets go. Anything else is a bug and stops the writer.
+_STORE_FAILURES = (StoreUnavailable, WriterLockHeld)
+_ROW_SITE = itemgetter(1)  # the site of a replay row (event_store.REPLAY_ROW)
 
 
 @dataclass(slots=True)
@@ -93,50 +79,6 @@ class _Pending:
     events: list[Event]
     answer: IdempotentAnswer | None
     future: asyncio.Future[None]
-
-
-def _key_hash(site_id: str, key: str) -> int:
-    # Keys are printable, so "\x1f" cannot occur in them: the joined text is unambiguous.
-    return hash(f"{site_id}\x1f{key}")
-
-
-class AnswerKeys:
-    """Hashes of the idempotency keys stored in the window, bucketed by creation time.
-
-    A key whose hash is absent was never used in the window (no false negatives); a hash
-    present may, very rarely, belong to another key, which only costs a database look-up
-    that finds nothing. About 60 bytes per key, against ~3.7 KB for a decoded answer.
-    """
-
-    def __init__(self) -> None:
-        self.buckets: dict[int, set[int]] = {}
-
-    def __len__(self) -> int:
-        return sum(len(b) for b in self.buckets.values())
-
-    def add(self, site_id: str, key: str, created_at: datetime) -> None:
-        bucket = int(created_at.timestamp()) // KEY_BUCKET_SECONDS
-        hashes = self.buckets.get(bucket)
-        if hashes is None:
-            hashes = self.buckets[bucket] = set()
-        hashes.add(_key_hash(site_id, key))
-
-    def add_joined(self, bucket: int, joined: list[str]) -> None:
-        """Add "site_id\x1fkey" strings of one bucket (as `EventStore.answer_keys` gives)."""
-        self.buckets.setdefault(bucket, set()).update(map(hash, joined))
-
-    def __contains__(self, site_key: tuple[str, str]) -> bool:
-        h = hash(f"{site_key[0]}\x1f{site_key[1]}")  # _key_hash, inline: once per request
-        for hashes in self.buckets.values():  # noqa: SIM110 - a loop, not a generator: hot path
-            if h in hashes:
-                return True
-        return False
-
-    def forget_before(self, cutoff: datetime) -> None:
-        """Drop buckets that end before `cutoff`."""
-        last = int(cutoff.timestamp()) // KEY_BUCKET_SECONDS
-        for bucket in [b for b in self.buckets if b < last]:
-            del self.buckets[bucket]
 
 
 @dataclass(slots=True)
@@ -151,10 +93,13 @@ class EngineStats:
 
 
 class Engine:
+    """Every configured site's live state, the commands run against it and the writer
+    that commits their events to `store` (see the module's docstring)."""
+
     def __init__(
         self,
         config: AppConfig,
-        store: EventStore,
+        store: Store,
         clock: Clock,
         *,
         max_batch: int = 1024,
@@ -171,8 +116,7 @@ class Engine:
         # each turn of the loop still adds decisions to it (see `_gather`).
         self.gather_seconds = gather_seconds
         self.retry_seconds = retry_seconds
-        # How often the nightly heap collection looks at the clock (a stepped or injected
-        # clock must not make it wait out a whole night).
+        # How often the nightly heap collection looks at the clock (see `heap.Policy`).
         self.heap_check_seconds = heap_check_seconds
         # How often the day closer looks at the clock for a site's service day that ended.
         self.day_check_seconds = day_check_seconds
@@ -187,23 +131,16 @@ class Engine:
         # Working copies are made on a site's first command (see `_working`), and dropped
         # after a failed commit: a site nobody commands costs no copy.
         self.working: dict[str, SiteState] = {}
-        # Recent answers (ANSWER_MEMORY), oldest first; the keys of the whole window.
-        self.answers: dict[tuple[str, str], IdempotentAnswer] = {}
-        self.answer_keys = AnswerKeys()
-        # Keys whose request is decided and not yet committed (or failed), with the
-        # request's hash. Entries are removed by the writer once their batch is settled,
-        # never by the request's task: a cancelled request must not let a retry with its
-        # key decide it a second time while its events are still on the way.
-        self._inflight: dict[tuple[str, str], str] = {}
+        self.answers = Answers(store, clock)
         self._pending: list[_Pending] = []  # decided, waiting for the writer
         self._writing: Sequence[_Pending] = ()  # the batch being committed now
         self._wake: asyncio.Future[None] | None = None  # the idle writer waits on it
         self._settled: asyncio.Future[None] | None = None  # resolved after each batch
         self._task: asyncio.Task[None] | None = None
-        self._nightly: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._saving: set[asyncio.Task[None]] = set()  # totals being stored (see _rolled)
-        self._heap_held = False
+        # What start() takes and stop() gives back (the collector policy).
+        self._resources = contextlib.AsyncExitStack()
         self._idle = asyncio.Event()  # set while nothing waits to be committed
         self._idle.set()
         self._next_seq = 1
@@ -215,7 +152,6 @@ class Engine:
         self.ready = False
         self._write_failed_at: float | None = None  # time.monotonic() of the last refusal
         self.stats = EngineStats()
-        self._answers_pruned_at = datetime.min.replace(tzinfo=UTC)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -233,11 +169,11 @@ class Engine:
             for site_id, site in self.config.sites.items()
         }
         days = {site_id: state.day for site_id, state in states.items() if state.day}
-        # Replay allocates millions of objects and frees none: the cyclic GC would only
-        # traverse the growing state again and again (about a fifth of the time).
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        first_site = next(iter(self.config.sites.values()))
+        policy = await self._resources.enter_async_context(
+            heap.policy(self.clock, first_site.timezone, self.heap_check_seconds)
+        )
+        with policy.replay():
             async for rows in self.store.read_days(days):
                 # Each site's rows are contiguous in a batch: apply them as one run.
                 for site_id, run in groupby(rows, _ROW_SITE):
@@ -245,22 +181,7 @@ class Engine:
             for site_id, state in states.items():
                 state.on_roll = partial(self._rolled, site_id)
             self.committed = states
-            # The replayed state lives all day: freeze it, so that no full collection
-            # traverses it again (≈0.4 s for a million events, with every request waiting).
-            # Before the collector is on again: everything replayed is still in its young
-            # generation, and the first allocation after `gc.enable()` would traverse all
-            # of it in one young collection (0.2 s at a million events, measured).
-            heap.hold()
-            self._heap_held = True
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        await self.store.forget_answers(now - IDEMPOTENCY_WINDOW)
-        for bucket, joined in (
-            await self.store.answer_keys(now - IDEMPOTENCY_WINDOW, KEY_BUCKET_SECONDS)
-        ).items():
-            self.answer_keys.add_joined(bucket, joined)
-        self._answers_pruned_at = now
+        await self.answers.load()
         self.working = {}
         self.stats.replay_seconds = time.perf_counter() - began
         self.stats.replayed_events = count
@@ -273,8 +194,8 @@ class Engine:
         self.available = True
         self._task = asyncio.create_task(self._writer(), name="engine-writer")
         self._task.add_done_callback(self._writer_ended)
-        self._nightly = asyncio.create_task(self._renew_heap_nightly(), name="engine-heap")
         self._closer = asyncio.create_task(self._close_days(), name="engine-day-closer")
+        self._closer.add_done_callback(_closer_ended)
         self.ready = True
 
     async def _restore_totals(self, now: datetime) -> dict[str, SiteTotals]:
@@ -306,15 +227,10 @@ class Engine:
         replayed = 0
         async for rows in self.store.read_days({site.id: day}):
             replayed += state.replay_rows(rows)
-        expired = commands.expire_day(state)
-        for event in expired:
-            event.seq = self._next_seq
-            self._next_seq += 1
+        expired = self._decide(state, _expire_day, self.clock.now())
         if expired:
             await self.store.append(expired, [])
             self._committed_seq = expired[-1].seq
-            for event in expired:
-                state.apply(event)
         await self.store.save_site_totals(site.id, day, orjson.dumps(totals.to_json()).decode())
         log.info(
             "site %s: day %s added to the stored totals (%d events replayed, %d tickets expired)",
@@ -339,61 +255,6 @@ class Engine:
         except Exception as exc:
             log.warning("could not store the totals of %s through %s: %s", site_id, day, exc)
 
-    async def _close_days(self) -> None:
-        """Close each site's service day when it ends (at local midnight): expire its
-        tickets still open (`close_day`), then let the committed state roll over. Looks
-        at the clock every `day_check_seconds`, so a stepped or injected clock is followed;
-        a database that is down is retried at the next look."""
-        while True:
-            await asyncio.sleep(self.day_check_seconds)
-            now = self.clock.now()
-            for site_id, state in self.committed.items():
-                if state.day is None or state.site.service_day(now) <= state.day:
-                    continue
-                try:
-                    await self.close_day(site_id)
-                except StoreUnavailable as exc:
-                    log.warning("could not close the day of %s yet: %s", site_id, exc)
-
-    async def close_day(self, site_id: str) -> int:
-        """Expire the tickets a site's ended service day left open, wait for their commit,
-        and roll the site over to today; returns how many expired (0 when the day is
-        current or nothing was open)."""
-        self.check_site(site_id)
-        if not self.available:
-            raise StoreUnavailable("the database is unavailable; retry shortly")
-        now = self.clock.now()
-        working = self._working(site_id)
-        today = working.site.service_day(now)
-        if working.day is None or today <= working.day:
-            return 0
-        expired = self._expire_day(site_id, working, now)
-        working.roll_to(today)
-        if expired is not None:
-            await expired[1]
-        self.site_state(site_id)
-        return 0 if expired is None else len(expired[0])
-
-    def _expire_day(
-        self, site_id: str, working: SiteState, now: datetime
-    ) -> tuple[list[Event], asyncio.Future[None]] | None:
-        """Decide the expiry of the tickets the working state's day left open, and queue
-        it for the writer before anything of the next day (None when nothing is open)."""
-        expired = commands.expire_day(working)
-        if not expired:
-            return None
-        for event in expired:
-            event.seq = self._next_seq
-            self._next_seq += 1
-            working.apply(event)
-        log.info(
-            "site %s: %d tickets left open at the end of %s expire",
-            site_id,
-            len(expired),
-            working.day,
-        )
-        return expired, self._queue_decided(site_id, None, "", expired, now, 200, None)
-
     async def stop(self) -> None:
         self.ready = False
         if self._task is not None:
@@ -402,22 +263,17 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), timeout=5)
             self.available = False  # from here on, commands are refused at once
+            # Waited for, not awaited: a writer a bug ended has said so already.
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})
             self._task = None
-        for name in ("_nightly", "_closer"):
-            task = getattr(self, name)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                setattr(self, name, None)
+        if self._closer is not None:
+            self._closer.cancel()
+            await asyncio.wait({self._closer})
+            self._closer = None
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
-        if self._heap_held:
-            heap.release()
-            self._heap_held = False
+        await self._resources.aclose()
         self._fail_queued(StoreUnavailable("service is shutting down"))
 
     def _writer_ended(self, task: asyncio.Task[None]) -> None:
@@ -431,23 +287,6 @@ class Engine:
             self.available = False
             self.ready = False
             self._fail_queued(StoreUnavailable("the engine's writer stopped"))
-
-    async def _renew_heap_nightly(self) -> None:
-        """Once a night (HEAP_RENEW_AT in the first site's timezone), collect the whole
-        heap: cyclic garbage among frozen objects is freed there and nowhere else."""
-        site = next(iter(self.config.sites.values()))
-        while True:
-            now = self.clock.now()
-            local = site.local(now)
-            at = datetime.combine(local.date(), HEAP_RENEW_AT, tzinfo=site.timezone)
-            if at <= local:
-                at = datetime.combine(
-                    local.date() + timedelta(days=1), HEAP_RENEW_AT, tzinfo=site.timezone
-                )
-            # Slept in pieces: the clock may be stepped (or injected) meanwhile.
-            await asyncio.sleep(min((at - local).total_seconds(), self.heap_check_seconds))
-            if site.local(self.clock.now()) >= at:
-                heap.renew()
 
     def _new_totals(self, site_id: str) -> SiteTotals:
         site = self.config.sites[site_id]
@@ -469,20 +308,80 @@ class Engine:
         failed = self._write_failed_at
         return failed is None or time.monotonic() - failed > WRITE_FAILURE_MEMORY
 
+    # -- service days ------------------------------------------------------------------
+
+    async def _close_days(self) -> None:
+        """Close each site's service day when it ends (at local midnight): expire its
+        tickets still open (`close_day`), then let the committed state roll over. Looks
+        at the clock every `day_check_seconds`, so a stepped or injected clock is followed;
+        a database that is down is retried at the next look."""
+        while True:
+            await asyncio.sleep(self.day_check_seconds)
+            now = self.clock.now()
+            for site_id, state in self.committed.items():
+                today = state.site.service_day(now)
+                if state.day is None or today <= state.day:
+                    continue
+                self._roll_committed(site_id, today)  # nothing open: no database needed
+                if state.day == today:
+                    continue
+                try:
+                    await self.close_day(site_id)
+                except StoreUnavailable as exc:
+                    log.warning("could not close the day of %s yet: %s", site_id, exc)
+
+    async def close_day(self, site_id: str) -> int:
+        """Expire the tickets a site's ended service day left open, wait for their commit,
+        and roll the site over to today; returns how many expired (0 when the day is
+        current or nothing was open)."""
+        self.check_site(site_id)
+        if not self.available:
+            raise StoreUnavailable("the database is unavailable; retry shortly")
+        now = self.clock.now()
+        working = self._working(site_id)
+        today = working.site.service_day(now)
+        expired = None
+        if working.day is not None and today > working.day:
+            expired = self._expire_day(site_id, working, now)
+            working.roll_to(today)
+            if expired is not None:
+                await expired[1]
+        self._roll_committed(site_id, today)
+        return 0 if expired is None else len(expired[0])
+
+    def _expire_day(
+        self, site_id: str, working: SiteState, now: datetime
+    ) -> tuple[list[Event], asyncio.Future[None]] | None:
+        """Decide the expiry of the tickets the working state's day left open, and queue
+        it for the writer before anything of the next day (None when nothing is open)."""
+        expired = self._decide(working, _expire_day, now)
+        if not expired:
+            return None
+        log.info(
+            "site %s: %d tickets left open at the end of %s expire",
+            site_id,
+            len(expired),
+            working.day,
+        )
+        return expired, self._queue_decided(site_id, None, "", expired, now, 200, None)
+
+    def _roll_committed(self, site_id: str, today: date) -> None:
+        """Roll the site's committed state over to `today`, once nothing waits to be
+        committed (a ticket issued at 23:59:59 and committed after midnight must still
+        reach yesterday's state and totals) and the ended day has no open ticket left
+        (their expiry is on its way: it must reach yesterday's state and totals too).
+        Otherwise the day closer tries again at its next look."""
+        state = self.committed[site_id]
+        if state.day != today and self._idle.is_set() and not state.open_tickets():
+            state.roll_to(today)
+
     # -- reads -------------------------------------------------------------------------
 
     def site_state(self, site_id: str) -> SiteState:
-        """Committed state of a site, rolled to today's service day."""
+        """Committed state of a site (read-only: reading never rolls the day over)."""
         state = self.committed.get(site_id)
         if state is None:
             raise errors.UnknownSite(f"site {site_id!r} does not exist", site=site_id)
-        today = state.site.service_day(self.clock.now())
-        # Roll over only when nothing waits to be committed (a ticket issued at 23:59:59
-        # and committed after midnight must still reach yesterday's state and totals), and
-        # once the ended day has no open ticket left (their expiry is on its way: it must
-        # reach yesterday's state and totals too).
-        if state.day != today and self._idle.is_set() and not state.open_tickets():
-            state.roll_to(today)
         return state
 
     def check_site(self, site_id: str) -> None:
@@ -492,8 +391,7 @@ class Engine:
 
     def ticket_site(self, ticket_id: str) -> SiteState:
         """The committed state of the site holding today's ticket `ticket_id`."""
-        for site_id in self.config.sites:
-            state = self.site_state(site_id)
+        for state in self.committed.values():
             if ticket_id in state.tickets:
                 return state
         # The id is a capability: never echo it whole.
@@ -551,11 +449,11 @@ class Engine:
         self.check_site(site_id)
         key = (site_id, idempotency_key) if idempotency_key else None
         if key is not None:
-            replay = await self._replayed(key, request_hash)
-            if replay is not None:
-                if replay.status == ANSWER_FAILED_STATUS:
-                    raise AnswerFailed(replay.response)
-                return replay.status, None, replay.response
+            given = await self.answers.given(key, request_hash, self._batch_settled)
+            if given is not None:
+                if given.status == ANSWER_FAILED_STATUS:
+                    raise AnswerFailed(given.response)
+                return given.status, None, given.response
         if not self.available:
             raise StoreUnavailable("the database is unavailable; retry shortly")
 
@@ -569,7 +467,7 @@ class Engine:
             if expired is not None:
                 expired[1].add_done_callback(_consume)
             working.roll_to(today)
-            self.site_state(site_id)
+            self._roll_committed(site_id, today)
         elif today < working.day:
             # The wall clock stepped back across midnight: the day never rolls back (that
             # would wipe today's tickets). Decide at the latest time this day has seen, so
@@ -577,13 +475,7 @@ class Engine:
             now = working.last_ts or datetime.combine(
                 working.day, day_time(), tzinfo=working.site.timezone
             ).astimezone(UTC)
-        numbered = decide(working, now)
-        for event in numbered:
-            # Numbered in place: the events were made just now by `decide` and nobody else
-            # holds them yet (an Event is treated as immutable from here on).
-            event.seq = self._next_seq
-            self._next_seq += 1
-            working.apply(event)
+        numbered = self._decide(working, decide, now)
         try:
             status, response = respond(working, numbered)
             text = orjson.dumps(response).decode() if encode or key is not None else None
@@ -604,10 +496,22 @@ class Engine:
         await future
         return status, response, text
 
+    def _decide(self, state: SiteState, decide: Decide, now: datetime) -> list[Event]:
+        """Decide a command against `state`, number its events with the next seqs and
+        apply them to `state`: the one way an event is made."""
+        events = decide(state, now)
+        for event in events:
+            # Numbered in place: the events were made just now by `decide` and nobody else
+            # holds them yet (an Event is treated as immutable from here on).
+            event.seq = self._next_seq
+            self._next_seq += 1
+            state.apply(event)
+        return events
+
     def _queue_decided(
         self,
         site_id: str,
-        key: tuple[str, str] | None,
+        key: Key | None,
         request_hash: str,
         numbered: list[Event],
         now: datetime,
@@ -629,7 +533,7 @@ class Engine:
                 numbered[-1].seq if numbered else self._committed_seq,
                 now,
             )
-            self._inflight[key] = request_hash
+            self.answers.hold(key, request_hash)
         return self._enqueue(numbered, answer)
 
     def _working(self, site_id: str) -> SiteState:
@@ -663,46 +567,10 @@ class Engine:
     def _settle(self, batch: Sequence[_Pending]) -> None:
         """A batch is committed (its answers are stored) or failed: its keys are no longer
         in flight, and whoever waits on a batch looks again."""
-        for p in batch:
-            if p.answer is not None:
-                self._inflight.pop((p.answer.site_id, p.answer.key), None)
+        self.answers.settled([p.answer for p in batch if p.answer is not None])
         settled, self._settled = self._settled, None
         if settled is not None and not settled.done():
             settled.set_result(None)
-
-    async def _replayed(self, key: tuple[str, str], request_hash: str) -> IdempotentAnswer | None:
-        """The answer already given to this key, or None to decide the request now.
-
-        Returning None happens with no await after the last check, so the caller registers
-        the key as in flight before any other request with it can look."""
-        looked_up = False
-        while True:
-            inflight = self._inflight.get(key)
-            if inflight is not None:
-                if inflight != request_hash:
-                    raise IdempotencyKeyReused(
-                        "this Idempotency-Key was used for a different request", key=key[1]
-                    )
-                # Wait for the first attempt's batch: committed, its answer is found below;
-                # failed, the request is decided afresh.
-                await self._batch_settled()
-                continue
-            answer = self.answers.get(key)
-            if answer is None and not looked_up and key in self.answer_keys:
-                # Used in the window but no longer in memory: ask the database.
-                looked_up = True
-                answer = await self.store.find_answer(
-                    key[0], key[1], self.clock.now() - IDEMPOTENCY_WINDOW
-                )
-                if answer is None:
-                    continue  # look again: another request may have taken the key meanwhile
-            if answer is None:
-                return None
-            if answer.request_hash != request_hash:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used for a different request", key=key[1]
-                )
-            return answer
 
     # -- the writer --------------------------------------------------------------------
 
@@ -711,7 +579,7 @@ class Engine:
             if not self.available:
                 try:
                     await self._reconcile()
-                except StoreUnavailable:
+                except _STORE_FAILURES:
                     await asyncio.sleep(self.retry_seconds)
                     continue
                 self.available = True
@@ -737,7 +605,7 @@ class Engine:
                 # it landed).
                 self._fail(batch, StoreUnavailable("service is shutting down"))
                 raise
-            except Exception as exc:
+            except _STORE_FAILURES as exc:
                 self._writing = ()
                 failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
                 log.error("commit of %d events failed: %s", len(events), exc)
@@ -748,6 +616,14 @@ class Engine:
                 self._fail_queued(failure)
                 self.working = {}  # every uncommitted decision is void; copies made anew
                 continue
+            except Exception as exc:
+                # Not the store's failure but a bug: the batch's senders get it as it is,
+                # and the writer stops (`_writer_ended` logs it with its traceback and
+                # refuses what is queued: it could never be committed).
+                self._writing = ()
+                self.stats.commit_failures += 1
+                self._fail(batch, exc)
+                raise
             elapsed = time.perf_counter() - began
             self._write_failed_at = None
             try:
@@ -767,7 +643,7 @@ class Engine:
                     log.exception("commit observer failed")
             if not self._pending:
                 self._idle.set()
-            await self._prune_stored_answers()  # after the senders have their answers
+            await self.answers.prune_stored()  # after the senders have their answers
 
     async def _gather(self) -> None:
         """Let the event loop run, a turn at a time, while each turn adds decisions to the
@@ -797,11 +673,7 @@ class Engine:
             self.committed[event.site].apply(event)
         if events:
             self._committed_seq = max(self._committed_seq, events[-1].seq)
-        for answer in answers:
-            self.answers[(answer.site_id, answer.key)] = answer
-            self.answer_keys.add(answer.site_id, answer.key, answer.created_at)
-        if answers:
-            self._forget_old_answers()
+        self.answers.committed(answers)
         self.stats.events_committed += len(events)
         self.stats.batches_committed += 1
         for listener in self.listeners:
@@ -809,29 +681,6 @@ class Engine:
                 listener(events)
             except Exception:
                 log.exception("event listener failed")
-
-    async def _prune_stored_answers(self) -> None:
-        """Hourly, delete stored answers that are past the idempotency window."""
-        now = self.clock.now()
-        if now - self._answers_pruned_at < timedelta(hours=1):
-            return
-        self._answers_pruned_at = now
-        try:
-            await self.store.forget_answers(now - IDEMPOTENCY_WINDOW)
-        except Exception:  # the next commit will tell whether the database is there
-            log.warning("could not delete old idempotency answers", exc_info=True)
-
-    def _forget_old_answers(self) -> None:
-        """Drop answers older than ANSWER_MEMORY from memory (oldest first: dicts keep
-        order), and keys older than the idempotency window."""
-        now = self.clock.now()
-        cutoff = now - ANSWER_MEMORY
-        while self.answers:
-            key = next(iter(self.answers))
-            if self.answers[key].created_at >= cutoff:
-                break
-            del self.answers[key]
-        self.answer_keys.forget_before(now - IDEMPOTENCY_WINDOW)
 
     def _fail(self, batch: Sequence[_Pending], exc: Exception) -> None:
         for p in batch:
@@ -846,7 +695,9 @@ class Engine:
 
     async def _reconcile(self) -> None:
         """After a failed commit: adopt whatever the database did commit, then resume."""
-        try:
+        late: list[Event] = []
+        answers: list[IdempotentAnswer] = []
+        with database_errors():
             await self.store.ping()
             max_seq = await self.store.max_seq()
             if max_seq > self._committed_seq:
@@ -854,15 +705,24 @@ class Engine:
                 answers = await self.store.load_answers(
                     self.clock.now() - IDEMPOTENCY_WINDOW, after_seq=self._committed_seq
                 )
-                log.warning("adopting %d events committed before a lost acknowledgement", len(late))
-                self._commit_applied(late, answers)
-        except StoreUnavailable:
-            raise
-        except Exception as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        if late or answers:
+            log.warning("adopting %d events committed before a lost acknowledgement", len(late))
+            self._commit_applied(late, answers)
         self._committed_seq = max(self._committed_seq, max_seq)
         self._next_seq = self._committed_seq + 1
         self.working = {}
+
+
+def _expire_day(state: SiteState, now: datetime) -> list[Event]:
+    """`commands.expire_day` as a decision (it takes no time: its events are stamped at
+    the end of the state's day)."""
+    return commands.expire_day(state)
+
+
+def _closer_ended(task: asyncio.Task[None]) -> None:
+    """The day closer ends only when stopped; a bug that ends it is logged loudly."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.critical("the engine's day closer stopped: %r", exc, exc_info=exc)
 
 
 def _consume(future: asyncio.Future[None]) -> None:
