@@ -92,7 +92,7 @@ def simulate(
     for seed in seeds:
         hall = HallDay(site, profile(name), seed)
         driver = OfflineDriver(site, hall.day, predictors=dict(predictors))
-        asyncio.run(hall.run(driver))
+        asyncio.run(driver.run(hall))
         out.extend(p for p in driver.predictions.values() if p.wait is not None)
     return out, time.perf_counter() - began
 

@@ -109,7 +109,7 @@ def sizes(engine: Engine) -> dict[str, float]:
     committed = deep_size(engine.committed.values(), seen)
     working = deep_size(engine.working.values(), seen)
     # Recent answers (JSON text) and, since the idempotency rework, the key hashes of 48 h.
-    answers = deep_size([engine.answers, getattr(engine, "answer_keys", None)], seen)
+    answers = deep_size([engine.answers.recent, engine.answers.keys], seen)
     return {"committed_mb": committed / MB, "working_mb": working / MB, "answers_mb": answers / MB}
 
 
@@ -126,8 +126,8 @@ async def mode_time(
     out: dict[str, Any] = {
         "start_s": _timed(began),
         "events": engine.stats.replayed_events,
-        "answers": len(engine.answers),
-        "answer_keys": len(getattr(engine, "answer_keys", ())),
+        "answers": len(engine.answers.recent),
+        "answer_keys": len(engine.answers.keys),
         "gc_off": gc_off,
     }
     gc.enable()
@@ -264,8 +264,8 @@ async def mode_trace(dsn: str, sites: int) -> dict[str, Any]:
     engine.working = {}
     gc.collect()
     without_working, _ = tracemalloc.get_traced_memory()
-    answers = engine.answers
-    engine.answers = {}
+    answers = engine.answers.recent
+    engine.answers.recent = {}
     del answers
     gc.collect()
     without_answers, _ = tracemalloc.get_traced_memory()

@@ -43,13 +43,13 @@ def main(args: argparse.Namespace, url: str | None = None) -> None:
             began = time.perf_counter()
             hall = HallDay(site, profile(name), args.seed)
             driver = OfflineDriver(site, hall.day)
-            asyncio.run(hall.run(driver))
+            asyncio.run(driver.run(hall))
             sim.append(time.perf_counter() - began)
 
             began = time.perf_counter()
             hall = HallDay(site, profile(name), args.seed)
             lean = OfflineDriver(site, hall.day, predictors={})
-            asyncio.run(hall.run(lean))
+            asyncio.run(lean.run(hall))
             bare.append(time.perf_counter() - began)
             assert [e.type for e in lean.events] == [e.type for e in driver.events]
 

@@ -10,7 +10,8 @@ API answers it with, a human `message` and JSON-ready `details`.
     │   └── Conflict                      conflict              409
     │       └── InvalidTransition, TicketTaken, QueueEmpty, CounterBusy,
     │           CounterNotOpen, NotServedHere, NoShowTooEarly,
-    │           NotIssuing (SiteClosed, CutoffPassed, QuotaReached)
+    │           NotIssuing (SiteClosed, CutoffPassed, QuotaReached),
+    │           IdempotencyKeyReused (idempotency_key_reused, engine/answers.py)
     ├── InvalidAnswers (ValueError)       invalid_answers       400     domain/ikm.py
     ├── ReplayError                       replay_failed         500     domain/state.py
     ├── ApiError                          bad_request           400     web/errors.py
@@ -20,14 +21,15 @@ API answers it with, a human `message` and JSON-ready `details`.
     ├── StoreUnavailable                  database_unavailable  503     store/event_store.py
     ├── WriterLockHeld                    writer_lock_held              store/event_store.py
     ├── EmbeddedPostgresError (OSError)   embedded_postgres             store/db.py
-    ├── AnswerFailed                      answer_failed         500     engine (carried out,
-    │                                                                   no answer made)
+    ├── AnswerFailed                      answer_failed         500     engine/answers.py
+    │                                                           (carried out, no answer made)
     ├── ReportRangeError (ValueError)     invalid_range         400     reports/build.py
     ├── ConfigError                       invalid_config                config.py
     ├── SettingsError (ValueError)        invalid_settings              settings.py
     ├── FrameError (ValueError)           invalid_frame                 devices/framing.py
     ├── LinkError                         device_link                   devices/link.py
-    └── KeypadBusy (ValueError)           keypad_busy                   devices/sim/hardware.py
+    ├── KeypadBusy (ValueError)           keypad_busy                   devices/sim/hardware.py
+    └── ServiceUnavailable                service_unreachable           simulate/http.py
 
 An empty status means the error never reaches an HTTP answer (start-up, devices, the
 command line). The HTTP error middleware needs one branch for the whole tree: `status`, `code`,

@@ -31,8 +31,8 @@ from queue_service.domain.site import WEEKDAYS, EndOfDay, Site, at_local
 from queue_service.domain.vocab import Priority
 from queue_service.simulate.profiles import Profile
 
-# The priority kinds a citizen may have, as the plain strings a command takes.
-_PRIORITIES = tuple(p.value for p in Priority)
+# The priority kinds a citizen may have.
+_PRIORITIES = tuple(Priority)
 # What a driver answers for a command that did not happen: the API's error code.
 Refused = str
 
@@ -56,7 +56,9 @@ class Driver(Protocol):
 
     async def wait_until(self, at: datetime) -> None: ...
 
-    async def issue(self, at: datetime, service: str, priority: str | None) -> Issued | Refused: ...
+    async def issue(
+        self, at: datetime, service: str, priority: Priority | None
+    ) -> Issued | Refused: ...
 
     async def call_next(self, at: datetime, counter: str) -> Called | Refused: ...
 

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 
 from queue_service.domain.actions import ACTIONS, CounterAction
-from queue_service.domain.vocab import EventType
+from queue_service.domain.vocab import EventType, Priority
 from queue_service.errors import AntrianError
 from queue_service.simulate.day import Called, Issued, Refused
 
@@ -198,7 +198,9 @@ class HttpDriver:
     ) -> tuple[int, dict[str, Any]]:
         return await self.request("POST", path, token, body)
 
-    async def issue(self, at: datetime, service: str, priority: str | None) -> Issued | Refused:
+    async def issue(
+        self, at: datetime, service: str, priority: Priority | None
+    ) -> Issued | Refused:
         body: dict[str, Any] = {"service": service}
         if priority is not None:
             body["priority"] = priority

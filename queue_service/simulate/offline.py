@@ -23,7 +23,7 @@ from queue_service.domain.estimate import PREDICTORS, Predictor
 from queue_service.domain.events import Event
 from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
-from queue_service.domain.vocab import EventType
+from queue_service.domain.vocab import EventType, Priority
 from queue_service.engine import Engine
 from queue_service.simulate.day import Called, HallDay, Issued, Progress, Refused, Summary
 from queue_service.simulate.profiles import Profile
@@ -100,7 +100,9 @@ class OfflineDriver:
         if at > self.clock.now():
             self.clock.set(at)
 
-    async def issue(self, at: datetime, service: str, priority: str | None) -> Issued | Refused:
+    async def issue(
+        self, at: datetime, service: str, priority: Priority | None
+    ) -> Issued | Refused:
         self._ids += 1
         ticket_id = f"sim-{self.day:%Y%m%d}-{self._ids:05d}"
         now = self.clock.now()

@@ -16,49 +16,17 @@ from typing import Any
 
 import orjson
 
-from queue_service.domain.events import Event
-from queue_service.domain.state import ReplayRow
-from queue_service.domain.vocab import EventType, Source
+from queue_service.domain import events
+from queue_service.domain.events import ROW_WIDTH, Event
+from queue_service.domain.state import Row
 from queue_service.store.event_store import REPLAY_BATCH, IdempotentAnswer
 
-# The event types whose replay handler reads the counter (the others' rows carry None, as
-# the PostgreSQL range query leaves it out), and the data field each type's row carries
-# as its `text` column.
-_NO_COUNTER = frozenset(
-    {
-        EventType.TICKET_ISSUED,
-        EventType.TICKET_RECALLED,
-        EventType.TICKET_STARTED,
-        EventType.TICKET_CANCELLED,
-    }
-)
-_TEXT_FIELD = {
-    EventType.TICKET_ISSUED: "number",
-    EventType.TICKET_FINISHED: "outcome",
-    EventType.TICKET_TRANSFERRED: "to_service",
-    EventType.COUNTER_PAUSED: "reason",
-}
 
-
-def replay_row(e: Event) -> ReplayRow:
-    """The replay row of an event, as the PostgreSQL store's range query reads it."""
-    issued = e.type == EventType.TICKET_ISSUED
-    text = _TEXT_FIELD.get(EventType(e.type))
-    d = e.data
-    return (
-        e.seq,
-        e.site,
-        e.type,
-        e.ts,
-        e.ticket_id,
-        None if e.type in _NO_COUNTER else e.counter_id,
-        e.service if issued else None,
-        None if text is None else d.get(text),
-        d["seq"] if issued else None,
-        d.get("priority") if issued else None,
-        d.get("source", Source.KIOSK) if issued else None,
-        d.get("estimated_wait_seconds") if issued else None,
-    )
+def replay_row(e: Event) -> Row:
+    """The row the PostgreSQL store's range query reads of `e`: all `ROW_WIDTH` columns,
+    those its type does not use None."""
+    row = events.replay_row(e)
+    return row + (None,) * (ROW_WIDTH - len(row))
 
 
 class MemoryStore:
@@ -95,7 +63,7 @@ class MemoryStore:
 
     async def read_days(
         self, days: Mapping[str, date], *, batch: int = REPLAY_BATCH
-    ) -> AsyncIterator[list[ReplayRow]]:
+    ) -> AsyncIterator[list[Row]]:
         for site_id, day in days.items():
             rows = [replay_row(e) for e in self.events if e.site == site_id and e.day == day]
             for first in range(0, len(rows), batch):

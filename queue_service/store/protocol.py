@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from queue_service.domain.events import Event
-from queue_service.domain.state import ReplayRow
+from queue_service.domain.state import Row
 from queue_service.store.event_store import IdempotentAnswer
 
 
@@ -42,7 +42,7 @@ class Store(Protocol):
         (site, key) is stored already is kept as it is: its first answer stands."""
         ...
 
-    def read_days(self, days: Mapping[str, date]) -> AsyncIterator[Sequence[ReplayRow]]:
+    def read_days(self, days: Mapping[str, date]) -> AsyncIterator[Sequence[Row]]:
         """Every event of each site's given day, as replay rows (`event_store.REPLAY_ROW`)
         in batches; each site's rows in seq order and contiguous within a batch."""
         ...

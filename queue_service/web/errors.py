@@ -16,10 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from queue_service.domain import errors as domain
-from queue_service.engine import ANSWER_FAILED_STATUS, AnswerFailed
+from queue_service.engine import AnswerFailed
 from queue_service.errors import AntrianError
-from queue_service.store.event_store import StoreUnavailable
 from queue_service.web.keys import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -63,37 +61,14 @@ def error_response(
     )
 
 
-# The three errors that other branches of issue 16 make AntrianErrors (DomainError with a
-# class `status`; StoreUnavailable 503 `database_unavailable`; AnswerFailed 500
-# `answer_failed`): until those merge, their status, code, message and details are read
-# here. After the merge: delete `_NOT_YET_ANTRIAN`, `_DOMAIN_STATUS` and `_legacy_status`,
-# the `else` of `_answer` (its first branch stays, unconditioned), and catch `AntrianError`
-# alone in `error_middleware`.
-_NOT_YET_ANTRIAN = (domain.DomainError, StoreUnavailable, AnswerFailed)
-_DOMAIN_STATUS = ((domain.NotFound, 404), (domain.Conflict, 409), (domain.Invalid, 400))
-
-
-def _legacy_status(exc: Exception) -> tuple[int, str, str, dict[str, Any]]:
-    if isinstance(exc, StoreUnavailable):
-        return 503, "database_unavailable", str(exc), {}
-    if isinstance(exc, AnswerFailed):
-        return ANSWER_FAILED_STATUS, "answer_failed", str(exc), {}
-    assert isinstance(exc, domain.DomainError)
-    status = next((s for kind, s in _DOMAIN_STATUS if isinstance(exc, kind)), 400)
-    return status, exc.code, exc.message, exc.details
-
-
 # A 503's own message may carry the database's words (its address, its error): the answer
 # says this instead.
 _PUBLIC_MESSAGES = {503: "The database is unavailable; nothing was recorded. Retry shortly."}
 
 
-def _answer(request: web.Request, exc: Exception) -> web.Response:
+def _answer(request: web.Request, exc: AntrianError) -> web.Response:
     """The answer to an error raised on purpose: its status, code, message and details."""
-    if isinstance(exc, AntrianError):
-        status, code, message, details = exc.status, exc.code, exc.message, exc.details
-    else:
-        status, code, message, details = _legacy_status(exc)
+    status, code, message, details = exc.status, exc.code, exc.message, exc.details
     if isinstance(exc, AnswerFailed):  # logged with its traceback by the engine
         return web.Response(text=exc.text, status=status, content_type="application/json")
     message = _PUBLIC_MESSAGES.get(status, message)
@@ -121,7 +96,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except (AntrianError, *_NOT_YET_ANTRIAN) as exc:
+    except AntrianError as exc:
         return _answer(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
