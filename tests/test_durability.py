@@ -14,49 +14,25 @@ import aiohttp
 import asyncpg
 import pytest
 
-from queue_service.config import hash_token
+from queue_service.domain.vocab import Role
 from queue_service.store.db import EmbeddedPostgres
 from tests.conftest import fetch
+from tests.halls import Bearer, Hall, counter, service
 from tests.service_process import Service, stable
 
-# ruff: noqa: E501
-
-HALL_TOML = """
-[[sites]]
-id = "hall"
-name = "Durability hall"
-timezone = "Asia/Makassar"
-agencies = [{{ id = "a", name = "Agency" }}]
-services = [
-  {{ code = "Q", agency = "a", name_id = "Layanan Q", name_en = "Q", prefix = "Q", target_wait_minutes = 15 }},
-  {{ code = "R", agency = "a", name_id = "Layanan R", name_en = "R", prefix = "R", target_wait_minutes = 15 }},
-]
-counters = [
-  {{ id = "c1", name = "Loket 1", services = ["Q", "R"] }},
-  {{ id = "c2", name = "Loket 2", services = ["Q"] }},
-]
-[sites.hours]
-mon = ["00:00", "24:00"]
-tue = ["00:00", "24:00"]
-wed = ["00:00", "24:00"]
-thu = ["00:00", "24:00"]
-fri = ["00:00", "24:00"]
-sat = ["00:00", "24:00"]
-sun = ["00:00", "24:00"]
-
-[[tokens]]
-name = "admin"
-role = "admin"
-sha256 = "{admin}"
-"""
-ADMIN = {"Authorization": "Bearer durability-admin"}
+ADMIN_TOKEN = Bearer("durability-admin", Role.ADMIN)
+ADMIN = ADMIN_TOKEN.headers
+HALL = Hall(
+    name="Durability hall",
+    services=(service("Q"), service("R")),
+    counters=(counter("c1", "Q", "R"), counter("c2", "Q")),
+    tokens=(ADMIN_TOKEN,),
+)
 
 
 @pytest.fixture
 def hall_config(tmp_path: Path) -> Path:
-    path = tmp_path / "hall.toml"
-    path.write_text(HALL_TOML.format(admin=hash_token("durability-admin")))
-    return path
+    return HALL.write(tmp_path)
 
 
 @pytest.fixture(params=["database_url", "embedded"])
