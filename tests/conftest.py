@@ -161,16 +161,24 @@ SLOW_FILES = (
 SLOW_MARKERS = ("browser", "prometheus")
 # Single tests of a few seconds or more in files otherwise quick: file -> test (or class).
 SLOW_TESTS = {
-    "test_cli.py": ("test_the_banner_of_the_embedded_database_names_its_directory_and_its_log",),
+    "test_call_order.py": (  # hypothesis, 400 examples
+        "test_positions_and_snapshot_order_are_the_order_call_next_hands_tickets_out",
+    ),
+    "test_cli.py": (  # the service process on an embedded PostgreSQL of its own
+        "test_the_banner_of_the_embedded_database_names_its_directory_and_its_log",
+    ),
     "test_devices_service.py": (
         "test_a_printer_answering_only_dle_eot_1_prints_and_says_its_paper_state_is_unknown",
-        "test_database_restart_holds_device_tickets_in_order_and_stores_each_once",
+        "test_database_restart_holds_device_tickets_in_order_and_stores_each_once",  # its own
     ),
     "test_domain_properties.py": ("TestHallMachine",),  # a hypothesis state machine
-    "test_engine.py": (
+    "test_engine.py": (  # waits out the stop's grace period
         "test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its_keys",
     ),
-    "test_simulate.py": ("test_http_mode_rides_out_a_restart_of_the_service_and_stops_on_ctrl_c",),
+    "test_simulate.py": (  # the service as a process of its own
+        "test_http_mode_rides_out_a_restart_of_the_service_and_stops_on_ctrl_c",
+        "test_http_mode_says_the_hall_is_closed_and_when_it_opens",
+    ),
 }
 
 

@@ -107,7 +107,7 @@ class Hall:
     id: str = "hall"
     name: str = "Test hall"
     timezone: str = "Asia/Makassar"
-    hours: Mapping[str, tuple[str, str]] = field(default_factory=every_day)
+    hours: Mapping[str, Sequence[str]] = field(default_factory=every_day)  # day: (opens, closes)
     breaks: Sequence[Mapping[str, Any]] = ()
     agencies: Sequence[Mapping[str, Any]] = ({"id": "a", "name": "Agency"},)
     services: Sequence[Mapping[str, Any]] = (service(),)
