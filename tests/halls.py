@@ -10,7 +10,6 @@ at counter c1, no devices, no tokens. The helpers `service`, `counter`, `numbere
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import tomllib
@@ -116,10 +115,6 @@ class Hall:
     site_fields: Mapping[str, Any] = field(default_factory=dict)  # public_url, survey, ...
     tokens: Sequence[Bearer] = ()
     other_sites: Sequence[Hall] = ()
-
-    def replace(self, **changes: Any) -> Hall:
-        """This hall with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
     def site_table(self) -> Table:
         """This site's [[sites]] table."""
