@@ -5,6 +5,7 @@ slow (`make test-fast` runs the others)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import tempfile
@@ -31,6 +32,18 @@ EXAMPLE = ROOT / "config" / "example-hall.toml"
 SITE = "mpp-banjarmasin"
 # Monday 23 November 2026, 09:00 WITA (UTC+8): the hall is open.
 MONDAY_9AM = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+
+
+def pytest_configure() -> None:
+    """Keep this checkout's temporary directories (tmp_path) out of /tmp/pytest-of-<user>:
+    pytest makes that folder 0700 again at the start of every session of the user, and a
+    PostgreSQL a test runs below it as its system user (EmbeddedPostgres, when root) then
+    cannot open its files: such a test failed whenever another checkout's suite started."""
+    if "PYTEST_DEBUG_TEMPROOT" not in os.environ:
+        checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+        root = Path(tempfile.gettempdir()) / f"antrian-tests-{checkout}"
+        root.mkdir(exist_ok=True)
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(root)
 
 
 def with_database(url: str, name: str) -> str:
