@@ -70,9 +70,9 @@ def pg_server() -> Iterator[str]:
 
 
 async def without_fsync(url: str) -> None:
-    """Have the server skip fsync: a database per test costs a third less to create. The
-    session's server lives in a temporary directory and no test crashes it (the tests that
-    kill or stop PostgreSQL start one of their own)."""
+    """Have the server skip fsync, much of what creating a database per test waits for.
+    The session's server lives in a temporary directory and no test crashes it (the tests
+    that kill or stop PostgreSQL start one of their own)."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("ALTER SYSTEM SET fsync = off")
