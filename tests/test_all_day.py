@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestClient
 
 from queue_service.config import AppConfig
 from queue_service.domain import commands, estimate
-from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
 from queue_service.domain.site import END_OF_DAY, WEEKDAYS, Break
 from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import EventType
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.offline import run_day
@@ -196,7 +196,7 @@ async def test_a_simulated_day_keeps_a_break_ending_at_24_00_to_the_end_of_the_d
         return sum(
             1
             for e in day.events
-            if e.type == ev.TICKET_CALLED and e.ts.astimezone(WITA).time() >= time(14, 5)
+            if e.type == EventType.TICKET_CALLED and e.ts.astimezone(WITA).time() >= time(14, 5)
         )
 
     with_break = await run_day(site, profile("typical"), 1, MONDAY)

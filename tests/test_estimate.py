@@ -17,13 +17,12 @@ from aiohttp.test_utils import TestClient
 from queue_service import read_models
 from queue_service.config import AppConfig
 from queue_service.domain import commands, estimate
-from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
 from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
-from queue_service.domain.vocab import Role
+from queue_service.domain.vocab import EventType, Role
 from queue_service.engine import Engine
 from queue_service.settings import Settings
 from queue_service.store.db import create_pool
@@ -323,7 +322,9 @@ def _rows_with_estimate(events: list[Event]) -> dict[str, list[tuple[Any, ...]]]
     """Replay rows as the store reads them, with the issued event's estimate last."""
     rows: dict[str, list[tuple[Any, ...]]] = {}
     for e in events:
-        estimate_ = e.data.get("estimated_wait_seconds") if e.type == ev.TICKET_ISSUED else None
+        estimate_ = (
+            e.data.get("estimated_wait_seconds") if e.type == EventType.TICKET_ISSUED else None
+        )
         rows.setdefault(e.site, []).append((*row_of(e), estimate_))
     return rows
 
@@ -382,7 +383,7 @@ async def test_a_restart_keeps_each_tickets_estimate_and_the_error_totals(
     told = {
         e.ticket_id: e.data.get("estimated_wait_seconds")
         for e in d.log
-        if e.type == ev.TICKET_ISSUED
+        if e.type == EventType.TICKET_ISSUED
     }
     assert sum(v is not None for v in told.values()) == 6
 
