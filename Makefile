@@ -1,11 +1,13 @@
 # Antrian — developer entry points.
 #
-#   make run    start the queue service with $(CONFIG)
-#   make test   run the test suite (extra pytest flags via PYTEST_ARGS=...)
+#   make run        start the queue service with $(CONFIG)
+#   make test       run the test suite (extra pytest flags via PYTEST_ARGS=...)
+#   make test-fast  the suite without the tests marked slow (tests/conftest.py says which)
 #
 # Both bootstrap .venv on first use and reinstall it whenever pyproject.toml changes:
 # `run` (and `demo`, `check-config`) install what running needs (`pip install -e .`),
-# `test` (and `lint`, `format`, `bench`, `audit`) the test and lint tools too ('.[dev]').
+# `test` (and `test-fast`, `lint`, `format`, `bench`, `audit`) the test and lint tools too
+# ('.[dev]').
 
 PYTHON      ?= python3
 VENV        ?= .venv
@@ -19,12 +21,13 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run demo test lint format bench audit check-config clean
+.PHONY: help venv run demo test test-fast lint format bench audit check-config clean
 
 help:
 	@echo "make run           start the service (CONFIG=$(CONFIG))"
 	@echo "make demo          the service plus a simulated hall day (SPEED=30)"
 	@echo "make test          run pytest (PYTEST_ARGS='...')"
+	@echo "make test-fast     pytest without the slow tests (faults, soak, fuzzing, live tools)"
 	@echo "make lint          ruff check, ruff format --check, mypy"
 	@echo "make format        apply ruff format and ruff --fix"
 	@echo "make bench         run the benchmark (python -m bench)"
@@ -56,6 +59,9 @@ demo: $(RUN_STAMP)
 
 test: $(DEV_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: $(DEV_STAMP)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

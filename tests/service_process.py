@@ -99,3 +99,20 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+async def issue(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    key: str,
+    service: str = "Q",
+) -> tuple[int, dict[str, Any]]:
+    """Ask the service at `url` for a ticket of `service` in site "hall", `key` its
+    Idempotency-Key: the answer's status and body."""
+    async with session.post(
+        f"{url}/api/v1/sites/hall/tickets",
+        json={"service": service},
+        headers={**headers, "Idempotency-Key": key},
+    ) as resp:
+        return resp.status, await resp.json()

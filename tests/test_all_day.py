@@ -7,18 +7,20 @@ domain)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
 
-from queue_service.config import AppConfig, hash_token, parse_config
+from queue_service.config import AppConfig
 from queue_service.domain import commands, estimate
-from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.events import Event
 from queue_service.domain.site import END_OF_DAY, WEEKDAYS, Break
 from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import EventType
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.offline import run_day
@@ -26,6 +28,7 @@ from queue_service.simulate.profiles import profile, sample_hall
 from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
 from tests.conftest import KIOSK, MANAGER, fetch
+from tests.halls import DEMO_KIOSK, DEMO_MANAGER, Hall, Table, every_day, numbered_counters
 
 WITA = ZoneInfo("Asia/Makassar")  # UTC+8
 BASE = "/api/v1/sites/hall"
@@ -38,41 +41,16 @@ def wita(day: date, hh: int, mm: int, ss: int = 0, us: int = 0) -> datetime:
 
 
 def all_day_hall(
-    days: tuple[str, ...] = WEEKDAYS, counters: int = 1, breaks: list[dict[str, Any]] | None = None
+    days: tuple[str, ...] = WEEKDAYS, counters: int = 1, breaks: Sequence[Table] = ()
 ) -> AppConfig:
     """One service Q, open "00:00"-"24:00" on `days`; the demo kiosk and manager tokens."""
-    return parse_config(
-        {
-            "sites": [
-                {
-                    "id": "hall",
-                    "name": "Hall open all day",
-                    "timezone": "Asia/Makassar",
-                    "hours": {d: ["00:00", "24:00"] for d in days},
-                    "breaks": breaks or [],
-                    "agencies": [{"id": "a", "name": "Agency"}],
-                    "services": [
-                        {
-                            "code": "Q",
-                            "agency": "a",
-                            "name_id": "Layanan",
-                            "name_en": "Service",
-                            "prefix": "Q",
-                            "target_wait_minutes": 15,
-                        }
-                    ],
-                    "counters": [
-                        {"id": f"c{n:02d}", "name": f"Loket {n}", "services": ["Q"]}
-                        for n in range(counters)
-                    ],
-                }
-            ],
-            "tokens": [
-                {"name": "kiosk", "role": "kiosk", "sha256": hash_token("demo-kiosk")},
-                {"name": "manager", "role": "manager", "sha256": hash_token("demo-manager")},
-            ],
-        }
-    )
+    return Hall(
+        name="Hall open all day",
+        hours=every_day(days=days),
+        breaks=breaks,
+        counters=numbered_counters(counters),
+        tokens=(DEMO_KIOSK, DEMO_MANAGER),
+    ).config()
 
 
 async def post_ticket(client: TestClient) -> tuple[int, dict[str, Any]]:
@@ -175,12 +153,13 @@ def shipped_at_half_past_midnight(day: date, days: tuple[str, ...]) -> tuple[flo
     site = all_day_hall(days, counters=2).sites["hall"]
     now = wita(day, 0, 30).astimezone(UTC)
     state = SiteState(site, site.service_day(now))
-    for command, kw in [
+    steps: list[tuple[Callable[..., list[Event]], dict[str, str]]] = [
         (commands.open_counter, {"counter_id": "c00"}),
         (commands.issue, {"ticket_id": "t1", "service": "Q"}),
         (commands.issue, {"ticket_id": "t2", "service": "Q"}),
         (commands.call_next, {"counter_id": "c00"}),
-    ]:
+    ]
+    for command, kw in steps:
         for e in command(state, now, **kw):
             state.apply(e)
     shipped = estimate.shipped(state, "Q", 1, now)
@@ -217,7 +196,7 @@ async def test_a_simulated_day_keeps_a_break_ending_at_24_00_to_the_end_of_the_d
         return sum(
             1
             for e in day.events
-            if e.type == ev.TICKET_CALLED and e.ts.astimezone(WITA).time() >= time(14, 5)
+            if e.type == EventType.TICKET_CALLED and e.ts.astimezone(WITA).time() >= time(14, 5)
         )
 
     with_break = await run_day(site, profile("typical"), 1, MONDAY)

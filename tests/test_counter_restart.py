@@ -20,7 +20,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from queue_service.config import hash_token
+from queue_service.domain.vocab import Role
+from tests.halls import Bearer, Hall
 from tests.service_process import Service
 from tests.test_prometheus_live import Prometheus
 from tests.tools import require_tool
@@ -28,33 +29,7 @@ from tests.tools import require_tool
 pytestmark = pytest.mark.prometheus
 
 ZONE = "Antrian/Midnight"
-ADMIN = {"Authorization": "Bearer restart-admin"}
-HALL_TOML = """
-[[sites]]
-id = "hall"
-name = "Restart hall"
-timezone = "{zone}"
-agencies = [{{ id = "a", name = "Agency" }}]
-services = [
-  {{ code = "Q", agency = "a", name_id = "Layanan Q", name_en = "Q", prefix = "Q", target_wait_minutes = 15 }},
-]
-counters = [
-  {{ id = "c1", name = "Loket 1", services = ["Q"] }},
-]
-[sites.hours]
-mon = ["00:00", "24:00"]
-tue = ["00:00", "24:00"]
-wed = ["00:00", "24:00"]
-thu = ["00:00", "24:00"]
-fri = ["00:00", "24:00"]
-sat = ["00:00", "24:00"]
-sun = ["00:00", "24:00"]
-
-[[tokens]]
-name = "admin"
-role = "admin"
-sha256 = "{admin}"
-"""  # noqa: E501
+ADMIN = Bearer("restart-admin", Role.ADMIN)
 
 
 def tzif(offset: int) -> bytes:
@@ -101,8 +76,7 @@ async def test_increase_over_a_restart_after_midnight_is_the_true_count(
     binary = require_tool("prometheus")
     zones = tmp_path / "zones"
     midnight = zone_with_midnight_in(zones, 25)
-    config = tmp_path / "hall.toml"
-    config.write_text(HALL_TOML.format(zone=ZONE, admin=hash_token("restart-admin")))
+    config = Hall(name="Restart hall", timezone=ZONE, tokens=(ADMIN,)).write(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(DATABASE_URL=database_url, PYTHONTZPATH=str(zones), ANTRIAN_LOG_LEVEL="INFO")
     service = Service(config, env)
@@ -112,7 +86,7 @@ async def test_increase_over_a_restart_after_midnight_is_the_true_count(
     async with aiohttp.ClientSession() as session:
 
         async def post(path: str, **body: Any) -> Any:
-            async with session.post(f"{site}{path}", json=body, headers=ADMIN) as resp:
+            async with session.post(f"{site}{path}", json=body, headers=ADMIN.headers) as resp:
                 assert resp.status in (200, 201), await resp.text()
                 return await resp.json()
 

@@ -14,49 +14,25 @@ import aiohttp
 import asyncpg
 import pytest
 
-from queue_service.config import hash_token
+from queue_service.domain.vocab import Role
 from queue_service.store.db import EmbeddedPostgres
 from tests.conftest import fetch
-from tests.service_process import Service, stable
+from tests.halls import Bearer, Hall, counter, service
+from tests.service_process import Service, issue, stable
 
-# ruff: noqa: E501
-
-HALL_TOML = """
-[[sites]]
-id = "hall"
-name = "Durability hall"
-timezone = "Asia/Makassar"
-agencies = [{{ id = "a", name = "Agency" }}]
-services = [
-  {{ code = "Q", agency = "a", name_id = "Layanan Q", name_en = "Q", prefix = "Q", target_wait_minutes = 15 }},
-  {{ code = "R", agency = "a", name_id = "Layanan R", name_en = "R", prefix = "R", target_wait_minutes = 15 }},
-]
-counters = [
-  {{ id = "c1", name = "Loket 1", services = ["Q", "R"] }},
-  {{ id = "c2", name = "Loket 2", services = ["Q"] }},
-]
-[sites.hours]
-mon = ["00:00", "24:00"]
-tue = ["00:00", "24:00"]
-wed = ["00:00", "24:00"]
-thu = ["00:00", "24:00"]
-fri = ["00:00", "24:00"]
-sat = ["00:00", "24:00"]
-sun = ["00:00", "24:00"]
-
-[[tokens]]
-name = "admin"
-role = "admin"
-sha256 = "{admin}"
-"""
-ADMIN = {"Authorization": "Bearer durability-admin"}
+ADMIN_TOKEN = Bearer("durability-admin", Role.ADMIN)
+ADMIN = ADMIN_TOKEN.headers
+HALL = Hall(
+    name="Durability hall",
+    services=(service("Q"), service("R")),
+    counters=(counter("c1", "Q", "R"), counter("c2", "Q")),
+    tokens=(ADMIN_TOKEN,),
+)
 
 
 @pytest.fixture
 def hall_config(tmp_path: Path) -> Path:
-    path = tmp_path / "hall.toml"
-    path.write_text(HALL_TOML.format(admin=hash_token("durability-admin")))
-    return path
+    return HALL.write(tmp_path)
 
 
 @pytest.fixture(params=["database_url", "embedded"])
@@ -80,17 +56,6 @@ def service_env(
         server.stop()
 
 
-async def issue(
-    session: aiohttp.ClientSession, url: str, key: str, service: str = "Q"
-) -> tuple[int, dict[str, Any]]:
-    async with session.post(
-        f"{url}/api/v1/sites/hall/tickets",
-        json={"service": service},
-        headers={**ADMIN, "Idempotency-Key": key},
-    ) as resp:
-        return resp.status, await resp.json()
-
-
 async def test_sigkill_after_acknowledged_tickets_loses_nothing(
     service_env: dict[str, str], hall_config: Path
 ) -> None:
@@ -101,7 +66,9 @@ async def test_sigkill_after_acknowledged_tickets_loses_nothing(
             site = f"{service.url}/api/v1/sites/hall"
             # Phase 1: N acknowledged events, SIGKILL, restart: the snapshot is identical.
             for n in range(20):
-                status, _ = await issue(session, service.url, f"seq-{n}", "Q" if n % 2 else "R")
+                status, _ = await issue(
+                    session, service.url, ADMIN, f"seq-{n}", "Q" if n % 2 else "R"
+                )
                 assert status == 201
             for path in ("c1/open", "c1/call-next", "c1/start", "c2/open", "c2/call-next"):
                 async with session.post(f"{site}/counters/{path}", headers=ADMIN) as resp:
@@ -123,7 +90,7 @@ async def test_sigkill_after_acknowledged_tickets_loses_nothing(
             async def one(key: str) -> None:
                 try:
                     status, body = await issue(
-                        session, service.url, key, "Q" if len(acked) % 2 else "R"
+                        session, service.url, ADMIN, key, "Q" if len(acked) % 2 else "R"
                     )
                 except aiohttp.ClientError:
                     return
@@ -155,6 +122,7 @@ async def test_sigkill_after_acknowledged_tickets_loses_nothing(
                 status, body = await issue(
                     session,
                     service.url,
+                    ADMIN,
                     key,
                     acked_now[key]["service"] if key in acked_now else "Q",
                 )
@@ -197,23 +165,23 @@ async def test_database_restart_answers_503_then_recovers_without_duplicates(
     try:
         async with aiohttp.ClientSession() as session:
             await service.start(session)
-            status, first = await issue(session, service.url, "before")
+            status, first = await issue(session, service.url, ADMIN, "before")
             assert status == 201
             await asyncio.to_thread(server.stop)
-            status, body = await issue(session, service.url, "during")
+            status, body = await issue(session, service.url, ADMIN, "during")
             assert status == 503
             assert body["code"] == "database_unavailable"
             async with session.get(f"{service.url}/readyz") as resp:
                 assert resp.status == 503
             await asyncio.to_thread(server.start)
             for _ in range(100):
-                status, body = await issue(session, service.url, "during")
+                status, body = await issue(session, service.url, ADMIN, "during")
                 if status == 201:
                     break
                 assert status == 503
                 await asyncio.sleep(0.1)
             assert status == 201
-            status, again = await issue(session, service.url, "during")
+            status, again = await issue(session, service.url, ADMIN, "during")
             assert (status, again["id"]) == (201, body["id"])
             [(count,)] = await fetch(
                 dsn, "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"

@@ -25,6 +25,7 @@ import pytest
 from queue_service.store.db import EmbeddedPostgres
 from tests.faults.harness import KIOSK, write_hall
 from tests.service_process import Service
+from tests.service_process import issue as issue_ticket
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -88,12 +89,8 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 async def issue(
     session: aiohttp.ClientSession, url: str, key: str, service: str = "Q"
 ) -> tuple[int, dict[str, Any]]:
-    async with session.post(
-        f"{url}/api/v1/sites/hall/tickets",
-        json={"service": service},
-        headers={**KIOSK, "Idempotency-Key": key},
-    ) as resp:
-        return resp.status, await resp.json()
+    """A kiosk's ticket request, `key` its Idempotency-Key: the answer's status and body."""
+    return await issue_ticket(session, url, KIOSK, key, service)
 
 
 # -- a stale postmaster.pid ------------------------------------------------------------------

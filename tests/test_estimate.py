@@ -15,20 +15,21 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from queue_service import read_models
-from queue_service.config import AppConfig, hash_token, parse_config
+from queue_service.config import AppConfig
 from queue_service.domain import commands, estimate
-from queue_service.domain import events as ev
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
-from queue_service.domain.site import Site
+from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
+from queue_service.domain.vocab import EventType, Role
 from queue_service.engine import Engine
 from queue_service.settings import Settings
 from queue_service.store.db import create_pool
 from queue_service.store.event_store import EventStore
 from queue_service.store.migrate import migrate
 from tests.conftest import KIOSK, MANAGER, SITE, counter_auth
+from tests.halls import Bearer, Hall, every_day, numbered_counters, service
 from tests.test_metrics import pick, scrape
 from tests.test_perf_replay import day_of, row_of, summary, with_totals
 
@@ -51,41 +52,22 @@ def wita(hh: int, mm: int, ss: int = 0) -> datetime:
     return datetime(2026, 11, 23, hh - 8, mm, ss, tzinfo=UTC)
 
 
+LUNCH = {"days": ["mon"], "start": "12:00", "end": "13:00", "label": "Istirahat"}
+
+
 def hall(counters: int, breaks: bool = False) -> Site:
     """One service Q (5 minutes default handle time), `counters` counters serving only Q."""
     return hall_config(counters, breaks).sites["hall"]
 
 
 def hall_config(counters: int, breaks: bool = False) -> AppConfig:
-    raw: dict[str, Any] = {
-        "id": "hall",
-        "name": "Test hall",
-        "timezone": "Asia/Makassar",
-        "hours": {d: ["00:00", "24:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
-        "agencies": [{"id": "a", "name": "Agency"}],
-        "services": [
-            {
-                "code": "Q",
-                "agency": "a",
-                "name_id": "Layanan",
-                "name_en": "Service",
-                "prefix": "Q",
-                "target_wait_minutes": 15,
-                "default_service_minutes": 5,
-            }
-        ],
-        "counters": [
-            {"id": f"c{n:02d}", "name": f"Loket {n}", "services": ["Q"]} for n in range(counters)
-        ],
-    }
-    if breaks:
-        raw["breaks"] = [{"days": ["mon"], "start": "12:00", "end": "13:00", "label": "Istirahat"}]
-    return parse_config(
-        {
-            "sites": [raw],
-            "tokens": [{"name": "admin", "role": "admin", "sha256": hash_token("x")}],
-        }
-    )
+    return Hall(
+        hours=every_day(days=WEEKDAYS[:5]),
+        breaks=[LUNCH] if breaks else [],
+        services=(service("Q", default_service_minutes=5),),
+        counters=numbered_counters(counters),
+        tokens=(Bearer("x", Role.ADMIN),),
+    ).config()
 
 
 class Day:
@@ -340,7 +322,9 @@ def _rows_with_estimate(events: list[Event]) -> dict[str, list[tuple[Any, ...]]]
     """Replay rows as the store reads them, with the issued event's estimate last."""
     rows: dict[str, list[tuple[Any, ...]]] = {}
     for e in events:
-        estimate_ = e.data.get("estimated_wait_seconds") if e.type == ev.TICKET_ISSUED else None
+        estimate_ = (
+            e.data.get("estimated_wait_seconds") if e.type == EventType.TICKET_ISSUED else None
+        )
         rows.setdefault(e.site, []).append((*row_of(e), estimate_))
     return rows
 
@@ -399,7 +383,7 @@ async def test_a_restart_keeps_each_tickets_estimate_and_the_error_totals(
     told = {
         e.ticket_id: e.data.get("estimated_wait_seconds")
         for e in d.log
-        if e.type == ev.TICKET_ISSUED
+        if e.type == EventType.TICKET_ISSUED
     }
     assert sum(v is not None for v in told.values()) == 6
 

@@ -22,38 +22,16 @@ import asyncpg
 import psutil
 import pytest
 
-from queue_service.config import hash_token
+from queue_service.domain.vocab import Role
 from queue_service.store.db import EmbeddedPostgres
 from queue_service.store.event_store import WRITER_LOCK_ID
 from tests.conftest import ROOT, with_database
+from tests.halls import Bearer, Hall
 
 pytestmark = pytest.mark.timeout(60)
 
-HALL_TOML = """
-[[sites]]
-id = "hall"
-name = "Start-up hall"
-timezone = "Asia/Makassar"
-agencies = [{{ id = "a", name = "Agency" }}]
-services = [
-  {{ code = "Q", agency = "a", name_id = "Layanan Q", name_en = "Q", prefix = "Q", target_wait_minutes = 15 }},
-]
-counters = [{{ id = "c1", name = "Loket 1", services = ["Q"] }}]
-[sites.hours]
-mon = ["00:00", "24:00"]
-tue = ["00:00", "24:00"]
-wed = ["00:00", "24:00"]
-thu = ["00:00", "24:00"]
-fri = ["00:00", "24:00"]
-sat = ["00:00", "24:00"]
-sun = ["00:00", "24:00"]
-
-[[tokens]]
-name = "kiosk"
-role = "kiosk"
-sha256 = "{kiosk}"
-"""  # noqa: E501
-KIOSK = {"Authorization": "Bearer startup-kiosk"}
+KIOSK_TOKEN = Bearer("startup-kiosk", Role.KIOSK)
+KIOSK = KIOSK_TOKEN.headers
 ISSUE = "/api/v1/sites/hall/tickets"
 
 
@@ -61,8 +39,7 @@ class Process:
     """The service as `queue-service run` starts it, its stderr in a file."""
 
     def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        config = tmp_path / "hall.toml"
-        config.write_text(HALL_TOML.format(kiosk=hash_token("startup-kiosk")))
+        config = Hall(name="Start-up hall", tokens=(KIOSK_TOKEN,)).write(tmp_path)
         self.stderr_path = tmp_path / "service.err"
         self.stdout_path = tmp_path / "service.out"
         self.env = {
