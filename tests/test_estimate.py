@@ -18,7 +18,7 @@ from queue_service import read_models
 from queue_service.config import AppConfig
 from queue_service.domain import commands, estimate
 from queue_service.domain.clock import ManualClock
-from queue_service.domain.events import Event
+from queue_service.domain.events import Event, replay_row
 from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
@@ -30,8 +30,9 @@ from queue_service.store.event_store import EventStore
 from queue_service.store.migrate import migrate
 from tests.conftest import KIOSK, MANAGER, SITE, counter_auth
 from tests.halls import Bearer, Hall, every_day, numbered_counters, service
+from tests.state_summary import summary
 from tests.test_metrics import pick, scrape
-from tests.test_perf_replay import day_of, row_of, summary, with_totals
+from tests.test_perf_replay import day_of, with_totals
 
 # Monday 23 November 2026 in WITA (UTC+8).
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 WITA
@@ -318,17 +319,6 @@ def test_no_estimate_is_given_without_an_open_counter() -> None:
     assert d.state.tickets["t1"].estimate is None
 
 
-def _rows_with_estimate(events: list[Event]) -> dict[str, list[tuple[Any, ...]]]:
-    """Replay rows as the store reads them, with the issued event's estimate last."""
-    rows: dict[str, list[tuple[Any, ...]]] = {}
-    for e in events:
-        estimate_ = (
-            e.data.get("estimated_wait_seconds") if e.type == EventType.TICKET_ISSUED else None
-        )
-        rows.setdefault(e.site, []).append((*row_of(e), estimate_))
-    return rows
-
-
 def _inputs(state: SiteState) -> dict[str, Any]:
     return {
         code: (
@@ -352,7 +342,8 @@ def test_replay_restores_each_tickets_estimate_and_the_estimators_inputs() -> No
     applied, replayed = with_totals(config, day), with_totals(config, day)
     for e in events:
         applied[e.site].apply(e)
-    for site_id, rows in _rows_with_estimate(events).items():
+    by_site = {s: [replay_row(e) for e in events if e.site == s] for s in config.sites}
+    for site_id, rows in by_site.items():
         for i in range(0, len(rows), 41):
             replayed[site_id].replay_rows(rows[i : i + 41])
     for s in config.sites:
