@@ -137,7 +137,12 @@ Check = Callable[[list[str], Path, str], Awaitable[None]]
 async def exists_only(argv: list[str], tmp_path: Path, database_url: str) -> None:
     target = argv[1]
     steps = dry_run(target, tmp_path / "venv")
-    want = {"lint": ("ruff check", "mypy"), "bench": ("-m bench",), "audit": ("pip-audit",)}
+    want = {
+        "test-fast": ('pytest -m "not slow"',),
+        "lint": ("ruff check", "mypy"),
+        "bench": ("-m bench",),
+        "audit": ("pip-audit",),
+    }
     for word in want[target]:
         assert word in steps, steps
 
@@ -231,6 +236,7 @@ async def simulate_http(argv: list[str], tmp_path: Path, database_url: str) -> N
 
 RUNNERS: dict[str, Check] = {
     "make demo": in_make_demo_test,
+    "make test-fast": exists_only,
     "make lint": exists_only,
     "make bench": exists_only,
     "make audit": exists_only,
