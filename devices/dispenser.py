@@ -46,9 +46,7 @@ class DispenserTicket:
 
 def decode_ticket(frame: Frame) -> DispenserTicket | None:
     """The ticket a `T` frame reports, or None when its data is malformed."""
-    if frame.command != TICKET:
-        return None
-    match = _TICKET_RE.match(frame.data)
+    match = frame.match(TICKET, _TICKET_RE)
     if match is None:
         return None
     return DispenserTicket(frame.address, int(match[1]), match[2], int(match[3]))

@@ -12,6 +12,7 @@ frames, bad frames and every byte it threw away.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from queue_service.errors import AntrianError
@@ -41,6 +42,12 @@ class Frame:
     def size(self) -> int:
         """Its length on the line (the data is ASCII: one byte per character)."""
         return HEADER + len(self.data) + TRAILER
+
+    def match(self, command: str, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        """The data read by `pattern` when this is a `command` frame, else None: the first
+        step of every device protocol's decoder (a frame of another command, or with
+        malformed data, reports nothing)."""
+        return pattern.match(self.data) if self.command == command else None
 
 
 def _crc_table() -> tuple[int, ...]:

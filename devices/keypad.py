@@ -76,9 +76,7 @@ class KeyPress:
 
 def decode_key(frame: Frame) -> KeyPress | None:
     """The press a `C` frame reports, or None when it is not a well-formed `<key>;<seq>`."""
-    if frame.command != KEY:
-        return None
-    match = _PRESS_RE.match(frame.data)
+    match = frame.match(KEY, _PRESS_RE)
     if match is None:
         return None
     return KeyPress(frame.address, match[1], int(match[2]))
