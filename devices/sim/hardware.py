@@ -15,33 +15,62 @@ DLE, EOT = 0x10, 0x04
 CUT = bytes([0x1D, 0x56, 0x42, 0x00])
 
 
-class _Periodic(abc.ABC):
-    """A device's own timer task (heartbeats, re-sends), kept and cancelled on stop."""
+class _FramedDevice(abc.ABC):
+    """A device that speaks frames on its port and has its own timer: every `resend`
+    seconds it re-sends what is unanswered, and every `heartbeat` seconds (counted in
+    those ticks) it sends its heartbeats. The timer task is kept and cancelled on stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: SimPort, *, heartbeat: float, resend: float) -> None:
+        self.port = port
+        self.heartbeat = heartbeat
+        self.resend = resend
+        self.parser = FrameParser()
+        self._since_heartbeat = 0.0
         self._task: asyncio.Task[None] | None = None
+        port.on_data = self._received
 
-    def start_timer(self, interval: float) -> None:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                self._tick_now()
+    async def start(self, *, timers: bool = True) -> None:
+        """Opens the port; without `timers` it sends nothing by itself (no re-sends or
+        heartbeats), so every byte on the line is the caller's own."""
+        await self.port.start()
+        if timers:
+            self._task = asyncio.create_task(self._timer())
 
-        self._task = asyncio.create_task(loop())
-
-    @abc.abstractmethod
-    def _tick_now(self) -> None:
-        """One tick of the simulated device's own timer."""
-
-    async def stop_timer(self) -> None:
+    async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.port.close()
+
+    async def _timer(self) -> None:
+        while True:
+            await asyncio.sleep(self.resend)
+            self._tick_now()
+
+    def _tick_now(self) -> None:
+        """One tick of the device's own timer: the re-sends, then the heartbeats when due."""
+        self._resend_unanswered()
+        self._since_heartbeat += self.resend
+        if self._since_heartbeat >= self.heartbeat:
+            self._since_heartbeat = 0.0
+            self._send_heartbeats()
+
+    @abc.abstractmethod
+    def _resend_unanswered(self) -> None:
+        """Sends again every frame the service has not answered yet."""
+
+    @abc.abstractmethod
+    def _send_heartbeats(self) -> None:
+        """Sends the heartbeat of every address on this port."""
+
+    @abc.abstractmethod
+    def _received(self, data: bytes) -> None:
+        """Takes bytes the service sent on the port."""
 
 
-class SimDispenser(_Periodic):
+class SimDispenser(_FramedDevice):
     """Prints its own ticket on a button press, reports it, re-sends until acknowledged.
 
     `numbering` maps button -> (letters, first number): ("X", 1) prints X001, X002...;
@@ -57,31 +86,16 @@ class SimDispenser(_Periodic):
         resend: float = 0.5,
         first_seq: int = 1,
     ) -> None:
-        super().__init__()
-        self.port = port
+        super().__init__(port, heartbeat=heartbeat, resend=resend)
         self.numbering = numbering
         self.address = address
-        self.heartbeat = heartbeat
-        self.resend = resend
         self.seq = first_seq - 1
         self.next_number = {b: first for b, (_, first) in numbering.items()}
         self.unacked: dict[int, bytes] = {}
         self.printed: list[tuple[int, str]] = []  # (seq, number) in press order
         self.acked: dict[int, str] = {}
         self.refused: dict[int, str] = {}
-        self.parser = FrameParser()
         self.ignore_acks = False  # as if every acknowledgement were lost on the line
-        self._since_heartbeat = 0.0
-        port.on_data = self._received
-
-    async def start(self, *, timers: bool = True) -> None:
-        await self.port.start()
-        if timers:
-            self.start_timer(self.resend)
-
-    async def stop(self) -> None:
-        await self.stop_timer()
-        await self.port.close()
 
     def press(self, button: int) -> tuple[int, str]:
         letters, _ = self.numbering[button]
@@ -94,13 +108,12 @@ class SimDispenser(_Periodic):
         self.port.send(frame)
         return self.seq, number
 
-    def _tick_now(self) -> None:
+    def _resend_unanswered(self) -> None:
         for seq in sorted(self.unacked):
             self.port.send(self.unacked[seq])
-        self._since_heartbeat += self.resend
-        if self._since_heartbeat >= self.heartbeat:
-            self._since_heartbeat = 0.0
-            self.port.send(encode(self.address, "H"))
+
+    def _send_heartbeats(self) -> None:
+        self.port.send(encode(self.address, "H"))
 
     def _received(self, data: bytes) -> None:
         for frame in self.parser.feed(data):
@@ -139,7 +152,7 @@ class KeypadBusy(AntrianError, ValueError):
     code = "keypad_busy"
 
 
-class SimKeypadBus(_Periodic):
+class SimKeypadBus(_FramedDevice):
     """Several keypads on one multi-drop line; each answer goes to its keypad's display.
 
     Each keypad numbers its presses (0..9999, then 0 again) and re-sends an unanswered press,
@@ -154,25 +167,11 @@ class SimKeypadBus(_Periodic):
         resend: float = 0.5,
         first_seq: int = 0,
     ) -> None:
-        super().__init__()
-        self.port = port
+        super().__init__(port, heartbeat=heartbeat, resend=resend)
         self.addresses = addresses
-        self.heartbeat = heartbeat
-        self.resend = resend
         self.displays = {a: KeypadDisplay(seq=(first_seq - 1) % 10_000) for a in addresses}
-        self.parser = FrameParser()
         self.answered = asyncio.Event()
         self.ignore_answers = False  # as if every answer were lost on the line
-        self._since_heartbeat = 0.0
-        port.on_data = self._received
-
-    async def start(self) -> None:
-        await self.port.start()
-        self.start_timer(self.resend)
-
-    async def stop(self) -> None:
-        await self.stop_timer()
-        await self.port.close()
 
     def press(self, address: int, key: str) -> int:
         """A new press: the next sequence number; refused while the last is unanswered."""
@@ -199,15 +198,14 @@ class SimKeypadBus(_Periodic):
                 self.answered.clear()
                 await self.answered.wait()
 
-    def _tick_now(self) -> None:
+    def _resend_unanswered(self) -> None:
         for display in self.displays.values():
             if display.waiting is not None:
                 self.port.send(display.waiting)
-        self._since_heartbeat += self.resend
-        if self._since_heartbeat >= self.heartbeat:
-            self._since_heartbeat = 0.0
-            for address in self.addresses:
-                self.port.send(encode(address, "H"))
+
+    def _send_heartbeats(self) -> None:
+        for address in self.addresses:
+            self.port.send(encode(address, "H"))
 
     def _received(self, data: bytes) -> None:
         for frame in self.parser.feed(data):

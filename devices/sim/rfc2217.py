@@ -23,6 +23,18 @@ log = logging.getLogger(__name__)
 IAC = serial.rfc2217.IAC  # Telnet's "interpret as command"; doubled when it is data
 
 
+def _modem_line(name: str) -> property:
+    """serial.Serial's property `name` (a modem line), read as off where the port has none."""
+
+    def read(port: serial.Serial) -> bool:
+        try:
+            return bool(getattr(serial.Serial, name).fget(port))
+        except OSError:
+            return False
+
+    return property(read)
+
+
 class _PtyTolerantSerial(serial.Serial):  # type: ignore[misc]
     """A posix port whose modem lines may not exist (a pseudo-terminal has none).
 
@@ -42,27 +54,10 @@ class _PtyTolerantSerial(serial.Serial):  # type: ignore[misc]
         with contextlib.suppress(OSError):
             super()._update_break_state()
 
-    def _modem_line(self, name: str) -> bool:
-        try:
-            return bool(getattr(serial.Serial, name).fget(self))
-        except OSError:
-            return False
-
-    @property
-    def cts(self) -> bool:
-        return self._modem_line("cts")
-
-    @property
-    def dsr(self) -> bool:
-        return self._modem_line("dsr")
-
-    @property
-    def ri(self) -> bool:
-        return self._modem_line("ri")
-
-    @property
-    def cd(self) -> bool:
-        return self._modem_line("cd")
+    cts = _modem_line("cts")
+    dsr = _modem_line("dsr")
+    ri = _modem_line("ri")
+    cd = _modem_line("cd")
 
 
 def _open(url: str) -> Any:
