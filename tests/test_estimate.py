@@ -4,9 +4,7 @@ the call, replayed, exported on /metrics and shown in the ticket_visits view).""
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +28,7 @@ from queue_service.store.event_store import EventStore
 from queue_service.store.migrate import migrate
 from tests.conftest import KIOSK, MANAGER, SITE, counter_auth
 from tests.halls import Bearer, Hall, every_day, numbered_counters, service
+from tests.live_site import LiveSite
 from tests.state_summary import summary
 from tests.test_metrics import pick, scrape
 from tests.test_perf_replay import day_of, with_totals
@@ -71,28 +70,16 @@ def hall_config(counters: int, breaks: bool = False) -> AppConfig:
     ).config()
 
 
-class Day:
-    """A site's state driven by commands on a manual clock, as the engine drives it."""
+class Day(LiveSite):
+    """A site's live state on a manual clock from `start`, with its totals."""
 
     def __init__(self, site: Site, start: datetime = T0) -> None:
-        self.clock = ManualClock(start)
         bounds = wait_bounds(s.target_wait_seconds for s in site.services.values())
-        totals = SiteTotals(site.services, site.counters, bounds)
-        self.state = SiteState(site, site.service_day(start), totals)
-        self.log: list[Event] = []
+        super().__init__(site, ManualClock(start), SiteTotals(site.services, site.counters, bounds))
 
     def at(self, instant: datetime) -> Day:
         self.clock.set(instant)
         return self
-
-    def do(self, command: Callable[..., list[Event]], **kw: Any) -> list[Event]:
-        out = []
-        for e in command(self.state, self.clock.now(), **kw):
-            e = dataclasses.replace(e, seq=len(self.log) + 1)
-            self.state.apply(e)
-            self.log.append(e)
-            out.append(e)
-        return out
 
     def issue(self, ticket_id: str) -> Event:
         (e,) = self.do(commands.issue, ticket_id=ticket_id, service="Q")
