@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
-from queue_service.domain.vocab import EventType
+from queue_service.domain.vocab import EventType, Outcome
 from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine, IdempotencyKeyReused
 from queue_service.errors import AntrianError
 from queue_service.settings import Settings
@@ -538,7 +538,7 @@ async def test_reading_a_state_never_rolls_its_day_over(
     state = engine.site_state(SITE)
     assert state.day == MONDAY + timedelta(days=1)
     assert state.totals is not None
-    assert state.totals.closed[("KTP-EL", "expired")] == 1
+    assert state.totals.closed[("KTP-EL", Outcome.EXPIRED)] == 1
     # Nothing open: a read still leaves the day as it is.
     clock.set(MONDAY_9AM + timedelta(days=2))
     assert engine.site_state(SITE).day == MONDAY + timedelta(days=1)
@@ -608,7 +608,7 @@ async def test_a_store_failure_is_unavailable_and_a_bug_is_raised_as_it_is(
 # -- the stores the engine runs on ---------------------------------------------------------
 
 
-def _event(seq: int, type_: str, day: date, **fields: Any) -> Event:
+def _event(seq: int, type_: EventType, day: date, **fields: Any) -> Event:
     ts = datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo("Asia/Makassar"))
     return Event(
         type_, fields.pop("site", SITE), ts + timedelta(minutes=seq), day, seq=seq, **fields

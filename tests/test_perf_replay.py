@@ -154,7 +154,7 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
         # Small ranges and batches: many of each, and ranges that cut sites' runs.
         days = dict.fromkeys(config.sites, today[0].day)
         got = with_totals(config, today[0].day)
-        per_site: dict[str, list[int]] = {s: [] for s in config.sites}
+        per_site: dict[str, list[tuple[Any, ...]]] = {s: [] for s in config.sites}
         async for batch in store.read_days(days, chunk=97, batch=13):
             assert 0 < len(batch) <= 13
             for site_id, run in groupby(batch, lambda row: row[1]):

@@ -11,13 +11,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from queue_service.settings import Rate, RateLimits
 from queue_service.web.errors import error_middleware
 from queue_service.web.security import (
     CONTENT_SECURITY_POLICY,
     SECURITY_HEADERS,
-    Rate,
     RateLimiter,
-    RateLimits,
     TokenBuckets,
     install_security_headers,
 )
