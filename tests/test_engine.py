@@ -26,8 +26,10 @@ from queue_service.domain.vocab import EventType, Outcome
 from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine, IdempotencyKeyReused
 from queue_service.errors import AntrianError
 from queue_service.settings import Settings
+from queue_service.store.db import create_pool
 from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable
 from queue_service.store.memory import MemoryStore, replay_row
+from queue_service.store.migrate import migrate
 from queue_service.store.protocol import Store
 from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
@@ -87,6 +89,24 @@ async def _close(engine: Engine) -> None:
     await engine.stop()
     await store.close()
     await store.pool.close()
+
+
+@contextlib.asynccontextmanager
+async def store_holding(database_url: str, events: Sequence[Event]) -> AsyncIterator[EventStore]:
+    """A store on its own pool of the migrated database, holding `events` (an engine
+    started on it replays them); store and pool closed on the way out."""
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        store = EventStore(pool, database_url)
+        try:
+            await store.append(events, [])
+            yield store
+        finally:
+            await store.close()
+    finally:
+        await pool.close()
 
 
 async def test_answers_are_forgotten_after_the_window(

@@ -23,13 +23,11 @@ from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.domain.vocab import EventType, Role
 from queue_service.engine import Engine
 from queue_service.settings import Settings
-from queue_service.store.db import create_pool
-from queue_service.store.event_store import EventStore
-from queue_service.store.migrate import migrate
 from tests.conftest import KIOSK, MANAGER, SITE, counter_auth
 from tests.halls import Bearer, Hall, every_day, numbered_counters, service
 from tests.live_site import LiveSite
 from tests.state_summary import summary
+from tests.test_engine import store_holding
 from tests.test_metrics import pick, scrape
 from tests.test_perf_replay import day_of, with_totals
 
@@ -365,12 +363,7 @@ async def test_a_restart_keeps_each_tickets_estimate_and_the_error_totals(
     }
     assert sum(v is not None for v in told.values()) == 6
 
-    pool = await create_pool(database_url)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        store = EventStore(pool, database_url)
-        await store.append(d.log, [])
+    async with store_holding(database_url, d.log) as store:
         engine = Engine(config, store, ManualClock(T0 + timedelta(seconds=600)))
         await engine.start()
         try:
@@ -387,9 +380,6 @@ async def test_a_restart_keeps_each_tickets_estimate_and_the_error_totals(
             )
         finally:
             await engine.stop()
-            await store.close()
-    finally:
-        await pool.close()
 
 
 # -- through the service: the visit view and /metrics -----------------------------------

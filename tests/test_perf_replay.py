@@ -26,10 +26,8 @@ from queue_service.domain.state import ReplayError, SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.domain.vocab import EventType, Outcome, Priority, Source, TicketStatus
 from queue_service.engine import Engine
-from queue_service.store.db import create_pool
-from queue_service.store.event_store import EventStore
-from queue_service.store.migrate import migrate
 from tests.state_summary import summary
+from tests.test_engine import store_holding
 
 
 def day_of(sites: int, tickets: int) -> tuple[Any, list[Event]]:
@@ -143,13 +141,8 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
             expected[e.site].apply(e)
             today_only[e.site].apply(e)
 
-    pool = await create_pool(database_url)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        store = EventStore(pool, database_url)
-        await store.append(events, [])
-        await store.close()
+    async with store_holding(database_url, events) as store:
+        await store.close()  # lets go of the writer connection: the engine below takes it
 
         # Small ranges and batches: many of each, and ranges that cut sites' runs.
         days = dict.fromkeys(config.sites, today[0].day)
@@ -189,9 +182,6 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
                 assert summary(engine._working(s)) == summary(expected[s].clone())
         finally:
             await engine.stop()
-            await store.close()
-    finally:
-        await pool.close()
 
 
 async def test_start_freezes_the_replayed_state_before_the_collector_runs_again(
@@ -201,18 +191,13 @@ async def test_start_freezes_the_replayed_state_before_the_collector_runs_again(
     young generation at its end: the state is frozen before the collector is on again, so
     no young collection traverses the whole day (it did, ~0.2 s at a million events)."""
     config, today = day_of(2, 900)
-    pool = await create_pool(database_url)
     young_at_collections: list[int] = []
 
     def watch(phase: str, info: dict[str, Any]) -> None:
         if phase == "start" and info["generation"] == 0:
             young_at_collections.append(len(gc.get_objects(generation=0)))
 
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        store = EventStore(pool, database_url)
-        await store.append(today, [])
+    async with store_holding(database_url, today) as store:
         engine = Engine(config, store, ManualClock(REPLAY_AT))
         gc.collect()
         gc.callbacks.append(watch)
@@ -228,6 +213,3 @@ async def test_start_freezes_the_replayed_state_before_the_collector_runs_again(
             assert max(young_at_collections, default=0) < 5_000, young_at_collections[-5:]
         finally:
             await engine.stop()
-            await store.close()
-    finally:
-        await pool.close()
