@@ -16,7 +16,7 @@ from queue_service import read_models
 from queue_service.config import AppConfig
 from queue_service.domain import commands, estimate
 from queue_service.domain.clock import ManualClock
-from queue_service.domain.events import Event, replay_row
+from queue_service.domain.events import Event
 from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
@@ -29,7 +29,7 @@ from tests.live_site import LiveSite
 from tests.state_summary import summary
 from tests.test_engine import store_holding
 from tests.test_metrics import pick, scrape
-from tests.test_perf_replay import day_of, with_totals
+from tests.test_perf_replay import applied_and_replayed, day_of
 
 # Monday 23 November 2026 in WITA (UTC+8).
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 WITA
@@ -322,15 +322,8 @@ def _inputs(state: SiteState) -> dict[str, Any]:
 
 def test_replay_restores_each_tickets_estimate_and_the_estimators_inputs() -> None:
     config, events = day_of(3, 200)
-    day = events[0].day
     assert sum("estimated_wait_seconds" in e.data for e in events) > 300
-    applied, replayed = with_totals(config, day), with_totals(config, day)
-    for e in events:
-        applied[e.site].apply(e)
-    by_site = {s: [replay_row(e) for e in events if e.site == s] for s in config.sites}
-    for site_id, rows in by_site.items():
-        for i in range(0, len(rows), 41):
-            replayed[site_id].replay_rows(rows[i : i + 41])
+    applied, replayed = applied_and_replayed(config, events, 41)
     for s in config.sites:
         assert summary(replayed[s]) == summary(applied[s])  # tickets' estimates, error totals
         assert _inputs(replayed[s]) == _inputs(applied[s])

@@ -49,18 +49,26 @@ def with_totals(config: Any, day: Any) -> dict[str, SiteState]:
     }
 
 
-def test_replaying_rows_builds_the_state_of_applying_events() -> None:
-    config, events = day_of(3, 200)
+def applied_and_replayed(
+    config: Any, events: list[Event], run: int
+) -> tuple[dict[str, SiteState], dict[str, SiteState]]:
+    """Every site's state (with totals) of one day's `events` applied one by one, and of
+    their replay rows given `run` at a time per site, as the store's batches cut them."""
     day = events[0].day
-    assert {e.type for e in events} == set(EventType) - {EventType.TICKET_EXPIRED}
     applied, replayed = with_totals(config, day), with_totals(config, day)
     for e in events:
         applied[e.site].apply(e)
-    # Runs of varying length per site, as batches cut them.
-    by_site = {s: [replay_row(e) for e in events if e.site == s] for s in config.sites}
-    for s, rows in by_site.items():
-        for i in range(0, len(rows), 37):
-            assert replayed[s].replay_rows(iter(rows[i : i + 37])) == len(rows[i : i + 37])
+    for s in config.sites:
+        rows = [replay_row(e) for e in events if e.site == s]
+        for i in range(0, len(rows), run):
+            assert replayed[s].replay_rows(iter(rows[i : i + run])) == len(rows[i : i + run])
+    return applied, replayed
+
+
+def test_replaying_rows_builds_the_state_of_applying_events() -> None:
+    config, events = day_of(3, 200)
+    assert {e.type for e in events} == set(EventType) - {EventType.TICKET_EXPIRED}
+    applied, replayed = applied_and_replayed(config, events, 37)
     for s in config.sites:
         assert summary(replayed[s]) == summary(applied[s])
         assert summary(replayed[s].clone()) == summary(applied[s].clone())
