@@ -11,22 +11,20 @@ list of each service.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from queue_service import read_models
-from queue_service.config import parse_config
 from queue_service.domain import commands, errors
 from queue_service.domain.clock import ManualClock
-from queue_service.domain.events import Event
 from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.vocab import Priority, TicketStatus
 from tests.conftest import MONDAY_9AM
+from tests.halls import Hall, counter, every_day, service
+from tests.live_site import LiveSite
 
 POLICIES = ("strict", "interleave", "fifo")
 QUEUES = ("Q1", "Q2")  # served by counter "all"; "T" by counter "t", which transfers on
@@ -35,97 +33,50 @@ DRAINS = {"all": QUEUES, "t": ("T",)}
 
 def hall(policies: dict[str, tuple[str, int]]) -> Site:
     """One site: services Q1, Q2 and T with the given (policy, interleave N)."""
-    config = parse_config(
-        {
-            "sites": [
-                {
-                    "id": "hall",
-                    "name": "Test hall",
-                    "timezone": "Asia/Makassar",
-                    "hours": {
-                        d: ["00:00", "23:59"]
-                        for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-                    },
-                    "agencies": [{"id": "a", "name": "Agency"}],
-                    "services": [
-                        {
-                            "code": code,
-                            "agency": "a",
-                            "name_id": f"Layanan {code}",
-                            "name_en": f"Service {code}",
-                            "prefix": prefix,
-                            "target_wait_minutes": 15,
-                            "priority_policy": policy,
-                            "priority_interleave": n,
-                        }
-                        for (code, (policy, n)), prefix in zip(
-                            policies.items(), ("A", "B", "T"), strict=True
-                        )
-                    ],
-                    "counters": [
-                        {"id": "all", "name": "Loket 1", "services": list(QUEUES)},
-                        {"id": "t", "name": "Loket 2", "services": ["T"]},
-                    ],
-                }
-            ],
-            "tokens": [],
-        }
-    )
-    return config.sites["hall"]
+    return Hall(
+        hours=every_day("00:00", "23:59"),
+        services=tuple(
+            service(code, prefix=prefix, priority_policy=policy, priority_interleave=n)
+            for (code, (policy, n)), prefix in zip(policies.items(), ("A", "B", "T"), strict=True)
+        ),
+        counters=(counter("all", *QUEUES, name="Loket 1"), counter("t", "T", name="Loket 2")),
+    ).site()
 
 
 def hall_of(q1: tuple[str, int], q2: tuple[str, int], t: tuple[str, int]) -> Site:
     return hall({"Q1": q1, "Q2": q2, "T": t})
 
 
-class Hall:
-    """A site's state driven as the engine drives it: decide at the clock's time, number
-    the events, apply them."""
+class Floor(LiveSite):
+    """The hall's live state from Monday 9:00, with new ticket ids."""
 
     def __init__(self, site: Site) -> None:
-        self.site = site
-        self.clock = ManualClock(MONDAY_9AM)
-        self.state = SiteState(site, site.service_day(MONDAY_9AM))
-        self.seq = 0
+        super().__init__(site, ManualClock(MONDAY_9AM))
         self.ids = 0
-
-    def do(self, command: Callable[..., list[Event]], **kwargs: Any) -> list[Event]:
-        return apply(self.state, command(self.state, self.clock.now(), **kwargs), self)
 
     def new_id(self) -> str:
         self.ids += 1
         return f"t{self.ids}"
 
 
-def apply(state: SiteState, events: list[Event], numbering: Hall) -> list[Event]:
-    for event in events:
-        numbering.seq += 1
-        state.apply(dataclasses.replace(event, seq=numbering.seq))
-    return events
-
-
-def drained(hall: Hall) -> dict[str, list[str]]:
+def drained(floor: LiveSite) -> dict[str, list[str]]:
     """Per service, the ticket ids in the order repeated call-next hands them out (on a
     copy of the state; each call's ticket finished before the next call)."""
-    state = hall.state.clone()
-    numbering = Hall(hall.site)
-    numbering.seq = hall.seq
-    now = hall.clock.now()
-    order: dict[str, list[str]] = {code: [] for code in hall.site.services}
-    for counter in DRAINS:
+    copy = floor.clone()
+    order: dict[str, list[str]] = {code: [] for code in floor.site.services}
+    for counter_id in DRAINS:
         while True:
             try:
-                events = commands.call_next(state, now, counter_id=counter)
+                events = copy.do(commands.call_next, counter_id=counter_id)
             except errors.QueueEmpty:
                 break
-            apply(state, events, numbering)
-            ticket = state.tickets[events[0].ticket_id or ""]
+            ticket = copy.state.tickets[events[0].ticket_id or ""]
             order[ticket.service].append(ticket.id)
-            apply(state, commands.finish(state, now, counter_id=counter), numbering)
+            copy.do(commands.finish, counter_id=counter_id)
     return order
 
 
-def check_one_order(hall: Hall, just_issued: str | None = None) -> None:
+def check_one_order(hall: LiveSite, just_issued: str | None = None) -> None:
     state, now = hall.state, hall.clock.now()
     order = drained(hall)
     waiting = {
@@ -139,9 +90,9 @@ def check_one_order(hall: Hall, just_issued: str | None = None) -> None:
     for code, ids in order.items():
         assert set(ids) == waiting[code], "call-next did not hand out exactly the waiting tickets"
     snap = read_models.snapshot(state, now)
-    for service in snap["services"]:
-        shown = [t["id"] for t in service["tickets"]]
-        assert shown == order[service["code"]], f"snapshot order of {service['code']}"
+    for listed in snap["services"]:
+        shown = [t["id"] for t in listed["tickets"]]
+        assert shown == order[listed["code"]], f"snapshot order of {listed['code']}"
     for code, ids in order.items():
         for index, ticket_id in enumerate(ids):
             status = read_models.ticket_status(state, state.tickets[ticket_id], now)
@@ -199,7 +150,7 @@ def test_positions_and_snapshot_order_are_the_order_call_next_hands_tickets_out(
     first: list[Any],
     steps: list[Any],
 ) -> None:
-    hall = Hall(hall_of(q1, q2, t))
+    hall = Floor(hall_of(q1, q2, t))
     hall.do(commands.open_counter, counter_id="all")
     hall.do(commands.open_counter, counter_id="t")
     for action, arg, extra in [*first, *steps]:
@@ -239,7 +190,7 @@ def test_positions_and_snapshot_order_are_the_order_call_next_hands_tickets_out(
 def test_interleave_example_regular_ticket_is_told_it_comes_after_n_priority_calls() -> None:
     """The issue's own example: interleave N=2, three priority tickets and a regular one
     waiting; the regular one is called third and is told so."""
-    hall = Hall(hall_of(("interleave", 2), ("strict", 3), ("strict", 3)))
+    hall = Floor(hall_of(("interleave", 2), ("strict", 3), ("strict", 3)))
     hall.do(commands.open_counter, counter_id="all")
     hall.do(commands.open_counter, counter_id="t")
     for n in range(3):
@@ -261,7 +212,7 @@ def test_a_tie_across_services_after_a_transfer() -> None:
     """Two tickets issued at the same instant with the same number in two services tie in
     (issue time, number) once one is transferred to the other's service: the order is still
     one (the queue key is made total by the ticket id), not both shown first."""
-    hall = Hall(hall_of(("strict", 3), ("strict", 3), ("strict", 3)))
+    hall = Floor(hall_of(("strict", 3), ("strict", 3), ("strict", 3)))
     hall.do(commands.open_counter, counter_id="all")
     hall.do(commands.open_counter, counter_id="t")
     hall.do(commands.issue, ticket_id="a", service="Q1")  # A001 ...

@@ -56,9 +56,9 @@ def load_yaml(path: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    document = load_yaml(COMPOSE)
+    document = interpolate(load_yaml(COMPOSE))
     assert isinstance(document, dict), "docker-compose.yml is not a mapping"
-    return interpolate(document)
+    return document
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def container_to_host(service: dict[str, Any], container_path: str) -> Path | No
 
 def published_ports(service: dict[str, Any]) -> list[tuple[str, int, str]]:
     """(host ip, host port, protocol) of every port the service publishes on the host."""
-    result = []
+    result: list[tuple[str, int, str]] = []
     for entry in service.get("ports", []):
         if isinstance(entry, dict):
             if entry.get("published") is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -12,11 +13,12 @@ import queue_service.domain.site as site_module
 from devices.framing import FrameError
 from devices.link import LinkError
 from devices.sim.hardware import KeypadBusy
-from queue_service.config import ConfigError, hash_token, load_config, parse_config
+from queue_service.config import AppConfig, ConfigError, hash_token, load_config
 from queue_service.errors import AntrianError
 from queue_service.reports.build import ReportRangeError
 from queue_service.settings import SettingsError
 from queue_service.store.db import EmbeddedPostgresError
+from tests import halls
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example-hall.toml"
@@ -26,15 +28,21 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def break_label(site: site_module.Site, text: str) -> str | None:
+    """The label of the site's break at the UTC time `text`; None outside a break."""
+    brk = site.current_break(utc(text))
+    return None if brk is None else brk.label
+
+
 @pytest.fixture(scope="module")
-def example():
+def example() -> AppConfig:
     return load_config(EXAMPLE)
 
 
 # --- the shipped example ------------------------------------------------------------------
 
 
-def test_example_loads_with_a_realistic_hall(example) -> None:
+def test_example_loads_with_a_realistic_hall(example: AppConfig) -> None:
     site = example.sites["mpp-banjarmasin"]
     assert site.name == "Mal Pelayanan Publik Kota Banjarmasin"
     assert str(site.timezone) == "Asia/Makassar"
@@ -47,7 +55,7 @@ def test_example_loads_with_a_realistic_hall(example) -> None:
     assert all(c.zone for c in site.counters.values())
 
 
-def test_example_services_are_plausible(example) -> None:
+def test_example_services_are_plausible(example: AppConfig) -> None:
     site = example.sites["mpp-banjarmasin"]
     prefixes = [s.prefix for s in site.services.values()]
     assert len(set(prefixes)) == len(prefixes)
@@ -66,7 +74,7 @@ def test_example_services_are_plausible(example) -> None:
     assert {s.agency for s in site.services.values()} == set(site.agencies)
 
 
-def test_example_hours_and_breaks(example) -> None:
+def test_example_hours_and_breaks(example: AppConfig) -> None:
     site = example.sites["mpp-banjarmasin"]
     assert site.hours["mon"] == (time(8, 0), time(15, 0))
     assert site.hours["sat"] == (time(8, 0), time(12, 0))
@@ -78,14 +86,14 @@ def test_example_hours_and_breaks(example) -> None:
     assert set(labels["Istirahat"].days) == {"mon", "tue", "wed", "thu"}
 
 
-def test_example_second_site(example) -> None:
+def test_example_second_site(example: AppConfig) -> None:
     assert list(example.sites) == ["mpp-banjarmasin", "mpp-banjarbaru"]
     small = example.sites["mpp-banjarbaru"]
     assert str(small.timezone) == "Asia/Makassar"
     assert (len(small.agencies), len(small.services), len(small.counters)) == (3, 4, 4)
 
 
-def test_example_demo_tokens_match_their_documented_plaintext(example) -> None:
+def test_example_demo_tokens_match_their_documented_plaintext(example: AppConfig) -> None:
     by_hash = example.token_by_hash()
     assert len(by_hash) == len(example.tokens)  # no digest configured twice
     for plain, role in [
@@ -132,7 +140,7 @@ def test_hash_token_is_sha256_hex_of_utf8() -> None:
 # --- the site clock -----------------------------------------------------------------------
 
 
-def test_service_day_rolls_over_at_local_midnight(example) -> None:
+def test_service_day_rolls_over_at_local_midnight(example: AppConfig) -> None:
     site = example.sites["mpp-banjarmasin"]
     # WITA is UTC+8: 15:59:59Z is 23:59:59 local on the 22nd, 16:00:00Z is the 23rd.
     assert site.service_day(utc("2026-11-22T15:59:59")) == date(2026, 11, 22)
@@ -142,7 +150,7 @@ def test_service_day_rolls_over_at_local_midnight(example) -> None:
     assert site.local(utc("2026-11-22T16:00:00")).isoformat() == "2026-11-23T00:00:00+08:00"
 
 
-def test_friday_prayer_break(example) -> None:
+def test_friday_prayer_break(example: AppConfig) -> None:
     site = example.sites["mpp-banjarmasin"]
     # 2026-11-20 is a Friday; 04:00Z is 12:00 WITA.
     noon_friday = utc("2026-11-20T04:00:00")
@@ -151,7 +159,7 @@ def test_friday_prayer_break(example) -> None:
     assert brk is not None
     assert brk.label == "Istirahat Salat Jumat"
     # Start inclusive, end exclusive.
-    assert site.current_break(utc("2026-11-20T03:30:00")).label == "Istirahat Salat Jumat"
+    assert break_label(site, "2026-11-20T03:30:00") == "Istirahat Salat Jumat"
     assert site.current_break(utc("2026-11-20T03:29:59")) is None
     assert site.current_break(utc("2026-11-20T05:00:00")) is None
     # Friday closes at 15:30 local, later than other weekdays.
@@ -159,10 +167,10 @@ def test_friday_prayer_break(example) -> None:
     assert not site.is_open(utc("2026-11-20T07:30:00"))
 
 
-def test_weekday_lunch_break_and_closed_days(example) -> None:
+def test_weekday_lunch_break_and_closed_days(example: AppConfig) -> None:
     site = example.sites["mpp-banjarmasin"]
     # Thursday 2026-11-19, 12:30 WITA: lunch break, not the Friday one.
-    assert site.current_break(utc("2026-11-19T04:30:00")).label == "Istirahat"
+    assert break_label(site, "2026-11-19T04:30:00") == "Istirahat"
     # Thursday 11:45 WITA: open, no break (the Friday break does not apply).
     assert site.is_open(utc("2026-11-19T03:45:00"))
     assert site.current_break(utc("2026-11-19T03:45:00")) is None
@@ -181,33 +189,19 @@ def test_weekday_lunch_break_and_closed_days(example) -> None:
 
 
 def all_day_site(
-    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat"),
+    days: Sequence[str] = site_module.WEEKDAYS[:6],
     *,
-    breaks: list[dict[str, object]] | None = None,
+    breaks: Sequence[Mapping[str, object]] = (),
     cutoff: str | None = None,
 ) -> site_module.Site:
     """Open "00:00"-"24:00" on `days` (default: every day but Sunday), WITA (UTC+8)."""
-    service: dict[str, object] = {
-        "code": "Q",
-        "agency": "a",
-        "name_id": "Layanan",
-        "name_en": "Service",
-        "prefix": "Q",
-        "target_wait_minutes": 15,
-    }
-    if cutoff is not None:
-        service["cutoff"] = cutoff
-    site: dict[str, object] = {
-        "id": "hall",
-        "name": "Hall",
-        "timezone": "Asia/Makassar",
-        "hours": {d: ["00:00", "24:00"] for d in days},
-        "breaks": breaks or [],
-        "agencies": [{"id": "a", "name": "Agency"}],
-        "services": [service],
-        "counters": [{"id": "c00", "name": "Loket", "services": ["Q"]}],
-    }
-    return parse_config({"sites": [site]}).sites["hall"]
+    return halls.Hall(
+        name="Hall",
+        hours=halls.every_day(days=days),
+        breaks=breaks,
+        services=(halls.service("Q", cutoff=cutoff, name_id="Layanan", name_en="Service"),),
+        counters=(halls.counter("c00", name="Loket"),),
+    ).site()
 
 
 def wita(text: str) -> datetime:
@@ -262,8 +256,7 @@ def test_the_hall_stays_open_through_a_midnight_only_between_24_00_and_00_00(
     assert site.continues_day_before("sat")
     assert not site.continues_day_before("mon")  # Sunday is closed: Monday opens
     assert not site.continues_day_before("sun")  # closed
-    every_day = all_day_site(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
-    assert every_day.continues_day_before("mon")
+    assert all_day_site(site_module.WEEKDAYS).continues_day_before("mon")
     text = VALID.replace(
         'mon = ["08:00", "15:00"]', 'mon = ["08:00", "24:00"]\ntue = ["00:00", "12:00"]'
     )
@@ -276,7 +269,7 @@ def test_the_hall_stays_open_through_a_midnight_only_between_24_00_and_00_00(
 
 def test_a_break_may_end_at_24_00_and_a_cutoff_of_24_00_is_no_cutoff() -> None:
     site = all_day_site(
-        breaks=[{"days": ["mon"], "start": "23:00", "end": "24:00", "label": "Malam"}],
+        breaks=({"days": ["mon"], "start": "23:00", "end": "24:00", "label": "Malam"},),
         cutoff="24:00",
     )
     (brk,) = site.breaks

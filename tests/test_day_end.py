@@ -13,14 +13,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
-from queue_service.domain.vocab import EventType
+from queue_service.domain.vocab import EventType, Outcome
 from queue_service.settings import Settings
-from queue_service.web.app import ENGINE, create_app
+from queue_service.web.app import create_app
+from queue_service.web.keys import ENGINE
 from tests.conftest import KIOSK, SITE, counter_auth, fetch
 from tests.test_engine import _close, _engine
 
@@ -210,7 +212,7 @@ async def test_first_command_after_midnight_expires_the_day_before_it(
         state = engine.site_state(SITE)
         assert state.day is not None and state.day.isoformat() == "2026-11-24"
         assert state.totals is not None
-        assert state.totals.closed[("KTP-EL", "expired")] == 3
+        assert state.totals.closed[("KTP-EL", Outcome.EXPIRED)] == 3
         assert state.totals.issued["KTP-EL"] == 4
         assert len(state.queues["KTP-EL"]) == 1
     finally:
@@ -258,7 +260,7 @@ async def test_a_restart_after_midnight_keeps_every_counter(
 
 
 async def test_idle_seconds_never_run_ahead_of_a_commit_in_flight(
-    config: AppConfig, database_url: str
+    config: AppConfig, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A scrape while a call is being committed counts the counter's idleness only up to
     the call's own time: the commit cannot take back what the scrape showed."""
@@ -301,7 +303,7 @@ async def test_idle_seconds_never_run_ahead_of_a_commit_in_flight(
             await gate.wait()
             await append(*args)
 
-        engine.store.append = held_append  # type: ignore[method-assign]
+        monkeypatch.setattr(engine.store, "append", held_append)
         call = asyncio.create_task(
             engine.execute(
                 SITE, lambda st, now: commands.call_next(st, now, counter_id="loket-03"), respond

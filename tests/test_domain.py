@@ -6,10 +6,7 @@ does (roll to today's service day, decide, number the events, apply them).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +16,7 @@ from queue_service.domain import commands, errors, estimate
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
 from queue_service.domain.site import Site
-from queue_service.domain.state import CounterState, ReplayError, SiteState, Ticket
+from queue_service.domain.state import ReplayError, Ticket
 from queue_service.domain.vocab import (
     MAX_REASON,
     CounterStatus,
@@ -31,6 +28,8 @@ from queue_service.domain.vocab import (
 from queue_service.errors import AntrianError
 from queue_service.store.event_store import StoreUnavailable, WriterLockHeld
 from tests.conftest import MONDAY_9AM, SITE
+from tests.live_site import LiveSite
+from tests.state_summary import summary
 
 WITA = ZoneInfo("Asia/Makassar")
 
@@ -40,38 +39,10 @@ def wita(day: int, hour: int, minute: int = 0, second: int = 0, month: int = 11)
     return datetime(2026, month, day, hour, minute, second, tzinfo=WITA).astimezone(UTC)
 
 
-Command = Callable[..., list[Event]]
+class Hall(LiveSite):
+    """One site's live state, driven like the engine drives it, with shorthands for the
+    common steps."""
 
-
-class Hall:
-    """One site's live state, driven like the engine drives it.
-
-    `do` rolls the state to the clock's service day, lets the command decide, gives each
-    event the next `seq` and applies it. `log` keeps every applied event in order.
-    """
-
-    def __init__(self, site: Site, clock: ManualClock) -> None:
-        self.site = site
-        self.clock = clock
-        self.state = SiteState(site, site.service_day(clock.now()))
-        self.seq = 0
-        self.log: list[Event] = []
-
-    def do(self, command: Command, **kwargs: Any) -> list[Event]:
-        now = self.clock.now()
-        today = self.site.service_day(now)
-        if self.state.day != today:
-            self.state.roll_to(today)
-        applied = []
-        for event in command(self.state, now, **kwargs):
-            self.seq += 1
-            event = dataclasses.replace(event, seq=self.seq)
-            self.state.apply(event)
-            applied.append(event)
-        self.log.extend(applied)
-        return applied
-
-    # shorthands for the common steps
     def issue(self, ticket_id: str, service: str, priority: str | None = None) -> Ticket:
         self.do(commands.issue, ticket_id=ticket_id, service=service, priority=priority)
         return self.state.tickets[ticket_id]
@@ -112,34 +83,6 @@ def site(config: AppConfig) -> Site:
 @pytest.fixture
 def hall(site: Site, clock: ManualClock) -> Hall:
     return Hall(site, clock)
-
-
-def snapshot(state: SiteState) -> tuple[Any, ...]:
-    """Everything observable in a state, in a comparable form (queue order included)."""
-    tickets = {
-        tid: tuple(getattr(t, f.name) for f in dataclasses.fields(Ticket))
-        for tid, t in state.tickets.items()
-    }
-    queues = {
-        code: (
-            tuple(q.priority),
-            tuple(q.regular),
-            q.issued,
-            q.priority_streak,
-            q.called,
-            q.called_within,
-            q.finished,
-            q.service_seconds,
-            q.no_shows,
-            q.cancelled,
-        )
-        for code, q in state.queues.items()
-    }
-    counters = {
-        cid: tuple(getattr(c, f.name) for f in dataclasses.fields(CounterState))
-        for cid, c in state.counters.items()
-    }
-    return state.day, state.last_seq, state.last_ts, tickets, queues, counters
 
 
 # --- numbering ----------------------------------------------------------------------------
@@ -925,7 +868,7 @@ def _busy_morning(hall: Hall, clock: ManualClock) -> None:
 def test_clone_is_equal_in_content(hall: Hall, clock: ManualClock) -> None:
     _busy_morning(hall, clock)
     copy = hall.state.clone()
-    assert snapshot(copy) == snapshot(hall.state)
+    assert summary(copy, totals=False) == summary(hall.state, totals=False)
     for tid, ticket in copy.tickets.items():
         assert ticket is not hall.state.tickets[tid]
     for q in copy.queues.values():
@@ -937,12 +880,12 @@ def test_clone_is_equal_in_content(hall: Hall, clock: ManualClock) -> None:
 
 def test_clone_is_independent_of_the_original(hall: Hall, clock: ManualClock) -> None:
     _busy_morning(hall, clock)
-    before = snapshot(hall.state)
+    before = summary(hall.state, totals=False)
     copy = hall.state.clone()
 
     # Drive the copy on: new tickets, calls, finishes, pauses.
     other = Hall(hall.site, clock)
-    other.state, other.seq = copy, hall.seq
+    other.state, other.log = copy, list(hall.log)
     clock.advance(60)
     other.issue("new", "KK")
     other.finish("loket-03")
@@ -953,9 +896,9 @@ def test_clone_is_independent_of_the_original(hall: Hall, clock: ManualClock) ->
     copy.queues["KTP-EL"].regular.clear()
     copy.counters["loket-04"].served = 42
 
-    assert snapshot(hall.state) == before
+    assert summary(hall.state, totals=False) == before
     assert "new" not in hall.state.tickets
-    assert snapshot(copy) != before
+    assert summary(copy, totals=False) != before
 
 
 def test_every_error_of_the_domain_and_store_is_an_antrian_error_with_its_status() -> None:

@@ -8,7 +8,6 @@ a ticket's history never runs backwards and replaying the log rebuilds the live 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from queue_service.domain.vocab import (
     TicketStatus,
 )
 from tests.conftest import EXAMPLE, MONDAY_9AM, SITE
+from tests.live_site import LiveSite
 from tests.state_summary import summary
 
 HALL = load_config(EXAMPLE).sites[SITE]
@@ -96,12 +96,12 @@ Command = Callable[..., list[Event]]
 class HallMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.clock = ManualClock(MONDAY_9AM)
-        self.state = SiteState(HALL, HALL.service_day(MONDAY_9AM), new_totals())
-        # Every event emitted so far, in order, and a fresh SiteState that was given exactly
-        # these events (applied as they came: the same as replaying the log from scratch
-        # after every step, without the quadratic cost).
-        self.log: list[Event] = []
+        self.live = LiveSite(HALL, ManualClock(MONDAY_9AM), new_totals())
+        self.clock, self.state = self.live.clock, self.live.state
+        # Every event emitted so far, in order (the live site's log), and a fresh SiteState
+        # that was given exactly these events (applied as they came: the same as replaying
+        # the log from scratch after every step, without the quadratic cost).
+        self.log = self.live.log
         self.replay = SiteState(HALL, None, new_totals())
         self._summary: dict[str, Any] | None = None  # of self.state, until it changes
         self.ticket_ids: list[str] = []
@@ -130,11 +130,8 @@ class HallMachine(RuleBasedStateMachine):
         self.apply(events)
 
     def apply(self, events: list[Event]) -> None:
-        for event in events:
-            event = dataclasses.replace(event, seq=len(self.log) + 1)
-            self.state.apply(event)
+        for event in self.live.apply(events):
             self._summary = None
-            self.log.append(event)
             self.replay.apply(event)
             self.record(event)
 
@@ -146,7 +143,7 @@ class HallMachine(RuleBasedStateMachine):
     def record(self, event: Event) -> None:
         assert event.day == self.state.day, "an event of another day than the live one"
         if event.type == EventType.TICKET_ISSUED:
-            assert event.service is not None
+            assert event.service is not None and event.ticket_id is not None
             seen = self.numbers.setdefault((event.day, event.service), set())
             number = event.data["number"]
             assert number not in seen, f"{number} issued twice on {event.day}"
@@ -268,6 +265,7 @@ class HallMachine(RuleBasedStateMachine):
         for roll, ticket, outcome, to_service, then_seconds in steps:
             held = self.state.counters.get(counter)
             holding = self.state.tickets.get(held.ticket_id) if held and held.ticket_id else None
+            fitting: tuple[str, ...]
             if holding is None:
                 fitting = IDLE_ACTIONS
             elif holding.state == TicketStatus.SERVING:
@@ -457,31 +455,19 @@ POLICY_CASES = (
 def test_calls_follow_the_services_priority_policy(case: tuple[str, str], ops: list[str]) -> None:
     service, counter = case
     svc = HALL.services[service]
-    clock = ManualClock(MONDAY_9AM)
-    state = SiteState(HALL, HALL.service_day(MONDAY_9AM))
-    seq = 0
-
-    def do(command: Command, **kwargs: Any) -> list[Event]:
-        nonlocal seq
-        out = []
-        for event in command(state, clock.now(), **kwargs):
-            seq += 1
-            event = dataclasses.replace(event, seq=seq)
-            state.apply(event)
-            out.append(event)
-        return out
+    live = LiveSite(HALL, ManualClock(MONDAY_9AM))
 
     # The model: issue order per class, and priority calls in a row.
     priority: list[str] = []
     regular: list[str] = []
     order: list[str] = []
     streak = 0
-    do(commands.open_counter, counter_id=counter)
+    live.do(commands.open_counter, counter_id=counter)
     for i, op in enumerate(ops):
-        clock.advance(30)
+        live.clock.advance(30)
         if op != "call":
             tid = f"t{i}"
-            do(
+            live.do(
                 commands.issue,
                 ticket_id=tid,
                 service=service,
@@ -504,7 +490,7 @@ def test_calls_follow_the_services_priority_policy(case: tuple[str, str], ops: l
         else:
             expected = None
         try:
-            (called,) = do(commands.call_next, counter_id=counter)
+            (called,) = live.do(commands.call_next, counter_id=counter)
         except errors.QueueEmpty:
             assert expected is None
             continue
@@ -512,4 +498,4 @@ def test_calls_follow_the_services_priority_policy(case: tuple[str, str], ops: l
         for queue in (priority, regular, order):
             if expected in queue:
                 queue.remove(expected)
-        do(commands.finish, counter_id=counter)
+        live.do(commands.finish, counter_id=counter)

@@ -22,12 +22,14 @@ from aiohttp.test_utils import TestClient
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
-from queue_service.domain.vocab import EventType
+from queue_service.domain.vocab import EventType, Outcome
 from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine, IdempotencyKeyReused
 from queue_service.errors import AntrianError
 from queue_service.settings import Settings
+from queue_service.store.db import create_pool
 from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable
 from queue_service.store.memory import MemoryStore, replay_row
+from queue_service.store.migrate import migrate
 from queue_service.store.protocol import Store
 from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
@@ -87,6 +89,24 @@ async def _close(engine: Engine) -> None:
     await engine.stop()
     await store.close()
     await store.pool.close()
+
+
+@contextlib.asynccontextmanager
+async def store_holding(database_url: str, events: Sequence[Event]) -> AsyncIterator[EventStore]:
+    """A store on its own pool of the migrated database, holding `events` (an engine
+    started on it replays them); store and pool closed on the way out."""
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        store = EventStore(pool, database_url)
+        try:
+            await store.append(events, [])
+            yield store
+        finally:
+            await store.close()
+    finally:
+        await pool.close()
 
 
 async def test_answers_are_forgotten_after_the_window(
@@ -538,7 +558,7 @@ async def test_reading_a_state_never_rolls_its_day_over(
     state = engine.site_state(SITE)
     assert state.day == MONDAY + timedelta(days=1)
     assert state.totals is not None
-    assert state.totals.closed[("KTP-EL", "expired")] == 1
+    assert state.totals.closed[("KTP-EL", Outcome.EXPIRED)] == 1
     # Nothing open: a read still leaves the day as it is.
     clock.set(MONDAY_9AM + timedelta(days=2))
     assert engine.site_state(SITE).day == MONDAY + timedelta(days=1)
@@ -608,7 +628,7 @@ async def test_a_store_failure_is_unavailable_and_a_bug_is_raised_as_it_is(
 # -- the stores the engine runs on ---------------------------------------------------------
 
 
-def _event(seq: int, type_: str, day: date, **fields: Any) -> Event:
+def _event(seq: int, type_: EventType, day: date, **fields: Any) -> Event:
     ts = datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo("Asia/Makassar"))
     return Event(
         type_, fields.pop("site", SITE), ts + timedelta(minutes=seq), day, seq=seq, **fields

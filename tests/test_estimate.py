@@ -4,9 +4,7 @@ the call, replayed, exported on /metrics and shown in the ticket_visits view).""
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,21 +16,20 @@ from queue_service import read_models
 from queue_service.config import AppConfig
 from queue_service.domain import commands, estimate
 from queue_service.domain.clock import ManualClock
-from queue_service.domain.events import Event, replay_row
+from queue_service.domain.events import Event
 from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.domain.vocab import EventType, Role
 from queue_service.engine import Engine
 from queue_service.settings import Settings
-from queue_service.store.db import create_pool
-from queue_service.store.event_store import EventStore
-from queue_service.store.migrate import migrate
 from tests.conftest import KIOSK, MANAGER, SITE, counter_auth
 from tests.halls import Bearer, Hall, every_day, numbered_counters, service
+from tests.live_site import LiveSite
 from tests.state_summary import summary
+from tests.test_engine import store_holding
 from tests.test_metrics import pick, scrape
-from tests.test_perf_replay import day_of, with_totals
+from tests.test_perf_replay import applied_and_replayed, day_of
 
 # Monday 23 November 2026 in WITA (UTC+8).
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 WITA
@@ -71,28 +68,16 @@ def hall_config(counters: int, breaks: bool = False) -> AppConfig:
     ).config()
 
 
-class Day:
-    """A site's state driven by commands on a manual clock, as the engine drives it."""
+class Day(LiveSite):
+    """A site's live state on a manual clock from `start`, with its totals."""
 
     def __init__(self, site: Site, start: datetime = T0) -> None:
-        self.clock = ManualClock(start)
         bounds = wait_bounds(s.target_wait_seconds for s in site.services.values())
-        totals = SiteTotals(site.services, site.counters, bounds)
-        self.state = SiteState(site, site.service_day(start), totals)
-        self.log: list[Event] = []
+        super().__init__(site, ManualClock(start), SiteTotals(site.services, site.counters, bounds))
 
     def at(self, instant: datetime) -> Day:
         self.clock.set(instant)
         return self
-
-    def do(self, command: Callable[..., list[Event]], **kw: Any) -> list[Event]:
-        out = []
-        for e in command(self.state, self.clock.now(), **kw):
-            e = dataclasses.replace(e, seq=len(self.log) + 1)
-            self.state.apply(e)
-            self.log.append(e)
-            out.append(e)
-        return out
 
     def issue(self, ticket_id: str) -> Event:
         (e,) = self.do(commands.issue, ticket_id=ticket_id, service="Q")
@@ -337,15 +322,8 @@ def _inputs(state: SiteState) -> dict[str, Any]:
 
 def test_replay_restores_each_tickets_estimate_and_the_estimators_inputs() -> None:
     config, events = day_of(3, 200)
-    day = events[0].day
     assert sum("estimated_wait_seconds" in e.data for e in events) > 300
-    applied, replayed = with_totals(config, day), with_totals(config, day)
-    for e in events:
-        applied[e.site].apply(e)
-    by_site = {s: [replay_row(e) for e in events if e.site == s] for s in config.sites}
-    for site_id, rows in by_site.items():
-        for i in range(0, len(rows), 41):
-            replayed[site_id].replay_rows(rows[i : i + 41])
+    applied, replayed = applied_and_replayed(config, events, 41)
     for s in config.sites:
         assert summary(replayed[s]) == summary(applied[s])  # tickets' estimates, error totals
         assert _inputs(replayed[s]) == _inputs(applied[s])
@@ -378,12 +356,7 @@ async def test_a_restart_keeps_each_tickets_estimate_and_the_error_totals(
     }
     assert sum(v is not None for v in told.values()) == 6
 
-    pool = await create_pool(database_url)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        store = EventStore(pool, database_url)
-        await store.append(d.log, [])
+    async with store_holding(database_url, d.log) as store:
         engine = Engine(config, store, ManualClock(T0 + timedelta(seconds=600)))
         await engine.start()
         try:
@@ -400,9 +373,6 @@ async def test_a_restart_keeps_each_tickets_estimate_and_the_error_totals(
             )
         finally:
             await engine.stop()
-            await store.close()
-    finally:
-        await pool.close()
 
 
 # -- through the service: the visit view and /metrics -----------------------------------

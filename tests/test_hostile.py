@@ -31,9 +31,8 @@ from hypothesis.errors import HypothesisDeprecationWarning, Unsatisfiable
 
 from devices import dispenser, escpos, keypad
 from devices.framing import ETX, MAX_FRAME, STX, Frame, FrameParser, encode
-from queue_service.settings import Settings
+from queue_service.settings import RateLimits, Settings
 from queue_service.web.app import create_app
-from queue_service.web.security import RateLimits
 from tests.conftest import ADMIN, EXAMPLE, KIOSK, SITE
 from tests.service_process import Service
 from tests.tools import tools_required

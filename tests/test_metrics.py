@@ -256,7 +256,7 @@ async def test_gzip_when_asked_is_the_rendered_body_compressed(
     render = exposition.render
 
     async def spy() -> bytes:
-        body = await render()
+        body: bytes = await render()
         rendered.append(body)
         return body
 
@@ -363,8 +363,9 @@ def test_printer_flags_unknown_are_nan_in_the_exposition() -> None:
     """What docs/metrics.md says of the printer flags before a status is known: NaN."""
     from devices import metric_families as device_metrics
     from devices.supervisor import DeviceHealth
+    from queue_service.domain.vocab import DeviceKind
 
-    text = device_metrics.render([DeviceHealth(site=SITE, device="p1", kind="printer")])
+    text = device_metrics.render([DeviceHealth(site=SITE, device="p1", kind=DeviceKind.PRINTER)])
     samples = parse(text)
     for name in (
         "qms_printer_paper_near_end",

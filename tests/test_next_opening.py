@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient
 
-from queue_service.config import AppConfig, hash_token, load_config, parse_config
+from queue_service.config import AppConfig, load_config
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.site import Site
 from queue_service.settings import Settings
 from queue_service.web import openapi
 from queue_service.web.app import create_app
 from tests.conftest import EXAMPLE, KIOSK, MANAGER, SITE
+from tests.halls import DEMO_KIOSK, DEMO_MANAGER, Hall, counter, service
 
 WITA = ZoneInfo("Asia/Makassar")  # UTC+8
 HALL = load_config(EXAMPLE).sites[SITE]  # Mon-Thu 08-15, Fri 08-15:30, Sat 08-12, Sun closed
@@ -35,38 +36,16 @@ def wita(day: int, hh: int, mm: int = 0, ss: int = 0) -> datetime:
 def hall_config(
     hours: dict[str, list[str]],
     timezone: str = "Asia/Makassar",
-    **service: Any,
+    **service_fields: Any,
 ) -> AppConfig:
     """One site "hall" with one service Q and one counter; the demo kiosk and manager tokens."""
-    return parse_config(
-        {
-            "sites": [
-                {
-                    "id": "hall",
-                    "name": "Test hall",
-                    "timezone": timezone,
-                    "hours": hours,
-                    "agencies": [{"id": "a", "name": "Agency"}],
-                    "services": [
-                        {
-                            "code": "Q",
-                            "agency": "a",
-                            "name_id": "Layanan",
-                            "name_en": "Service",
-                            "prefix": "Q",
-                            "target_wait_minutes": 15,
-                            **service,
-                        }
-                    ],
-                    "counters": [{"id": "c1", "name": "Loket 1", "services": ["Q"]}],
-                }
-            ],
-            "tokens": [
-                {"name": "kiosk", "role": "kiosk", "sha256": hash_token("demo-kiosk")},
-                {"name": "manager", "role": "manager", "sha256": hash_token("demo-manager")},
-            ],
-        }
-    )
+    return Hall(
+        hours=hours,
+        timezone=timezone,
+        services=(service("Q", **service_fields),),
+        counters=(counter("c1", name="Loket 1"),),
+        tokens=(DEMO_KIOSK, DEMO_MANAGER),
+    ).config()
 
 
 def hall(hours: dict[str, list[str]], timezone: str = "Asia/Makassar") -> Site:
@@ -168,22 +147,20 @@ def test_next_opening_across_a_daylight_saving_change_has_the_openings_offset() 
     assert opening.astimezone(UTC) == datetime(2026, 3, 30, 7, tzinfo=UTC)
 
 
-def test_an_opening_skipped_by_the_clocks_going_forward_is_when_they_jump() -> None:
-    berlin = ZoneInfo("Europe/Berlin")  # 29 March 2026: 02:00 CET jumps to 03:00 CEST
+@pytest.mark.parametrize(
+    ("day_before", "expected"),
+    [
+        # 29 March 2026: 02:00 CET jumps to 03:00 CEST; the skipped 02:30 opens at the jump.
+        pytest.param(datetime(2026, 3, 28, 12), "2026-03-29T03:00:00+02:00", id="forward"),
+        # 25 October 2026: 03:00 CEST goes back to 02:00 CET; 02:30 shown twice is the first.
+        pytest.param(datetime(2026, 10, 24, 12), "2026-10-25T02:30:00+02:00", id="back"),
+    ],
+)
+def test_an_opening_on_a_day_the_clocks_change(day_before: datetime, expected: str) -> None:
     site = hall({"sun": ["02:30", "10:00"]}, "Europe/Berlin")
-    opening = site.next_opening(datetime(2026, 3, 28, 12, tzinfo=berlin))
+    opening = site.next_opening(day_before.replace(tzinfo=ZoneInfo("Europe/Berlin")))
     assert opening is not None
-    assert opening.isoformat() == "2026-03-29T03:00:00+02:00"
-    at = opening.astimezone(UTC)
-    assert site.is_open(at) and not site.is_open(at - timedelta(seconds=1))
-
-
-def test_an_opening_shown_twice_by_the_clocks_going_back_is_the_first() -> None:
-    berlin = ZoneInfo("Europe/Berlin")  # 25 October 2026: 03:00 CEST goes back to 02:00 CET
-    site = hall({"sun": ["02:30", "10:00"]}, "Europe/Berlin")
-    opening = site.next_opening(datetime(2026, 10, 24, 12, tzinfo=berlin))
-    assert opening is not None
-    assert opening.isoformat() == "2026-10-25T02:30:00+02:00"
+    assert opening.isoformat() == expected
     at = opening.astimezone(UTC)
     assert site.is_open(at) and not site.is_open(at - timedelta(seconds=1))
 

@@ -26,10 +26,8 @@ from queue_service.domain.state import ReplayError, SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.domain.vocab import EventType, Outcome, Priority, Source, TicketStatus
 from queue_service.engine import Engine
-from queue_service.store.db import create_pool
-from queue_service.store.event_store import EventStore
-from queue_service.store.migrate import migrate
 from tests.state_summary import summary
+from tests.test_engine import store_holding
 
 
 def day_of(sites: int, tickets: int) -> tuple[Any, list[Event]]:
@@ -51,18 +49,26 @@ def with_totals(config: Any, day: Any) -> dict[str, SiteState]:
     }
 
 
-def test_replaying_rows_builds_the_state_of_applying_events() -> None:
-    config, events = day_of(3, 200)
+def applied_and_replayed(
+    config: Any, events: list[Event], run: int
+) -> tuple[dict[str, SiteState], dict[str, SiteState]]:
+    """Every site's state (with totals) of one day's `events` applied one by one, and of
+    their replay rows given `run` at a time per site, as the store's batches cut them."""
     day = events[0].day
-    assert {e.type for e in events} == set(EventType) - {EventType.TICKET_EXPIRED}
     applied, replayed = with_totals(config, day), with_totals(config, day)
     for e in events:
         applied[e.site].apply(e)
-    # Runs of varying length per site, as batches cut them.
-    by_site = {s: [replay_row(e) for e in events if e.site == s] for s in config.sites}
-    for s, rows in by_site.items():
-        for i in range(0, len(rows), 37):
-            assert replayed[s].replay_rows(iter(rows[i : i + 37])) == len(rows[i : i + 37])
+    for s in config.sites:
+        rows = [replay_row(e) for e in events if e.site == s]
+        for i in range(0, len(rows), run):
+            assert replayed[s].replay_rows(iter(rows[i : i + run])) == len(rows[i : i + run])
+    return applied, replayed
+
+
+def test_replaying_rows_builds_the_state_of_applying_events() -> None:
+    config, events = day_of(3, 200)
+    assert {e.type for e in events} == set(EventType) - {EventType.TICKET_EXPIRED}
+    applied, replayed = applied_and_replayed(config, events, 37)
     for s in config.sites:
         assert summary(replayed[s]) == summary(applied[s])
         assert summary(replayed[s].clone()) == summary(applied[s].clone())
@@ -143,18 +149,13 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
             expected[e.site].apply(e)
             today_only[e.site].apply(e)
 
-    pool = await create_pool(database_url)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        store = EventStore(pool, database_url)
-        await store.append(events, [])
-        await store.close()
+    async with store_holding(database_url, events) as store:
+        await store.close()  # lets go of the writer connection: the engine below takes it
 
         # Small ranges and batches: many of each, and ranges that cut sites' runs.
         days = dict.fromkeys(config.sites, today[0].day)
         got = with_totals(config, today[0].day)
-        per_site: dict[str, list[int]] = {s: [] for s in config.sites}
+        per_site: dict[str, list[tuple[Any, ...]]] = {s: [] for s in config.sites}
         async for batch in store.read_days(days, chunk=97, batch=13):
             assert 0 < len(batch) <= 13
             for site_id, run in groupby(batch, lambda row: row[1]):
@@ -189,9 +190,6 @@ async def test_start_rebuilds_the_state_of_applying_every_event(database_url: st
                 assert summary(engine._working(s)) == summary(expected[s].clone())
         finally:
             await engine.stop()
-            await store.close()
-    finally:
-        await pool.close()
 
 
 async def test_start_freezes_the_replayed_state_before_the_collector_runs_again(
@@ -201,18 +199,13 @@ async def test_start_freezes_the_replayed_state_before_the_collector_runs_again(
     young generation at its end: the state is frozen before the collector is on again, so
     no young collection traverses the whole day (it did, ~0.2 s at a million events)."""
     config, today = day_of(2, 900)
-    pool = await create_pool(database_url)
     young_at_collections: list[int] = []
 
     def watch(phase: str, info: dict[str, Any]) -> None:
         if phase == "start" and info["generation"] == 0:
             young_at_collections.append(len(gc.get_objects(generation=0)))
 
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        store = EventStore(pool, database_url)
-        await store.append(today, [])
+    async with store_holding(database_url, today) as store:
         engine = Engine(config, store, ManualClock(REPLAY_AT))
         gc.collect()
         gc.callbacks.append(watch)
@@ -228,6 +221,3 @@ async def test_start_freezes_the_replayed_state_before_the_collector_runs_again(
             assert max(young_at_collections, default=0) < 5_000, young_at_collections[-5:]
         finally:
             await engine.stop()
-            await store.close()
-    finally:
-        await pool.close()

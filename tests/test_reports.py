@@ -9,6 +9,7 @@ import argparse
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,119 +18,79 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from queue_service.config import AppConfig, hash_token, parse_config
+from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.vocab import Role
 from queue_service.reports import cli
-from queue_service.settings import Settings
-from queue_service.web.app import create_app
 from tests.conftest import auth
+from tests.halls import Bearer, Hall, counter, every_day, service
 
 HALL = "hall"
 BASE = f"/api/v1/sites/{HALL}"
 # Monday 23 November 2026, 08:00 WITA (UTC+8).
 DAY = date(2026, 11, 23)
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
-ADMIN = auth("report-admin")
-MANAGER = auth("report-manager")
-OTHER_MANAGER = auth("other-manager")
 
 
-def report_hall() -> AppConfig:
-    """Two agencies, S1 (target 10 min) at counters c1 and c2, S2 (target 5 min) at c2;
-    c2 does not use "start"."""
-    return parse_config(
-        {
-            "sites": [
-                {
-                    "id": HALL,
-                    "name": "Mal Pelayanan Publik Uji",
-                    "timezone": "Asia/Makassar",
-                    "hours": {
-                        d: ["00:00", "23:59"]
-                        for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-                    },
-                    "agencies": [
-                        {"id": "a1", "name": "Instansi Satu"},
-                        {"id": "a2", "name": "Instansi Dua"},
-                    ],
-                    "services": [
-                        {
-                            "code": "S1",
-                            "agency": "a1",
-                            "name_id": "Layanan Satu",
-                            "name_en": "Service One",
-                            "prefix": "A",
-                            "target_wait_minutes": 10,
-                        },
-                        {
-                            "code": "S2",
-                            "agency": "a2",
-                            "name_id": "Layanan Dua",
-                            "name_en": "Service Two",
-                            "prefix": "B",
-                            "target_wait_minutes": 5,
-                        },
-                    ],
-                    "counters": [
-                        {"id": "c1", "name": "Loket 1", "services": ["S1"]},
-                        {
-                            "id": "c2",
-                            "name": "Loket 2",
-                            "services": ["S1", "S2"],
-                            "uses_start": False,
-                        },
-                    ],
-                },
-                {
-                    "id": "other",
-                    "name": "Other hall",
-                    "timezone": "Asia/Jakarta",
-                    "hours": {"mon": ["08:00", "15:00"]},
-                    "agencies": [{"id": "x", "name": "X"}],
-                    "services": [
-                        {
-                            "code": "X",
-                            "agency": "x",
-                            "name_id": "X",
-                            "name_en": "X",
-                            "prefix": "X",
-                            "target_wait_minutes": 10,
-                        }
-                    ],
-                    "counters": [{"id": "x1", "name": "X1", "services": ["X"]}],
-                },
-            ],
-            "tokens": [
-                {"name": "admin", "role": "admin", "sha256": hash_token("report-admin")},
-                {
-                    "name": "manager",
-                    "role": "manager",
-                    "sha256": hash_token("report-manager"),
-                    "sites": [HALL],
-                },
-                {
-                    "name": "other-manager",
-                    "role": "manager",
-                    "sha256": hash_token("other-manager"),
-                    "sites": ["other"],
-                },
-                {
-                    "name": "counter-c2",
-                    "role": "counter",
-                    "sha256": hash_token("report-c2"),
-                    "sites": [HALL],
-                    "counters": ["c2"],
-                },
-                {
-                    "name": "survey-tablet-c2",
-                    "role": "survey",
-                    "sha256": hash_token("survey-c2"),
-                    "sites": [HALL],
-                    "counters": ["c2"],
-                },
-            ],
-        }
-    )
+# Two agencies, S1 (target 10 min) at counters c1 and c2, S2 (target 5 min) at c2; c2 does
+# not use "start".
+REPORT_HALL = Hall(
+    id=HALL,
+    name="Mal Pelayanan Publik Uji",
+    hours=every_day("00:00", "23:59"),
+    agencies=({"id": "a1", "name": "Instansi Satu"}, {"id": "a2", "name": "Instansi Dua"}),
+    services=(
+        service(
+            "S1",
+            agency="a1",
+            name_id="Layanan Satu",
+            name_en="Service One",
+            prefix="A",
+            target_wait_minutes=10,
+        ),
+        service(
+            "S2",
+            agency="a2",
+            name_id="Layanan Dua",
+            name_en="Service Two",
+            prefix="B",
+            target_wait_minutes=5,
+        ),
+    ),
+    counters=(
+        counter("c1", "S1", name="Loket 1"),
+        counter("c2", "S1", "S2", name="Loket 2", uses_start=False),
+    ),
+)
+# A site the report hall's manager may not see.
+OTHER_HALL = Hall(
+    id="other",
+    name="Other hall",
+    timezone="Asia/Jakarta",
+    hours={"mon": ("08:00", "15:00")},
+    agencies=({"id": "x", "name": "X"},),
+    services=(service("X", agency="x", name_id="X", name_en="X", target_wait_minutes=10),),
+    counters=(counter("x1", "X", name="X1"),),
+)
+REPORT_TOKENS = (
+    Bearer("report-admin", Role.ADMIN, name="admin"),
+    Bearer("report-manager", Role.MANAGER, name="manager", sites=(HALL,)),
+    Bearer("other-manager", Role.MANAGER, name="other-manager", sites=("other",)),
+    Bearer("report-c2", Role.COUNTER, name="counter-c2", sites=(HALL,), counters=("c2",)),
+    Bearer("survey-c2", Role.SURVEY, name="survey-tablet-c2", sites=(HALL,), counters=("c2",)),
+)
+ADMIN, MANAGER, OTHER_MANAGER = (t.headers for t in REPORT_TOKENS[:3])
+
+
+def report_hall(**fields: Any) -> AppConfig:
+    """The report hall (its `fields` changed as given), the other site, and their tokens."""
+    return replace(REPORT_HALL, **fields, other_sites=(OTHER_HALL,), tokens=REPORT_TOKENS).config()
+
+
+@pytest.fixture
+def config() -> AppConfig:
+    """The report hall, for the `client` fixture."""
+    return report_hall()
 
 
 class Day:
@@ -224,18 +185,6 @@ async def play_day(client: TestClient, clock: ManualClock, start: datetime = T0)
     return d
 
 
-@pytest.fixture
-def hall() -> AppConfig:
-    return report_hall()
-
-
-@pytest.fixture
-async def hall_client(
-    settings: Settings, hall: AppConfig, clock: ManualClock, aiohttp_client: Any
-) -> TestClient:
-    return await aiohttp_client(create_app(settings, hall, clock))
-
-
 async def get_report(client: TestClient, **query: str) -> dict[str, Any]:
     resp = await client.get(f"{BASE}/report", params=query, headers=MANAGER)
     assert resp.status == 200, await resp.text()
@@ -319,20 +268,20 @@ def check_day(report: dict[str, Any]) -> None:
 
 
 async def test_report_figures_equal_the_hand_computed_scripted_day(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    await play_day(hall_client, clock)
-    report = await get_report(hall_client, **{"from": DAY.isoformat(), "to": DAY.isoformat()})
+    await play_day(client, clock)
+    report = await get_report(client, **{"from": DAY.isoformat(), "to": DAY.isoformat()})
     assert report["partial_today"] is True
     check_day(report)
 
 
 async def test_a_rolled_up_past_day_gives_the_same_figures_as_the_live_day(
-    hall_client: TestClient, clock: ManualClock, database_url: str
+    client: TestClient, clock: ManualClock, database_url: str
 ) -> None:
-    await play_day(hall_client, clock)
+    await play_day(client, clock)
     clock.set(T0 + timedelta(days=2))
-    report = await get_report(hall_client, **{"from": "2026-11-20", "to": "2026-11-25"})
+    report = await get_report(client, **{"from": "2026-11-20", "to": "2026-11-25"})
     assert report["partial_today"] is True and report["days"] == 6
     check_day(report)
     conn = await asyncpg.connect(database_url)
@@ -351,16 +300,16 @@ async def test_a_rolled_up_past_day_gives_the_same_figures_as_the_live_day(
         )
     finally:
         await conn.close()
-    again = await get_report(hall_client, **{"from": "2026-11-23", "to": "2026-11-23"})
+    again = await get_report(client, **{"from": "2026-11-23", "to": "2026-11-23"})
     # c1 reopened at 3000 and never closed: open until the day's last event (3000), +0.
     assert figures_of(again["counters"], "id", "c1")["open_seconds"] == 1900.0
     assert again["totals"] == report["totals"]
 
 
 async def test_estimate_accuracy_compares_the_wait_told_at_issue_with_the_actual_wait(
-    hall_client: TestClient, clock: ManualClock, database_url: str
+    client: TestClient, clock: ManualClock, database_url: str
 ) -> None:
-    day = await play_day(hall_client, clock)
+    day = await play_day(client, clock)
     conn = await asyncpg.connect(database_url)
     try:
         told = {
@@ -380,21 +329,21 @@ async def test_estimate_accuracy_compares_the_wait_told_at_issue_with_the_actual
         if told[day.tickets[name]] is not None
     ]
     assert errors, "the scripted day's tickets were given estimates"
-    report = await get_report(hall_client, **{"from": DAY.isoformat()})
+    report = await get_report(client, **{"from": DAY.isoformat()})
     assert report["totals"]["estimate"] == {
         "count": len(errors),
         "mae": round(sum(abs(e) for e in errors) / len(errors), 3),
         "bias": round(sum(errors) / len(errors), 3),
     }
     clock.set(T0 + timedelta(days=1))  # the same from the rolled-up day
-    rolled = await get_report(hall_client, **{"from": DAY.isoformat()})
+    rolled = await get_report(client, **{"from": DAY.isoformat()})
     assert rolled["totals"]["estimate"] == report["totals"]["estimate"]
 
 
 async def test_visits_of_agrees_with_the_ticket_visits_view(
-    hall_client: TestClient, clock: ManualClock, database_url: str
+    client: TestClient, clock: ManualClock, database_url: str
 ) -> None:
-    await play_day(hall_client, clock)
+    await play_day(client, clock)
     columns = (
         "site_id, service_day, ticket_id, segment, service, priority, source, counter_id,"
         " ticket_issued_at, enqueued_at, first_called_at, last_called_at, started_at,"
@@ -421,10 +370,10 @@ async def test_visits_of_agrees_with_the_ticket_visits_view(
 
 
 async def test_csv_is_excel_ready_with_bom_semicolons_and_decimal_commas(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    await play_day(hall_client, clock)
-    resp = await hall_client.get(
+    await play_day(client, clock)
+    resp = await client.get(
         f"{BASE}/report", params={"format": "csv", "from": "2026-11-23"}, headers=MANAGER
     )
     assert resp.status == 200
@@ -440,7 +389,7 @@ async def test_csv_is_excel_ready_with_bom_semicolons_and_decimal_commas(
     assert record["tunggu p50 (detik)/wait p50 (s)"] == "390"
     assert record["tunggu rata-rata (detik)/wait mean (s)"] == "458,333"
     assert record["% dalam standar/% within target"] == "0,5"
-    english = await hall_client.get(
+    english = await client.get(
         f"{BASE}/report",
         params={"format": "csv", "from": "2026-11-23", "locale": "en"},
         headers=MANAGER,
@@ -450,10 +399,10 @@ async def test_csv_is_excel_ready_with_bom_semicolons_and_decimal_commas(
 
 
 async def test_html_report_is_self_contained_and_escapes_names(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    await play_day(hall_client, clock)
-    resp = await hall_client.get(
+    await play_day(client, clock)
+    resp = await client.get(
         f"{BASE}/report", params={"format": "html", "from": "2026-11-23"}, headers=MANAGER
     )
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
@@ -466,15 +415,15 @@ async def test_html_report_is_self_contained_and_escapes_names(
 
 
 async def test_report_access_is_for_managers_of_the_site(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    resp = await hall_client.get(f"{BASE}/report")
+    resp = await client.get(f"{BASE}/report")
     assert resp.status == 401 and (await resp.json())["code"] == "token_required"
-    resp = await hall_client.get(f"{BASE}/report", headers=OTHER_MANAGER)
+    resp = await client.get(f"{BASE}/report", headers=OTHER_MANAGER)
     assert resp.status == 403 and (await resp.json())["code"] == "site_not_allowed"
-    resp = await hall_client.get(f"{BASE}/report", headers=auth("report-c2"))
+    resp = await client.get(f"{BASE}/report", headers=auth("report-c2"))
     assert resp.status == 403 and (await resp.json())["code"] == "role_not_allowed"
-    resp = await hall_client.get("/api/v1/sites/nope/report", headers=ADMIN)
+    resp = await client.get("/api/v1/sites/nope/report", headers=ADMIN)
     assert resp.status == 404 and (await resp.json())["code"] == "unknown_site"
 
 
@@ -488,24 +437,23 @@ async def test_report_access_is_for_managers_of_the_site(
     ],
 )
 async def test_bad_report_requests_get_a_stable_code(
-    hall_client: TestClient, query: dict[str, str], code: str
+    client: TestClient, query: dict[str, str], code: str
 ) -> None:
-    resp = await hall_client.get(f"{BASE}/report", params=query, headers=MANAGER)
+    resp = await client.get(f"{BASE}/report", params=query, headers=MANAGER)
     assert resp.status == 400
     assert (await resp.json())["code"] == code
 
 
 async def test_cli_writes_the_report_from_the_database(
-    hall_client: TestClient,
+    client: TestClient,
     clock: ManualClock,
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    await play_day(hall_client, clock)
-    config_file = tmp_path / "hall.toml"
-    config_file.write_text(HALL_TOML)
+    await play_day(client, clock)
+    config_file = replace(REPORT_HALL, hours={"mon": ("00:00", "23:59")}).write(tmp_path)
     monkeypatch.setenv("DATABASE_URL", database_url)
     out = tmp_path / "report.json"
     parser = argparse.ArgumentParser()
@@ -541,57 +489,18 @@ async def test_cli_writes_the_report_from_the_database(
 
 
 async def test_ikm_gauges_are_on_metrics_per_site_and_service(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    day = await play_day(hall_client, clock)
-    resp = await hall_client.post(
+    day = await play_day(client, clock)
+    resp = await client.post(
         f"/api/v1/tickets/{day.tickets['T1']}/survey", json={"scores": [4, 4, 3, 4, 3, 4, 4, 3, 3]}
     )
     assert resp.status == 201
     from queue_service.web.reports_api import REPORTS
 
-    await hall_client.app[REPORTS].refresh()
-    text = await (await hall_client.get("/metrics")).text()
+    await client.app[REPORTS].refresh()
+    text = await (await client.get("/metrics")).text()
     # (4+4+3+4+3+4+4+3+3) / 9 * 25 = 32 / 9 * 25 = 88.888... -> 88.89
     assert 'qms_ikm_score{site="hall",service="S1"} 88.89' in text
     assert 'qms_ikm_respondents{site="hall",service="S1"} 1' in text
     assert 'qms_site_ikm_score{site="hall"} 88.89' in text
-
-
-HALL_TOML = """
-[[sites]]
-id = "hall"
-name = "Mal Pelayanan Publik Uji"
-timezone = "Asia/Makassar"
-[sites.hours]
-mon = ["00:00", "23:59"]
-[[sites.agencies]]
-id = "a1"
-name = "Instansi Satu"
-[[sites.agencies]]
-id = "a2"
-name = "Instansi Dua"
-[[sites.services]]
-code = "S1"
-agency = "a1"
-name_id = "Layanan Satu"
-name_en = "Service One"
-prefix = "A"
-target_wait_minutes = 10
-[[sites.services]]
-code = "S2"
-agency = "a2"
-name_id = "Layanan Dua"
-name_en = "Service Two"
-prefix = "B"
-target_wait_minutes = 5
-[[sites.counters]]
-id = "c1"
-name = "Loket 1"
-services = ["S1"]
-[[sites.counters]]
-id = "c2"
-name = "Loket 2"
-services = ["S1", "S2"]
-uses_start = false
-"""

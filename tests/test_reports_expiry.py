@@ -16,8 +16,6 @@ from aiohttp.test_utils import TestClient
 
 from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
-from queue_service.settings import Settings
-from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
 from tests.test_reports import (
     BASE,
@@ -37,15 +35,9 @@ ONE_DAY = {"from": DAY.isoformat(), "to": DAY.isoformat()}
 
 
 @pytest.fixture
-def hall() -> AppConfig:
+def config() -> AppConfig:
+    """The report hall, for the `client` fixture."""
     return report_hall()
-
-
-@pytest.fixture
-async def hall_client(
-    settings: Settings, hall: AppConfig, clock: ManualClock, aiohttp_client: Any
-) -> TestClient:
-    return await aiohttp_client(create_app(settings, hall, clock))
 
 
 async def fetch_csv(client: TestClient, **query: str) -> list[list[str]]:
@@ -155,37 +147,37 @@ def check_evening(report: dict[str, Any], *, expired: bool) -> None:
 
 
 async def test_expired_visits_that_waited_past_target_lower_the_share(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    await evening(hall_client, clock)
+    await evening(client, clock)
     # 23:59 WITA: the live day, T7 waiting for 53940 s, T8 for 120 s.
     clock.set(T0 + timedelta(seconds=MIDNIGHT - 60))
-    live = await get_report(hall_client, **ONE_DAY)
+    live = await get_report(client, **ONE_DAY)
     assert live["partial_today"] is True
     check_evening(live, expired=False)
 
     # Midnight: the day closes; T7 and T8 (waiting) and T9 (called) expire at 16:00 UTC.
     clock.set(T0 + timedelta(seconds=MIDNIGHT + 60))
-    assert await hall_client.app[ENGINE].close_day(HALL) == 3
-    closed = await get_report(hall_client, **ONE_DAY)
+    assert await client.app[ENGINE].close_day(HALL) == 3
+    closed = await get_report(client, **ONE_DAY)
     assert closed["partial_today"] is False
     check_evening(closed, expired=True)
     # The expired visits waited until the day's end, not until the report's time: three
     # days later T8 (180 s) is still not past its 300 s target, and nothing moved.
     clock.set(T0 + timedelta(days=3))
-    later = await get_report(hall_client, **{"from": DAY.isoformat()})
+    later = await get_report(client, **{"from": DAY.isoformat()})
     assert later["totals"] == closed["totals"]
     assert later["daily"] == closed["daily"]
 
 
 async def test_the_expired_outcome_and_the_share_parts_are_in_csv_and_html(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    await evening(hall_client, clock)
+    await evening(client, clock)
     clock.set(T0 + timedelta(seconds=MIDNIGHT + 60))
-    assert await hall_client.app[ENGINE].close_day(HALL) == 3
+    assert await client.app[ENGINE].close_day(HALL) == 3
 
-    rows = await fetch_csv(hall_client, **ONE_DAY)
+    rows = await fetch_csv(client, **ONE_DAY)
     site = csv_record(rows, "tingkat/level", "site")
     assert site["kedaluwarsa saat hari berakhir/expired at day end"] == "3"
     assert site["belum selesai/open"] == "0"
@@ -204,7 +196,7 @@ async def test_the_expired_outcome_and_the_share_parts_are_in_csv_and_html(
     assert daily["belum dipanggil melewati standar/not called, past target"] == "1"
     assert daily["% dalam standar/% within target"] == "0,375"
 
-    html = await fetch_html(hall_client, **ONE_DAY)
+    html = await fetch_html(client, **ONE_DAY)
     assert 'Kedaluwarsa <span class="en">Expired</span>' in html
     # The total row: issued 10, served 3, no-show 1, cancelled 2, transferred 1,
     # expired 3, 3 / 8 within target.
@@ -216,9 +208,9 @@ async def test_the_expired_outcome_and_the_share_parts_are_in_csv_and_html(
 
 
 async def test_tickets_still_waiting_past_target_lower_the_live_share(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    day = await play_day(hall_client, clock)  # within 3 of 6 called, nothing waits
+    day = await play_day(client, clock)  # within 3 of 6 called, nothing waits
     day.at(3600)
     await day.issue("T7", "S2")  # target 300 s
     day.at(3650)
@@ -226,7 +218,7 @@ async def test_tickets_still_waiting_past_target_lower_the_live_share(
 
     # Exactly at the target T7 is not past it (a wait of the target is within).
     day.at(3900)
-    at_target = await get_report(hall_client, **ONE_DAY)
+    at_target = await get_report(client, **ONE_DAY)
     assert at_target["totals"]["open"] == 2
     assert at_target["totals"]["within_target"] == {
         "count": 3,
@@ -236,7 +228,7 @@ async def test_tickets_still_waiting_past_target_lower_the_live_share(
 
     # One second later it is: 3 / (6 + 1). T8 (251 s of 600) is not counted either way.
     day.at(3901)
-    report = await get_report(hall_client, **ONE_DAY)
+    report = await get_report(client, **ONE_DAY)
     assert report["totals"]["within_target"] == {
         "count": 3,
         "waiting_past_target": 1,
@@ -249,21 +241,21 @@ async def test_tickets_still_waiting_past_target_lower_the_live_share(
     assert report["daily"][0]["waiting_past_target"] == 1
     assert report["daily"][0]["within_target_share"] == 0.4286
     # The board's headline says the same at the same instant.
-    headline = await snapshot_headline(hall_client)
+    headline = await snapshot_headline(client)
     assert headline["called_today"] == report["totals"]["wait"]["count"]
     assert headline["called_within_target_today"] == report["totals"]["within_target"]["count"]
     assert headline["waiting_over_target"] == 1
     assert headline["within_standard_share"] == report["totals"]["within_target"]["share"]
-    site = csv_record(await fetch_csv(hall_client, **ONE_DAY), "tingkat/level", "site")
+    site = csv_record(await fetch_csv(client, **ONE_DAY), "tingkat/level", "site")
     assert site["belum dipanggil melewati standar/not called, past target"] == "1"
     assert site["% dalam standar/% within target"] == "0,4286"
-    assert "<b>42,9%</b>" in await fetch_html(hall_client, **ONE_DAY)
+    assert "<b>42,9%</b>" in await fetch_html(client, **ONE_DAY)
 
     # T7 called at 400 s: a breach while waiting is now a breach at its call; same share.
     day.at(4000)
     await day.act("c2", "open")
     await day.call("c2", "T7")
-    called = await get_report(hall_client, **ONE_DAY)
+    called = await get_report(client, **ONE_DAY)
     assert called["totals"]["wait"]["count"] == 7
     assert called["totals"]["within_target"] == {
         "count": 3,

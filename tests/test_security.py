@@ -4,6 +4,7 @@ of their own: JSON, stream, file and error responses; token buckets with an inje
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from queue_service.settings import Rate, RateLimits
 from queue_service.web.errors import error_middleware
 from queue_service.web.security import (
     CONTENT_SECURITY_POLICY,
     SECURITY_HEADERS,
-    Rate,
     RateLimiter,
-    RateLimits,
     TokenBuckets,
     install_security_headers,
 )
@@ -82,6 +82,21 @@ def fake_time() -> FakeTime:
     return FakeTime()
 
 
+Limited = Callable[..., Awaitable[tuple[RateLimiter, TestClient[Any, Any]]]]
+
+
+@pytest.fixture
+def limited(tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime) -> Limited:
+    """Makes a client of the test app behind a limiter of `RateLimits(**limits)` on the fake
+    clock; the limiter and the client."""
+
+    async def make(**limits: Any) -> tuple[RateLimiter, TestClient[Any, Any]]:
+        limiter = RateLimiter(RateLimits(**limits), clock=fake_time)
+        return limiter, await aiohttp_client(_app(tmp_path, limiter))
+
+    return make
+
+
 def _assert_secured(headers: Any) -> None:
     for name, value in SECURITY_HEADERS.items():
         assert headers.get(name) == value, name
@@ -137,13 +152,9 @@ def test_kiosk_pages_have_no_inline_script_style_or_handler() -> None:
 
 
 async def test_ticket_issuing_is_limited_per_token_with_retry_after(
-    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+    limited: Limited, fake_time: FakeTime
 ) -> None:
-    limiter = RateLimiter(
-        RateLimits(issue_per_token=Rate(0.5, 3), issue_per_address=Rate(100, 100)),
-        clock=fake_time,
-    )
-    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    limiter, client = await limited(issue_per_token=Rate(0.5, 3), issue_per_address=Rate(100, 100))
     kiosk_a = {"Authorization": "Bearer kiosk-a"}
     kiosk_b = {"Authorization": "Bearer kiosk-b"}
     for _ in range(3):
@@ -166,14 +177,8 @@ async def test_ticket_issuing_is_limited_per_token_with_retry_after(
     assert "kiosk-a" not in limiter.issue_by_token
 
 
-async def test_ticket_issuing_is_limited_per_address_across_tokens(
-    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
-) -> None:
-    limiter = RateLimiter(
-        RateLimits(issue_per_token=Rate(100, 100), issue_per_address=Rate(1, 4)),
-        clock=fake_time,
-    )
-    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+async def test_ticket_issuing_is_limited_per_address_across_tokens(limited: Limited) -> None:
+    _, client = await limited(issue_per_token=Rate(100, 100), issue_per_address=Rate(1, 4))
     statuses = [
         (
             await client.post(
@@ -189,10 +194,9 @@ async def test_ticket_issuing_is_limited_per_address_across_tokens(
 
 
 async def test_public_endpoints_are_limited_per_address_and_staff_reads_are_not(
-    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+    limited: Limited, fake_time: FakeTime
 ) -> None:
-    limiter = RateLimiter(RateLimits(public_per_address=Rate(2, 5)), clock=fake_time)
-    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    _, client = await limited(public_per_address=Rate(2, 5))
     public = ["/api/v1/sites/hall/display", "/api/v1/tickets/abc"] * 3
     statuses = [(await client.get(p)).status for p in public]
     assert statuses == [200, 200, 200, 200, 200, 429]
@@ -232,11 +236,8 @@ def test_a_rate_must_be_positive() -> None:
         Rate(1, 0)
 
 
-async def test_a_token_that_is_not_utf8_is_limited_like_any_other(
-    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
-) -> None:
-    limiter = RateLimiter(RateLimits(issue_per_token=Rate(1, 1)), clock=fake_time)
-    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+async def test_a_token_that_is_not_utf8_is_limited_like_any_other(limited: Limited) -> None:
+    _, client = await limited(issue_per_token=Rate(1, 1))
     assert client.server.host is not None and client.server.port is not None
     statuses = []
     for _ in range(2):
@@ -259,10 +260,9 @@ async def _open_stream(client: TestClient[Any, Any]) -> tuple[int, asyncio.Strea
 
 
 async def test_open_streams_are_capped_per_address_and_a_closed_one_frees_its_slot(
-    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
+    limited: Limited,
 ) -> None:
-    limiter = RateLimiter(RateLimits(streams_per_address=3), clock=fake_time)
-    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+    limiter, client = await limited(streams_per_address=3)
     opened = [await _open_stream(client) for _ in range(4)]
     assert [status for status, _ in opened] == [200, 200, 200, 429]
     assert limiter.streams == 3
@@ -278,11 +278,8 @@ async def test_open_streams_are_capped_per_address_and_a_closed_one_frees_its_sl
         w.close()
 
 
-async def test_open_streams_are_capped_in_all(
-    tmp_path: Path, aiohttp_client: Any, fake_time: FakeTime
-) -> None:
-    limiter = RateLimiter(RateLimits(streams_per_address=100, streams_total=2), clock=fake_time)
-    client: TestClient[Any, Any] = await aiohttp_client(_app(tmp_path, limiter))
+async def test_open_streams_are_capped_in_all(limited: Limited) -> None:
+    limiter, client = await limited(streams_per_address=100, streams_total=2)
     opened = [await _open_stream(client) for _ in range(3)]
     assert [status for status, _ in opened] == [200, 200, 429]
     assert limiter.rejected["streams_total"] == 1

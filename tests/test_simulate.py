@@ -22,11 +22,11 @@ import aiohttp
 import asyncpg
 import pytest
 
-from queue_service.config import AppConfig, hash_token, load_config
+from queue_service.config import AppConfig, load_config
 from queue_service.domain.events import Event
 from queue_service.domain.site import WEEKDAYS
 from queue_service.domain.state import SiteState
-from queue_service.domain.vocab import CLOSED, CounterStatus, EventType, TicketStatus
+from queue_service.domain.vocab import CLOSED, CounterStatus, EventType, Role, TicketStatus
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.http import HttpDriver
@@ -39,6 +39,7 @@ from queue_service.simulate.profiles import (
 )
 from queue_service.web.app import create_app
 from tests.conftest import EXAMPLE, ROOT, fetch
+from tests.halls import DEMO_KIOSK, Bearer, Hall, counter
 from tests.service_process import Service
 
 _ACTION_OF: dict[str, str] = {
@@ -323,40 +324,17 @@ async def test_http_mode_rides_out_a_restart_of_the_service_and_stops_on_ctrl_c(
     assert counted <= stored <= counted + 1, (counted, stored, out)
 
 
-def closed_hall_toml(weekday: str) -> str:
-    """A one-counter hall open only on `weekday`, with the demo tokens."""
-    return f"""
-[[sites]]
-id = "hall"
-name = "Test hall"
-timezone = "UTC"
-[sites.hours]
-{weekday} = ["08:00", "15:00"]
-[[sites.agencies]]
-id = "a"
-name = "Agency"
-[[sites.services]]
-code = "Q"
-agency = "a"
-name_id = "Layanan"
-name_en = "Service"
-prefix = "Q"
-target_wait_minutes = 15
-[[sites.counters]]
-id = "loket-01"
-name = "Loket 1"
-services = ["Q"]
-[[tokens]]
-name = "kiosk"
-role = "kiosk"
-sha256 = "{hash_token("demo-kiosk")}"
-[[tokens]]
-name = "loket 1"
-role = "counter"
-sha256 = "{hash_token("demo-loket-01")}"
-sites = ["hall"]
-counters = ["loket-01"]
-"""
+def closed_hall(weekday: str) -> Hall:
+    """A one-counter hall (UTC) open only on `weekday`, with the demo kiosk and counter tokens."""
+    loket = Bearer(
+        "demo-loket-01", Role.COUNTER, name="loket 1", sites=("hall",), counters=("loket-01",)
+    )
+    return Hall(
+        timezone="UTC",
+        hours={weekday: ("08:00", "15:00")},
+        counters=(counter("loket-01", name="Loket 1"),),
+        tokens=(DEMO_KIOSK, loket),
+    )
 
 
 async def test_http_mode_says_the_hall_is_closed_and_when_it_opens(
@@ -364,8 +342,7 @@ async def test_http_mode_says_the_hall_is_closed_and_when_it_opens(
 ) -> None:
     # Open only on the day after tomorrow (UTC): closed now, whatever the hour.
     weekday = WEEKDAYS[(datetime.now(UTC).weekday() + 2) % 7]
-    config = tmp_path / "hall.toml"
-    config.write_text(closed_hall_toml(weekday), "utf-8")
+    config = closed_hall(weekday).write(tmp_path)
     service = Service(config, {**os.environ, "DATABASE_URL": database_url})
     async with aiohttp.ClientSession() as session:
         await service.start(session)

@@ -4,7 +4,6 @@ survey tablet and the one-tap mode."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -89,8 +88,9 @@ def test_wait_bands_are_relative_to_the_service_target() -> None:
 
 
 @pytest.fixture
-async def hall_client(settings: Settings, clock: ManualClock, aiohttp_client: Any) -> TestClient:
-    return await aiohttp_client(create_app(settings, report_hall(), clock))
+def config() -> AppConfig:
+    """The report hall, for the `client` fixture."""
+    return report_hall()
 
 
 async def submit(client: TestClient, ticket_id: str, body: Any) -> tuple[int, dict[str, Any]]:
@@ -102,19 +102,19 @@ SCORES = [4, 4, 3, 3, 4, 3, 4, 3, 4]
 
 
 async def test_a_served_ticket_can_be_rated_once_and_never_twice(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    day = await play_day(hall_client, clock)
+    day = await play_day(client, clock)
     t1 = day.tickets["T1"]
-    status = await (await hall_client.get(f"/api/v1/tickets/{t1}/survey")).json()
+    status = await (await client.get(f"/api/v1/tickets/{t1}/survey")).json()
     assert status["status"] == "open" and status["ticket"] == "A001"
     assert status["survey"]["mode"] == "skm" and len(status["survey"]["questions"]) == 9
     assert status["survey"]["complaint_url"] == "https://www.lapor.go.id"
-    code, body = await submit(hall_client, t1, {"scores": SCORES, "comment": "Cepat."})
+    code, body = await submit(client, t1, {"scores": SCORES, "comment": "Cepat."})
     assert code == 201 and body["status"] == "submitted"
-    code, body = await submit(hall_client, t1, {"scores": SCORES})
+    code, body = await submit(client, t1, {"scores": SCORES})
     assert code == 409 and body["code"] == "survey_already_submitted"
-    status = await (await hall_client.get(f"/api/v1/tickets/{t1}/survey")).json()
+    status = await (await client.get(f"/api/v1/tickets/{t1}/survey")).json()
     assert status["status"] == "submitted"
 
 
@@ -122,27 +122,27 @@ async def test_a_served_ticket_can_be_rated_once_and_never_twice(
     ("name", "outcome"), [("T2", "no_show"), ("T5", "cancelled"), ("T6", "incomplete")]
 )
 async def test_a_ticket_that_was_not_served_cannot_be_rated(
-    hall_client: TestClient, clock: ManualClock, name: str, outcome: str
+    client: TestClient, clock: ManualClock, name: str, outcome: str
 ) -> None:
-    day = await play_day(hall_client, clock)
-    code, body = await submit(hall_client, day.tickets[name], {"scores": SCORES})
+    day = await play_day(client, clock)
+    code, body = await submit(client, day.tickets[name], {"scores": SCORES})
     assert code == 409 and body["code"] == "survey_not_available"
     assert body["details"] == {"outcome": outcome}
-    status = await (await hall_client.get(f"/api/v1/tickets/{day.tickets[name]}/survey")).json()
+    status = await (await client.get(f"/api/v1/tickets/{day.tickets[name]}/survey")).json()
     assert status["status"] == "not_served"
 
 
 async def test_a_waiting_ticket_cannot_be_rated_and_an_unknown_one_is_404(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    day = Day(hall_client, clock)
+    day = Day(client, clock)
     day.at(0)
     await day.issue("W", "S1")
-    code, body = await submit(hall_client, day.tickets["W"], {"scores": SCORES})
+    code, body = await submit(client, day.tickets["W"], {"scores": SCORES})
     assert code == 409 and body["details"] == {"outcome": None}
-    code, body = await submit(hall_client, "no-such-ticket", {"scores": SCORES})
+    code, body = await submit(client, "no-such-ticket", {"scores": SCORES})
     assert code == 404 and body["code"] == "unknown_ticket"
-    resp = await hall_client.get("/api/v1/tickets/no-such-ticket/survey")
+    resp = await client.get("/api/v1/tickets/no-such-ticket/survey")
     assert resp.status == 404 and (await resp.json())["code"] == "unknown_ticket"
 
 
@@ -165,15 +165,15 @@ async def test_a_waiting_ticket_cannot_be_rated_and_an_unknown_one_is_404(
     ],
 )
 async def test_bad_submissions_get_400_with_a_stable_code_and_store_nothing(
-    hall_client: TestClient,
+    client: TestClient,
     clock: ManualClock,
     database_url: str,
     body: Any,
     code: str,
     field: str | None,
 ) -> None:
-    day = await play_day(hall_client, clock)
-    status, answer = await submit(hall_client, day.tickets["T1"], body)
+    day = await play_day(client, clock)
+    status, answer = await submit(client, day.tickets["T1"], body)
     assert status == 400 and answer["code"] == code
     if field is not None:
         assert answer["details"]["field"] == field
@@ -182,17 +182,15 @@ async def test_bad_submissions_get_400_with_a_stable_code_and_store_nothing(
         assert await conn.fetchval("SELECT count(*) FROM surveys") == 0
     finally:
         await conn.close()
-    status, _ = await submit(hall_client, day.tickets["T1"], {"scores": SCORES})
+    status, _ = await submit(client, day.tickets["T1"], {"scores": SCORES})
     assert status == 201
 
 
 async def test_the_survey_is_tied_to_the_served_visit_with_its_wait_and_service(
-    hall_client: TestClient, clock: ManualClock, database_url: str
+    client: TestClient, clock: ManualClock, database_url: str
 ) -> None:
-    day = await play_day(hall_client, clock)
-    status, _ = await submit(
-        hall_client, day.tickets["T4"], {"scores": SCORES, "channel": "counter"}
-    )
+    day = await play_day(client, clock)
+    status, _ = await submit(client, day.tickets["T4"], {"scores": SCORES, "channel": "counter"})
     assert status == 201
     conn = await asyncpg.connect(database_url)
     try:
@@ -208,21 +206,21 @@ async def test_the_survey_is_tied_to_the_served_visit_with_its_wait_and_service(
 
 
 async def test_the_survey_closes_seven_days_after_the_visit(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    day = await play_day(hall_client, clock)
+    day = await play_day(client, clock)
     clock.set(T0 + timedelta(days=6))
-    status = await (await hall_client.get(f"/api/v1/tickets/{day.tickets['T1']}/survey")).json()
+    status = await (await client.get(f"/api/v1/tickets/{day.tickets['T1']}/survey")).json()
     assert status["status"] == "open"  # still rateable on a later day
     clock.set(T0 + timedelta(days=7, hours=1))
-    code, body = await submit(hall_client, day.tickets["T1"], {"scores": SCORES})
+    code, body = await submit(client, day.tickets["T1"], {"scores": SCORES})
     assert code == 409 and body["code"] == "survey_closed"
 
 
 async def test_ikm_through_the_api_equals_the_worked_example(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    day = await play_day(hall_client, clock)
+    day = await play_day(client, clock)
     # A fourth served ticket (S1 at c1, waited 100 s: within its 600 s target).
     day.at(4000)
     await day.act("c1", "open")
@@ -231,9 +229,9 @@ async def test_ikm_through_the_api_equals_the_worked_example(
     await day.call("c1", "T7")
     await day.act("c1", "finish", {"outcome": "served"})
     for name, scores in zip(("T1", "T3", "T4", "T7"), WORKED, strict=True):
-        status, _ = await submit(hall_client, day.tickets[name], {"scores": list(scores)})
+        status, _ = await submit(client, day.tickets[name], {"scores": list(scores)})
         assert status == 201
-    resp = await hall_client.get(f"{BASE}/ikm", params={"from": "2026-11-23"}, headers=MANAGER)
+    resp = await client.get(f"{BASE}/ikm", params={"from": "2026-11-23"}, headers=MANAGER)
     assert resp.status == 200
     body = await resp.json()
     site = body["site"]
@@ -251,70 +249,62 @@ async def test_ikm_through_the_api_equals_the_worked_example(
     # T4: 4 3 2 3 4 4 4 3 4 = 31 / 9 x 25 = 86.11 (B)
     assert (bands["over_2x"]["ikm"], bands["over_2x"]["grade"]) == (86.11, "B")
     assert bands["unknown"]["respondents"] == 0
-    forbidden = await hall_client.get(f"{BASE}/ikm")
+    forbidden = await client.get(f"{BASE}/ikm")
     assert forbidden.status == 401
 
 
 async def test_the_counter_tablet_offers_the_counters_last_served_ticket(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
-    day = await play_day(hall_client, clock)
+    day = await play_day(client, clock)
     clock.set(T0 + timedelta(seconds=1560))
     c2 = auth("survey-c2")  # the tablet's own role, "survey", bound to c2
     url = f"{BASE}/surveys/pending"
-    pending = await (await hall_client.get(url, params={"counter": "c2"}, headers=c2)).json()
+    pending = await (await client.get(url, params={"counter": "c2"}, headers=c2)).json()
     assert pending["ticket"]["id"] == day.tickets["T4"] and pending["ticket"]["number"] == "A003"
-    status, _ = await submit(
-        hall_client, day.tickets["T4"], {"scores": SCORES, "channel": "counter"}
-    )
+    status, _ = await submit(client, day.tickets["T4"], {"scores": SCORES, "channel": "counter"})
     assert status == 201
-    pending = await (await hall_client.get(url, params={"counter": "c2"}, headers=c2)).json()
+    pending = await (await client.get(url, params={"counter": "c2"}, headers=c2)).json()
     assert pending["ticket"]["id"] == day.tickets["T3"]
     clock.set(T0 + timedelta(seconds=1500 + 16 * 60))  # T3 (960) is past the 15 min window
-    pending = await (await hall_client.get(url, params={"counter": "c2"}, headers=c2)).json()
+    pending = await (await client.get(url, params={"counter": "c2"}, headers=c2)).json()
     assert pending["ticket"] is None
-    other = await hall_client.get(url, params={"counter": "c1"}, headers=c2)
+    other = await client.get(url, params={"counter": "c1"}, headers=c2)
     assert other.status == 403 and (await other.json())["code"] == "counter_not_allowed"
-    unknown = await hall_client.get(url, params={"counter": "c9"}, headers=c2)
+    unknown = await client.get(url, params={"counter": "c9"}, headers=c2)
     assert unknown.status == 404 and (await unknown.json())["code"] == "unknown_counter"
     # The counter's own token works too.
-    own = await hall_client.get(url, params={"counter": "c2"}, headers=auth("report-c2"))
+    own = await client.get(url, params={"counter": "c2"}, headers=auth("report-c2"))
     assert own.status == 200
 
 
 async def test_a_survey_token_can_do_nothing_but_offer_its_counters_surveys(
-    hall_client: TestClient, clock: ManualClock
+    client: TestClient, clock: ManualClock
 ) -> None:
     """The tablet citizens touch holds a "survey" token: no counter action, no ticket,
     snapshot or report (the stream and the display are public anyway)."""
-    await play_day(hall_client, clock)
+    await play_day(client, clock)
     tablet = auth("survey-c2")
     refused = [
-        await hall_client.post(f"{BASE}/counters/c2/call-next", json={}, headers=tablet),
-        await hall_client.post(f"{BASE}/counters/c2/open", json={}, headers=tablet),
-        await hall_client.post(f"{BASE}/tickets", json={"service": "S1"}, headers=tablet),
-        await hall_client.get(f"{BASE}/snapshot", headers=tablet),
-        await hall_client.get(f"{BASE}/report", headers=tablet),
-        await hall_client.get(f"{BASE}/ikm", headers=tablet),
+        await client.post(f"{BASE}/counters/c2/call-next", json={}, headers=tablet),
+        await client.post(f"{BASE}/counters/c2/open", json={}, headers=tablet),
+        await client.post(f"{BASE}/tickets", json={"service": "S1"}, headers=tablet),
+        await client.get(f"{BASE}/snapshot", headers=tablet),
+        await client.get(f"{BASE}/report", headers=tablet),
+        await client.get(f"{BASE}/ikm", headers=tablet),
     ]
     for resp in refused:
         assert resp.status == 403, (resp.method, resp.url)
         assert (await resp.json())["code"] == "role_not_allowed"
-    pending = await hall_client.get(f"{BASE}/surveys/pending?counter=c2", headers=tablet)
+    pending = await client.get(f"{BASE}/surveys/pending?counter=c2", headers=tablet)
     assert pending.status == 200
-
-
-def quick_hall() -> AppConfig:
-    """The hall with the one-tap survey (`survey = "quick"` in its configuration)."""
-    config = report_hall()
-    quick = replace(config.sites["hall"], survey="quick")
-    return AppConfig(config.path, {**config.sites, "hall": quick}, config.tokens)
 
 
 async def test_a_hall_with_the_one_tap_survey_takes_a_rating_not_the_nine_scores(
     settings: Settings, clock: ManualClock, aiohttp_client: Any
 ) -> None:
-    client = await aiohttp_client(create_app(settings, quick_hall(), clock))
+    quick = report_hall(site_fields={"survey": "quick"})  # `survey = "quick"` in the file
+    client = await aiohttp_client(create_app(settings, quick, clock))
     day = await play_day(client, clock)
     config = await (await client.get(f"{BASE}/survey")).json()
     assert config["mode"] == "quick" and [c["value"] for c in config["choices"]] == [1, 2, 3, 4]

@@ -11,8 +11,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,10 +20,9 @@ from queue_service import read_models
 from queue_service.config import load_config
 from queue_service.domain import commands
 from queue_service.domain.clock import ManualClock
-from queue_service.domain.events import Event
-from queue_service.domain.state import SiteState
 from queue_service.web import openapi
 from tests.conftest import EXAMPLE, MONDAY_9AM, SITE
+from tests.live_site import LiveSite
 
 HALL = load_config(EXAMPLE).sites[SITE]
 
@@ -33,18 +31,11 @@ EXACT_SECONDS = {"target_wait_seconds", "retry_after_seconds"}
 SHARES = ("share", "utilisation")
 
 
-class Hall:
-    def __init__(self) -> None:
-        self.clock = ManualClock(MONDAY_9AM)
-        self.state = SiteState(HALL, HALL.service_day(MONDAY_9AM))
-        self.seq = 0
+class Hall(LiveSite):
+    """The example hall's live state from Monday 9:00."""
 
-    def do(self, command: Callable[..., list[Event]], **kwargs: Any) -> list[Event]:
-        events = command(self.state, self.clock.now(), **kwargs)
-        for event in events:
-            self.seq += 1
-            self.state.apply(dataclasses.replace(event, seq=self.seq))
-        return events
+    def __init__(self) -> None:
+        super().__init__(HALL, ManualClock(MONDAY_9AM))
 
     def issue(self, ticket_id: str, service: str = "KTP-EL", priority: str | None = None) -> str:
         self.do(commands.issue, ticket_id=ticket_id, service=service, priority=priority)
