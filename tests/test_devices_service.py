@@ -82,6 +82,18 @@ def printer_config(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def keypad_config(url: str, addresses: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "keypads",
+        "kind": "keypad",
+        "url": url,
+        "addresses": addresses,
+        "silence_timeout": 5,
+        **FAST,
+        **extra,
+    }
+
+
 NUMBERING = {1: ("Q", 501), 2: ("X", 1)}
 
 
@@ -367,18 +379,7 @@ async def test_keypads_act_through_the_counter_rules_and_answer_each_key(
     bus = SimKeypadBus(port, [1, 2, 3], heartbeat=0.2)
     await bus.start()
     sims.append(bus)
-    config = hall(
-        [
-            {
-                "id": "keypads",
-                "kind": "keypad",
-                "url": port.url,
-                "addresses": {"1": "c1", "2": "c2"},
-                "silence_timeout": 5,
-                **FAST,
-            }
-        ]
-    )
+    config = hall([keypad_config(port.url, {"1": "c1", "2": "c2"})])
     client = await start_app(config)
     device = runner(client, "keypads")
     await eventually(lambda: device.health.state == "up")
@@ -422,18 +423,7 @@ async def one_keypad_at_c1(
     bus = SimKeypadBus(port, [1], heartbeat=0.2, resend=0.1, first_seq=first_seq)
     await bus.start()
     sims.append(bus)
-    config = hall(
-        [
-            {
-                "id": "keypads",
-                "kind": "keypad",
-                "url": port.url,
-                "addresses": {"1": "c1"},
-                "silence_timeout": 5,
-                **FAST,
-            }
-        ]
-    )
+    config = hall([keypad_config(port.url, {"1": "c1"})])
     return bus, config, await start_app(config)
 
 

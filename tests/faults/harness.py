@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,7 @@ class Ledger:
         return [r for r in self.requests if r.status is None]
 
 
+@dataclass
 class Traffic:
     """Steady kiosk and counter traffic against one service URL.
 
@@ -189,27 +190,17 @@ class Traffic:
     at the end every request sent has its final answer.
     """
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        *,
-        kiosks: int = 2,
-        kiosk_interval: float = 0.05,
-        counters: tuple[str, ...] = COUNTERS,
-        retry_cap: float = 0.5,
-        give_up_after: float = 120.0,
-    ) -> None:
-        self.session = session
-        self.url = url
-        self.kiosks = kiosks
-        self.kiosk_interval = kiosk_interval
-        self.counters = counters
-        self.retry_cap = retry_cap
-        self.give_up_after = give_up_after
-        self.ledger = Ledger()
-        self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+    session: aiohttp.ClientSession
+    url: str
+    _: KW_ONLY
+    kiosks: int = 2
+    kiosk_interval: float = 0.05
+    counters: tuple[str, ...] = COUNTERS
+    retry_cap: float = 0.5
+    give_up_after: float = 120.0
+    ledger: Ledger = field(default_factory=Ledger, init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
 
     async def _send(
         self, req: Request, path: str, headers: dict[str, str], body: dict[str, Any] | None
