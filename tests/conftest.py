@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ import psutil
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bench.common import fresh_database
+from bench.common import database_server, fresh_database
 from queue_service.config import AppConfig, load_config
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
@@ -50,19 +49,10 @@ def pytest_configure() -> None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """URL of a PostgreSQL server: DATABASE_URL when set, else an embedded one for the run."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
+    with database_server("test") as url:
+        if not os.environ.get("DATABASE_URL"):
+            asyncio.run(without_fsync(url))
         yield url
-        return
-    base = Path(tempfile.mkdtemp(prefix="antrian-test-"))
-    server = EmbeddedPostgres(base / "pgdata")
-    uri = server.start()
-    try:
-        asyncio.run(without_fsync(uri))
-        yield uri
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def without_fsync(url: str) -> None:
