@@ -44,8 +44,9 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def database_server() -> Iterator[str]:
-    """URL of a PostgreSQL server: DATABASE_URL when set, else an embedded one (stopped after)."""
+def database_server(purpose: str = "bench") -> Iterator[str]:
+    """URL of a PostgreSQL server: DATABASE_URL when set, else an embedded one (stopped after)
+    in a temporary directory named for its `purpose`."""
     url = os.environ.get("DATABASE_URL")
     if url:
         print(f"database: DATABASE_URL ({urlsplit(url).hostname or 'socket'})", flush=True)
@@ -53,7 +54,7 @@ def database_server() -> Iterator[str]:
         return
     from queue_service.store.db import EmbeddedPostgres
 
-    base = Path(tempfile.mkdtemp(prefix="antrian-bench-"))
+    base = Path(tempfile.mkdtemp(prefix=f"antrian-{purpose}-"))
     server = EmbeddedPostgres(base / "pgdata")
     uri = server.start()
     print(f"database: embedded PostgreSQL in {base / 'pgdata'}", flush=True)

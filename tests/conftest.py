@@ -5,21 +5,21 @@ slow (`make test-fast` runs the others)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
-import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bench.common import database_server, fresh_database
 from queue_service.config import AppConfig, load_config
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
@@ -46,27 +46,13 @@ def pytest_configure() -> None:
         os.environ["PYTEST_DEBUG_TEMPROOT"] = str(root)
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """URL of a PostgreSQL server: DATABASE_URL when set, else an embedded one for the run."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
+    with database_server("test") as url:
+        if not os.environ.get("DATABASE_URL"):
+            asyncio.run(without_fsync(url))
         yield url
-        return
-    base = Path(tempfile.mkdtemp(prefix="antrian-test-"))
-    server = EmbeddedPostgres(base / "pgdata")
-    uri = server.start()
-    try:
-        asyncio.run(without_fsync(uri))
-        yield uri
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def without_fsync(url: str) -> None:
@@ -84,18 +70,53 @@ async def without_fsync(url: str) -> None:
 @pytest.fixture
 async def database_url(pg_server: str) -> AsyncIterator[str]:
     """A fresh, empty database on the test server, dropped afterwards."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield with_database(pg_server, name)
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(pg_server, "t") as url:
+        yield url
+
+
+def server_processes(data_dir: Path) -> list[psutil.Process]:
+    """Every live PostgreSQL process (postmaster and children) working in `data_dir`."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if (
+                proc.name() == "postgres"
+                and proc.status() != psutil.STATUS_ZOMBIE
+                and Path(proc.cwd()) == data_dir.resolve()
+            ):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def postmasters(data_dir: Path) -> list[psutil.Process]:
+    """The postmasters among them (children retitle themselves "postgres: ...")."""
+    out = []
+    for proc in server_processes(data_dir):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if not proc.cmdline()[0].startswith("postgres:"):
+                out.append(proc)
+    return out
+
+
+def stop_leftover_server(data_dir: Path) -> None:
+    """A test that killed the service leaves its server running: adopt it and stop it."""
+    if postmasters(data_dir):
+        server = EmbeddedPostgres(data_dir)
+        server.start()
+        server.stop()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """The data directory of a service's embedded PostgreSQL; a server the test left
+    running there is stopped afterwards. (Ask for it before the fixtures that stop the
+    service, so that it is torn down after them.)"""
+    path = tmp_path / "pgdata"
+    yield path
+    with contextlib.suppress(Exception):
+        stop_leftover_server(path)
 
 
 @pytest.fixture(scope="session")

@@ -106,20 +106,7 @@ async def test_increase_over_a_restart_after_midnight_is_the_true_count(
             prom = Prometheus(binary, f"127.0.0.1:{service.port}", Path(tmp))
             try:
                 await service.start(session)
-                for _ in range(150):
-                    try:
-                        async with session.get(f"{prom.url}/-/ready") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.2)
-                for _ in range(100):
-                    up = await prom.query(session, 'up{job="antrian"}')
-                    if up and up[0]["value"][1] == "1":
-                        break
-                    await asyncio.sleep(0.2)
-                assert up and up[0]["value"][1] == "1", "prometheus never scraped the service"
+                await prom.ready(session)
                 await asyncio.sleep(2)  # a few scrapes of the empty hall (all counters 0)
 
                 # The evening: 6 tickets, 2 served, 4 left waiting at midnight.

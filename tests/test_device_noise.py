@@ -26,6 +26,7 @@ from devices.sim.rfc2217 import Rfc2217Server
 from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.site import DeviceConfig
+from queue_service.domain.vocab import DeviceKind
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
 from tests.conftest import MONDAY_9AM
@@ -150,7 +151,7 @@ async def test_a_flooding_socket_device_is_read_in_chunks_and_held_back_losing_n
     server = TcpPort()
     await server.start()
     worker = ThreadPoolExecutor(1)
-    link = await SerialLink.open(DeviceConfig("flood", "dispenser", server.url), worker)
+    link = await SerialLink.open(DeviceConfig("flood", DeviceKind.DISPENSER, server.url), worker)
     flood = random.Random(17).randbytes(16 << 20)
     try:
         await eventually(lambda: server.client_connected, what="link connected")

@@ -24,9 +24,11 @@ from devices.framing import (
     encode,
 )
 from devices.supervisor import _issue_device_ticket, backoff_delay
-from queue_service.config import ConfigError, hash_token, parse_config
+from queue_service.config import ConfigError, parse_config
 from queue_service.domain.site import ButtonConfig, Service
 from queue_service.domain.state import SiteState
+from queue_service.domain.vocab import DeviceKind, Priority, Role
+from tests.halls import Bearer, Hall, counter, service
 
 # -- framing -------------------------------------------------------------------------------
 
@@ -288,7 +290,11 @@ def test_a_flag_no_received_reply_decides_is_unknown_on_the_board_and_nan_on_met
     assert everything.flag("paper_near_end") is True
 
     text = device_metrics.render(
-        [DeviceHealth("hall", "p1", "printer", printer=only_online, connected=True, alive=True)]
+        [
+            DeviceHealth(
+                "hall", "p1", DeviceKind.PRINTER, printer=only_online, connected=True, alive=True
+            )
+        ]
     )
     values = {
         line.split("{")[0]: line.rsplit(" ", 1)[1]
@@ -404,40 +410,21 @@ def test_backoff_doubles_to_its_ceiling_with_jitter() -> None:
 
 
 def config_with(devices: list[dict[str, Any]], **site: Any) -> dict[str, Any]:
-    return {
-        "sites": [
-            {
-                "id": "hall",
-                "name": "Hall",
-                "timezone": "Asia/Makassar",
-                "hours": {"mon": ["08:00", "15:00"]},
-                "agencies": [{"id": "a", "name": "A"}],
-                "services": [
-                    {
-                        "code": "Q",
-                        "agency": "a",
-                        "name_id": "Q",
-                        "name_en": "Q",
-                        "prefix": "Q",
-                        "target_wait_minutes": 15,
-                        "daily_quota": 300,
-                    },
-                    {
-                        "code": "R",
-                        "agency": "a",
-                        "name_id": "R",
-                        "name_en": "R",
-                        "prefix": "R",
-                        "target_wait_minutes": 15,
-                    },
-                ],
-                "counters": [{"id": "c1", "name": "1", "services": ["Q", "R"]}],
-                "devices": devices,
-                **site,
-            }
-        ],
-        "tokens": [{"name": "Kiosk 1", "role": "kiosk", "sha256": hash_token("k")}],
-    }
+    """A hall with services Q (a daily quota) and R, counter c1 and kiosk "Kiosk 1", its
+    `devices` and `site` fields, as the configuration file reads."""
+    return Hall(
+        name="Hall",
+        hours={"mon": ("08:00", "15:00")},
+        agencies=({"id": "a", "name": "A"},),
+        services=(
+            service("Q", name_id="Q", name_en="Q", daily_quota=300),
+            service("R", name_id="R", name_en="R"),
+        ),
+        counters=(counter("c1", "Q", "R", name="1"),),
+        devices=devices,
+        site_fields=site,
+        tokens=(Bearer("k", Role.KIOSK, name="Kiosk 1"),),
+    ).raw()
 
 
 def test_device_configuration_is_read() -> None:
@@ -476,7 +463,7 @@ def test_device_configuration_is_read() -> None:
     d, k, p = site.devices
     assert d.serial.baudrate == 19200 and d.serial.parity == "E" and d.is_network
     assert d.buttons[1] == ButtonConfig(1, "Q", range=(501, 999))
-    assert d.buttons[2] == ButtonConfig(2, "R", prefix="X", priority="lansia")
+    assert d.buttons[2] == ButtonConfig(2, "R", prefix="X", priority=Priority.LANSIA)
     assert k.addresses == {1: "c1"} and not k.is_network
     assert p.kiosk == "Kiosk 1" and p.silence_timeout == 10.0
 
@@ -585,30 +572,28 @@ def test_device_configuration_problems_name_file_key_and_problem(
     ), info.value.problems
 
 
+def on_port_d1(device_id: str, q_range: list[int], x_service: str) -> dict[str, Any]:
+    """A dispenser on /dev/d1: button 1 numbers Q in `q_range`, button 2 gives `x_service`
+    tickets with prefix X."""
+    return {
+        "id": device_id,
+        "kind": "dispenser",
+        "url": "/dev/d1",
+        "buttons": {
+            "1": {"service": "Q", "range": q_range},
+            "2": {"service": x_service, "prefix": "X"},
+        },
+    }
+
+
 def test_a_printer_needs_the_public_url_and_clashing_numbers_are_refused() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(
             config_with(
                 [
                     {"id": "p", "kind": "printer", "url": "/dev/p", "kiosk": "Kiosk 1"},
-                    {
-                        "id": "d1",
-                        "kind": "dispenser",
-                        "url": "/dev/d1",
-                        "buttons": {
-                            "1": {"service": "Q", "range": [400, 600]},
-                            "2": {"service": "R", "prefix": "X"},
-                        },
-                    },
-                    {
-                        "id": "d2",
-                        "kind": "dispenser",
-                        "url": "/dev/d1",
-                        "buttons": {
-                            "1": {"service": "Q", "range": [600, 700]},
-                            "2": {"service": "Q", "prefix": "X"},
-                        },
-                    },
+                    on_port_d1("d1", [400, 600], "R"),
+                    on_port_d1("d2", [600, 700], "Q"),
                 ]
             ),
             "hall.toml",

@@ -4,14 +4,16 @@ PostgreSQL (restarted mid-test in one case), and the simulated devices of `devic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from devices.framing import encode
@@ -21,65 +23,35 @@ from devices.sim.hardware import SimDispenser, SimKeypadBus, SimPrinter
 from devices.sim.ports import PtyPort, SimPort, TcpPort
 from devices.sim.rfc2217 import Rfc2217Server
 from devices.supervisor import DeviceRunner, KeypadRunner, PrinterRunner
-from queue_service.config import AppConfig, hash_token, parse_config
+from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
+from queue_service.domain.site import DeviceConfig
+from queue_service.domain.vocab import DeviceKind, Role
 from queue_service.settings import Settings
 from queue_service.store.db import EmbeddedPostgres
 from queue_service.web.app import create_app
+from tests.conftest import MONDAY_9AM
+from tests.halls import Bearer, Hall, counter, service
 
 pytestmark = pytest.mark.timeout(60)
 
-ADMIN = {"Authorization": "Bearer dev-admin"}
-KIOSK = {"Authorization": "Bearer dev-kiosk"}
+ADMIN_TOKEN = Bearer("dev-admin", Role.ADMIN)
+KIOSK_TOKEN = Bearer("dev-kiosk", Role.KIOSK, name="Kiosk 1")
+ADMIN = ADMIN_TOKEN.headers
+KIOSK = KIOSK_TOKEN.headers
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2}
 
 
 def hall(devices: list[dict[str, Any]]) -> AppConfig:
-    return parse_config(
-        {
-            "sites": [
-                {
-                    "id": "hall",
-                    "name": "Mal Pelayanan Publik Uji",
-                    "timezone": "Asia/Makassar",
-                    "public_url": "http://antrian.test",
-                    "hours": {
-                        d: ["00:00", "24:00"]
-                        for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-                    },
-                    "agencies": [{"id": "a", "name": "Dinas Uji"}],
-                    "services": [
-                        {
-                            "code": "Q",
-                            "agency": "a",
-                            "name_id": "Layanan Q",
-                            "name_en": "Q",
-                            "prefix": "Q",
-                            "target_wait_minutes": 15,
-                            "daily_quota": 400,
-                        },
-                        {
-                            "code": "R",
-                            "agency": "a",
-                            "name_id": "Layanan R",
-                            "name_en": "R",
-                            "prefix": "R",
-                            "target_wait_minutes": 15,
-                        },
-                    ],
-                    "counters": [
-                        {"id": "c1", "name": "Loket 1", "services": ["Q", "R"]},
-                        {"id": "c2", "name": "Loket 2", "services": ["Q"]},
-                    ],
-                    "devices": devices,
-                }
-            ],
-            "tokens": [
-                {"name": "admin", "role": "admin", "sha256": hash_token("dev-admin")},
-                {"name": "Kiosk 1", "role": "kiosk", "sha256": hash_token("dev-kiosk")},
-            ],
-        }
-    )
+    return Hall(
+        name="Mal Pelayanan Publik Uji",
+        site_fields={"public_url": "http://antrian.test"},
+        agencies=({"id": "a", "name": "Dinas Uji"},),
+        services=(service("Q", name_en="Q", daily_quota=400), service("R", name_en="R")),
+        counters=(counter("c1", "Q", "R", name="Loket 1"), counter("c2", "Q", name="Loket 2")),
+        devices=devices,
+        tokens=(ADMIN_TOKEN, KIOSK_TOKEN),
+    ).config()
 
 
 def dispenser_config(url: str, **extra: Any) -> dict[str, Any]:
@@ -110,16 +82,33 @@ def printer_config(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def keypad_config(url: str, addresses: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "keypads",
+        "kind": "keypad",
+        "url": url,
+        "addresses": addresses,
+        "silence_timeout": 5,
+        **FAST,
+        **extra,
+    }
+
+
 NUMBERING = {1: ("Q", 501), 2: ("X", 1)}
 
-Start = Callable[[AppConfig], Awaitable[TestClient]]
+
+class Start(Protocol):
+    """The `start_app` fixture: the service on `config` (with its devices), on the test's
+    database or on the one `url` names."""
+
+    async def __call__(self, config: AppConfig, url: str | None = None) -> TestClient: ...
 
 
 @pytest.fixture
 def start_app(aiohttp_client: Any, database_url: str) -> Start:
     async def start(config: AppConfig, url: str | None = None) -> TestClient:
         settings = Settings(config_path=Path("devices.toml"), database_url=url or database_url)
-        clock = ManualClock(__import__("tests.conftest", fromlist=["MONDAY_9AM"]).MONDAY_9AM)
+        clock = ManualClock(MONDAY_9AM)
         client: TestClient = await aiohttp_client(create_app(settings, config, clock))
         return client
 
@@ -127,7 +116,9 @@ def start_app(aiohttp_client: Any, database_url: str) -> Start:
 
 
 def manager(client: TestClient) -> DeviceManager:
-    return client.server.app[DEVICES]
+    app = client.app
+    assert isinstance(app, web.Application)
+    return app[DEVICES]
 
 
 def runner(client: TestClient, device: str) -> DeviceRunner:
@@ -287,13 +278,11 @@ rfc2217_warnings = pytest.mark.filterwarnings(
 
 @rfc2217_warnings
 async def test_rfc2217_link_round_trips_bytes_over_loop_port() -> None:
-    from queue_service.domain.site import DeviceConfig
-
     with Rfc2217Server("loop://") as server:
         from concurrent.futures import ThreadPoolExecutor
 
         worker = ThreadPoolExecutor(1)
-        link = await SerialLink.open(DeviceConfig("x", "dispenser", server.url), worker)
+        link = await SerialLink.open(DeviceConfig("x", DeviceKind.DISPENSER, server.url), worker)
         try:
             assert link.socket is not None  # keepalive on the network link
             import socket
@@ -390,18 +379,7 @@ async def test_keypads_act_through_the_counter_rules_and_answer_each_key(
     bus = SimKeypadBus(port, [1, 2, 3], heartbeat=0.2)
     await bus.start()
     sims.append(bus)
-    config = hall(
-        [
-            {
-                "id": "keypads",
-                "kind": "keypad",
-                "url": port.url,
-                "addresses": {"1": "c1", "2": "c2"},
-                "silence_timeout": 5,
-                **FAST,
-            }
-        ]
-    )
+    config = hall([keypad_config(port.url, {"1": "c1", "2": "c2"})])
     client = await start_app(config)
     device = runner(client, "keypads")
     await eventually(lambda: device.health.state == "up")
@@ -445,18 +423,7 @@ async def one_keypad_at_c1(
     bus = SimKeypadBus(port, [1], heartbeat=0.2, resend=0.1, first_seq=first_seq)
     await bus.start()
     sims.append(bus)
-    config = hall(
-        [
-            {
-                "id": "keypads",
-                "kind": "keypad",
-                "url": port.url,
-                "addresses": {"1": "c1"},
-                "silence_timeout": 5,
-                **FAST,
-            }
-        ]
-    )
+    config = hall([keypad_config(port.url, {"1": "c1"})])
     return bus, config, await start_app(config)
 
 
@@ -547,6 +514,20 @@ async def test_key_resent_to_a_restarted_service_is_answered_from_the_stored_pre
 # -- the printer and the kiosk ------------------------------------------------------------
 
 
+async def printing(
+    start_app: Start, sims: list[Any], printer: SimPrinter, port: TcpPort, **config: Any
+) -> tuple[TestClient, PrinterRunner]:
+    """`printer` started on `port`, and the service started with it (`config` added to its
+    printer_config) once the printer's first status is in."""
+    await printer.start()
+    sims.append(printer)
+    client = await start_app(hall([printer_config(port.url, **config)]))
+    device = runner(client, "printer-1")
+    assert isinstance(device, PrinterRunner)
+    await eventually(lambda: device.health.printer is not None, what="first status")
+    return client, device
+
+
 async def read_notices(client: TestClient, into: list[dict[str, Any]]) -> None:
     async with client.get(
         "/api/v1/sites/hall/stream", headers={**ADMIN, "Accept": "text/event-stream"}
@@ -562,11 +543,7 @@ async def test_kiosk_ticket_prints_and_reports_honestly_when_paper_runs_out(
 ) -> None:
     port = TcpPort()
     printer = SimPrinter(port)
-    await printer.start()
-    sims.append(printer)
-    client = await start_app(hall([printer_config(port.url, silence_timeout=2)]))
-    device = runner(client, "printer-1")
-    await eventually(lambda: device.health.printer is not None, what="first status")
+    client, device = await printing(start_app, sims, printer, port, silence_timeout=2)
     notices: list[dict[str, Any]] = []
     stream = asyncio.create_task(read_notices(client, notices))
     try:
@@ -641,7 +618,7 @@ async def test_kiosk_ticket_prints_and_reports_honestly_when_paper_runs_out(
         }
     finally:
         stream.cancel()
-        with __import__("contextlib").suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError):
             await stream
 
 
@@ -688,12 +665,7 @@ async def test_overlapping_retry_of_a_kiosk_request_waits_for_the_print_and_prin
 ) -> None:
     port = SlowPort()
     printer = SlowPrinter(port)
-    await printer.start()
-    sims.append(printer)
-    client = await start_app(hall([printer_config(port.url)]))
-    device = runner(client, "printer-1")
-    assert isinstance(device, PrinterRunner)
-    await eventually(lambda: device.health.printer is not None, what="first status")
+    client, device = await printing(start_app, sims, printer, port)
     port.delay = 0.3  # busy: each of the 4 status replies comes late, the print takes seconds
 
     first = asyncio.create_task(issue(client, "k-slow"))
@@ -721,11 +693,7 @@ async def test_a_ticket_sent_to_the_printer_is_never_sent_again_one_refused_befo
 ) -> None:
     port = SlowPort()
     printer = SlowPrinter(port)
-    await printer.start()
-    sims.append(printer)
-    client = await start_app(hall([printer_config(port.url)]))
-    device = runner(client, "printer-1")
-    await eventually(lambda: device.health.printer is not None, what="first status")
+    client, device = await printing(start_app, sims, printer, port)
 
     # The paper comes out, but the check after it gets no answer in time: "unconfirmed"
     # (the printer received it), not "failed" ...
@@ -831,12 +799,7 @@ async def test_a_printer_answering_only_dle_eot_1_prints_and_says_its_paper_stat
     port = TcpPort()
     printer = SimPrinter(port)
     printer.answers = frozenset({1})  # online/offline only: no cover, error or paper reply
-    await printer.start()
-    sims.append(printer)
-    client = await start_app(hall([printer_config(port.url)]))
-    device = runner(client, "printer-1")
-    assert isinstance(device, PrinterRunner)
-    await eventually(lambda: device.health.printer is not None, what="first status")
+    client, device = await printing(start_app, sims, printer, port)
 
     unknown = ["paper_end", "cover_open", "error", "paper_near_end"]
     (dev,) = (await snapshot(client))["devices"]

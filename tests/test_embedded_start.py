@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import psutil
 import pytest
 
 from queue_service.store.db import EmbeddedPostgres
+from tests.conftest import postmasters, server_processes
 from tests.faults.harness import KIOSK, write_hall
 from tests.service_process import Service
 from tests.service_process import issue as issue_ticket
@@ -42,48 +42,6 @@ def embedded_env(data_dir: Path, level: str = "WARNING") -> dict[str, str]:
 
 def postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "postmaster.pid").read_text().split()[0])
-
-
-def server_processes(data_dir: Path) -> list[psutil.Process]:
-    """Every live PostgreSQL process (postmaster and children) working in `data_dir`."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if (
-                proc.name() == "postgres"
-                and proc.status() != psutil.STATUS_ZOMBIE
-                and Path(proc.cwd()) == data_dir.resolve()
-            ):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def postmasters(data_dir: Path) -> list[psutil.Process]:
-    """The postmasters among them (children retitle themselves "postgres: ...")."""
-    out = []
-    for proc in server_processes(data_dir):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if not proc.cmdline()[0].startswith("postgres:"):
-                out.append(proc)
-    return out
-
-
-def stop_leftover_server(data_dir: Path) -> None:
-    """A test that killed the service leaves its server running: adopt it and stop it."""
-    if postmasters(data_dir):
-        server = EmbeddedPostgres(data_dir)
-        server.start()
-        server.stop()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "pgdata"
-    yield path
-    with contextlib.suppress(Exception):
-        stop_leftover_server(path)
 
 
 async def issue(

@@ -41,6 +41,9 @@ METRIC_RE = re.compile(r"(?<![:\w])(qms_[a-z_]+)(?![:\w])")
 
 
 class Prometheus:
+    """A Prometheus process scraping `target` (host:port) every second with the shipped
+    rules, started at once; `ready()` waits until it scrapes the target, `stop()` ends it."""
+
     def __init__(self, binary: str, target: str, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -64,6 +67,25 @@ class Prometheus:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+
+    async def ready(self, session: aiohttp.ClientSession) -> None:
+        """Wait until Prometheus answers and reports its target up."""
+        for _ in range(150):
+            try:
+                async with session.get(f"{self.url}/-/ready") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("prometheus did not become ready")
+        for _ in range(60):
+            up = await self.query(session, 'up{job="antrian"}')
+            if up and up[0]["value"][1] == "1":
+                return
+            await asyncio.sleep(0.5)
+        raise AssertionError("prometheus never scraped the service")
 
     async def query(self, session: aiohttp.ClientSession, expr: str) -> list[Any]:
         async with session.get(f"{self.url}/api/v1/query", params={"query": expr}) as resp:
@@ -119,48 +141,34 @@ def metrics_log() -> tuple[list[Served], type[AbstractAccessLogger]]:
     return served, MetricsLog
 
 
+@dataclass
+class Scraped:
+    """The service Prometheus scrapes: its test server, its clock, and every /metrics
+    answer it sent."""
+
+    server: TestServer
+    clock: ManualClock
+    served: list[Served]
+
+    @property
+    def base(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    def prometheus(self, binary: str, workdir: Path) -> Prometheus:
+        return Prometheus(binary, f"127.0.0.1:{self.server.port}", workdir)
+
+
 @pytest.fixture
-async def server(settings: Any, config: Any, aiohttp_server: Any) -> TestServer:
+async def scraped(settings: Any, config: Any, aiohttp_server: Any) -> Scraped:
     clock = ManualClock(MONDAY_9AM)
-    app = create_app(settings, config, clock)
     served, log_class = metrics_log()
-    srv = await aiohttp_server(
-        app,
+    server: TestServer = await aiohttp_server(
+        create_app(settings, config, clock),
         port=free_port(),
         access_log=logging.getLogger("tests.access"),
         access_log_class=log_class,
     )
-    srv.clock = clock  # type: ignore[attr-defined]
-    srv.served = served  # type: ignore[attr-defined]
-    return srv
-
-
-async def start_prometheus(
-    session: aiohttp.ClientSession, binary: str, server: TestServer, workdir: Path
-) -> Prometheus:
-    """A Prometheus scraping the server every second, once it reports the target up."""
-    prom = Prometheus(binary, f"127.0.0.1:{server.port}", workdir)
-    try:
-        for _ in range(150):
-            try:
-                async with session.get(f"{prom.url}/-/ready") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        else:
-            raise AssertionError("prometheus did not become ready")
-        for _ in range(60):
-            up = await prom.query(session, 'up{job="antrian"}')
-            if up and up[0]["value"][1] == "1":
-                break
-            await asyncio.sleep(0.5)
-        assert up and up[0]["value"][1] == "1", "prometheus never scraped the service"
-    except BaseException:
-        prom.stop()
-        raise
-    return prom
+    return Scraped(server, clock, served)
 
 
 async def scenario(session: aiohttp.ClientSession, base: str, clock: ManualClock) -> None:
@@ -203,15 +211,14 @@ def rule_expressions() -> list[tuple[str, str, str]]:
     return out
 
 
-async def test_prometheus_scrapes_and_every_query_works(server: TestServer) -> None:
+async def test_prometheus_scrapes_and_every_query_works(scraped: Scraped) -> None:
     binary = require_tool("prometheus")
-    clock: ManualClock = server.clock  # type: ignore[attr-defined]
-    base = str(server.make_url("")).rstrip("/")
     with tempfile.TemporaryDirectory() as tmp:
         async with aiohttp.ClientSession() as session:
-            prom = await start_prometheus(session, binary, server, Path(tmp))
+            prom = scraped.prometheus(binary, Path(tmp))
             try:
-                await scenario(session, base, clock)
+                await prom.ready(session)
+                await scenario(session, scraped.base, scraped.clock)
                 # More scrapes and rule evaluations of the scenario's end state.
                 await asyncio.sleep(4)
                 await check_everything(session, prom)
@@ -272,16 +279,17 @@ def sample_count(text: str) -> int:
     return sum(len(family.samples) for family in text_string_to_metric_families(text))
 
 
-async def test_prometheus_scrapes_gzip_and_reads_the_right_values(server: TestServer) -> None:
+async def test_prometheus_scrapes_gzip_and_reads_the_right_values(scraped: Scraped) -> None:
     """Prometheus asks for gzip, gets it (the access log shows the compressed bytes it was
     sent), decompresses it, and stores every sample with the right value."""
     binary = require_tool("prometheus")
-    site = f"{str(server.make_url('')).rstrip('/')}/api/v1/sites/{SITE}"
-    served: list[Served] = server.served  # type: ignore[attr-defined]
+    site = f"{scraped.base}/api/v1/sites/{SITE}"
+    server, served = scraped.server, scraped.served
     with tempfile.TemporaryDirectory() as tmp:
         async with aiohttp.ClientSession() as session:
-            prom = await start_prometheus(session, binary, server, Path(tmp))
+            prom = scraped.prometheus(binary, Path(tmp))
             try:
+                await prom.ready(session)
                 for service in ("KTP-EL", "KTP-EL", "KTP-EL", "SKCK"):
                     async with session.post(
                         f"{site}/tickets", json={"service": service}, headers=KIOSK
@@ -313,7 +321,7 @@ async def test_prometheus_scrapes_gzip_and_reads_the_right_values(server: TestSe
                 )
                 committed = server.app[ENGINE].stats.events_committed
                 assert await value('qms_events_committed_total{job="antrian"}') == committed
-                scraped = await value('scrape_samples_scraped{job="antrian"}')
+                samples_scraped = await value('scrape_samples_scraped{job="antrian"}')
             finally:
                 prom.stop()
 
@@ -331,5 +339,5 @@ async def test_prometheus_scrapes_gzip_and_reads_the_right_values(server: TestSe
     plain = await server.app[EXPOSITION].render()
     assert len(last.body) < last.sent < len(last.body) + 2048
     assert last.sent * 5 < len(plain), (last.sent, len(plain))
-    assert sample_count(text) == scraped == sample_count(plain.decode())
+    assert sample_count(text) == samples_scraped == sample_count(plain.decode())
     assert f'qms_tickets_issued_total{{site="{SITE}",service="KTP-EL"}} 3\n' in text

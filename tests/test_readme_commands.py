@@ -74,7 +74,7 @@ def variants(command: str) -> list[list[str]]:
     texts = dict.fromkeys(
         [re.sub(r"\s*\[[^\]]*\]", "", command), re.sub(r"\[([^\]]*)\]", r"\1", command)]
     )
-    out = []
+    out: list[list[str]] = []
     for text in texts:
         words = [PLACEHOLDERS.get(w, w).split("|") for w in shlex.split(text)]
         out.extend(list(argv) for argv in itertools.product(*words))

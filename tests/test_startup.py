@@ -19,13 +19,13 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import psutil
 import pytest
 
+from bench.common import with_database
 from queue_service.domain.vocab import Role
 from queue_service.store.db import EmbeddedPostgres
 from queue_service.store.event_store import WRITER_LOCK_ID
-from tests.conftest import ROOT, with_database
+from tests.conftest import ROOT, postmasters
 from tests.halls import Bearer, Hall
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,7 +49,7 @@ class Process:
                 if not k.startswith("ANTRIAN_") and k != "DATABASE_URL"
             },
             "ANTRIAN_RATE_LIMITS": "off",
-            "ANTRIAN_DATA_DIR": str(tmp_path / "pgdata"),
+            "ANTRIAN_DATA_DIR": str(tmp_path / "pgdata"),  # the data_dir fixture's
             **env,
         }
         self.command = [sys.executable, "-m", "queue_service", "run", "--config", str(config)]
@@ -131,16 +131,6 @@ async def wait_for(
 def attempt_lines(log: str, reason: str) -> list[int]:
     """The attempt numbers of the log's `<reason> (attempt N, ...)` lines, in order."""
     return [int(n) for n in re.findall(rf"WARNING .*: {reason} \(attempt (\d+), ", log)]
-
-
-def postmasters_of(data_dir: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        if proc.info["name"] == "postgres" and str(data_dir) in " ".join(
-            proc.info["cmdline"] or ()
-        ):
-            found.append(proc)
-    return found
 
 
 async def test_an_unreachable_database_is_waited_for_and_ready_within_5_s_of_appearing(
@@ -296,28 +286,21 @@ async def test_stopping_while_waiting_for_the_database_is_quick_and_clean(
 
 
 async def test_stopping_while_the_embedded_postgres_starts_leaves_no_server_running(
-    tmp_path: Path, processes: list[Process], session: aiohttp.ClientSession
+    tmp_path: Path, data_dir: Path, processes: list[Process], session: aiohttp.ClientSession
 ) -> None:
     """DATABASE_URL unset, a fresh data directory: SIGINT while the embedded server is being
     created. The start (which cannot be interrupted) finishes, the server is stopped, the
     service exits 0: no PostgreSQL is left behind."""
-    data_dir = tmp_path / "pgdata"
     service = Process(tmp_path, {})
     processes.append(service)
-    try:
-        await service.start()
-        status, _, body = await get(session, f"{service.url}/readyz")
-        assert status == 503
-        assert (body["stage"], body["reason"]) == ("database", "starting")
-        assert body["detail"] == "starting the embedded PostgreSQL"
-        assert service.stop() == 0
-        assert postmasters_of(data_dir.resolve()) == []
-        assert "Traceback" not in service.stderr
-    finally:
-        if (data_dir / "PG_VERSION").exists():
-            leftover = EmbeddedPostgres(data_dir)
-            await asyncio.to_thread(leftover.start)
-            await asyncio.to_thread(leftover.stop)
+    await service.start()
+    status, _, body = await get(session, f"{service.url}/readyz")
+    assert status == 503
+    assert (body["stage"], body["reason"]) == ("database", "starting")
+    assert body["detail"] == "starting the embedded PostgreSQL"
+    assert service.stop() == 0
+    assert postmasters(data_dir) == []
+    assert "Traceback" not in service.stderr
 
 
 async def test_a_second_writer_stops_with_one_clear_line(
@@ -354,12 +337,11 @@ async def test_a_second_writer_stops_with_one_clear_line(
 
 
 async def test_the_embedded_postgres_is_supervised_for_the_service_life_and_in_its_metrics(
-    tmp_path: Path, processes: list[Process], session: aiohttp.ClientSession
+    tmp_path: Path, data_dir: Path, processes: list[Process], session: aiohttp.ClientSession
 ) -> None:
     """DATABASE_URL unset: the embedded server's families are on /metrics; killed, it is
     restarted by its supervisor and the service takes tickets again; at shutdown the
     supervisor stops first, so the server is stopped, not restarted."""
-    data_dir = (tmp_path / "pgdata").resolve()
     service = Process(tmp_path, {})
     processes.append(service)
     try:
@@ -368,7 +350,7 @@ async def test_the_embedded_postgres_is_supervised_for_the_service_life_and_in_i
         _, _, text = await get(session, f"{service.url}/metrics")
         assert "\nqms_embedded_postgres_up 1\n" in text
         assert "\nqms_embedded_postgres_restarts_total 0\n" in text
-        [postmaster] = postmasters_of(data_dir)
+        [postmaster] = postmasters(data_dir)
         postmaster.kill()
         await wait_for(
             session,
@@ -390,13 +372,9 @@ async def test_the_embedded_postgres_is_supervised_for_the_service_life_and_in_i
             await asyncio.sleep(0.1)
         assert resp.status == 201
         assert service.stop() == 0
-        assert postmasters_of(data_dir) == []
+        assert postmasters(data_dir) == []
     finally:
         service.kill()
-        if (data_dir / "PG_VERSION").exists():
-            leftover = EmbeddedPostgres(data_dir)
-            await asyncio.to_thread(leftover.start)
-            await asyncio.to_thread(leftover.stop)
     log = service.stderr
     assert log.count("has died; restarting it") == 1, log
     assert "Traceback" not in log  # asyncpg's failed reconnections: one line each

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 
-from queue_service.config import hash_token
+from queue_service.domain.vocab import Role
 from tests.conftest import ROOT
+from tests.halls import Bearer, Hall, counter, service
 
 # ruff: noqa: E501
 
@@ -32,71 +34,60 @@ FULL = os.environ.get("ANTRIAN_FAULTS_FULL", "").strip().lower() not in ("", "0"
 SUMMARY = ROOT / "artifacts" / "faults.txt"
 
 COUNTERS = ("c1", "c2", "c3")
-ADMIN = {"Authorization": "Bearer faults-admin"}
-KIOSK = {"Authorization": "Bearer faults-kiosk"}
+ADMIN_TOKEN = Bearer("faults-admin", Role.ADMIN)
+KIOSK_TOKEN = Bearer("faults-kiosk", Role.KIOSK, name="Kiosk 1")
+ADMIN = ADMIN_TOKEN.headers
+KIOSK = KIOSK_TOKEN.headers
 
 
-def counter_headers(counter: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer faults-{counter}"}
-
-
-def hall_toml(dispenser_port: int | None = None) -> str:
-    tokens = [
-        ("admin", "admin", "faults-admin", ""),
-        ("Kiosk 1", "kiosk", "faults-kiosk", ""),
-        *(
-            (f"Loket {c}", "counter", f"faults-{c}", f'sites = ["hall"]\ncounters = ["{c}"]')
-            for c in COUNTERS
-        ),
-    ]
-    token_toml = "\n".join(
-        f'[[tokens]]\nname = "{name}"\nrole = "{role}"\nsha256 = "{hash_token(secret)}"\n{extra}\n'
-        for name, role, secret, extra in tokens
+def counter_token(counter_id: str) -> Bearer:
+    return Bearer(
+        f"faults-{counter_id}",
+        Role.COUNTER,
+        name=f"Loket {counter_id}",
+        sites=("hall",),
+        counters=(counter_id,),
     )
-    devices = (
-        ""
-        if dispenser_port is None
-        else f"""
-[[sites.devices]]
-id = "dispenser-1"
-kind = "dispenser"
-url = "socket://127.0.0.1:{dispenser_port}"
-buttons = {{ 1 = {{ service = "Q", prefix = "Y" }}, 2 = {{ service = "R", prefix = "X" }} }}
-silence_timeout = 5
-backoff_initial = 0.05
-backoff_max = 0.5
-"""
-    )
-    days = "\n".join(
-        f'{d} = ["00:00", "24:00"]' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-    )
-    return f"""
-[[sites]]
-id = "hall"
-name = "Fault hall"
-timezone = "Asia/Makassar"
-agencies = [{{ id = "a", name = "Agency" }}]
-services = [
-  {{ code = "Q", agency = "a", name_id = "Layanan Q", name_en = "Q", prefix = "Q", target_wait_minutes = 15 }},
-  {{ code = "R", agency = "a", name_id = "Layanan R", name_en = "R", prefix = "R", target_wait_minutes = 15 }},
-]
-counters = [
-  {{ id = "c1", name = "Loket 1", services = ["Q", "R"] }},
-  {{ id = "c2", name = "Loket 2", services = ["Q"] }},
-  {{ id = "c3", name = "Loket 3", services = ["R"] }},
-]
-[sites.hours]
-{days}
-{devices}
 
-{token_toml}
-"""
+
+def counter_headers(counter_id: str) -> dict[str, str]:
+    return counter_token(counter_id).headers
+
+
+FAULT_HALL = Hall(
+    name="Fault hall",
+    services=(service("Q", name_en="Q"), service("R", name_en="R")),
+    counters=(
+        counter("c1", "Q", "R", name="Loket 1"),
+        counter("c2", "Q", name="Loket 2"),
+        counter("c3", "R", name="Loket 3"),
+    ),
+    tokens=(ADMIN_TOKEN, KIOSK_TOKEN, *map(counter_token, COUNTERS)),
+)
 
 
 def write_hall(directory: Path, dispenser_port: int | None = None) -> Path:
-    path = directory / "hall.toml"
-    path.write_text(hall_toml(dispenser_port))
-    return path
+    """The fault hall's configuration file in `directory`, with a dispenser on a device
+    server's TCP port when `dispenser_port` is given."""
+    devices = (
+        ()
+        if dispenser_port is None
+        else (
+            {
+                "id": "dispenser-1",
+                "kind": "dispenser",
+                "url": f"socket://127.0.0.1:{dispenser_port}",
+                "buttons": {
+                    "1": {"service": "Q", "prefix": "Y"},
+                    "2": {"service": "R", "prefix": "X"},
+                },
+                "silence_timeout": 5,
+                "backoff_initial": 0.05,
+                "backoff_max": 0.5,
+            },
+        )
+    )
+    return dataclasses.replace(FAULT_HALL, devices=devices).write(directory)
 
 
 DISPENSER_NUMBERING = {1: ("Y", 1), 2: ("X", 1)}
@@ -111,8 +102,7 @@ class Dispenser:
         from devices.sim.ports import TcpPort
 
         self.port = TcpPort()
-        # TcpPort's url is a read-only property where SimPort declares an attribute.
-        self.sim = SimDispenser(self.port, DISPENSER_NUMBERING, heartbeat=0.5, resend=0.3)  # type: ignore[arg-type]
+        self.sim = SimDispenser(self.port, DISPENSER_NUMBERING, heartbeat=0.5, resend=0.3)
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -190,6 +180,7 @@ class Ledger:
         return [r for r in self.requests if r.status is None]
 
 
+@dataclass
 class Traffic:
     """Steady kiosk and counter traffic against one service URL.
 
@@ -199,27 +190,17 @@ class Traffic:
     at the end every request sent has its final answer.
     """
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        *,
-        kiosks: int = 2,
-        kiosk_interval: float = 0.05,
-        counters: tuple[str, ...] = COUNTERS,
-        retry_cap: float = 0.5,
-        give_up_after: float = 120.0,
-    ) -> None:
-        self.session = session
-        self.url = url
-        self.kiosks = kiosks
-        self.kiosk_interval = kiosk_interval
-        self.counters = counters
-        self.retry_cap = retry_cap
-        self.give_up_after = give_up_after
-        self.ledger = Ledger()
-        self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+    session: aiohttp.ClientSession
+    url: str
+    _: KW_ONLY
+    kiosks: int = 2
+    kiosk_interval: float = 0.05
+    counters: tuple[str, ...] = COUNTERS
+    retry_cap: float = 0.5
+    give_up_after: float = 120.0
+    ledger: Ledger = field(default_factory=Ledger, init=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
 
     async def _send(
         self, req: Request, path: str, headers: dict[str, str], body: dict[str, Any] | None

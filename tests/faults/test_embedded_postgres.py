@@ -19,37 +19,23 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from queue_service.store.db import EmbeddedPostgres, create_pool
+from tests.conftest import postmasters, server_processes
 from tests.faults.conftest import make_service
 from tests.faults.harness import Request, Traffic, check_store, record, write_hall
 from tests.service_process import Service
-from tests.test_embedded_start import (
-    embedded_env,
-    issue,
-    postmaster_pid,
-    postmasters,
-    server_processes,
-    stop_leftover_server,
-)
+from tests.test_embedded_start import embedded_env, issue, postmaster_pid
 
 pytestmark = pytest.mark.timeout(120)
 
 READY_WITHIN = 30.0
 ATTEMPT = re.compile(r"restart attempt \d+ of \d+")
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "pgdata"
-    yield path
-    with contextlib.suppress(Exception):
-        stop_leftover_server(path)
 
 
 async def _ready(session: aiohttp.ClientSession, url: str) -> bool:
