@@ -18,41 +18,23 @@ from typing import Any
 
 import orjson
 
+from queue_service.domain import vocab
 from queue_service.domain.ikm import WAIT_BANDS
-from queue_service.domain.vocab import (
-    CounterStatus,
-    EventType,
-    FinishOutcome,
-    Outcome,
-    Priority,
-    PriorityPolicy,
-    Role,
-    Source,
-    SurveyMode,
-    TicketStatus,
-)
 from queue_service.web.api import MAX_KEY_LENGTH, SERVED_WHILE_STARTING, Stage
 from queue_service.web.reports_api import REPORT_FORMATS, SURVEY_STATES
 from queue_service.web.routes import ROUTES
-from queue_service.web.spec import Access, Body, Route, TextField
+from queue_service.web.spec import Access, Body, CounterIn, Route, TextField
 
 API_VERSION = "0.1.0"
 
-PRIORITY_KINDS = tuple(Priority)
-OUTCOMES = tuple(FinishOutcome)
-SOURCES = tuple(Source)
-ROLES = tuple(Role)
-TICKET_STATES = tuple(TicketStatus)
 # How a ticket's visit ended: a transfer is not an end (the ticket waits in its new service).
-TICKET_OUTCOMES = tuple(o for o in Outcome if o is not Outcome.TRANSFERRED)
-COUNTER_STATES = tuple(CounterStatus)
-TICKET_EVENT_TYPES = tuple(t for t in EventType if t.is_ticket_event)
-COUNTER_EVENT_TYPES = tuple(t for t in EventType if not t.is_ticket_event)
-STREAM_CONTROL_TYPES = ("hello", "reset")
-MAX_IDEMPOTENCY_KEY = MAX_KEY_LENGTH
+TICKET_OUTCOMES = tuple(o for o in vocab.Outcome if o is not vocab.Outcome.TRANSFERRED)
+EVENT_TYPES = (
+    *(t for t in vocab.EventType if t.is_ticket_event),
+    *(t for t in vocab.EventType if not t.is_ticket_event),
+)
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"  # site, agency and counter ids (config._ID_RE)
 SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,23}$"  # config._CODE_RE
-PRIORITY_POLICIES = tuple(PriorityPolicy)
 
 # Published precision: the one place the document states it. Every field below that
 # carries a rounded number says so by one of these (views.SECONDS_DIGITS and SHARE_DIGITS;
@@ -90,7 +72,7 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
     (
         "invalid_idempotency_key",
         400,
-        f"The Idempotency-Key header is not 1 to {MAX_IDEMPOTENCY_KEY} printable characters, "
+        f"The Idempotency-Key header is not 1 to {MAX_KEY_LENGTH} printable characters, "
         "or starts with `device:` or `keypad:` (the service's own keys for its devices).",
     ),
     ("invalid_last_event_id", 400, "Last-Event-ID is not a non-negative integer."),
@@ -369,7 +351,7 @@ def _parameters() -> dict[str, Any]:
                 "409 `idempotency_key_reused`. Use a fresh random value (e.g. a UUID) per "
                 "command and resend it when retrying after a timeout or a 503."
             ),
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
             "example": "5f0c6a0e-8a8e-4f65-9d1c-3f3b7f0b2a11",
         },
         "LastEventId": {
@@ -461,7 +443,7 @@ def _schemas() -> dict[str, Any]:
         format="date-time",
     )
     priority = _enum_or_null(
-        PRIORITY_KINDS,
+        tuple(vocab.Priority),
         "Priority kind, or null for a regular ticket: `lansia` (elderly), `disabilitas` "
         "(persons with disabilities), `ibu_hamil` (pregnant women).",
     )
@@ -641,7 +623,7 @@ def _schemas() -> dict[str, Any]:
             "oldest_wait_seconds": _seconds_or_null("How long that ticket has waited."),
             "priority_policy": {
                 "type": "string",
-                "enum": list(PRIORITY_POLICIES),
+                "enum": list(vocab.PriorityPolicy),
                 "description": (
                     "How priority tickets are called: `strict` (all first), `interleave` (a "
                     "regular ticket after a few priority calls in a row), `fifo` (no "
@@ -943,7 +925,7 @@ def _schemas() -> dict[str, Any]:
         ),
         "required": ["type", "seq"],
         "properties": {
-            "type": {"type": "string", "enum": list(STREAM_CONTROL_TYPES)},
+            "type": {"type": "string", "enum": ["hello", "reset"]},
             "seq": {"type": "integer", "minimum": 0},
         },
     }
@@ -961,7 +943,7 @@ def _schemas() -> dict[str, Any]:
         "required": ["seq", "type", "site", "ts"],
         "properties": {
             "seq": {"type": "integer", "minimum": 1},
-            "type": {"type": "string", "enum": [*TICKET_EVENT_TYPES, *COUNTER_EVENT_TYPES]},
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
             "site": {"type": "string"},
             "ts": {"type": "string", "format": "date-time"},
             "counter": {"type": "string", "description": "Counter (*loket*) id."},
@@ -973,10 +955,10 @@ def _schemas() -> dict[str, Any]:
                 ),
             },
             "number": {"type": "string"},
-            "source": {"type": "string", "enum": list(SOURCES)},
-            "priority": {"type": "string", "enum": list(PRIORITY_KINDS)},
+            "source": {"type": "string", "enum": list(vocab.Source)},
+            "priority": {"type": "string", "enum": list(vocab.Priority)},
             "calls": {"type": "integer", "minimum": 1},
-            "outcome": {"type": "string", "enum": list(OUTCOMES)},
+            "outcome": {"type": "string", "enum": list(vocab.FinishOutcome)},
             "to_service": {"type": "string"},
             "reason": {"type": "string"},
         },
@@ -986,7 +968,7 @@ def _schemas() -> dict[str, Any]:
         "LocalizedName": localized,
         "TicketState": {
             "type": "string",
-            "enum": list(TICKET_STATES),
+            "enum": list(vocab.TicketStatus),
             "description": (
                 "waiting (*menunggu*), called (*dipanggil*), serving (*dilayani*), done "
                 "(*selesai*), no_show (*tidak hadir*), cancelled (*dibatalkan*), expired "
@@ -995,12 +977,12 @@ def _schemas() -> dict[str, Any]:
         },
         "CounterState": {
             "type": "string",
-            "enum": list(COUNTER_STATES),
+            "enum": list(vocab.CounterStatus),
             "description": "closed (*tutup*), open (*buka*), paused (*jeda*).",
         },
         "PriorityKind": {
             "type": "string",
-            "enum": list(PRIORITY_KINDS),
+            "enum": list(vocab.Priority),
             "description": (
                 "Priority service (*layanan prioritas*): lansia = elderly, disabilitas = "
                 "persons with disabilities, ibu_hamil = pregnant women."
@@ -1008,12 +990,12 @@ def _schemas() -> dict[str, Any]:
         },
         "Outcome": {
             "type": "string",
-            "enum": list(OUTCOMES),
+            "enum": list(vocab.FinishOutcome),
             "description": "How an officer ends a visit; default `served`.",
         },
         "Source": {
             "type": "string",
-            "enum": list(SOURCES),
+            "enum": list(vocab.Source),
             "description": "Where the ticket was issued; default `kiosk`.",
         },
         "TicketStatus": ticket_status,
@@ -1097,8 +1079,6 @@ def _responses() -> dict[str, Any]:
 
 
 # -- reports and surveys ---------------------------------------------------------------------
-
-SURVEY_MODES = tuple(SurveyMode)
 
 
 def _report_schemas() -> dict[str, Any]:
@@ -1231,7 +1211,7 @@ def _report_schemas() -> dict[str, Any]:
     survey_config = _object(
         {
             "site": {"type": "string"},
-            "mode": {"type": "string", "enum": list(SURVEY_MODES)},
+            "mode": {"type": "string", "enum": list(vocab.SurveyMode)},
             "comment_max": {"type": "integer"},
             "complaint_url": {
                 "type": "string",
@@ -1362,7 +1342,7 @@ def _report_schemas() -> dict[str, Any]:
                 "ticket": _str_or_null("Ticket number."),
                 "site": {"type": "string"},
                 "service": {"type": "string"},
-                "mode": {"type": "string", "enum": list(SURVEY_MODES)},
+                "mode": {"type": "string", "enum": list(vocab.SurveyMode)},
                 "status": {"type": "string", "const": "submitted"},
                 "submitted_at": {"type": "string", "format": "date-time"},
             }
@@ -1398,11 +1378,13 @@ def _report_schemas() -> dict[str, Any]:
 PATH_PARAMETERS = {"site": SITE, "counter": COUNTER, "ticket": TICKET}
 
 
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def _query(
+    name: str, description: str, schema: dict[str, Any], *, required: bool = False
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
-        "required": False,
+        "required": required,
         "description": description,
         "schema": schema,
     }
@@ -1439,10 +1421,9 @@ _PARAMETERS: dict[str, list[dict[str, Any]]] = {
         ),
     ],
     "getIkm": [_FROM, _TO],
-    "getPendingSurvey": [
-        {**_query("counter", "Counter (*loket*) id.", {"type": "string"}), "required": True}
-    ],
 }
+# A route that names its counter in the query (`CounterIn.QUERY`) has this parameter.
+_COUNTER_QUERY = _query("counter", "Counter (*loket*) id.", {"type": "string"}, required=True)
 
 _STREAM_EXAMPLE = (
     "retry: 2000\n\n"
@@ -1530,7 +1511,7 @@ def _stream_description() -> str:
         "Last-Event-ID every later event of the site is replayed first; if they are no "
         "longer buffered (or the service restarted) a `reset` comes instead, and the client "
         "must re-read the snapshot or display. Then live events follow: "
-        f"{_code_list(TICKET_EVENT_TYPES + COUNTER_EVENT_TYPES)}. A comment line "
+        f"{_code_list(EVENT_TYPES)}. A comment line "
         "`: keepalive` is sent after 15 seconds without events. A client too slow to keep "
         "up is disconnected and should reconnect with Last-Event-ID (EventSource does so "
         "by itself). Ignore unknown `type`s."
@@ -1655,6 +1636,8 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     parameters = [PATH_PARAMETERS[name] for name in _path_names(route.canonical)]
     parameters += _PARAMETERS.get(route.operation_id, [])
+    if route.counter is CounterIn.QUERY:
+        parameters.append(_COUNTER_QUERY)
     if route.idempotent:
         parameters.append(_param("IdempotencyKey"))
     if parameters:
@@ -1672,7 +1655,7 @@ def _operation(route: Route) -> dict[str, Any]:
         }
     op["responses"] = responses
     if route.access is Access.ROLES:
-        op["x-roles"] = [str(role) for role in Role if role in route.roles]
+        op["x-roles"] = [str(role) for role in vocab.Role if role in route.roles]
     else:
         op["security"] = _SECURITY[route.access]  # otherwise the document-wide bearer
     return op
@@ -1865,7 +1848,7 @@ def _build() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": (
                         "A configured staff token (stored server-side as its SHA-256). Roles: "
-                        + ", ".join(ROLES)
+                        + ", ".join(vocab.Role)
                         + "."
                     ),
                 }

@@ -132,10 +132,6 @@ class InvalidSurvey(ApiError):
     status, code = 400, "invalid_survey"
 
 
-class InvalidReportRequest(ApiError):
-    status, code = 400, "invalid_report_request"
-
-
 def survey_config(site: Site) -> dict[str, Any]:
     mode = site.survey
     out: dict[str, Any] = {
@@ -185,9 +181,7 @@ def _range(request: web.Request, site: Site) -> tuple[date, date]:
         if "to" in request.query:
             last = date.fromisoformat(request.query["to"])
     except ValueError:
-        raise InvalidReportRequest(
-            "'from' and 'to' must be dates, YYYY-MM-DD", code="invalid_date"
-        ) from None
+        raise ApiError("'from' and 'to' must be dates, YYYY-MM-DD", code="invalid_date") from None
     return first, last
 
 
@@ -198,14 +192,14 @@ async def report(request: web.Request) -> web.StreamResponse:
     site = _site(request)
     fmt = request.query.get("format", "json")
     if fmt not in REPORT_FORMATS:
-        raise InvalidReportRequest(
+        raise ApiError(
             f"format must be one of {', '.join(REPORT_FORMATS)}",
             code="invalid_format",
             allowed=list(REPORT_FORMATS),
         )
     locale = request.query.get("locale", "id")
     if locale not in ("id", "en"):
-        raise InvalidReportRequest("locale must be id or en", code="invalid_format")
+        raise ApiError("locale must be id or en", code="invalid_format")
     first, last = _range(request, site)
     body = await build_report(request.app[STORE].pool, site, first, last, request.app[CLOCK].now())
     name = f"laporan-{site.id}-{first.isoformat()}-{last.isoformat()}"
