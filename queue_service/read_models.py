@@ -28,6 +28,8 @@ from queue_service.domain.vocab import HELD, TicketStatus
 
 SECONDS_DIGITS = 1  # durations: 0.1 s
 SHARE_DIGITS = 4  # shares and ratios: 0.0001
+NOW_CALLING = 3  # a ticket status's `now_calling`: the newest calls of its service
+RECENT_CALLS = 8  # the display's `recent`: its last calls
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -103,7 +105,7 @@ def ticket_status(
         "called_at": _iso(ticket.last_called_at),
         "finished_at": _iso(ticket.finished_at),
         "outcome": ticket.outcome,
-        "now_calling": [t.number for t in now_calling[:3]],
+        "now_calling": [t.number for t in now_calling[:NOW_CALLING]],
     }
 
 
@@ -284,7 +286,7 @@ def snapshot(
 
 
 def display(
-    state: SiteState, now: datetime, zone: str | None = None, history: int = 8
+    state: SiteState, now: datetime, zone: str | None = None, history: int = RECENT_CALLS
 ) -> dict[str, Any]:
     """The public TV display: who is called where, newest first. Numbers only."""
     site = state.site

@@ -14,14 +14,32 @@ from __future__ import annotations
 
 import copy
 import functools
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from queue_service.domain import vocab
-from queue_service.domain.ikm import WAIT_BANDS
-from queue_service.web.api import MAX_KEY_LENGTH, SERVED_WHILE_STARTING, Stage
-from queue_service.web.reports_api import REPORT_FORMATS, SURVEY_STATES
+from queue_service.domain.ikm import GRADES, WAIT_BANDS
+from queue_service.engine.answers import IDEMPOTENCY_WINDOW
+from queue_service.read_models import NOW_CALLING, RECENT_CALLS
+from queue_service.reports.build import MAX_DAYS
+from queue_service.web.api import (
+    KEEPALIVE_SECONDS,
+    MAX_KEY_LENGTH,
+    PING_SECONDS,
+    RETRY_MS,
+    SERVED_WHILE_STARTING,
+    Stage,
+)
+from queue_service.web.reports_api import (
+    COMMENT_MAX,
+    REPORT_FORMATS,
+    SURVEY_STATES,
+    SURVEY_WINDOW_DAYS,
+    TABLET_WINDOW,
+)
 from queue_service.web.routes import ROUTES
 from queue_service.web.spec import Access, Body, CounterIn, Route, TextField
 
@@ -33,8 +51,9 @@ EVENT_TYPES = (
     *(t for t in vocab.EventType if t.is_ticket_event),
     *(t for t in vocab.EventType if not t.is_ticket_event),
 )
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"  # site, agency and counter ids (config._ID_RE)
-SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,23}$"  # config._CODE_RE
+# Site, agency and counter ids, and service codes, as the configuration checks them.
+ID_PATTERN = rf"^[a-z0-9][a-z0-9_-]{{0,{vocab.MAX_ID - 1}}}$"
+SERVICE_CODE_PATTERN = rf"^[A-Z0-9][A-Z0-9_-]{{0,{vocab.MAX_WORD - 1}}}$"
 
 # Published precision: the one place the document states it. Every field below that
 # carries a rounded number says so by one of these (views.SECONDS_DIGITS and SHARE_DIGITS;
@@ -149,7 +168,8 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
         "invalid_survey",
         400,
         "A survey answer is missing or not allowed: scores not nine integers 1..4, a rating "
-        "outside 1..4, a comment over 500 characters, an unknown channel (`details.field`).",
+        f"outside 1..4, a comment over {COMMENT_MAX} characters, an unknown channel "
+        "(`details.field`).",
     ),
     (
         "survey_mode_mismatch",
@@ -158,7 +178,11 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
         "one-tap rating, or `rating` where it uses the full SKM (`details.mode`).",
     ),
     ("invalid_date", 400, "`from` or `to` is not a date (YYYY-MM-DD)."),
-    ("invalid_range", 400, "`to` is before `from`, or the range is longer than 400 days."),
+    (
+        "invalid_range",
+        400,
+        f"`to` is before `from`, or the range is longer than {MAX_DAYS} days.",
+    ),
     ("invalid_format", 400, "The report format or CSV locale is not one offered."),
     (
         "survey_not_available",
@@ -166,7 +190,11 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
         "Only a ticket whose visit ended `served` can be rated (`details.outcome`).",
     ),
     ("survey_already_submitted", 409, "This ticket's visit has already been rated."),
-    ("survey_closed", 409, "The survey closes 7 days after the visit (`details.window_days`)."),
+    (
+        "survey_closed",
+        409,
+        f"The survey closes {SURVEY_WINDOW_DAYS} days after the visit (`details.window_days`).",
+    ),
     ("body_too_large", 413, "The body is larger than the server accepts (`details.max_bytes`)."),
     ("unsupported_media_type", 415, "The framework rejected the request's media type."),
     (
@@ -222,6 +250,7 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
 }
 
 _JSON = "application/json"
+_MINUTE = timedelta(minutes=1)
 # -- small builders --------------------------------------------------------------------------
 
 
@@ -281,6 +310,20 @@ def _object(
     schema["required"] = [name for name in properties if name not in optional]
     schema["properties"] = properties
     return schema
+
+
+def _shown(value: Decimal) -> str:
+    return f"{value}".removesuffix(".00")
+
+
+def _grades_text() -> str:
+    """The IKM grades with their ranges, `A 88.31-100, B 76.61-88.30, ...` (domain/ikm.py):
+    each grade runs from its lowest index to just below the next grade's."""
+    tops = [Decimal(100), *(low - Decimal("0.01") for _, low, _, _ in GRADES[:-1])]
+    ranges = [
+        f"{g} {_shown(low)}-{_shown(top)}" for (g, low, _, _), top in zip(GRADES, tops, strict=True)
+    ]
+    return ", ".join(ranges) + "."
 
 
 def _code_list(codes: tuple[str, ...]) -> str:
@@ -347,7 +390,8 @@ def _parameters() -> dict[str, Any]:
                 "Makes the command safe to retry. The first request with a key is executed; "
                 "a later request with the same key at the same site, method, path and body "
                 "gets the stored response (same status and body) without executing again, "
-                "for at least 48 hours. The same key with a different request is answered "
+                f"for at least {IDEMPOTENCY_WINDOW // timedelta(hours=1)} hours. The same key "
+                "with a different request is answered "
                 "409 `idempotency_key_reused`. Use a fresh random value (e.g. a UUID) per "
                 "command and resend it when retrying after a timeout or a 503."
             ),
@@ -507,11 +551,12 @@ def _schemas() -> dict[str, Any]:
             "outcome": _enum_or_null(TICKET_OUTCOMES, "How the visit ended, or null."),
             "now_calling": {
                 "type": "array",
-                "maxItems": 3,
+                "maxItems": NOW_CALLING,
                 "items": {"type": "string"},
                 "description": (
                     "Numbers of the ticket's service held by a counter right now (called or "
-                    "being served), by their last call or recall, newest first; at most 3. "
+                    "being served), by their last call or recall, newest first; at most "
+                    f"{NOW_CALLING}. "
                     "A ticket leaves the list when its counter releases it (finish, no-show, "
                     "transfer)."
                 ),
@@ -794,7 +839,7 @@ def _schemas() -> dict[str, Any]:
             },
             "recent": {
                 "type": "array",
-                "maxItems": 8,
+                "maxItems": RECENT_CALLS,
                 "items": _object(
                     {
                         "number": {"type": "string"},
@@ -1154,9 +1199,7 @@ def _report_schemas() -> dict[str, Any]:
                 "maximum": 100,
                 "description": f"Mean of the element means x 25. {INDEX_PRECISION}",
             },
-            "grade": _enum_or_null(
-                ("A", "B", "C", "D"), "A 88.31-100, B 76.61-88.30, C 65-76.60, D 25-64.99."
-            ),
+            "grade": _enum_or_null(tuple(grade for grade, _, _, _ in GRADES), _grades_text()),
             "grade_name": {"anyOf": [_ref("LocalizedName"), {"type": "null"}]},
             "quick": _object(
                 {
@@ -1426,7 +1469,7 @@ _PARAMETERS: dict[str, list[dict[str, Any]]] = {
 _COUNTER_QUERY = _query("counter", "Counter (*loket*) id.", {"type": "string"}, required=True)
 
 _STREAM_EXAMPLE = (
-    "retry: 2000\n\n"
+    f"retry: {RETRY_MS}\n\n"
     'id: 1041\ndata: {"type":"hello","seq":1041}\n\n'
     'id: 1042\ndata: {"seq":1042,"type":"ticket_called","site":"mpp-banjarmasin",'
     '"ts":"2025-03-03T01:15:04.120000+00:00","counter":"loket-01","service":"KTP-EL",'
@@ -1504,7 +1547,7 @@ def _stream_description() -> str:
         "notices arrive. A token that is not configured is 401; a token for other sites is "
         "403. A Last-Event-ID the server no longer buffers, or one ahead of it (after a "
         "restore), is answered with a `reset` message.\n\n"
-        "Protocol: the response starts with `retry: 2000`. Every message is\n\n"
+        f"Protocol: the response starts with `retry: {RETRY_MS}`. Every message is\n\n"
         "    id: <seq>\n    data: <one JSON object, see StreamMessage>\n\n"
         "followed by a blank line, where `<seq>` is the event's global sequence number. "
         "Without Last-Event-ID the first message is `hello` with the current `seq`. With "
@@ -1512,7 +1555,8 @@ def _stream_description() -> str:
         "longer buffered (or the service restarted) a `reset` comes instead, and the client "
         "must re-read the snapshot or display. Then live events follow: "
         f"{_code_list(EVENT_TYPES)}. A comment line "
-        "`: keepalive` is sent after 15 seconds without events. A client too slow to keep "
+        f"`: keepalive` is sent after {KEEPALIVE_SECONDS:g} seconds without events. "
+        "A client too slow to keep "
         "up is disconnected and should reconnect with Last-Event-ID (EventSource does so "
         "by itself). Ignore unknown `type`s."
     )
@@ -1719,7 +1763,8 @@ _DESCRIPTIONS: dict[str, str] = {
         "The questions and answers to show, the comment limit and the SP4N-LAPOR link. Public."
     ),
     "getPendingSurvey": (
-        "The most recent visit the counter served in the last 15 minutes that has not been "
+        f"The most recent visit the counter served in the last {TABLET_WINDOW // _MINUTE} minutes "
+        "that has not been "
         "rated, or `ticket: null`. For the tablet facing the citizen at the counter, which "
         "then posts to `/api/v1/tickets/{ticket}/survey`. Roles survey (a token for the "
         "tablet: its own counters, and nothing else), counter (its own counters), manager, "
@@ -1751,7 +1796,8 @@ _DESCRIPTIONS: dict[str, str] = {
     ),
     "getTicketSurvey": (
         "`status`: `open` (served, not rated yet), `submitted`, `not_served` (the visit did "
-        "not end served) or `closed` (over 7 days ago). Public: the ticket id is the "
+        f"not end served) or `closed` (over {SURVEY_WINDOW_DAYS} days ago). "
+        "Public: the ticket id is the "
         "capability. Works on later days too."
     ),
     "submitSurvey": (
@@ -1767,8 +1813,9 @@ _DESCRIPTIONS: dict[str, str] = {
         "bearer token; otherwise the endpoint is open."
     ),
     "readyz": (
-        "Ready when today's events are replayed and the database answers a ping within 2 "
-        "seconds. For load balancers and orchestrators. Not ready, the answer is 503 with "
+        f"Ready when today's events are replayed and the database answers a ping within "
+        f"{PING_SECONDS} seconds. For load balancers and orchestrators. "
+        "Not ready, the answer is 503 with "
         "`reason` (a stable code), `detail` and `problems`; while the service starts, also "
         "the `stage` it is at and the `attempt` to reach the database."
     ),
