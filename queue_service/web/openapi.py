@@ -23,7 +23,7 @@ import orjson
 from queue_service.domain import vocab
 from queue_service.domain.ikm import GRADES, WAIT_BANDS
 from queue_service.engine.answers import IDEMPOTENCY_WINDOW
-from queue_service.read_models import NOW_CALLING, RECENT_CALLS
+from queue_service.read_models import DIRECTORY_SERVICE_FIELDS, NOW_CALLING, RECENT_CALLS
 from queue_service.reports.build import MAX_DAYS
 from queue_service.web.api import (
     KEEPALIVE_SECONDS,
@@ -486,6 +486,16 @@ def _schemas() -> dict[str, Any]:
         "instant as `details.opens_at` of a `site_closed` refusal.",
         format="date-time",
     )
+    # The head of the snapshot, the display and the site directory (read_models._hall).
+    hall = {
+        "site": {"type": "string"},
+        "name": {"type": "string"},
+        "timezone": {"type": "string", "description": "IANA zone, e.g. `Asia/Makassar`."},
+        "now": {"type": "string", "format": "date-time"},
+        "open": {"type": "boolean", "description": "Within opening hours now."},
+        "next_opening": next_opening,
+        "break": brk,
+    }
     priority = _enum_or_null(
         tuple(vocab.Priority),
         "Priority kind, or null for a regular ticket: `lansia` (elderly), `disabilitas` "
@@ -638,7 +648,7 @@ def _schemas() -> dict[str, Any]:
         description="A waiting ticket, in the queue's call order.",
     )
 
-    directory_service_props: dict[str, Any] = {
+    service_props: dict[str, Any] = {
         "code": service_code,
         "agency": {"type": "string", "description": "Agency (*instansi*) id."},
         "name": _ref("LocalizedName"),
@@ -659,57 +669,53 @@ def _schemas() -> dict[str, Any]:
         "issued_today": _count("Tickets issued today."),
         "cutoff": cutoff,
         "open_counters": _count("Open counters serving it."),
+        "priority_waiting": _count("Priority tickets waiting."),
+        "oldest_enqueued_at": _time_or_null("Enqueue time of the longest-waiting ticket."),
+        "oldest_wait_seconds": _seconds_or_null("How long that ticket has waited."),
+        "priority_policy": {
+            "type": "string",
+            "enum": list(vocab.PriorityPolicy),
+            "description": (
+                "How priority tickets are called: `strict` (all first), `interleave` (a "
+                "regular ticket after a few priority calls in a row), `fifo` (no "
+                "priority). A counter serving several services calls, among their "
+                "queues' next tickets, a priority one of a non-`fifo` service first, "
+                "then the earliest issued."
+            ),
+        },
+        "called_today": _count("Calls (first calls) today."),
+        "called_within_target_today": _count("Of those, within the target wait (wait <= target)."),
+        "waiting_over_target": _count(
+            "Tickets still waiting that have already waited longer than the target: "
+            "breaches of the standard before they are called."
+        ),
+        "within_standard_share": _share_or_null(
+            "Within standard so far today: `called_within_target_today` / "
+            "(`called_today` + `waiting_over_target`); null when both are 0."
+        ),
+        "finished_today": _count("Visits finished (or transferred on) today."),
+        "no_shows_today": _count("No-shows (*tidak hadir*) today."),
+        "cancelled_today": _count("Cancelled tickets today."),
+        "average_service_seconds": _seconds(
+            "Average handle time today, or the configured default before any."
+        ),
+        "tickets": {
+            "type": "array",
+            "items": waiting_ticket,
+            "description": (
+                "Waiting tickets in the queue's call order: the order repeated call-next "
+                "hands them out under `priority_policy` (with `interleave`, counting the "
+                "priority calls already made in a row). The first is the next called."
+            ),
+        },
     }
     service_view = _object(
-        {
-            **directory_service_props,
-            "priority_waiting": _count("Priority tickets waiting."),
-            "oldest_enqueued_at": _time_or_null("Enqueue time of the longest-waiting ticket."),
-            "oldest_wait_seconds": _seconds_or_null("How long that ticket has waited."),
-            "priority_policy": {
-                "type": "string",
-                "enum": list(vocab.PriorityPolicy),
-                "description": (
-                    "How priority tickets are called: `strict` (all first), `interleave` (a "
-                    "regular ticket after a few priority calls in a row), `fifo` (no "
-                    "priority). A counter serving several services calls, among their "
-                    "queues' next tickets, a priority one of a non-`fifo` service first, "
-                    "then the earliest issued."
-                ),
-            },
-            "called_today": _count("Calls (first calls) today."),
-            "called_within_target_today": _count(
-                "Of those, within the target wait (wait <= target)."
-            ),
-            "waiting_over_target": _count(
-                "Tickets still waiting that have already waited longer than the target: "
-                "breaches of the standard before they are called."
-            ),
-            "within_standard_share": _share_or_null(
-                "Within standard so far today: `called_within_target_today` / "
-                "(`called_today` + `waiting_over_target`); null when both are 0."
-            ),
-            "finished_today": _count("Visits finished (or transferred on) today."),
-            "no_shows_today": _count("No-shows (*tidak hadir*) today."),
-            "cancelled_today": _count("Cancelled tickets today."),
-            "average_service_seconds": _seconds(
-                "Average handle time today, or the configured default before any."
-            ),
-            "tickets": {
-                "type": "array",
-                "items": waiting_ticket,
-                "description": (
-                    "Waiting tickets in the queue's call order: the order repeated call-next "
-                    "hands them out under `priority_policy` (with `interleave`, counting the "
-                    "priority calls already made in a row). The first is the next called."
-                ),
-            },
-        },
+        service_props,
         description="A service (*layanan*) and its queue, as staff see it.",
         optional=("tickets",),
     )
     directory_service = _object(
-        directory_service_props,
+        {name: service_props[name] for name in DIRECTORY_SERVICE_FIELDS},
         description="A service as the kiosk shows it in its menu.",
     )
 
@@ -778,19 +784,13 @@ def _schemas() -> dict[str, Any]:
 
     snapshot = _object(
         {
-            "site": {"type": "string"},
-            "name": {"type": "string"},
-            "timezone": {"type": "string", "description": "IANA zone, e.g. `Asia/Makassar`."},
+            **hall,
             "no_show_min_calls": {
                 "type": "integer",
                 "minimum": 1,
                 "description": "Calls a ticket needs before it may be marked a no-show.",
             },
             "service_day": _str_or_null("Local service day (*hari layanan*).", format="date"),
-            "now": {"type": "string", "format": "date-time"},
-            "open": {"type": "boolean", "description": "Within opening hours now."},
-            "next_opening": next_opening,
-            "break": brk,
             "seq": {
                 "type": "integer",
                 "minimum": 0,
@@ -808,14 +808,8 @@ def _schemas() -> dict[str, Any]:
 
     display = _object(
         {
-            "site": {"type": "string"},
-            "name": {"type": "string"},
-            "timezone": {"type": "string"},
-            "open": {"type": "boolean", "description": "Within opening hours now."},
-            "next_opening": next_opening,
-            "break": brk,
+            **hall,
             "zone": _str_or_null("The zone filter, or null for the whole hall."),
-            "now": {"type": "string", "format": "date-time"},
             "seq": {
                 "type": "integer",
                 "minimum": 0,
@@ -878,13 +872,7 @@ def _schemas() -> dict[str, Any]:
 
     site_directory = _object(
         {
-            "site": {"type": "string"},
-            "name": {"type": "string"},
-            "timezone": {"type": "string"},
-            "now": {"type": "string", "format": "date-time"},
-            "open": {"type": "boolean", "description": "Within opening hours now."},
-            "next_opening": next_opening,
-            "break": brk,
+            **hall,
             "agencies": {"type": "array", "items": agency},
             "services": {"type": "array", "items": _ref("DirectoryService")},
             "counters": {
