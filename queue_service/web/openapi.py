@@ -77,157 +77,141 @@ Counters' open, busy and idle time: {REPORT_TIME_PRECISION}
 {INDEX_PRECISION}
 """
 
-# Every stable error code: (code, HTTP status, meaning). Clients branch on `code`.
-ERROR_CODES: tuple[tuple[str, int, str], ...] = (
-    ("malformed_request", 400, "The request could not be read (generic 400)."),
-    ("invalid_json", 400, "The body is not valid JSON, or not a JSON object."),
-    (
-        "unknown_field",
-        400,
-        "The body has a field this endpoint does not accept (`details.fields`, `details.allowed`).",
-    ),
-    ("missing_field", 400, "A required field is absent or null (`details.field`)."),
-    ("invalid_field", 400, "A field has the wrong type or is too long (`details.field`)."),
-    (
-        "invalid_idempotency_key",
-        400,
-        f"The Idempotency-Key header is not 1 to {MAX_KEY_LENGTH} printable characters, "
-        "or starts with `device:` or `keypad:` (the service's own keys for its devices).",
-    ),
-    ("invalid_last_event_id", 400, "Last-Event-ID is not a non-negative integer."),
-    (
-        "invalid_command",
-        400,
-        "A field value is not allowed, e.g. an unknown priority kind, "
-        "source or outcome, an empty pause reason, or a transfer to the same service "
-        "(`details.field`).",
-    ),
-    ("token_required", 401, "The endpoint needs `Authorization: Bearer <token>`."),
-    (
-        "invalid_token",
-        401,
-        "The token sent is not configured, or the Authorization header is not a bearer token.",
-    ),
-    ("role_not_allowed", 403, "The token's role may not do this (`details.allowed_roles`)."),
-    ("site_not_allowed", 403, "The token is limited to other sites."),
-    ("counter_not_allowed", 403, "A counter token may not act on this counter (loket)."),
-    ("not_found", 404, "No such route, or an unknown counter action."),
-    ("unknown_site", 404, "The site does not exist (`details.site`)."),
-    ("unknown_service", 404, "The service does not exist at the site (`details.service`)."),
-    ("unknown_counter", 404, "The counter does not exist at the site (`details.counter`)."),
-    ("unknown_ticket", 404, "No ticket with this id today (tickets live for one service day)."),
-    ("method_not_allowed", 405, "The route exists but not for this method (see `Allow`)."),
-    (
-        "invalid_transition",
-        409,
-        "The ticket or counter is not in a state that allows this (`details.state`).",
-    ),
-    ("ticket_taken", 409, "Another counter already holds the ticket."),
-    ("queue_empty", 409, "No ticket is waiting for the counter's services."),
-    (
-        "counter_busy",
-        409,
-        "The counter still holds a ticket; finish, transfer or no-show it first.",
-    ),
-    ("counter_not_open", 409, "The counter is closed or paused; open it first."),
-    ("service_not_served_here", 409, "The counter does not serve the ticket's service."),
-    (
-        "no_show_too_early",
-        409,
-        "The ticket has not been called often enough to be a no-show "
-        "(`details.calls`, `details.required`).",
-    ),
-    (
-        "site_closed",
-        409,
-        "The hall is closed now (outside opening hours; a break is not a closing). "
-        "`details.opens_at`: its next opening, site-local ISO 8601 with the site's UTC offset "
-        "(`2026-11-30T08:00:00+08:00`).",
-    ),
-    (
-        "cutoff_passed",
-        409,
-        "Today's last issue time for the service has passed (`details.cutoff`); "
-        "`details.opens_at`: when its tickets are issued again, the opening of the next day "
-        "whose hours begin before the cutoff (site-local ISO 8601), or null if none within "
-        "a week.",
-    ),
-    (
-        "quota_reached",
-        409,
-        "Today's quota (kuota) of tickets for the service is used up (`details.quota`); "
-        "`details.opens_at`: when its tickets are issued again, the opening of the next day "
-        "that issues them (site-local ISO 8601), or null if none within a week.",
-    ),
-    (
-        "idempotency_key_reused",
-        409,
-        "The Idempotency-Key was already used at this site for a different request.",
-    ),
-    (
-        "invalid_survey",
-        400,
-        "A survey answer is missing or not allowed: scores not nine integers 1..4, a rating "
-        f"outside 1..4, a comment over {COMMENT_MAX} characters, an unknown channel "
-        "(`details.field`).",
-    ),
-    (
-        "survey_mode_mismatch",
-        400,
-        "The survey sent does not match the hall's mode: `scores` where the hall uses the "
-        "one-tap rating, or `rating` where it uses the full SKM (`details.mode`).",
-    ),
-    ("invalid_date", 400, "`from` or `to` is not a date (YYYY-MM-DD)."),
-    (
-        "invalid_range",
-        400,
-        f"`to` is before `from`, or the range is longer than {MAX_DAYS} days.",
-    ),
-    ("invalid_format", 400, "The report format or CSV locale is not one offered."),
-    (
-        "survey_not_available",
-        409,
-        "Only a ticket whose visit ended `served` can be rated (`details.outcome`).",
-    ),
-    ("survey_already_submitted", 409, "This ticket's visit has already been rated."),
-    (
-        "survey_closed",
-        409,
-        f"The survey closes {SURVEY_WINDOW_DAYS} days after the visit (`details.window_days`).",
-    ),
-    ("body_too_large", 413, "The body is larger than the server accepts (`details.max_bytes`)."),
-    ("unsupported_media_type", 415, "The framework rejected the request's media type."),
-    (
-        "rate_limited",
-        429,
-        "A rate limit of this kiosk token or client address is spent (`details.scope`, "
-        "`details.retry_after_seconds`); retry after `Retry-After` seconds.",
-    ),
-    ("internal_error", 500, "An unexpected error; details are in the server log only."),
-    (
-        "answer_failed",
-        500,
-        "The request was carried out and recorded, but its answer could not be made (a "
-        "fault, logged); a retry with the same Idempotency-Key gets this answer again "
-        "instead of a second ticket or action.",
-    ),
-    (
-        "database_unavailable",
-        503,
-        "The database is unavailable and nothing was recorded; retry "
-        "after `Retry-After` seconds with the same Idempotency-Key.",
-    ),
-    (
-        "starting",
-        503,
-        "The service is starting (its database, migrations or replay are not done yet) and "
-        "nothing was recorded: any /api/v1 operation but this document may answer it. "
-        "`details.reason` and `details.stage` say where the start is (as /readyz does); "
-        "retry after `Retry-After` seconds.",
-    ),
-    ("conflict", 409, "Generic conflict: the base of the 409 codes, not sent on its own today."),
-    ("domain_error", 400, "Generic domain error: the base of all domain codes, not sent today."),
-    ("http_error", 0, "Any other HTTP error raised by the framework (status as sent)."),
+# Every stable error code by HTTP status (0: the status as sent), with its meaning. Clients
+# branch on `code`.
+_ERRORS: dict[int, dict[str, str]] = {
+    400: {
+        "malformed_request": "The request could not be read (generic 400).",
+        "invalid_json": "The body is not valid JSON, or not a JSON object.",
+        "unknown_field": (
+            "The body has a field this endpoint does not accept (`details.fields`, "
+            "`details.allowed`)."
+        ),
+        "missing_field": "A required field is absent or null (`details.field`).",
+        "invalid_field": "A field has the wrong type or is too long (`details.field`).",
+        "invalid_idempotency_key": (
+            f"The Idempotency-Key header is not 1 to {MAX_KEY_LENGTH} printable characters, or "
+            "starts with `device:` or `keypad:` (the service's own keys for its devices)."
+        ),
+        "invalid_last_event_id": "Last-Event-ID is not a non-negative integer.",
+        "invalid_command": (
+            "A field value is not allowed, e.g. an unknown priority kind, source or outcome, an "
+            "empty pause reason, or a transfer to the same service (`details.field`)."
+        ),
+        "invalid_survey": (
+            "A survey answer is missing or not allowed: scores not nine integers 1..4, a rating "
+            f"outside 1..4, a comment over {COMMENT_MAX} characters, an unknown channel "
+            "(`details.field`)."
+        ),
+        "survey_mode_mismatch": (
+            "The survey sent does not match the hall's mode: `scores` where the hall uses the "
+            "one-tap rating, or `rating` where it uses the full SKM (`details.mode`)."
+        ),
+        "invalid_date": "`from` or `to` is not a date (YYYY-MM-DD).",
+        "invalid_range": f"`to` is before `from`, or the range is longer than {MAX_DAYS} days.",
+        "invalid_format": "The report format or CSV locale is not one offered.",
+        "domain_error": "Generic domain error: the base of all domain codes, not sent today.",
+    },
+    401: {
+        "token_required": "The endpoint needs `Authorization: Bearer <token>`.",
+        "invalid_token": (
+            "The token sent is not configured, or the Authorization header is not a bearer token."
+        ),
+    },
+    403: {
+        "role_not_allowed": "The token's role may not do this (`details.allowed_roles`).",
+        "site_not_allowed": "The token is limited to other sites.",
+        "counter_not_allowed": "A counter token may not act on this counter (loket).",
+    },
+    404: {
+        "not_found": "No such route, or an unknown counter action.",
+        "unknown_site": "The site does not exist (`details.site`).",
+        "unknown_service": "The service does not exist at the site (`details.service`).",
+        "unknown_counter": "The counter does not exist at the site (`details.counter`).",
+        "unknown_ticket": "No ticket with this id today (tickets live for one service day).",
+    },
+    405: {
+        "method_not_allowed": "The route exists but not for this method (see `Allow`).",
+    },
+    409: {
+        "invalid_transition": (
+            "The ticket or counter is not in a state that allows this (`details.state`)."
+        ),
+        "ticket_taken": "Another counter already holds the ticket.",
+        "queue_empty": "No ticket is waiting for the counter's services.",
+        "counter_busy": "The counter still holds a ticket; finish, transfer or no-show it first.",
+        "counter_not_open": "The counter is closed or paused; open it first.",
+        "service_not_served_here": "The counter does not serve the ticket's service.",
+        "no_show_too_early": (
+            "The ticket has not been called often enough to be a no-show (`details.calls`, "
+            "`details.required`)."
+        ),
+        "site_closed": (
+            "The hall is closed now (outside opening hours; a break is not a closing). "
+            "`details.opens_at`: its next opening, site-local ISO 8601 with the site's UTC offset"
+            " (`2026-11-30T08:00:00+08:00`)."
+        ),
+        "cutoff_passed": (
+            "Today's last issue time for the service has passed (`details.cutoff`); "
+            "`details.opens_at`: when its tickets are issued again, the opening of the next day "
+            "whose hours begin before the cutoff (site-local ISO 8601), or null if none within a "
+            "week."
+        ),
+        "quota_reached": (
+            "Today's quota (kuota) of tickets for the service is used up (`details.quota`); "
+            "`details.opens_at`: when its tickets are issued again, the opening of the next day "
+            "that issues them (site-local ISO 8601), or null if none within a week."
+        ),
+        "idempotency_key_reused": (
+            "The Idempotency-Key was already used at this site for a different request."
+        ),
+        "survey_not_available": (
+            "Only a ticket whose visit ended `served` can be rated (`details.outcome`)."
+        ),
+        "survey_already_submitted": "This ticket's visit has already been rated.",
+        "survey_closed": (
+            f"The survey closes {SURVEY_WINDOW_DAYS} days after the visit (`details.window_days`)."
+        ),
+        "conflict": "Generic conflict: the base of the 409 codes, not sent on its own today.",
+    },
+    413: {
+        "body_too_large": "The body is larger than the server accepts (`details.max_bytes`).",
+    },
+    415: {
+        "unsupported_media_type": "The framework rejected the request's media type.",
+    },
+    429: {
+        "rate_limited": (
+            "A rate limit of this kiosk token or client address is spent (`details.scope`, "
+            "`details.retry_after_seconds`); retry after `Retry-After` seconds."
+        ),
+    },
+    500: {
+        "internal_error": "An unexpected error; details are in the server log only.",
+        "answer_failed": (
+            "The request was carried out and recorded, but its answer could not be made (a fault,"
+            " logged); a retry with the same Idempotency-Key gets this answer again instead of a "
+            "second ticket or action."
+        ),
+    },
+    503: {
+        "database_unavailable": (
+            "The database is unavailable and nothing was recorded; retry after `Retry-After` "
+            "seconds with the same Idempotency-Key."
+        ),
+        "starting": (
+            "The service is starting (its database, migrations or replay are not done yet) and "
+            "nothing was recorded: any /api/v1 operation but this document may answer it. "
+            "`details.reason` and `details.stage` say where the start is (as /readyz does); retry"
+            " after `Retry-After` seconds."
+        ),
+    },
+    0: {
+        "http_error": "Any other HTTP error raised by the framework (status as sent).",
+    },
+}
+ERROR_CODES: tuple[tuple[str, int, str], ...] = tuple(
+    (code, status, meaning) for status, codes in _ERRORS.items() for code, meaning in codes.items()
 )
 
 _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
