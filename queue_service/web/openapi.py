@@ -251,6 +251,13 @@ def _str_or_null(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": ["string", "null"], "description": description, **extra}
 
 
+def _time(description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "format": "date-time"}
+    if description:
+        schema["description"] = description
+    return schema
+
+
 def _time_or_null(description: str) -> dict[str, Any]:
     return _str_or_null(description, format="date-time")
 
@@ -274,6 +281,14 @@ def _share_or_null(description: str) -> dict[str, Any]:
 
 def _count(description: str) -> dict[str, Any]:
     return {"type": "integer", "minimum": 0, "description": description}
+
+
+def _array(items: dict[str, Any], description: str = "", **limits: int) -> dict[str, Any]:
+    """An array of `items` (`limits`: maxItems, minItems)."""
+    schema: dict[str, Any] = {"type": "array", "items": items, **limits}
+    if description:
+        schema["description"] = description
+    return schema
 
 
 def _enum_or_null(values: tuple[str, ...], description: str) -> dict[str, Any]:
@@ -327,20 +342,39 @@ def _errors(spec: dict[int, tuple[str, ...]]) -> dict[str, Any]:
     return out
 
 
+def _parameter(
+    name: str,
+    where: str,
+    description: str,
+    schema: dict[str, Any],
+    *,
+    required: bool = False,
+    example: str | None = None,
+) -> dict[str, Any]:
+    """A parameter of an operation: `where` is `path`, `query` or `header`."""
+    parameter: dict[str, Any] = {
+        "name": name,
+        "in": where,
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+    if example is not None:
+        parameter["example"] = example
+    return parameter
+
+
 def _path_param(
     name: str, description: str, example: str, pattern: str | None = None
 ) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if pattern is not None:
-        schema["pattern"] = pattern
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema,
-        "example": example,
-    }
+    schema = {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
+    return _parameter(name, "path", description, schema, required=True, example=example)
+
+
+def _query(
+    name: str, description: str, schema: dict[str, Any], *, required: bool = False
+) -> dict[str, Any]:
+    return _parameter(name, "query", description, schema, required=required)
 
 
 def _param(name: str) -> dict[str, Any]:
@@ -366,64 +400,47 @@ TICKET = _path_param(
 
 def _parameters() -> dict[str, Any]:
     return {
-        "IdempotencyKey": {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": False,
-            "description": (
-                "Makes the command safe to retry. The first request with a key is executed; "
-                "a later request with the same key at the same site, method, path and body "
-                "gets the stored response (same status and body) without executing again, "
-                f"for at least {IDEMPOTENCY_WINDOW // timedelta(hours=1)} hours. The same key "
-                "with a different request is answered "
-                "409 `idempotency_key_reused`. Use a fresh random value (e.g. a UUID) per "
-                "command and resend it when retrying after a timeout or a 503."
-            ),
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
-            "example": "5f0c6a0e-8a8e-4f65-9d1c-3f3b7f0b2a11",
-        },
-        "LastEventId": {
-            "name": "Last-Event-ID",
-            "in": "header",
-            "required": False,
-            "description": (
-                "The `id` of the last message received; browsers' EventSource sends it by "
-                "itself when it reconnects. Events after it are replayed, or a `reset` is "
-                "sent if they are no longer buffered. Takes precedence over the "
-                "`last_event_id` query parameter."
-            ),
-            "schema": {"type": "string", "pattern": r"^[0-9]+$"},
-            "example": "1042",
-        },
-        "LastEventIdQuery": {
-            "name": "last_event_id",
-            "in": "query",
-            "required": False,
-            "description": "Same as the Last-Event-ID header, for clients that cannot set it.",
-            "schema": {"type": "integer", "minimum": 0},
-        },
-        "AccessTokenQuery": {
-            "name": "access_token",
-            "in": "query",
-            "required": False,
-            "description": (
-                "A bearer token passed in the URL, because a browser's EventSource cannot "
-                "send headers. Accepted on the stream only; the Authorization header wins if "
-                "both are sent. An invalid token is rejected with 401 `invalid_token`."
-            ),
-            "schema": {"type": "string", "minLength": 1},
-        },
-        "Zone": {
-            "name": "zone",
-            "in": "query",
-            "required": False,
-            "description": (
-                "Show only the counters of this zone (the `zone` of the counters in the site "
-                "configuration), e.g. one TV per floor or wing. Absent or empty: every counter."
-            ),
-            "schema": {"type": "string"},
-            "example": "A",
-        },
+        "IdempotencyKey": _parameter(
+            "Idempotency-Key",
+            "header",
+            "Makes the command safe to retry. The first request with a key is executed; a later "
+            "request with the same key at the same site, method, path and body gets the stored "
+            "response (same status and body) without executing again, for at least "
+            f"{IDEMPOTENCY_WINDOW // timedelta(hours=1)} hours. The same key with a different "
+            "request is answered 409 `idempotency_key_reused`. Use a fresh random value (e.g. a "
+            "UUID) per command and resend it when retrying after a timeout or a 503.",
+            {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+            example="5f0c6a0e-8a8e-4f65-9d1c-3f3b7f0b2a11",
+        ),
+        "LastEventId": _parameter(
+            "Last-Event-ID",
+            "header",
+            "The `id` of the last message received; browsers' EventSource sends it by itself "
+            "when it reconnects. Events after it are replayed, or a `reset` is sent if they are "
+            "no longer buffered. Takes precedence over the `last_event_id` query parameter.",
+            {"type": "string", "pattern": r"^[0-9]+$"},
+            example="1042",
+        ),
+        "LastEventIdQuery": _query(
+            "last_event_id",
+            "Same as the Last-Event-ID header, for clients that cannot set it.",
+            {"type": "integer", "minimum": 0},
+        ),
+        "AccessTokenQuery": _query(
+            "access_token",
+            "A bearer token passed in the URL, because a browser's EventSource cannot send "
+            "headers. Accepted on the stream only; the Authorization header wins if both are "
+            "sent. An invalid token is rejected with 401 `invalid_token`.",
+            {"type": "string", "minLength": 1},
+        ),
+        "Zone": _parameter(
+            "zone",
+            "query",
+            "Show only the counters of this zone (the `zone` of the counters in the site "
+            "configuration), e.g. one TV per floor or wing. Absent or empty: every counter.",
+            {"type": "string"},
+            example="A",
+        ),
     }
 
 
@@ -475,7 +492,7 @@ def _schemas() -> dict[str, Any]:
         "site": {"type": "string"},
         "name": {"type": "string"},
         "timezone": {"type": "string", "description": "IANA zone, e.g. `Asia/Makassar`."},
-        "now": {"type": "string", "format": "date-time"},
+        "now": _time(),
         "open": {"type": "boolean", "description": "Within opening hours now."},
         "next_opening": next_opening,
         "break": brk,
@@ -516,7 +533,7 @@ def _schemas() -> dict[str, Any]:
             "service_name": _ref("LocalizedName"),
             "priority": priority,
             "state": _ref("TicketState"),
-            "issued_at": {"type": "string", "format": "date-time"},
+            "issued_at": _time(),
             "position": {
                 "type": ["integer", "null"],
                 "minimum": 1,
@@ -543,18 +560,15 @@ def _schemas() -> dict[str, Any]:
             "called_at": _time_or_null("Last call, or null."),
             "finished_at": _time_or_null("When it was finished, no-showed or cancelled."),
             "outcome": _enum_or_null(TICKET_OUTCOMES, "How the visit ended, or null."),
-            "now_calling": {
-                "type": "array",
-                "maxItems": NOW_CALLING,
-                "items": {"type": "string"},
-                "description": (
-                    "Numbers of the ticket's service held by a counter right now (called or "
-                    "being served), by their last call or recall, newest first; at most "
-                    f"{NOW_CALLING}. "
-                    "A ticket leaves the list when its counter releases it (finish, no-show, "
-                    "transfer)."
-                ),
-            },
+            "now_calling": _array(
+                {"type": "string"},
+                "Numbers of the ticket's service held by a counter right now (called or "
+                "being served), by their last call or recall, newest first; at most "
+                f"{NOW_CALLING}. "
+                "A ticket leaves the list when its counter releases it (finish, no-show, "
+                "transfer).",
+                maxItems=NOW_CALLING,
+            ),
             "seq": {
                 "type": "integer",
                 "minimum": 1,
@@ -587,11 +601,7 @@ def _schemas() -> dict[str, Any]:
             "id": {"type": "string", "pattern": ID_PATTERN},
             "name": {"type": "string"},
             "zone": _str_or_null("Zone of the hall, or null."),
-            "services": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Service codes this counter serves.",
-            },
+            "services": _array({"type": "string"}, "Service codes this counter serves."),
             "uses_start": {
                 "type": "boolean",
                 "description": (
@@ -621,12 +631,8 @@ def _schemas() -> dict[str, Any]:
             "id": {"type": "string"},
             "number": {"type": "string"},
             "priority": priority,
-            "issued_at": {"type": "string", "format": "date-time"},
-            "enqueued_at": {
-                "type": "string",
-                "format": "date-time",
-                "description": "Start of the wait in this service (after a transfer).",
-            },
+            "issued_at": _time(),
+            "enqueued_at": _time("Start of the wait in this service (after a transfer)."),
             "wait_seconds": _seconds("Waited so far in this service."),
         },
         description="A waiting ticket, in the queue's call order.",
@@ -683,15 +689,12 @@ def _schemas() -> dict[str, Any]:
         "average_service_seconds": _seconds(
             "Average handle time today, or the configured default before any."
         ),
-        "tickets": {
-            "type": "array",
-            "items": waiting_ticket,
-            "description": (
-                "Waiting tickets in the queue's call order: the order repeated call-next "
-                "hands them out under `priority_policy` (with `interleave`, counting the "
-                "priority calls already made in a row). The first is the next called."
-            ),
-        },
+        "tickets": _array(
+            waiting_ticket,
+            "Waiting tickets in the queue's call order: the order repeated call-next "
+            "hands them out under `priority_policy` (with `interleave`, counting the "
+            "priority calls already made in a row). The first is the next called.",
+        ),
     }
     service_view = _object(
         service_props,
@@ -708,11 +711,7 @@ def _schemas() -> dict[str, Any]:
             "service": service_code,
             "prefix": {"type": "string"},
             "name": _ref("LocalizedName"),
-            "oldest_enqueued_at": {
-                "type": "string",
-                "format": "date-time",
-                "description": "Enqueue time of its longest-waiting ticket.",
-            },
+            "oldest_enqueued_at": _time("Enqueue time of its longest-waiting ticket."),
             "oldest_wait_seconds": _seconds("How long that ticket has waited."),
             "target_wait_seconds": {
                 "type": "integer",
@@ -782,10 +781,10 @@ def _schemas() -> dict[str, Any]:
                     "Sequence number of the last event included; resume the stream after it."
                 ),
             },
-            "agencies": {"type": "array", "items": agency},
+            "agencies": _array(agency),
             "headline": _ref("Headline"),
-            "services": {"type": "array", "items": _ref("ServiceView")},
-            "counters": {"type": "array", "items": _ref("CounterView")},
+            "services": _array(_ref("ServiceView")),
+            "counters": _array(_ref("CounterView")),
         },
         description="The whole site for the floor board and counter pages (staff only).",
     )
@@ -799,9 +798,8 @@ def _schemas() -> dict[str, Any]:
                 "minimum": 0,
                 "description": "Last event included; resume the stream after it.",
             },
-            "serving": {
-                "type": "array",
-                "items": _object(
+            "serving": _array(
+                _object(
                     {
                         "counter": {"type": "string"},
                         "counter_name": {"type": "string"},
@@ -813,12 +811,10 @@ def _schemas() -> dict[str, Any]:
                         "called_at": _time_or_null("Its last call or recall."),
                     }
                 ),
-                "description": "One entry per counter (in the zone), in configuration order.",
-            },
-            "recent": {
-                "type": "array",
-                "maxItems": RECENT_CALLS,
-                "items": _object(
+                "One entry per counter (in the zone), in configuration order.",
+            ),
+            "recent": _array(
+                _object(
                     {
                         "number": {"type": "string"},
                         "counter": _str_or_null(
@@ -827,21 +823,16 @@ def _schemas() -> dict[str, Any]:
                             "looked away still sees where to go."
                         ),
                         "counter_name": _str_or_null("Its display name."),
-                        "called_at": {
-                            "type": "string",
-                            "format": "date-time",
-                            "description": "Its last call or recall.",
-                        },
+                        "called_at": _time("Its last call or recall."),
                         "state": _ref("TicketState"),
                     }
                 ),
-                "description": (
-                    "The last calls and recalls of the zone (the site without a zone), one "
-                    "entry per ticket at its last call, newest first, whatever the ticket's "
-                    "state since (finished, no-show, transferred: a ticket sent on to "
-                    "another service stays where it was called until it is called there)."
-                ),
-            },
+                "The last calls and recalls of the zone (the site without a zone), one "
+                "entry per ticket at its last call, newest first, whatever the ticket's "
+                "state since (finished, no-show, transferred: a ticket sent on to "
+                "another service stays where it was called until it is called there).",
+                maxItems=RECENT_CALLS,
+            ),
             "waiting": {
                 "type": "object",
                 "additionalProperties": {"type": "integer", "minimum": 0},
@@ -857,18 +848,17 @@ def _schemas() -> dict[str, Any]:
     site_directory = _object(
         {
             **hall,
-            "agencies": {"type": "array", "items": agency},
-            "services": {"type": "array", "items": _ref("DirectoryService")},
-            "counters": {
-                "type": "array",
-                "items": _object(
+            "agencies": _array(agency),
+            "services": _array(_ref("DirectoryService")),
+            "counters": _array(
+                _object(
                     {
                         "id": {"type": "string"},
                         "name": {"type": "string"},
                         "zone": _str_or_null("Zone, or null."),
                     }
-                ),
-            },
+                )
+            ),
         },
         description="What a kiosk needs to draw its menu: agencies, services, whether each "
         "accepts tickets now.",
@@ -876,16 +866,15 @@ def _schemas() -> dict[str, Any]:
 
     site_list = _object(
         {
-            "sites": {
-                "type": "array",
-                "items": _object(
+            "sites": _array(
+                _object(
                     {
                         "id": {"type": "string", "pattern": ID_PATTERN},
                         "name": {"type": "string"},
                         "timezone": {"type": "string"},
                     }
-                ),
-            }
+                )
+            )
         },
         description="Every configured site (hall).",
     )
@@ -962,7 +951,7 @@ def _schemas() -> dict[str, Any]:
             "seq": {"type": "integer", "minimum": 1},
             "type": {"type": "string", "enum": list(EVENT_TYPES)},
             "site": {"type": "string"},
-            "ts": {"type": "string", "format": "date-time"},
+            "ts": _time(),
             "counter": {"type": "string", "description": "Counter (*loket*) id."},
             "service": {"type": "string", "description": "Service code (before a transfer)."},
             "ticket_id": {
@@ -1054,13 +1043,10 @@ def _schemas() -> dict[str, Any]:
                 "attempt": _count(
                     "While the service starts: attempts to reach the database so far."
                 ),
-                "problems": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": (
-                        "Not ready: what, e.g. `database unreachable`, `engine not running`."
-                    ),
-                },
+                "problems": _array(
+                    {"type": "string"},
+                    "Not ready: what, e.g. `database unreachable`, `engine not running`.",
+                ),
             },
             description=(
                 "Ready: `status` alone. Not ready: `reason`, `detail` and `problems`; while "
@@ -1187,13 +1173,12 @@ def _report_schemas() -> dict[str, Any]:
     )
     ikm = _object(
         {
-            "elements": {"type": "array", "items": {"type": "object"}},
+            "elements": _array({"type": "object"}),
             "site": _ref("IkmPart"),
-            "agencies": {"type": "array", "items": _ref("IkmPart")},
-            "services": {"type": "array", "items": _ref("IkmPart")},
-            "by_wait_band": {
-                "type": "array",
-                "items": {
+            "agencies": _array(_ref("IkmPart")),
+            "services": _array(_ref("IkmPart")),
+            "by_wait_band": _array(
+                {
                     "allOf": [
                         _ref("IkmPart"),
                         {
@@ -1211,8 +1196,8 @@ def _report_schemas() -> dict[str, Any]:
                         },
                     ]
                 },
-                "description": "IKM by the ticket's total wait against its service's target.",
-            },
+                "IKM by the ticket's total wait against its service's target.",
+            ),
         },
         description="IKM per site, agency, service and wait band over a period.",
     )
@@ -1233,23 +1218,18 @@ def _report_schemas() -> dict[str, Any]:
                 "description": "SP4N-LAPOR, the national complaint channel; shown as a link.",
             },
             "window_days": {"type": "integer"},
-            "questions": {
-                "type": "array",
-                "items": _object(
+            "questions": _array(
+                _object(
                     {
                         "code": {"type": "string"},
                         "element": _ref("LocalizedName"),
                         "text": _ref("LocalizedName"),
-                        "choices": {"type": "array", "items": choice},
+                        "choices": _array(choice),
                     }
                 ),
-                "description": "The nine SKM questions (mode `skm`).",
-            },
-            "choices": {
-                "type": "array",
-                "items": choice,
-                "description": "The one-tap choices (mode `quick`).",
-            },
+                "The nine SKM questions (mode `skm`).",
+            ),
+            "choices": _array(choice, "The one-tap choices (mode `quick`)."),
         },
         optional=("questions", "choices"),
         description="How the hall surveys: the nine SKM elements, or a one-tap rating.",
@@ -1268,11 +1248,10 @@ def _report_schemas() -> dict[str, Any]:
                 "days": {"type": "integer", "minimum": 1},
                 "partial_today": {"type": "boolean"},
                 "totals": _ref("ReportFigures"),
-                "agencies": {"type": "array", "items": _ref("ReportFigures")},
-                "services": {"type": "array", "items": _ref("ReportFigures")},
-                "counters": {
-                    "type": "array",
-                    "items": {
+                "agencies": _array(_ref("ReportFigures")),
+                "services": _array(_ref("ReportFigures")),
+                "counters": _array(
+                    {
                         "allOf": [
                             _ref("ReportFigures"),
                             {
@@ -1293,11 +1272,10 @@ def _report_schemas() -> dict[str, Any]:
                                 },
                             },
                         ]
-                    },
-                },
-                "hours": {
-                    "type": "array",
-                    "items": {
+                    }
+                ),
+                "hours": _array(
+                    {
                         "type": "object",
                         "properties": {
                             "hour": {"type": "integer", "minimum": 0, "maximum": 23},
@@ -1307,11 +1285,10 @@ def _report_schemas() -> dict[str, Any]:
                             "wait_p90": _seconds_or_null("90th percentile wait.", report_seconds),
                         },
                     },
-                    "description": "By local hour of issue.",
-                },
-                "daily": {
-                    "type": "array",
-                    "items": {
+                    "By local hour of issue.",
+                ),
+                "daily": _array(
+                    {
                         "type": "object",
                         "properties": {
                             "day": {"type": "string", "format": "date"},
@@ -1329,10 +1306,10 @@ def _report_schemas() -> dict[str, Any]:
                             "wait_p90": _seconds_or_null("90th percentile wait.", report_seconds),
                         },
                     },
-                    "description": "One entry per service day with visits.",
-                },
+                    "One entry per service day with visits.",
+                ),
                 "ikm": _ref("Ikm"),
-                "comments": {"type": "array", "items": {"type": "object"}},
+                "comments": _array({"type": "object"}),
             },
             description="A site's report over service days `from`..`to` (docs/reports.md).",
         ),
@@ -1359,7 +1336,7 @@ def _report_schemas() -> dict[str, Any]:
                 "service": {"type": "string"},
                 "mode": {"type": "string", "enum": list(vocab.SurveyMode)},
                 "status": {"type": "string", "const": "submitted"},
-                "submitted_at": {"type": "string", "format": "date-time"},
+                "submitted_at": _time(),
             }
         ),
         "PendingSurvey": _object(
@@ -1376,7 +1353,7 @@ def _report_schemas() -> dict[str, Any]:
                                 "service_name": {
                                     "anyOf": [_ref("LocalizedName"), {"type": "null"}]
                                 },
-                                "finished_at": {"type": "string", "format": "date-time"},
+                                "finished_at": _time(),
                             }
                         ),
                         {"type": "null"},
@@ -1391,18 +1368,6 @@ def _report_schemas() -> dict[str, Any]:
 # -- paths: the operations of the route table (web/routes.py), with their prose -------------
 
 PATH_PARAMETERS = {"site": SITE, "counter": COUNTER, "ticket": TICKET}
-
-
-def _query(
-    name: str, description: str, schema: dict[str, Any], *, required: bool = False
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": schema,
-    }
 
 
 _FROM = _query(
