@@ -16,11 +16,13 @@ import copy
 import functools
 from datetime import timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from queue_service.domain import vocab
+from queue_service.domain.events import EVENTS, PayloadField
 from queue_service.domain.ikm import GRADES, WAIT_BANDS
 from queue_service.engine.answers import IDEMPOTENCY_WINDOW
 from queue_service.read_models import DIRECTORY_SERVICE_FIELDS, NOW_CALLING, RECENT_CALLS
@@ -940,11 +942,9 @@ def _schemas() -> dict[str, Any]:
         "description": (
             "One committed event. Which fields beyond `seq`, `type`, `site` and `ts` appear "
             "depends on the type: ticket events carry `service` and `number`; counter "
-            "events and counter actions carry `counter`; `ticket_issued` adds `source` and "
-            "`priority` (if any), `ticket_recalled` `calls`, `ticket_finished` `outcome`, "
-            "`ticket_transferred` `to_service`, `ticket_cancelled` and `counter_paused` "
-            "`reason`. Clients should treat the SSE `id` as the authoritative sequence "
-            "number and ignore fields they do not know."
+            f"events and counter actions carry `counter`; {_payload_text()}. Clients should "
+            "treat the SSE `id` as the authoritative sequence number and ignore fields they "
+            "do not know."
         ),
         "required": ["seq", "type", "site", "ts"],
         "properties": {
@@ -960,13 +960,7 @@ def _schemas() -> dict[str, Any]:
                     "Only on streams opened with a valid token; public screens never get ids."
                 ),
             },
-            "number": {"type": "string"},
-            "source": {"type": "string", "enum": list(vocab.Source)},
-            "priority": {"type": "string", "enum": list(vocab.Priority)},
-            "calls": {"type": "integer", "minimum": 1},
-            "outcome": {"type": "string", "enum": list(vocab.FinishOutcome)},
-            "to_service": {"type": "string"},
-            "reason": {"type": "string"},
+            **{f.key: _payload_schema(f) for f in _payload_fields()},
         },
     }
 
@@ -1061,6 +1055,37 @@ def _schemas() -> dict[str, Any]:
             "description": "The JSON in each SSE `data:` line.",
         },
     }
+
+
+# The JSON types of the event payloads' plain fields (domain/events.py).
+_JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number"}
+
+
+def _payload_fields() -> list[PayloadField]:
+    """Every field of the events' data (domain/events.py), once by key; the data's `seq` (a
+    ticket's place in its service) gives way to the event's own."""
+    fields = {f.key: f for spec in EVENTS.values() for f in spec.fields if f.key != "seq"}
+    return list(fields.values())
+
+
+def _payload_schema(field: PayloadField) -> dict[str, Any]:
+    if issubclass(field.type, StrEnum):
+        return {"type": "string", "enum": list(field.type)}
+    return {"type": _JSON_TYPES[field.type]}
+
+
+def _payload_text() -> str:
+    """Which event type adds which fields beyond the ticket's number (domain/events.py)."""
+    adds = []
+    for spec in EVENTS.values():
+        keys = [
+            f"`{f.key}`" + (" (if any)" if f.optional else "")
+            for f in spec.fields
+            if f.key not in ("number", "seq")
+        ]
+        if keys:
+            adds.append(f"`{spec.type}` adds {', '.join(keys)}")
+    return "; ".join(adds)
 
 
 def _responses() -> dict[str, Any]:
