@@ -1057,8 +1057,13 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-# The JSON types of the event payloads' plain fields (domain/events.py).
-_JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number"}
+# The schemas of the event payloads' plain fields by type (domain/events.py); a float is a
+# duration, rounded when the event is made (the estimate told at issue).
+_PAYLOAD_TYPES: dict[type, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number", "minimum": 0, "description": SECONDS_PRECISION},
+}
 
 
 def _payload_fields() -> list[PayloadField]:
@@ -1071,7 +1076,7 @@ def _payload_fields() -> list[PayloadField]:
 def _payload_schema(field: PayloadField) -> dict[str, Any]:
     if issubclass(field.type, StrEnum):
         return {"type": "string", "enum": list(field.type)}
-    return {"type": _JSON_TYPES[field.type]}
+    return dict(_PAYLOAD_TYPES[field.type])
 
 
 def _payload_text() -> str:
