@@ -47,6 +47,8 @@ DIRECTORY_SERVICE_FIELDS = (
     "cutoff",
     "open_counters",
 )
+# And of each counter: these of the snapshot's (no state, nothing it holds).
+DIRECTORY_COUNTER_FIELDS = ("id", "name", "zone")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -369,7 +371,5 @@ def site_directory(state: SiteState, now: datetime) -> dict[str, Any]:
         **_hall(state.site, now),
         "agencies": snap["agencies"],
         "services": [{key: s[key] for key in DIRECTORY_SERVICE_FIELDS} for s in snap["services"]],
-        "counters": [
-            {"id": c["id"], "name": c["name"], "zone": c["zone"]} for c in snap["counters"]
-        ],
+        "counters": [{key: c[key] for key in DIRECTORY_COUNTER_FIELDS} for c in snap["counters"]],
     }

@@ -25,7 +25,12 @@ from queue_service.domain import vocab
 from queue_service.domain.events import EVENTS, PayloadField
 from queue_service.domain.ikm import GRADES, WAIT_BANDS
 from queue_service.engine.answers import IDEMPOTENCY_WINDOW
-from queue_service.read_models import DIRECTORY_SERVICE_FIELDS, NOW_CALLING, RECENT_CALLS
+from queue_service.read_models import (
+    DIRECTORY_COUNTER_FIELDS,
+    DIRECTORY_SERVICE_FIELDS,
+    NOW_CALLING,
+    RECENT_CALLS,
+)
 from queue_service.reports.build import MAX_DAYS
 from queue_service.web.api import (
     KEEPALIVE_SECONDS,
@@ -598,35 +603,33 @@ def _schemas() -> dict[str, Any]:
         description="The ticket the counter holds.",
     )
 
-    counter_view = _object(
-        {
-            "id": {"type": "string", "pattern": ID_PATTERN},
-            "name": {"type": "string"},
-            "zone": _str_or_null("Zone of the hall, or null."),
-            "services": _array({"type": "string"}, "Service codes this counter serves."),
-            "uses_start": {
-                "type": "boolean",
-                "description": (
-                    "Whether officers press `start` when the citizen sits down; otherwise a "
-                    "called ticket is finished directly."
-                ),
-            },
-            "state": _ref("CounterState"),
-            "reason": _str_or_null("Pause reason while paused."),
-            "since": _time_or_null("When the current state was entered."),
-            "ticket": _nullable(held),
-            "served_today": _count("Visits finished or transferred here today."),
-            "busy_seconds_today": _seconds_or_null(
-                "Service time summed over the visits finished or transferred here today."
+    counter_props: dict[str, Any] = {
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "name": {"type": "string"},
+        "zone": _str_or_null("Zone of the hall, or null."),
+        "services": _array({"type": "string"}, "Service codes this counter serves."),
+        "uses_start": {
+            "type": "boolean",
+            "description": (
+                "Whether officers press `start` when the citizen sits down; otherwise a "
+                "called ticket is finished directly."
             ),
-            "idle_since": _time_or_null("Open and holding no ticket since."),
-            "idle_while_queue_waits": {
-                "type": "boolean",
-                "description": ("Idle although tickets wait for its services (worth an alert)."),
-            },
         },
-        description="A counter (*loket*) with its live state.",
-    )
+        "state": _ref("CounterState"),
+        "reason": _str_or_null("Pause reason while paused."),
+        "since": _time_or_null("When the current state was entered."),
+        "ticket": _nullable(held),
+        "served_today": _count("Visits finished or transferred here today."),
+        "busy_seconds_today": _seconds_or_null(
+            "Service time summed over the visits finished or transferred here today."
+        ),
+        "idle_since": _time_or_null("Open and holding no ticket since."),
+        "idle_while_queue_waits": {
+            "type": "boolean",
+            "description": ("Idle although tickets wait for its services (worth an alert)."),
+        },
+    }
+    counter_view = _object(counter_props, description="A counter (*loket*) with its live state.")
 
     waiting_ticket = _object(
         {
@@ -853,13 +856,7 @@ def _schemas() -> dict[str, Any]:
             "agencies": _array(agency),
             "services": _array(_ref("DirectoryService")),
             "counters": _array(
-                _object(
-                    {
-                        "id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "zone": _str_or_null("Zone, or null."),
-                    }
-                )
+                _object({name: counter_props[name] for name in DIRECTORY_COUNTER_FIELDS})
             ),
         },
         description="What a kiosk needs to draw its menu: agencies, services, whether each "
