@@ -298,6 +298,16 @@ def _array(items: dict[str, Any], description: str = "", **limits: int) -> dict[
     return schema
 
 
+def _extended(name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Schema `name` with more properties (a report's counters, the IKM's wait bands)."""
+    return {"allOf": [_ref(name), {"type": "object", "properties": properties}]}
+
+
+def _per_group(name: str) -> dict[str, Any]:
+    """A report's (and the IKM's) figures per agency and per service, each a `name`."""
+    return {"agencies": _array(_ref(name)), "services": _array(_ref(name))}
+
+
 def _enum_or_null(values: tuple[str, ...], description: str) -> dict[str, Any]:
     return {"type": ["string", "null"], "enum": [*values, None], "description": description}
 
@@ -1202,27 +1212,21 @@ def _report_schemas() -> dict[str, Any]:
         {
             "elements": _array({"type": "object"}),
             "site": _ref("IkmPart"),
-            "agencies": _array(_ref("IkmPart")),
-            "services": _array(_ref("IkmPart")),
+            **_per_group("IkmPart"),
             "by_wait_band": _array(
-                {
-                    "allOf": [
-                        _ref("IkmPart"),
-                        {
-                            "type": "object",
-                            "properties": {
-                                "band": {
-                                    "type": "string",
-                                    "enum": [band for band, _, _ in WAIT_BANDS],
-                                },
-                                "wait_mean": _seconds_or_null(
-                                    "Mean wait of the band's rated visits.",
-                                    REPORT_SECONDS_PRECISION,
-                                ),
-                            },
+                _extended(
+                    "IkmPart",
+                    {
+                        "band": {
+                            "type": "string",
+                            "enum": [band for band, _, _ in WAIT_BANDS],
                         },
-                    ]
-                },
+                        "wait_mean": _seconds_or_null(
+                            "Mean wait of the band's rated visits.",
+                            REPORT_SECONDS_PRECISION,
+                        ),
+                    },
+                ),
                 "IKM by the ticket's total wait against its service's target.",
             ),
         },
@@ -1275,31 +1279,22 @@ def _report_schemas() -> dict[str, Any]:
                 "days": {"type": "integer", "minimum": 1},
                 "partial_today": {"type": "boolean"},
                 "totals": _ref("ReportFigures"),
-                "agencies": _array(_ref("ReportFigures")),
-                "services": _array(_ref("ReportFigures")),
+                **_per_group("ReportFigures"),
                 "counters": _array(
-                    {
-                        "allOf": [
-                            _ref("ReportFigures"),
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "open_seconds": _seconds("Time open.", REPORT_TIME_PRECISION),
-                                    "busy_seconds": _seconds(
-                                        "Service time.", REPORT_TIME_PRECISION
-                                    ),
-                                    "idle_while_queue_seconds": _seconds(
-                                        "Open, idle, while its services' tickets waited.",
-                                        REPORT_TIME_PRECISION,
-                                    ),
-                                    "utilisation": _share_or_null(
-                                        "Busy over open time, of their whole seconds; "
-                                        "null when never open."
-                                    ),
-                                },
-                            },
-                        ]
-                    }
+                    _extended(
+                        "ReportFigures",
+                        {
+                            "open_seconds": _seconds("Time open.", REPORT_TIME_PRECISION),
+                            "busy_seconds": _seconds("Service time.", REPORT_TIME_PRECISION),
+                            "idle_while_queue_seconds": _seconds(
+                                "Open, idle, while its services' tickets waited.",
+                                REPORT_TIME_PRECISION,
+                            ),
+                            "utilisation": _share_or_null(
+                                "Busy over open time, of their whole seconds; null when never open."
+                            ),
+                        },
+                    )
                 ),
                 "hours": _array(
                     {
