@@ -43,6 +43,7 @@ from queue_service.web.api import (
 from queue_service.web.reports_api import (
     COMMENT_MAX,
     REPORT_FORMATS,
+    REPORT_LOCALES,
     SURVEY_STATES,
     SURVEY_WINDOW_DAYS,
     TABLET_WINDOW,
@@ -1419,7 +1420,7 @@ _PARAMETERS: dict[str, list[dict[str, Any]]] = {
         _query(
             "locale",
             "CSV regional format.",
-            {"type": "string", "enum": ["id", "en"], "default": "id"},
+            {"type": "string", "enum": list(REPORT_LOCALES), "default": "id"},
         ),
     ],
     "getIkm": [_FROM, _TO],

@@ -35,6 +35,7 @@ COMMENT_MAX = 500
 TABLET_WINDOW = timedelta(minutes=15)
 COMPLAINT_URL = "https://www.lapor.go.id"
 REPORT_FORMATS = ("json", "csv", "html")
+REPORT_LOCALES = ("id", "en")  # a CSV's regional format: `;` and decimal commas, or `,`
 
 # The SKM questionnaire of PermenPANRB 14/2017 (its appendix), U1..U9, with the four
 # answers from 1 (worst) to 4 (best), in Bahasa Indonesia and English.
@@ -198,8 +199,8 @@ async def report(request: web.Request) -> web.StreamResponse:
             allowed=list(REPORT_FORMATS),
         )
     locale = request.query.get("locale", "id")
-    if locale not in ("id", "en"):
-        raise ApiError("locale must be id or en", code="invalid_format")
+    if locale not in REPORT_LOCALES:
+        raise ApiError(f"locale must be {' or '.join(REPORT_LOCALES)}", code="invalid_format")
     first, last = _range(request, site)
     body = await build_report(request.app[STORE].pool, site, first, last, request.app[CLOCK].now())
     name = f"laporan-{site.id}-{first.isoformat()}-{last.isoformat()}"
