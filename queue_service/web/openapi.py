@@ -44,6 +44,7 @@ from queue_service.web.reports_api import (
     COMMENT_MAX,
     REPORT_FORMATS,
     REPORT_LOCALES,
+    SCORE,
     SURVEY_STATES,
     SURVEY_WINDOW_DAYS,
     TABLET_WINDOW,
@@ -1177,7 +1178,7 @@ def _report_schemas() -> dict[str, Any]:
     }
     element_means = {
         "type": ["object", "null"],
-        "additionalProperties": {"type": "number", "minimum": 1, "maximum": 4},
+        "additionalProperties": {**SCORE, "type": "number"},
         "description": "Mean score of each element u1..u9 (nilai persepsi, 1..4). "
         + MEAN_SCORE_PRECISION,
     }
@@ -1235,7 +1236,7 @@ def _report_schemas() -> dict[str, Any]:
     )
     choice = _object(
         {
-            "value": {"type": "integer", "minimum": 1, "maximum": 4},
+            "value": SCORE,
             "id": {"type": "string"},
             "en": {"type": "string"},
         }

@@ -287,8 +287,8 @@ async def ticket_survey(request: web.Request) -> web.Response:
 
 
 def _score(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4:
-        raise InvalidSurvey(f"{field} must be an integer from 1 to 4", field=field)
+    if isinstance(value, bool) or not isinstance(value, int) or not ikm.LOW <= value <= ikm.HIGH:
+        raise InvalidSurvey(f"{field} must be an integer from {ikm.LOW} to {ikm.HIGH}", field=field)
     return value
 
 
@@ -317,7 +317,8 @@ def parse_answers(body: dict[str, Any], mode: str) -> surveys.SurveyAnswers:
         scores = body.get("scores")
         if not isinstance(scores, list) or len(scores) != ikm.ELEMENTS:
             raise InvalidSurvey(
-                f"scores must be a list of {ikm.ELEMENTS} integers from 1 to 4 (U1..U9)",
+                f"scores must be a list of {ikm.ELEMENTS} integers from {ikm.LOW} to {ikm.HIGH}"
+                " (U1..U9)",
                 field="scores",
             )
         values = tuple(_score(v, f"scores[{i}]") for i, v in enumerate(scores))
@@ -329,13 +330,15 @@ def parse_answers(body: dict[str, Any], mode: str) -> surveys.SurveyAnswers:
             mode=mode,
         )
     if "rating" not in body:
-        raise InvalidSurvey("rating is required (1 to 4)", field="rating")
+        raise InvalidSurvey(f"rating is required ({ikm.LOW} to {ikm.HIGH})", field="rating")
     return surveys.SurveyAnswers(
         SurveyMode.QUICK, None, _score(body["rating"], "rating"), comment, channel
     )
 
 
 SURVEY_CHANNELS = ("phone", "counter")
+# One answer's score: the SKM's 1 (worst) to 4 (best), for the one-tap rating too.
+SCORE = {"type": "integer", "minimum": ikm.LOW, "maximum": ikm.HIGH}
 SUBMIT_SURVEY = Body(
     "SurveyRequest",
     other={
@@ -343,13 +346,11 @@ SUBMIT_SURVEY = Body(
             "type": "array",
             "minItems": ikm.ELEMENTS,
             "maxItems": ikm.ELEMENTS,
-            "items": {"type": "integer", "minimum": 1, "maximum": 4},
+            "items": SCORE,
             "description": "U1..U9, 1 (worst) to 4 (best); mode `skm`.",
         },
         "rating": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 4,
+            **SCORE,
             "description": "One-tap rating; mode `quick`.",
         },
         "comment": {
