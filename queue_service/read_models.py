@@ -23,11 +23,32 @@ from datetime import datetime
 from typing import Any
 
 from queue_service.domain import standard
+from queue_service.domain.site import Site
 from queue_service.domain.state import ServiceQueue, SiteState, Ticket
 from queue_service.domain.vocab import HELD, TicketStatus
 
 SECONDS_DIGITS = 1  # durations: 0.1 s
 SHARE_DIGITS = 4  # shares and ratios: 0.0001
+NOW_CALLING = 3  # a ticket status's `now_calling`: the newest calls of its service
+RECENT_CALLS = 8  # the display's `recent`: its last calls
+# What the site directory (the kiosk's menu) tells of each service: these of the snapshot's.
+DIRECTORY_SERVICE_FIELDS = (
+    "code",
+    "agency",
+    "name",
+    "prefix",
+    "target_wait_seconds",
+    "waiting",
+    "estimated_wait_seconds",
+    "accepting",
+    "not_accepting_reason",
+    "daily_quota",
+    "issued_today",
+    "cutoff",
+    "open_counters",
+)
+# And of each counter: these of the snapshot's (no state, nothing it holds).
+DIRECTORY_COUNTER_FIELDS = ("id", "name", "zone")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -42,6 +63,21 @@ def _round(value: float | None) -> float | None:
 def _share(value: float | None) -> float | None:
     """A share (0..1) or ratio as published: rounded to 4 decimals."""
     return None if value is None else round(value, SHARE_DIGITS)
+
+
+def _hall(site: Site, now: datetime) -> dict[str, Any]:
+    """The head of the snapshot, the display and the site directory: which hall, its time,
+    and whether (and until when) it is open."""
+    brk = site.current_break(now)
+    return {
+        "site": site.id,
+        "name": site.name,
+        "timezone": str(site.timezone),
+        "now": now.isoformat(),
+        "open": site.is_open(now),
+        "next_opening": _iso(site.next_opening(now)),
+        "break": None if brk is None else {"label": brk.label, "until": f"{brk.end:%H:%M}"},
+    }
 
 
 def _issue_order(t: Ticket) -> tuple[datetime, int]:
@@ -103,7 +139,7 @@ def ticket_status(
         "called_at": _iso(ticket.last_called_at),
         "finished_at": _iso(ticket.finished_at),
         "outcome": ticket.outcome,
-        "now_calling": [t.number for t in now_calling[:3]],
+        "now_calling": [t.number for t in now_calling[:NOW_CALLING]],
     }
 
 
@@ -259,18 +295,11 @@ def snapshot(
     `headline` is the board's key figures against the standard, computed here once from
     the same per-queue figures as each service's own."""
     site = state.site
-    brk = site.current_break(now)
     figures = {code: _figures(state.queues[code], now) for code in site.services}
     return {
-        "site": site.id,
-        "name": site.name,
-        "timezone": str(site.timezone),
+        **_hall(site, now),
         "no_show_min_calls": site.no_show_min_calls,
         "service_day": state.day.isoformat() if state.day else None,
-        "now": now.isoformat(),
-        "open": site.is_open(now),
-        "next_opening": _iso(site.next_opening(now)),
-        "break": None if brk is None else {"label": brk.label, "until": f"{brk.end:%H:%M}"},
         "seq": state.last_seq,
         "agencies": [{"id": a.id, "name": a.name} for a in site.agencies.values()],
         "headline": _headline(state, list(figures.values())),
@@ -284,7 +313,7 @@ def snapshot(
 
 
 def display(
-    state: SiteState, now: datetime, zone: str | None = None, history: int = 8
+    state: SiteState, now: datetime, zone: str | None = None, history: int = RECENT_CALLS
 ) -> dict[str, Any]:
     """The public TV display: who is called where, newest first. Numbers only."""
     site = state.site
@@ -316,16 +345,9 @@ def display(
         key=lambda t: t.announced_at or now,
         reverse=True,
     )[:history]
-    brk = site.current_break(now)
     return {
-        "site": site.id,
-        "name": site.name,
-        "timezone": str(site.timezone),
-        "open": site.is_open(now),
-        "next_opening": _iso(site.next_opening(now)),
-        "break": None if brk is None else {"label": brk.label, "until": f"{brk.end:%H:%M}"},
+        **_hall(site, now),
         "zone": zone,
-        "now": now.isoformat(),
         "seq": state.last_seq,
         "serving": serving,
         "recent": [
@@ -346,36 +368,8 @@ def site_directory(state: SiteState, now: datetime) -> dict[str, Any]:
     """What a kiosk needs to draw its menu: agencies, services and whether each accepts."""
     snap = snapshot(state, now, with_tickets=False)
     return {
-        "site": snap["site"],
-        "name": snap["name"],
-        "timezone": snap["timezone"],
-        "now": snap["now"],
-        "open": snap["open"],
-        "next_opening": snap["next_opening"],
-        "break": snap["break"],
+        **_hall(state.site, now),
         "agencies": snap["agencies"],
-        "services": [
-            {
-                k: s[k]
-                for k in (
-                    "code",
-                    "agency",
-                    "name",
-                    "prefix",
-                    "target_wait_seconds",
-                    "waiting",
-                    "estimated_wait_seconds",
-                    "accepting",
-                    "not_accepting_reason",
-                    "daily_quota",
-                    "issued_today",
-                    "cutoff",
-                    "open_counters",
-                )
-            }
-            for s in snap["services"]
-        ],
-        "counters": [
-            {"id": c["id"], "name": c["name"], "zone": c["zone"]} for c in snap["counters"]
-        ],
+        "services": [{key: s[key] for key in DIRECTORY_SERVICE_FIELDS} for s in snap["services"]],
+        "counters": [{key: c[key] for key in DIRECTORY_COUNTER_FIELDS} for c in snap["counters"]],
     }

@@ -42,6 +42,8 @@ RESERVED_KEY_PREFIXES = ("device:", "keypad:")
 # per call when given options: ~3% of the issue path's time).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 KEEPALIVE_SECONDS = 15.0
+RETRY_MS = 2000  # the stream's `retry:`: how long EventSource waits to reconnect
+PING_SECONDS = 2  # /readyz: how long the database has to answer its ping
 
 
 # -- request helpers -----------------------------------------------------------------
@@ -283,7 +285,7 @@ async def readyz(request: web.Request) -> web.Response:
     if not engine.writable:
         reasons.append("database_not_writable")
     try:
-        await asyncio.wait_for(engine.store.ping(), timeout=2)
+        await asyncio.wait_for(engine.store.ping(), timeout=PING_SECONDS)
     except Exception:
         reasons.append("database_unreachable")
     if reasons:
@@ -517,7 +519,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     sub = hub.subscribe(site_id)
     try:
         await response.prepare(request)
-        await response.write(b"retry: 2000\n\n")
+        await response.write(b"retry: %d\n\n" % RETRY_MS)
         sent = hub.last_seq(site_id)
         if last is None:
             await response.write(format_sse(sent, {"type": "hello", "seq": sent}))

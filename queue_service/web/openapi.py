@@ -14,45 +14,55 @@ from __future__ import annotations
 
 import copy
 import functools
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from queue_service.domain.ikm import WAIT_BANDS
-from queue_service.domain.vocab import (
-    CounterStatus,
-    EventType,
-    FinishOutcome,
-    Outcome,
-    Priority,
-    PriorityPolicy,
-    Role,
-    Source,
-    SurveyMode,
-    TicketStatus,
+from queue_service.domain import vocab
+from queue_service.domain.events import EVENTS, PayloadField
+from queue_service.domain.ikm import GRADES, WAIT_BANDS
+from queue_service.engine.answers import IDEMPOTENCY_WINDOW
+from queue_service.read_models import (
+    DIRECTORY_COUNTER_FIELDS,
+    DIRECTORY_SERVICE_FIELDS,
+    NOW_CALLING,
+    RECENT_CALLS,
 )
-from queue_service.web.api import MAX_KEY_LENGTH, SERVED_WHILE_STARTING, Stage
-from queue_service.web.reports_api import REPORT_FORMATS, SURVEY_STATES
+from queue_service.reports.build import MAX_DAYS
+from queue_service.web.api import (
+    KEEPALIVE_SECONDS,
+    MAX_KEY_LENGTH,
+    PING_SECONDS,
+    RETRY_MS,
+    SERVED_WHILE_STARTING,
+    Stage,
+)
+from queue_service.web.reports_api import (
+    COMMENT_MAX,
+    REPORT_FORMATS,
+    REPORT_LOCALES,
+    SCORE,
+    SURVEY_STATES,
+    SURVEY_WINDOW_DAYS,
+    TABLET_WINDOW,
+)
 from queue_service.web.routes import ROUTES
-from queue_service.web.spec import Access, Body, Route, TextField
+from queue_service.web.spec import Access, Body, CounterIn, Route, TextField
 
 API_VERSION = "0.1.0"
 
-PRIORITY_KINDS = tuple(Priority)
-OUTCOMES = tuple(FinishOutcome)
-SOURCES = tuple(Source)
-ROLES = tuple(Role)
-TICKET_STATES = tuple(TicketStatus)
 # How a ticket's visit ended: a transfer is not an end (the ticket waits in its new service).
-TICKET_OUTCOMES = tuple(o for o in Outcome if o is not Outcome.TRANSFERRED)
-COUNTER_STATES = tuple(CounterStatus)
-TICKET_EVENT_TYPES = tuple(t for t in EventType if t.is_ticket_event)
-COUNTER_EVENT_TYPES = tuple(t for t in EventType if not t.is_ticket_event)
-STREAM_CONTROL_TYPES = ("hello", "reset")
-MAX_IDEMPOTENCY_KEY = MAX_KEY_LENGTH
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"  # site, agency and counter ids (config._ID_RE)
-SERVICE_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,23}$"  # config._CODE_RE
-PRIORITY_POLICIES = tuple(PriorityPolicy)
+TICKET_OUTCOMES = tuple(o for o in vocab.Outcome if o is not vocab.Outcome.TRANSFERRED)
+EVENT_TYPES = (
+    *(t for t in vocab.EventType if t.is_ticket_event),
+    *(t for t in vocab.EventType if not t.is_ticket_event),
+)
+# Site, agency and counter ids, and service codes, as the configuration checks them.
+ID_PATTERN = rf"^[a-z0-9][a-z0-9_-]{{0,{vocab.MAX_ID - 1}}}$"
+SERVICE_CODE_PATTERN = rf"^[A-Z0-9][A-Z0-9_-]{{0,{vocab.MAX_WORD - 1}}}$"
 
 # Published precision: the one place the document states it. Every field below that
 # carries a rounded number says so by one of these (views.SECONDS_DIGITS and SHARE_DIGITS;
@@ -76,148 +86,141 @@ Counters' open, busy and idle time: {REPORT_TIME_PRECISION}
 {INDEX_PRECISION}
 """
 
-# Every stable error code: (code, HTTP status, meaning). Clients branch on `code`.
-ERROR_CODES: tuple[tuple[str, int, str], ...] = (
-    ("malformed_request", 400, "The request could not be read (generic 400)."),
-    ("invalid_json", 400, "The body is not valid JSON, or not a JSON object."),
-    (
-        "unknown_field",
-        400,
-        "The body has a field this endpoint does not accept (`details.fields`, `details.allowed`).",
-    ),
-    ("missing_field", 400, "A required field is absent or null (`details.field`)."),
-    ("invalid_field", 400, "A field has the wrong type or is too long (`details.field`)."),
-    (
-        "invalid_idempotency_key",
-        400,
-        f"The Idempotency-Key header is not 1 to {MAX_IDEMPOTENCY_KEY} printable characters, "
-        "or starts with `device:` or `keypad:` (the service's own keys for its devices).",
-    ),
-    ("invalid_last_event_id", 400, "Last-Event-ID is not a non-negative integer."),
-    (
-        "invalid_command",
-        400,
-        "A field value is not allowed, e.g. an unknown priority kind, "
-        "source or outcome, an empty pause reason, or a transfer to the same service "
-        "(`details.field`).",
-    ),
-    ("token_required", 401, "The endpoint needs `Authorization: Bearer <token>`."),
-    (
-        "invalid_token",
-        401,
-        "The token sent is not configured, or the Authorization header is not a bearer token.",
-    ),
-    ("role_not_allowed", 403, "The token's role may not do this (`details.allowed_roles`)."),
-    ("site_not_allowed", 403, "The token is limited to other sites."),
-    ("counter_not_allowed", 403, "A counter token may not act on this counter (loket)."),
-    ("not_found", 404, "No such route, or an unknown counter action."),
-    ("unknown_site", 404, "The site does not exist (`details.site`)."),
-    ("unknown_service", 404, "The service does not exist at the site (`details.service`)."),
-    ("unknown_counter", 404, "The counter does not exist at the site (`details.counter`)."),
-    ("unknown_ticket", 404, "No ticket with this id today (tickets live for one service day)."),
-    ("method_not_allowed", 405, "The route exists but not for this method (see `Allow`)."),
-    (
-        "invalid_transition",
-        409,
-        "The ticket or counter is not in a state that allows this (`details.state`).",
-    ),
-    ("ticket_taken", 409, "Another counter already holds the ticket."),
-    ("queue_empty", 409, "No ticket is waiting for the counter's services."),
-    (
-        "counter_busy",
-        409,
-        "The counter still holds a ticket; finish, transfer or no-show it first.",
-    ),
-    ("counter_not_open", 409, "The counter is closed or paused; open it first."),
-    ("service_not_served_here", 409, "The counter does not serve the ticket's service."),
-    (
-        "no_show_too_early",
-        409,
-        "The ticket has not been called often enough to be a no-show "
-        "(`details.calls`, `details.required`).",
-    ),
-    (
-        "site_closed",
-        409,
-        "The hall is closed now (outside opening hours; a break is not a closing). "
-        "`details.opens_at`: its next opening, site-local ISO 8601 with the site's UTC offset "
-        "(`2026-11-30T08:00:00+08:00`).",
-    ),
-    (
-        "cutoff_passed",
-        409,
-        "Today's last issue time for the service has passed (`details.cutoff`); "
-        "`details.opens_at`: when its tickets are issued again, the opening of the next day "
-        "whose hours begin before the cutoff (site-local ISO 8601), or null if none within "
-        "a week.",
-    ),
-    (
-        "quota_reached",
-        409,
-        "Today's quota (kuota) of tickets for the service is used up (`details.quota`); "
-        "`details.opens_at`: when its tickets are issued again, the opening of the next day "
-        "that issues them (site-local ISO 8601), or null if none within a week.",
-    ),
-    (
-        "idempotency_key_reused",
-        409,
-        "The Idempotency-Key was already used at this site for a different request.",
-    ),
-    (
-        "invalid_survey",
-        400,
-        "A survey answer is missing or not allowed: scores not nine integers 1..4, a rating "
-        "outside 1..4, a comment over 500 characters, an unknown channel (`details.field`).",
-    ),
-    (
-        "survey_mode_mismatch",
-        400,
-        "The survey sent does not match the hall's mode: `scores` where the hall uses the "
-        "one-tap rating, or `rating` where it uses the full SKM (`details.mode`).",
-    ),
-    ("invalid_date", 400, "`from` or `to` is not a date (YYYY-MM-DD)."),
-    ("invalid_range", 400, "`to` is before `from`, or the range is longer than 400 days."),
-    ("invalid_format", 400, "The report format or CSV locale is not one offered."),
-    (
-        "survey_not_available",
-        409,
-        "Only a ticket whose visit ended `served` can be rated (`details.outcome`).",
-    ),
-    ("survey_already_submitted", 409, "This ticket's visit has already been rated."),
-    ("survey_closed", 409, "The survey closes 7 days after the visit (`details.window_days`)."),
-    ("body_too_large", 413, "The body is larger than the server accepts (`details.max_bytes`)."),
-    ("unsupported_media_type", 415, "The framework rejected the request's media type."),
-    (
-        "rate_limited",
-        429,
-        "A rate limit of this kiosk token or client address is spent (`details.scope`, "
-        "`details.retry_after_seconds`); retry after `Retry-After` seconds.",
-    ),
-    ("internal_error", 500, "An unexpected error; details are in the server log only."),
-    (
-        "answer_failed",
-        500,
-        "The request was carried out and recorded, but its answer could not be made (a "
-        "fault, logged); a retry with the same Idempotency-Key gets this answer again "
-        "instead of a second ticket or action.",
-    ),
-    (
-        "database_unavailable",
-        503,
-        "The database is unavailable and nothing was recorded; retry "
-        "after `Retry-After` seconds with the same Idempotency-Key.",
-    ),
-    (
-        "starting",
-        503,
-        "The service is starting (its database, migrations or replay are not done yet) and "
-        "nothing was recorded: any /api/v1 operation but this document may answer it. "
-        "`details.reason` and `details.stage` say where the start is (as /readyz does); "
-        "retry after `Retry-After` seconds.",
-    ),
-    ("conflict", 409, "Generic conflict: the base of the 409 codes, not sent on its own today."),
-    ("domain_error", 400, "Generic domain error: the base of all domain codes, not sent today."),
-    ("http_error", 0, "Any other HTTP error raised by the framework (status as sent)."),
+# Every stable error code by HTTP status (0: the status as sent), with its meaning. Clients
+# branch on `code`.
+_ERRORS: dict[int, dict[str, str]] = {
+    400: {
+        "malformed_request": "The request could not be read (generic 400).",
+        "invalid_json": "The body is not valid JSON, or not a JSON object.",
+        "unknown_field": (
+            "The body has a field this endpoint does not accept (`details.fields`, "
+            "`details.allowed`)."
+        ),
+        "missing_field": "A required field is absent or null (`details.field`).",
+        "invalid_field": "A field has the wrong type or is too long (`details.field`).",
+        "invalid_idempotency_key": (
+            f"The Idempotency-Key header is not 1 to {MAX_KEY_LENGTH} printable characters, or "
+            "starts with `device:` or `keypad:` (the service's own keys for its devices)."
+        ),
+        "invalid_last_event_id": "Last-Event-ID is not a non-negative integer.",
+        "invalid_command": (
+            "A field value is not allowed, e.g. an unknown priority kind, source or outcome, an "
+            "empty pause reason, or a transfer to the same service (`details.field`)."
+        ),
+        "invalid_survey": (
+            "A survey answer is missing or not allowed: scores not nine integers 1..4, a rating "
+            f"outside 1..4, a comment over {COMMENT_MAX} characters, an unknown channel "
+            "(`details.field`)."
+        ),
+        "survey_mode_mismatch": (
+            "The survey sent does not match the hall's mode: `scores` where the hall uses the "
+            "one-tap rating, or `rating` where it uses the full SKM (`details.mode`)."
+        ),
+        "invalid_date": "`from` or `to` is not a date (YYYY-MM-DD).",
+        "invalid_range": f"`to` is before `from`, or the range is longer than {MAX_DAYS} days.",
+        "invalid_format": "The report format or CSV locale is not one offered.",
+        "domain_error": "Generic domain error: the base of all domain codes, not sent today.",
+    },
+    401: {
+        "token_required": "The endpoint needs `Authorization: Bearer <token>`.",
+        "invalid_token": (
+            "The token sent is not configured, or the Authorization header is not a bearer token."
+        ),
+    },
+    403: {
+        "role_not_allowed": "The token's role may not do this (`details.allowed_roles`).",
+        "site_not_allowed": "The token is limited to other sites.",
+        "counter_not_allowed": "A counter token may not act on this counter (loket).",
+    },
+    404: {
+        "not_found": "No such route, or an unknown counter action.",
+        "unknown_site": "The site does not exist (`details.site`).",
+        "unknown_service": "The service does not exist at the site (`details.service`).",
+        "unknown_counter": "The counter does not exist at the site (`details.counter`).",
+        "unknown_ticket": "No ticket with this id today (tickets live for one service day).",
+    },
+    405: {
+        "method_not_allowed": "The route exists but not for this method (see `Allow`).",
+    },
+    409: {
+        "invalid_transition": (
+            "The ticket or counter is not in a state that allows this (`details.state`)."
+        ),
+        "ticket_taken": "Another counter already holds the ticket.",
+        "queue_empty": "No ticket is waiting for the counter's services.",
+        "counter_busy": "The counter still holds a ticket; finish, transfer or no-show it first.",
+        "counter_not_open": "The counter is closed or paused; open it first.",
+        "service_not_served_here": "The counter does not serve the ticket's service.",
+        "no_show_too_early": (
+            "The ticket has not been called often enough to be a no-show (`details.calls`, "
+            "`details.required`)."
+        ),
+        "site_closed": (
+            "The hall is closed now (outside opening hours; a break is not a closing). "
+            "`details.opens_at`: its next opening, site-local ISO 8601 with the site's UTC offset"
+            " (`2026-11-30T08:00:00+08:00`)."
+        ),
+        "cutoff_passed": (
+            "Today's last issue time for the service has passed (`details.cutoff`); "
+            "`details.opens_at`: when its tickets are issued again, the opening of the next day "
+            "whose hours begin before the cutoff (site-local ISO 8601), or null if none within a "
+            "week."
+        ),
+        "quota_reached": (
+            "Today's quota (kuota) of tickets for the service is used up (`details.quota`); "
+            "`details.opens_at`: when its tickets are issued again, the opening of the next day "
+            "that issues them (site-local ISO 8601), or null if none within a week."
+        ),
+        "idempotency_key_reused": (
+            "The Idempotency-Key was already used at this site for a different request."
+        ),
+        "survey_not_available": (
+            "Only a ticket whose visit ended `served` can be rated (`details.outcome`)."
+        ),
+        "survey_already_submitted": "This ticket's visit has already been rated.",
+        "survey_closed": (
+            f"The survey closes {SURVEY_WINDOW_DAYS} days after the visit (`details.window_days`)."
+        ),
+        "conflict": "Generic conflict: the base of the 409 codes, not sent on its own today.",
+    },
+    413: {
+        "body_too_large": "The body is larger than the server accepts (`details.max_bytes`).",
+    },
+    415: {
+        "unsupported_media_type": "The framework rejected the request's media type.",
+    },
+    429: {
+        "rate_limited": (
+            "A rate limit of this kiosk token or client address is spent (`details.scope`, "
+            "`details.retry_after_seconds`); retry after `Retry-After` seconds."
+        ),
+    },
+    500: {
+        "internal_error": "An unexpected error; details are in the server log only.",
+        "answer_failed": (
+            "The request was carried out and recorded, but its answer could not be made (a fault,"
+            " logged); a retry with the same Idempotency-Key gets this answer again instead of a "
+            "second ticket or action."
+        ),
+    },
+    503: {
+        "database_unavailable": (
+            "The database is unavailable and nothing was recorded; retry after `Retry-After` "
+            "seconds with the same Idempotency-Key."
+        ),
+        "starting": (
+            "The service is starting (its database, migrations or replay are not done yet) and "
+            "nothing was recorded: any /api/v1 operation but this document may answer it. "
+            "`details.reason` and `details.stage` say where the start is (as /readyz does); retry"
+            " after `Retry-After` seconds."
+        ),
+    },
+    0: {
+        "http_error": "Any other HTTP error raised by the framework (status as sent).",
+    },
+}
+ERROR_CODES: tuple[tuple[str, int, str], ...] = tuple(
+    (code, status, meaning) for status, codes in _ERRORS.items() for code, meaning in codes.items()
 )
 
 _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
@@ -240,6 +243,7 @@ _ERROR_RESPONSES: dict[int, tuple[str, str]] = {
 }
 
 _JSON = "application/json"
+_MINUTE = timedelta(minutes=1)
 # -- small builders --------------------------------------------------------------------------
 
 
@@ -254,6 +258,13 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _str_or_null(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": ["string", "null"], "description": description, **extra}
+
+
+def _time(description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "format": "date-time"}
+    if description:
+        schema["description"] = description
+    return schema
 
 
 def _time_or_null(description: str) -> dict[str, Any]:
@@ -281,6 +292,24 @@ def _count(description: str) -> dict[str, Any]:
     return {"type": "integer", "minimum": 0, "description": description}
 
 
+def _array(items: dict[str, Any], description: str = "", **limits: int) -> dict[str, Any]:
+    """An array of `items` (`limits`: maxItems, minItems)."""
+    schema: dict[str, Any] = {"type": "array", "items": items, **limits}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _extended(name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Schema `name` with more properties (a report's counters, the IKM's wait bands)."""
+    return {"allOf": [_ref(name), {"type": "object", "properties": properties}]}
+
+
+def _per_group(name: str) -> dict[str, Any]:
+    """A report's (and the IKM's) figures per agency and per service, each a `name`."""
+    return {"agencies": _array(_ref(name)), "services": _array(_ref(name))}
+
+
 def _enum_or_null(values: tuple[str, ...], description: str) -> dict[str, Any]:
     return {"type": ["string", "null"], "enum": [*values, None], "description": description}
 
@@ -301,6 +330,20 @@ def _object(
     return schema
 
 
+def _shown(value: Decimal) -> str:
+    return f"{value}".removesuffix(".00")
+
+
+def _grades_text() -> str:
+    """The IKM grades with their ranges, `A 88.31-100, B 76.61-88.30, ...` (domain/ikm.py):
+    each grade runs from its lowest index to just below the next grade's."""
+    tops = [Decimal(100), *(low - Decimal("0.01") for _, low, _, _ in GRADES[:-1])]
+    ranges = [
+        f"{g} {_shown(low)}-{_shown(top)}" for (g, low, _, _), top in zip(GRADES, tops, strict=True)
+    ]
+    return ", ".join(ranges) + "."
+
+
 def _code_list(codes: tuple[str, ...]) -> str:
     return ", ".join(f"`{code}`" for code in codes)
 
@@ -318,20 +361,39 @@ def _errors(spec: dict[int, tuple[str, ...]]) -> dict[str, Any]:
     return out
 
 
+def _parameter(
+    name: str,
+    where: str,
+    description: str,
+    schema: dict[str, Any],
+    *,
+    required: bool = False,
+    example: str | None = None,
+) -> dict[str, Any]:
+    """A parameter of an operation: `where` is `path`, `query` or `header`."""
+    parameter: dict[str, Any] = {
+        "name": name,
+        "in": where,
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+    if example is not None:
+        parameter["example"] = example
+    return parameter
+
+
 def _path_param(
     name: str, description: str, example: str, pattern: str | None = None
 ) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if pattern is not None:
-        schema["pattern"] = pattern
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema,
-        "example": example,
-    }
+    schema = {"type": "string"} if pattern is None else {"type": "string", "pattern": pattern}
+    return _parameter(name, "path", description, schema, required=True, example=example)
+
+
+def _query(
+    name: str, description: str, schema: dict[str, Any], *, required: bool = False
+) -> dict[str, Any]:
+    return _parameter(name, "query", description, schema, required=required)
 
 
 def _param(name: str) -> dict[str, Any]:
@@ -357,63 +419,47 @@ TICKET = _path_param(
 
 def _parameters() -> dict[str, Any]:
     return {
-        "IdempotencyKey": {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": False,
-            "description": (
-                "Makes the command safe to retry. The first request with a key is executed; "
-                "a later request with the same key at the same site, method, path and body "
-                "gets the stored response (same status and body) without executing again, "
-                "for at least 48 hours. The same key with a different request is answered "
-                "409 `idempotency_key_reused`. Use a fresh random value (e.g. a UUID) per "
-                "command and resend it when retrying after a timeout or a 503."
-            ),
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
-            "example": "5f0c6a0e-8a8e-4f65-9d1c-3f3b7f0b2a11",
-        },
-        "LastEventId": {
-            "name": "Last-Event-ID",
-            "in": "header",
-            "required": False,
-            "description": (
-                "The `id` of the last message received; browsers' EventSource sends it by "
-                "itself when it reconnects. Events after it are replayed, or a `reset` is "
-                "sent if they are no longer buffered. Takes precedence over the "
-                "`last_event_id` query parameter."
-            ),
-            "schema": {"type": "string", "pattern": r"^[0-9]+$"},
-            "example": "1042",
-        },
-        "LastEventIdQuery": {
-            "name": "last_event_id",
-            "in": "query",
-            "required": False,
-            "description": "Same as the Last-Event-ID header, for clients that cannot set it.",
-            "schema": {"type": "integer", "minimum": 0},
-        },
-        "AccessTokenQuery": {
-            "name": "access_token",
-            "in": "query",
-            "required": False,
-            "description": (
-                "A bearer token passed in the URL, because a browser's EventSource cannot "
-                "send headers. Accepted on the stream only; the Authorization header wins if "
-                "both are sent. An invalid token is rejected with 401 `invalid_token`."
-            ),
-            "schema": {"type": "string", "minLength": 1},
-        },
-        "Zone": {
-            "name": "zone",
-            "in": "query",
-            "required": False,
-            "description": (
-                "Show only the counters of this zone (the `zone` of the counters in the site "
-                "configuration), e.g. one TV per floor or wing. Absent or empty: every counter."
-            ),
-            "schema": {"type": "string"},
-            "example": "A",
-        },
+        "IdempotencyKey": _parameter(
+            "Idempotency-Key",
+            "header",
+            "Makes the command safe to retry. The first request with a key is executed; a later "
+            "request with the same key at the same site, method, path and body gets the stored "
+            "response (same status and body) without executing again, for at least "
+            f"{IDEMPOTENCY_WINDOW // timedelta(hours=1)} hours. The same key with a different "
+            "request is answered 409 `idempotency_key_reused`. Use a fresh random value (e.g. a "
+            "UUID) per command and resend it when retrying after a timeout or a 503.",
+            {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+            example="5f0c6a0e-8a8e-4f65-9d1c-3f3b7f0b2a11",
+        ),
+        "LastEventId": _parameter(
+            "Last-Event-ID",
+            "header",
+            "The `id` of the last message received; browsers' EventSource sends it by itself "
+            "when it reconnects. Events after it are replayed, or a `reset` is sent if they are "
+            "no longer buffered. Takes precedence over the `last_event_id` query parameter.",
+            {"type": "string", "pattern": r"^[0-9]+$"},
+            example="1042",
+        ),
+        "LastEventIdQuery": _query(
+            "last_event_id",
+            "Same as the Last-Event-ID header, for clients that cannot set it.",
+            {"type": "integer", "minimum": 0},
+        ),
+        "AccessTokenQuery": _query(
+            "access_token",
+            "A bearer token passed in the URL, because a browser's EventSource cannot send "
+            "headers. Accepted on the stream only; the Authorization header wins if both are "
+            "sent. An invalid token is rejected with 401 `invalid_token`.",
+            {"type": "string", "minLength": 1},
+        ),
+        "Zone": _parameter(
+            "zone",
+            "query",
+            "Show only the counters of this zone (the `zone` of the counters in the site "
+            "configuration), e.g. one TV per floor or wing. Absent or empty: every counter.",
+            {"type": "string"},
+            example="A",
+        ),
     }
 
 
@@ -460,8 +506,18 @@ def _schemas() -> dict[str, Any]:
         "instant as `details.opens_at` of a `site_closed` refusal.",
         format="date-time",
     )
+    # The head of the snapshot, the display and the site directory (read_models._hall).
+    hall = {
+        "site": {"type": "string"},
+        "name": {"type": "string"},
+        "timezone": {"type": "string", "description": "IANA zone, e.g. `Asia/Makassar`."},
+        "now": _time(),
+        "open": {"type": "boolean", "description": "Within opening hours now."},
+        "next_opening": next_opening,
+        "break": brk,
+    }
     priority = _enum_or_null(
-        PRIORITY_KINDS,
+        tuple(vocab.Priority),
         "Priority kind, or null for a regular ticket: `lansia` (elderly), `disabilitas` "
         "(persons with disabilities), `ibu_hamil` (pregnant women).",
     )
@@ -496,7 +552,7 @@ def _schemas() -> dict[str, Any]:
             "service_name": _ref("LocalizedName"),
             "priority": priority,
             "state": _ref("TicketState"),
-            "issued_at": {"type": "string", "format": "date-time"},
+            "issued_at": _time(),
             "position": {
                 "type": ["integer", "null"],
                 "minimum": 1,
@@ -523,17 +579,15 @@ def _schemas() -> dict[str, Any]:
             "called_at": _time_or_null("Last call, or null."),
             "finished_at": _time_or_null("When it was finished, no-showed or cancelled."),
             "outcome": _enum_or_null(TICKET_OUTCOMES, "How the visit ended, or null."),
-            "now_calling": {
-                "type": "array",
-                "maxItems": 3,
-                "items": {"type": "string"},
-                "description": (
-                    "Numbers of the ticket's service held by a counter right now (called or "
-                    "being served), by their last call or recall, newest first; at most 3. "
-                    "A ticket leaves the list when its counter releases it (finish, no-show, "
-                    "transfer)."
-                ),
-            },
+            "now_calling": _array(
+                {"type": "string"},
+                "Numbers of the ticket's service held by a counter right now (called or "
+                "being served), by their last call or recall, newest first; at most "
+                f"{NOW_CALLING}. "
+                "A ticket leaves the list when its counter releases it (finish, no-show, "
+                "transfer).",
+                maxItems=NOW_CALLING,
+            ),
             "seq": {
                 "type": "integer",
                 "minimum": 1,
@@ -561,57 +615,47 @@ def _schemas() -> dict[str, Any]:
         description="The ticket the counter holds.",
     )
 
-    counter_view = _object(
-        {
-            "id": {"type": "string", "pattern": ID_PATTERN},
-            "name": {"type": "string"},
-            "zone": _str_or_null("Zone of the hall, or null."),
-            "services": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Service codes this counter serves.",
-            },
-            "uses_start": {
-                "type": "boolean",
-                "description": (
-                    "Whether officers press `start` when the citizen sits down; otherwise a "
-                    "called ticket is finished directly."
-                ),
-            },
-            "state": _ref("CounterState"),
-            "reason": _str_or_null("Pause reason while paused."),
-            "since": _time_or_null("When the current state was entered."),
-            "ticket": _nullable(held),
-            "served_today": _count("Visits finished or transferred here today."),
-            "busy_seconds_today": _seconds_or_null(
-                "Service time summed over the visits finished or transferred here today."
+    counter_props: dict[str, Any] = {
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "name": {"type": "string"},
+        "zone": _str_or_null("Zone of the hall, or null."),
+        "services": _array({"type": "string"}, "Service codes this counter serves."),
+        "uses_start": {
+            "type": "boolean",
+            "description": (
+                "Whether officers press `start` when the citizen sits down; otherwise a "
+                "called ticket is finished directly."
             ),
-            "idle_since": _time_or_null("Open and holding no ticket since."),
-            "idle_while_queue_waits": {
-                "type": "boolean",
-                "description": ("Idle although tickets wait for its services (worth an alert)."),
-            },
         },
-        description="A counter (*loket*) with its live state.",
-    )
+        "state": _ref("CounterState"),
+        "reason": _str_or_null("Pause reason while paused."),
+        "since": _time_or_null("When the current state was entered."),
+        "ticket": _nullable(held),
+        "served_today": _count("Visits finished or transferred here today."),
+        "busy_seconds_today": _seconds_or_null(
+            "Service time summed over the visits finished or transferred here today."
+        ),
+        "idle_since": _time_or_null("Open and holding no ticket since."),
+        "idle_while_queue_waits": {
+            "type": "boolean",
+            "description": ("Idle although tickets wait for its services (worth an alert)."),
+        },
+    }
+    counter_view = _object(counter_props, description="A counter (*loket*) with its live state.")
 
     waiting_ticket = _object(
         {
             "id": {"type": "string"},
             "number": {"type": "string"},
             "priority": priority,
-            "issued_at": {"type": "string", "format": "date-time"},
-            "enqueued_at": {
-                "type": "string",
-                "format": "date-time",
-                "description": "Start of the wait in this service (after a transfer).",
-            },
+            "issued_at": _time(),
+            "enqueued_at": _time("Start of the wait in this service (after a transfer)."),
             "wait_seconds": _seconds("Waited so far in this service."),
         },
         description="A waiting ticket, in the queue's call order.",
     )
 
-    directory_service_props: dict[str, Any] = {
+    service_props: dict[str, Any] = {
         "code": service_code,
         "agency": {"type": "string", "description": "Agency (*instansi*) id."},
         "name": _ref("LocalizedName"),
@@ -632,57 +676,50 @@ def _schemas() -> dict[str, Any]:
         "issued_today": _count("Tickets issued today."),
         "cutoff": cutoff,
         "open_counters": _count("Open counters serving it."),
+        "priority_waiting": _count("Priority tickets waiting."),
+        "oldest_enqueued_at": _time_or_null("Enqueue time of the longest-waiting ticket."),
+        "oldest_wait_seconds": _seconds_or_null("How long that ticket has waited."),
+        "priority_policy": {
+            "type": "string",
+            "enum": list(vocab.PriorityPolicy),
+            "description": (
+                "How priority tickets are called: `strict` (all first), `interleave` (a "
+                "regular ticket after a few priority calls in a row), `fifo` (no "
+                "priority). A counter serving several services calls, among their "
+                "queues' next tickets, a priority one of a non-`fifo` service first, "
+                "then the earliest issued."
+            ),
+        },
+        "called_today": _count("Calls (first calls) today."),
+        "called_within_target_today": _count("Of those, within the target wait (wait <= target)."),
+        "waiting_over_target": _count(
+            "Tickets still waiting that have already waited longer than the target: "
+            "breaches of the standard before they are called."
+        ),
+        "within_standard_share": _share_or_null(
+            "Within standard so far today: `called_within_target_today` / "
+            "(`called_today` + `waiting_over_target`); null when both are 0."
+        ),
+        "finished_today": _count("Visits finished (or transferred on) today."),
+        "no_shows_today": _count("No-shows (*tidak hadir*) today."),
+        "cancelled_today": _count("Cancelled tickets today."),
+        "average_service_seconds": _seconds(
+            "Average handle time today, or the configured default before any."
+        ),
+        "tickets": _array(
+            waiting_ticket,
+            "Waiting tickets in the queue's call order: the order repeated call-next "
+            "hands them out under `priority_policy` (with `interleave`, counting the "
+            "priority calls already made in a row). The first is the next called.",
+        ),
     }
     service_view = _object(
-        {
-            **directory_service_props,
-            "priority_waiting": _count("Priority tickets waiting."),
-            "oldest_enqueued_at": _time_or_null("Enqueue time of the longest-waiting ticket."),
-            "oldest_wait_seconds": _seconds_or_null("How long that ticket has waited."),
-            "priority_policy": {
-                "type": "string",
-                "enum": list(PRIORITY_POLICIES),
-                "description": (
-                    "How priority tickets are called: `strict` (all first), `interleave` (a "
-                    "regular ticket after a few priority calls in a row), `fifo` (no "
-                    "priority). A counter serving several services calls, among their "
-                    "queues' next tickets, a priority one of a non-`fifo` service first, "
-                    "then the earliest issued."
-                ),
-            },
-            "called_today": _count("Calls (first calls) today."),
-            "called_within_target_today": _count(
-                "Of those, within the target wait (wait <= target)."
-            ),
-            "waiting_over_target": _count(
-                "Tickets still waiting that have already waited longer than the target: "
-                "breaches of the standard before they are called."
-            ),
-            "within_standard_share": _share_or_null(
-                "Within standard so far today: `called_within_target_today` / "
-                "(`called_today` + `waiting_over_target`); null when both are 0."
-            ),
-            "finished_today": _count("Visits finished (or transferred on) today."),
-            "no_shows_today": _count("No-shows (*tidak hadir*) today."),
-            "cancelled_today": _count("Cancelled tickets today."),
-            "average_service_seconds": _seconds(
-                "Average handle time today, or the configured default before any."
-            ),
-            "tickets": {
-                "type": "array",
-                "items": waiting_ticket,
-                "description": (
-                    "Waiting tickets in the queue's call order: the order repeated call-next "
-                    "hands them out under `priority_policy` (with `interleave`, counting the "
-                    "priority calls already made in a row). The first is the next called."
-                ),
-            },
-        },
+        service_props,
         description="A service (*layanan*) and its queue, as staff see it.",
         optional=("tickets",),
     )
     directory_service = _object(
-        directory_service_props,
+        {name: service_props[name] for name in DIRECTORY_SERVICE_FIELDS},
         description="A service as the kiosk shows it in its menu.",
     )
 
@@ -691,11 +728,7 @@ def _schemas() -> dict[str, Any]:
             "service": service_code,
             "prefix": {"type": "string"},
             "name": _ref("LocalizedName"),
-            "oldest_enqueued_at": {
-                "type": "string",
-                "format": "date-time",
-                "description": "Enqueue time of its longest-waiting ticket.",
-            },
+            "oldest_enqueued_at": _time("Enqueue time of its longest-waiting ticket."),
             "oldest_wait_seconds": _seconds("How long that ticket has waited."),
             "target_wait_seconds": {
                 "type": "integer",
@@ -751,19 +784,13 @@ def _schemas() -> dict[str, Any]:
 
     snapshot = _object(
         {
-            "site": {"type": "string"},
-            "name": {"type": "string"},
-            "timezone": {"type": "string", "description": "IANA zone, e.g. `Asia/Makassar`."},
+            **hall,
             "no_show_min_calls": {
                 "type": "integer",
                 "minimum": 1,
                 "description": "Calls a ticket needs before it may be marked a no-show.",
             },
             "service_day": _str_or_null("Local service day (*hari layanan*).", format="date"),
-            "now": {"type": "string", "format": "date-time"},
-            "open": {"type": "boolean", "description": "Within opening hours now."},
-            "next_opening": next_opening,
-            "break": brk,
             "seq": {
                 "type": "integer",
                 "minimum": 0,
@@ -771,32 +798,25 @@ def _schemas() -> dict[str, Any]:
                     "Sequence number of the last event included; resume the stream after it."
                 ),
             },
-            "agencies": {"type": "array", "items": agency},
+            "agencies": _array(agency),
             "headline": _ref("Headline"),
-            "services": {"type": "array", "items": _ref("ServiceView")},
-            "counters": {"type": "array", "items": _ref("CounterView")},
+            "services": _array(_ref("ServiceView")),
+            "counters": _array(_ref("CounterView")),
         },
         description="The whole site for the floor board and counter pages (staff only).",
     )
 
     display = _object(
         {
-            "site": {"type": "string"},
-            "name": {"type": "string"},
-            "timezone": {"type": "string"},
-            "open": {"type": "boolean", "description": "Within opening hours now."},
-            "next_opening": next_opening,
-            "break": brk,
+            **hall,
             "zone": _str_or_null("The zone filter, or null for the whole hall."),
-            "now": {"type": "string", "format": "date-time"},
             "seq": {
                 "type": "integer",
                 "minimum": 0,
                 "description": "Last event included; resume the stream after it.",
             },
-            "serving": {
-                "type": "array",
-                "items": _object(
+            "serving": _array(
+                _object(
                     {
                         "counter": {"type": "string"},
                         "counter_name": {"type": "string"},
@@ -808,12 +828,10 @@ def _schemas() -> dict[str, Any]:
                         "called_at": _time_or_null("Its last call or recall."),
                     }
                 ),
-                "description": "One entry per counter (in the zone), in configuration order.",
-            },
-            "recent": {
-                "type": "array",
-                "maxItems": 8,
-                "items": _object(
+                "One entry per counter (in the zone), in configuration order.",
+            ),
+            "recent": _array(
+                _object(
                     {
                         "number": {"type": "string"},
                         "counter": _str_or_null(
@@ -822,21 +840,16 @@ def _schemas() -> dict[str, Any]:
                             "looked away still sees where to go."
                         ),
                         "counter_name": _str_or_null("Its display name."),
-                        "called_at": {
-                            "type": "string",
-                            "format": "date-time",
-                            "description": "Its last call or recall.",
-                        },
+                        "called_at": _time("Its last call or recall."),
                         "state": _ref("TicketState"),
                     }
                 ),
-                "description": (
-                    "The last calls and recalls of the zone (the site without a zone), one "
-                    "entry per ticket at its last call, newest first, whatever the ticket's "
-                    "state since (finished, no-show, transferred: a ticket sent on to "
-                    "another service stays where it was called until it is called there)."
-                ),
-            },
+                "The last calls and recalls of the zone (the site without a zone), one "
+                "entry per ticket at its last call, newest first, whatever the ticket's "
+                "state since (finished, no-show, transferred: a ticket sent on to "
+                "another service stays where it was called until it is called there).",
+                maxItems=RECENT_CALLS,
+            ),
             "waiting": {
                 "type": "object",
                 "additionalProperties": {"type": "integer", "minimum": 0},
@@ -851,25 +864,12 @@ def _schemas() -> dict[str, Any]:
 
     site_directory = _object(
         {
-            "site": {"type": "string"},
-            "name": {"type": "string"},
-            "timezone": {"type": "string"},
-            "now": {"type": "string", "format": "date-time"},
-            "open": {"type": "boolean", "description": "Within opening hours now."},
-            "next_opening": next_opening,
-            "break": brk,
-            "agencies": {"type": "array", "items": agency},
-            "services": {"type": "array", "items": _ref("DirectoryService")},
-            "counters": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "zone": _str_or_null("Zone, or null."),
-                    }
-                ),
-            },
+            **hall,
+            "agencies": _array(agency),
+            "services": _array(_ref("DirectoryService")),
+            "counters": _array(
+                _object({name: counter_props[name] for name in DIRECTORY_COUNTER_FIELDS})
+            ),
         },
         description="What a kiosk needs to draw its menu: agencies, services, whether each "
         "accepts tickets now.",
@@ -877,16 +877,15 @@ def _schemas() -> dict[str, Any]:
 
     site_list = _object(
         {
-            "sites": {
-                "type": "array",
-                "items": _object(
+            "sites": _array(
+                _object(
                     {
                         "id": {"type": "string", "pattern": ID_PATTERN},
                         "name": {"type": "string"},
                         "timezone": {"type": "string"},
                     }
-                ),
-            }
+                )
+            )
         },
         description="Every configured site (hall).",
     )
@@ -943,7 +942,7 @@ def _schemas() -> dict[str, Any]:
         ),
         "required": ["type", "seq"],
         "properties": {
-            "type": {"type": "string", "enum": list(STREAM_CONTROL_TYPES)},
+            "type": {"type": "string", "enum": ["hello", "reset"]},
             "seq": {"type": "integer", "minimum": 0},
         },
     }
@@ -952,18 +951,16 @@ def _schemas() -> dict[str, Any]:
         "description": (
             "One committed event. Which fields beyond `seq`, `type`, `site` and `ts` appear "
             "depends on the type: ticket events carry `service` and `number`; counter "
-            "events and counter actions carry `counter`; `ticket_issued` adds `source` and "
-            "`priority` (if any), `ticket_recalled` `calls`, `ticket_finished` `outcome`, "
-            "`ticket_transferred` `to_service`, `ticket_cancelled` and `counter_paused` "
-            "`reason`. Clients should treat the SSE `id` as the authoritative sequence "
-            "number and ignore fields they do not know."
+            f"events and counter actions carry `counter`; {_payload_text()}. Clients should "
+            "treat the SSE `id` as the authoritative sequence number and ignore fields they "
+            "do not know."
         ),
         "required": ["seq", "type", "site", "ts"],
         "properties": {
             "seq": {"type": "integer", "minimum": 1},
-            "type": {"type": "string", "enum": [*TICKET_EVENT_TYPES, *COUNTER_EVENT_TYPES]},
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
             "site": {"type": "string"},
-            "ts": {"type": "string", "format": "date-time"},
+            "ts": _time(),
             "counter": {"type": "string", "description": "Counter (*loket*) id."},
             "service": {"type": "string", "description": "Service code (before a transfer)."},
             "ticket_id": {
@@ -972,13 +969,7 @@ def _schemas() -> dict[str, Any]:
                     "Only on streams opened with a valid token; public screens never get ids."
                 ),
             },
-            "number": {"type": "string"},
-            "source": {"type": "string", "enum": list(SOURCES)},
-            "priority": {"type": "string", "enum": list(PRIORITY_KINDS)},
-            "calls": {"type": "integer", "minimum": 1},
-            "outcome": {"type": "string", "enum": list(OUTCOMES)},
-            "to_service": {"type": "string"},
-            "reason": {"type": "string"},
+            **{f.key: _payload_schema(f) for f in _payload_fields()},
         },
     }
 
@@ -986,7 +977,7 @@ def _schemas() -> dict[str, Any]:
         "LocalizedName": localized,
         "TicketState": {
             "type": "string",
-            "enum": list(TICKET_STATES),
+            "enum": list(vocab.TicketStatus),
             "description": (
                 "waiting (*menunggu*), called (*dipanggil*), serving (*dilayani*), done "
                 "(*selesai*), no_show (*tidak hadir*), cancelled (*dibatalkan*), expired "
@@ -995,12 +986,12 @@ def _schemas() -> dict[str, Any]:
         },
         "CounterState": {
             "type": "string",
-            "enum": list(COUNTER_STATES),
+            "enum": list(vocab.CounterStatus),
             "description": "closed (*tutup*), open (*buka*), paused (*jeda*).",
         },
         "PriorityKind": {
             "type": "string",
-            "enum": list(PRIORITY_KINDS),
+            "enum": list(vocab.Priority),
             "description": (
                 "Priority service (*layanan prioritas*): lansia = elderly, disabilitas = "
                 "persons with disabilities, ibu_hamil = pregnant women."
@@ -1008,12 +999,12 @@ def _schemas() -> dict[str, Any]:
         },
         "Outcome": {
             "type": "string",
-            "enum": list(OUTCOMES),
+            "enum": list(vocab.FinishOutcome),
             "description": "How an officer ends a visit; default `served`.",
         },
         "Source": {
             "type": "string",
-            "enum": list(SOURCES),
+            "enum": list(vocab.Source),
             "description": "Where the ticket was issued; default `kiosk`.",
         },
         "TicketStatus": ticket_status,
@@ -1055,13 +1046,10 @@ def _schemas() -> dict[str, Any]:
                 "attempt": _count(
                     "While the service starts: attempts to reach the database so far."
                 ),
-                "problems": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": (
-                        "Not ready: what, e.g. `database unreachable`, `engine not running`."
-                    ),
-                },
+                "problems": _array(
+                    {"type": "string"},
+                    "Not ready: what, e.g. `database unreachable`, `engine not running`.",
+                ),
             },
             description=(
                 "Ready: `status` alone. Not ready: `reason`, `detail` and `problems`; while "
@@ -1076,6 +1064,42 @@ def _schemas() -> dict[str, Any]:
             "description": "The JSON in each SSE `data:` line.",
         },
     }
+
+
+# The schemas of the event payloads' plain fields by type (domain/events.py); a float is a
+# duration, rounded when the event is made (the estimate told at issue).
+_PAYLOAD_TYPES: dict[type, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number", "minimum": 0, "description": SECONDS_PRECISION},
+}
+
+
+def _payload_fields() -> list[PayloadField]:
+    """Every field of the events' data (domain/events.py), once by key; the data's `seq` (a
+    ticket's place in its service) gives way to the event's own."""
+    fields = {f.key: f for spec in EVENTS.values() for f in spec.fields if f.key != "seq"}
+    return list(fields.values())
+
+
+def _payload_schema(field: PayloadField) -> dict[str, Any]:
+    if issubclass(field.type, StrEnum):
+        return {"type": "string", "enum": list(field.type)}
+    return dict(_PAYLOAD_TYPES[field.type])
+
+
+def _payload_text() -> str:
+    """Which event type adds which fields beyond the ticket's number (domain/events.py)."""
+    adds = []
+    for spec in EVENTS.values():
+        keys = [
+            f"`{f.key}`" + (" (if any)" if f.optional else "")
+            for f in spec.fields
+            if f.key not in ("number", "seq")
+        ]
+        if keys:
+            adds.append(f"`{spec.type}` adds {', '.join(keys)}")
+    return "; ".join(adds)
 
 
 def _responses() -> dict[str, Any]:
@@ -1097,8 +1121,6 @@ def _responses() -> dict[str, Any]:
 
 
 # -- reports and surveys ---------------------------------------------------------------------
-
-SURVEY_MODES = tuple(SurveyMode)
 
 
 def _report_schemas() -> dict[str, Any]:
@@ -1156,7 +1178,7 @@ def _report_schemas() -> dict[str, Any]:
     }
     element_means = {
         "type": ["object", "null"],
-        "additionalProperties": {"type": "number", "minimum": 1, "maximum": 4},
+        "additionalProperties": {**SCORE, "type": "number"},
         "description": "Mean score of each element u1..u9 (nilai persepsi, 1..4). "
         + MEAN_SCORE_PRECISION,
     }
@@ -1174,9 +1196,7 @@ def _report_schemas() -> dict[str, Any]:
                 "maximum": 100,
                 "description": f"Mean of the element means x 25. {INDEX_PRECISION}",
             },
-            "grade": _enum_or_null(
-                ("A", "B", "C", "D"), "A 88.31-100, B 76.61-88.30, C 65-76.60, D 25-64.99."
-            ),
+            "grade": _enum_or_null(tuple(grade for grade, _, _, _ in GRADES), _grades_text()),
             "grade_name": {"anyOf": [_ref("LocalizedName"), {"type": "null"}]},
             "quick": _object(
                 {
@@ -1192,38 +1212,31 @@ def _report_schemas() -> dict[str, Any]:
     )
     ikm = _object(
         {
-            "elements": {"type": "array", "items": {"type": "object"}},
+            "elements": _array({"type": "object"}),
             "site": _ref("IkmPart"),
-            "agencies": {"type": "array", "items": _ref("IkmPart")},
-            "services": {"type": "array", "items": _ref("IkmPart")},
-            "by_wait_band": {
-                "type": "array",
-                "items": {
-                    "allOf": [
-                        _ref("IkmPart"),
-                        {
-                            "type": "object",
-                            "properties": {
-                                "band": {
-                                    "type": "string",
-                                    "enum": [band for band, _, _ in WAIT_BANDS],
-                                },
-                                "wait_mean": _seconds_or_null(
-                                    "Mean wait of the band's rated visits.",
-                                    REPORT_SECONDS_PRECISION,
-                                ),
-                            },
+            **_per_group("IkmPart"),
+            "by_wait_band": _array(
+                _extended(
+                    "IkmPart",
+                    {
+                        "band": {
+                            "type": "string",
+                            "enum": [band for band, _, _ in WAIT_BANDS],
                         },
-                    ]
-                },
-                "description": "IKM by the ticket's total wait against its service's target.",
-            },
+                        "wait_mean": _seconds_or_null(
+                            "Mean wait of the band's rated visits.",
+                            REPORT_SECONDS_PRECISION,
+                        ),
+                    },
+                ),
+                "IKM by the ticket's total wait against its service's target.",
+            ),
         },
         description="IKM per site, agency, service and wait band over a period.",
     )
     choice = _object(
         {
-            "value": {"type": "integer", "minimum": 1, "maximum": 4},
+            "value": SCORE,
             "id": {"type": "string"},
             "en": {"type": "string"},
         }
@@ -1231,30 +1244,25 @@ def _report_schemas() -> dict[str, Any]:
     survey_config = _object(
         {
             "site": {"type": "string"},
-            "mode": {"type": "string", "enum": list(SURVEY_MODES)},
+            "mode": {"type": "string", "enum": list(vocab.SurveyMode)},
             "comment_max": {"type": "integer"},
             "complaint_url": {
                 "type": "string",
                 "description": "SP4N-LAPOR, the national complaint channel; shown as a link.",
             },
             "window_days": {"type": "integer"},
-            "questions": {
-                "type": "array",
-                "items": _object(
+            "questions": _array(
+                _object(
                     {
                         "code": {"type": "string"},
                         "element": _ref("LocalizedName"),
                         "text": _ref("LocalizedName"),
-                        "choices": {"type": "array", "items": choice},
+                        "choices": _array(choice),
                     }
                 ),
-                "description": "The nine SKM questions (mode `skm`).",
-            },
-            "choices": {
-                "type": "array",
-                "items": choice,
-                "description": "The one-tap choices (mode `quick`).",
-            },
+                "The nine SKM questions (mode `skm`).",
+            ),
+            "choices": _array(choice, "The one-tap choices (mode `quick`)."),
         },
         optional=("questions", "choices"),
         description="How the hall surveys: the nine SKM elements, or a one-tap rating.",
@@ -1273,36 +1281,25 @@ def _report_schemas() -> dict[str, Any]:
                 "days": {"type": "integer", "minimum": 1},
                 "partial_today": {"type": "boolean"},
                 "totals": _ref("ReportFigures"),
-                "agencies": {"type": "array", "items": _ref("ReportFigures")},
-                "services": {"type": "array", "items": _ref("ReportFigures")},
-                "counters": {
-                    "type": "array",
-                    "items": {
-                        "allOf": [
-                            _ref("ReportFigures"),
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "open_seconds": _seconds("Time open.", REPORT_TIME_PRECISION),
-                                    "busy_seconds": _seconds(
-                                        "Service time.", REPORT_TIME_PRECISION
-                                    ),
-                                    "idle_while_queue_seconds": _seconds(
-                                        "Open, idle, while its services' tickets waited.",
-                                        REPORT_TIME_PRECISION,
-                                    ),
-                                    "utilisation": _share_or_null(
-                                        "Busy over open time, of their whole seconds; "
-                                        "null when never open."
-                                    ),
-                                },
-                            },
-                        ]
-                    },
-                },
-                "hours": {
-                    "type": "array",
-                    "items": {
+                **_per_group("ReportFigures"),
+                "counters": _array(
+                    _extended(
+                        "ReportFigures",
+                        {
+                            "open_seconds": _seconds("Time open.", REPORT_TIME_PRECISION),
+                            "busy_seconds": _seconds("Service time.", REPORT_TIME_PRECISION),
+                            "idle_while_queue_seconds": _seconds(
+                                "Open, idle, while its services' tickets waited.",
+                                REPORT_TIME_PRECISION,
+                            ),
+                            "utilisation": _share_or_null(
+                                "Busy over open time, of their whole seconds; null when never open."
+                            ),
+                        },
+                    )
+                ),
+                "hours": _array(
+                    {
                         "type": "object",
                         "properties": {
                             "hour": {"type": "integer", "minimum": 0, "maximum": 23},
@@ -1312,11 +1309,10 @@ def _report_schemas() -> dict[str, Any]:
                             "wait_p90": _seconds_or_null("90th percentile wait.", report_seconds),
                         },
                     },
-                    "description": "By local hour of issue.",
-                },
-                "daily": {
-                    "type": "array",
-                    "items": {
+                    "By local hour of issue.",
+                ),
+                "daily": _array(
+                    {
                         "type": "object",
                         "properties": {
                             "day": {"type": "string", "format": "date"},
@@ -1334,10 +1330,10 @@ def _report_schemas() -> dict[str, Any]:
                             "wait_p90": _seconds_or_null("90th percentile wait.", report_seconds),
                         },
                     },
-                    "description": "One entry per service day with visits.",
-                },
+                    "One entry per service day with visits.",
+                ),
                 "ikm": _ref("Ikm"),
-                "comments": {"type": "array", "items": {"type": "object"}},
+                "comments": _array({"type": "object"}),
             },
             description="A site's report over service days `from`..`to` (docs/reports.md).",
         ),
@@ -1362,9 +1358,9 @@ def _report_schemas() -> dict[str, Any]:
                 "ticket": _str_or_null("Ticket number."),
                 "site": {"type": "string"},
                 "service": {"type": "string"},
-                "mode": {"type": "string", "enum": list(SURVEY_MODES)},
+                "mode": {"type": "string", "enum": list(vocab.SurveyMode)},
                 "status": {"type": "string", "const": "submitted"},
-                "submitted_at": {"type": "string", "format": "date-time"},
+                "submitted_at": _time(),
             }
         ),
         "PendingSurvey": _object(
@@ -1381,7 +1377,7 @@ def _report_schemas() -> dict[str, Any]:
                                 "service_name": {
                                     "anyOf": [_ref("LocalizedName"), {"type": "null"}]
                                 },
-                                "finished_at": {"type": "string", "format": "date-time"},
+                                "finished_at": _time(),
                             }
                         ),
                         {"type": "null"},
@@ -1396,16 +1392,6 @@ def _report_schemas() -> dict[str, Any]:
 # -- paths: the operations of the route table (web/routes.py), with their prose -------------
 
 PATH_PARAMETERS = {"site": SITE, "counter": COUNTER, "ticket": TICKET}
-
-
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
 
 
 _FROM = _query(
@@ -1435,17 +1421,16 @@ _PARAMETERS: dict[str, list[dict[str, Any]]] = {
         _query(
             "locale",
             "CSV regional format.",
-            {"type": "string", "enum": ["id", "en"], "default": "id"},
+            {"type": "string", "enum": list(REPORT_LOCALES), "default": "id"},
         ),
     ],
     "getIkm": [_FROM, _TO],
-    "getPendingSurvey": [
-        {**_query("counter", "Counter (*loket*) id.", {"type": "string"}), "required": True}
-    ],
 }
+# A route that names its counter in the query (`CounterIn.QUERY`) has this parameter.
+_COUNTER_QUERY = _query("counter", "Counter (*loket*) id.", {"type": "string"}, required=True)
 
 _STREAM_EXAMPLE = (
-    "retry: 2000\n\n"
+    f"retry: {RETRY_MS}\n\n"
     'id: 1041\ndata: {"type":"hello","seq":1041}\n\n'
     'id: 1042\ndata: {"seq":1042,"type":"ticket_called","site":"mpp-banjarmasin",'
     '"ts":"2025-03-03T01:15:04.120000+00:00","counter":"loket-01","service":"KTP-EL",'
@@ -1523,15 +1508,16 @@ def _stream_description() -> str:
         "notices arrive. A token that is not configured is 401; a token for other sites is "
         "403. A Last-Event-ID the server no longer buffers, or one ahead of it (after a "
         "restore), is answered with a `reset` message.\n\n"
-        "Protocol: the response starts with `retry: 2000`. Every message is\n\n"
+        f"Protocol: the response starts with `retry: {RETRY_MS}`. Every message is\n\n"
         "    id: <seq>\n    data: <one JSON object, see StreamMessage>\n\n"
         "followed by a blank line, where `<seq>` is the event's global sequence number. "
         "Without Last-Event-ID the first message is `hello` with the current `seq`. With "
         "Last-Event-ID every later event of the site is replayed first; if they are no "
         "longer buffered (or the service restarted) a `reset` comes instead, and the client "
         "must re-read the snapshot or display. Then live events follow: "
-        f"{_code_list(TICKET_EVENT_TYPES + COUNTER_EVENT_TYPES)}. A comment line "
-        "`: keepalive` is sent after 15 seconds without events. A client too slow to keep "
+        f"{_code_list(EVENT_TYPES)}. A comment line "
+        f"`: keepalive` is sent after {KEEPALIVE_SECONDS:g} seconds without events. "
+        "A client too slow to keep "
         "up is disconnected and should reconnect with Last-Event-ID (EventSource does so "
         "by itself). Ignore unknown `type`s."
     )
@@ -1655,6 +1641,8 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     parameters = [PATH_PARAMETERS[name] for name in _path_names(route.canonical)]
     parameters += _PARAMETERS.get(route.operation_id, [])
+    if route.counter is CounterIn.QUERY:
+        parameters.append(_COUNTER_QUERY)
     if route.idempotent:
         parameters.append(_param("IdempotencyKey"))
     if parameters:
@@ -1672,7 +1660,7 @@ def _operation(route: Route) -> dict[str, Any]:
         }
     op["responses"] = responses
     if route.access is Access.ROLES:
-        op["x-roles"] = [str(role) for role in Role if role in route.roles]
+        op["x-roles"] = [str(role) for role in vocab.Role if role in route.roles]
     else:
         op["security"] = _SECURITY[route.access]  # otherwise the document-wide bearer
     return op
@@ -1736,7 +1724,8 @@ _DESCRIPTIONS: dict[str, str] = {
         "The questions and answers to show, the comment limit and the SP4N-LAPOR link. Public."
     ),
     "getPendingSurvey": (
-        "The most recent visit the counter served in the last 15 minutes that has not been "
+        f"The most recent visit the counter served in the last {TABLET_WINDOW // _MINUTE} minutes "
+        "that has not been "
         "rated, or `ticket: null`. For the tablet facing the citizen at the counter, which "
         "then posts to `/api/v1/tickets/{ticket}/survey`. Roles survey (a token for the "
         "tablet: its own counters, and nothing else), counter (its own counters), manager, "
@@ -1768,7 +1757,8 @@ _DESCRIPTIONS: dict[str, str] = {
     ),
     "getTicketSurvey": (
         "`status`: `open` (served, not rated yet), `submitted`, `not_served` (the visit did "
-        "not end served) or `closed` (over 7 days ago). Public: the ticket id is the "
+        f"not end served) or `closed` (over {SURVEY_WINDOW_DAYS} days ago). "
+        "Public: the ticket id is the "
         "capability. Works on later days too."
     ),
     "submitSurvey": (
@@ -1784,8 +1774,9 @@ _DESCRIPTIONS: dict[str, str] = {
         "bearer token; otherwise the endpoint is open."
     ),
     "readyz": (
-        "Ready when today's events are replayed and the database answers a ping within 2 "
-        "seconds. For load balancers and orchestrators. Not ready, the answer is 503 with "
+        f"Ready when today's events are replayed and the database answers a ping within "
+        f"{PING_SECONDS} seconds. For load balancers and orchestrators. "
+        "Not ready, the answer is 503 with "
         "`reason` (a stable code), `detail` and `problems`; while the service starts, also "
         "the `stage` it is at and the `attempt` to reach the database."
     ),
@@ -1865,7 +1856,7 @@ def _build() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": (
                         "A configured staff token (stored server-side as its SHA-256). Roles: "
-                        + ", ".join(ROLES)
+                        + ", ".join(vocab.Role)
                         + "."
                     ),
                 }

@@ -35,6 +35,7 @@ COMMENT_MAX = 500
 TABLET_WINDOW = timedelta(minutes=15)
 COMPLAINT_URL = "https://www.lapor.go.id"
 REPORT_FORMATS = ("json", "csv", "html")
+REPORT_LOCALES = ("id", "en")  # a CSV's regional format: `;` and decimal commas, or `,`
 
 # The SKM questionnaire of PermenPANRB 14/2017 (its appendix), U1..U9, with the four
 # answers from 1 (worst) to 4 (best), in Bahasa Indonesia and English.
@@ -132,10 +133,6 @@ class InvalidSurvey(ApiError):
     status, code = 400, "invalid_survey"
 
 
-class InvalidReportRequest(ApiError):
-    status, code = 400, "invalid_report_request"
-
-
 def survey_config(site: Site) -> dict[str, Any]:
     mode = site.survey
     out: dict[str, Any] = {
@@ -185,9 +182,7 @@ def _range(request: web.Request, site: Site) -> tuple[date, date]:
         if "to" in request.query:
             last = date.fromisoformat(request.query["to"])
     except ValueError:
-        raise InvalidReportRequest(
-            "'from' and 'to' must be dates, YYYY-MM-DD", code="invalid_date"
-        ) from None
+        raise ApiError("'from' and 'to' must be dates, YYYY-MM-DD", code="invalid_date") from None
     return first, last
 
 
@@ -198,14 +193,14 @@ async def report(request: web.Request) -> web.StreamResponse:
     site = _site(request)
     fmt = request.query.get("format", "json")
     if fmt not in REPORT_FORMATS:
-        raise InvalidReportRequest(
+        raise ApiError(
             f"format must be one of {', '.join(REPORT_FORMATS)}",
             code="invalid_format",
             allowed=list(REPORT_FORMATS),
         )
     locale = request.query.get("locale", "id")
-    if locale not in ("id", "en"):
-        raise InvalidReportRequest("locale must be id or en", code="invalid_format")
+    if locale not in REPORT_LOCALES:
+        raise ApiError(f"locale must be {' or '.join(REPORT_LOCALES)}", code="invalid_format")
     first, last = _range(request, site)
     body = await build_report(request.app[STORE].pool, site, first, last, request.app[CLOCK].now())
     name = f"laporan-{site.id}-{first.isoformat()}-{last.isoformat()}"
@@ -292,8 +287,8 @@ async def ticket_survey(request: web.Request) -> web.Response:
 
 
 def _score(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4:
-        raise InvalidSurvey(f"{field} must be an integer from 1 to 4", field=field)
+    if isinstance(value, bool) or not isinstance(value, int) or not ikm.LOW <= value <= ikm.HIGH:
+        raise InvalidSurvey(f"{field} must be an integer from {ikm.LOW} to {ikm.HIGH}", field=field)
     return value
 
 
@@ -322,7 +317,8 @@ def parse_answers(body: dict[str, Any], mode: str) -> surveys.SurveyAnswers:
         scores = body.get("scores")
         if not isinstance(scores, list) or len(scores) != ikm.ELEMENTS:
             raise InvalidSurvey(
-                f"scores must be a list of {ikm.ELEMENTS} integers from 1 to 4 (U1..U9)",
+                f"scores must be a list of {ikm.ELEMENTS} integers from {ikm.LOW} to {ikm.HIGH}"
+                " (U1..U9)",
                 field="scores",
             )
         values = tuple(_score(v, f"scores[{i}]") for i, v in enumerate(scores))
@@ -334,13 +330,15 @@ def parse_answers(body: dict[str, Any], mode: str) -> surveys.SurveyAnswers:
             mode=mode,
         )
     if "rating" not in body:
-        raise InvalidSurvey("rating is required (1 to 4)", field="rating")
+        raise InvalidSurvey(f"rating is required ({ikm.LOW} to {ikm.HIGH})", field="rating")
     return surveys.SurveyAnswers(
         SurveyMode.QUICK, None, _score(body["rating"], "rating"), comment, channel
     )
 
 
 SURVEY_CHANNELS = ("phone", "counter")
+# One answer's score: the SKM's 1 (worst) to 4 (best), for the one-tap rating too.
+SCORE = {"type": "integer", "minimum": ikm.LOW, "maximum": ikm.HIGH}
 SUBMIT_SURVEY = Body(
     "SurveyRequest",
     other={
@@ -348,13 +346,11 @@ SUBMIT_SURVEY = Body(
             "type": "array",
             "minItems": ikm.ELEMENTS,
             "maxItems": ikm.ELEMENTS,
-            "items": {"type": "integer", "minimum": 1, "maximum": 4},
+            "items": SCORE,
             "description": "U1..U9, 1 (worst) to 4 (best); mode `skm`.",
         },
         "rating": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 4,
+            **SCORE,
             "description": "One-tap rating; mode `quick`.",
         },
         "comment": {
