@@ -16,7 +16,7 @@ API answers it with, a human `message` and JSON-ready `details`.
     ├── ReplayError                       replay_failed         500     domain/state.py
     ├── ApiError                          bad_request           400     web/errors.py
     │   └── Malformed 400, Unauthorized 401, Forbidden 403, TooLarge 413,
-    │       SurveyConflict 409, InvalidSurvey 400, InvalidReportRequest 400
+    │       SurveyConflict 409, InvalidSurvey 400
     ├── StartupFailed                     (its /readyz reason)          web/app.py
     ├── StoreUnavailable                  database_unavailable  503     store/event_store.py
     ├── WriterLockHeld                    writer_lock_held              store/event_store.py
