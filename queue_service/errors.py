@@ -18,7 +18,7 @@ API answers it with, a human `message` and JSON-ready `details`.
     │   └── Malformed 400, Unauthorized 401, Forbidden 403, TooLarge 413,
     │       SurveyConflict 409, InvalidSurvey 400, InvalidReportRequest 400
     ├── StartupFailed                     (its /readyz reason)          web/app.py
-    ├── StoreUnavailable                  database_unavailable  503     store/event_store.py
+    ├── StoreUnavailable                  database_unavailable  503     store/protocol.py
     ├── WriterLockHeld                    writer_lock_held              store/event_store.py
     ├── EmbeddedPostgresError (OSError)   embedded_postgres             store/db.py
     ├── AnswerFailed                      answer_failed         500     engine/answers.py

@@ -20,8 +20,7 @@ import orjson
 from queue_service.domain import errors
 from queue_service.domain.clock import Clock
 from queue_service.errors import AntrianError
-from queue_service.store.event_store import IdempotentAnswer
-from queue_service.store.protocol import Store
+from queue_service.store.protocol import IdempotentAnswer, Store
 
 log = logging.getLogger(__name__)
 

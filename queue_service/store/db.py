@@ -38,6 +38,7 @@ import asyncpg
 import psutil
 
 from queue_service.errors import AntrianError
+from queue_service.store.protocol import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,18 @@ SYSTEM_USER = "embedded_postgres"
 _SOCKET_PATH_MAX = 107
 # A server log larger than this is moved to `<log>.1` before the next server start.
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
+
+# What a database that is down, unreachable, full or too slow raises through asyncpg.
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """Map the database's failures (DB_ERRORS) to StoreUnavailable (a 503 at the API)."""
+    try:
+        yield
+    except DB_ERRORS as exc:
+        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 def _bin_dir() -> Path:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -16,7 +15,8 @@ import orjson
 from queue_service.domain.events import EVENTS, PAYLOAD_AT, ROW_WIDTH, Event, PayloadField
 from queue_service.domain.vocab import EventType
 from queue_service.errors import AntrianError
-from queue_service.store.db import connect
+from queue_service.store.db import DB_ERRORS, connect, database_errors
+from queue_service.store.protocol import REPLAY_BATCH, IdempotentAnswer, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,48 +30,16 @@ _EVENT_COLUMNS = (
 _ANSWER_COLUMNS = "site_id, key, request_hash, status, response, last_seq, created_at"
 
 
-class StoreUnavailable(AntrianError):
-    """The database cannot be reached or refused the write; nothing was acknowledged."""
-
-    code = "database_unavailable"
-    status = 503
-
-
-# What a database that is down, unreachable, full or too slow raises through asyncpg.
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
-
-
-@contextlib.contextmanager
-def database_errors() -> Iterator[None]:
-    """Map the database's failures (DB_ERRORS) to StoreUnavailable (a 503 at the API)."""
-    try:
-        yield
-    except DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
-
-
 class WriterLockHeld(AntrianError):
     """Another process is already the writer of this database."""
 
     code = "writer_lock_held"
 
 
-@dataclass(frozen=True, slots=True)
-class IdempotentAnswer:
-    site_id: str
-    key: str
-    request_hash: str
-    status: int
-    response: str  # the JSON text of the answer (decoded only when a retry needs it)
-    last_seq: int
-    created_at: datetime
-
-
 # Start-up replay reads the day in seq ranges of this many events (each sorted by site),
-# this many ranges open at once, handing over batches of this many events.
+# this many ranges open at once, handing over batches of `REPLAY_BATCH` events.
 REPLAY_CHUNK = 200_000
 REPLAY_RANGES_OPEN = 2
-REPLAY_BATCH = 20_000
 
 # The first and last seq of one day of the given sites, from the (site_id, service_day,
 # seq) index: two index probes per site, no scan.

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from queue_service.domain.vocab import Outcome
-from queue_service.store.event_store import database_errors
+from queue_service.store.db import database_errors
 
 log = logging.getLogger(__name__)
 
