@@ -55,10 +55,8 @@ _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 _HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})\Z")
 
 
-class ConfigError(AntrianError):
+class ConfigError(AntrianError, code="invalid_config"):
     """The configuration file is invalid; `problems` lists each one as 'file: key: problem'."""
-
-    code = "invalid_config"
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems), problems=problems)

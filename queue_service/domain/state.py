@@ -68,10 +68,8 @@ _DONE, _NO_SHOW, _CANCELLED = TicketStatus.DONE, TicketStatus.NO_SHOW, TicketSta
 _EXPIRED, _OPEN = TicketStatus.EXPIRED, CounterStatus.OPEN
 
 
-class ReplayError(AntrianError):
+class ReplayError(AntrianError, code="replay_failed"):
     """A stored event does not fit the state it is applied to (corrupt or foreign log)."""
-
-    code = "replay_failed"
 
 
 @dataclass(slots=True)

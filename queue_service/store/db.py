@@ -72,12 +72,10 @@ def _bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-class EmbeddedPostgresError(AntrianError, OSError):
+class EmbeddedPostgresError(AntrianError, OSError, code="embedded_postgres"):
     """The embedded PostgreSQL could not be started; the message says why and where to look.
     Also an OSError: a failed start is an operating-system failure to callers (the CLI's
     exit status)."""
-
-    code = "embedded_postgres"
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,8 @@ _EVENT_COLUMNS = (
 _ANSWER_COLUMNS = "site_id, key, request_hash, status, response, last_seq, created_at"
 
 
-class WriterLockHeld(AntrianError):
+class WriterLockHeld(AntrianError, code="writer_lock_held"):
     """Another process is already the writer of this database."""
-
-    code = "writer_lock_held"
 
 
 # Start-up replay reads the day in seq ranges of this many events (each sorted by site),

@@ -20,11 +20,8 @@ from queue_service.domain.state import Row
 from queue_service.errors import AntrianError
 
 
-class StoreUnavailable(AntrianError):
+class StoreUnavailable(AntrianError, code="database_unavailable", status=503):
     """The database cannot be reached or refused the write; nothing was acknowledged."""
-
-    code = "database_unavailable"
-    status = 503
 
 
 @dataclass(frozen=True, slots=True)
