@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +62,14 @@ def database_errors() -> Iterator[None]:
         yield
     except DB_ERRORS as exc:
         raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the pool, the database's failures on it mapped to StoreUnavailable."""
+    with database_errors():
+        async with pool.acquire() as conn:
+            yield conn
 
 
 def _bin_dir() -> Path:

@@ -15,7 +15,7 @@ import orjson
 from queue_service.domain.events import EVENTS, PAYLOAD_AT, ROW_WIDTH, Event, PayloadField
 from queue_service.domain.vocab import EventType
 from queue_service.errors import AntrianError
-from queue_service.store.db import DB_ERRORS, connect, database_errors
+from queue_service.store.db import DB_ERRORS, connect, connection
 from queue_service.store.protocol import REPLAY_BATCH, IdempotentAnswer, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -432,32 +432,30 @@ class EventStore:
 
     async def find_answer(self, site_id: str, key: str, since: datetime) -> IdempotentAnswer | None:
         """The stored answer of one key, if it was created since `since` (primary key look-up)."""
-        with database_errors():
-            async with self.pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys"  # noqa: S608 - constant
-                    " WHERE site_id = $1 AND key = $2 AND created_at >= $3",
-                    site_id,
-                    key,
-                    since,
-                )
-        return None if row is None else IdempotentAnswer(*row)
+        return await self._one_answer(
+            "site_id = $1 AND key = $2 AND created_at >= $3", site_id, key, since
+        )
 
     async def latest_answer(
         self, site_id: str, key_prefix: str, since: datetime
     ) -> IdempotentAnswer | None:
         """The most recent answer (by its last event) among the keys that start with
         `key_prefix`, created since `since`: a device's last acted press, say."""
-        with database_errors():
-            async with self.pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys"  # noqa: S608 - constant
-                    " WHERE site_id = $1 AND created_at >= $2 AND starts_with(key, $3)"
-                    " ORDER BY last_seq DESC LIMIT 1",
-                    site_id,
-                    since,
-                    key_prefix,
-                )
+        return await self._one_answer(
+            "site_id = $1 AND created_at >= $2 AND starts_with(key, $3)"
+            " ORDER BY last_seq DESC LIMIT 1",
+            site_id,
+            since,
+            key_prefix,
+        )
+
+    async def _one_answer(self, where: str, *args: Any) -> IdempotentAnswer | None:
+        """The first stored answer that `where` (and its order) selects, if any."""
+        async with connection(self.pool) as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys WHERE {where}",  # noqa: S608 - constant parts
+                *args,
+            )
         return None if row is None else IdempotentAnswer(*row)
 
     async def answer_keys(self, since: datetime, bucket_seconds: int) -> dict[int, list[str]]:
