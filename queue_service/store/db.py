@@ -36,6 +36,7 @@ from typing import Any
 
 import asyncpg
 import psutil
+from asyncpg.pool import PoolConnectionProxy
 
 from queue_service.errors import AntrianError
 from queue_service.store.protocol import StoreUnavailable
@@ -65,7 +66,7 @@ def database_errors() -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy]:
     """A connection of the pool, the database's failures on it mapped to StoreUnavailable."""
     with database_errors():
         async with pool.acquire() as conn:
