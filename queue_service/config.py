@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Container, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, fields
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from queue_service.domain.site import (
@@ -46,6 +47,9 @@ from queue_service.domain.vocab import (
 )
 from queue_service.errors import AntrianError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 E = TypeVar("E", bound=StrEnum)
 
 _ID_RE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ID - 1}}}\Z")
@@ -55,10 +59,8 @@ _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 _HOST_PORT_RE = re.compile(r"(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})\Z")
 
 
-class ConfigError(AntrianError):
+class ConfigError(AntrianError, code="invalid_config"):
     """The configuration file is invalid; `problems` lists each one as 'file: key: problem'."""
-
-    code = "invalid_config"
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems), problems=problems)
@@ -184,10 +186,53 @@ class _Reader:
             self.problem(key, f"must be one of {', '.join(choices)}")
             return None
 
-    def unknown_keys(self, table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    def tables(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        where: str,
+        allowed: AbstractSet[str] | None,
+        *,
+        required: bool = True,
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Each item of the list `key` that is a table, with its own key (`where.key[j]`);
+        an item that is not a table is reported and skipped. Keys of an item not in
+        `allowed` are reported (None: the item's own parser checks them)."""
+        items = self.get(table, key, where, list, required=required, default=[]) or []
+        for j, item in enumerate(items):
+            at = f"{where}.{key}[{j}]" if where else f"{key}[{j}]"
+            if not isinstance(item, dict):
+                self.problem(at, "must be a table")
+                continue
+            if allowed is not None:
+                self.unknown_keys(item, allowed, at)
+            yield at, item
+
+    def ident(self, table: Mapping[str, Any], where: str, seen: Container[str], what: str) -> str:
+        """The table's `id`, reported when it is not a well-formed id or one of `seen` (the
+        ids of its kind so far)."""
+        value: str = self.get(table, "id", where, str, default="")
+        if value and not _ID_RE.match(value):
+            self.problem(
+                f"{where}.id", f"must be lower-case letters, digits, '-' or '_' (max {MAX_ID})"
+            )
+        if value in seen:
+            self.problem(f"{where}.id", f"duplicate {what} id {value!r}")
+        return value
+
+    def unknown_keys(self, table: Mapping[str, Any], allowed: AbstractSet[str], where: str) -> None:
         for key in table:
             if key not in allowed:
                 self.problem(f"{where}.{key}" if where else key, "is not a known setting")
+
+
+def _keys(cls: type[DataclassInstance]) -> frozenset[str]:
+    """The keys a table of `cls` may have: the dataclass's fields, named as in the file."""
+    return frozenset(f.name for f in fields(cls))
+
+
+# A device's table holds its serial settings as keys of their own.
+_DEVICE_KEYS = _keys(DeviceConfig) - {"serial"} | _keys(SerialSettings)
 
 
 def _kind_name(kinds: tuple[type, ...]) -> str:
@@ -243,24 +288,7 @@ def parse_config(data: Mapping[str, Any], path: str = "<config>") -> AppConfig:
 
 
 def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
-    r.unknown_keys(
-        raw,
-        {
-            "id",
-            "name",
-            "timezone",
-            "hours",
-            "breaks",
-            "agencies",
-            "services",
-            "counters",
-            "no_show_min_calls",
-            "devices",
-            "public_url",
-            "survey",
-        },
-        where,
-    )
+    r.unknown_keys(raw, _keys(Site), where)
     site_id = r.get(raw, "id", where, str, default="")
     if site_id and not _ID_RE.match(site_id):
         r.problem(f"{where}.id", f"must be lower-case letters, digits, '-' or '_' (max {MAX_ID})")
@@ -295,14 +323,7 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         r.problem(f"{where}.hours", "the site must open on at least one day")
 
     breaks: list[Break] = []
-    for j, raw_break in enumerate(
-        r.get(raw, "breaks", where, list, required=False, default=[]) or []
-    ):
-        key = f"{where}.breaks[{j}]"
-        if not isinstance(raw_break, dict):
-            r.problem(key, "must be a table")
-            continue
-        r.unknown_keys(raw_break, {"days", "start", "end", "label"}, key)
+    for key, raw_break in r.tables(raw, "breaks", where, _keys(Break), required=False):
         days = r.strings(raw_break, "days", key)
         for d in days:
             if d not in WEEKDAYS:
@@ -318,26 +339,13 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
             breaks.append(Break(tuple(days), start, end, label))
 
     agencies: dict[str, Agency] = {}
-    for j, raw_agency in enumerate(r.get(raw, "agencies", where, list, default=[]) or []):
-        key = f"{where}.agencies[{j}]"
-        if not isinstance(raw_agency, dict):
-            r.problem(key, "must be a table")
-            continue
-        r.unknown_keys(raw_agency, {"id", "name"}, key)
-        aid = r.get(raw_agency, "id", key, str, default="")
-        if aid and not _ID_RE.match(aid):
-            r.problem(f"{key}.id", "must be lower-case letters, digits, '-' or '_'")
-        if aid in agencies:
-            r.problem(f"{key}.id", f"duplicate agency id {aid!r}")
+    for key, raw_agency in r.tables(raw, "agencies", where, _keys(Agency)):
+        aid = r.ident(raw_agency, key, agencies, "agency")
         agencies[aid] = Agency(aid, r.get(raw_agency, "name", key, str, default=""))
 
     services: dict[str, Service] = {}
     prefixes: dict[str, str] = {}
-    for j, raw_service in enumerate(r.get(raw, "services", where, list, default=[]) or []):
-        key = f"{where}.services[{j}]"
-        if not isinstance(raw_service, dict):
-            r.problem(key, "must be a table")
-            continue
+    for key, raw_service in r.tables(raw, "services", where, None):
         service = _parse_service(r, raw_service, key, agencies)
         if service is None:
             continue
@@ -355,17 +363,8 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         r.problem(f"{where}.services", "must list at least one service")
 
     counters: dict[str, Counter] = {}
-    for j, raw_counter in enumerate(r.get(raw, "counters", where, list, default=[]) or []):
-        key = f"{where}.counters[{j}]"
-        if not isinstance(raw_counter, dict):
-            r.problem(key, "must be a table")
-            continue
-        r.unknown_keys(raw_counter, {"id", "name", "services", "zone", "uses_start"}, key)
-        cid = r.get(raw_counter, "id", key, str, default="")
-        if cid and not _ID_RE.match(cid):
-            r.problem(f"{key}.id", "must be lower-case letters, digits, '-' or '_'")
-        if cid in counters:
-            r.problem(f"{key}.id", f"duplicate counter id {cid!r}")
+    for key, raw_counter in r.tables(raw, "counters", where, _keys(Counter)):
+        cid = r.ident(raw_counter, key, counters, "counter")
         served = r.strings(raw_counter, "services", key)
         if not served:
             r.problem(f"{key}.services", "a counter must serve at least one service")
@@ -462,6 +461,31 @@ def _int_keys(r: _Reader, table: Mapping[str, Any], where: str, high: int) -> di
     return out
 
 
+# The numbered tables of a device: the kind that must have it (no other may), as the
+# messages name that kind, what one entry is, and the highest number.
+_NUMBERED = {
+    "buttons": (DeviceKind.DISPENSER, "a dispenser", "button", 99),
+    "addresses": (DeviceKind.KEYPAD, "a keypad bus", "address", 255),
+}
+
+
+def _numbered(
+    r: _Reader, raw_device: Mapping[str, Any], key: str, kind: DeviceKind | None, name: str
+) -> dict[int, Any]:
+    """The device's numbered table `name` (`_NUMBERED`), by number; empty where it is
+    absent, or reported (a device of another kind, no entry)."""
+    owner, owner_name, item, high = _NUMBERED[name]
+    table = r.get(raw_device, name, key, dict, required=kind == owner)
+    if table is None:
+        return {}
+    if kind != owner:
+        r.problem(f"{key}.{name}", f"only {owner_name} has {name}")
+        return {}
+    if not table:
+        r.problem(f"{key}.{name}", f"{owner_name} needs at least one {item}")
+    return _int_keys(r, table, f"{key}.{name}", high)
+
+
 def _parse_devices(
     r: _Reader,
     raw: Mapping[str, Any],
@@ -476,36 +500,8 @@ def _parse_devices(
     prefixes: dict[str, str] = {}
     ranges: list[tuple[str, int, int, str]] = []
     service_prefixes = {svc.prefix for svc in services.values()}
-    for j, raw_device in enumerate(r.get(raw, "devices", where, list, required=False) or []):
-        key = f"{where}.devices[{j}]"
-        if not isinstance(raw_device, dict):
-            r.problem(key, "must be a table")
-            continue
-        r.unknown_keys(
-            raw_device,
-            {
-                "id",
-                "kind",
-                "url",
-                "baudrate",
-                "bytesize",
-                "parity",
-                "stopbits",
-                "silence_timeout",
-                "backoff_initial",
-                "backoff_max",
-                "buttons",
-                "addresses",
-                "kiosk",
-                "poll_interval",
-            },
-            key,
-        )
-        did = r.get(raw_device, "id", key, str, default="")
-        if did and not _ID_RE.match(did):
-            r.problem(f"{key}.id", f"must be lower-case letters, digits, '-' or '_' (max {MAX_ID})")
-        if did in seen:
-            r.problem(f"{key}.id", f"duplicate device id {did!r}")
+    for key, raw_device in r.tables(raw, "devices", where, _DEVICE_KEYS, required=False):
+        did = r.ident(raw_device, key, seen, "device")
         seen.add(did)
         kind = r.choice(r.get(raw_device, "kind", key, str), DeviceKind, f"{key}.kind")
         url = r.get(raw_device, "url", key, str, default="")
@@ -546,54 +542,40 @@ def _parse_devices(
             r.problem(f"{key}.silence_timeout", "must be longer than poll_interval (or 0)")
 
         buttons: dict[int, ButtonConfig] = {}
-        raw_buttons = r.get(raw_device, "buttons", key, dict, required=kind == DeviceKind.DISPENSER)
-        if raw_buttons is not None and kind != DeviceKind.DISPENSER:
-            r.problem(f"{key}.buttons", "only a dispenser has buttons")
-        elif raw_buttons is not None:
-            if not raw_buttons:
-                r.problem(f"{key}.buttons", "a dispenser needs at least one button")
-            for number, spec in _int_keys(r, raw_buttons, f"{key}.buttons", 99).items():
-                bkey = f"{key}.buttons.{number}"
-                button = _parse_button(r, spec, bkey, number, services)
-                if button is None:
-                    continue
-                buttons[number] = button
-                if button.prefix is not None:
-                    if button.prefix in service_prefixes:
-                        r.problem(
-                            f"{bkey}.prefix",
-                            f"{button.prefix!r} is a service prefix: device numbers would "
-                            "clash with kiosk numbers",
-                        )
-                    elif button.prefix in prefixes:
-                        r.problem(
-                            f"{bkey}.prefix",
-                            f"{button.prefix!r} is already used by {prefixes[button.prefix]}",
-                        )
-                    prefixes[button.prefix] = bkey
-                elif button.range is not None:
-                    low, high = button.range
-                    for code, other_low, other_high, other in ranges:
-                        if code == button.service and low <= other_high and other_low <= high:
-                            r.problem(f"{bkey}.range", f"overlaps the range of {other}")
-                    ranges.append((button.service, low, high, bkey))
+        for number, spec in _numbered(r, raw_device, key, kind, "buttons").items():
+            bkey = f"{key}.buttons.{number}"
+            button = _parse_button(r, spec, bkey, number, services)
+            if button is None:
+                continue
+            buttons[number] = button
+            if button.prefix is not None:
+                if button.prefix in service_prefixes:
+                    r.problem(
+                        f"{bkey}.prefix",
+                        f"{button.prefix!r} is a service prefix: device numbers would "
+                        "clash with kiosk numbers",
+                    )
+                elif button.prefix in prefixes:
+                    r.problem(
+                        f"{bkey}.prefix",
+                        f"{button.prefix!r} is already used by {prefixes[button.prefix]}",
+                    )
+                prefixes[button.prefix] = bkey
+            elif button.range is not None:
+                low, high = button.range
+                for code, other_low, other_high, other in ranges:
+                    if code == button.service and low <= other_high and other_low <= high:
+                        r.problem(f"{bkey}.range", f"overlaps the range of {other}")
+                ranges.append((button.service, low, high, bkey))
 
         addresses: dict[int, str] = {}
-        raw_addresses = r.get(
-            raw_device, "addresses", key, dict, required=kind == DeviceKind.KEYPAD
-        )
-        if raw_addresses is not None and kind != DeviceKind.KEYPAD:
-            r.problem(f"{key}.addresses", "only a keypad bus has addresses")
-        elif raw_addresses is not None:
-            if not raw_addresses:
-                r.problem(f"{key}.addresses", "a keypad bus needs at least one address")
-            for address, counter in _int_keys(r, raw_addresses, f"{key}.addresses", 255).items():
-                if not isinstance(counter, str) or counter not in counters:
-                    r.problem(f"{key}.addresses.{address}", f"unknown counter {counter!r}")
-                    continue
-                if counter in addresses.values():
-                    r.problem(f"{key}.addresses.{address}", f"counter {counter!r} has two keypads")
-                addresses[address] = counter
+        for address, counter in _numbered(r, raw_device, key, kind, "addresses").items():
+            if not isinstance(counter, str) or counter not in counters:
+                r.problem(f"{key}.addresses.{address}", f"unknown counter {counter!r}")
+                continue
+            if counter in addresses.values():
+                r.problem(f"{key}.addresses.{address}", f"counter {counter!r} has two keypads")
+            addresses[address] = counter
 
         kiosk = r.get(raw_device, "kiosk", key, str, required=kind == DeviceKind.PRINTER)
         if kiosk is not None and kind != DeviceKind.PRINTER:
@@ -629,7 +611,7 @@ def _parse_button(
     if not isinstance(spec, dict):
         r.problem(key, 'must be a table, e.g. { service = "KTP-EL", prefix = "X" }')
         return None
-    r.unknown_keys(spec, {"service", "prefix", "range", "priority"}, key)
+    r.unknown_keys(spec, _keys(ButtonConfig) - {"button"}, key)  # the button is its key
     code = r.get(spec, "service", key, str, default="")
     service = services.get(code)
     if code and service is None:
@@ -696,23 +678,7 @@ def _check_device_references(
 def _parse_service(
     r: _Reader, raw: Mapping[str, Any], key: str, agencies: Mapping[str, Agency]
 ) -> Service | None:
-    r.unknown_keys(
-        raw,
-        {
-            "code",
-            "agency",
-            "name_id",
-            "name_en",
-            "prefix",
-            "target_wait_minutes",
-            "daily_quota",
-            "cutoff",
-            "priority_policy",
-            "priority_interleave",
-            "default_service_minutes",
-        },
-        key,
-    )
+    r.unknown_keys(raw, _keys(Service), key)
     code = r.get(raw, "code", key, str, default="")
     if code and not _CODE_RE.match(code):
         r.problem(f"{key}.code", f"must be upper-case letters, digits, '-' or '_' (max {MAX_WORD})")
@@ -766,12 +732,7 @@ def _parse_tokens(
 ) -> tuple[Token, ...]:
     tokens: list[Token] = []
     seen: set[str] = set()
-    for i, raw in enumerate(r.get(data, "tokens", "", list, required=False, default=[]) or []):
-        key = f"tokens[{i}]"
-        if not isinstance(raw, dict):
-            r.problem(key, "must be a table")
-            continue
-        r.unknown_keys(raw, {"name", "role", "sha256", "sites", "counters"}, key)
+    for key, raw in r.tables(data, "tokens", "", _keys(Token), required=False):
         name = r.get(raw, "name", key, str, default="")
         role = r.choice(r.get(raw, "role", key, str), Role, f"{key}.role")
         digest = r.get(raw, "sha256", key, str, default="")

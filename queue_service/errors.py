@@ -18,7 +18,7 @@ API answers it with, a human `message` and JSON-ready `details`.
     │   └── Malformed 400, Unauthorized 401, Forbidden 403, TooLarge 413,
     │       SurveyConflict 409, InvalidSurvey 400
     ├── StartupFailed                     (its /readyz reason)          web/app.py
-    ├── StoreUnavailable                  database_unavailable  503     store/event_store.py
+    ├── StoreUnavailable                  database_unavailable  503     store/protocol.py
     ├── WriterLockHeld                    writer_lock_held              store/event_store.py
     ├── EmbeddedPostgresError (OSError)   embedded_postgres             store/db.py
     ├── AnswerFailed                      answer_failed         500     engine/answers.py
@@ -43,10 +43,22 @@ from typing import Any
 
 
 class AntrianError(Exception):
-    """An error Antrian raises on purpose, with a stable code for clients."""
+    """An error Antrian raises on purpose, with a stable code for clients.
+
+    A subclass names its code and status as class keywords, so that a leaf of the tree is
+    one line: `class UnknownSite(NotFound, code="unknown_site"): ...`; what it does not name
+    it inherits.
+    """
 
     code: str = "error"
     status: int = 500
+
+    def __init_subclass__(cls, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
 
     def __init__(self, message: str = "", *, code: str | None = None, **details: Any) -> None:
         super().__init__(message)

@@ -40,11 +40,9 @@ class RateLimits:
     streams_total: int = 5000
 
 
-class SettingsError(AntrianError, ValueError):
+class SettingsError(AntrianError, ValueError, code="invalid_settings"):
     """An environment variable (or a command-line option) has a value the service cannot
     use. Also a ValueError: the option parsers report it as a bad value."""
-
-    code = "invalid_settings"
 
 
 def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:

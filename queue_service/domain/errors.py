@@ -11,78 +11,55 @@ from typing import Any
 from queue_service.errors import AntrianError
 
 
-class DomainError(AntrianError):
+class DomainError(AntrianError, code="domain_error", status=400):
     """A command the domain refuses."""
 
-    code = "domain_error"
-    status = 400
 
-
-class Invalid(DomainError):
+class Invalid(DomainError, code="invalid_command"):
     """The command itself is malformed (bad value), whatever the state."""
 
-    code = "invalid_command"
-    status = 400
+
+class NotFound(DomainError, code="not_found", status=404):
+    """The command names a site, service, counter or ticket that does not exist (today)."""
 
 
-class NotFound(DomainError):
-    code = "not_found"
-    status = 404
+class UnknownSite(NotFound, code="unknown_site"): ...
 
 
-class UnknownSite(NotFound):
-    code = "unknown_site"
+class UnknownService(NotFound, code="unknown_service"): ...
 
 
-class UnknownService(NotFound):
-    code = "unknown_service"
+class UnknownCounter(NotFound, code="unknown_counter"): ...
 
 
-class UnknownCounter(NotFound):
-    code = "unknown_counter"
+class UnknownTicket(NotFound, code="unknown_ticket"): ...
 
 
-class UnknownTicket(NotFound):
-    code = "unknown_ticket"
-
-
-class Conflict(DomainError):
+class Conflict(DomainError, code="conflict", status=409):
     """The command is well-formed but the current state does not allow it."""
 
-    code = "conflict"
-    status = 409
+
+class InvalidTransition(Conflict, code="invalid_transition"): ...
 
 
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
-
-
-class TicketTaken(Conflict):
+class TicketTaken(Conflict, code="ticket_taken"):
     """Another counter already holds the ticket."""
 
-    code = "ticket_taken"
+
+class QueueEmpty(Conflict, code="queue_empty"): ...
 
 
-class QueueEmpty(Conflict):
-    code = "queue_empty"
-
-
-class CounterBusy(Conflict):
+class CounterBusy(Conflict, code="counter_busy"):
     """The counter already holds a ticket and must finish, transfer or no-show it first."""
 
-    code = "counter_busy"
+
+class CounterNotOpen(Conflict, code="counter_not_open"): ...
 
 
-class CounterNotOpen(Conflict):
-    code = "counter_not_open"
+class NotServedHere(Conflict, code="service_not_served_here"): ...
 
 
-class NotServedHere(Conflict):
-    code = "service_not_served_here"
-
-
-class NoShowTooEarly(Conflict):
-    code = "no_show_too_early"
+class NoShowTooEarly(Conflict, code="no_show_too_early"): ...
 
 
 class NotIssuing(Conflict):
@@ -90,29 +67,21 @@ class NotIssuing(Conflict):
     an instant written site-local in ISO 8601 with the site's UTC offset
     (`2026-11-30T08:00:00+08:00`), or null where the hours give none within a week."""
 
-    code = "conflict"
-
     def __init__(self, message: str, *, opens_at: datetime | None, **details: Any) -> None:
         super().__init__(
             message, **details, opens_at=opens_at.isoformat() if opens_at is not None else None
         )
 
 
-class SiteClosed(NotIssuing):
+class SiteClosed(NotIssuing, code="site_closed"):
     """The hall is outside its opening hours; `opens_at` is its next opening."""
 
-    code = "site_closed"
 
-
-class CutoffPassed(NotIssuing):
+class CutoffPassed(NotIssuing, code="cutoff_passed"):
     """The service's last issue time today has passed; `opens_at` is the opening of the next
     day whose hours begin before the cutoff."""
 
-    code = "cutoff_passed"
 
-
-class QuotaReached(NotIssuing):
+class QuotaReached(NotIssuing, code="quota_reached"):
     """Today's quota (or ticket numbers) of the service are used up; `opens_at` is the
     opening of the next day that issues its tickets."""
-
-    code = "quota_reached"

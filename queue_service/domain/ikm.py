@@ -50,11 +50,8 @@ ELEMENT_NAMES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-class InvalidAnswers(AntrianError, ValueError):
+class InvalidAnswers(AntrianError, ValueError, code="invalid_answers", status=400):
     """Answers that are not nine scores from 1 to 4."""
-
-    code = "invalid_answers"
-    status = 400
 
 
 def check_scores(scores: Sequence[int]) -> None:

@@ -58,7 +58,9 @@ class EventType(StrEnum):
 
 
 class FinishOutcome(StrEnum):
-    """What an officer may record when finishing a visit."""
+    """What an officer may record when finishing a visit: the first three words of
+    `Outcome`, written again because an enum with members cannot be extended and one built
+    from another's members (`StrEnum("FinishOutcome", [...])`) is opaque to mypy."""
 
     SERVED = "served"
     INCOMPLETE = "incomplete"

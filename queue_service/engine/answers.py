@@ -20,8 +20,7 @@ import orjson
 from queue_service.domain import errors
 from queue_service.domain.clock import Clock
 from queue_service.errors import AntrianError
-from queue_service.store.event_store import IdempotentAnswer
-from queue_service.store.protocol import Store
+from queue_service.store.protocol import IdempotentAnswer, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +37,13 @@ PRUNE_EVERY = timedelta(hours=1)
 Key = tuple[str, str]  # (site id, Idempotency-Key)
 
 
-class IdempotencyKeyReused(errors.Conflict):
-    code = "idempotency_key_reused"
+class IdempotencyKeyReused(errors.Conflict, code="idempotency_key_reused"):
+    """The key was used before, within the idempotency window, for a different request."""
 
 
-class AnswerFailed(AntrianError):
+class AnswerFailed(AntrianError, code="answer_failed", status=500):
     """A command was carried out (its events are committed) but its answer could not be
     made, now or when it was first decided. `text` is the JSON body to send."""
-
-    code = "answer_failed"
-    status = 500
 
     def __init__(self, text: str | None = None) -> None:
         super().__init__("the command was carried out but its answer could not be made")

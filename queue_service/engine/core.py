@@ -48,13 +48,9 @@ from queue_service.engine.answers import (
     Answers,
     Key,
 )
-from queue_service.store.event_store import (
-    IdempotentAnswer,
-    StoreUnavailable,
-    WriterLockHeld,
-    database_errors,
-)
-from queue_service.store.protocol import Store
+from queue_service.store.db import database_errors
+from queue_service.store.event_store import WriterLockHeld
+from queue_service.store.protocol import IdempotentAnswer, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,8 @@ _G_SITE, _G_AGENCY, _G_SERVICE, _G_COUNTER = 7, 3, 1, 6
 _I_SITE, _I_AGENCY, _I_SERVICE = 3, 1, 0
 
 
-class ReportRangeError(AntrianError, ValueError):
+class ReportRangeError(AntrianError, ValueError, code="invalid_range", status=400):
     """A date range that is empty, reversed or too long."""
-
-    code = "invalid_range"
-    status = 400
 
 
 def check_range(first: date, last: date) -> None:

@@ -25,8 +25,8 @@ from queue_service.reports.build import ReportRangeError, build_report, check_ra
 from queue_service.reports.render import to_csv, to_html, to_json
 from queue_service.settings import Settings, SettingsError
 from queue_service.store.db import EmbeddedPostgres, create_pool
-from queue_service.store.event_store import StoreUnavailable
 from queue_service.store.migrate import migrate
+from queue_service.store.protocol import StoreUnavailable
 
 FORMATS = ("csv", "html", "json")
 CONFIG_ENV = "ANTRIAN_CONFIG"

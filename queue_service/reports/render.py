@@ -481,16 +481,13 @@ def to_html(report: dict[str, Any]) -> str:
         _bi("Layanan p50/p90", "Service p50/p90") + " (min)",
     ]
 
+    counts = ("issued", "served", "no_show", "cancelled", "transferred", "expired")
+
     def figure_cells(name: str, f: dict[str, Any]) -> list[str]:
         w, s = f["wait"], f["service"]
         return [
             name,
-            str(f["issued"]),
-            str(f["served"]),
-            str(f["no_show"]),
-            str(f["cancelled"]),
-            str(f["transferred"]),
-            str(f["expired"]),
+            *(str(f[k]) for k in counts),
             _pct(f["within_target"]["share"]),
             f"{_minutes(w['p50'])} / {_minutes(w['p90'])} / {_minutes(w['max'])}",
             f"{_minutes(s['p50'])} / {_minutes(s['p90'])}",

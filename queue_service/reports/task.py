@@ -23,7 +23,7 @@ from queue_service.domain.clock import Clock
 from queue_service.exposition import escape, fmt, header
 from queue_service.reports.build import site_dims
 from queue_service.store import reports as store
-from queue_service.store.event_store import StoreUnavailable
+from queue_service.store.protocol import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

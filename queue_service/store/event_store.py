@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -16,7 +15,8 @@ import orjson
 from queue_service.domain.events import EVENTS, PAYLOAD_AT, ROW_WIDTH, Event, PayloadField
 from queue_service.domain.vocab import EventType
 from queue_service.errors import AntrianError
-from queue_service.store.db import connect
+from queue_service.store.db import DB_ERRORS, connect, connection
+from queue_service.store.protocol import REPLAY_BATCH, IdempotentAnswer, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,48 +30,14 @@ _EVENT_COLUMNS = (
 _ANSWER_COLUMNS = "site_id, key, request_hash, status, response, last_seq, created_at"
 
 
-class StoreUnavailable(AntrianError):
-    """The database cannot be reached or refused the write; nothing was acknowledged."""
-
-    code = "database_unavailable"
-    status = 503
-
-
-# What a database that is down, unreachable, full or too slow raises through asyncpg.
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
-
-
-@contextlib.contextmanager
-def database_errors() -> Iterator[None]:
-    """Map the database's failures (DB_ERRORS) to StoreUnavailable (a 503 at the API)."""
-    try:
-        yield
-    except DB_ERRORS as exc:
-        raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
-
-
-class WriterLockHeld(AntrianError):
+class WriterLockHeld(AntrianError, code="writer_lock_held"):
     """Another process is already the writer of this database."""
-
-    code = "writer_lock_held"
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotentAnswer:
-    site_id: str
-    key: str
-    request_hash: str
-    status: int
-    response: str  # the JSON text of the answer (decoded only when a retry needs it)
-    last_seq: int
-    created_at: datetime
 
 
 # Start-up replay reads the day in seq ranges of this many events (each sorted by site),
-# this many ranges open at once, handing over batches of this many events.
+# this many ranges open at once, handing over batches of `REPLAY_BATCH` events.
 REPLAY_CHUNK = 200_000
 REPLAY_RANGES_OPEN = 2
-REPLAY_BATCH = 20_000
 
 # The first and last seq of one day of the given sites, from the (site_id, service_day,
 # seq) index: two index probes per site, no scan.
@@ -466,32 +432,30 @@ class EventStore:
 
     async def find_answer(self, site_id: str, key: str, since: datetime) -> IdempotentAnswer | None:
         """The stored answer of one key, if it was created since `since` (primary key look-up)."""
-        with database_errors():
-            async with self.pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys"  # noqa: S608 - constant
-                    " WHERE site_id = $1 AND key = $2 AND created_at >= $3",
-                    site_id,
-                    key,
-                    since,
-                )
-        return None if row is None else IdempotentAnswer(*row)
+        return await self._one_answer(
+            "site_id = $1 AND key = $2 AND created_at >= $3", site_id, key, since
+        )
 
     async def latest_answer(
         self, site_id: str, key_prefix: str, since: datetime
     ) -> IdempotentAnswer | None:
         """The most recent answer (by its last event) among the keys that start with
         `key_prefix`, created since `since`: a device's last acted press, say."""
-        with database_errors():
-            async with self.pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys"  # noqa: S608 - constant
-                    " WHERE site_id = $1 AND created_at >= $2 AND starts_with(key, $3)"
-                    " ORDER BY last_seq DESC LIMIT 1",
-                    site_id,
-                    since,
-                    key_prefix,
-                )
+        return await self._one_answer(
+            "site_id = $1 AND created_at >= $2 AND starts_with(key, $3)"
+            " ORDER BY last_seq DESC LIMIT 1",
+            site_id,
+            since,
+            key_prefix,
+        )
+
+    async def _one_answer(self, where: str, *args: Any) -> IdempotentAnswer | None:
+        """The first stored answer that `where` (and its order) selects, if any."""
+        async with connection(self.pool) as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_ANSWER_COLUMNS} FROM idempotency_keys WHERE {where}",  # noqa: S608 - constant parts
+                *args,
+            )
         return None if row is None else IdempotentAnswer(*row)
 
     async def answer_keys(self, since: datetime, bucket_seconds: int) -> dict[int, list[str]]:

@@ -19,7 +19,7 @@ import orjson
 from queue_service.domain import events
 from queue_service.domain.events import ROW_WIDTH, Event
 from queue_service.domain.state import Row
-from queue_service.store.event_store import REPLAY_BATCH, IdempotentAnswer
+from queue_service.store.protocol import REPLAY_BATCH, IdempotentAnswer
 
 
 def replay_row(e: Event) -> Row:

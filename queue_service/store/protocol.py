@@ -3,7 +3,7 @@
 Two stores satisfy it: `event_store.EventStore` (PostgreSQL, the service's) and
 `memory.MemoryStore` (the offline simulator's and the engine unit tests'). The engine is
 written against this protocol only, so the same decide, number, apply and commit path runs
-on both. A store raises `StoreUnavailable` (or one of the PostgreSQL store's `DB_ERRORS`,
+on both. A store raises `StoreUnavailable` (or one of the PostgreSQL store's `db.DB_ERRORS`,
 which the engine maps to it) when its database cannot take or give what was asked; any
 other exception is a bug and travels as what it is.
 """
@@ -11,12 +11,34 @@ other exception is a bug and travels as what it is.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
 from queue_service.domain.events import Event
 from queue_service.domain.state import Row
-from queue_service.store.event_store import IdempotentAnswer
+from queue_service.errors import AntrianError
+
+
+class StoreUnavailable(AntrianError, code="database_unavailable", status=503):
+    """The database cannot be reached or refused the write; nothing was acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentAnswer:
+    """A command's answer stored with its events, returned again to a retry of its key."""
+
+    site_id: str
+    key: str
+    request_hash: str
+    status: int
+    response: str  # the JSON text of the answer (decoded only when a retry needs it)
+    last_seq: int
+    created_at: datetime
+
+
+# A store's `read_days` hands over replay rows in batches of this many.
+REPLAY_BATCH = 20_000
 
 
 class Store(Protocol):

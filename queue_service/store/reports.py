@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from queue_service.domain.vocab import Outcome
-from queue_service.store.event_store import database_errors
+from queue_service.store.db import connection
 
 log = logging.getLogger(__name__)
 
@@ -137,53 +137,51 @@ async def ensure_rollup(
 ) -> int:
     """Roll up every closed day of the range that is missing or stale; return how many."""
     pair_counters, pair_services = dims.counter_pairs()
-    with database_errors():
-        async with pool.acquire() as conn:
-            stale = await conn.fetch(_STALE_DAYS, site_id, first, last, today)
-            for done, (day, last_seq) in enumerate(stale, 1):
-                async with conn.transaction():
+    async with connection(pool) as conn:
+        stale = await conn.fetch(_STALE_DAYS, site_id, first, last, today)
+        for done, (day, last_seq) in enumerate(stale, 1):
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))", _ROLLUP_LOCK + site_id
+                )
+                rolled = await conn.fetchval(
+                    "SELECT last_seq FROM report_days WHERE site_id = $1 AND service_day = $2",
+                    site_id,
+                    day,
+                )
+                if rolled != last_seq:  # another report may have just done it
                     await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext($1))", _ROLLUP_LOCK + site_id
-                    )
-                    rolled = await conn.fetchval(
-                        "SELECT last_seq FROM report_days WHERE site_id = $1 AND service_day = $2",
+                        "DELETE FROM report_visits WHERE site_id = $1 AND service_day = $2",
                         site_id,
                         day,
                     )
-                    if rolled != last_seq:  # another report may have just done it
-                        await conn.execute(
-                            "DELETE FROM report_visits WHERE site_id = $1 AND service_day = $2",
-                            site_id,
-                            day,
-                        )
-                        await conn.execute(
-                            "DELETE FROM report_counter_days"
-                            " WHERE site_id = $1 AND service_day = $2",
-                            site_id,
-                            day,
-                        )
-                        await conn.execute(_ROLL_VISITS, site_id, day)
-                        await conn.execute(
-                            _ROLL_COUNTERS,
-                            site_id,
-                            day,
-                            day,
-                            None,
-                            pair_counters,
-                            pair_services,
-                        )
-                        await conn.execute(
-                            "INSERT INTO report_days (site_id, service_day, last_seq, rolled_at)"
-                            " VALUES ($1, $2, $3, $4) ON CONFLICT (site_id, service_day)"
-                            " DO UPDATE SET last_seq = EXCLUDED.last_seq,"
-                            " rolled_at = EXCLUDED.rolled_at",
-                            site_id,
-                            day,
-                            last_seq,
-                            now,
-                        )
-                if progress is not None:
-                    progress(done, len(stale))
+                    await conn.execute(
+                        "DELETE FROM report_counter_days WHERE site_id = $1 AND service_day = $2",
+                        site_id,
+                        day,
+                    )
+                    await conn.execute(_ROLL_VISITS, site_id, day)
+                    await conn.execute(
+                        _ROLL_COUNTERS,
+                        site_id,
+                        day,
+                        day,
+                        None,
+                        pair_counters,
+                        pair_services,
+                    )
+                    await conn.execute(
+                        "INSERT INTO report_days (site_id, service_day, last_seq, rolled_at)"
+                        " VALUES ($1, $2, $3, $4) ON CONFLICT (site_id, service_day)"
+                        " DO UPDATE SET last_seq = EXCLUDED.last_seq,"
+                        " rolled_at = EXCLUDED.rolled_at",
+                        site_id,
+                        day,
+                        last_seq,
+                        now,
+                    )
+            if progress is not None:
+                progress(done, len(stale))
     if stale:
         log.info("rolled up %d day(s) of %s for reports", len(stale), site_id)
     return len(stale)
@@ -432,26 +430,25 @@ async def site_report(
     codes, agencies, targets = dims.service_arrays()
     pair_counters, pair_services = dims.counter_pairs()
     base = (site_id, first, last, today)
-    with database_errors():
-        async with (
-            pool.acquire() as conn,
-            # One snapshot for every part, so the parts add up.
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            # Sorts and hashes of a 90-day range fit in memory (the default 4 MB spills).
-            await conn.execute(_REPORT_SETTINGS)
-            figures = await conn.fetch(_FIGURES, *base, codes, agencies, targets, now)
-            hours = await conn.fetch(_HOURS, *base, dims.timezone)
-            days = await conn.fetch(_DAYS, *base, codes, agencies, targets, now)
-            counters = _records(await conn.fetch(_COUNTERS_ROLLED, *base))
-            if first <= today <= last:
-                live = await conn.fetch(
-                    _COUNTER_DAYS, site_id, today, today, now, pair_counters, pair_services
-                )
-                counters = _add_counter_days(counters, live)
-            ikm = await conn.fetch(_IKM, site_id, first, last, codes, agencies, targets)
-            bands = await conn.fetch(_IKM_BANDS, site_id, first, last, codes, agencies, targets)
-            notes = await conn.fetch(_COMMENTS, site_id, first, last, comments)
+    async with (
+        connection(pool) as conn,
+        # One snapshot for every part, so the parts add up.
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        # Sorts and hashes of a 90-day range fit in memory (the default 4 MB spills).
+        await conn.execute(_REPORT_SETTINGS)
+        figures = await conn.fetch(_FIGURES, *base, codes, agencies, targets, now)
+        hours = await conn.fetch(_HOURS, *base, dims.timezone)
+        days = await conn.fetch(_DAYS, *base, codes, agencies, targets, now)
+        counters = _records(await conn.fetch(_COUNTERS_ROLLED, *base))
+        if first <= today <= last:
+            live = await conn.fetch(
+                _COUNTER_DAYS, site_id, today, today, now, pair_counters, pair_services
+            )
+            counters = _add_counter_days(counters, live)
+        ikm = await conn.fetch(_IKM, site_id, first, last, codes, agencies, targets)
+        bands = await conn.fetch(_IKM_BANDS, site_id, first, last, codes, agencies, targets)
+        notes = await conn.fetch(_COMMENTS, site_id, first, last, comments)
     return RawReport(
         _records(figures),
         _records(hours),
@@ -468,18 +465,16 @@ async def site_ikm(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The IKM rows (site, agency, service) and the rows by wait band of a range."""
     codes, agencies, targets = dims.service_arrays()
-    with database_errors():
-        async with pool.acquire() as conn:
-            ikm = await conn.fetch(_IKM, site_id, first, last, codes, agencies, targets)
-            bands = await conn.fetch(_IKM_BANDS, site_id, first, last, codes, agencies, targets)
+    async with connection(pool) as conn:
+        ikm = await conn.fetch(_IKM, site_id, first, last, codes, agencies, targets)
+        bands = await conn.fetch(_IKM_BANDS, site_id, first, last, codes, agencies, targets)
     return _records(ikm), _records(bands)
 
 
 async def ikm_sums(pool: asyncpg.Pool, since: date) -> list[dict[str, Any]]:
     """SKM element sums per site and per (site, service) for service days from `since`."""
-    with database_errors():
-        async with pool.acquire() as conn:
-            rows = await conn.fetch(_IKM_ALL, since)
+    async with connection(pool) as conn:
+        rows = await conn.fetch(_IKM_ALL, since)
     return _records(rows)
 
 

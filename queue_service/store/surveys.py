@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from queue_service.domain.vocab import Outcome
-from queue_service.store.event_store import database_errors
+from queue_service.store.db import connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +44,12 @@ _VISITS = (
 
 async def served_visit(pool: asyncpg.Pool, ticket_id: str) -> ServedVisit | None:
     """The ticket's last visit (None for an unknown ticket)."""
-    with database_errors():
-        async with pool.acquire() as conn:
-            head = await conn.fetchrow(_TICKET, ticket_id)
-            if head is None:
-                return None
-            site_id, day, number = head
-            rows = await conn.fetch(_VISITS, site_id, day, ticket_id)
+    async with connection(pool) as conn:
+        head = await conn.fetchrow(_TICKET, ticket_id)
+        if head is None:
+            return None
+        site_id, day, number = head
+        rows = await conn.fetch(_VISITS, site_id, day, ticket_id)
     if not rows:
         return None
     last = rows[-1]
@@ -84,41 +83,39 @@ async def insert_survey(
 ) -> bool:
     """Store the survey; False when the ticket already has one (nothing is changed)."""
     scores: Sequence[int | None] = answers.scores or (None,) * 9
-    with database_errors():
-        async with pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "INSERT INTO surveys (ticket_id, site_id, service_day, segment, service,"
-                " counter_id, wait_seconds, service_seconds, mode, u1, u2, u3, u4, u5, u6,"
-                " u7, u8, u9, rating, comment, channel, submitted_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-                " $16, $17, $18, $19, $20, $21, $22)"
-                " ON CONFLICT (ticket_id) DO NOTHING RETURNING ticket_id",
-                visit.ticket_id,
-                visit.site_id,
-                visit.service_day,
-                visit.segment,
-                visit.service,
-                visit.counter_id,
-                visit.wait_seconds,
-                visit.service_seconds,
-                answers.mode,
-                *scores,
-                answers.rating,
-                answers.comment,
-                answers.channel,
-                now,
-            )
+    async with connection(pool) as conn:
+        row = await conn.fetchrow(
+            "INSERT INTO surveys (ticket_id, site_id, service_day, segment, service,"
+            " counter_id, wait_seconds, service_seconds, mode, u1, u2, u3, u4, u5, u6,"
+            " u7, u8, u9, rating, comment, channel, submitted_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+            " $16, $17, $18, $19, $20, $21, $22)"
+            " ON CONFLICT (ticket_id) DO NOTHING RETURNING ticket_id",
+            visit.ticket_id,
+            visit.site_id,
+            visit.service_day,
+            visit.segment,
+            visit.service,
+            visit.counter_id,
+            visit.wait_seconds,
+            visit.service_seconds,
+            answers.mode,
+            *scores,
+            answers.rating,
+            answers.comment,
+            answers.channel,
+            now,
+        )
     return row is not None
 
 
 async def survey_of(pool: asyncpg.Pool, ticket_id: str) -> dict[str, Any] | None:
     """The stored survey of a ticket (without its comment), or None."""
-    with database_errors():
-        async with pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT mode, rating, submitted_at, channel FROM surveys WHERE ticket_id = $1",
-                ticket_id,
-            )
+    async with connection(pool) as conn:
+        row = await conn.fetchrow(
+            "SELECT mode, rating, submitted_at, channel FROM surveys WHERE ticket_id = $1",
+            ticket_id,
+        )
     return None if row is None else dict(row)
 
 
@@ -127,20 +124,19 @@ async def pending_for_counter(
 ) -> list[dict[str, Any]]:
     """Visits served at a counter since `since` that have no survey yet, newest first (the
     counter's survey tablet offers the newest)."""
-    with database_errors():
-        async with pool.acquire() as conn:
-            # The tablet polls every few seconds per counter: read the counter's finish
-            # events of today through the (site_id, service_day, seq) index, newest first,
-            # rather than building every visit of the day (`visits_of`).
-            rows = await conn.fetch(
-                "SELECT e.ticket_id, e.ts AS finished_at, e.service FROM ticket_events e"
-                " WHERE e.site_id = $1 AND e.service_day = $2 AND e.type = 'ticket_finished'"
-                " AND e.counter_id = $3 AND e.ts >= $4 AND e.data->>'outcome' = 'served'"
-                " AND NOT EXISTS (SELECT 1 FROM surveys s WHERE s.ticket_id = e.ticket_id)"
-                " ORDER BY e.seq DESC LIMIT 5",
-                site_id,
-                day,
-                counter_id,
-                since,
-            )
+    async with connection(pool) as conn:
+        # The tablet polls every few seconds per counter: read the counter's finish
+        # events of today through the (site_id, service_day, seq) index, newest first,
+        # rather than building every visit of the day (`visits_of`).
+        rows = await conn.fetch(
+            "SELECT e.ticket_id, e.ts AS finished_at, e.service FROM ticket_events e"
+            " WHERE e.site_id = $1 AND e.service_day = $2 AND e.type = 'ticket_finished'"
+            " AND e.counter_id = $3 AND e.ts >= $4 AND e.data->>'outcome' = 'served'"
+            " AND NOT EXISTS (SELECT 1 FROM surveys s WHERE s.ticket_id = e.ticket_id)"
+            " ORDER BY e.seq DESC LIMIT 5",
+            site_id,
+            day,
+            counter_id,
+            since,
+        )
     return [dict(r) for r in rows]
