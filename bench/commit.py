@@ -50,8 +50,15 @@ async def _measure(url: str, commits: int, batch: int) -> dict[str, dict[str, fl
     from bench.dayload import ANSWER_COLUMNS, EVENT_COLUMNS
     from queue_service.domain.events import Event
     from queue_service.store.db import create_pool
-    from queue_service.store.event_store import EventStore, IdempotentAnswer
+    from queue_service.store.event_store import EventStore
     from queue_service.store.migrate import migrate
+
+    try:  # where the tree under test keeps it (store/protocol.py since issue 16)
+        from queue_service.store.protocol import IdempotentAnswer
+    except ImportError:  # a tree from before (--compare)
+        from queue_service.store.event_store import (  # type: ignore[attr-defined]
+            IdempotentAnswer,
+        )
 
     pool = await create_pool(url)
     async with pool.acquire() as conn:

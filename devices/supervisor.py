@@ -42,7 +42,7 @@ from queue_service.domain.site import ButtonConfig, DeviceConfig, Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.vocab import DeviceKind, FinishOutcome, Source
 from queue_service.engine import Engine
-from queue_service.store.event_store import StoreUnavailable
+from queue_service.store.protocol import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from queue_service.domain.vocab import (
     TicketStatus,
 )
 from queue_service.errors import AntrianError
-from queue_service.store.event_store import StoreUnavailable, WriterLockHeld
+from queue_service.store.event_store import WriterLockHeld
+from queue_service.store.protocol import StoreUnavailable
 from tests.conftest import MONDAY_9AM, SITE
 from tests.live_site import LiveSite
 from tests.state_summary import summary

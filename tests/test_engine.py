@@ -27,10 +27,10 @@ from queue_service.engine import ANSWER_MEMORY, IDEMPOTENCY_WINDOW, Engine, Idem
 from queue_service.errors import AntrianError
 from queue_service.settings import Settings
 from queue_service.store.db import create_pool
-from queue_service.store.event_store import EventStore, IdempotentAnswer, StoreUnavailable
+from queue_service.store.event_store import EventStore
 from queue_service.store.memory import MemoryStore, replay_row
 from queue_service.store.migrate import migrate
-from queue_service.store.protocol import Store
+from queue_service.store.protocol import IdempotentAnswer, Store, StoreUnavailable
 from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
 from tests.conftest import ADMIN, KIOSK, MONDAY_9AM, SITE, fetch, one_queue_hall
@@ -271,7 +271,7 @@ async def test_stopping_while_a_batch_is_stuck_answers_its_senders_and_frees_its
     the batch's sender and a retry waiting on its key are told the database is
     unavailable (nothing acknowledged) instead of waiting forever, and later commands are
     refused at once."""
-    from queue_service.store.event_store import StoreUnavailable
+    from queue_service.store.protocol import StoreUnavailable
 
     engine = await _engine(config, clock, database_url, store_options={"commit_timeout": 30})
 

@@ -47,9 +47,10 @@ from queue_service.errors import AntrianError
 from queue_service.exposition import Exposition, MetricSource, header
 from queue_service.reports.task import ReportsTask
 from queue_service.settings import Settings, describe_database_url
-from queue_service.store.db import EmbeddedPostgres, create_pool
-from queue_service.store.event_store import DB_ERRORS, EventStore, StoreUnavailable, WriterLockHeld
+from queue_service.store.db import DB_ERRORS, EmbeddedPostgres, create_pool
+from queue_service.store.event_store import EventStore, WriterLockHeld
 from queue_service.store.migrate import migrate
+from queue_service.store.protocol import StoreUnavailable
 from queue_service.stream import StreamHub
 from queue_service.web import reports_api
 from queue_service.web.api import STARTUP, Stage, Startup, not_ready_gate
