@@ -943,6 +943,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
+    """The writer's own connection (outside the pool). A connection that fails while it is
+    being set up is terminated here, never left for the garbage collector to find open."""
     conn: asyncpg.Connection = await asyncpg.connect(
         dsn,
         server_settings={
@@ -952,7 +954,11 @@ async def connect(dsn: str) -> asyncpg.Connection:
             "client_connection_check_interval": "1000",
         },
     )
-    await _init_connection(conn)
+    try:
+        await _init_connection(conn)
+    except BaseException:
+        conn.terminate()
+        raise
     return conn
 
 

@@ -152,7 +152,14 @@ class EventStore:
             return self._writer
         self._writer = None
         conn = await connect(self.dsn)
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK_ID):
+        try:
+            locked = await conn.fetchval("SELECT pg_try_advisory_lock($1)", WRITER_LOCK_ID)
+        except BaseException:
+            # The server went away (or we were cancelled) between connecting and locking:
+            # close it now, not in the garbage collector (an unclosed-connection warning).
+            conn.terminate()
+            raise
+        if not locked:
             await conn.close()
             raise WriterLockHeld(
                 "another Antrian process is writing to this database; run one writer per database"
