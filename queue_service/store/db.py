@@ -53,7 +53,17 @@ _SOCKET_PATH_MAX = 107
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 
 # What a database that is down, unreachable, full or too slow raises through asyncpg.
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# `InternalClientError` is the driver finding its connection's protocol state broken ("cannot
+# switch to state 12; another operation is in progress"): seen on the writer's connection
+# when the postmaster was SIGKILLed mid-commit (tests/faults/test_embedded_postgres.py). That
+# connection is unusable; like a lost one, it is dropped and the writer reconnects.
+DB_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
 
 
 @contextlib.contextmanager
