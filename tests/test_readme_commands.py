@@ -10,8 +10,8 @@ Substitutions, only for what a reader must choose or what the machine decides:
     reader's machine.
   - `report` reads the database of the service this test started (DATABASE_URL).
   - `devices.sim` reads its console commands `show` and `quit` from standard input.
-Not run, checked as Makefile targets only (`make -n`): `make run` and `make test` (this
-test runs inside `make test`), `make lint` (.ci/run runs it as its own step before
+Not run, checked as Makefile targets only (`make -n`): `make run`, `make test` and
+`make test-fast` (this test runs inside them), `make lint` (.ci/run runs it as its own step before
 `make test`; inside the suite it would run twice and report another file's style as a test
 failure), `make bench` (minutes of benchmarks) and `make audit` (needs pypi.org).
 A command the table gains without a runner here fails the test until it has one.

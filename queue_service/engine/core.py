@@ -36,7 +36,7 @@ from queue_service import heap
 from queue_service.config import AppConfig
 from queue_service.domain import commands, errors
 from queue_service.domain.clock import Clock
-from queue_service.domain.events import Event
+from queue_service.domain.events import ROW_SITE, Event
 from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
@@ -67,7 +67,7 @@ WRITE_FAILURE_MEMORY = 60.0
 # writer connection was lost and another process holds the lock now; the store is not
 # ours to write until it lets go. Anything else is a bug and stops the writer.
 _STORE_FAILURES = (StoreUnavailable, WriterLockHeld)
-_ROW_SITE = itemgetter(1)  # the site of a replay row (event_store.REPLAY_ROW)
+_ROW_SITE = itemgetter(ROW_SITE)  # the site of a replay row
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 The offline simulator runs the engine on it (a simulated day in a second), and engine unit
 tests run on it as well as on PostgreSQL. It keeps the PostgreSQL store's semantics: seq
 order, the first answer of a key stands, totals are stored only forward, replay rows as
-`event_store.REPLAY_ROW` lays them out. Events are kept as the engine made them (the engine
+`domain.events.replay_row` lays them out. Events are kept as the engine made them (the engine
 treats an Event as immutable once committed).
 """
 

@@ -65,8 +65,9 @@ class Store(Protocol):
         ...
 
     def read_days(self, days: Mapping[str, date]) -> AsyncIterator[Sequence[Row]]:
-        """Every event of each site's given day, as replay rows (`event_store.REPLAY_ROW`)
-        in batches; each site's rows in seq order and contiguous within a batch."""
+        """Every event of each site's given day, as replay rows (laid out as
+        `domain.events.replay_row` makes them) in batches; each site's rows in seq order and
+        contiguous within a batch."""
         ...
 
     async def load_after(
