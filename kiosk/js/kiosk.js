@@ -6,6 +6,13 @@
 // touch reuses it, so a dropped connection never gives the citizen two numbers. The clock
 // in the header is the server's (the directory's `now` plus the time since it was read,
 // re-read every minute) in the site's timezone: a kiosk's own clock drifts.
+//
+// Check-in ("Sudah punya kode booking?"): where the site takes bookings or remote joins
+// that are confirmed on arrival (its public /online says so), the start screen offers a
+// code field. A 2D barcode scanner reading the booking's QR code types the code and Enter:
+// a key typed on the start screen opens the field with that key in it, and the field
+// keeps the focus, so a scan needs no touch at all. An on-screen keypad types it by hand.
+// The check-in's ticket is then shown (and printed) as an issued ticket is.
 
 import { api, newKey, siteUrl, ticketUrl } from "./api.js";
 import { apply, errorText, mountToggle, onLangChange, pick, setLang, t } from "./i18n.js";
@@ -33,6 +40,9 @@ const state = {
   busy: false,
   offline: false,
   idleAt: 0,
+  checkIn: false, // the site checks in bookings or remote joins at the kiosk
+  code: "", // the code being typed or scanned
+  booking: null, // the booking of the ticket just checked in
 };
 
 const screen = $("#screen");
@@ -41,6 +51,10 @@ const clock = new ServerClock();
 // -- idle: back to the start after a while without a touch --------------------------------
 
 function touch() { state.idleAt = Date.now() + state.idleSeconds * 1000; }
+
+// A refused check-in says why and, for too_early, when to come back: it stays up at least
+// this long, whatever the kiosk's idle time.
+const CHECKIN_ERROR_SECONDS = 30;
 
 function idleTick() {
   if (state.busy || state.screen === "agencies" || state.screen === "setup") return;
@@ -51,13 +65,22 @@ function idleTick() {
 }
 
 function reset() {
-  Object.assign(state, { screen: "agencies", agency: null, service: null, ticket: null, error: null });
+  Object.assign(state, { screen: "agencies", agency: null, service: null, ticket: null, error: null, code: "", booking: null });
   setLang("id");
   refresh(true);
   render();
 }
 
 for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, touch, { capture: true });
+
+// A scanner types into whatever has the focus: on the start screen, its first key opens
+// the check-in field (which takes the focus, and so the rest of the code).
+document.addEventListener("keydown", (event) => {
+  if (state.screen !== "agencies" || !state.checkIn || state.busy) return;
+  if (event.ctrlKey || event.altKey || event.metaKey || !/^[0-9a-z]$/i.test(event.key)) return;
+  event.preventDefault();
+  openCheckIn(event.key.toUpperCase());
+});
 
 // -- data ---------------------------------------------------------------------------------
 
@@ -78,6 +101,17 @@ async function load() {
   }
   if (["agencies", "services", "setup"].includes(state.screen)) render();
   if (state.directory) markReady();
+}
+
+/** Whether this site checks anything in at the kiosk (read once per start; public). */
+async function loadCheckIn() {
+  try {
+    const online = await api(siteUrl(state.site, "/online"));
+    state.checkIn = online.services.some((s) => s.booking || (s.remote_join && s.confirm_on_arrival));
+  } catch {
+    state.checkIn = false; // offline or an older server: issuing goes on as before
+  }
+  if (state.screen === "agencies") render();
 }
 
 const refresh = refresher(load, 800);
@@ -150,6 +184,8 @@ function agenciesScreen() {
   return [
     head(t("kiosk.agencies.title"), t("kiosk.agencies.text")),
     ...banners(),
+    state.checkIn ? h("button", { class: "tile checkin-tile", type: "button", id: "checkin-open", onclick: () => openCheckIn("") },
+      icon("ticket"), h("span", { class: "tile-title" }, t("kiosk.checkin.open"), h("br"), h("small", {}, t("kiosk.checkin.open.sub")))) : null,
     h("div", { class: "kiosk-scroll" }, h("div", { class: "kiosk-grid" }, tiles)),
     h("div", { class: "kiosk-foot" }, h("span", {}, t("kiosk.help"))),
   ];
@@ -202,6 +238,85 @@ function priorityScreen() {
   ];
 }
 
+// -- check-in -----------------------------------------------------------------------------
+
+const KEYS = "1234567890ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+function openCheckIn(first) {
+  Object.assign(state, { screen: "checkin", code: first, error: null });
+  render();
+}
+
+/** When a check-in refused as too early may be made ("Check-in dibuka hari ini, pukul
+ *  08:30 WITA"), from the refusal's `details.opens_at`; null for other refusals. */
+function checkInOpens(error) {
+  const at = error && error.name === "ApiError" && error.code === "too_early" && error.details ? error.details.opens_at : null;
+  if (!at) return null;
+  return opensAgain(at, state.directory ? state.directory.timezone : undefined, clock.now(), "kiosk.checkin.opens");
+}
+
+function checkInScreen() {
+  const input = h("input", {
+    id: "checkin-code", name: "code", value: state.code, autocomplete: "off", autocapitalize: "characters",
+    spellcheck: "false", maxlength: 24, required: true, "aria-label": t("kiosk.checkin.code"),
+  });
+  input.addEventListener("input", () => { state.code = input.value.toUpperCase(); });
+  const type = (fn) => () => {
+    state.code = fn(input.value.toUpperCase());
+    input.value = state.code;
+    input.focus();
+  };
+  // A key never takes the focus from the field, which keeps a scanner's keys.
+  const key = (label, fn, cls = "") => h("button", {
+    class: `btn ${cls}`, type: "button", dataset: { key: label }, onmousedown: (event) => event.preventDefault(), onclick: type(fn),
+  }, label);
+  const form = h("form", { class: "checkin-form", id: "checkin-form" },
+    input,
+    state.error ? h("div", { class: "alert alert-bad kiosk-banner", role: "alert", id: "checkin-error", dataset: { code: state.error.code || state.error.name } },
+      h("div", {}, h("strong", {}, t("kiosk.checkin.error")), h("span", { class: "checkin-note" }, errorText(state.error)),
+        checkInOpens(state.error) ? h("strong", { class: "opens-again", id: "checkin-opens" }, checkInOpens(state.error)) : null)) : null,
+    h("div", { class: "keypad" },
+      Array.from(KEYS, (ch) => key(ch, (v) => v + ch)),
+      key("⌫", (v) => v.slice(0, -1), "key-wide"),
+      key(t("kiosk.checkin.clear"), () => "", "key-wide"),
+      h("button", { class: "btn btn-primary key-wide", type: "submit", id: "checkin-submit" }, t("kiosk.checkin.submit"))));
+  form.addEventListener("submit", (event) => { event.preventDefault(); checkIn(); });
+  queueMicrotask(() => input.focus());
+  return [
+    head(t("kiosk.checkin.title"), t("kiosk.checkin.text"), reset),
+    form,
+    h("p", { class: "countdown", id: "countdown" }),
+  ];
+}
+
+async function checkIn() {
+  const code = state.code.replace(/\s+/g, "").toUpperCase();
+  if (state.busy || !code) return;
+  state.busy = true;
+  $("#busy-text").textContent = t("kiosk.checkin.busy");
+  $("#busy").hidden = false;
+  try {
+    const answer = await api(siteUrl(state.site, "/check-in"), {
+      method: "POST", body: { code }, token: state.token, key: newKey(), attempts: 6, timeoutMs: ISSUE_TIMEOUT_MS,
+    });
+    Object.assign(state, { ticket: answer.ticket, booking: answer.booking, screen: "confirm", error: null, code: "" });
+    touch();
+  } catch (exc) {
+    state.error = exc;
+    if (exc.name === "ApiError" && exc.code === "invalid_token") {
+      local.remove("antrian.kiosk.token");
+      state.token = null;
+    }
+    state.idleAt = Date.now() + Math.max(state.idleSeconds, CHECKIN_ERROR_SECONDS) * 1000;
+  } finally {
+    state.busy = false;
+    $("#busy").hidden = true;
+    $("#busy-text").textContent = t("kiosk.issuing");
+    render();
+    refresh();
+  }
+}
+
 function printNote(ticket) {
   const p = ticket.print;
   if (!p) return { kind: "info", text: t("kiosk.print.offer"), offer: true };
@@ -224,6 +339,8 @@ function confirmScreen() {
         h("span", { class: "ticket-number", id: "ticket-number", dataset: { ticketId: tk.id } }, tk.number),
         h("span", { class: "ticket-service" }, pick(tk.service_name)),
         tk.priority ? h("span", { class: "pill pill-info" }, t(`priority.${tk.priority}`)) : null,
+        state.booking ? h("span", { class: "pill pill-info", id: "checked-in-booking" },
+          t("kiosk.checkin.booked", { code: state.booking.code, slot: `${state.booking.slot}–${state.booking.slot_end}` })) : null,
         h("div", { class: "ticket-facts" },
           h("div", { class: "fact" }, h("b", { id: "people-ahead" }, tk.people_ahead), h("span", {}, t("kiosk.confirm.ahead"))),
           h("div", { class: "fact" }, h("b", {}, minutes(tk.estimated_wait_seconds)), h("span", {}, t("kiosk.confirm.estimate")))),
@@ -297,7 +414,7 @@ async function setupScreen() {
 async function render() {
   if (state.screen === "setup") { fill(screen, ...(await setupScreen())); return; }
   if (state.directory) $("#site-name").textContent = state.directory.name;
-  const build = { agencies: agenciesScreen, services: servicesScreen, priority: priorityScreen, confirm: confirmScreen, error: errorScreen }[state.screen];
+  const build = { agencies: agenciesScreen, services: servicesScreen, priority: priorityScreen, confirm: confirmScreen, error: errorScreen, checkin: checkInScreen }[state.screen];
   fill(screen, ...build());
   document.body.dataset.screen = state.screen;
 }
@@ -350,6 +467,7 @@ function start() {
   state.screen = "agencies";
   render();
   load();
+  loadCheckIn();
   if (live) live.stop();
   live = new Live({ site: state.site, onEvent: () => refresh(), onResync: () => refresh() }).start();
 }

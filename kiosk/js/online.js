@@ -11,7 +11,8 @@
 // the page shows the booking. The phone number is sent with the booking and kept nowhere
 // on the page. Each booking, move or join is one attempt with one Idempotency-Key, reused
 // by every retry of it (a lost answer never books twice); changing the choice starts a
-// new attempt.
+// new attempt. A booking still to be checked in is re-read now and then, so that after
+// the check-in at the kiosk the card links to the ticket's status page.
 
 import { api, newKey, siteUrl } from "./api.js";
 import { apply, errorText, lang, mountToggle, onLangChange, pick, t } from "./i18n.js";
@@ -122,6 +123,24 @@ async function openPage() {
   }
   render();
   markReady();
+}
+
+/** Re-read a booking still to be checked in (every 15 s while the page is seen, and when
+ *  the phone shows it again): after the check-in at the kiosk it links to its ticket. */
+async function refreshBooking() {
+  const b = state.booking;
+  if (state.step !== "booking" || !b || b.state !== "booked" || state.busy || document.hidden) return;
+  let fresh;
+  try {
+    fresh = await api(bookingUrl(b.id));
+  } catch {
+    return; // shown as it was; read again at the next turn
+  }
+  if (state.step === "booking" && state.booking === b && !state.busy) {
+    state.booking = fresh;
+    keep(fresh);
+    render();
+  }
 }
 
 function showBooking(booking) {
@@ -458,4 +477,6 @@ mountToggle($("#lang"));
 onLangChange(render);
 render();
 openPage();
+setInterval(refreshBooking, 15000);
+document.addEventListener("visibilitychange", refreshBooking);
 addEventListener("hashchange", () => { if (bookingFromHash() !== (state.booking && state.booking.id)) openPage(); });
