@@ -74,12 +74,18 @@ function reset() {
 for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, touch, { capture: true });
 
 // A scanner types into whatever has the focus: on the start screen, its first key opens
-// the check-in field (which takes the focus, and so the rest of the code).
+// the check-in field (which takes the focus, and so the rest of the code); on the check-in
+// screen, a key typed while a touch took the focus elsewhere brings it back to the field.
 document.addEventListener("keydown", (event) => {
-  if (state.screen !== "agencies" || !state.checkIn || state.busy) return;
-  if (event.ctrlKey || event.altKey || event.metaKey || !/^[0-9a-z]$/i.test(event.key)) return;
-  event.preventDefault();
-  openCheckIn(event.key.toUpperCase());
+  if (!state.checkIn || state.busy || event.ctrlKey || event.altKey || event.metaKey) return;
+  if (!/^[0-9a-z]$/i.test(event.key)) return;
+  if (state.screen === "agencies") {
+    event.preventDefault();
+    openCheckIn(event.key.toUpperCase());
+  } else if (state.screen === "checkin") {
+    const input = $("#checkin-code");
+    if (input && document.activeElement !== input) input.focus();
+  }
 });
 
 // -- data ---------------------------------------------------------------------------------
@@ -281,7 +287,8 @@ function checkInScreen() {
       key(t("kiosk.checkin.clear"), () => "", "key-wide"),
       h("button", { class: "btn btn-primary key-wide", type: "submit", id: "checkin-submit" }, t("kiosk.checkin.submit"))));
   form.addEventListener("submit", (event) => { event.preventDefault(); checkIn(); });
-  queueMicrotask(() => input.focus());
+  // After a refusal the code stays, selected: the next scan or key replaces it.
+  queueMicrotask(() => { input.focus(); if (state.error) input.select(); });
   return [
     head(t("kiosk.checkin.title"), t("kiosk.checkin.text"), reset),
     form,
