@@ -174,6 +174,9 @@ class Engine:
                 # Each site's rows are contiguous in a batch: apply them as one run.
                 for site_id, run in groupby(rows, _ROW_SITE):
                     count += states[site_id].replay_rows(run)
+            # Bookings outlive the day they were made on: every booking of today or later.
+            for event in await self.store.read_bookings(days):
+                states[event.site].bookings.apply(event)
             for site_id, state in states.items():
                 state.on_roll = partial(self._rolled, site_id)
             self.committed = states

@@ -1072,6 +1072,7 @@ _PAYLOAD_TYPES: dict[type, dict[str, Any]] = {
     str: {"type": "string"},
     int: {"type": "integer"},
     float: {"type": "number", "minimum": 0, "description": SECONDS_PRECISION},
+    bool: {"type": "boolean"},
 }
 
 
