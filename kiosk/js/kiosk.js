@@ -7,11 +7,11 @@
 // in the header is the server's (the directory's `now` plus the time since it was read,
 // re-read every minute) in the site's timezone: a kiosk's own clock drifts.
 //
-// Check-in ("Sudah punya kode booking?"): where the site takes bookings or remote joins
-// that are confirmed on arrival (its public /online says so), the start screen offers a
-// code field. A 2D barcode scanner reading the booking's QR code types the code and Enter:
-// a key typed on the start screen opens the field with that key in it, and the field
-// keeps the focus, so a scan needs no touch at all. An on-screen keypad types it by hand.
+// Check-in ("Sudah punya kode booking?"): where the site takes bookings (its public
+// /online lists a service), the start screen offers a code field, for a booking's code or
+// a remote join's. A 2D barcode scanner reading the booking's QR code types the code and
+// Enter: a key typed on the start screen opens the field with that key in it, and the
+// field keeps the focus, so a scan needs no touch at all. An on-screen keypad types it by hand.
 // The check-in's ticket is then shown (and printed) as an issued ticket is.
 
 import { api, newKey, siteUrl, ticketUrl } from "./api.js";
@@ -41,6 +41,7 @@ const state = {
   offline: false,
   idleAt: 0,
   checkIn: false, // the site checks in bookings or remote joins at the kiosk
+  checkInKnown: false, // ... as its /online said
   code: "", // the code being typed or scanned
   booking: null, // the booking of the ticket just checked in
 };
@@ -109,13 +110,15 @@ async function load() {
   if (state.directory) markReady();
 }
 
-/** Whether this site checks anything in at the kiosk (read once per start; public). */
+/** Whether this site checks bookings in at the kiosk (its public /online, read at the
+ *  start, and each minute until one read succeeded). */
 async function loadCheckIn() {
   try {
     const online = await api(siteUrl(state.site, "/online"));
-    state.checkIn = online.services.some((s) => s.booking || (s.remote_join && s.confirm_on_arrival));
+    state.checkIn = online.services.length > 0; // each takes bookings
+    state.checkInKnown = true;
   } catch {
-    state.checkIn = false; // offline or an older server: issuing goes on as before
+    state.checkIn = false; // offline for now: issuing goes on, check-in comes once read
   }
   if (state.screen === "agencies") render();
 }
@@ -287,8 +290,13 @@ function checkInScreen() {
       key(t("kiosk.checkin.clear"), () => "", "key-wide"),
       h("button", { class: "btn btn-primary key-wide", type: "submit", id: "checkin-submit" }, t("kiosk.checkin.submit"))));
   form.addEventListener("submit", (event) => { event.preventDefault(); checkIn(); });
-  // After a refusal the code stays, selected: the next scan or key replaces it.
-  queueMicrotask(() => { input.focus(); if (state.error) input.select(); });
+  // The caret after what is typed (a scan's first key is in already); after a refusal the
+  // code stays, selected: the next scan or key replaces it.
+  queueMicrotask(() => {
+    input.focus();
+    if (state.error) input.select();
+    else input.setSelectionRange(input.value.length, input.value.length);
+  });
   return [
     head(t("kiosk.checkin.title"), t("kiosk.checkin.text"), reset),
     form,
@@ -474,6 +482,7 @@ function start() {
   state.screen = "agencies";
   render();
   load();
+  state.checkInKnown = false;
   loadCheckIn();
   if (live) live.stop();
   live = new Live({ site: state.site, onEvent: () => refresh(), onResync: () => refresh() }).start();
@@ -485,6 +494,9 @@ onLangChange(() => { if (state.screen !== "setup") render(); });
 touch();
 setInterval(idleTick, 1000);
 setInterval(tickClock, 1000);
-setInterval(() => refresh(), 60000); // cut-off times and closing come with the clock, not events
+setInterval(() => {
+  refresh(); // cut-off times and closing come with the clock, not events
+  if (!state.checkInKnown && state.site) loadCheckIn();
+}, 60000);
 tickClock();
 start();

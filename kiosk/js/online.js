@@ -168,6 +168,12 @@ function formatDay(day, long = true) {
   return new Intl.DateTimeFormat(lang() === "en" ? "en-GB" : "id-ID", opts).format(Date.UTC(y, m - 1, d));
 }
 
+/** The calendar day `n` days after `day` ("YYYY-MM-DD" both). */
+function addDays(day, n) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + n)).toISOString().slice(0, 10);
+}
+
 // -- attempts -----------------------------------------------------------------------------
 
 function attemptKey() {
@@ -230,7 +236,7 @@ function join() {
     if (state.phone.trim()) body.phone = state.phone.replace(/[\s-]/g, "");
     const ticket = await api(siteUrl(state.site, "/join"), { method: "POST", body, key });
     state.phone = "";
-    if (!ticket.code) {
+    if (!ticket.code || ticket.confirmed !== false) {
       location.assign(`status.html#${encodeURIComponent(ticket.id)}`);
       return;
     }
@@ -292,7 +298,7 @@ function myBookings() {
 }
 
 function servicesScreen() {
-  const list = services().filter((s) => s.booking || s.remote_join);
+  const list = services();
   return [
     head(t("online.services.title")),
     h("p", { class: "muted" }, t("online.services.text")),
@@ -306,10 +312,11 @@ function servicesScreen() {
         s.agency ? h("span", { class: "muted" }, s.agency) : null,
         req ? h("details", { class: "online-req" }, h("summary", {}, t("online.requirements")), h("p", {}, req)) : null,
         h("div", { class: "online-actions" },
-          s.booking ? h("button", { class: "btn btn-primary", type: "button", dataset: { action: "book" },
-            onclick: () => go("days", { service: s.code, day: null, slot: null, moving: false, booking: null }) }, t("online.book")) : null,
-          s.remote_join ? h("button", { class: "btn btn-accent", type: "button", dataset: { action: "join" },
-            onclick: () => go("join", { service: s.code }) }, t("online.join")) : null));
+          h("button", { class: "btn btn-primary", type: "button", dataset: { action: "book" },
+            onclick: () => go("days", { service: s.code, day: null, slot: null, moving: false, booking: null }) }, t("online.book")),
+          s.remote_join ? h("button", { class: "btn btn-accent", type: "button", dataset: { action: "join" }, disabled: !s.remote_join_open,
+            onclick: () => go("join", { service: s.code }) }, t("online.join")) : null),
+        s.remote_join && !s.remote_join_open ? h("small", { class: "muted" }, t("online.join.closed")) : null);
     })),
   ];
 }
@@ -322,7 +329,8 @@ function backToStart() {
 
 function daysScreen() {
   const service = serviceOf(state.service);
-  const days = state.online.days.slice(0, service.days_ahead + 1);
+  const last = addDays(state.online.today, service.days_ahead);
+  const days = state.online.days.filter((d) => d.day <= last);
   return [
     head(state.moving ? t("online.move.title") : t("online.day.title"), backToStart),
     chosen(service),
@@ -345,7 +353,7 @@ function slotsScreen() {
       : !slots.length ? h("div", { class: "alert alert-info" }, t("online.slot.none"))
         : h("div", { class: "online-slots" }, slots.map((s) => {
           const open = s.bookable && s.available > 0;
-          const note = !s.bookable ? t("online.slot.closed") : s.available > 0 ? t("online.slot.left", { n: s.available }) : t("online.slot.full");
+          const note = s.available <= 0 ? t("online.slot.full") : s.bookable ? t("online.slot.left", { n: s.available }) : t("online.slot.closed");
           return h("button", {
             class: `btn online-slot${open ? "" : " is-full"}`, type: "button", disabled: !open, dataset: { slot: s.start },
             onclick: () => go("confirm", { slot: s.start }),
@@ -422,7 +430,7 @@ function bookingScreen() {
   if (!b) {
     return [errorBox(), h("button", { class: "btn", type: "button", onclick: backToStart }, t("online.new"))];
   }
-  const req = pick({ id: b.requirements_id, en: b.requirements_en });
+  const req = pick(b.requirements);
   const live = b.state === "booked";
   const pill = { booked: "pill-info", checked_in: "pill-ok", cancelled: "", missed: "pill-bad" }[b.state] ?? "";
   return [
@@ -434,7 +442,7 @@ function bookingScreen() {
       live ? h("img", { class: "booking-qr", id: "booking-qr", src: b.qr_url, alt: t("online.card.qr.alt"), width: 220, height: 220 }) : null,
       live ? h("p", { class: "muted" }, t("online.card.qr")) : null,
       h("dl", { class: "booking-facts" },
-        h("dt", {}, t("online.card.service")), h("dd", { id: "booking-service" }, pick({ id: b.service_name_id, en: b.service_name_en })),
+        h("dt", {}, t("online.card.service")), h("dd", { id: "booking-service" }, pick(b.service_name)),
         h("dt", {}, t("online.card.day")), h("dd", { id: "booking-day" }, formatDay(b.day)),
         h("dt", {}, t("online.card.slot")), h("dd", { id: "booking-slot" }, `${b.slot}–${b.slot_end}`),
         live ? h("dt", {}, t("online.card.window")) : null,

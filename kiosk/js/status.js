@@ -26,7 +26,7 @@ import { $, fill, formatClock, h, markReady, minutes, timeOf, toast } from "./ui
 const POLL_MS = 10000;
 const FINAL = new Set(["done", "no_show", "cancelled"]);
 const main = $("#main");
-const state = { id: null, ticket: null, error: null, updated: null, busy: false, survey: null, notify: "off" };
+const state = { id: null, ticket: null, error: null, updated: null, busy: false, survey: null, notify: "off", booking: null };
 let live = null;
 
 function ticketId() {
@@ -44,6 +44,7 @@ async function load() {
     announce(ticket, seen);
     if (ticket.confirmed !== false) forgetJoinCode(ticket.id);
     follow(ticket);
+    await loadBooking(ticket);
     await loadSurvey(ticket);
   } catch (exc) {
     state.error = exc;
@@ -53,6 +54,16 @@ async function load() {
   }
   render();
   markReady();
+}
+
+/** A booked ticket's booking (read once), for its slot. */
+async function loadBooking(ticket) {
+  if (!ticket.booking || (state.booking && state.booking.id === ticket.booking)) return;
+  try {
+    state.booking = await api(`/api/v1/bookings/${encodeURIComponent(ticket.booking)}`);
+  } catch {
+    state.booking = null; // the status shows without the slot; read again on refresh
+  }
 }
 
 async function loadLateSurvey() {
@@ -300,7 +311,8 @@ function render() {
       h("span", { class: "ticket-label muted" }, pick(tk.service_name) ? t("kiosk.confirm.label") : ""),
       h("span", { class: "status-number", id: "number" }, tk.number),
       h("span", { class: "status-service" }, pick(tk.service_name)),
-      tk.slot_start ? h("span", { class: "pill pill-info", id: "slot" }, t("status.slot", { time: timeOf(tk.slot_start, tk.timezone) })) : null,
+      state.booking && state.booking.id === tk.booking
+        ? h("span", { class: "pill pill-info", id: "slot" }, t("status.slot", { time: `${state.booking.slot}–${state.booking.slot_end}` })) : null,
       h("span", { class: `pill ${tk.state === "waiting" ? "pill-info" : tk.state === "done" ? "pill-ok" : FINAL.has(tk.state) ? "" : "pill-warn"}`, id: "state" },
         t(`state.${tk.state}`)),
       message(tk),

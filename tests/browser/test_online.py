@@ -42,7 +42,7 @@ SITE = "mpp-online"
 TODAY, TOMORROW = "2026-11-23", "2026-11-24"
 DASH = "\N{EN DASH}"  # between a slot's start and end, as the page writes it
 PHONE = Screen(360, 740, scale=2, mobile=True)  # a small Android phone
-COUNTER = Bearer("demo-c1", Role.COUNTER, counters=("c1",))
+COUNTER = Bearer("demo-c1", Role.COUNTER, sites=(SITE,), counters=("c1",))
 REQUIREMENTS = "KK asli dan fotokopi"
 BOOKING = {
     "slot_minutes": 30,
@@ -140,30 +140,34 @@ NOTIFICATION_HOOK = """
 })();
 """
 
-# The QR code as the page drew it, read back module by module: the image is drawn on a
-# canvas, the top-left finder pattern (7 dark modules wide) gives the module size, and each
+# The QR code as the page shows it, read back module by module: the image is drawn on a
+# large square canvas (the SVG scales to it); the dark modules' bounding box is the symbol,
+# the top-left finder pattern (7 dark modules wide) gives the module size, and each
 # module's centre is sampled. 1 = dark.
 READ_QR = """
 (img) => {
-  const scale = 8;
+  const side = 1000;
   const canvas = document.createElement("canvas");
-  canvas.width = img.naturalWidth * scale;
-  canvas.height = img.naturalHeight * scale;
+  canvas.width = canvas.height = side;
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-  const { data, width, height } = ctx.getImageData(0, 0, canvas.width, canvas.height);
-  const dark = (x, y) => data[(y * width + x) * 4] < 128;
-  let top = -1, left = -1;
-  for (let y = 0; y < height && top < 0; y++) {
-    for (let x = 0; x < width; x++) if (dark(x, y)) { top = y; left = x; break; }
+  ctx.fillRect(0, 0, side, side);
+  ctx.drawImage(img, 0, 0, side, side);
+  const data = ctx.getImageData(0, 0, side, side).data;
+  const dark = (x, y) => data[(y * side + x) * 4] < 128;
+  let top = side, left = side, right = -1, bottom = -1;
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      if (!dark(x, y)) continue;
+      top = Math.min(top, y); bottom = Math.max(bottom, y);
+      left = Math.min(left, x); right = Math.max(right, x);
+    }
   }
-  let run = 0;
-  while (left + run < width && dark(left + run, top)) run++;
-  const module = run / 7;
-  let right = width - 1;
-  while (right > left && !dark(right, top)) right--;
+  const module = (right - left + 1) / Math.round((right - left + 1) / ((() => {
+    let run = 0;
+    while (dark(left + run, top + 3)) run++;
+    return run / 7;
+  })()));
   const size = Math.round((right - left + 1) / module);
   const rows = [];
   for (let r = 0; r < size; r++) {
@@ -180,12 +184,17 @@ READ_QR = """
 
 
 def qr_matrices(content: str) -> list[list[list[int]]]:
-    """Every QR symbol segno makes of `content` (each error level, boosted or not)."""
+    """Every symbol segno makes of `content`: QR or Micro QR, each error level it has,
+    boosted or not."""
     out = []
-    for error in "lmqh":
-        for boost in (True, False):
-            qr = segno.make(content, error=error, boost_error=boost, micro=False)
-            out.append([[1 if m else 0 for m in row] for row in qr.matrix])
+    for micro, levels in ((False, "lmqh"), (True, "lmq")):
+        for error in levels:
+            for boost in (True, False):
+                try:
+                    qr = segno.make(content, error=error, boost_error=boost, micro=micro)
+                except segno.DataOverflowError:
+                    continue  # no Micro QR of that level holds it
+                out.append([[1 if m else 0 for m in row] for row in qr.matrix])
     return out
 
 
@@ -257,13 +266,18 @@ async def test_a_booking_made_on_a_phone_is_checked_in_called_and_notified(
     await page.click("#booking-ticket")
     await wait_ready(page)
     assert page.url.endswith(f"/ui/status.html#{ticket_id}")
-    assert await text(page, "#slot") == "Jadwal booking 09:30"
+    assert await text(page, "#slot") == f"Jadwal booking 09:30{DASH}10:00"
 
     # Notifications are asked for on a touch; the permission is granted as a citizen would.
     cdp = await page.context.new_cdp_session(page)
+    target = (await cdp.send("Target.getTargetInfo"))["targetInfo"]
     await cdp.send(
         "Browser.grantPermissions",
-        {"origin": server.url("").rstrip("/"), "permissions": ["notifications"]},
+        {
+            "origin": server.url("").rstrip("/"),
+            "permissions": ["notifications"],
+            "browserContextId": target["browserContextId"],
+        },
     )
     await page.click("#notify-enable")
     await page.wait_for_selector("#notify-note[data-notify=on]")
