@@ -1,11 +1,12 @@
 """Antrian online in headless Chromium, against the real app and a real PostgreSQL: a
 booking made on a phone (360 by 740), its QR code, the check-in at the kiosk with a scanner,
 the call at a counter and the status page's notification; moving and cancelling a booking,
-and a slot taken while the citizen was choosing it.
+a slot taken while the citizen was choosing it; and a remote join from the phone,
+confirmed at the kiosk with its code.
 
-The hall is one service A with bookings (30-minute slots, one place each unless a test says,
-check-in from an hour before the slot) and one counter, on Monday 23 November 2026 at
-09:00 WITA (the tests' clock).
+The hall (open 08:00 to 16:00) is one service A with bookings (30-minute slots, one place
+each, check-in from an hour before the slot, remote joins confirmed on arrival) and one
+counter, on Monday 23 November 2026 at 09:00 WITA (the tests' clock).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tests.browser.conftest import (
     wait_text,
 )
 from tests.conftest import MONDAY_9AM
-from tests.halls import DEMO_KIOSK, Bearer, Hall, counter, service
+from tests.halls import DEMO_KIOSK, Bearer, Hall, counter, every_day, service
 
 pytestmark = pytest.mark.browser
 
@@ -53,6 +54,8 @@ BOOKING = {
     "late_minutes": 15,
     "requirements_id": REQUIREMENTS,
     "requirements_en": "Original family card and a copy",
+    "remote_join": True,
+    "confirm_on_arrival": True,
 }
 
 
@@ -60,6 +63,7 @@ def hall(**booking: Any) -> Hall:
     return Hall(
         id=SITE,
         name="MPP Online",
+        hours=every_day("08:00", "16:00"),
         services=(
             service(
                 "A",
@@ -254,6 +258,7 @@ async def test_a_booking_made_on_a_phone_is_checked_in_called_and_notified(
     await error.wait_for()
     assert await error.get_attribute("data-code") == "too_early"
     assert "besok, pukul 09:00 WITA" in await text(kiosk, "#checkin-opens")
+    await screenshot(kiosk, "kiosk-checkin-too-early")
     await kiosk.keyboard.type(code)  # the refused code is selected: the scan replaces it
     await kiosk.keyboard.press("Enter")
     await wait_text(kiosk, "#ticket-number", "A001")
@@ -309,6 +314,7 @@ async def test_a_booking_is_moved_and_cancelled_and_a_slot_taken_meanwhile_is_re
     full = page.locator("[data-slot='10:00']")
     await full.wait_for()
     assert await full.is_disabled() and "penuh" in (await full.text_content() or "")
+    await screenshot(page, "online-slots")
 
     # 10:30 is taken by someone else while this citizen looks at it: refused in their words,
     # back to the slots, where 10:30 is now full too.
@@ -348,5 +354,40 @@ async def test_a_booking_is_moved_and_cancelled_and_a_slot_taken_meanwhile_is_re
     # Kept on the phone: the start page lists it.
     await page.click("#booking-new")
     await page.wait_for_selector(f"[data-booking='{booking_id}']")
+
+    assert console.unexpected() == []
+
+
+async def test_a_remote_join_is_confirmed_at_the_kiosk_with_the_code_the_phone_shows(
+    screens: Screens, console: ConsoleWatch
+) -> None:
+    page = await phone(screens)
+    await page.click("[data-service=A] [data-action=join]")
+    await page.click("#join-submit")
+    code = await text(page, "#join-code")
+    assert len(code) == 6
+    await page.click("#join-status")
+    await wait_ready(page)
+    assert await text(page, "#number") == "A001"
+    assert await text(page, "#confirm-code") == code  # kept on the phone for the kiosk
+    await screenshot(page, "status-remote-join")
+
+    kiosk = await screens.open("kiosk", f"?site={SITE}&token=demo-kiosk", screen=PORTRAIT)
+    await kiosk.click("#checkin-open")
+    for key in code:  # typed on the kiosk's own keypad
+        await kiosk.click(f".keypad [data-key='{key}']")
+    assert await kiosk.input_value("#checkin-code") == code
+    await kiosk.click("#checkin-submit")
+    await wait_text(kiosk, "#ticket-number", "A001")
+    assert not await kiosk.is_visible("#checked-in-booking")  # a join has no booking
+
+    # Confirmed: the status page (following the stream) drops the code, and forgets it.
+    await wait_js(page, "() => !document.querySelector('#confirm-needed')")
+    assert (
+        await page.evaluate(
+            "Object.keys(localStorage).filter((k) => k.startsWith('antrian.join.'))"
+        )
+        == []
+    )
 
     assert console.unexpected() == []
