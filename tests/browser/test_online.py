@@ -1,8 +1,9 @@
 """Antrian online in headless Chromium, against the real app and a real PostgreSQL: a
 booking made on a phone (360 by 740), its QR code, the check-in at the kiosk with a scanner,
-the call at a counter and the status page's notification; moving and cancelling a booking,
-a slot taken while the citizen was choosing it; and a remote join from the phone,
-confirmed at the kiosk with its code.
+the call at a counter and the status page's notification; a booking whose answer was lost
+(one booking, by its Idempotency-Key), a slot taken while the citizen was choosing it, a
+move and a cancellation; and a remote join from the phone, confirmed at the kiosk with its
+code.
 
 The hall (open 08:00 to 16:00) is one service A with bookings (30-minute slots, one place
 each, check-in from an hour before the slot, remote joins confirmed on arrival) and one
@@ -25,6 +26,7 @@ from queue_service.domain.clock import ManualClock
 from queue_service.domain.vocab import Role
 from tests.browser.conftest import (
     CONFLICT_LOGGED,
+    NETWORK_LOGGED,
     ConsoleWatch,
     LiveServer,
     Screens,
@@ -303,10 +305,11 @@ async def test_a_booking_made_on_a_phone_is_checked_in_called_and_notified(
     assert console.unexpected() == []
 
 
-async def test_a_booking_is_moved_and_cancelled_and_a_slot_taken_meanwhile_is_refused(
+async def test_a_booking_survives_a_lost_answer_a_taken_slot_a_move_and_is_cancelled(
     api: Client, screens: Screens, console: ConsoleWatch
 ) -> None:
     console.allow(CONFLICT_LOGGED)  # slot_full, on purpose
+    console.allow(NETWORK_LOGGED)  # the answer lost on purpose
     await api.book(TOMORROW, "10:00")  # another citizen's
     page = await phone(screens)
     await page.click("[data-service=A] [data-action=book]")
@@ -327,10 +330,26 @@ async def test_a_booking_is_moved_and_cancelled_and_a_slot_taken_meanwhile_is_re
     assert "sudah penuh" in (await alert.text_content() or "")
     await page.wait_for_selector("[data-slot='10:30'][disabled]")
 
+    # 11:00, and the answer is lost on the way back: the page sends it again with the same
+    # Idempotency-Key, and the server answers from its record: one booking.
+    keys: list[str] = []
+
+    async def lose_first_answer(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        if len(keys) == 1:
+            response = await route.fetch()
+            assert response.status == 201
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route("**/api/v1/sites/*/bookings", lose_first_answer)
     await page.click("[data-slot='11:00']")
     await page.click("#book-submit")
     await page.wait_for_selector("#booking-state[data-state=booked]")
     booking_id = page.url.split("#booking=")[1]
+    assert len(keys) == 2 and keys[0] == keys[1] and keys[0]
+    assert (await api.slots(TOMORROW))["11:00"]["booked"] == 1
 
     # Move it to 11:30, in English this time.
     await page.click("#lang")
