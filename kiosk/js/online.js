@@ -281,7 +281,6 @@ function chosen(service) {
   const req = requirementsOf(service);
   return h("section", { class: "card online-chosen" },
     h("b", { class: "online-service-name" }, nameOf(service)),
-    service.agency ? h("span", { class: "muted" }, service.agency) : null,
     req ? h("details", { class: "online-req", open: true },
       h("summary", {}, t("online.requirements")), h("p", { id: "requirements" }, req)) : null);
 }
@@ -309,7 +308,6 @@ function servicesScreen() {
       const req = requirementsOf(s);
       return h("section", { class: "card online-service", dataset: { service: s.code } },
         h("b", { class: "online-service-name" }, nameOf(s)),
-        s.agency ? h("span", { class: "muted" }, s.agency) : null,
         req ? h("details", { class: "online-req" }, h("summary", {}, t("online.requirements")), h("p", {}, req)) : null,
         h("div", { class: "online-actions" },
           h("button", { class: "btn btn-primary", type: "button", dataset: { action: "book" },

@@ -322,6 +322,7 @@ async def test_a_booking_survives_a_lost_answer_a_taken_slot_a_move_and_is_cance
     # 10:30 is taken by someone else while this citizen looks at it: refused in their words,
     # back to the slots, where 10:30 is now full too.
     await page.click("[data-slot='10:30']")
+    await screenshot(page, "online-confirm")
     await api.book(TOMORROW, "10:30")
     await page.click("#book-submit")
     alert = page.locator("#online-error")
@@ -381,6 +382,7 @@ async def test_a_remote_join_is_confirmed_at_the_kiosk_with_the_code_the_phone_s
     screens: Screens, console: ConsoleWatch
 ) -> None:
     page = await phone(screens)
+    await screenshot(page, "online-services")
     await page.click("[data-service=A] [data-action=join]")
     await page.click("#join-submit")
     code = await text(page, "#join-code")
