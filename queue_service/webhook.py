@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import random
 import time
 from collections import Counter
@@ -87,7 +88,11 @@ def _retry_after(value: str | None, cap: float) -> float | None:
 def _describe(exc: BaseException) -> str:
     """A failed attempt, for the row's last_error and the log: no URL, no body."""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}"
+        # asyncio's refusals read "Connect call failed ('10.0.0.5', 443)": the errno's
+        # own words are shorter and the same for every address.
+        err = exc.os_error
+        reason = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror
+        return f"cannot connect: {reason or type(err).__name__}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the receiver closed the connection"
     return type(exc).__name__
@@ -172,13 +177,15 @@ class WebhookWorker:
                             await self._wake.wait()
 
     def _trouble_seen(self, what: str, exc: BaseException, *, traceback: bool = False) -> None:
-        described = f"{what}: {type(exc).__name__}"
-        if described == self._trouble:
+        """Log `what` went wrong, once until it clears (a database that is down fails with
+        one error after another, of several types, every poll)."""
+        if what == self._trouble:
             return
-        self._trouble = described
+        self._trouble = what
         log.warning(
-            "webhook worker: %s; trying again every %g s",
-            described,
+            "webhook worker: %s (%s); trying again every %g s",
+            what,
+            type(exc).__name__,
             self.settings.poll_seconds,
             exc_info=exc if traceback else None,
         )
