@@ -51,5 +51,7 @@ CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
 -- One subject's notices are delivered in order: a row waits for the subject's earlier
 -- pending rows (the claim's NOT EXISTS).
 CREATE INDEX outbox_subject_pending ON outbox (site_id, subject, id) WHERE state = 'pending';
--- The daily prune of rows finished more than 7 days ago.
+-- The outbox gauges: the rows given up (the pending ones are read through outbox_due).
+CREATE INDEX outbox_failed ON outbox (site_id) WHERE state = 'failed';
+-- The hourly prune of rows finished more than 7 days ago.
 CREATE INDEX outbox_finished ON outbox (last_attempt_at) WHERE state <> 'pending';
