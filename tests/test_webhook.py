@@ -67,7 +67,7 @@ class Receiver:
         self.status = 200
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.accepted: list[str] = []  # keys answered 2xx, in order
-        self.on_request: Callable[[], Awaitable[None]] | None = None
+        self.on_request: Callable[[], Awaitable[object]] | None = None
         self.runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -405,6 +405,50 @@ async def test_a_database_gone_mid_delivery_is_waited_for_and_the_notice_not_sen
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
+
+
+async def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
+    pool: asyncpg.Pool, receiver: Receiver, start_worker: Callable[..., WebhookWorker]
+) -> None:
+    hang = asyncio.Event()  # the receiver holds every request until the end
+    receiver.on_request = hang.wait
+    await receiver.listen()
+    await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
+    start_worker(quick(receiver.url, timeout_seconds=0.2))
+
+    async def timed_out_twice() -> bool:
+        (row,) = await rows(pool)
+        late: bool = row["last_error"] == "no answer within 0.2 s"
+        return late and row["attempts"] >= 2 and row["state"] == "pending"
+
+    try:
+        await until(timed_out_twice, "two attempts that timed out, a third to come")
+    finally:
+        hang.set()  # the receiver's shutdown waits for the requests it holds
+
+
+async def test_stopping_lets_the_attempt_in_flight_end_and_records_it(
+    pool: asyncpg.Pool, receiver: Receiver
+) -> None:
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> None:
+        arrived.set()
+        await release.wait()
+
+    receiver.on_request = slow
+    await receiver.listen()
+    await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
+    worker = WebhookWorker(PgOutbox(pool), quick(receiver.url), sites=[SITE])
+    worker.start()
+    await arrived.wait()
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0.1)  # the stop waits for the attempt, however long it polls
+    assert not stopping.done()
+    release.set()
+    await stopping
+    assert receiver.accepted == ["B1:booked"]
+    assert [r["state"] for r in await rows(pool)] == ["delivered"]
 
 
 # -- backoff, settings, the app ------------------------------------------------------------
