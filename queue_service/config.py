@@ -7,11 +7,12 @@ problems are collected before failing so an operator fixes the file in one pass.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Container, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
@@ -23,11 +24,13 @@ from queue_service.domain.site import (
     PARITIES,
     WEEKDAYS,
     Agency,
+    Booking,
     Break,
     ButtonConfig,
     Counter,
     DeviceConfig,
     EndOfDay,
+    Online,
     SerialSettings,
     Service,
     Site,
@@ -38,8 +41,11 @@ from queue_service.domain.vocab import (
     COUNTER_ROLES,
     MAX_ID,
     MAX_NUMBER,
+    MAX_REASON,
     MAX_WORD,
+    BookingEntry,
     DeviceKind,
+    LatePolicy,
     Priority,
     PriorityPolicy,
     Role,
@@ -383,6 +389,8 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
     unserved = [code for code in services if not any(code in c.services for c in counters.values())]
     for code in unserved:
         r.problem(f"{where}.services", f"service {code!r} is served by no counter")
+    services = _booking_capacities(r, services, counters, where)
+    online = _parse_online(r, raw, where)
 
     public_url = r.get(raw, "public_url", where, str, required=False)
     if public_url is not None:
@@ -413,6 +421,7 @@ def _parse_site(r: _Reader, raw: Mapping[str, Any], where: str) -> Site | None:
         devices=tuple(devices),
         public_url=public_url,
         survey=survey,
+        online=online,
     )
 
 
@@ -724,7 +733,122 @@ def _parse_service(
         priority_policy=policy or PriorityPolicy.STRICT,
         priority_interleave=interleave or 3,
         default_service_minutes=float(dsm or 5.0),
+        booking=_parse_booking(r, raw, key),
     )
+
+
+def _parse_booking(r: _Reader, raw: Mapping[str, Any], key: str) -> Booking | None:
+    """The service's `booking` table (antrian online), or None when it has none. A missing
+    `capacity` is 0 here: `_booking_capacities` derives it once the counters are known."""
+    table = r.get(raw, "booking", key, dict, required=False)
+    if table is None:
+        return None
+    where = f"{key}.booking"
+    r.unknown_keys(table, _keys(Booking), where)
+    d = Booking()
+
+    def whole(name: str, default: int, low: int, high: int) -> int:
+        value = r.get(table, name, where, int, required=False, default=default)
+        if value is None or not low <= value <= high:
+            if value is not None:
+                r.problem(f"{where}.{name}", f"must be a whole number from {low} to {high}")
+            return default
+        return int(value)
+
+    def flag(name: str, default: bool) -> bool:
+        return bool(r.get(table, name, where, bool, required=False, default=default))
+
+    def text(name: str) -> str:
+        value = r.get(table, name, where, str, required=False, default="") or ""
+        if len(value) > 4 * MAX_REASON:
+            r.problem(f"{where}.{name}", f"must be at most {4 * MAX_REASON} characters")
+        return str(value)
+
+    slot = whole("slot_minutes", d.slot_minutes, 5, 240)
+    entry = r.choice(
+        r.get(table, "entry", where, str, required=False, default=d.entry),
+        BookingEntry,
+        f"{where}.entry",
+    )
+    late = r.choice(
+        r.get(table, "late", where, str, required=False, default=d.late),
+        LatePolicy,
+        f"{where}.late",
+    )
+    return Booking(
+        slot_minutes=slot,
+        capacity=whole("capacity", 0, 1, MAX_NUMBER),
+        walk_in_share=_number(r, table, "walk_in_share", where, d.walk_in_share, 0.1, 0.9),
+        days_ahead=whole("days_ahead", d.days_ahead, 0, 90),
+        cutoff_minutes=whole("cutoff_minutes", d.cutoff_minutes, 0, 7 * 24 * 60),
+        entry=entry or d.entry,
+        early_minutes=whole("early_minutes", d.early_minutes, 0, 240),
+        late_minutes=whole("late_minutes", d.late_minutes, 0, 240),
+        late=late or d.late,
+        remote_join=flag("remote_join", d.remote_join),
+        confirm_on_arrival=flag("confirm_on_arrival", d.confirm_on_arrival),
+        requirements_id=text("requirements_id"),
+        requirements_en=text("requirements_en"),
+        near_ahead=whole("near_ahead", d.near_ahead, 0, 50),
+        near_minutes=whole("near_minutes", d.near_minutes, 0, 240),
+    )
+
+
+def _booking_capacities(
+    r: _Reader, services: Mapping[str, Service], counters: Mapping[str, Counter], where: str
+) -> dict[str, Service]:
+    """Each bookable service with its slot capacity checked against walk-ins' share.
+
+    What a slot can serve is estimated as the counters serving the service (a counter
+    shared by k services counted as 1/k) times the slot's minutes over the expected service
+    time. At most (1 - walk_in_share) of that may be booked: a `capacity` above it is a
+    problem, a missing one is derived as exactly that (at least one slot place must remain,
+    or the service cannot be booked with so few counters)."""
+    out = dict(services)
+    for j, (code, svc) in enumerate(services.items()):
+        b = svc.booking
+        if b is None:
+            continue
+        share = sum(1 / len(c.services) for c in counters.values() if code in c.services)
+        slot_capacity = share * b.slot_minutes / svc.default_service_minutes
+        bookable = math.floor(slot_capacity * (1 - b.walk_in_share) + 1e-9)
+        key = f"{where}.services[{j}].booking"
+        if b.capacity == 0:
+            if bookable < 1:
+                r.problem(
+                    f"{key}.capacity",
+                    f"its counters serve about {slot_capacity:.1f} citizens a slot: too few to "
+                    f"book any with walk_in_share {b.walk_in_share:g}; set a longer slot_minutes",
+                )
+            out[code] = replace(svc, booking=replace(b, capacity=max(bookable, 1)))
+        elif b.capacity > bookable:
+            r.problem(
+                f"{key}.capacity",
+                f"{b.capacity} a slot leaves walk-ins less than walk_in_share "
+                f"{b.walk_in_share:g} of what its counters serve (about {slot_capacity:.1f} a "
+                f"slot): at most {bookable}",
+            )
+    return out
+
+
+def _parse_online(r: _Reader, raw: Mapping[str, Any], where: str) -> Online:
+    table = r.get(raw, "online", where, dict, required=False)
+    if table is None:
+        return Online()
+    key = f"{where}.online"
+    r.unknown_keys(table, _keys(Online), key)
+    d = Online()
+    out = {}
+    for name, default in (
+        ("max_active_per_phone", d.max_active_per_phone),
+        ("max_per_address_per_day", d.max_per_address_per_day),
+    ):
+        value = r.get(table, name, key, int, required=False, default=default)
+        if value is not None and not 1 <= value <= 1000:
+            r.problem(f"{key}.{name}", "must be a whole number from 1 to 1000")
+            value = default
+        out[name] = int(value if value is not None else default)
+    return Online(**out)
 
 
 def _parse_tokens(

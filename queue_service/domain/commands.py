@@ -119,8 +119,10 @@ def issue(
     priority: str | None = None,
     source: str = "kiosk",
     number: str | None = None,
+    code: str | None = None,
 ) -> list[Event]:
-    """Issue a ticket. `number` is given only by a dispenser that printed its own."""
+    """Issue a ticket. `number` is given only by a dispenser that printed its own; `code`
+    only to a remote join that must be confirmed at the kiosk (domain/online.py)."""
     site = state.site
     svc = site.services.get(service)
     if svc is None:
@@ -141,7 +143,6 @@ def issue(
             cutoff=f"{svc.cutoff:%H:%M}",
             opens_at=site.next_day_opening(now, svc.cutoff),
         )
-    q = state.queues[service]
     if refused == "quota":
         raise errors.QuotaReached(
             f"today's quota of {svc.daily_quota} tickets for {svc.name_id} is reached",
@@ -149,30 +150,65 @@ def issue(
             quota=svc.daily_quota,
             opens_at=site.next_day_opening(now, svc.cutoff),
         )
-    seq = q.issued + 1
+    return [
+        issued_event(
+            state, now, ticket_id, service, origin, priority=kind, number=number, code=code
+        )
+    ]
+
+
+def issued_event(
+    state: SiteState,
+    now: datetime,
+    ticket_id: str,
+    service: str,
+    source: Source,
+    *,
+    priority: Priority | None = None,
+    number: str | None = None,
+    booking: str | None = None,
+    due_at: datetime | None = None,
+    code: str | None = None,
+) -> Event:
+    """The `ticket_issued` event of a ticket of `service` issued at `now`: its number (the
+    next of the service's day unless a dispenser printed its own) and the estimate the
+    citizen is given, kept with it so that its error is measured when it is called
+    (state.py, totals, the ticket_visits view). A booking's ticket (antrian online) names
+    its booking and, entering ahead of walk-ins, from when (`due_at`): its estimate runs
+    from then. Whether tickets are issued now is the caller's to check."""
+    svc = state.site.services[service]
+    seq = state.queues[service].issued + 1
     if seq > MAX_NUMBER:
         raise errors.QuotaReached(
             "ticket numbers for today are exhausted",
             service=service,
-            opens_at=site.next_day_opening(now, svc.cutoff),
+            opens_at=state.site.next_day_opening(now, svc.cutoff),
         )
-    # The estimate the citizen is given, kept with the ticket so that its error is measured
-    # when it is called (state.py, totals, the ticket_visits view).
-    estimate = state.estimated_wait_seconds(service, state.ahead_of_new(service, kind), now)
-    return [
-        _event(
-            state,
-            EventType.TICKET_ISSUED,
-            now,
-            ticket_id,
-            service=service,
-            number=number or f"{svc.prefix}{seq:03d}",
-            seq=seq,
-            source=origin,
-            priority=kind,
-            estimated_wait_seconds=None if estimate is None else round(estimate, 1),
+    if due_at is None:
+        estimate = state.estimated_wait_seconds(
+            service, state.ahead_of_new(service, priority, now), now
         )
-    ]
+    else:
+        at = max(now, due_at)
+        ahead = state.queues[service].booked_ahead_at(at)
+        estimate = state.estimated_wait_seconds(service, ahead, now)
+        if estimate is not None:
+            estimate += (at - now).total_seconds()
+    return _event(
+        state,
+        EventType.TICKET_ISSUED,
+        now,
+        ticket_id,
+        service=service,
+        number=number or f"{svc.prefix}{seq:03d}",
+        seq=seq,
+        source=source,
+        priority=priority,
+        estimated_wait_seconds=None if estimate is None else round(estimate, 1),
+        booking=booking,
+        due_at=None if due_at is None else due_at.isoformat(),
+        code=code,
+    )
 
 
 def _check_can_call(state: SiteState, counter: CounterState) -> None:
@@ -201,21 +237,27 @@ def call_next(state: SiteState, now: datetime, *, counter_id: str) -> list[Event
     _check_can_call(state, counter)
     heads = []
     for code in state.site.counters[counter_id].services:
-        head = state.queues[code].head()
+        head = state.queues[code].head(now)
         if head is not None:
             heads.append(head)
     if not heads:
         raise errors.QueueEmpty(
             "no ticket is waiting for this counter's services", counter=counter_id
         )
-    chosen = min(
-        heads,
-        key=lambda t: (
+
+    def across(t: Ticket) -> tuple[bool, bool, datetime, int, str]:
+        """Between the heads of the counter's services: priority first (where its service
+        uses priority), then checked-in bookings due, then by place in the queue."""
+        due = t.due_at is not None and t.due_at <= now
+        return (
             t.priority is None or not state.queues[t.service].uses_priority(),
-            *t.sort_key,
-        ),
-    )
-    return _call(state, now, counter, chosen)
+            not due,
+            t.due_at if due and t.due_at is not None else t.queue_key,
+            t.seq,
+            t.id,
+        )
+
+    return _call(state, now, counter, min(heads, key=across))
 
 
 def call_ticket(state: SiteState, now: datetime, *, counter_id: str, ticket_id: str) -> list[Event]:

@@ -85,3 +85,51 @@ class CutoffPassed(NotIssuing, code="cutoff_passed"):
 class QuotaReached(NotIssuing, code="quota_reached"):
     """Today's quota (or ticket numbers) of the service are used up; `opens_at` is the
     opening of the next day that issues its tickets."""
+
+
+class NotBookable(Conflict, code="not_bookable"):
+    """The service takes no bookings (antrian online), or that day has no slots."""
+
+
+class RemoteJoinOff(Conflict, code="remote_join_off"):
+    """The service does not issue today's tickets from the phone."""
+
+
+class SlotFull(Conflict, code="slot_full"):
+    """Every bookable place of the slot (or of its day) is taken; walk-ins still get
+    tickets, from the share of the counters' time kept for them."""
+
+
+class BookingClosed(Conflict, code="booking_closed"):
+    """The slot can no longer be booked (its cut-off passed) or the day is outside the
+    days that may be booked."""
+
+
+class BookingLimit(Conflict, code="booking_limit"):
+    """The phone number already holds as many bookings as a citizen may (anti-hoarding)."""
+
+
+class BookingNotFound(NotFound, code="booking_not_found"):
+    """No booking with that id or code (a code is only valid until its check-in)."""
+
+
+class CheckInRefused(Conflict):
+    """The booking cannot be checked in now."""
+
+
+class TooEarly(CheckInRefused, code="too_early"):
+    """The check-in window has not opened; `details.opens_at` is when it does (site-local
+    ISO 8601)."""
+
+
+class TooLate(CheckInRefused, code="too_late"):
+    """The check-in window closed (the service refuses late bookings), or the booking was
+    missed."""
+
+
+class BookingCancelled(CheckInRefused, code="booking_cancelled"):
+    """The booking was cancelled."""
+
+
+class AlreadyCheckedIn(CheckInRefused, code="already_checked_in"):
+    """The booking (or remote join) was checked in already: its ticket is in the queue."""

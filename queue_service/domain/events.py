@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from queue_service.domain.vocab import EventType, FinishOutcome, Priority, Source, TicketStatus
+from queue_service.domain.vocab import (
+    BookingStatus,
+    EventType,
+    FinishOutcome,
+    Priority,
+    Source,
+    TicketStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +85,16 @@ EVENTS: Mapping[EventType, EventSpec] = {
                 PayloadField("source", Source, replayed=True, default=Source.KIOSK),
                 # The wait the citizen was told at issue, seconds (none: no estimate then).
                 PayloadField("estimated_wait_seconds", float, replayed=True, optional=True),
+                # A checked-in booking's ticket: the booking's id, and from when it is called
+                # ahead of walk-ins (ISO instant; its queue time starts then, not earlier).
+                PayloadField("booking", str, replayed=True, optional=True),
+                PayloadField("due_at", str, replayed=True, optional=True),
+                # A remote join that must be confirmed at the kiosk: the code to confirm it.
+                PayloadField("code", str, replayed=True, optional=True),
             ),
             reads_service=True,
         ),
+        EventSpec(EventType.TICKET_CONFIRMED, (_NUMBER,)),
         EventSpec(EventType.TICKET_CALLED, (_NUMBER,), reads_counter=True),
         EventSpec(EventType.TICKET_RECALLED, (_NUMBER, PayloadField("calls", int))),
         EventSpec(EventType.TICKET_STARTED, (_NUMBER,)),
@@ -108,7 +122,43 @@ EVENTS: Mapping[EventType, EventSpec] = {
             reads_counter=True,
         ),
         EventSpec(EventType.COUNTER_CLOSED, reads_counter=True),
+        # Bookings: read by the site's booking book (domain/bookings.py) from `Event.data`,
+        # never from replay rows (start-up loads them with a query of their own: a booking
+        # outlives the day it was made on).
+        EventSpec(
+            EventType.BOOKING_MADE,
+            (
+                PayloadField("code", str),  # what the citizen types or scans at the kiosk
+                PayloadField("day", str),  # the slot's service day, ISO
+                PayloadField("slot", str),  # the slot's start, "HH:MM" site-local
+            ),
+        ),
+        EventSpec(
+            EventType.BOOKING_RESCHEDULED,
+            (PayloadField("day", str), PayloadField("slot", str)),
+        ),
+        EventSpec(EventType.BOOKING_CANCELLED, (PayloadField("reason", str, optional=True),)),
+        EventSpec(
+            EventType.BOOKING_CHECKED_IN,
+            (
+                PayloadField("ticket", str),  # the ticket issued with it
+                # Checked in after its window and issued as a walk-in's ticket.
+                PayloadField("late", bool, optional=True),
+            ),
+        ),
+        EventSpec(EventType.BOOKING_MISSED),
     )
+}
+
+# The booking events (kept apart from the day's replay; see above).
+BOOKING_EVENTS = frozenset(t for t in EVENTS if t.is_booking_event)
+# Where each booking event leaves its booking.
+BOOKING_STATE_AFTER: Mapping[EventType, BookingStatus] = {
+    EventType.BOOKING_MADE: BookingStatus.BOOKED,
+    EventType.BOOKING_RESCHEDULED: BookingStatus.BOOKED,
+    EventType.BOOKING_CANCELLED: BookingStatus.CANCELLED,
+    EventType.BOOKING_CHECKED_IN: BookingStatus.CHECKED_IN,
+    EventType.BOOKING_MISSED: BookingStatus.MISSED,
 }
 
 # A replay row: what a state handler is applied to. The envelope by position, then the

@@ -13,7 +13,13 @@ from datetime import date, datetime, time, timedelta
 from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
-from queue_service.domain.vocab import DeviceKind, Priority, PriorityPolicy
+from queue_service.domain.vocab import (
+    BookingEntry,
+    DeviceKind,
+    LatePolicy,
+    Priority,
+    PriorityPolicy,
+)
 
 # The configuration's words (priority policies and kinds, roles, survey modes, device kinds)
 # are the vocabulary's enums (domain/vocab.py).
@@ -25,6 +31,41 @@ PARITIES = ("N", "E", "O", "M", "S")
 class Agency:
     id: str
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A service's antrian online: its bookable slots and how booked citizens are served.
+
+    Slots run from the day's opening in steps of `slot_minutes`, each ending by the closing
+    (and the service's cutoff) and none overlapping a break. `capacity` is what one slot may
+    hold in bookings; the rest of the counters' time stays for walk-ins (`walk_in_share`,
+    checked by the configuration against the counters' expected capacity and the daily quota).
+    """
+
+    slot_minutes: int = 30
+    capacity: int = 1  # bookings per slot (the parser derives it when the file leaves it out)
+    walk_in_share: float = 0.5
+    days_ahead: int = 14  # today and this many days after it may be booked
+    cutoff_minutes: int = 60  # booking a slot closes this long before it starts
+    entry: BookingEntry = BookingEntry.AT_SLOT
+    early_minutes: int = 30  # check-in opens this long before the slot starts
+    late_minutes: int = 15  # ... and closes this long after; then `missed`
+    late: LatePolicy = LatePolicy.WALK_IN  # a check-in after the window
+    remote_join: bool = False  # today's ticket may be taken from the phone
+    confirm_on_arrival: bool = True  # ... and must then be confirmed at the kiosk
+    requirements_id: str = ""  # what to bring (persyaratan), shown when booking
+    requirements_en: str = ""
+    near_ahead: int = 3  # "your turn is near": this many or fewer ahead ...
+    near_minutes: int = 10  # ... or an estimate this short
+
+
+@dataclass(frozen=True, slots=True)
+class Online:
+    """A site's limits on antrian online (anti-hoarding)."""
+
+    max_active_per_phone: int = 2  # bookings not yet checked in, per phone number
+    max_per_address_per_day: int = 6  # bookings and remote joins per client address per day
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +83,7 @@ class Service:
     priority_interleave: int = 3
     # Average handle time assumed before today has any finished ticket (simple estimate).
     default_service_minutes: float = 5.0
+    booking: Booking | None = None  # antrian online (None: walk-ins only)
 
     @property
     def target_wait_seconds(self) -> int:
@@ -186,6 +228,7 @@ class Site:
     # The satisfaction survey after service: "skm" (the nine SKM elements of PermenPANRB
     # 14/2017, each 1-4) or "quick" (a one-tap rating).
     survey: str = "skm"
+    online: Online = field(default_factory=Online)
 
     def service_day(self, now: datetime) -> date:
         """The service day a UTC instant belongs to, in the site's own timezone."""

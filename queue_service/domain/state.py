@@ -16,7 +16,9 @@ from operator import attrgetter
 from typing import Any
 
 from queue_service.domain import estimate as est
+from queue_service.domain.bookings import BookingBook
 from queue_service.domain.events import (
+    BOOKING_EVENTS,
     EVENTS,
     ROW_COUNTER,
     ROW_SEQ,
@@ -49,9 +51,18 @@ Row = Any
 
 # Where the handlers find the data fields they read in a row (from the one declaration of
 # each event type's data, `events.EVENTS`).
-_NUMBER, _NUMBER_SEQ, _PRIORITY, _SOURCE, _ESTIMATE = (
+_NUMBER, _NUMBER_SEQ, _PRIORITY, _SOURCE, _ESTIMATE, _BOOKING, _DUE_AT, _CODE = (
     EVENTS[EventType.TICKET_ISSUED].column(key)
-    for key in ("number", "seq", "priority", "source", "estimated_wait_seconds")
+    for key in (
+        "number",
+        "seq",
+        "priority",
+        "source",
+        "estimated_wait_seconds",
+        "booking",
+        "due_at",
+        "code",
+    )
 )
 _OUTCOME = EVENTS[EventType.TICKET_FINISHED].column("outcome")
 _TO_SERVICE = EVENTS[EventType.TICKET_TRANSFERRED].column("to_service")
@@ -66,6 +77,7 @@ _OUTCOMES: dict[str, Outcome] = {o: Outcome(o) for o in FinishOutcome}
 _WAITING, _CALLED, _SERVING = TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING
 _DONE, _NO_SHOW, _CANCELLED = TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED
 _EXPIRED, _OPEN = TicketStatus.EXPIRED, CounterStatus.OPEN
+_BOOKED, _ONLINE = Source.BOOKING, Source.ONLINE
 
 
 class ReplayError(AntrianError, code="replay_failed"):
@@ -101,6 +113,14 @@ class Ticket:
     # (unlike `last_called_at`, which belongs to the current visit): the TV display keeps
     # showing where a number was called after it was sent on to another service.
     announced_at: datetime | None = None
+    # Antrian online. A checked-in booking's ticket: the booking's id, and from when it is
+    # called ahead of walk-ins (`due_at`; its queue time starts then: `enqueued_at`). Not
+    # callable by call-next before. A remote join to be confirmed at the kiosk: its code,
+    # and whether it was (None: nothing to confirm).
+    booking: str | None = None
+    due_at: datetime | None = None
+    code: str | None = None
+    confirmed: bool | None = None
 
     @property
     def sort_key(self) -> tuple[datetime, int, str]:
@@ -120,6 +140,7 @@ class ServiceQueue:
     service_seconds: float = 0.0  # sum over `finished`
     no_shows: int = 0
     cancelled: int = 0
+    booked: int = 0  # waiting tickets of checked-in bookings (`Ticket.due_at` set)
     # What the estimate reads (queue_service/domain/estimate.py), kept in O(1) per event:
     open_now: int = 0  # open counters serving this service
     open_share: float = 0.0  # sum over them of 1 / the number of services each serves
@@ -143,7 +164,34 @@ class ServiceQueue:
     def uses_priority(self) -> bool:
         return self.service.priority_policy != PriorityPolicy.FIFO
 
-    def call_order(self) -> list[Ticket]:
+    def booked_now(self, now: datetime) -> tuple[list[Ticket], list[Ticket], list[Ticket]]:
+        """The regular class split at `now`: booked tickets due (by due time), the
+        walk-ins' tickets (by queue key), and booked tickets not due yet (by due time)."""
+        due: list[Ticket] = []
+        plain: list[Ticket] = []
+        later: list[Ticket] = []
+        for t in self.regular.values():
+            d = t.due_at
+            if d is None:
+                plain.append(t)
+            elif d <= now:
+                due.append(t)
+            else:
+                later.append(t)
+        due.sort(key=_due_key)
+        plain.sort(key=_sort_key)
+        later.sort(key=_due_key)
+        return due, plain, later
+
+    def _regular_order(self, now: datetime | None) -> list[Ticket]:
+        """The regular class in its call order: booked tickets due at `now` first, then
+        the rest by queue key (booked tickets not due yet are left out: not callable)."""
+        if not self.booked or now is None:
+            return sorted(self.regular.values(), key=_sort_key)
+        due, plain, _ = self.booked_now(now)
+        return due + plain
+
+    def call_order(self, now: datetime | None = None) -> list[Ticket]:
         """The waiting tickets in the order repeated call-next hands them out.
 
         The one order of a queue, for every priority policy: call-next (`head`), positions
@@ -151,9 +199,14 @@ class ServiceQueue:
         read it. `strict`: every priority ticket first; `interleave`: at most
         `priority_interleave` priority calls in a row while regular tickets wait, counting
         the calls already made (`priority_streak`); `fifo`: by place in the queue alone.
-        Within a class, by queue key (issue time, kept across transfers), then number."""
-        regular = sorted(self.regular.values(), key=_sort_key)
+        Within a class, by queue key (issue time, kept across transfers), then number.
+        Checked-in bookings (antrian online) due at `now` come first in the regular class
+        (under `fifo`, first of all); those not due yet are not in the order."""
+        regular = self._regular_order(now)
         if not self.uses_priority():
+            if self.booked and now is not None:
+                due, plain, _ = self.booked_now(now)
+                return due + sorted([*self.priority.values(), *plain], key=_sort_key)
             return sorted([*self.priority.values(), *regular], key=_sort_key)
         priority = sorted(self.priority.values(), key=_sort_key)
         if self.service.priority_policy != PriorityPolicy.INTERLEAVE or not regular:
@@ -172,8 +225,12 @@ class ServiceQueue:
                 streak = 0
         return out
 
-    def head(self) -> Ticket | None:
-        """The ticket this service would hand out next: the first of `call_order`."""
+    def head(self, now: datetime | None = None) -> Ticket | None:
+        """The ticket this service would hand out next at `now`: the first of
+        `call_order`."""
+        if self.booked and now is not None:
+            order = self.call_order(now)
+            return order[0] if order else None
         if not self.uses_priority():
             tickets = list(self.waiting())
             return min(tickets, key=_sort_key) if tickets else None
@@ -193,18 +250,49 @@ class ServiceQueue:
             and streak >= self.service.priority_interleave
         )
 
-    def ahead_of(self, ticket: Ticket) -> int:
+    def ahead_of(self, ticket: Ticket, now: datetime | None = None) -> int:
         """How many waiting tickets of this service would be called before `ticket`: its
-        index in `call_order`, counted without sorting the queue."""
+        index in `call_order`, counted without sorting the queue. A booked ticket not due
+        yet counts those that will be ahead of it at its due time."""
+        if self.booked and now is not None and ticket.priority is None:
+            due, plain, later = self.booked_now(now)
+            if ticket.due_at is None:
+                rank = len(due) + _before(plain, ticket)
+            elif ticket.due_at <= now:
+                rank = _before_due(due, ticket)
+            else:
+                rank = len(due) + _before_due(later, ticket)
+            if not self.uses_priority():
+                return rank + (
+                    0 if ticket.due_at is not None else _before(self.priority.values(), ticket)
+                )
+            return self._position(False, rank)
         if not self.uses_priority():
             return _before(self.priority.values(), ticket) + _before(self.regular.values(), ticket)
         if ticket.priority is not None:
             return self._position(True, _before(self.priority.values(), ticket))
         return self._position(False, _before(self.regular.values(), ticket))
 
-    def ahead_of_new(self, priority: Priority | None) -> int:
+    def booked_ahead_at(self, at: datetime) -> int:
+        """How many tickets a booking's ticket due at `at` (joining now) would have before
+        it then: the priority class as the policy orders it, and the bookings due by `at`."""
+        rank = sum(1 for t in self.regular.values() if t.due_at is not None and t.due_at <= at)
+        if not self.uses_priority():
+            return rank
+        return self._position(False, rank)
+
+    def ahead_of_new(self, priority: Priority | None, now: datetime | None = None) -> int:
         """How many waiting tickets a ticket joining now (last of its class) would have
-        before it."""
+        before it (booked tickets not due yet at `now` are not ahead of it)."""
+        if self.booked and now is not None:
+            not_due = sum(
+                1 for t in self.regular.values() if t.due_at is not None and t.due_at > now
+            )
+            if not self.uses_priority():
+                return len(self) - not_due
+            if priority is not None:
+                return self._position(True, len(self.priority), joining=True)
+            return self._position(False, len(self.regular) - not_due, joining=True)
         if not self.uses_priority():
             return len(self)
         if priority is not None:
@@ -249,10 +337,13 @@ class ServiceQueue:
             self.priority[ticket.id] = ticket
         else:
             self.regular[ticket.id] = ticket
+            if ticket.due_at is not None:
+                self.booked += 1
 
     def remove(self, ticket: Ticket) -> None:
         self.priority.pop(ticket.id, None)
-        self.regular.pop(ticket.id, None)
+        if self.regular.pop(ticket.id, None) is not None and ticket.due_at is not None:
+            self.booked -= 1
 
 
 def _sort_key(t: Ticket) -> tuple[datetime, int, str]:
@@ -261,6 +352,18 @@ def _sort_key(t: Ticket) -> tuple[datetime, int, str]:
     transferred in from different services, issued at the same instant with the same
     number: without it their order, and so their positions, would be undefined."""
     return (t.queue_key, t.seq, t.id)
+
+
+def _due_key(t: Ticket) -> tuple[datetime, int, str]:
+    """A booked ticket's place among booked tickets: its due time, then number, then id."""
+    assert t.due_at is not None
+    return (t.due_at, t.seq, t.id)
+
+
+def _before_due(tickets: Iterable[Ticket], ticket: Ticket) -> int:
+    """How many of the booked `tickets` sort before booked `ticket` (by `_due_key`)."""
+    key = _due_key(ticket)
+    return sum(1 for t in tickets if _due_key(t) < key)
 
 
 def _before(tickets: Iterable[Ticket], ticket: Ticket) -> int:
@@ -319,10 +422,16 @@ class SiteState:
     """Tickets, queues and counters of one site for one service day."""
 
     def __init__(
-        self, site: Site, day: date | None = None, totals: SiteTotals | None = None
+        self,
+        site: Site,
+        day: date | None = None,
+        totals: SiteTotals | None = None,
+        bookings: BookingBook | None = None,
     ) -> None:
         self.site = site
         self.day = day
+        # The site's bookings (antrian online): not of one day, kept when the day rolls.
+        self.bookings = bookings if bookings is not None else BookingBook()
         # Cumulative since the process started; only the committed state keeps them.
         self.totals = totals
         self.tickets: dict[str, Ticket] = {}
@@ -353,6 +462,7 @@ class SiteState:
             EventType.COUNTER_OPENED: self._counter_opened,
             EventType.COUNTER_PAUSED: self._counter_paused,
             EventType.COUNTER_CLOSED: self._counter_closed,
+            EventType.TICKET_CONFIRMED: self._confirmed,
         }
 
     def roll_to(self, day: date) -> None:
@@ -365,11 +475,18 @@ class SiteState:
         on_roll = self.on_roll
         if on_roll is not None and self.day is not None and self.totals is not None:
             on_roll(self.day, self.totals)
-        self.__init__(self.site, day, self.totals)  # type: ignore[misc]
+        self.__init__(self.site, day, self.totals, self.bookings)  # type: ignore[misc]
+        self.bookings.forget_before(day)
         self.on_roll = on_roll
 
     def apply(self, event: Event) -> None:
         """Apply one event of this site: live, as committed (or decided on a working copy)."""
+        if event.type in BOOKING_EVENTS:
+            # A booking is not of the day it was made on: the book takes it whatever the day.
+            self.bookings.apply(event)
+            if event.seq:
+                self.last_seq = event.seq
+            return
         if event.day != self.day:
             if self.day is not None and event.day < self.day:
                 # A late commit from a day already rolled over: stored, but no longer live.
@@ -454,7 +571,7 @@ class SiteState:
 
     def clone(self) -> SiteState:
         """An independent copy (the command side decides on a copy of committed state)."""
-        other = SiteState(self.site, self.day)
+        other = SiteState(self.site, self.day, None, self.bookings.clone())
         other.last_seq = self.last_seq
         other.last_ts = self.last_ts
         for t in self.tickets.values():
@@ -476,6 +593,7 @@ class SiteState:
                 "service_seconds",
                 "no_shows",
                 "cancelled",
+                "booked",
                 "open_now",
                 "open_share",
                 "busy_area",
@@ -495,10 +613,10 @@ class SiteState:
     def ticket(self, ticket_id: str) -> Ticket | None:
         return self.tickets.get(ticket_id)
 
-    def people_ahead(self, ticket: Ticket) -> int:
+    def people_ahead(self, ticket: Ticket, now: datetime | None = None) -> int:
         if ticket.state != TicketStatus.WAITING:
             return 0
-        return self.queues[ticket.service].ahead_of(ticket)
+        return self.queues[ticket.service].ahead_of(ticket, now)
 
     def not_accepting(self, service: str, now: datetime) -> str | None:
         """Why no ticket for `service` can be issued at `now` ("closed", "cutoff",
@@ -510,8 +628,13 @@ class SiteState:
         svc = q.service
         if svc.cutoff is not None and site.local(now).time() >= svc.cutoff:
             return "cutoff"
-        if svc.daily_quota is not None and q.issued >= svc.daily_quota:
-            return "quota"
+        if svc.daily_quota is not None:
+            # Bookings of today not checked in yet keep their places in the quota (their
+            # tickets are issued at check-in, whatever the count): walk-ins have the rest.
+            day = self.day
+            kept = self.bookings.pending[(service, day)] if svc.booking and day else 0
+            if q.issued + kept >= svc.daily_quota:
+                return "quota"
         return None
 
     def open_counters(self, service: str) -> list[CounterState]:
@@ -527,9 +650,11 @@ class SiteState:
             return q.service_seconds / q.finished
         return q.service.default_service_minutes * 60
 
-    def ahead_of_new(self, service: str, priority: Priority | None) -> int:
-        """How many waiting tickets a ticket issued now would have before it."""
-        return self.queues[service].ahead_of_new(priority)
+    def ahead_of_new(
+        self, service: str, priority: Priority | None, now: datetime | None = None
+    ) -> int:
+        """How many waiting tickets a ticket issued at `now` would have before it."""
+        return self.queues[service].ahead_of_new(priority, now)
 
     def estimated_wait_seconds(
         self,
@@ -601,6 +726,8 @@ class SiteState:
             tid, q.service.code, r[_NUMBER], number_seq, priority, source, ts, ts, ts,
             _WAITING, 0, None, None, 0, None, None, None, None, None, ts, r[_ESTIMATE],
         )  # fmt: skip
+        if source is _BOOKED or source is _ONLINE:
+            self._online_ticket(t, r)
         self.tickets[tid] = t
         waiting = len(q.priority) + len(q.regular)
         at = q.area_at  # _advance, written out
@@ -614,6 +741,8 @@ class SiteState:
             q.priority[tid] = t
         else:
             q.regular[tid] = t
+            if t.due_at is not None:
+                q.booked += 1
         if number_seq > q.issued:
             q.issued = number_seq
         if not waiting:  # the queue was empty
@@ -622,6 +751,22 @@ class SiteState:
         if totals is not None:
             totals.version += 1
             totals.issued[t.service] += 1
+
+    def _online_ticket(self, t: Ticket, r: Row) -> None:
+        """A booking's or remote join's ticket: its booking, due time and code. A booking
+        due later than its check-in starts its queue time then."""
+        t.booking = r[_BOOKING]
+        due = r[_DUE_AT]
+        if due is not None:
+            t.due_at = datetime.fromisoformat(due)
+            if t.due_at > t.enqueued_at:
+                t.enqueued_at = t.due_at
+        t.code = r[_CODE]
+        if t.code is not None:
+            t.confirmed = False
+
+    def _confirmed(self, r: Row) -> None:
+        self._ticket(r).confirmed = True
 
     def _called(self, r: Row) -> None:
         ts = r[ROW_TS]
@@ -638,12 +783,14 @@ class SiteState:
                 q.busy_area += q.open_now * seconds
         q.area_at = ts
         q.priority.pop(tid, None)
-        q.regular.pop(tid, None)
+        if q.regular.pop(tid, None) is not None and t.due_at is not None:
+            q.booked -= 1
         q.recent.append((ts, q.busy_area))
         t.state, t.counter, t.last_counter, t.calls = _CALLED, c.id, c.id, 1
         t.first_called_at = t.last_called_at = t.announced_at = ts
         q.called += 1
-        wait = (ts - t.enqueued_at).total_seconds()
+        # Never negative: an officer may call a booking before its due time.
+        wait = max(0.0, (ts - t.enqueued_at).total_seconds())
         within = wait <= q.service.target_wait_seconds
         if within:
             q.called_within += 1
@@ -786,6 +933,7 @@ class SiteState:
         t.first_called_at = t.last_called_at = t.started_at = None
         t.enqueued_at = ts
         t.queue_key = t.issued_at  # keeps its place by original issue time
+        t.due_at = None  # a booking's place ahead of walk-ins was in its first service only
         _advance(q, ts)
         q.add(t)
         if len(q) == 1:

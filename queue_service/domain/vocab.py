@@ -51,10 +51,22 @@ class EventType(StrEnum):
     COUNTER_OPENED = "counter_opened"
     COUNTER_PAUSED = "counter_paused"
     COUNTER_CLOSED = "counter_closed"
+    # A remote join's arrival confirmed at the kiosk (its code typed or scanned).
+    TICKET_CONFIRMED = "ticket_confirmed"
+    # A booking's life (antrian online): its `ticket_id` column holds the booking's id.
+    BOOKING_MADE = "booking_made"
+    BOOKING_RESCHEDULED = "booking_rescheduled"
+    BOOKING_CANCELLED = "booking_cancelled"
+    BOOKING_CHECKED_IN = "booking_checked_in"  # at the kiosk; its ticket is issued with it
+    BOOKING_MISSED = "booking_missed"  # not checked in by the end of its window
 
     @property
     def is_ticket_event(self) -> bool:
         return self.value.startswith("ticket_")
+
+    @property
+    def is_booking_event(self) -> bool:
+        return self.value.startswith("booking_")
 
 
 class FinishOutcome(StrEnum):
@@ -100,7 +112,34 @@ class Source(StrEnum):
     RECEPTION = "reception"
     DISPENSER = "dispenser"
     API = "api"
-    ONLINE = "online"
+    ONLINE = "online"  # a remote join: issued from the citizen's phone for today
+    BOOKING = "booking"  # a booking checked in at the kiosk
+
+
+class BookingStatus(StrEnum):
+    """Where a booking is: held, then checked in (its ticket issued), cancelled or missed."""
+
+    BOOKED = "booked"
+    CHECKED_IN = "checked_in"
+    CANCELLED = "cancelled"
+    MISSED = "missed"
+
+
+class BookingEntry(StrEnum):
+    """How a checked-in booking's ticket enters its service's queue: `at_slot` is called
+    ahead of walk-ins from its slot start (not before), `fifo` joins at check-in like a
+    walk-in, `priority` is called ahead of walk-ins from check-in."""
+
+    AT_SLOT = "at_slot"
+    FIFO = "fifo"
+    PRIORITY = "priority"
+
+
+class LatePolicy(StrEnum):
+    """A booking checked in after its window: issued as a walk-in's ticket, or refused."""
+
+    WALK_IN = "walk_in"
+    REFUSE = "refuse"
 
 
 class Role(StrEnum):

@@ -12,7 +12,14 @@ from typing import Any
 import asyncpg
 import orjson
 
-from queue_service.domain.events import EVENTS, PAYLOAD_AT, ROW_WIDTH, Event, PayloadField
+from queue_service.domain.events import (
+    BOOKING_EVENTS,
+    EVENTS,
+    PAYLOAD_AT,
+    ROW_WIDTH,
+    Event,
+    PayloadField,
+)
 from queue_service.domain.vocab import EventType
 from queue_service.errors import AntrianError
 from queue_service.store.db import DB_ERRORS, connect, connection
@@ -95,7 +102,28 @@ _DAY_RANGE = (
     + "".join(f", {_payload_column(i)}" for i in range(ROW_WIDTH - PAYLOAD_AT))
     + " FROM ticket_events e"
     " WHERE e.seq >= $1 AND e.seq < $2 AND e.service_day = $3 AND e.site_id = ANY($4::text[])"
+    f" AND e.type NOT IN ({', '.join(repr(str(t)) for t in sorted(BOOKING_EVENTS))})"
     ' ORDER BY e.site_id COLLATE "C", e.seq'
+)
+# Every event of each booking whose slot (its latest booking_made or booking_rescheduled)
+# is on the site's given day or later, in seq order: the site's booking book at start-up
+# (bookings are not replayed with the day's rows: they outlive the day they were made on).
+# Candidates come from the index on the slot days (migration 0010), then each one's
+# latest slot day decides.
+_BOOKINGS = (
+    "WITH d AS (SELECT * FROM unnest($1::text[], $2::text[]) AS d(site_id, first_day)),"  # noqa: S608
+    " candidates AS (SELECT DISTINCT e.ticket_id FROM ticket_events e JOIN d USING (site_id)"
+    "   WHERE e.type IN ('booking_made', 'booking_rescheduled')"
+    "     AND e.data ->> 'day' >= d.first_day),"
+    " latest AS (SELECT DISTINCT ON (e.ticket_id) e.ticket_id, e.site_id, e.data ->> 'day' AS day"
+    "   FROM ticket_events e JOIN candidates c USING (ticket_id)"
+    "   WHERE e.type IN ('booking_made', 'booking_rescheduled')"
+    "   ORDER BY e.ticket_id, e.seq DESC)"
+    f" SELECT {_EVENT_COLUMNS} FROM ticket_events e"
+    " WHERE e.ticket_id IN (SELECT l.ticket_id FROM latest l JOIN d USING (site_id)"
+    "                        WHERE l.day >= d.first_day)"
+    f" AND e.type IN ({', '.join(repr(str(t)) for t in sorted(BOOKING_EVENTS))})"
+    " ORDER BY e.seq"
 )
 # The sort of one range fits in memory; replay runs next to this process, on one core.
 _RANGE_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0"
@@ -402,6 +430,15 @@ class EventStore:
             await queue.put(exc)
             return
         await queue.put(None)
+
+    async def read_bookings(self, days: Mapping[str, date]) -> list[Event]:
+        """The events of every booking of each site whose slot is on its given day or
+        later, in seq order (the booking book at start-up)."""
+        if not days:
+            return []
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_BOOKINGS, list(days), [d.isoformat() for d in days.values()])
+        return [_event_from_row(r) for r in rows]
 
     async def load_after(
         self, seq: int, site_ids: Iterable[str] | None = None, limit: int = 100_000

@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 
 from queue_service.domain import events
-from queue_service.domain.events import ROW_WIDTH, Event
+from queue_service.domain.events import BOOKING_EVENTS, ROW_WIDTH, Event
 from queue_service.domain.state import Row
+from queue_service.domain.vocab import EventType
 from queue_service.store.protocol import REPLAY_BATCH, IdempotentAnswer
 
 
@@ -65,9 +66,21 @@ class MemoryStore:
         self, days: Mapping[str, date], *, batch: int = REPLAY_BATCH
     ) -> AsyncIterator[list[Row]]:
         for site_id, day in days.items():
-            rows = [replay_row(e) for e in self.events if e.site == site_id and e.day == day]
+            rows = [
+                replay_row(e)
+                for e in self.events
+                if e.site == site_id and e.day == day and e.type not in BOOKING_EVENTS
+            ]
             for first in range(0, len(rows), batch):
                 yield rows[first : first + batch]
+
+    async def read_bookings(self, days: Mapping[str, date]) -> list[Event]:
+        latest: dict[str, tuple[str, date]] = {}
+        for e in self.events:
+            if e.type in (EventType.BOOKING_MADE, EventType.BOOKING_RESCHEDULED):
+                latest[e.ticket_id or ""] = (e.site, date.fromisoformat(e.data["day"]))
+        keep = {bid for bid, (site, day) in latest.items() if site in days and day >= days[site]}
+        return [e for e in self.events if e.type in BOOKING_EVENTS and e.ticket_id in keep]
 
     async def load_after(
         self, seq: int, site_ids: Iterable[str] | None = None, limit: int = 100_000

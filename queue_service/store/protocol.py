@@ -76,6 +76,11 @@ class Store(Protocol):
         """Events with a seq above `seq` (of the given sites), in seq order."""
         ...
 
+    async def read_bookings(self, days: Mapping[str, date]) -> list[Event]:
+        """The events of every booking of each site whose slot (as last booked or moved)
+        is on the site's given day or later, in seq order, whatever day they were made on."""
+        ...
+
     async def site_totals(self) -> dict[str, tuple[date, dict[str, Any]]]:
         """Each site's stored totals: (through_day, totals as `SiteTotals.to_json` made)."""
         ...
