@@ -4,6 +4,7 @@ database's behaviour. And the phone numbers' one form (domain/notices.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from queue_service.domain.notices import (
     InvalidPhone,
     Notice,
     NoticeKind,
+    NoticeState,
     normalise_phone,
 )
 from queue_service.store import outbox
@@ -317,3 +319,12 @@ async def test_the_table_refuses_a_finished_row_that_keeps_its_number(pool: asyn
     await pg_write(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
     with pytest.raises(asyncpg.CheckViolationError):
         await pool.execute("UPDATE outbox SET state = 'delivered'")
+
+
+async def test_the_tables_states_are_the_notice_states(pool: asyncpg.Pool) -> None:
+    """The migration's CHECK spells NoticeState's words: the two must not drift apart."""
+    check = await pool.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = 'outbox'::regclass AND pg_get_constraintdef(oid) LIKE '%ANY%'"
+    )
+    assert set(re.findall(r"'(\w+)'::text", check)) == {str(s) for s in NoticeState}
