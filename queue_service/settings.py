@@ -123,8 +123,10 @@ class WebhookSettings:
     def target(self) -> str:
         """The URL without its user, password, query and fragment: for logs."""
         parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
         port = f":{parts.port}" if parts.port is not None else ""
-        return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+        return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

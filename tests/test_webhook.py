@@ -14,6 +14,7 @@ import re
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -470,6 +471,7 @@ def test_the_webhook_is_off_without_a_url_and_needs_a_usable_secret_with_one() -
     assert settings is not None
     assert (settings.url, settings.max_attempts, settings.backoff_base) == (url, 12, 5.0)
     assert settings.target == "https://gateway.example.go.id:8443/antrian"
+    assert replace(settings, url="http://u:pw@[::1]:81/n").target == "http://[::1]:81/n"
     assert SECRET not in repr(settings) and "pw" not in repr(settings)
     assert "pw" not in repr(Settings(config_path=EXAMPLE, webhook=settings))
     refused = [
