@@ -96,8 +96,9 @@ _MOBILE = re.compile(r"628\d{7,12}")
 
 def normalise_phone(raw: str) -> str:
     """An Indonesian mobile number in one form, `+628...`, from what a citizen typed:
-    `0812-3456-7890`, `+62 812 3456 7890` or `6281234567890`. Raises InvalidPhone for
-    anything else (a landline, a foreign number, letters, too few or too many digits)."""
+    `0812-3456-7890`, `+62 812 3456 7890`, `+62 (0)812...` or `6281234567890`. Raises
+    InvalidPhone for anything else (a landline, a foreign number, letters, too few or too
+    many digits)."""
     text = _SEPARATORS.sub("", raw)
     if text.startswith("+"):
         digits = text[1:]
@@ -105,6 +106,8 @@ def normalise_phone(raw: str) -> str:
         digits = "62" + text[1:]
     else:
         digits = text
+    if digits.startswith("620"):  # "+62 (0)812...", the trunk 0 kept after the country code
+        digits = "62" + digits[3:]
     if not digits.isascii() or not _MOBILE.fullmatch(digits):
         raise InvalidPhone(
             "give an Indonesian mobile number: 08..., +628... or 628... (10 to 15 digits)"
