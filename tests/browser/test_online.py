@@ -394,6 +394,8 @@ async def test_a_remote_join_is_confirmed_at_the_kiosk_with_the_code_the_phone_s
     await screenshot(page, "status-remote-join")
 
     kiosk = await screens.open("kiosk", f"?site={SITE}&token=demo-kiosk", screen=PORTRAIT)
+    await kiosk.wait_for_selector("#checkin-open")
+    await screenshot(kiosk, "kiosk-checkin-start")
     await kiosk.click("#checkin-open")
     for key in code:  # typed on the kiosk's own keypad
         await kiosk.click(f".keypad [data-key='{key}']")
