@@ -214,7 +214,7 @@ function go(step, changes = {}) {
 function book() {
   return attempt(async (key) => {
     const body = { service: state.service, day: state.day, slot: state.slot };
-    if (state.phone.trim()) body.phone = state.phone.replace(/[\s-]/g, "");
+    if (state.phone.trim()) body.phone = state.phone.trim(); // the server reads its forms
     const booking = await api(siteUrl(state.site, "/bookings"), { method: "POST", body, key });
     state.phone = "";
     showBooking(booking);
@@ -233,7 +233,7 @@ function move() {
 function join() {
   return attempt(async (key) => {
     const body = { service: state.service };
-    if (state.phone.trim()) body.phone = state.phone.replace(/[\s-]/g, "");
+    if (state.phone.trim()) body.phone = state.phone.trim(); // the server reads its forms
     const ticket = await api(siteUrl(state.site, "/join"), { method: "POST", body, key });
     state.phone = "";
     if (!ticket.code || ticket.confirmed !== false) {
@@ -363,7 +363,7 @@ function slotsScreen() {
 function phoneField() {
   const input = h("input", {
     id: "phone", name: "phone", type: "tel", inputmode: "tel", autocomplete: "tel", maxlength: 20,
-    pattern: "[+]?[0-9 \\-]{8,20}", placeholder: "08…", value: state.phone,
+    pattern: "[+0-9 \\(\\)\\.\\-]{8,20}", placeholder: "08…", value: state.phone,
   });
   input.addEventListener("input", () => { state.phone = input.value; state.key = null; });
   return h("div", { class: "field" },
