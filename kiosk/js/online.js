@@ -360,7 +360,10 @@ function slotsScreen() {
   ];
 }
 
+/** The optional phone number, asked for only where the site sends reminders (its
+ *  /online `reminders`: a webhook delivers them); nowhere else is it of any use. */
 function phoneField() {
+  if (!state.online.reminders) return null;
   const input = h("input", {
     id: "phone", name: "phone", type: "tel", inputmode: "tel", autocomplete: "tel", maxlength: 20,
     pattern: "[+0-9 \\(\\)\\.\\-]{8,20}", placeholder: "08…", value: state.phone,
