@@ -17,9 +17,9 @@ from collections.abc import Iterable, MutableSet
 from datetime import datetime
 
 from queue_service.domain.events import Event
-from queue_service.domain.notices import Erase, Notice, NoticeKind
+from queue_service.domain.notices import Erase, Notice
 from queue_service.domain.state import SiteState, Ticket
-from queue_service.domain.vocab import EventType, Source, TicketStatus
+from queue_service.domain.vocab import EventType, NoticeKind, Source, TicketStatus
 
 # Events that end a ticket's visit (a transfer does not: the citizen is still in the hall).
 _ENDS_VISIT = frozenset(

@@ -25,7 +25,8 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from queue_service.domain.notices import Contact, Erase, Notice, NoticeKind, NoticeState
+from queue_service.domain.notices import Contact, Erase, Notice
+from queue_service.domain.vocab import NoticeKind, NoticeState
 from queue_service.store.db import connection
 
 
