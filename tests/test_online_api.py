@@ -17,6 +17,7 @@ from queue_service.domain.clock import ManualClock
 from queue_service.domain.vocab import Role
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
+from queue_service.web.keys import ENGINE
 from tests.conftest import KIOSK, counter_auth, fetch
 from tests.halls import DEMO_ADMIN, DEMO_KIOSK, Bearer, Hall, counter, every_day, service
 from tests.test_webhook import Receiver, quick, receiver, until
@@ -139,7 +140,9 @@ async def test_a_booking_from_slot_to_counter(
     assert checked["booking"]["state"] == "checked_in" and ticket["source"] == "booking"
     assert ticket["due_at"] == "2026-12-07T01:00:00+00:00"
     again = await c.post(f"{BASE}/check-in", json={"code": first["code"]}, headers=KIOSK)
-    assert (await _json(again, 404))["code"] == "booking_not_found"
+    assert (await _json(again, 409))["code"] == "already_checked_in"
+    unknown = await c.post(f"{BASE}/check-in", json={"code": "ZZZZZZ"}, headers=KIOSK)
+    assert (await _json(unknown, 404))["code"] == "booking_not_found"
 
     # Before 09:00 the booked ticket is not callable: the walk-in is called first.
     await _json(await c.post(f"{BASE}/counters/l1/open", json={}, headers=counter_auth("l1")), 200)
@@ -229,3 +232,29 @@ async def _async(value: bool) -> bool:
 
 async def _async_rows(url: str, sql: str) -> bool:
     return not await fetch(url, sql)
+
+
+async def test_cancelled_and_missed_bookings_at_the_kiosk(
+    online_client: TestClient, clock: ManualClock
+) -> None:
+    c = online_client
+    kept = await book(c, "08:00")
+    dropped = await book(c, "08:00")
+    cancelled = await _json(await c.post(f"/api/v1/bookings/{dropped['id']}/cancel", json={}), 200)
+    assert cancelled["state"] == "cancelled"
+    again = await c.post(f"/api/v1/bookings/{dropped['id']}/cancel", json={})
+    assert (await _json(again, 409))["code"] == "invalid_transition"
+    slots = await _json(await c.get(f"{BASE}/online/slots?service=B&day={DAY}"), 200)
+    assert slots["slots"][0]["booked"] == 1
+    refused = await c.post(f"{BASE}/check-in", json={"code": dropped["code"]}, headers=KIOSK)
+    assert (await _json(refused, 409))["code"] == "booking_cancelled"
+
+    # 08:16: the 08:00 slot's window (until 08:15) closed without a check-in.
+    clock.set(MONDAY_7AM + timedelta(hours=1, minutes=16))
+    engine = c.app[ENGINE]
+    assert await engine.miss_bookings(SITE) == 1
+    assert await engine.miss_bookings(SITE) == 0
+    missed = await _json(await c.get(f"/api/v1/bookings/{kept['id']}"), 200)
+    assert missed["state"] == "missed"
+    late = await c.post(f"{BASE}/check-in", json={"code": kept["code"]}, headers=KIOSK)
+    assert (await _json(late, 409))["code"] == "too_late"

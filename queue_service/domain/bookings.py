@@ -135,7 +135,7 @@ class BookingBook:
 
     def __init__(self) -> None:
         self.bookings: dict[str, BookingRecord] = {}
-        self.codes: dict[str, str] = {}  # code -> booking id, while the booking is booked
+        self.codes: dict[str, str] = {}  # code -> booking id, of every booking held
         self.taken: Counter[tuple[str, date, time]] = Counter()  # active, per slot
         self.per_day: Counter[tuple[str, date]] = Counter()  # active, per service and day
         # Booked, not checked in (nor cancelled or missed), per service and day: places the
@@ -193,6 +193,7 @@ class BookingBook:
         ended: their events stay in the store for reports)."""
         for b in [b for b in self.bookings.values() if b.day < day and b.state not in ACTIVE]:
             del self.bookings[b.id]
+            self.codes.pop(b.code, None)
         # Remote joins' keys were of the day that ended; forgotten bookings' go with them.
         self.phone_of = {k: v for k, v in self.phone_of.items() if k in self.bookings}
 
@@ -242,7 +243,6 @@ class BookingBook:
             self._hold(b, -1)
             b.ended_at = event.ts
         b.state = after
-        self.codes.pop(b.code, None)
 
     def apply_all(self, events: Iterable[Event]) -> int:
         n = 0
