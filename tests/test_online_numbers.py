@@ -18,10 +18,12 @@ import csv
 import io
 import itertools
 import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,6 +45,7 @@ from tests.conftest import fetch
 from tests.halls import Hall, counter, every_day, service
 from tests.test_metrics import parse, pick
 
+ANALYTICS = Path(__file__).resolve().parent.parent / "docs" / "analytics.md"
 SITE = "hall"
 ZONE = ZoneInfo("Asia/Makassar")  # WITA, UTC+8
 SUNDAY, MONDAY, TUESDAY = date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)
@@ -577,6 +580,16 @@ async def test_the_view_the_report_and_metrics_equal_a_recount_of_the_day(
     for r in visits:
         v = d.ledger.visits[r["ticket_id"]]
         assert (r["enqueued_at"], r["wait_seconds"]) == (v.ready_at, v.wait()), v
+
+    # The examples of docs/analytics.md run on this day, and say what the ledger says.
+    for sql in re.findall(r"```sql\n(.*?)```", ANALYTICS.read_text("utf-8"), re.S):
+        rows = await fetch(database_url, sql.replace("'mpp-banjarmasin'", f"'{SITE}'"))
+        if "show_rate" in sql:
+            states = Counter(b.state for b in d.ledger.bookings.values())
+            [row] = rows
+            assert row["show_rate"] == states[BookingStatus.CHECKED_IN] / (
+                states[BookingStatus.CHECKED_IN] + states[BookingStatus.MISSED]
+            )
 
     # The report's CSV and HTML carry the section, and nothing of a booking's identity.
     [table] = [t for t in csv_tables(render.to_csv(rolled, locale="en")) if "made" in t[0][3]]
