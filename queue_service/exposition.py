@@ -16,7 +16,9 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from functools import partial
 from typing import Protocol
 
@@ -114,6 +116,14 @@ _COUNTER_COUNTERS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class TodayBookings:
+    """A site's bookings of its current service day, as the gauges read them."""
+
+    by_state: Counter[tuple[str, BookingStatus]]  # (service, state) -> bookings
+    pending: list[tuple[str, datetime]]  # (service, slot start) of those not checked in
+
+
 class Exposition:
     def __init__(
         self, engine: Engine, hub: StreamHub, wall_clock: Callable[[], float] = time.time
@@ -157,9 +167,8 @@ class Exposition:
             self._ctr_labels[site_id] = {
                 cid: f'site="{escape(site_id)}",counter="{escape(cid)}"' for cid in site.counters
             }
-        # site -> (service, slot start) of today's bookings not yet checked in, kept with
-        # the state gauges (it changes only with events) for qms_bookings_due_next_hour.
-        self._pending_today: dict[str, list[tuple[str, datetime]]] = {}
+        # site -> ((day, book version), its bookings of that day): see _today_bookings.
+        self._bookings_cache: dict[str, tuple[object, TodayBookings]] = {}
         self._les: dict[tuple[float, ...], list[str]] = {}
         self._idle_shown: dict[tuple[str, str], float] = {}
         self._last_yield = 0.0
@@ -351,6 +360,26 @@ class Exposition:
             )
         return lines
 
+    def _today_bookings(self, site_id: str, state: SiteState) -> TodayBookings:
+        """The site's bookings of its current day, recounted only when a booking event
+        changed its book (the book holds every day ahead: ticket events leave it alone)."""
+        key = (state.day, state.bookings.version)
+        hit = self._bookings_cache.get(site_id)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        today = TodayBookings(Counter(), [])
+        starts: dict[time_of_day, datetime] = {}  # a day has a few slots and many bookings
+        if state.day is not None:
+            for b in state.bookings.of_day(state.day):
+                today.by_state[(b.service, b.state)] += 1
+                if b.state == BookingStatus.BOOKED:
+                    at = starts.get(b.slot)
+                    if at is None:
+                        at = starts[b.slot] = slot_start(state.site, b)
+                    today.pending.append((b.service, at))
+        self._bookings_cache[site_id] = (key, today)
+        return today
+
     def _online_gauges(self, site_id: str, state: SiteState, lines: dict[str, list[str]]) -> None:
         """Antrian online, per service that takes bookings: today's bookings by state (a
         gauge of the current service day, not a cumulative count: a booking changes state,
@@ -360,14 +389,7 @@ class Exposition:
         if not codes:
             return
         svc_labels = self._svc_labels[site_id]
-        by_state: Counter[tuple[str, BookingStatus]] = Counter()
-        pending: list[tuple[str, datetime]] = []
-        if state.day is not None:
-            for b in state.bookings.of_day(state.day):
-                by_state[(b.service, b.state)] += 1
-                if b.state == BookingStatus.BOOKED:
-                    pending.append((b.service, slot_start(state.site, b)))
-        self._pending_today[site_id] = pending
+        by_state = self._today_bookings(site_id, state).by_state
         for code in codes:
             lbl = svc_labels[code]
             for status in BookingStatus:
@@ -394,7 +416,8 @@ class Exposition:
         if not codes:
             return
         until = now_dt + DUE_AHEAD
-        due = Counter(service for service, starts in self._pending_today[site_id] if starts < until)
+        pending = self._today_bookings(site_id, state).pending
+        due = Counter(service for service, starts in pending if starts < until)
         svc_labels = self._svc_labels[site_id]
         for code in codes:
             lines["qms_bookings_due_next_hour"].append(f"{{{svc_labels[code]}}} {due[code]}\n")
