@@ -599,6 +599,13 @@ async def test_the_view_the_report_and_metrics_equal_a_recount_of_the_day(
     assert site_row["booking dibuat/bookings made"] == str(recount["made"])
     assert site_row["tidak datang/missed"] == str(recount["missed"])
     assert site_row["% hadir/show rate"] == f"{recount['show_rate']:.4f}".rstrip("0")
+    b_waits = expected_online(d.ledger, MONDAY, now)["services"]["B"]["waits"]
+    for entry, header in (
+        (BOOKED, "booking: % dalam standar/booked: % within target"),
+        (WALK_IN, "datang langsung: % dalam standar/walk-in: % within target"),
+    ):
+        share = b_waits[entry]["within_target"]["share"]
+        assert b_row[header] == f"{share:.4f}".rstrip("0").rstrip("."), header
     html = render.to_html(rolled)
     assert "Antrian online" in html
     for text in (render.to_csv(rolled), html, render.to_json(rolled)):

@@ -85,7 +85,8 @@ _BOOKING_COLUMNS: tuple[tuple[str, str], ...] = (
     ("punctuality.p50", "ketepatan check-in p50 (detik)/check-in punctuality p50 (s)"),
     ("punctuality.p90", "ketepatan check-in p90 (detik)/check-in punctuality p90 (s)"),
 )
-_ENTRIES = ((BOOKED, "booking/booked"), (WALK_IN, "datang langsung/walk-in"))
+# (key, Indonesian, English) of the two ways into a queue, prefixed to the wait columns.
+_ENTRIES = ((BOOKED, "booking", "booked"), (WALK_IN, "datang langsung", "walk-in"))
 _ENTRY_WAIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("wait.count", "jumlah tunggu/waits"),
     ("within_target.count", "dalam standar/within target"),
@@ -99,13 +100,19 @@ _ENTRY_WAIT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _entry_label(id_word: str, en_word: str, label: str) -> str:
+    """A wait column's header for one entry: "booking: jumlah tunggu/booked: waits"."""
+    id_label, _, en_label = label.partition("/")
+    return f"{id_word}: {id_label}/{en_word}: {en_label}"
+
+
 def _online_cells(part: dict[str, Any]) -> list[Any]:
     """One row of the antrian online table: bookings, then the waits of each entry."""
     return [
         *(_get(part["bookings"], key) for key, _ in _BOOKING_COLUMNS),
         *(
             _get(part["waits"][entry], key)
-            for entry, _ in _ENTRIES
+            for entry, _, _ in _ENTRIES
             for key, _ in _ENTRY_WAIT_COLUMNS
         ),
     ]
@@ -239,8 +246,8 @@ def to_csv(report: dict[str, Any], locale: str = "id") -> str:
                 "nama/name",
                 *(label for _, label in _BOOKING_COLUMNS),
                 *(
-                    f"{entry_label} {label}"
-                    for entry, entry_label in _ENTRIES
+                    _entry_label(id_word, en_word, label)
+                    for _, id_word, en_word in _ENTRIES
                     for _, label in _ENTRY_WAIT_COLUMNS
                 ),
             ],
