@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -648,3 +649,14 @@ async def test_the_view_takes_the_sites_timezone(
     [wib] = await fetch(database_url, sql, SITE, "Asia/Jakarta", MONDAY)
     assert wita["slot_start"] == b.starts_at
     assert wib["slot_start"] - wita["slot_start"] == timedelta(hours=1)
+    # The slot days are ISO text in the events, whatever dates look like in the session.
+    conn = await asyncpg.connect(database_url, server_settings={"DateStyle": "SQL, DMY"})
+    try:
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM booking_visits_of($1, $2, $3, $3)", SITE, str(ZONE), MONDAY
+            )
+            == 1
+        )
+    finally:
+        await conn.close()

@@ -139,8 +139,8 @@ COMMENT ON VIEW ticket_visits IS
 -- missed, from the booking's last event. punctuality_seconds = check-in − slot start
 -- (negative: early). `late`: checked in after its window, its ticket issued as a
 -- walk-in's. `ticket_id`: the ticket issued at check-in (its visits are in visits_of()).
--- Candidates come from the index on the slot days (migration 0010); no phone number is
--- in the log, nor here.
+-- Candidates come from the index on the slot days (migration 0010), which holds them as
+-- ISO text (whatever the session's DateStyle); no phone number is in the log, nor here.
 CREATE OR REPLACE FUNCTION booking_visits_of(p_site text, p_timezone text, p_from date, p_to date)
 RETURNS TABLE (
     site_id text, booking_id text, service text, slot_day date, slot_start timestamptz,
@@ -152,7 +152,7 @@ LANGUAGE sql STABLE AS $$
 WITH candidates AS (
     SELECT DISTINCT e.ticket_id FROM ticket_events e
      WHERE e.site_id = p_site AND e.type IN ('booking_made', 'booking_rescheduled')
-       AND e.data ->> 'day' BETWEEN p_from::text AND p_to::text
+       AND e.data ->> 'day' BETWEEN to_char(p_from, 'YYYY-MM-DD') AND to_char(p_to, 'YYYY-MM-DD')
 ),
 ev AS (
     SELECT e.* FROM ticket_events e JOIN candidates c USING (ticket_id)
@@ -184,7 +184,7 @@ placed AS (
     SELECT b.*, b.day::date AS slot_day,
            (b.day::date + b.slot::time) AT TIME ZONE p_timezone AS slot_start
       FROM b
-     WHERE b.day BETWEEN p_from::text AND p_to::text
+     WHERE b.day::date BETWEEN p_from AND p_to
 )
 SELECT p_site, p.booking_id, p.service, p.slot_day, p.slot_start, p.made_at,
        CASE p.last_type WHEN 'booking_checked_in' THEN 'checked_in'
