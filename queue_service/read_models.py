@@ -103,6 +103,9 @@ def ticket_status(
         estimate = ticket.estimate
     else:
         estimate = state.estimated_wait_seconds(ticket.service, ahead, now, ticket)
+    if estimate is not None and ticket.due_at is not None and ticket.due_at > now:
+        # A booking's ticket not due yet: its queue time (estimated) starts at its due time.
+        estimate += (ticket.due_at - now).total_seconds()
     counter_name = state.site.counters[ticket.counter].name if ticket.counter is not None else None
     # The tickets being called or served are the ones counters hold (at most one each):
     # look at the counters, not at every ticket of the day. Issue order, then the newest
