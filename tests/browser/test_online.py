@@ -7,12 +7,16 @@ code.
 
 The hall (open 08:00 to 16:00) is one service A with bookings (30-minute slots, one place
 each, check-in from an hour before the slot, remote joins confirmed on arrival) and one
-counter, on Monday 23 November 2026 at 09:00 WITA (the tests' clock).
+counter, on Monday 23 November 2026 at 09:00 WITA (the tests' clock). It sends reminders
+to a webhook receiver on localhost (its WhatsApp or SMS gateway), so the phone page asks
+for a number.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +28,7 @@ from bench.pages import PORTRAIT, Screen
 from queue_service.config import AppConfig
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.vocab import Role
+from queue_service.settings import Settings
 from tests.browser.conftest import (
     CONFLICT_LOGGED,
     NETWORK_LOGGED,
@@ -38,6 +43,7 @@ from tests.browser.conftest import (
 )
 from tests.conftest import MONDAY_9AM
 from tests.halls import DEMO_KIOSK, Bearer, Hall, counter, every_day, service
+from tests.test_webhook import Receiver, quick, until
 
 pytestmark = pytest.mark.browser
 
@@ -82,6 +88,36 @@ def hall(**booking: Any) -> Hall:
 @pytest.fixture
 def config() -> AppConfig:
     return hall().config()
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Receiver]:
+    """The hall's WhatsApp or SMS gateway: a webhook receiver on localhost."""
+    receiver = Receiver()
+    await receiver.listen()
+    yield receiver
+    await receiver.close()
+
+
+@pytest.fixture
+def settings(settings: Settings, gateway: Receiver) -> Settings:
+    """The hall sends reminders (so the phone page asks for a number)."""
+    return replace(settings, webhook=quick(gateway.url))
+
+
+def told(gateway: Receiver, subject: str) -> list[tuple[str, str]]:
+    """(kind, phone) of each notice the gateway received about `subject`, in order."""
+    payloads = [json.loads(body) for _, body in gateway.requests]
+    return [(n["kind"], n["phone"]) for n in payloads if n["subject"] == subject]
+
+
+async def heard(gateway: Receiver, subject: str, notice: tuple[str, str]) -> None:
+    """Until the gateway has received `notice` (kind, phone) about `subject`."""
+
+    async def received() -> bool:
+        return notice in told(gateway, subject)
+
+    await until(received, f"{notice} about {subject}")
 
 
 class Client:
@@ -223,7 +259,12 @@ async def book_on_phone(page: Any, day: str, slot: str, phone_number: str = "") 
 
 
 async def test_a_booking_made_on_a_phone_is_checked_in_called_and_notified(
-    api: Client, clock: ManualClock, screens: Screens, console: ConsoleWatch, server: LiveServer
+    api: Client,
+    clock: ManualClock,
+    screens: Screens,
+    console: ConsoleWatch,
+    server: LiveServer,
+    gateway: Receiver,
 ) -> None:
     console.allow(CONFLICT_LOGGED)  # the kiosk's too-early refusal
     page = await phone(screens)
@@ -241,6 +282,9 @@ async def test_a_booking_made_on_a_phone_is_checked_in_called_and_notified(
     assert "3456" not in body and "812" not in body
     booking_id = page.url.split("#booking=")[1]
     assert (await api.booking(booking_id))["code"] == code
+    # The number went to the hall's gateway only, with the booking's notice.
+    phone_number = "+6281234567890"
+    await heard(gateway, booking_id, ("booked", phone_number))
 
     # The QR code loaded, and it is the code's own symbol: the booking code next to it.
     qr = page.locator("#booking-qr")
@@ -301,6 +345,8 @@ async def test_a_booking_made_on_a_phone_is_checked_in_called_and_notified(
     assert shown == [{"title": "Nomor A001 dipanggil", "body": "Silakan menuju Loket 1."}]
     notices = await page.evaluate("window.antrianNotices")
     assert [(n["kind"], n["notification"]) for n in notices] == [("called", True)]
+    await heard(gateway, booking_id, ("called", phone_number))
+    assert [kind for kind, _ in told(gateway, booking_id)] == ["booked", "near", "called"]
 
     assert console.unexpected() == []
 
@@ -381,9 +427,17 @@ async def test_a_booking_survives_a_lost_answer_a_taken_slot_a_move_and_is_cance
 async def test_a_remote_join_is_confirmed_at_the_kiosk_with_the_code_the_phone_shows(
     screens: Screens, console: ConsoleWatch
 ) -> None:
+    console.allow(r"console: Failed to load resource: .* status of 400")  # invalid_phone
     page = await phone(screens)
     await screenshot(page, "online-services")
     await page.click("[data-service=A] [data-action=join]")
+    await page.fill("#phone", "0511 3300 111")  # a landline: no reminders reach it
+    await page.click("#join-submit")
+    alert = page.locator("#online-error")
+    await alert.wait_for()
+    assert await alert.get_attribute("data-code") == "invalid_phone"
+    assert "Nomor HP tidak dikenali" in (await alert.text_content() or "")
+    await page.fill("#phone", "")
     await page.click("#join-submit")
     code = await text(page, "#join-code")
     assert len(code) == 6
