@@ -241,13 +241,15 @@ async function enableNotices() {
   render();
 }
 
+/** "off" until the page may make sounds (the button is offered), then "on" with system
+ *  notifications allowed, "blocked" without them (the banner and the sound still work). A
+ *  browser without WebAudio has no sound to wait for. */
 function noticeState() {
   const ctx = audioContext();
-  const sound = !!ctx && ctx.state === "running";
+  const sound = !ctx || ctx.state === "running";
   const permission = globalThis.Notification ? Notification.permission : "unsupported";
   if (permission === "granted") startWorker();
-  state.notify = permission === "denied" || (permission === "unsupported" && sound) ? "blocked"
-    : permission === "granted" && sound ? "on" : "off";
+  state.notify = !sound || permission === "default" ? "off" : permission === "granted" ? "on" : "blocked";
 }
 
 function noticeCard(tk) {
