@@ -14,6 +14,11 @@ estimate for (called ones; a no-show's wait counts, as in DESIGN):
 Evaluation days use seeds 1.. (`--seed`); the shipped parameters were calibrated with
 `--calibrate --days 30` on seeds 1001-1030, never on evaluation seeds;
 seeds from 2001 serve as a hold-out check (`--seed 2001`).
+
+The profiles with antrian online (online, online-overloaded: bookings and remote joins,
+`simulate/day.py`) are also scored per kind of ticket: walk-ins (and bookings checked in
+too late, issued as walk-ins), booked tickets (estimated from check-in: the bookings due
+by their due time ahead, plus the time until then) and remote joins (from the join).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from functools import partial
 from bench.common import banner
 from queue_service.domain import estimate
 from queue_service.domain.estimate import Params, Predictor
+from queue_service.domain.vocab import Source
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.offline import OfflineDriver, Prediction
 from queue_service.simulate.profiles import PROFILES, profile, sample_hall
@@ -39,6 +45,12 @@ VARIANTS: dict[str, Predictor] = {
     "shipped + HOL floor": partial(estimate.shipped, params=Params(floor=1.0)),
 }
 TARGETS = {"overloaded": 0.6, "typical": 0.7}
+# The kinds of ticket an online profile's tables are split by (`Prediction.source`).
+KINDS = {
+    Source.KIOSK: "walk-ins",
+    Source.BOOKING: "booked",
+    Source.ONLINE: "remote joins",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -123,6 +135,26 @@ def table(scores: dict[str, Scores]) -> list[str]:
     return lines
 
 
+def by_kind(preds: list[Prediction], names: list[str]) -> list[str]:
+    """Each kind of ticket's scores, every predictor's MAE against the baseline's."""
+    lines = [
+        "| tickets | predictor | n | MAE min | MAE / baseline | bias min | within ±5 min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for source, label in KINDS.items():
+        kind = [p for p in preds if p.source == source]
+        if not kind:
+            continue
+        scores = evaluate(kind, names)
+        base = scores["baseline"].mae
+        for name, s in scores.items():
+            lines.append(
+                f"| {label} | {name} | {s.n} | {_m(s.mae)} | {s.mae / base:.3f} "
+                f"| {s.bias / 60:+.2f} | {s.within_5min:.1%} |"
+            )
+    return lines
+
+
 def main(args: argparse.Namespace, url: str | None = None) -> None:
     if args.calibrate:
         calibrate(args)
@@ -157,6 +189,8 @@ def main(args: argparse.Namespace, url: str | None = None) -> None:
         if name == "typical":
             verdict += f"; within ±5 min {ship.within_5min:.1%} (target >= 70%)"
         print(verdict, flush=True)
+        if profile(name).online:
+            print("\n".join(by_kind(preds, list(predictors))), flush=True)
 
 
 def _grid() -> dict[str, Params]:
