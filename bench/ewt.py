@@ -19,6 +19,9 @@ The profiles with antrian online (online, online-overloaded: bookings and remote
 `simulate/day.py`) are also scored per kind of ticket: walk-ins (and bookings checked in
 too late, issued as walk-ins), booked tickets (estimated from check-in: the bookings due
 by their due time ahead, plus the time until then) and remote joins (from the join).
+Beside them, for walk-ins and remote joins, an experiment that is not shipped: the shipped
+estimate with the bookings that fall due before the ticket's call counted ahead of it
+(`bookings_due`), and the walk-ins of each service that takes bookings on their own.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import partial
 
 from bench.common import banner
 from queue_service.domain import estimate
+from queue_service.domain.bookings import slot_start
 from queue_service.domain.estimate import Params, Predictor
-from queue_service.domain.vocab import Source
+from queue_service.domain.state import SiteState, Ticket
+from queue_service.domain.vocab import BookingEntry, BookingStatus, Source
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.offline import OfflineDriver, Prediction
 from queue_service.simulate.profiles import PROFILES, profile, sample_hall
@@ -51,6 +57,56 @@ KINDS = {
     Source.BOOKING: "booked",
     Source.ONLINE: "remote joins",
 }
+DUE = "shipped + bookings due"
+# The kinds `bookings_due` is meant for: tickets joining in the walk-ins' order.
+DUE_KINDS = frozenset({Source.KIOSK, Source.ONLINE})
+SHOW_UP_PRIOR = (0.8, 5.0)  # share of bookings checked in, and its weight in bookings
+
+
+def show_up(state: SiteState) -> float:
+    """The share of today's bookings that were checked in, of those checked in or missed
+    (from SHOW_UP_PRIOR early in the day)."""
+    checked = missed = 0
+    for b in state.bookings.bookings.values():
+        if b.day == state.day:
+            checked += b.state == BookingStatus.CHECKED_IN
+            missed += b.state == BookingStatus.MISSED
+    share, weight = SHOW_UP_PRIOR
+    return (checked + share * weight) / (checked + missed + weight)
+
+
+def bookings_due(
+    state: SiteState, service: str, ahead: int, now: datetime, ticket: Ticket | None = None
+) -> float | None:
+    """Experiment: the shipped estimate of a ticket joining now in the walk-ins' order,
+    with the bookings of an `at_slot` or `priority` service that fall due before its call
+    counted ahead of it: checked-in ones waiting for their due time, and those not checked
+    in yet whose slot starts by then, times the day's show-up share. Looked at twice (the
+    first answer's horizon, then the second's). Not for a booked ticket (the bookings due
+    by its own due time are in its `ahead` already): scored on walk-ins and remote joins."""
+    told = estimate.shipped(state, service, ahead, now, ticket)
+    policy = state.site.services[service].booking
+    day = state.day
+    if told is None or policy is None or policy.entry == BookingEntry.FIFO or day is None:
+        return told
+    q = state.queues[service]
+    coming = [
+        slot_start(state.site, b)
+        for b in state.bookings.of_day(day, service)
+        if b.state == BookingStatus.BOOKED
+    ]
+    waiting = [t.due_at for t in q.regular.values() if t.due_at is not None]
+    rate = show_up(state)
+    for _ in range(2):
+        horizon = now + timedelta(seconds=told)
+        due = sum(now < at <= horizon for at in waiting) + rate * sum(
+            now < at <= horizon for at in coming
+        )
+        again = estimate.shipped(state, service, ahead + round(due), now, ticket)
+        if again is None:
+            break
+        told = again
+    return told
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -135,23 +191,43 @@ def table(scores: dict[str, Scores]) -> list[str]:
     return lines
 
 
-def by_kind(preds: list[Prediction], names: list[str]) -> list[str]:
-    """Each kind of ticket's scores, every predictor's MAE against the baseline's."""
-    lines = [
-        "| tickets | predictor | n | MAE min | MAE / baseline | bias min | within ±5 min |",
-        "|---|---|---|---|---|---|---|",
+_KIND_HEAD = [
+    "| tickets | predictor | n | MAE min | MAE / baseline | bias min | within ±5 min |",
+    "|---|---|---|---|---|---|---|",
+]
+
+
+def _kind_rows(label: str, preds: list[Prediction], names: list[str]) -> list[str]:
+    scores = evaluate(preds, names)
+    base = scores["baseline"].mae
+    return [
+        f"| {label} | {name} | {s.n} | {_m(s.mae)} | {s.mae / base:.3f} "
+        f"| {s.bias / 60:+.2f} | {s.within_5min:.1%} |"
+        for name, s in scores.items()
     ]
+
+
+def by_kind(preds: list[Prediction], names: list[str]) -> list[str]:
+    """Each kind of ticket's scores, every predictor's MAE against the baseline's (the
+    `bookings_due` experiment for walk-ins and remote joins)."""
+    lines = list(_KIND_HEAD)
     for source, label in KINDS.items():
         kind = [p for p in preds if p.source == source]
-        if not kind:
+        if kind:
+            lines += _kind_rows(label, kind, names + [DUE] * (source in DUE_KINDS))
+    return lines
+
+
+def walk_ins_of_booked_services(preds: list[Prediction], counters: int) -> list[str]:
+    """The walk-ins of each service taking bookings: shipped and the experiment."""
+    site = next(iter(sample_hall(counters).sites.values()))
+    lines = list(_KIND_HEAD)
+    for code, svc in site.services.items():
+        if svc.booking is None:
             continue
-        scores = evaluate(kind, names)
-        base = scores["baseline"].mae
-        for name, s in scores.items():
-            lines.append(
-                f"| {label} | {name} | {s.n} | {_m(s.mae)} | {s.mae / base:.3f} "
-                f"| {s.bias / 60:+.2f} | {s.within_5min:.1%} |"
-            )
+        walk_ins = [p for p in preds if p.source == Source.KIOSK and p.service == code]
+        label = f"{code} walk-ins ({svc.booking.entry})"
+        lines += _kind_rows(label, walk_ins, ["baseline", "shipped", DUE])
     return lines
 
 
@@ -169,8 +245,10 @@ def main(args: argparse.Namespace, url: str | None = None) -> None:
         **VARIANTS,
     }
     for name in args.profiles:
+        online = profile(name).online
+        asked = {**predictors, DUE: bookings_due} if online else predictors
         preds, seconds = simulate(
-            name, range(args.seed, args.seed + args.days), args.counters, predictors
+            name, range(args.seed, args.seed + args.days), args.counters, asked
         )
         waits = [p.wait for p in preds if p.wait is not None]
         scores = evaluate(preds, list(predictors))
@@ -189,8 +267,9 @@ def main(args: argparse.Namespace, url: str | None = None) -> None:
         if name == "typical":
             verdict += f"; within ±5 min {ship.within_5min:.1%} (target >= 70%)"
         print(verdict, flush=True)
-        if profile(name).online:
-            print("\n".join(by_kind(preds, list(predictors))), flush=True)
+        if online:
+            print("\n".join(by_kind(preds, list(predictors))))
+            print("\n".join(walk_ins_of_booked_services(preds, args.counters)), flush=True)
 
 
 def _grid() -> dict[str, Params]:
