@@ -21,7 +21,7 @@ too late, issued as walk-ins), booked tickets (estimated from check-in: the book
 by their due time ahead, plus the time until then) and remote joins (from the join).
 Beside them, for walk-ins and remote joins, an experiment that is not shipped: the shipped
 estimate with the bookings that fall due before the ticket's call counted ahead of it
-(`bookings_due`), and the walk-ins of each service that takes bookings on their own.
+(`bookings_due`), and the walk-ins of each service on their own.
 """
 
 from __future__ import annotations
@@ -218,16 +218,28 @@ def by_kind(preds: list[Prediction], names: list[str]) -> list[str]:
     return lines
 
 
-def walk_ins_of_booked_services(preds: list[Prediction], counters: int) -> list[str]:
-    """The walk-ins of each service taking bookings: shipped and the experiment."""
+def walk_ins_by_service(preds: list[Prediction], counters: int) -> list[str]:
+    """The walk-ins of each service: shipped against the baseline, and the experiment
+    where the service's bookings go ahead of walk-ins."""
     site = next(iter(sample_hall(counters).sites.values()))
-    lines = list(_KIND_HEAD)
+    lines = [
+        "| walk-ins of | n | baseline MAE min | shipped MAE min | shipped bias min "
+        f"| {DUE} MAE min | its bias min |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for code, svc in site.services.items():
-        if svc.booking is None:
-            continue
         walk_ins = [p for p in preds if p.source == Source.KIOSK and p.service == code]
-        label = f"{code} walk-ins ({svc.booking.entry})"
-        lines += _kind_rows(label, walk_ins, ["baseline", "shipped", DUE])
+        s = evaluate(walk_ins, ["baseline", "shipped", DUE])
+        entry = svc.booking.entry if svc.booking is not None else "no bookings"
+        due = (
+            f"{_m(s[DUE].mae)} | {s[DUE].bias / 60:+.2f}"
+            if entry in (BookingEntry.AT_SLOT, BookingEntry.PRIORITY)
+            else "| "
+        )
+        lines.append(
+            f"| {code} ({entry}) | {s['shipped'].n} | {_m(s['baseline'].mae)} "
+            f"| {_m(s['shipped'].mae)} | {s['shipped'].bias / 60:+.2f} | {due} |"
+        )
     return lines
 
 
@@ -269,7 +281,7 @@ def main(args: argparse.Namespace, url: str | None = None) -> None:
         print(verdict, flush=True)
         if online:
             print("\n".join(by_kind(preds, list(predictors))))
-            print("\n".join(walk_ins_of_booked_services(preds, args.counters)), flush=True)
+            print("\n".join(walk_ins_by_service(preds, args.counters)), flush=True)
 
 
 def _grid() -> dict[str, Params]:
