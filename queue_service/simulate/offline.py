@@ -7,9 +7,10 @@ driver also asks every predictor of `queue_service.domain.estimate` what it woul
 the citizen (the shipped one must equal what the ticket_issued event carries), and at the
 first call it records the wait: the material of the evaluation (`bench/ewt.py`). So it does
 at a booking's check-in and at a remote join, each ticket kept with its source (walk-in,
-booking, remote join): a booking's ticket, called ahead of walk-ins from its due time, is
-estimated as the domain does it (the bookings due by then ahead of it, plus the time until
-then), and the due time read here from the booking's policy must be the one its ticket got.
+booking, remote join). A booking's ticket, called ahead of walk-ins from its due time, is
+estimated as the domain does it, over its queue time (DESIGN: from the later of check-in and
+its due time, with the bookings due by then ahead of it), and its wait is measured over the
+same span; the due time read here from the booking's policy must be the one its ticket got.
 
 Bookings, remote joins and their codes get ids and codes counted from 1, so a seed gives
 the same day; the day closer of the engine is left asleep, and the bookings whose check-in
@@ -33,7 +34,7 @@ from queue_service.domain.estimate import PREDICTORS, Predictor
 from queue_service.domain.events import Event
 from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
-from queue_service.domain.vocab import BookingEntry, EventType, Priority, Source
+from queue_service.domain.vocab import BookingEntry, BookingStatus, EventType, Priority, Source
 from queue_service.engine import Engine
 from queue_service.simulate.day import (
     Booked,
@@ -53,9 +54,10 @@ class Prediction:
     """One ticket's first visit: what each predictor said at issue, and what happened."""
 
     service: str
-    issued_at: datetime
+    # From when its wait runs: its issue, or a booking's due time when that is later.
+    since: datetime
     estimates: dict[str, float | None]
-    wait: float | None = None  # first call - issue; None while never called
+    wait: float | None = None  # first call - since; None while never called
     # kiosk (a walk-in, or a booking checked in too late), booking or online (remote join)
     source: Source = Source.KIOSK
 
@@ -118,7 +120,7 @@ class OfflineDriver:
             if e.type == EventType.TICKET_CALLED and e.segment == 0:
                 p = self.predictions.get(e.ticket_id or "")
                 if p is not None and p.wait is None:
-                    p.wait = (e.ts - p.issued_at).total_seconds()
+                    p.wait = (e.ts - p.since).total_seconds()
         return made
 
     async def wait_until(self, at: datetime) -> None:
@@ -141,18 +143,15 @@ class OfflineDriver:
         return "".join(digits)
 
     def _ask(
-        self, state: SiteState, service: str, ahead: int, now: datetime, until: float = 0.0
+        self, state: SiteState, service: str, ahead: int, now: datetime
     ) -> dict[str, float | None]:
-        """What each predictor tells a ticket of `service` with `ahead` before it, callable
-        `until` seconds from now."""
-        said = {}
-        for name, f in self.predictors.items():
-            value = f(state, service, ahead, now, None)
-            said[name] = None if value is None else value + until
-        return said
+        """What each predictor tells a ticket of `service` with `ahead` before it."""
+        return {name: f(state, service, ahead, now, None) for name, f in self.predictors.items()}
 
-    def _predicted(self, event: Event, said: dict[str, float | None]) -> None:
-        """Keep what the predictors said at the issue `event`."""
+    def _predicted(
+        self, event: Event, said: dict[str, float | None], due: datetime | None = None
+    ) -> None:
+        """Keep what the predictors said at the issue `event` (of a ticket due at `due`)."""
         stored = event.data.get("estimated_wait_seconds")
         if "shipped" in said:
             shown = said["shipped"]
@@ -161,8 +160,9 @@ class OfflineDriver:
             said["shipped"] = stored
         assert event.ticket_id is not None
         assert event.service is not None
+        since = event.ts if due is None else max(event.ts, due)
         self.predictions[event.ticket_id] = Prediction(
-            event.service, event.ts, said, source=Source(event.data["source"])
+            event.service, since, said, source=Source(event.data["source"])
         )
 
     async def issue(
@@ -237,9 +237,9 @@ class OfflineDriver:
     def _booked(
         self, state: SiteState, b: BookingRecord, now: datetime
     ) -> tuple[dict[str, float | None], datetime | None]:
-        """What the predictors tell booking `b`'s ticket checked in at `now`, and when it
-        may be called as the booking's policy says (None: at once, in the walk-ins' order,
-        as a fifo booking's or a late one's)."""
+        """What the predictors tell booking `b`'s ticket checked in at `now` of its queue
+        time, and when it may be called as the booking's policy says (None: at once, in the
+        walk-ins' order, as a fifo booking's or a late one's)."""
         svc = state.site.services[b.service]
         due = None
         if now <= window(state.site, svc, b)[1]:
@@ -250,15 +250,19 @@ class OfflineDriver:
             }[policy_of(svc).entry]
         if due is None:
             return self._ask(state, b.service, state.ahead_of_new(b.service, None, now), now), None
-        callable_at = max(now, due)
-        ahead = state.queues[b.service].booked_ahead_at(callable_at)
-        return self._ask(state, b.service, ahead, now, (callable_at - now).total_seconds()), due
+        ahead = state.queues[b.service].booked_ahead_at(max(now, due))
+        return self._ask(state, b.service, ahead, now), due
 
     async def check_in(self, at: datetime, code: str) -> Issued | Refused:
         now = self.clock.now()
         state = self.state
         b = state.bookings.by_code(code)
-        said, due = ({}, None) if b is None else self._booked(state, b, now)
+        # Asked only of a booking still to check in (the others are refused: unknown,
+        # checked in, cancelled or missed).
+        said: dict[str, float | None] = {}
+        due = None
+        if b is not None and b.state == BookingStatus.BOOKED:
+            said, due = self._booked(state, b, now)
         ticket_id = self._ticket_id()
         try:
             events = await self._do(partial(online.check_in, code=code, ticket_id=ticket_id))
@@ -267,7 +271,7 @@ class OfflineDriver:
         assert b is not None, "a booking's code, not a remote join's"
         event = events[-1]
         assert event.data.get("due_at") == (None if due is None else due.isoformat()), event
-        self._predicted(event, said)
+        self._predicted(event, said, due)
         return Issued(event.data["number"], ticket_id, due_at=due)
 
     async def join(self, at: datetime, service: str) -> Issued | Refused:
