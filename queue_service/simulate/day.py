@@ -550,6 +550,8 @@ class HallDay:
                 if again is not None and at < again < self.end:
                     self._push(again + self._online_secs((0.0, 90.0)), "check_in", index)
                     return
+                if result == "site_closed":
+                    return  # closed for the rest of the day: home again
             # Missed already, or refused as late: a walk-in ticket.
             await self._arrive(driver, at, b.service, 0)
             return
