@@ -120,7 +120,9 @@ class OfflineDriver:
             if e.type == EventType.TICKET_CALLED and e.segment == 0:
                 p = self.predictions.get(e.ticket_id or "")
                 if p is not None and p.wait is None:
-                    p.wait = (e.ts - p.since).total_seconds()
+                    # As the state measures it: never negative (an officer may call a
+                    # booking's ticket before its due time).
+                    p.wait = max(0.0, (e.ts - p.since).total_seconds())
         return made
 
     async def wait_until(self, at: datetime) -> None:
