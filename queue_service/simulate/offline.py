@@ -5,9 +5,9 @@ Every command goes through `queue_service.engine.Engine` on a `MemoryStore`: dec
 the log is valid by construction and the state keeps its invariants. At each issue the
 driver also asks every predictor of `queue_service.domain.estimate` what it would have told
 the citizen (the shipped one must equal what the ticket_issued event carries), and at the
-first call it records the wait: the material of the evaluation (`bench/ewt.py`). So it does
-at a booking's check-in and at a remote join, each ticket kept with its source (walk-in,
-booking, remote join). A booking's ticket, called ahead of walk-ins from its due time, is
+first call it records the wait: the material of the evaluation (`bench/ewt.py`). It does the
+same at a booking's check-in and at a remote join, each ticket kept with its source
+(walk-in, booking, remote join). A booking's ticket, called ahead of walk-ins from its due time, is
 estimated as the domain does it, over its queue time (DESIGN: from the later of check-in and
 its due time, with the bookings due by then ahead of it), and its wait is measured over the
 same span; the due time read here from the booking's policy must be the one its ticket got.
