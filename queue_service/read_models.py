@@ -19,13 +19,14 @@ while it is open, a break included: a break is shown as a break, with its end).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from queue_service.domain import standard
-from queue_service.domain.site import Site
+from queue_service.domain import bookings, online, standard
+from queue_service.domain.bookings import BookingRecord
+from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import ServiceQueue, SiteState, Ticket
-from queue_service.domain.vocab import HELD, TicketStatus
+from queue_service.domain.vocab import HELD, BookingStatus, TicketStatus
 
 SECONDS_DIGITS = 1  # durations: 0.1 s
 SHARE_DIGITS = 4  # shares and ratios: 0.0001
@@ -95,7 +96,7 @@ def ticket_status(
     service = state.site.services[ticket.service]
     # Its index in the queue's call order, for the answer to the issue too: the ticket is
     # already in the queue, and under `interleave` priority tickets may come after it.
-    ahead = state.people_ahead(ticket)
+    ahead = state.people_ahead(ticket, now)
     if ticket.state != TicketStatus.WAITING:
         estimate = None
     elif just_issued:
@@ -140,6 +141,10 @@ def ticket_status(
         "finished_at": _iso(ticket.finished_at),
         "outcome": ticket.outcome,
         "now_calling": [t.number for t in now_calling[:NOW_CALLING]],
+        "source": ticket.source,
+        "booking": ticket.booking,
+        "due_at": _iso(ticket.due_at),
+        "confirmed": ticket.confirmed,
     }
 
 
@@ -244,9 +249,11 @@ def _service_view(
                 "priority": t.priority,
                 "issued_at": _iso(t.issued_at),
                 "enqueued_at": _iso(t.enqueued_at),
-                "wait_seconds": _round((now - t.enqueued_at).total_seconds()),
+                "wait_seconds": _round(max(0.0, (now - t.enqueued_at).total_seconds())),
+                "booked": t.due_at is not None,
             }
-            for t in q.call_order()
+            # In call order; checked-in bookings not due yet (not callable) after it.
+            for t in q.call_order(now) + (q.booked_now(now)[2] if q.booked else [])
         ]
     return view
 
@@ -309,6 +316,7 @@ def snapshot(
         ],
         "counters": [counter_view(state, cid, now) for cid in site.counters],
         "devices": devices if devices is not None else [],
+        "bookings": bookings_today(state, now),
     }
 
 
@@ -373,3 +381,132 @@ def site_directory(state: SiteState, now: datetime) -> dict[str, Any]:
         "services": [{key: s[key] for key in DIRECTORY_SERVICE_FIELDS} for s in snap["services"]],
         "counters": [{key: c[key] for key in DIRECTORY_COUNTER_FIELDS} for c in snap["counters"]],
     }
+
+
+# -- antrian online ----------------------------------------------------------------------
+
+
+def _local_iso(site: Site, instant: datetime) -> str:
+    return site.local(instant).isoformat()
+
+
+def online_directory(state: SiteState, now: datetime) -> dict[str, Any]:
+    """What the phone page offers: the services that take bookings or remote joins, with
+    their requirements, and the days that may be booked (a day without slots is closed)."""
+    site = state.site
+    services = []
+    days: set[date] = set()
+    for svc in site.services.values():
+        policy = svc.booking
+        if policy is None:
+            continue
+        bookable = online.bookable_days(state, svc, now)
+        days.update(bookable)
+        services.append(
+            {
+                "code": svc.code,
+                "agency": svc.agency,
+                "name_id": svc.name_id,
+                "name_en": svc.name_en,
+                "slot_minutes": policy.slot_minutes,
+                "days_ahead": policy.days_ahead,
+                "entry": policy.entry,
+                "remote_join": policy.remote_join,
+                "remote_join_open": policy.remote_join
+                and state.not_accepting(svc.code, now) is None,
+                "confirm_on_arrival": policy.remote_join and policy.confirm_on_arrival,
+                "early_minutes": policy.early_minutes,
+                "late_minutes": policy.late_minutes,
+                "requirements_id": policy.requirements_id,
+                "requirements_en": policy.requirements_en,
+            }
+        )
+    return {
+        "site": site.id,
+        "name": site.name,
+        "timezone": str(site.timezone),
+        "today": site.service_day(now).isoformat(),
+        "services": services,
+        "days": [
+            {"day": d.isoformat(), "open": WEEKDAYS[d.weekday()] in site.hours}
+            for d in sorted(days)
+        ],
+        "limits": {"max_active_per_phone": site.online.max_active_per_phone},
+    }
+
+
+def slots_view(state: SiteState, service: str, day: str, now: datetime) -> dict[str, Any]:
+    """A service's slots of one day with the places taken and left (full slots, and slots
+    past their cut-off, are not bookable)."""
+    svc = online.bookable_service(state, service)
+    booked_day = online.parse_day(day)
+    slots = bookings.slots_of(state.site, svc, booked_day)
+    policy = bookings.policy_of(svc)
+    book = state.bookings
+    in_range = booked_day in online.bookable_days(state, svc, now)
+    day_left = bookings.day_cap(svc, len(slots)) - book.per_day[(svc.code, booked_day)]
+    out = []
+    for slot in slots:
+        taken = book.taken[(svc.code, booked_day, slot.start)]
+        available = max(0, min(policy.capacity - taken, day_left))
+        out.append(
+            {
+                "start": slot.label,
+                "end": f"{slot.end:%H:%M}",
+                "starts_at": _iso(slot.starts_at),
+                "capacity": policy.capacity,
+                "booked": taken,
+                "available": available,
+                "bookable": in_range and available > 0 and online.slot_open(svc, slot, now),
+            }
+        )
+    return {"site": state.site.id, "service": svc.code, "day": booked_day.isoformat(), "slots": out}
+
+
+def booking_view(state: SiteState, b: BookingRecord, now: datetime) -> dict[str, Any]:
+    """A booking as the citizen's phone shows it (its id is the capability: never listed)."""
+    site = state.site
+    svc = site.services[b.service]
+    policy = bookings.policy_of(svc)
+    opens, closes = bookings.window(site, svc, b)
+    start = bookings.slot_start(site, b)
+    ticket = state.tickets.get(b.ticket_id) if b.ticket_id else None
+    return {
+        "id": b.id,
+        "code": b.code,
+        "site": site.id,
+        "service": svc.code,
+        "service_name": {"id": svc.name_id, "en": svc.name_en},
+        "day": b.day.isoformat(),
+        "slot": f"{b.slot:%H:%M}",
+        "slot_end": f"{(site.local(start) + timedelta(minutes=policy.slot_minutes)):%H:%M}",
+        "starts_at": _local_iso(site, start),
+        "state": b.state,
+        "check_in_from": _local_iso(site, opens),
+        "check_in_until": _local_iso(site, closes),
+        "ticket": b.ticket_id,
+        "number": ticket.number if ticket is not None else None,
+        "moves": b.moves,
+        "entry": policy.entry,
+        "requirements": {"id": policy.requirements_id, "en": policy.requirements_en},
+        "qr_url": f"/api/v1/bookings/{b.id}/qr.svg",
+        "status_url": f"/ui/online.html#booking={b.id}",
+    }
+
+
+def bookings_today(state: SiteState, now: datetime) -> dict[str, dict[str, int]]:
+    """Per bookable service, today's bookings as staff see them: still to come (`due`,
+    booked and its check-in window not closed), `checked_in`, `missed`, `cancelled`, and
+    the checked-in tickets waiting now. Counts only: nothing personal."""
+    out: dict[str, dict[str, int]] = {}
+    if state.day is None:
+        return out
+    for code, svc in state.site.services.items():
+        if svc.booking is None:
+            continue
+        counts = dict.fromkeys(("due", "checked_in", "missed", "cancelled", "waiting"), 0)
+        for b in state.bookings.of_day(state.day, code):
+            counts["due" if b.state == BookingStatus.BOOKED else b.state] += 1
+        counts["waiting"] = sum(1 for t in state.queues[code].regular.values() if t.due_at)
+        out[code] = counts
+    return out

@@ -54,7 +54,7 @@ def bookable_service(state: SiteState, service: str) -> Service:
     return svc
 
 
-def _day(value: str) -> date:
+def parse_day(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except (TypeError, ValueError):
@@ -76,7 +76,7 @@ def _place(
     state: SiteState, now: datetime, svc: Service, day_text: str, slot_text: str
 ) -> tuple[date, Slot]:
     """The day and slot asked for, checked bookable at `now` with a place free."""
-    day = _day(day_text)
+    day = parse_day(day_text)
     if day not in bookable_days(state, svc, now):
         raise errors.BookingClosed(
             f"{svc.name_id} can be booked from today up to {policy_of(svc).days_ahead} days ahead",

@@ -34,7 +34,7 @@ import orjson
 
 from queue_service import heap
 from queue_service.config import AppConfig
-from queue_service.domain import commands, errors
+from queue_service.domain import commands, errors, online
 from queue_service.domain.clock import Clock
 from queue_service.domain.events import ROW_SITE, Event
 from queue_service.domain.site import Site
@@ -328,6 +328,13 @@ class Engine:
                     await self.close_day(site_id)
                 except StoreUnavailable as exc:
                     log.warning("could not close the day of %s yet: %s", site_id, exc)
+            for site_id, state in self.committed.items():
+                if not state.bookings.pending or not state.bookings.due_to_miss(state.site, now):
+                    continue
+                try:
+                    await self.miss_bookings(site_id)
+                except StoreUnavailable as exc:
+                    log.warning("could not mark missed bookings of %s yet: %s", site_id, exc)
 
     async def close_day(self, site_id: str) -> int:
         """Expire the tickets a site's ended service day left open, wait for their commit,
@@ -347,6 +354,18 @@ class Engine:
                 await expired[1]
         self._roll_committed(site_id, today)
         return 0 if expired is None else len(expired[0])
+
+    async def miss_bookings(self, site_id: str) -> int:
+        """Mark missed the site's bookings whose check-in window closed without a check-in
+        (the day closer does this on the clock); returns how many, once committed."""
+        self.check_site(site_id)
+        if not self.available:
+            raise StoreUnavailable("the database is unavailable; retry shortly")
+        now = self.clock.now()
+        missed = self._decide(self._working(site_id), online.miss_due, now)
+        if missed:
+            await self._queue_decided(site_id, None, "", missed, now, 200, None)
+        return len(missed)
 
     def _expire_day(
         self, site_id: str, working: SiteState, now: datetime
@@ -395,6 +414,14 @@ class Engine:
                 return state
         # The id is a capability: never echo it whole.
         raise errors.UnknownTicket("no such ticket today", ticket=ticket_id[:8] + "...")
+
+    def booking_site(self, booking_id: str) -> SiteState:
+        """The committed state of the site holding booking `booking_id` (of today or later,
+        or ended since the service started)."""
+        for state in self.committed.values():
+            if booking_id in state.bookings.bookings:
+                return state
+        raise errors.BookingNotFound("no such booking", booking=booking_id[:8] + "...")
 
     # -- commands ----------------------------------------------------------------------
 

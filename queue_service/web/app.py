@@ -52,7 +52,7 @@ from queue_service.store.event_store import EventStore, WriterLockHeld
 from queue_service.store.migrate import migrate
 from queue_service.store.protocol import StoreUnavailable
 from queue_service.stream import StreamHub
-from queue_service.web import reports_api
+from queue_service.web import online, reports_api
 from queue_service.web.api import STARTUP, Stage, Startup, not_ready_gate
 from queue_service.web.errors import error_middleware
 from queue_service.web.keys import (
@@ -403,6 +403,7 @@ def create_app(
     app[KNOWN_SECRETS] = {}
     app[HUB] = StreamHub()
     app[STARTUP] = Startup()
+    online.setup(app)
     # Metric sources that run before the engine: in the start-up /metrics, then in the
     # real exposition.
     sources: list[MetricSource] = [limiter] if limiter is not None else []

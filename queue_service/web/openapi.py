@@ -416,6 +416,13 @@ TICKET = _path_param(
     "q3Jk1v8xN0ZpR2c7WmE5Tg",
 )
 
+BOOKING = _path_param(
+    "booking",
+    "Booking id as returned when it was made: an unguessable random string, the citizen's "
+    "capability to follow, move or cancel it. It is not the booking code.",
+    "Zr8pQ2wX7nV4kT1mB6yH0a",
+)
+
 
 def _parameters() -> dict[str, Any]:
     return {
@@ -588,6 +595,21 @@ def _schemas() -> dict[str, Any]:
                 "transfer).",
                 maxItems=NOW_CALLING,
             ),
+            "source": {"type": "string", "enum": list(vocab.Source)},
+            "booking": _str_or_null("The booking it was issued for (antrian online)."),
+            "due_at": _time_or_null(
+                "A checked-in booking's ticket: from when it is called ahead of walk-ins "
+                "(its queue time starts then)."
+            ),
+            "confirmed": {
+                "type": ["boolean", "null"],
+                "description": "A remote join: whether it was confirmed at the kiosk "
+                "(null: nothing to confirm).",
+            },
+            "code": _str_or_null(
+                "Only in the answer to a remote join to be confirmed: the code to show at "
+                "the kiosk."
+            ),
             "seq": {
                 "type": "integer",
                 "minimum": 1,
@@ -598,7 +620,7 @@ def _schemas() -> dict[str, Any]:
             },
         },
         description="A ticket as the citizen's phone and the kiosk confirmation show it.",
-        optional=("seq",),
+        optional=("seq", "code"),
     )
 
     held = _object(
@@ -1008,6 +1030,7 @@ def _schemas() -> dict[str, Any]:
             "description": "Where the ticket was issued; default `kiosk`.",
         },
         "TicketStatus": ticket_status,
+        **_online_schemas(),
         "ServiceView": service_view,
         "Headline": headline,
         "DirectoryService": directory_service,
@@ -1074,6 +1097,87 @@ _PAYLOAD_TYPES: dict[type, dict[str, Any]] = {
     float: {"type": "number", "minimum": 0, "description": SECONDS_PRECISION},
     bool: {"type": "boolean"},
 }
+
+
+def _online_schemas() -> dict[str, Any]:
+    """The answers of antrian online (web/online.py, read_models)."""
+    text = {"type": "string"}
+    booking = _object(
+        {
+            "id": {**text, "description": "The booking's id: the citizen's capability."},
+            "code": {**text, "description": "Typed or scanned at the kiosk to check in."},
+            "site": text,
+            "service": text,
+            "service_name": _object({"id": text, "en": text}),
+            "day": {"type": "string", "format": "date"},
+            "slot": {**text, "description": "Slot start, HH:MM site-local."},
+            "slot_end": {**text, "description": "Slot end, HH:MM site-local."},
+            "starts_at": _time("The slot's start, site-local ISO 8601."),
+            "state": {"type": "string", "enum": list(vocab.BookingStatus)},
+            "check_in_from": _time("Check-in opens (site-local)."),
+            "check_in_until": _time("Check-in closes (site-local)."),
+            "ticket": _str_or_null("The ticket issued at check-in."),
+            "number": _str_or_null("That ticket's number."),
+            "moves": _count("Times the booking was moved."),
+            "entry": {"type": "string", "enum": list(vocab.BookingEntry)},
+            "requirements": _object({"id": text, "en": text}),
+            "qr_url": text,
+            "status_url": text,
+        },
+        description="A booking (antrian online).",
+    )
+    slot = _object(
+        {
+            "start": text,
+            "end": text,
+            "starts_at": _time("UTC."),
+            "capacity": _count("Bookable places of the slot."),
+            "booked": _count("Places taken (booked or checked in)."),
+            "available": _count("Places left (within the day's share kept from walk-ins)."),
+            "bookable": {"type": "boolean"},
+        }
+    )
+    service = _object(
+        {
+            "code": text,
+            "agency": text,
+            "name_id": text,
+            "name_en": text,
+            "slot_minutes": _count("Slot length, minutes."),
+            "days_ahead": _count("Days after today that may be booked."),
+            "entry": {"type": "string", "enum": list(vocab.BookingEntry)},
+            "remote_join": {"type": "boolean"},
+            "remote_join_open": {"type": "boolean"},
+            "confirm_on_arrival": {"type": "boolean"},
+            "early_minutes": _count("Check-in opens this long before the slot."),
+            "late_minutes": _count("... and closes this long after its start."),
+            "requirements_id": text,
+            "requirements_en": text,
+        }
+    )
+    return {
+        "Booking": booking,
+        "Slots": _object(
+            {"site": text, "service": text, "day": text, "slots": _array(slot)},
+            description="A service's slots of one day.",
+        ),
+        "OnlineDirectory": _object(
+            {
+                "site": text,
+                "name": text,
+                "timezone": text,
+                "today": {"type": "string", "format": "date"},
+                "services": _array(service),
+                "days": _array(_object({"day": text, "open": {"type": "boolean"}})),
+                "limits": _object({"max_active_per_phone": _count("Per phone number.")}),
+            },
+            description="What can be booked or joined from the phone.",
+        ),
+        "CheckInResult": _object(
+            {"ticket": _ref("TicketStatus"), "booking": _nullable(_ref("Booking"))},
+            description="The ticket, and the booking it was issued for (null: a remote join).",
+        ),
+    }
 
 
 def _payload_fields() -> list[PayloadField]:
@@ -1392,7 +1496,7 @@ def _report_schemas() -> dict[str, Any]:
 
 # -- paths: the operations of the route table (web/routes.py), with their prose -------------
 
-PATH_PARAMETERS = {"site": SITE, "counter": COUNTER, "ticket": TICKET}
+PATH_PARAMETERS = {"site": SITE, "counter": COUNTER, "ticket": TICKET, "booking": BOOKING}
 
 
 _FROM = _query(
@@ -1426,6 +1530,12 @@ _PARAMETERS: dict[str, list[dict[str, Any]]] = {
         ),
     ],
     "getIkm": [_FROM, _TO],
+    "getSlots": [
+        _query("service", "Service (*layanan*) code.", {"type": "string"}, required=True),
+        _query(
+            "day", "Service day, YYYY-MM-DD.", {"type": "string", "format": "date"}, required=True
+        ),
+    ],
 }
 # A route that names its counter in the query (`CounterIn.QUERY`) has this parameter.
 _COUNTER_QUERY = _query("counter", "Counter (*loket*) id.", {"type": "string"}, required=True)
@@ -1460,6 +1570,7 @@ _OTHER_ANSWERS: dict[str, dict[str, Any]] = {
         },
     },
     "ticketQr": {"content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+    "bookingQr": {"content": {"image/svg+xml": {"schema": {"type": "string"}}}},
     "getReport": {
         "content": {
             _JSON: {"schema": _ref("Report")},
@@ -1751,6 +1862,49 @@ _DESCRIPTIONS: dict[str, str] = {
         "Cancel a ticket that is still waiting. The ticket id is the citizen's capability, so "
         "no token is needed; staff may send theirs, which then must be valid."
     ),
+    "getOnline": (
+        "The services of the site that take bookings or remote joins (antrian online), each "
+        "with its slot length, how its checked-in bookings are called (`entry`: `at_slot`, "
+        "ahead of walk-ins from the slot's start; `fifo`, at check-in; `priority`, ahead of "
+        "walk-ins from check-in), its check-in window and the requirements (*persyaratan*) "
+        "to bring; and the days that may be booked. Public."
+    ),
+    "getSlots": (
+        "A service's slots of one day: capacity, places booked and available (never more "
+        "than the day's share kept from walk-ins allows), and whether each can be booked now "
+        "(a slot closes `cutoff_minutes` before it starts). Public."
+    ),
+    "makeBooking": (
+        "Book a place in a slot. No account, no NIK, no name: the answer's `id` is the "
+        "citizen's capability (keep it), its `code` is what the kiosk takes at check-in. A "
+        "slot is never booked beyond its capacity, whatever the concurrency (`slot_full`). "
+        "Anti-hoarding: at most `max_active_per_phone` bookings per phone number and "
+        "`max_per_address_per_day` bookings and remote joins per client address a day "
+        "(`booking_limit`). The optional phone number is kept only for reminders and erased "
+        "when the visit ends. Public, rate limited."
+    ),
+    "joinQueue": (
+        "Take today's ticket from the phone where the service allows it (`remote_join`). It "
+        "waits like a walk-in's. Where the service asks for it (`confirm_on_arrival`) the "
+        "answer carries a `code` to confirm at the kiosk on arrival; a ticket called while "
+        "not confirmed follows the no-show rules. Public, rate limited."
+    ),
+    "getBooking": "A booking, by its id (the capability). Public.",
+    "cancelBooking": "Cancel a booking not yet checked in; its place is free again. Public.",
+    "rescheduleBooking": (
+        "Move a booking not yet checked in to another slot of the same service, if that slot "
+        "has a place. Public."
+    ),
+    "bookingQr": (
+        "An SVG QR code of the booking's code, for the kiosk's 2D barcode scanner (which "
+        "types the code). Public: the booking id is the capability."
+    ),
+    "checkIn": (
+        "At the kiosk: a booking's code issues its ticket (201; the ticket enters the queue "
+        "by the service's `entry`), inside the check-in window (`too_early` names when it "
+        "opens; after it, `too_late`, or a walk-in's ticket where the service's `late` policy "
+        "is `walk_in`). A remote join's code confirms its arrival (200). Kiosk token."
+    ),
     "ticketQr": (
         "An SVG QR code linking to `/ui/status.html#<ticket id>` on this host, for the "
         "kiosk's confirmation screen and printable ticket. Public: the ticket id is the "
@@ -1834,6 +1988,10 @@ def _build() -> dict[str, Any]:
             {"name": "health", "description": "Liveness, readiness and this document."},
             {"name": "sites", "description": "Sites (halls): directory, snapshot, display."},
             {"name": "tickets", "description": "Tickets (*nomor antrian*)."},
+            {
+                "name": "online",
+                "description": "Antrian online: bookings, remote joins, kiosk check-in.",
+            },
             {"name": "counters", "description": "Counter (*loket*) actions by officers."},
             {"name": "stream", "description": "Live server-sent events."},
             {"name": "pages", "description": "The front-end pages."},

