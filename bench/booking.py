@@ -2,12 +2,14 @@
 beside the ticket-issue path measured in the same run against the same server.
 
     python -m bench booking [--reps 5] [--clients 2000] [--slots 10] [--capacity 30]
+                            [--profile]
 
 Each repetition starts one server process (`python -m bench.booking`: the real app,
 `create_app`, on a fresh database, access log off, like `bench.server service`) with a
 hall whose service B has `slots` x `capacity` bookable places tomorrow (30-minute slots,
 its counters' time half kept for walk-ins, a daily quota capping the day at exactly those
-places). On that server, in an order that alternates between repetitions:
+places). A warm-up of 40 requests of each kind (bookings of the day after) comes first;
+then, in an order that alternates between repetitions:
 
 * booking -- `clients` phones, each with a connection of its own, all released at the same
   instant (an asyncio.Event), each POST one booking of one of the slots (spread evenly, each
@@ -19,9 +21,12 @@ places). On that server, in an order that alternates between repetitions:
 
 Throughput is answers per second from the release to the last answer; latency is each
 request's, from the release to its answer (what a citizen pressing "book" at 07:00 waits,
-connecting included). The ratio booking/issue says what the booking path costs against the
-ticket path on the same server, database and machine. After each repetition the places are
-counted again from the committed events: no slot may hold more than its capacity.
+connecting included). The server process's CPU time per answer is printed too: on a shared
+2-core machine it is steadier than throughput. The ratio booking/issue says what the
+booking path costs against the ticket path on the same server, database and machine. After
+each repetition the places are counted again from the committed events: no slot may hold
+more than its capacity, and every 201 must be committed. With --profile, one more server
+runs a booking burst alone under cProfile and its hot spots are printed.
 Nothing here asserts a timing.
 """
 
@@ -44,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
+import psutil
 
 from bench.common import (
     KIOSK_TOKEN,
@@ -276,6 +282,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timezone", required=True)
     parser.add_argument("--slots", type=int, required=True)
     parser.add_argument("--capacity", type=int, required=True)
+    parser.add_argument("--profile", help="write a cProfile of the serving to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING,
@@ -286,25 +293,20 @@ def serve_main(argv: list[str] | None = None) -> int:
     settings = Settings(
         config_path=Path("<bench booking>"), database_url=args.dsn, host="127.0.0.1", port=0
     )
-    asyncio.run(serve(create_app(settings, config)))
+    asyncio.run(serve(create_app(settings, config), args.profile))
     return 0
 
 
 async def start_server(
-    dsn: str, timezone: str, slots: int, capacity: int
+    dsn: str, timezone: str, slots: int, capacity: int, profile: str | None = None
 ) -> tuple[asyncio.subprocess.Process, int]:
+    argv = ["--dsn", dsn, "--timezone", timezone, "--slots", str(slots)]
+    argv += ["--capacity", str(capacity)] + (["--profile", profile] if profile else [])
     proc = await asyncio.create_subprocess_exec(
         PYTHON,
         "-m",
         "bench.booking",
-        "--dsn",
-        dsn,
-        "--timezone",
-        timezone,
-        "--slots",
-        str(slots),
-        "--capacity",
-        str(capacity),
+        *argv,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -340,22 +342,26 @@ async def stop_server(proc: asyncio.subprocess.Process) -> None:
 @dataclass
 class Repetition:
     booking: Burst
-    issue: Burst
-    booked_per_slot: Counter[str] = field(default_factory=Counter)  # committed events
-    issued: int = 0  # committed ticket_issued events
+    issue: Burst | None  # None: a profiled run, bookings alone
+    warm_tickets: int = 0  # tickets issued in the warm-up (201s)
+    booked_per_slot: Counter[str] = field(default_factory=Counter)  # committed, the rush's day
+    issued: int = 0  # committed ticket_issued events, warm-up included
+    cpu: dict[str, float] = field(default_factory=dict)  # server CPU seconds, per burst
 
     @property
     def ratio(self) -> float:
+        assert self.issue is not None
         return self.booking.per_second / self.issue.per_second
 
 
-async def committed(dsn: str) -> tuple[Counter[str], int]:
-    """The bookings per slot and the tickets the database holds (committed events)."""
+async def committed(dsn: str, day: date) -> tuple[Counter[str], int]:
+    """The bookings of `day` per slot, and the tickets, that the database holds."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
             "SELECT data ->> 'slot' AS slot, count(*) AS n FROM ticket_events"
-            " WHERE type = 'booking_made' GROUP BY 1"
+            " WHERE type = 'booking_made' AND data ->> 'day' = $1 GROUP BY 1",
+            day.isoformat(),
         )
         issued = await conn.fetchval(
             "SELECT count(*) FROM ticket_events WHERE type = 'ticket_issued'"
@@ -365,46 +371,78 @@ async def committed(dsn: str) -> tuple[Counter[str], int]:
     return Counter({r["slot"]: r["n"] for r in rows}), int(issued)
 
 
+WARM_UP = 40  # requests of each kind before the bursts, on another day for bookings
+
+
 async def one_repetition(
-    server_url: str, timezone: str, *, clients: int, slots: int, capacity: int, booking_first: bool
+    server_url: str,
+    timezone: str,
+    *,
+    clients: int,
+    slots: int,
+    capacity: int,
+    kinds: Sequence[str] = ("booking", "issue"),
+    profile: str | None = None,
 ) -> Repetition:
+    """One server on a fresh database: a warm-up of both paths (bookings of the day after
+    tomorrow, walk-in tickets), then a burst of each of `kinds` in that order."""
     dsn = await create_database(server_url, "bench_booking")
     try:
-        proc, port = await start_server(dsn, timezone, slots, capacity)
+        proc, port = await start_server(dsn, timezone, slots, capacity, profile)
         url = f"http://127.0.0.1:{port}"
         tomorrow = datetime.now(ZoneInfo(timezone)).date() + timedelta(days=1)
         labels = slot_labels(FIRST_SLOT, slots)
+
+        def requests(kind: str, n: int, day: date) -> list[Request]:
+            if kind == "booking":
+                return booking_requests(url, SITE, BOOKED, day, labels, n)
+            return ticket_requests(url, SITE, (BOOKED, *WALK_IN), KIOSK_TOKEN, n)
+
         try:
             bursts: dict[str, Burst] = {}
-            for kind in ("booking", "issue") if booking_first else ("issue", "booking"):
-                requests = (
-                    booking_requests(url, SITE, BOOKED, tomorrow, labels, clients)
-                    if kind == "booking"
-                    else ticket_requests(url, SITE, (BOOKED, *WALK_IN), KIOSK_TOKEN, clients)
-                )
-                timeout = aiohttp.ClientTimeout(total=120)
+            warm: dict[str, Burst] = {}
+            cpu: dict[str, float] = {}
+            timeout = aiohttp.ClientTimeout(total=120)
+            async with aiohttp.ClientSession(
+                connector=connector(WARM_UP), timeout=timeout
+            ) as session:
+                for kind in ("booking", "issue"):
+                    warm[kind] = await burst(
+                        session, requests(kind, WARM_UP, tomorrow + timedelta(days=1))
+                    )
+            server = psutil.Process(proc.pid)
+            for kind in kinds:
+                # A session (and so connections) of its own: every phone connects at 07:00.
                 async with aiohttp.ClientSession(
                     connector=connector(clients), timeout=timeout
                 ) as session:
-                    bursts[kind] = await burst(session, requests)
+                    before = server.cpu_times()
+                    bursts[kind] = await burst(session, requests(kind, clients, tomorrow))
+                    after = server.cpu_times()
+                cpu[kind] = after.user + after.system - before.user - before.system
         finally:
             await stop_server(proc)
-        rep = Repetition(bursts["booking"], bursts["issue"])
-        rep.booked_per_slot, rep.issued = await committed(dsn)
+        rep = Repetition(bursts["booking"], bursts.get("issue"), warm["issue"].statuses()["201"])
+        rep.cpu = cpu
+        rep.booked_per_slot, rep.issued = await committed(dsn, tomorrow)
         return rep
     finally:
         await drop_database(server_url, dsn)
 
 
-def _describe(name: str, b: Burst) -> str:
+def _describe(name: str, b: Burst, cpu: float) -> str:
     return (
         f"  {name:8s} {len(b.answers)} answers in {b.seconds:5.2f} s = {b.per_second:6.0f}/s,"
         f" p50 {b.latency_ms(50):6.0f} ms, p99 {b.latency_ms(99):6.0f} ms;"
+        f" server {cpu / len(b.answers) * 1e6:4.0f} us CPU/answer;"
         f" {dict(sorted(b.statuses().items()))}"
     )
 
 
 async def run(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
+    """`args.reps` servers, each measuring both bursts (booking first in odd repetitions,
+    issue first in even ones), then the summary; with --profile, one more server under
+    cProfile for a booking burst alone."""
     clients, slots, capacity, reps = args.clients, args.slots, args.capacity, args.reps
     places = slots * capacity
     banner("booking: the 07:00 rush, POST /api/v1/sites/{site}/bookings, durable commits")
@@ -415,63 +453,71 @@ async def run(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
         f"config: service {BOOKED} with {slots} slots x {capacity} places tomorrow ({places}),"
         f" {clients} clients released at once per burst (a connection each), {reps}"
         f" repetitions; issue burst: {clients} walk-in tickets over {1 + len(WALK_IN)}"
-        f" services, same server; {timezone}, cpus {os.cpu_count()}",
+        f" services, same server; warm-up {WARM_UP} of each first; {timezone},"
+        f" cpus {os.cpu_count()}",
         flush=True,
     )
     done: list[Repetition] = []
     for i in range(reps):
+        kinds = ("booking", "issue") if i % 2 == 0 else ("issue", "booking")
         rep = await one_repetition(
-            server_url,
-            timezone,
-            clients=clients,
-            slots=slots,
-            capacity=capacity,
-            booking_first=i % 2 == 0,
+            server_url, timezone, clients=clients, slots=slots, capacity=capacity, kinds=kinds
         )
+        assert rep.issue is not None
         done.append(rep)
-        booked = rep.booking.statuses()
         over = [s for s, n in rep.booked_per_slot.items() if n > capacity]
-        print(f" repetition {i + 1}/{reps} ({'booking' if i % 2 == 0 else 'issue'} first)")
-        print(_describe("booking", rep.booking))
-        print(_describe("issue", rep.issue))
+        print(f" repetition {i + 1}/{reps} ({kinds[0]} first)")
+        print(_describe("booking", rep.booking, rep.cpu["booking"]))
+        print(_describe("issue", rep.issue, rep.cpu["issue"]))
         print(
-            f"  committed: {sum(rep.booked_per_slot.values())} bookings (201s {booked['201']}),"
-            f" most in a slot {max(rep.booked_per_slot.values(), default=0)} of {capacity}"
-            f"{' OVER CAPACITY ' + str(over) if over else ''};"
-            f" {rep.issued} tickets (201s {rep.issue.statuses()['201']}); ratio"
+            f"  committed: {sum(rep.booked_per_slot.values())} bookings"
+            f" (201s {rep.booking.statuses()['201']}), most in a slot"
+            f" {max(rep.booked_per_slot.values(), default=0)} of {capacity}"
+            f"{' OVER CAPACITY ' + str(over) if over else ''}; {rep.issued} tickets (201s"
+            f" {rep.issue.statuses()['201']} + {rep.warm_tickets} warm-up);"
             f" booking/issue {rep.ratio:.0%}",
             flush=True,
         )
 
+    issues = [r.issue for r in done if r.issue is not None]
     book_rate = [r.booking.per_second for r in done]
-    issue_rate = [r.issue.per_second for r in done]
+    issue_rate = [b.per_second for b in issues]
     ratios = [r.ratio for r in done]
+    book_us = [r.cpu["booking"] / clients * 1e6 for r in done]
+    issue_us = [r.cpu["issue"] / clients * 1e6 for r in done]
     print("\n summary (median (min..max) over repetitions)")
     print(
         f"  booking: {spread(book_rate)} answers/s, p50"
         f" {spread([r.booking.latency_ms(50) for r in done])} ms, p99"
-        f" {spread([r.booking.latency_ms(99) for r in done])} ms"
+        f" {spread([r.booking.latency_ms(99) for r in done])} ms,"
+        f" server {spread(book_us)} us CPU/answer"
     )
     print(
         f"  issue:   {spread(issue_rate)} answers/s, p50"
-        f" {spread([r.issue.latency_ms(50) for r in done])} ms, p99"
-        f" {spread([r.issue.latency_ms(99) for r in done])} ms"
+        f" {spread([b.latency_ms(50) for b in issues])} ms, p99"
+        f" {spread([b.latency_ms(99) for b in issues])} ms,"
+        f" server {spread(issue_us)} us CPU/answer"
+    )
+    print(
+        f"  booking / issue: {median(ratios):.0%} of the answers/s (per repetition"
+        f" {', '.join(f'{x:.0%}' for x in ratios)}); server CPU per answer"
+        f" {median(book_us) / median(issue_us):.2f}x"
     )
     exact = all(
         r.booking.statuses() == Counter({"201": places, "409": clients - places})
         and sum(r.booked_per_slot.values()) == places
         and max(r.booked_per_slot.values()) <= capacity
+        and r.issued == clients + r.warm_tickets
         for r in done
     )
     print(
-        f"  booking / issue: {median(ratios):.0%} (per repetition"
-        f" {', '.join(f'{x:.0%}' for x in ratios)})"
-    )
-    print(
         f"  places: {'exactly' if exact else 'NOT exactly'} {places} booked and"
-        f" {clients - places} refused in every repetition, no slot over {capacity}",
+        f" {clients - places} refused in every repetition, no slot over {capacity}, every"
+        " 201 committed",
         flush=True,
     )
+    if args.profile:
+        await profile_run(server_url, timezone, clients=clients, slots=slots, capacity=capacity)
     return {
         "booking_per_second": median(book_rate),
         "issue_per_second": median(issue_rate),
@@ -482,11 +528,40 @@ async def run(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
     }
 
 
+async def profile_run(
+    server_url: str, timezone: str, *, clients: int, slots: int, capacity: int
+) -> None:
+    """One more server under cProfile, for a booking burst alone (not in the medians)."""
+    import tempfile
+
+    from bench.issue import print_profile
+
+    print("\n profile: one more server under cProfile, a booking burst alone", flush=True)
+    with tempfile.TemporaryDirectory(prefix="antrian-bench-booking-") as tmp:
+        path = os.path.join(tmp, "server.prof")
+        rep = await one_repetition(
+            server_url,
+            timezone,
+            clients=clients,
+            slots=slots,
+            capacity=capacity,
+            kinds=("booking",),
+            profile=path,
+        )
+        print(_describe("booking", rep.booking, rep.cpu["booking"]))
+        print_profile(path, rep.booking.seconds)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--slots", type=int, default=10)
     parser.add_argument("--capacity", type=int, default=30)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the server in one more run, a booking burst alone",
+    )
 
 
 def main(args: argparse.Namespace, server_url: str | None = None) -> dict[str, Any]:
