@@ -28,7 +28,7 @@ SLOTS = 10  # bookable slots today ...
 CAPACITY = 30  # ... of 30 places each: 300 places for 2,000 phones
 PLACES = SLOTS * CAPACITY
 SLOT_MINUTES = 30
-WALK_INS = 20
+WALK_INS = PLACES  # the day's quota is twice the bookable places
 
 
 def rush_zone(now: datetime) -> ZoneInfo:
@@ -128,7 +128,8 @@ async def test_2000_phones_rushing_300_places_book_exactly_300_and_walk_ins_stil
             assert {r["ticket_id"] for r in rows} == {b["id"] for b in booked}
             assert Counter(r["slot"] for r in rows) == dict.fromkeys(labels, CAPACITY)
 
-            # One more phone: still refused. Walk-ins: still served, from the quota's rest.
+            # One more phone: still refused. Walk-ins: still served, the whole rest of the
+            # day's quota (600 less the 300 places its bookings keep), then no more.
             late = await burst(
                 session, booking_requests(svc.url, "hall", "B", today, labels[-1:], 1)
             )
@@ -138,5 +139,9 @@ async def test_2000_phones_rushing_300_places_book_exactly_300_and_walk_ins_stil
             )
             assert walk_ins.statuses() == {"201": WALK_INS}, walk_ins.answers[0]
             assert {a.body["service"] for a in walk_ins.answers} == {"B"}
+            last = await burst(
+                session, ticket_requests(svc.url, "hall", ("B",), DEMO_KIOSK.secret, 1)
+            )
+            assert [(a.status, a.body["code"]) for a in last.answers] == [(409, "quota_reached")]
         finally:
             svc.terminate()
