@@ -324,16 +324,23 @@ async def start_server(
     return proc, int(line.split()[1])
 
 
-async def stop_server(proc: asyncio.subprocess.Process) -> None:
+async def stop_server(proc: asyncio.subprocess.Process) -> dict[str, float]:
+    """Stop the server; the engine's commit totals it prints (`bench.server.serve`)."""
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
     assert proc.stdout is not None
     try:
-        await asyncio.wait_for(proc.stdout.read(), timeout=30)
+        out = await asyncio.wait_for(proc.stdout.read(), timeout=30)
         await asyncio.wait_for(proc.wait(), timeout=30)
     except TimeoutError:
         proc.kill()
         await proc.wait()
+        return {}
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("COMMITS "):
+            totals: dict[str, float] = json.loads(line.removeprefix("COMMITS "))
+            return totals
+    return {}
 
 
 # -- the benchmark -------------------------------------------------------------------------
@@ -347,6 +354,7 @@ class Repetition:
     booked_per_slot: Counter[str] = field(default_factory=Counter)  # committed, the rush's day
     issued: int = 0  # committed ticket_issued events, warm-up included
     cpu: dict[str, float] = field(default_factory=dict)  # server CPU seconds, per burst
+    commits: dict[str, float] = field(default_factory=dict)  # the engine's, whole run
 
     @property
     def ratio(self) -> float:
@@ -421,9 +429,10 @@ async def one_repetition(
                     after = server.cpu_times()
                 cpu[kind] = after.user + after.system - before.user - before.system
         finally:
-            await stop_server(proc)
+            commits = await stop_server(proc)
         rep = Repetition(bursts["booking"], bursts.get("issue"), warm["issue"].statuses()["201"])
         rep.cpu = cpu
+        rep.commits = commits
         rep.booked_per_slot, rep.issued = await committed(dsn, tomorrow)
         return rep
     finally:
@@ -478,6 +487,14 @@ async def run(args: argparse.Namespace, server_url: str) -> dict[str, Any]:
             f" booking/issue {rep.ratio:.0%}",
             flush=True,
         )
+        if rep.commits.get("batches"):
+            c = rep.commits
+            print(
+                f"  engine: {c['batches']:.0f} commits of {c['events']:.0f} events in the run"
+                f" (warm-up included), {c['seconds'] / c['batches'] * 1000:.0f} ms mean,"
+                f" {c['max_seconds'] * 1000:.0f} ms max",
+                flush=True,
+            )
 
     issues = [r.issue for r in done if r.issue is not None]
     book_rate = [r.booking.per_second for r in done]
