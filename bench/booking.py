@@ -110,6 +110,8 @@ class Burst:
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """One POST of a burst: where, its JSON body, its headers."""
+
     url: str
     body: bytes
     headers: dict[str, str]
