@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from functools import partial
 from typing import Protocol
 
@@ -28,15 +31,20 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import generate_latest
 
+from queue_service.domain.bookings import slot_start
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import Histogram as TotalsHistogram
 from queue_service.domain.totals import SiteTotals
-from queue_service.domain.vocab import CounterStatus
+from queue_service.domain.vocab import BookingStatus, CounterStatus, Source
 from queue_service.engine import Engine
 from queue_service.stream import StreamHub
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 YIELD_EVERY_SECONDS = 0.005
+# qms_bookings_due_next_hour looks this far ahead.
+DUE_AHEAD = timedelta(hours=1)
+# The sources of the tickets antrian online brings into a queue (qms_queue_waiting_online_tickets).
+ONLINE_SOURCES = (Source.BOOKING, Source.ONLINE)
 
 
 class MetricSource(Protocol):
@@ -108,6 +116,14 @@ _COUNTER_COUNTERS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class TodayBookings:
+    """A site's bookings of its current service day, as the gauges read them."""
+
+    by_state: Counter[tuple[str, BookingStatus]]  # (service, state) -> bookings
+    pending: list[tuple[str, datetime]]  # (service, slot start) of those not checked in
+
+
 class Exposition:
     def __init__(
         self, engine: Engine, hub: StreamHub, wall_clock: Callable[[], float] = time.time
@@ -139,13 +155,20 @@ class Exposition:
         self._gauge_cache: dict[str, tuple[object, dict[str, bytes]]] = {}
         self._svc_labels: dict[str, dict[str, str]] = {}
         self._ctr_labels: dict[str, dict[str, str]] = {}
+        # The services of each site that take bookings (antrian online's gauges).
+        self._booking_services: dict[str, tuple[str, ...]] = {}
         for site_id, site in engine.config.sites.items():
             self._svc_labels[site_id] = {
                 code: f'site="{escape(site_id)}",service="{escape(code)}"' for code in site.services
             }
+            self._booking_services[site_id] = tuple(
+                code for code, svc in site.services.items() if svc.booking is not None
+            )
             self._ctr_labels[site_id] = {
                 cid: f'site="{escape(site_id)}",counter="{escape(cid)}"' for cid in site.counters
             }
+        # site -> ((day, book version), its bookings of that day): see _today_bookings.
+        self._bookings_cache: dict[str, tuple[object, TodayBookings]] = {}
         self._les: dict[tuple[float, ...], list[str]] = {}
         self._idle_shown: dict[tuple[str, str], float] = {}
         self._last_yield = 0.0
@@ -327,6 +350,7 @@ class Exposition:
                 len(state.queues[code]) for code in site.counters[cid].services
             )
             lines["qms_loket_idle_while_queue_waits"].append(f"{{{lbl}}} {int(idle)}\n")
+        self._online_gauges(site_id, state, lines)
         site_lbl = f'site="{escape(site_id)}"'
         info = f'name="{escape(site.name)}",timezone="{escape(str(site.timezone))}"'
         lines["qms_site_info"].append(f"{{{site_lbl},{info}}} 1\n")
@@ -335,6 +359,68 @@ class Exposition:
                 f"{{{site_lbl}}} {fmt(state.last_ts.timestamp())}\n"
             )
         return lines
+
+    def _today_bookings(self, site_id: str, state: SiteState) -> TodayBookings:
+        """The site's bookings of its current day, recounted only when a booking event
+        changed its book (the book holds every day ahead: ticket events leave it alone)."""
+        key = (state.day, state.bookings.version)
+        hit = self._bookings_cache.get(site_id)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        today = TodayBookings(Counter(), [])
+        starts: dict[time_of_day, datetime] = {}  # a day has a few slots and many bookings
+        if state.day is not None:
+            for b in state.bookings.of_day(state.day):
+                today.by_state[(b.service, b.state)] += 1
+                if b.state == BookingStatus.BOOKED:
+                    at = starts.get(b.slot)
+                    if at is None:
+                        at = starts[b.slot] = slot_start(state.site, b)
+                    today.pending.append((b.service, at))
+        self._bookings_cache[site_id] = (key, today)
+        return today
+
+    def _online_gauges(self, site_id: str, state: SiteState, lines: dict[str, list[str]]) -> None:
+        """Antrian online, per service that takes bookings: today's bookings by state (a
+        gauge of the current service day, not a cumulative count: a booking changes state,
+        and reports count the past), and the tickets waiting that came through it. Never a
+        booking's id or code, nor a phone number, as a label."""
+        codes = self._booking_services[site_id]
+        if not codes:
+            return
+        svc_labels = self._svc_labels[site_id]
+        by_state = self._today_bookings(site_id, state).by_state
+        for code in codes:
+            lbl = svc_labels[code]
+            for status in BookingStatus:
+                lines["qms_bookings"].append(
+                    f'{{{lbl},state="{status}"}} {by_state[(code, status)]}\n'
+                )
+            waiting: Counter[Source] = Counter()
+            unconfirmed = 0
+            for t in state.queues[code].waiting():
+                waiting[t.source] += 1
+                unconfirmed += t.confirmed is False
+            for source in ONLINE_SOURCES:
+                lines["qms_queue_waiting_online_tickets"].append(
+                    f'{{{lbl},source="{source}"}} {waiting[source]}\n'
+                )
+            lines["qms_queue_unconfirmed_tickets"].append(f"{{{lbl}}} {unconfirmed}\n")
+
+    def _due_next_hour(
+        self, site_id: str, state: SiteState, now_dt: datetime, lines: dict[str, list[str]]
+    ) -> None:
+        """Bookings of today not yet checked in whose slot starts within the next hour, or
+        has started (their check-in window still open: past it, they are missed)."""
+        codes = self._booking_services[site_id]
+        if not codes:
+            return
+        until = now_dt + DUE_AHEAD
+        pending = self._today_bookings(site_id, state).pending
+        due = Counter(service for service, starts in pending if starts < until)
+        svc_labels = self._svc_labels[site_id]
+        for code in codes:
+            lines["qms_bookings_due_next_hour"].append(f"{{{svc_labels[code]}}} {due[code]}\n")
 
     def _time_gauges(
         self, site_id: str, state: SiteState, now_dt: datetime
@@ -363,6 +449,7 @@ class Exposition:
                 lines["qms_queue_predicted_wait_seconds"].append(
                     f"{{{lbl}}} {fmt(round(predicted, 1))}\n"
                 )
+        self._due_next_hour(site_id, state, now_dt, lines)
         site_lbl = f'site="{escape(site_id)}"'
         lines["qms_site_open"].append(f"{{{site_lbl}}} {int(is_open)}\n")
         lines["qms_site_on_break"].append(
@@ -375,7 +462,8 @@ class Exposition:
         per_site: dict[str, dict[str, bytes]] = {}
         for site_id, state in states.items():
             hit = self._gauge_cache.get(site_id)
-            key = (state.day, state.last_seq)
+            # Start-up loads the bookings without a seq: their book's version counts too.
+            key = (state.day, state.last_seq, state.bookings.version)
             if hit is not None and hit[0] == key:
                 chunks = hit[1]
             else:
@@ -461,6 +549,16 @@ _STATE_GAUGES = (
         "qms_loket_idle_while_queue_waits",
         "1 when open and idle while one of its services has tickets waiting.",
     ),
+    ("qms_bookings", "Bookings of today's service day by state (booked: not yet checked in)."),
+    (
+        "qms_queue_waiting_online_tickets",
+        "Tickets waiting that came through antrian online: checked-in bookings (source"
+        " booking) and remote joins (source online).",
+    ),
+    (
+        "qms_queue_unconfirmed_tickets",
+        "Remote joins waiting that are not yet confirmed at the kiosk.",
+    ),
     ("qms_site_info", "Site names; always 1."),
     ("qms_site_last_event_timestamp_seconds", "Unix time of the last event of the day."),
 )
@@ -475,6 +573,11 @@ _TIME_GAUGES = (
         "Estimated wait for a ticket issued now (the estimate citizens are shown).",
     ),
     ("qms_service_accepting", "1 when tickets can be issued now."),
+    (
+        "qms_bookings_due_next_hour",
+        "Bookings of today not yet checked in whose slot starts within the next hour"
+        " (or has started, its check-in window still open).",
+    ),
     ("qms_site_open", "1 within opening hours."),
     ("qms_site_on_break", "1 during a configured break."),
 )

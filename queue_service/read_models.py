@@ -103,6 +103,9 @@ def ticket_status(
         estimate = ticket.estimate
     else:
         estimate = state.estimated_wait_seconds(ticket.service, ahead, now, ticket)
+    if estimate is not None and ticket.due_at is not None and ticket.due_at > now:
+        # A booking's ticket not due yet: its queue time (estimated) starts at its due time.
+        estimate += (ticket.due_at - now).total_seconds()
     counter_name = state.site.counters[ticket.counter].name if ticket.counter is not None else None
     # The tickets being called or served are the ones counters hold (at most one each):
     # look at the counters, not at every ticket of the day. Issue order, then the newest
@@ -390,9 +393,10 @@ def _local_iso(site: Site, instant: datetime) -> str:
     return site.local(instant).isoformat()
 
 
-def online_directory(state: SiteState, now: datetime) -> dict[str, Any]:
+def online_directory(state: SiteState, now: datetime, *, reminders: bool) -> dict[str, Any]:
     """What the phone page offers: the services that take bookings or remote joins, with
-    their requirements, and the days that may be booked (a day without slots is closed)."""
+    their requirements, and the days that may be booked (a day without slots is closed).
+    `reminders`: a phone number left for reminders is used (a webhook delivers them)."""
     site = state.site
     services = []
     days: set[date] = set()
@@ -432,6 +436,7 @@ def online_directory(state: SiteState, now: datetime) -> dict[str, Any]:
             for d in sorted(days)
         ],
         "limits": {"max_active_per_phone": site.online.max_active_per_phone},
+        "reminders": reminders,
     }
 
 

@@ -19,6 +19,7 @@ def test_views_and_functions_are_defined_once_in_the_definitions_file() -> None:
         "counter_spans_of",
         "multirange_seconds",
         "ticket_visits",
+        "booking_visits_of",
     }
     for _, name, sql in available():
         assert not DEFINED.findall(sql), f"{name} defines a view or function again"

@@ -174,8 +174,8 @@ def issued_event(
     next of the service's day unless a dispenser printed its own) and the estimate the
     citizen is given, kept with it so that its error is measured when it is called
     (state.py, totals, the ticket_visits view). A booking's ticket (antrian online) names
-    its booking and, entering ahead of walk-ins, from when (`due_at`): its estimate runs
-    from then. Whether tickets are issued now is the caller's to check."""
+    its booking and, entering ahead of walk-ins, from when (`due_at`): its estimate, like
+    its wait, runs from then. Whether tickets are issued now is the caller's to check."""
     svc = state.site.services[service]
     seq = state.queues[service].issued + 1
     if seq > MAX_NUMBER:
@@ -185,15 +185,12 @@ def issued_event(
             opens_at=state.site.next_day_opening(now, svc.cutoff),
         )
     if due_at is None:
-        estimate = state.estimated_wait_seconds(
-            service, state.ahead_of_new(service, priority, now), now
-        )
+        ahead = state.ahead_of_new(service, priority, now)
     else:
-        at = max(now, due_at)
-        ahead = state.queues[service].booked_ahead_at(at)
-        estimate = state.estimated_wait_seconds(service, ahead, now)
-        if estimate is not None:
-            estimate += (at - now).total_seconds()
+        # Its queue time starts at its due time: the estimate is of that, the same span
+        # its wait is measured over (the status page adds the time until then).
+        ahead = state.queues[service].booked_ahead_at(max(now, due_at))
+    estimate = state.estimated_wait_seconds(service, ahead, now)
     return _event(
         state,
         EventType.TICKET_ISSUED,

@@ -10,6 +10,7 @@ import asyncpg
 
 from queue_service.domain import ikm, standard
 from queue_service.domain.site import Site
+from queue_service.domain.vocab import BookingStatus
 from queue_service.errors import AntrianError
 from queue_service.store import reports as store
 from queue_service.store.reports import Progress, SiteDims
@@ -18,12 +19,19 @@ from queue_service.store.reports import Progress, SiteDims
 MAX_DAYS = 400
 # 2: the outcome `expired`, and the share within target counts the visits never called
 # that waited past their target (`within_target.waiting_past_target`).
-REPORT_VERSION = 2
+# 3: `online`, the bookings of the range and the waits of booked citizens against walk-ins'.
+REPORT_VERSION = 3
 
 # GROUPING(agency, service, counter_id) of the figure rows: 1 = not grouped by it.
 _G_SITE, _G_AGENCY, _G_SERVICE, _G_COUNTER = 7, 3, 1, 6
 # GROUPING(agency, service) of the IKM rows.
 _I_SITE, _I_AGENCY, _I_SERVICE = 3, 1, 0
+# GROUPING(service) of the antrian online rows (bookings, waits by entry).
+_O_SITE, _O_SERVICE = 1, 0
+# How a visit entered its queue, in the `online.*.waits` of a report: with a booking
+# checked in on time (source `booking`), or any other way (walk-ins, remote joins, and
+# bookings checked in late, issued as walk-ins).
+BOOKED, WALK_IN = "booked", "walk_in"
 
 
 class ReportRangeError(AntrianError, ValueError, code="invalid_range", status=400):
@@ -113,6 +121,98 @@ def _figures(row: dict[str, Any] | None) -> dict[str, Any]:
             "mae": _num(r.get("estimate_mae")),
             "bias": _num(r.get("estimate_bias")),
         },
+    }
+
+
+def _bookings(row: dict[str, Any] | None) -> dict[str, Any]:
+    """Bookings by state now; the show rate is checked in / (checked in + missed): of the
+    bookings whose fate is known, not cancelled, the share that came."""
+    r = row or {}
+
+    def n(key: str) -> int:
+        return int(r.get(key) or 0)
+
+    checked_in, missed = n(BookingStatus.CHECKED_IN), n(BookingStatus.MISSED)
+    return {
+        "made": n("made"),
+        **{state.value: n(state) for state in BookingStatus},
+        "late": n("late"),
+        "moved": n("moved"),
+        "show_rate": _share(checked_in, checked_in + missed),
+        # Check-in minus slot start, seconds (negative: early), of the checked-in bookings.
+        "punctuality": {
+            "count": n("punctual_count"),
+            "p50": _pct_at(r.get("punctuality_p"), 0),
+            "p90": _pct_at(r.get("punctuality_p"), 1),
+        },
+    }
+
+
+def _entry_waits(row: dict[str, Any] | None) -> dict[str, Any]:
+    """The waits of one way of entering the queue (booked or walk-in)."""
+    r = row or {}
+
+    def n(key: str) -> int:
+        return int(r.get(key) or 0)
+
+    waits = n("waits")
+    return {
+        "visits": n("visits"),
+        "wait": {
+            "count": waits,
+            "p50": _pct_at(r.get("wait_p"), 0),
+            "p90": _pct_at(r.get("wait_p"), 1),
+            "mean": _num(r.get("wait_mean")),
+        },
+        "within_target": {
+            "count": n("within_target"),
+            "waiting_past_target": n("waiting_past_target"),
+            "share": _within_target_share(n("within_target"), waits, n("waiting_past_target")),
+        },
+    }
+
+
+def online_section(
+    site: Site, booking_rows: list[dict[str, Any]], wait_rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Antrian online in a report: the bookings whose slot is in the range, by state, and
+    the waits of booked citizens against walk-ins', per service and for the site. A
+    service is listed when it takes bookings or the range holds bookings or booked visits
+    of it (its booking policy may have been removed since)."""
+    site_bookings = next((r for r in booking_rows if r["g"] == _O_SITE), None)
+    service_bookings = {r["service"]: r for r in booking_rows if r["g"] == _O_SERVICE}
+    site_waits = {bool(r["booked"]): r for r in wait_rows if r["g"] == _O_SITE}
+    service_waits: dict[str, dict[bool, dict[str, Any]]] = {}
+    for r in wait_rows:
+        if r["g"] == _O_SERVICE:
+            service_waits.setdefault(r["service"], {})[bool(r["booked"])] = r
+    booked_services = {code for code, rows in service_waits.items() if True in rows}
+    codes = [
+        code
+        for code, svc in site.services.items()
+        if svc.booking is not None or code in service_bookings or code in booked_services
+    ]
+    codes += sorted((set(service_bookings) | booked_services) - set(site.services))
+
+    def waits(rows: dict[bool, dict[str, Any]]) -> dict[str, Any]:
+        return {BOOKED: _entry_waits(rows.get(True)), WALK_IN: _entry_waits(rows.get(False))}
+
+    services = []
+    for code in codes:
+        svc = site.services.get(code)
+        services.append(
+            {
+                "code": code,
+                "name": {"id": svc.name_id, "en": svc.name_en} if svc else {"id": code, "en": code},
+                "takes_bookings": svc is not None and svc.booking is not None,
+                "target_wait_seconds": svc.target_wait_seconds if svc else None,
+                "bookings": _bookings(service_bookings.get(code)),
+                "waits": waits(service_waits.get(code, {})),
+            }
+        )
+    return {
+        "totals": {"bookings": _bookings(site_bookings), "waits": waits(site_waits)},
+        "services": services,
     }
 
 
@@ -254,6 +354,7 @@ async def build_report(
         "counters": counters,
         "hours": hours,
         "daily": daily,
+        "online": online_section(site, raw.bookings, raw.waits_by_entry),
         "ikm": ikm_section(site, raw.ikm, raw.ikm_bands),
         "comments": [
             {"day": r["service_day"].isoformat(), "service": r["service"], "text": r["comment"]}

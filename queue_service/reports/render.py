@@ -23,6 +23,8 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from queue_service.reports.build import BOOKED, WALK_IN
+
 CSV_BOM = "\ufeff"
 
 
@@ -67,6 +69,53 @@ _FIGURE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("estimate.mae", "galat estimasi rata-rata (detik)/estimate MAE (s)"),
     ("estimate.bias", "bias estimasi (detik)/estimate bias (s)"),
 )
+
+
+# Antrian online (the report's `online` section): bookings whose slot is in the range, and
+# the waits of booked citizens against walk-ins'.
+_BOOKING_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("made", "booking dibuat/bookings made"),
+    ("booked", "belum check-in/not yet checked in"),
+    ("checked_in", "check-in/checked in"),
+    ("late", "check-in terlambat (walk-in)/checked in late (as walk-in)"),
+    ("cancelled", "dibatalkan/cancelled"),
+    ("missed", "tidak datang/missed"),
+    ("moved", "dipindah jadwal/moved"),
+    ("show_rate", "% hadir/show rate"),
+    ("punctuality.p50", "ketepatan check-in p50 (detik)/check-in punctuality p50 (s)"),
+    ("punctuality.p90", "ketepatan check-in p90 (detik)/check-in punctuality p90 (s)"),
+)
+# (key, Indonesian, English) of the two ways into a queue, prefixed to the wait columns.
+_ENTRIES = ((BOOKED, "booking", "booked"), (WALK_IN, "datang langsung", "walk-in"))
+_ENTRY_WAIT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("wait.count", "jumlah tunggu/waits"),
+    ("within_target.count", "dalam standar/within target"),
+    (
+        "within_target.waiting_past_target",
+        "belum dipanggil melewati standar/not called, past target",
+    ),
+    ("within_target.share", "% dalam standar/% within target"),
+    ("wait.p50", "tunggu p50 (detik)/wait p50 (s)"),
+    ("wait.p90", "tunggu p90 (detik)/wait p90 (s)"),
+)
+
+
+def _entry_label(id_word: str, en_word: str, label: str) -> str:
+    """A wait column's header for one entry: "booking: jumlah tunggu/booked: waits"."""
+    id_label, _, en_label = label.partition("/")
+    return f"{id_word}: {id_label}/{en_word}: {en_label}"
+
+
+def _online_cells(part: dict[str, Any]) -> list[Any]:
+    """One row of the antrian online table: bookings, then the waits of each entry."""
+    return [
+        *(_get(part["bookings"], key) for key, _ in _BOOKING_COLUMNS),
+        *(
+            _get(part["waits"][entry], key)
+            for entry, _, _ in _ENTRIES
+            for key, _ in _ENTRY_WAIT_COLUMNS
+        ),
+    ]
 
 
 def _get(row: dict[str, Any], dotted: str) -> Any:
@@ -188,6 +237,31 @@ def to_csv(report: dict[str, Any], locale: str = "id") -> str:
             for d in report["daily"]
         ],
     )
+    online = report["online"]
+    if online["services"]:
+        rows(
+            [
+                "tingkat/level",
+                "id",
+                "nama/name",
+                *(label for _, label in _BOOKING_COLUMNS),
+                *(
+                    _entry_label(id_word, en_word, label)
+                    for _, id_word, en_word in _ENTRIES
+                    for _, label in _ENTRY_WAIT_COLUMNS
+                ),
+            ],
+            [
+                [level, ident, name, *_online_cells(part)]
+                for level, ident, name, part in (
+                    ("site", site["id"], site["name"], online["totals"]),
+                    *(
+                        ("service", svc["code"], svc["name"]["id"], svc)
+                        for svc in online["services"]
+                    ),
+                )
+            ],
+        )
     elements = [e["code"] for e in report["ikm"]["elements"]]
     ikm_rows: list[list[Any]] = []
 
@@ -419,6 +493,67 @@ def _ikm_value(value: float | None) -> str:
     return "\u2013" if value is None else f"{value:.2f}".replace(".", ",")
 
 
+def _seconds_signed(seconds: float | None) -> str:
+    """Minutes with a sign (punctuality: negative is early)."""
+    return "\u2013" if seconds is None else f"{seconds / 60:+.1f}".replace(".", ",")
+
+
+def _online_html(online: dict[str, Any]) -> list[str]:
+    """The antrian online section: bookings by state per service, and the waits of booked
+    citizens against walk-ins'. Nothing when no service takes bookings or had any."""
+    if not online["services"]:
+        return []
+    head = [
+        _bi("Layanan", "Service"),
+        _bi("Booking", "Bookings"),
+        _bi("Check-in", "Checked in"),
+        _bi("Terlambat", "Late"),
+        _bi("Batal", "Cancelled"),
+        _bi("Tidak datang", "Missed"),
+        _bi("% hadir", "Show rate"),
+        _bi("Ketepatan p50", "Punctuality p50") + " (min)",
+        _bi("% dalam standar: booking / langsung", "% within target: booked / walk-in"),
+        _bi("Tunggu p50: booking / langsung", "Wait p50: booked / walk-in") + " (min)",
+    ]
+
+    def cells(name: str, part: dict[str, Any]) -> list[str]:
+        b, w = part["bookings"], part["waits"]
+        return [
+            name,
+            str(b["made"]),
+            str(b["checked_in"]),
+            str(b["late"]),
+            str(b["cancelled"]),
+            str(b["missed"]),
+            _pct(b["show_rate"]),
+            _seconds_signed(b["punctuality"]["p50"]),
+            f"{_pct(w[BOOKED]['within_target']['share'])} / "
+            f"{_pct(w[WALK_IN]['within_target']['share'])}",
+            f"{_minutes(w[BOOKED]['wait']['p50'])} / {_minutes(w[WALK_IN]['wait']['p50'])}",
+        ]
+
+    rows = [cells("<b>Total</b>", online["totals"])] + [
+        cells(f"{escape(s['name']['id'])} <span class='en'>{escape(s['name']['en'])}</span>", s)
+        for s in online["services"]
+    ]
+    return [
+        f"<div class='section'><h2>{_bi('Antrian online', 'Bookings and remote joins')}</h2>",
+        _table(head, rows, total_first=True),
+        "<p class='note'>"
+        + _bi(
+            "Booking dihitung menurut hari slotnya. % hadir = check-in \u00f7 (check-in +"
+            " tidak datang). Ketepatan = check-in \u2212 awal slot (negatif: lebih awal)."
+            " Tunggu booking dihitung sejak yang lebih akhir dari check-in dan awal slot;"
+            " booking yang check-in terlambat dilayani sebagai datang langsung.",
+            "Bookings are counted by their slot's day. Show rate = checked in \u00f7"
+            " (checked in + missed). Punctuality = check-in \u2212 slot start (negative:"
+            " early). A booked wait runs from the later of check-in and slot start; a booking"
+            " checked in late is served as a walk-in.",
+        )
+        + "</p></div>",
+    ]
+
+
 _IKM_RULE_ID = (
     "IKM = rata-rata nilai unsur \u00d7 25; mutu A 88,31\u2013100, B 76,61\u201388,30,"
     " C 65,00\u201376,60, D 25,00\u201364,99."
@@ -577,6 +712,8 @@ def to_html(report: dict[str, Any]) -> str:
             )
             + "</div>"
         )
+
+    out.extend(_online_html(report["online"]))
 
     out.append(f"<div class='section'><h2>{_bi('Per loket', 'By counter')}</h2>")
     ctr_head = [

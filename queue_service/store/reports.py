@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from queue_service.domain.vocab import Outcome
+from queue_service.domain.vocab import BookingStatus, Outcome, Source
 from queue_service.store.db import connection
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,12 @@ SELECT d.day, b.last_seq
 
 _ROLL_VISITS = """
 INSERT INTO report_visits (site_id, service_day, ticket_id, segment, service, priority,
-                           counter_id, enqueued_at, first_called_at, finished_at, outcome,
-                           wait_seconds, walk_seconds, service_seconds, estimated_wait_seconds)
-SELECT site_id, service_day, ticket_id, segment, service, priority, counter_id, enqueued_at,
-       first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds,
-       estimated_wait_seconds
+                           source, counter_id, enqueued_at, first_called_at, finished_at,
+                           outcome, wait_seconds, walk_seconds, service_seconds,
+                           estimated_wait_seconds)
+SELECT site_id, service_day, ticket_id, segment, service, priority, source, counter_id,
+       enqueued_at, first_called_at, finished_at, outcome, wait_seconds, walk_seconds,
+       service_seconds, estimated_wait_seconds
   FROM visits_of($1, $2, $2)
 """
 
@@ -193,13 +194,13 @@ async def ensure_rollup(
 # $1 site, $2 first day, $3 last day, $4 today (site timezone).
 _VISITS = """
 v AS (
-    SELECT service_day, ticket_id, segment, service, counter_id, enqueued_at,
+    SELECT service_day, ticket_id, segment, service, source, counter_id, enqueued_at,
            first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds,
            estimated_wait_seconds
       FROM report_visits
      WHERE site_id = $1 AND service_day BETWEEN $2 AND $3 AND service_day < $4
     UNION ALL
-    SELECT service_day, ticket_id, segment, service, counter_id, enqueued_at,
+    SELECT service_day, ticket_id, segment, service, source, counter_id, enqueued_at,
            first_called_at, finished_at, outcome, wait_seconds, walk_seconds, service_seconds,
            estimated_wait_seconds
       FROM visits_of($1, greatest($2, $4), $3)
@@ -302,6 +303,53 @@ SELECT service_day AS day,
     + """ AS waiting_past_target,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY wait_seconds) AS wait_p90
   FROM x GROUP BY 1 ORDER BY 1
+"""
+)
+
+# Antrian online: the waits of booked citizens (the visits of tickets issued at a booking's
+# check-in, source `booking`) against everyone else's (walk-ins, remote joins, and bookings
+# checked in late, issued as walk-ins), per service and for the site, with the share
+# within target as the headline defines it. `booked` is the split; GROUPING(service) = 1
+# marks the site's rows.
+_IS_BOOKED = f"v.source IS NOT DISTINCT FROM '{Source.BOOKING}'"
+_WAITS_BY_ENTRY = (
+    "WITH "  # noqa: S608 - constant parts, values are $n parameters
+    + _VISITS
+    + ", "
+    + _SERVICES
+    + ",\nx AS (SELECT v.*, svc.target, "
+    + _IS_BOOKED
+    + """ AS booked
+        FROM v LEFT JOIN svc USING (service))
+SELECT GROUPING(service) AS g, service, booked,
+       count(*) AS visits,
+       count(wait_seconds) AS waits,
+       count(*) FILTER (WHERE wait_seconds <= target) AS within_target,
+       """
+    + _WAITING_PAST_TARGET
+    + """ AS waiting_past_target,
+       percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY wait_seconds) AS wait_p,
+       avg(wait_seconds) AS wait_mean
+  FROM x
+ GROUP BY GROUPING SETS ((booked), (service, booked))
+"""
+)
+
+# The bookings whose slot falls in the range, by their state now (booking_visits_of() in
+# views.sql), per service and for the site. $1 site, $2 timezone, $3 first, $4 last day.
+_BOOKING_STATES = "".join(
+    f"count(*) FILTER (WHERE state = '{s}') AS {s},\n       " for s in BookingStatus
+)
+_BOOKINGS = (
+    "SELECT GROUPING(service) AS g, service, count(*) AS made,\n       "  # noqa: S608 - constant parts
+    + _BOOKING_STATES
+    + """count(*) FILTER (WHERE late) AS late,
+       count(*) FILTER (WHERE moves > 0) AS moved,
+       count(punctuality_seconds) AS punctual_count,
+       percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY punctuality_seconds)
+         AS punctuality_p
+  FROM booking_visits_of($1, $2, $3, $4)
+ GROUP BY GROUPING SETS ((), (service))
 """
 )
 
@@ -411,6 +459,8 @@ class RawReport:
     ikm: list[dict[str, Any]]
     ikm_bands: list[dict[str, Any]]
     comments: list[dict[str, Any]]
+    waits_by_entry: list[dict[str, Any]]
+    bookings: list[dict[str, Any]]
 
 
 async def site_report(
@@ -449,6 +499,8 @@ async def site_report(
         ikm = await conn.fetch(_IKM, site_id, first, last, codes, agencies, targets)
         bands = await conn.fetch(_IKM_BANDS, site_id, first, last, codes, agencies, targets)
         notes = await conn.fetch(_COMMENTS, site_id, first, last, comments)
+        by_entry = await conn.fetch(_WAITS_BY_ENTRY, *base, codes, agencies, targets, now)
+        bookings = await conn.fetch(_BOOKINGS, site_id, dims.timezone, first, last)
     return RawReport(
         _records(figures),
         _records(hours),
@@ -457,6 +509,8 @@ async def site_report(
         _records(ikm),
         _records(bands),
         _records(notes),
+        _records(by_entry),
+        _records(bookings),
     )
 
 

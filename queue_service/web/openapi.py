@@ -1170,6 +1170,11 @@ def _online_schemas() -> dict[str, Any]:
                 "services": _array(service),
                 "days": _array(_object({"day": text, "open": {"type": "boolean"}})),
                 "limits": _object({"max_active_per_phone": _count("Per phone number.")}),
+                "reminders": {
+                    "type": "boolean",
+                    "description": "Whether a phone number left for reminders is used (the "
+                    "hall delivers them by webhook); false: the number is not kept.",
+                },
             },
             description="What can be booked or joined from the phone.",
         ),
@@ -1226,6 +1231,62 @@ def _responses() -> dict[str, Any]:
 
 
 # -- reports and surveys ---------------------------------------------------------------------
+
+
+def _online_report(figures: dict[str, Any]) -> dict[str, Any]:
+    """A report's antrian online section (reports/build.py `online_section`)."""
+    signed = {
+        "type": ["number", "null"],
+        "description": f"Check-in minus slot start (negative: early). {REPORT_SECONDS_PRECISION}",
+    }
+    bookings = _object(
+        {
+            "made": _count("Bookings whose slot is in the range."),
+            **{s.value: _count(f"... {s.value} now.") for s in vocab.BookingStatus},
+            "late": _count("Checked in after the window (issued as walk-ins)."),
+            "moved": _count("Moved at least once."),
+            "show_rate": _share_or_null("checked_in / (checked_in + missed)."),
+            "punctuality": _object({"count": _count("Checked in."), "p50": signed, "p90": signed}),
+        },
+        description="Bookings by slot day, by where they are now.",
+    )
+    wait = {
+        k: v
+        for k, v in figures["wait"]["properties"].items()
+        if k in ("count", "p50", "p90", "mean")
+    }
+    entry = _object(
+        {
+            "visits": _count("Visits."),
+            "wait": _object(wait),
+            "within_target": figures["within_target"],
+        }
+    )
+    part = {
+        "bookings": bookings,
+        "waits": _object(
+            {"booked": entry, "walk_in": entry},
+            description="Queue time of booked citizens (source `booking`) and of everyone "
+            "else (walk-ins, remote joins, late check-ins).",
+        ),
+    }
+    return _object(
+        {
+            "totals": _object(part),
+            "services": _array(
+                _object(
+                    {
+                        "code": {"type": "string"},
+                        "name": _object({"id": {"type": "string"}, "en": {"type": "string"}}),
+                        "takes_bookings": {"type": "boolean"},
+                        "target_wait_seconds": {"type": ["integer", "null"]},
+                        **part,
+                    }
+                )
+            ),
+        },
+        description="Antrian online: bookings and booked against walk-in waits.",
+    )
 
 
 def _report_schemas() -> dict[str, Any]:
@@ -1378,7 +1439,7 @@ def _report_schemas() -> dict[str, Any]:
                 "version": {
                     "type": "integer",
                     "description": "Layout version of this document (2: `expired` and "
-                    "`waiting_past_target`).",
+                    "`waiting_past_target`; 3: `online`).",
                 },
                 "site": {"type": "object"},
                 "from": {"type": "string", "format": "date"},
@@ -1387,6 +1448,7 @@ def _report_schemas() -> dict[str, Any]:
                 "partial_today": {"type": "boolean"},
                 "totals": _ref("ReportFigures"),
                 **_per_group("ReportFigures"),
+                "online": _online_report(figures_props),
                 "counters": _array(
                     _extended(
                         "ReportFigures",

@@ -12,6 +12,10 @@
 -- the service day it was issued on. A visit closed by ticket_expired (its service day
 -- ended) has the day's end as finished_at, outcome `expired`, no service time, and a walk
 -- only if it was started (as the live histogram observed it).
+-- A checked-in booking's ticket (antrian online) names in its `due_at` when it may first
+-- be called ahead of walk-ins: its first visit waits from then if that is later than its
+-- issue (queue time, DESIGN.md), and never less than 0 (an officer may call it earlier),
+-- as the live state counts it; `ticket_issued_at` stays its arrival.
 CREATE OR REPLACE FUNCTION visits_of(p_site text, p_from date, p_to date)
 RETURNS TABLE (
     site_id text, service_day date, ticket_id text, segment integer, service text,
@@ -28,7 +32,8 @@ WITH ev AS (
 ),
 segments AS (
     SELECT ev.site_id, ev.service_day, ev.ticket_id, ev.segment::integer AS segment,
-           ev.service, ev.ts AS enqueued_at, ev.data ->> 'number' AS number,
+           ev.service, greatest(ev.ts, (ev.data ->> 'due_at')::timestamptz) AS enqueued_at,
+           ev.data ->> 'number' AS number,
            ev.data ->> 'priority' AS priority,
            ev.data ->> 'source' AS source, ev.ts AS ticket_issued_at,
            (ev.data ->> 'estimated_wait_seconds')::double precision AS estimated_wait_seconds
@@ -65,7 +70,9 @@ SELECT s.site_id, s.service_day, s.ticket_id, s.segment, s.service, s.number, s.
        s.source,
        f.counter_id, s.ticket_issued_at, s.enqueued_at, f.first_called_at, f.last_called_at,
        f.started_at, f.finished_at, f.outcome, coalesce(f.calls, 0),
-       extract(epoch FROM f.first_called_at - s.enqueued_at)::double precision,
+       CASE WHEN f.first_called_at IS NOT NULL THEN
+            greatest(extract(epoch FROM f.first_called_at - s.enqueued_at)::double precision, 0)
+       END,
        CASE WHEN f.outcome IN ('no_show', 'cancelled') OR f.last_called_at IS NULL THEN NULL
             WHEN f.started_at IS NULL THEN
                  CASE WHEN f.finished_at IS NULL OR f.outcome = 'expired' THEN NULL
@@ -123,3 +130,72 @@ SELECT d.site_id, d.service_day, v.ticket_id, v.segment, v.service, v.number, v.
 
 COMMENT ON VIEW ticket_visits IS
   'One row per ticket visit (queue segment). Stable analytics interface; see docs/analytics.md.';
+
+-- One row per booking (antrian online) of one site whose slot, as last booked (made or
+-- moved), is on a service day in [p_from, p_to], computed from its booking events (their
+-- `ticket_id` column holds the booking's id). The events carry the slot as the site's
+-- local day and "HH:MM", so the site's timezone (p_timezone, e.g. 'Asia/Makassar') makes
+-- `slot_start` an instant. state: booked (not yet checked in), checked_in, cancelled or
+-- missed, from the booking's last event. punctuality_seconds = check-in − slot start
+-- (negative: early). `late`: checked in after its window, its ticket issued as a
+-- walk-in's. `ticket_id`: the ticket issued at check-in (its visits are in visits_of()).
+-- Candidates come from the index on the slot days (migration 0010), which holds them as
+-- ISO text (whatever the session's DateStyle); no phone number is in the log, nor here.
+CREATE OR REPLACE FUNCTION booking_visits_of(p_site text, p_timezone text, p_from date, p_to date)
+RETURNS TABLE (
+    site_id text, booking_id text, service text, slot_day date, slot_start timestamptz,
+    made_at timestamptz, state text, checked_in_at timestamptz,
+    punctuality_seconds double precision, ticket_id text, late boolean, moves integer,
+    ended_at timestamptz
+)
+LANGUAGE sql STABLE AS $$
+WITH candidates AS (
+    SELECT DISTINCT e.ticket_id FROM ticket_events e
+     WHERE e.site_id = p_site AND e.type IN ('booking_made', 'booking_rescheduled')
+       AND e.data ->> 'day' BETWEEN to_char(p_from, 'YYYY-MM-DD') AND to_char(p_to, 'YYYY-MM-DD')
+),
+ev AS (
+    SELECT e.* FROM ticket_events e JOIN candidates c USING (ticket_id)
+     WHERE e.site_id = p_site
+       AND e.type IN ('booking_made', 'booking_rescheduled', 'booking_cancelled',
+                      'booking_checked_in', 'booking_missed')
+),
+b AS (
+    SELECT ev.ticket_id AS booking_id,
+           (array_agg(ev.data ->> 'day' ORDER BY ev.seq DESC)
+              FILTER (WHERE ev.type IN ('booking_made', 'booking_rescheduled')))[1] AS day,
+           (array_agg(ev.data ->> 'slot' ORDER BY ev.seq DESC)
+              FILTER (WHERE ev.type IN ('booking_made', 'booking_rescheduled')))[1] AS slot,
+           (array_agg(ev.type ORDER BY ev.seq DESC))[1] AS last_type,
+           max(ev.service) AS service,
+           min(ev.ts) FILTER (WHERE ev.type = 'booking_made') AS made_at,
+           max(ev.ts) FILTER (WHERE ev.type = 'booking_checked_in') AS checked_in_at,
+           max(ev.data ->> 'ticket') FILTER (WHERE ev.type = 'booking_checked_in')
+             AS issued_ticket,
+           coalesce(bool_or((ev.data ->> 'late')::boolean)
+                      FILTER (WHERE ev.type = 'booking_checked_in'), false) AS late,
+           count(*) FILTER (WHERE ev.type = 'booking_rescheduled')::integer AS moves,
+           max(ev.ts) FILTER (WHERE ev.type IN ('booking_cancelled', 'booking_missed'))
+             AS ended_at
+      FROM ev
+     GROUP BY ev.ticket_id
+),
+placed AS (
+    SELECT b.*, b.day::date AS slot_day,
+           (b.day::date + b.slot::time) AT TIME ZONE p_timezone AS slot_start
+      FROM b
+     WHERE b.day::date BETWEEN p_from AND p_to
+)
+SELECT p_site, p.booking_id, p.service, p.slot_day, p.slot_start, p.made_at,
+       CASE p.last_type WHEN 'booking_checked_in' THEN 'checked_in'
+                        WHEN 'booking_cancelled' THEN 'cancelled'
+                        WHEN 'booking_missed' THEN 'missed'
+                        ELSE 'booked' END,
+       p.checked_in_at,
+       extract(epoch FROM p.checked_in_at - p.slot_start)::double precision,
+       p.issued_ticket, p.late, p.moves, p.ended_at
+  FROM placed p
+$$;
+
+COMMENT ON FUNCTION booking_visits_of(text, text, date, date) IS
+  'One row per booking of a site and range of slot days. Stable analytics interface; see docs/analytics.md.';
