@@ -3,7 +3,7 @@
 // URL: board.html?site=<site>&token=<manager token>. A wall screen is provisioned once: the
 // token is kept in localStorage and taken out of the address bar.
 
-import { apply, mountToggle, onLangChange, pick, t } from "./i18n.js";
+import { apply, lang, mountToggle, onLangChange, pick, t } from "./i18n.js";
 import { refresher } from "./live.js";
 import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
 import {
@@ -20,6 +20,40 @@ const content = $("#content");
 let live = null;
 
 const tz = () => (state.snap ? state.snap.timezone : undefined);
+
+// The board's own words for antrian online (bookings), Bahasa Indonesia first; the shared
+// dictionary (i18n.js) holds the words every page uses.
+const WORDS = {
+  id: {
+    "bk.col": "Booking hari ini",
+    "bk.due": "akan datang",
+    "bk.due.title": "Booking hari ini yang belum check-in",
+    "bk.checked_in": "check-in",
+    "bk.checked_in.title": "Booking yang sudah check-in di anjungan hari ini",
+    "bk.waiting": "menunggu",
+    "bk.waiting.title": "Nomor dari booking yang menunggu dipanggil sekarang",
+    "bk.missed": "tidak datang",
+    "bk.missed.title": "Booking yang tidak check-in sampai batas waktunya",
+    "bk.cancelled": "batal",
+    "bk.cancelled.title": "Booking hari ini yang dibatalkan",
+    "bk.none": "Layanan ini tidak menerima booking",
+  },
+  en: {
+    "bk.col": "Today's bookings",
+    "bk.due": "to come",
+    "bk.due.title": "Today's bookings not checked in yet",
+    "bk.checked_in": "checked in",
+    "bk.checked_in.title": "Bookings checked in at the kiosk today",
+    "bk.waiting": "waiting",
+    "bk.waiting.title": "Booked tickets waiting to be called now",
+    "bk.missed": "missed",
+    "bk.missed.title": "Bookings never checked in by the end of their window",
+    "bk.cancelled": "cancelled",
+    "bk.cancelled.title": "Today's bookings cancelled",
+    "bk.none": "This service takes no bookings",
+  },
+};
+const word = (key) => (WORDS[lang()] || WORDS.id)[key] ?? WORDS.id[key];
 
 function load() {
   return loadSnapshot(site, token, clock,
@@ -91,7 +125,22 @@ function meter(since, target) {
     h("span", { class: "meter-bar" }, h("i", { style: `width:${pct.toFixed(1)}%` })));
 }
 
+/** One service's bookings of today, compactly: to come and checked in (with those waiting
+ *  now) on the first line, missed and cancelled below. Counts only: nothing personal. */
+function bookingsCell(counts) {
+  if (!counts) return h("td", { class: "bk-cell muted", title: word("bk.none") }, "–");
+  const figure = (key) => h("span", {
+    class: `bk-fig bk-${key.replace("_", "-")}${counts[key] ? "" : " bk-zero"}`, title: word(`bk.${key}.title`),
+  }, h("b", {}, counts[key]), " ", word(`bk.${key}`));
+  return h("td", { class: "bk-cell js-bookings" },
+    h("div", { class: "bk-line" }, figure("due"), " · ", figure("checked_in"),
+      " (", figure("waiting"), ")"),
+    h("div", { class: "bk-line bk-sub" }, figure("missed"), " · ", figure("cancelled")));
+}
+
 function servicesPanel(snap) {
+  // The bookings column only in a hall where some service takes bookings.
+  const bookings = snap.bookings && Object.keys(snap.bookings).length ? snap.bookings : null;
   const agencies = Object.fromEntries(snap.agencies.map((a) => [a.id, a.name]));
   const rows = snap.services.map((s) => {
     const unstaffed = s.waiting > 0 && s.open_counters === 0;
@@ -105,7 +154,8 @@ function servicesPanel(snap) {
         s.called_today + s.waiting_over_target
           ? h("small", { class: "muted" }, ` ${s.called_within_target_today}/${s.called_today + s.waiting_over_target}`)
           : null),
-      h("td", { class: `num js-open ${unstaffed ? "lvl-bad" : ""}` }, h("b", {}, s.open_counters)));
+      h("td", { class: `num js-open ${unstaffed ? "lvl-bad" : ""}` }, h("b", {}, s.open_counters)),
+      bookings ? bookingsCell(bookings[s.code]) : null);
   });
   return h("section", { class: "card", "aria-labelledby": "services-title" },
     h("div", { class: "panel-head" }, h("h2", { id: "services-title" }, t("board.services")),
@@ -117,7 +167,8 @@ function servicesPanel(snap) {
       h("thead", {}, h("tr", {},
         h("th", {}, t("board.col.service")), h("th", { class: "num" }, t("board.col.waiting")),
         h("th", {}, t("board.col.oldest")), h("th", { class: "num" }, t("board.col.estimate")),
-        h("th", { class: "num" }, t("board.col.within")), h("th", { class: "num" }, t("board.col.counters")))),
+        h("th", { class: "num" }, t("board.col.within")), h("th", { class: "num" }, t("board.col.counters")),
+        bookings ? h("th", { class: "bk-cell" }, word("bk.col")) : null)),
       h("tbody", {}, rows))));
 }
 
