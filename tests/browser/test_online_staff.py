@@ -153,10 +153,14 @@ async def test_the_board_counts_bookings_and_the_counter_marks_a_booked_ticket(
         for secret in (PHONE, "81234567890", booked["code"], later["code"], joined["code"]):
             assert secret not in shown
 
-    # 09:31: the booking is due. The next event brings it to the head of the list, marked
-    # "Booking" alone; call-next calls it ahead of the walk-ins who came before it.
-    clock.set(MONDAY_0840 + timedelta(minutes=51))
+    # 09:29:58: a walk-in's ticket (an event: the page re-reads). No event comes after it,
+    # yet at 09:30 the page re-reads by itself: the booking is due, at the head of the list,
+    # marked "Booking" alone; call-next calls it ahead of the walk-ins who came before it.
+    clock.set(MONDAY_0840 + timedelta(minutes=49, seconds=58))
     await staff(hall_api, f"{BASE}/tickets", DEMO_KIOSK, 201, {"service": "W"})
+    await wait_text(counter_page, "#queue-count", "5 menunggu")
+    assert await text(counter_page, f"{item(ticket)} .q-booking") == "Booking 09:30"
+    clock.set(MONDAY_0840 + timedelta(minutes=51))
     await wait_text(counter_page, "#queue li[data-ticket]:first-child .q-booking", "Booking")
     assert await text(counter_page, f"{item(ticket)} .q-booking") == "Booking"
     assert await counter_page.locator("#queue-later").count() == 0
