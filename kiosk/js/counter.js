@@ -40,9 +40,10 @@ const tz = () => (state.snap ? state.snap.timezone : undefined);
 const WORDS = {
   id: {
     "bk.mark": "Booking",
-    "bk.mark.due": "Booking: dipanggil lebih dulu dari nomor biasa",
+    "bk.mark.due": "Booking: dipanggil sebelum pengunjung tanpa booking",
+    "bk.mark.fifo": "Booking: sudah check-in, antre sesuai urutan",
     "bk.mark.later": "Booking {time}",
-    "bk.mark.later.title": "Booking: bisa dipanggil berikutnya mulai pukul {time}",
+    "bk.mark.later.title": "Booking: dipanggil sebelum pengunjung tanpa booking mulai pukul {time}",
     "bk.later": "Booking belum waktunya",
     "bk.unconfirmed": "Belum konfirmasi di kiosk",
     "bk.unconfirmed.title": "Antri dari ponsel, belum konfirmasi kedatangan di anjungan: mungkin belum di ruang tunggu",
@@ -50,8 +51,9 @@ const WORDS = {
   en: {
     "bk.mark": "Booking",
     "bk.mark.due": "Booking: called ahead of walk-ins",
+    "bk.mark.fifo": "Booking: checked in, queues in turn",
     "bk.mark.later": "Booking {time}",
-    "bk.mark.later.title": "Booking: called next from {time}",
+    "bk.mark.later.title": "Booking: called ahead of walk-ins from {time}",
     "bk.later": "Bookings not due yet",
     "bk.unconfirmed": "Not confirmed at the kiosk",
     "bk.unconfirmed.title": "Joined from a phone, arrival not confirmed at the kiosk yet: may not be in the hall",
@@ -301,7 +303,7 @@ function controls(c) {
 /** Whether a waiting ticket of the snapshot (taken at `now`, ms) is a checked-in booking
  *  not due yet: not callable by call-next before its due time, which its queue time starts
  *  at (`enqueued_at` is the due time of a booking checked in before it). */
-const later = (tk, now) => tk.booked && Date.parse(tk.enqueued_at) > now;
+const notDueYet = (tk, now) => tk.booked && Date.parse(tk.enqueued_at) > now;
 
 /** The counter's waiting tickets in the order its call-next hands them out, then the
  *  checked-in bookings not due yet (by due time). Each service's tickets come in the
@@ -312,7 +314,7 @@ const later = (tk, now) => tk.booked && Date.parse(tk.enqueued_at) > now;
  *  here by other rules. */
 function callOrder(services, now) {
   const all = services.map((svc) => (svc.tickets || []).map((tk) => ({ ...tk, svc })));
-  const lists = all.map((list) => list.filter((tk) => !later(tk, now)));
+  const lists = all.map((list) => list.filter((tk) => !notDueYet(tk, now)));
   // Times to the microsecond the server gives (Date.parse stops at milliseconds).
   const micros = (iso) => { const m = /\.(\d+)/.exec(iso); return m ? Number(m[1].padEnd(6, "0").slice(3, 6)) : 0; };
   // A booking's due time: the snapshot's `due_at` where it gives one, else its queue
@@ -329,21 +331,21 @@ function callOrder(services, now) {
     if (best === null) break;
     out.push(best.shift());
   }
-  const rest = all.flat().filter((tk) => later(tk, now))
+  const rest = all.flat().filter((tk) => notDueYet(tk, now))
     .sort((a, b) => Date.parse(a.enqueued_at) - Date.parse(b.enqueued_at));
   return { callable: out, later: rest };
 }
 
 /** What the officer should know of a waiting ticket: a booking (with its due time while
- *  not due yet), a remote join not confirmed at the kiosk yet. Nothing personal. */
+ *  not due yet; one of a service whose bookings join at check-in has none), a remote join
+ *  not confirmed at the kiosk yet. Nothing personal. */
 function marks(tk, notDue) {
   const booking = tk.booked || tk.source === "booking";
   const time = notDue ? timeOf(tk.enqueued_at, tz()) : null;
+  const title = notDue ? word("bk.mark.later.title", { time }) : word(tk.booked ? "bk.mark.due" : "bk.mark.fifo");
   return [
     booking
-      ? h("span", {
-        class: "pill pill-info q-mark q-booking", title: notDue ? word("bk.mark.later.title", { time }) : word("bk.mark.due"),
-      }, notDue ? word("bk.mark.later", { time }) : word("bk.mark"))
+      ? h("span", { class: "pill pill-info q-mark q-booking", title }, notDue ? word("bk.mark.later", { time }) : word("bk.mark"))
       : null,
     tk.confirmed === false
       ? h("span", { class: "pill pill-warn q-mark q-unconfirmed", title: word("bk.unconfirmed.title") }, word("bk.unconfirmed"))
