@@ -92,6 +92,103 @@ def rate_limits_from_env(env: Mapping[str, str]) -> RateLimits | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Where and how notices are delivered (queue_service/webhook.py, docs/webhooks.md).
+    Attempt n (1, 2, ...) that fails is retried after a random pause of up to
+    min(backoff_cap, backoff_base * 2^(n-1)) seconds ("full jitter"); the last of
+    `max_attempts` that fails gives the notice up."""
+
+    # Never in the repr: a URL may carry a user and password, and a gateway's token.
+    url: str = field(repr=False)
+    secret: str = field(repr=False)
+    timeout_seconds: float = 10.0  # one attempt, connecting to the last byte of the answer
+    backoff_base: float = 5.0
+    backoff_cap: float = 15 * 60.0
+    max_attempts: int = 12
+    poll_seconds: float = 2.0  # looks for due rows this often when not woken
+    batch: int = 50  # rows claimed at a time
+    concurrency: int = 8  # attempts in flight at once
+    retention_days: int = 7  # delivered and failed rows are deleted this long after
+
+    def __post_init__(self) -> None:
+        if (
+            min(self.timeout_seconds, self.backoff_base, self.backoff_cap, self.poll_seconds) <= 0
+            or min(self.max_attempts, self.batch, self.concurrency, self.retention_days) < 1
+            or self.backoff_cap < self.backoff_base
+        ):
+            raise ValueError("webhook settings need positive times and counts, cap >= base")
+
+    @property
+    def target(self) -> str:
+        """The URL without its user, password, query and fragment: for logs."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
+        port = f":{parts.port}" if parts.port is not None else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"{name}={raw!r}: give a number of seconds above 0")
+    return value
+
+
+def webhook_from_env(env: Mapping[str, str]) -> WebhookSettings | None:
+    """The webhook `ANTRIAN_WEBHOOK_*` asks for; None when ANTRIAN_WEBHOOK_URL is unset
+    (no notices are delivered). The secret is required with a URL, and never echoed."""
+    url = _get(env, "ANTRIAN_WEBHOOK_URL")
+    secret = env.get("ANTRIAN_WEBHOOK_SECRET", "")
+    if url is None:
+        if secret.strip():
+            raise SettingsError(
+                "ANTRIAN_WEBHOOK_SECRET is set but ANTRIAN_WEBHOOK_URL is not: give the URL "
+                "notices are posted to, or unset the secret"
+            )
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        usable = usable and parts.port != 0  # reading .port checks the port's range
+    except ValueError:
+        usable = False
+    if not usable:
+        raise SettingsError(
+            "ANTRIAN_WEBHOOK_URL: give an http:// or https:// URL with a host, "
+            "e.g. https://gateway.example.go.id/antrian"
+        )
+    if len(secret) < 16 or secret != secret.strip():
+        raise SettingsError(
+            "ANTRIAN_WEBHOOK_SECRET: give the shared secret the receiver checks signatures "
+            "with, at least 16 characters, no surrounding spaces (e.g. `openssl rand -hex 32`)"
+        )
+    d = WebhookSettings(url=url, secret=secret)
+    base = _seconds(env, "ANTRIAN_WEBHOOK_BACKOFF_BASE_SECONDS", d.backoff_base)
+    cap = _seconds(env, "ANTRIAN_WEBHOOK_BACKOFF_CAP_SECONDS", d.backoff_cap)
+    if cap < base:
+        raise SettingsError(
+            f"ANTRIAN_WEBHOOK_BACKOFF_CAP_SECONDS={cap:g} is below the base pause "
+            f"({base:g} s): give a cap at least as long"
+        )
+    return WebhookSettings(
+        url=url,
+        secret=secret,
+        timeout_seconds=_seconds(env, "ANTRIAN_WEBHOOK_TIMEOUT_SECONDS", d.timeout_seconds),
+        backoff_base=base,
+        backoff_cap=cap,
+        max_attempts=_count(env, "ANTRIAN_WEBHOOK_MAX_ATTEMPTS", d.max_attempts),
+    )
+
+
 DEFAULT_DATA_DIR = Path("var/pgdata")
 DEFAULT_PAGES_DIR = Path(__file__).resolve().parent.parent / "kiosk"
 
@@ -119,6 +216,8 @@ class Settings:
     # client), since aiohttp's timer runs from the connection's start. A request being
     # handled (a live stream, say) is never cut by it.
     idle_seconds: int = 30
+    # Where notices to citizens are posted (ANTRIAN_WEBHOOK_URL); None: not delivered.
+    webhook: WebhookSettings | None = None
 
     @classmethod
     def from_env(
@@ -157,6 +256,7 @@ class Settings:
             log_level=_log_level(env),
             rate_limits=rate_limits_from_env(env),
             idle_seconds=_count(env, "ANTRIAN_IDLE_SECONDS", 30),
+            webhook=webhook_from_env(env),
         )
 
 

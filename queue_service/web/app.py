@@ -2,8 +2,9 @@
 
 The bring-up opens, in order, the database (an embedded PostgreSQL when DATABASE_URL is
 unset, kept running by its supervisor), the migrations, the event store and the engine
-(writer lock, replay of today), the devices and the report task; each resource's closing
-is kept on one exit stack and runs in reverse at shutdown.
+(writer lock, replay of today), the devices, the report task and, when a webhook URL is
+set, the webhook worker; each resource's closing is kept on one exit stack and runs in
+reverse at shutdown.
 
 Two ways to start an app:
 
@@ -50,6 +51,7 @@ from queue_service.settings import Settings, describe_database_url
 from queue_service.store.db import DB_ERRORS, EmbeddedPostgres, create_pool
 from queue_service.store.event_store import EventStore, WriterLockHeld
 from queue_service.store.migrate import migrate
+from queue_service.store.outbox import PgOutbox
 from queue_service.store.protocol import StoreUnavailable
 from queue_service.stream import StreamHub
 from queue_service.web import online, reports_api
@@ -70,8 +72,12 @@ from queue_service.web.keys import (
 from queue_service.web.openapi import encoded_document
 from queue_service.web.routes import add_routes
 from queue_service.web.security import LIMITER, RateLimiter, install_security_headers
+from queue_service.webhook import WebhookWorker
 
 log = logging.getLogger(__name__)
+
+# The webhook worker, when ANTRIAN_WEBHOOK_URL is set (queue_service/webhook.py).
+WEBHOOK = web.AppKey("webhook", WebhookWorker)
 
 # One attempt to reach the database gives up after this long (a host that drops packets
 # would otherwise hold it for asyncpg's default of a minute).
@@ -214,6 +220,16 @@ class _BringUp:
         exposition.sources.append(reports)
         self.stack.push_async_callback(reports.stop)
         reports.start()
+        webhook = self.app[SETTINGS].webhook
+        if webhook is not None:
+            # Notices in the outbox go to the receiver; stopped before the engine and the
+            # pool (LIFO), after letting its attempts in flight end.
+            worker = WebhookWorker(PgOutbox(store.pool), webhook, sites=self.app[CONFIG].sites)
+            _publish(self.app, WEBHOOK, worker)
+            exposition.sources.append(worker)
+            self.stack.push_async_callback(worker.stop)
+            worker.start()
+            log.info("notices are posted to %s", webhook.target)
         attempts = self.startup.attempt
         self.startup.done()
         log.info(
