@@ -25,35 +25,36 @@ const tz = () => (state.snap ? state.snap.timezone : undefined);
 // dictionary (i18n.js) holds the words every page uses.
 const WORDS = {
   id: {
-    "bk.col": "Booking hari ini",
-    "bk.due": "akan datang",
+    "bk.title": "Booking hari ini",
+    "bk.total": "{n} lagi akan datang",
+    "bk.due": "Akan datang",
     "bk.due.title": "Booking hari ini yang belum check-in",
-    "bk.checked_in": "check-in",
+    "bk.checked_in": "Check-in",
     "bk.checked_in.title": "Booking yang sudah check-in di anjungan hari ini",
-    "bk.waiting": "menunggu",
-    "bk.waiting.title": "Nomor dari booking yang menunggu dipanggil sekarang",
-    "bk.missed": "tidak datang",
+    "bk.waiting": "Menunggu",
+    "bk.waiting.title": "Nomor dari booking yang sekarang menunggu dipanggil",
+    "bk.missed": "Tidak datang",
     "bk.missed.title": "Booking yang tidak check-in sampai batas waktunya",
-    "bk.cancelled": "batal",
+    "bk.cancelled": "Batal",
     "bk.cancelled.title": "Booking hari ini yang dibatalkan",
-    "bk.none": "Layanan ini tidak menerima booking",
   },
   en: {
-    "bk.col": "Today's bookings",
-    "bk.due": "to come",
+    "bk.title": "Today's bookings",
+    "bk.total": "{n} still to come",
+    "bk.due": "To come",
     "bk.due.title": "Today's bookings not checked in yet",
-    "bk.checked_in": "checked in",
+    "bk.checked_in": "Checked in",
     "bk.checked_in.title": "Bookings checked in at the kiosk today",
-    "bk.waiting": "waiting",
+    "bk.waiting": "Waiting",
     "bk.waiting.title": "Booked tickets waiting to be called now",
-    "bk.missed": "missed",
+    "bk.missed": "Missed",
     "bk.missed.title": "Bookings never checked in by the end of their window",
-    "bk.cancelled": "cancelled",
+    "bk.cancelled": "Cancelled",
     "bk.cancelled.title": "Today's bookings cancelled",
-    "bk.none": "This service takes no bookings",
   },
 };
-const word = (key) => (WORDS[lang()] || WORDS.id)[key] ?? WORDS.id[key];
+const word = (key, vars = {}) => ((WORDS[lang()] || WORDS.id)[key] ?? WORDS.id[key])
+  .replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? ""));
 
 function load() {
   return loadSnapshot(site, token, clock,
@@ -125,22 +126,7 @@ function meter(since, target) {
     h("span", { class: "meter-bar" }, h("i", { style: `width:${pct.toFixed(1)}%` })));
 }
 
-/** One service's bookings of today, compactly: to come and checked in (with those waiting
- *  now) on the first line, missed and cancelled below. Counts only: nothing personal. */
-function bookingsCell(counts) {
-  if (!counts) return h("td", { class: "bk-cell muted", title: word("bk.none") }, "–");
-  const figure = (key) => h("span", {
-    class: `bk-fig bk-${key.replace("_", "-")}${counts[key] ? "" : " bk-zero"}`, title: word(`bk.${key}.title`),
-  }, h("b", {}, counts[key]), " ", word(`bk.${key}`));
-  return h("td", { class: "bk-cell js-bookings" },
-    h("div", { class: "bk-line" }, figure("due"), " · ", figure("checked_in"),
-      " (", figure("waiting"), ")"),
-    h("div", { class: "bk-line bk-sub" }, figure("missed"), " · ", figure("cancelled")));
-}
-
 function servicesPanel(snap) {
-  // The bookings column only in a hall where some service takes bookings.
-  const bookings = snap.bookings && Object.keys(snap.bookings).length ? snap.bookings : null;
   const agencies = Object.fromEntries(snap.agencies.map((a) => [a.id, a.name]));
   const rows = snap.services.map((s) => {
     const unstaffed = s.waiting > 0 && s.open_counters === 0;
@@ -154,8 +140,7 @@ function servicesPanel(snap) {
         s.called_today + s.waiting_over_target
           ? h("small", { class: "muted" }, ` ${s.called_within_target_today}/${s.called_today + s.waiting_over_target}`)
           : null),
-      h("td", { class: `num js-open ${unstaffed ? "lvl-bad" : ""}` }, h("b", {}, s.open_counters)),
-      bookings ? bookingsCell(bookings[s.code]) : null);
+      h("td", { class: `num js-open ${unstaffed ? "lvl-bad" : ""}` }, h("b", {}, s.open_counters)));
   });
   return h("section", { class: "card", "aria-labelledby": "services-title" },
     h("div", { class: "panel-head" }, h("h2", { id: "services-title" }, t("board.services")),
@@ -167,8 +152,29 @@ function servicesPanel(snap) {
       h("thead", {}, h("tr", {},
         h("th", {}, t("board.col.service")), h("th", { class: "num" }, t("board.col.waiting")),
         h("th", {}, t("board.col.oldest")), h("th", { class: "num" }, t("board.col.estimate")),
-        h("th", { class: "num" }, t("board.col.within")), h("th", { class: "num" }, t("board.col.counters")),
-        bookings ? h("th", { class: "bk-cell" }, word("bk.col")) : null)),
+        h("th", { class: "num" }, t("board.col.within")), h("th", { class: "num" }, t("board.col.counters")))),
+      h("tbody", {}, rows))));
+}
+
+const BOOKING_FIGURES = ["due", "checked_in", "waiting", "missed", "cancelled"];
+
+/** Today's bookings of each service that takes them (`bookings`: the snapshot's counts by
+ *  service), in the services' order: still to come, checked in, their tickets waiting
+ *  now, missed, cancelled. Counts only: nothing personal. */
+function bookingsPanel(snap, bookings) {
+  const rows = snap.services.filter((s) => bookings[s.code]).map((s) => {
+    const counts = bookings[s.code];
+    return h("tr", { dataset: { service: s.code } },
+      h("td", {}, h("div", { class: "svc-name" }, h("span", { class: "prefix" }, s.prefix), h("div", {}, h("b", {}, pick(s.name))))),
+      BOOKING_FIGURES.map((key) => h("td", { class: `num bk-${key.replace("_", "-")}${counts[key] ? "" : " bk-zero"}` }, counts[key])));
+  });
+  const due = Object.values(bookings).reduce((n, c) => n + c.due, 0);
+  return h("section", { class: "card bookings-card", "aria-labelledby": "bookings-title" },
+    h("div", { class: "panel-head" }, h("h2", { id: "bookings-title" }, word("bk.title")),
+      h("span", { class: "muted", id: "bookings-due" }, word("bk.total", { n: due }))),
+    h("div", { class: "panel-body" }, h("table", { class: "grid", id: "bookings" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("board.col.service")),
+        BOOKING_FIGURES.map((key) => h("th", { class: "num", title: word(`bk.${key}.title`) }, word(`bk.${key}`))))),
       h("tbody", {}, rows))));
 }
 
@@ -282,9 +288,12 @@ function render() {
   hall.className = `pill ${snap.open ? (snap.break ? "pill-warn" : "pill-ok") : "pill-bad"}`;
   hall.textContent = snap.break ? `${snap.break.label} – ${snap.break.until}` : snap.open ? t("board.open") : t("board.closed");
   const scroll = [...document.querySelectorAll(".panel-body")].map((el) => el.scrollTop);
+  // Today's bookings under the services, in a hall where some service takes bookings.
+  const bookings = snap.bookings && Object.keys(snap.bookings).length ? snap.bookings : null;
   fill(content,
     kpis(snap),
-    h("div", { class: "board-main" }, servicesPanel(snap),
+    h("div", { class: "board-main" },
+      bookings ? h("div", { class: "left-stack" }, servicesPanel(snap), bookingsPanel(snap, bookings)) : servicesPanel(snap),
       h("div", { class: "right-stack" }, countersPanel(snap), devicesPanel(snap))));
   document.querySelectorAll(".panel-body").forEach((el, i) => { el.scrollTop = scroll[i] || 0; });
   refreshAtNextCrossing(snap);

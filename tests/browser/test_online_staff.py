@@ -94,6 +94,14 @@ async def open_pages(screens: Screens) -> tuple[Any, Any]:
     return board, counter_page
 
 
+async def figures(board: Any, service: str) -> dict[str, int]:
+    """The board's counts of today's bookings of `service`, by figure."""
+    found: dict[str, int] = {}
+    for name in ("due", "checked-in", "waiting", "missed", "cancelled"):
+        found[name] = int(await text(board, f"#bookings tr[data-service={service}] .bk-{name}"))
+    return found
+
+
 def item(ticket: dict[str, Any]) -> str:
     """The counter page's queue entry of `ticket`."""
     return f"#queue li[data-number='{ticket['number']}']"
@@ -123,17 +131,26 @@ async def test_the_board_counts_bookings_and_the_counter_marks_a_booked_ticket(
 
     board, counter_page = await open_pages(screens)
 
-    # The board: B's bookings of today, W's none.
-    row = "#services tr[data-service=B]"
-    await wait_text(board, f"{row} .bk-due", "1 akan datang")
-    assert await text(board, f"{row} .bk-checked-in") == "1 check-in"
-    assert await text(board, f"{row} .bk-waiting") == "1 menunggu"
-    assert await text(board, f"{row} .bk-missed") == "0 tidak datang"
-    assert await text(board, f"{row} .bk-cancelled") == "1 batal"
-    assert (
-        await text(board, "#services tr[data-service=W] .bk-cell") == "\u2013"
-    )  # a dash: no bookings
-    assert "Booking hari ini" in await text(board, "#services thead")
+    # The board: today's bookings of B and F (none of F yet); W takes none.
+    row = "#bookings tr[data-service=B]"
+    await wait_text(board, f"{row} .bk-due", "1")
+    assert await figures(board, "B") == {
+        "due": 1,
+        "checked-in": 1,
+        "waiting": 1,
+        "missed": 0,
+        "cancelled": 1,
+    }
+    assert await figures(board, "F") == {
+        "due": 0,
+        "checked-in": 0,
+        "waiting": 0,
+        "missed": 0,
+        "cancelled": 0,
+    }
+    assert await board.locator("#bookings tr[data-service=W]").count() == 0
+    assert await text(board, "#bookings-title") == "Booking hari ini"
+    assert await text(board, "#bookings-due") == "1 lagi akan datang"
 
     # The counter: walk-ins and the remote join in call order, the booking not due yet
     # after them with its due time.
@@ -166,13 +183,13 @@ async def test_the_board_counts_bookings_and_the_counter_marks_a_booked_ticket(
     assert await counter_page.locator("#queue-later").count() == 0
     await counter_page.keyboard.press("n")
     await wait_text(counter_page, "#serving-number", ticket["number"])
-    await wait_text(board, f"{row} .bk-waiting", "0 menunggu")
-    assert await text(board, f"{row} .bk-checked-in") == "1 check-in"
+    await wait_text(board, f"{row} .bk-waiting", "0")
+    assert await text(board, f"{row} .bk-checked-in") == "1"
 
     # English on request.
     await board.click("#lang")
-    await wait_text(board, f"{row} .bk-due", "1 to come")
-    assert "Today's bookings" in await text(board, "#services thead")
+    await wait_text(board, "#bookings-title", "Today's bookings")
+    assert "To come" in await text(board, "#bookings thead")
     await counter_page.click("#lang")
     await wait_text(counter_page, "#queue-count", "waiting")
 
@@ -204,7 +221,7 @@ async def test_the_counter_marks_a_remote_join_not_confirmed_and_a_booking_joini
     assert await counter_page.locator(f"{item(joined)} .q-booking").count() == 0
     assert await text(counter_page, f"{item(checked['ticket'])} .q-booking") == "Booking"
     assert await counter_page.locator("#queue-later").count() == 0
-    assert await text(board, "#services tr[data-service=F] .bk-checked-in") == "1 check-in"
+    assert (await figures(board, "F"))["checked-in"] == 1
     for shown in (await board.text_content("body"), await counter_page.text_content("body")):
         assert joined["code"] not in (shown or "") and fifo["code"] not in (shown or "")
 
