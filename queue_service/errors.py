@@ -5,12 +5,16 @@ API answers it with, a human `message` and JSON-ready `details`.
     AntrianError                          code                  status  where
     ├── DomainError                       domain_error          400     domain/errors.py
     │   ├── Invalid                       invalid_command       400
+    │   │   └── InvalidPhone              invalid_phone         400     domain/notices.py
     │   ├── NotFound                      not_found             404
-    │   │   └── UnknownSite, UnknownService, UnknownCounter, UnknownTicket
+    │   │   └── UnknownSite, UnknownService, UnknownCounter, UnknownTicket,
+    │   │       BookingNotFound
     │   └── Conflict                      conflict              409
     │       └── InvalidTransition, TicketTaken, QueueEmpty, CounterBusy,
     │           CounterNotOpen, NotServedHere, NoShowTooEarly,
     │           NotIssuing (SiteClosed, CutoffPassed, QuotaReached),
+    │           NotBookable, RemoteJoinOff, SlotFull, BookingClosed, BookingLimit,
+    │           CheckInRefused (TooEarly, TooLate, BookingCancelled, AlreadyCheckedIn),
     │           IdempotencyKeyReused (idempotency_key_reused, engine/answers.py)
     ├── InvalidAnswers (ValueError)       invalid_answers       400     domain/ikm.py
     ├── ReplayError                       replay_failed         500     domain/state.py

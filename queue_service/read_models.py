@@ -390,9 +390,10 @@ def _local_iso(site: Site, instant: datetime) -> str:
     return site.local(instant).isoformat()
 
 
-def online_directory(state: SiteState, now: datetime) -> dict[str, Any]:
+def online_directory(state: SiteState, now: datetime, *, reminders: bool) -> dict[str, Any]:
     """What the phone page offers: the services that take bookings or remote joins, with
-    their requirements, and the days that may be booked (a day without slots is closed)."""
+    their requirements, and the days that may be booked (a day without slots is closed).
+    `reminders`: a phone number left for reminders is used (a webhook delivers them)."""
     site = state.site
     services = []
     days: set[date] = set()
@@ -432,6 +433,7 @@ def online_directory(state: SiteState, now: datetime) -> dict[str, Any]:
             for d in sorted(days)
         ],
         "limits": {"max_active_per_phone": site.online.max_active_per_phone},
+        "reminders": reminders,
     }
 
 

@@ -32,7 +32,7 @@ import aiohttp
 import orjson
 
 from queue_service.domain.clock import Clock, SystemClock
-from queue_service.domain.notices import DeliveryOutcome
+from queue_service.domain.vocab import DeliveryOutcome
 from queue_service.exposition import escape, header
 from queue_service.settings import WebhookSettings
 from queue_service.store.db import DB_ERRORS

@@ -595,10 +595,10 @@ async def test_a_store_failure_is_unavailable_and_a_bug_is_raised_as_it_is(
     store = engine.store
     append = store.append
 
-    async def refuse(events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
+    async def refuse(events: Sequence[Event], *rest: Sequence[object]) -> None:
         raise StoreUnavailable("the disk is full")
 
-    store.append = refuse  # type: ignore[method-assign]
+    store.append = refuse  # type: ignore[method-assign, assignment]
     with pytest.raises(StoreUnavailable):
         await issue_direct(engine, "refused")
     store.append = append  # type: ignore[method-assign]
@@ -609,10 +609,10 @@ async def test_a_store_failure_is_unavailable_and_a_bug_is_raised_as_it_is(
     status, _, _ = await issue_direct(engine, "refused")
     assert status == 201
 
-    async def broken(events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
+    async def broken(events: Sequence[Event], *rest: Sequence[object]) -> None:
         raise ZeroDivisionError("a bug in the store")
 
-    store.append = broken  # type: ignore[method-assign]
+    store.append = broken  # type: ignore[method-assign, assignment]
     with pytest.raises(ZeroDivisionError):
         await issue_direct(engine, "bug")
     for _ in range(100):  # the writer's end is seen by its done callback, a turn later

@@ -4,6 +4,8 @@ join confirmed at the kiosk, a missed booking, and walk-ins served when every sl
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +17,12 @@ from queue_service.domain.clock import ManualClock
 from queue_service.domain.vocab import Role
 from queue_service.settings import Settings
 from queue_service.web.app import create_app
-from tests.conftest import KIOSK, counter_auth
+from queue_service.web.keys import ENGINE
+from tests.conftest import KIOSK, counter_auth, fetch
 from tests.halls import DEMO_ADMIN, DEMO_KIOSK, Bearer, Hall, counter, every_day, service
+from tests.test_webhook import Receiver, quick, receiver, until
+
+__all__ = ["receiver"]  # the fixture, used by name
 
 SITE = "mpp-test"
 BASE = f"/api/v1/sites/{SITE}"
@@ -134,7 +140,9 @@ async def test_a_booking_from_slot_to_counter(
     assert checked["booking"]["state"] == "checked_in" and ticket["source"] == "booking"
     assert ticket["due_at"] == "2026-12-07T01:00:00+00:00"
     again = await c.post(f"{BASE}/check-in", json={"code": first["code"]}, headers=KIOSK)
-    assert (await _json(again, 404))["code"] == "booking_not_found"
+    assert (await _json(again, 409))["code"] == "already_checked_in"
+    unknown = await c.post(f"{BASE}/check-in", json={"code": "ZZZZZZ"}, headers=KIOSK)
+    assert (await _json(unknown, 404))["code"] == "booking_not_found"
 
     # Before 09:00 the booked ticket is not callable: the walk-in is called first.
     await _json(await c.post(f"{BASE}/counters/l1/open", json={}, headers=counter_auth("l1")), 200)
@@ -169,3 +177,84 @@ async def test_remote_join_is_confirmed_at_the_kiosk(
     assert confirmed["booking"] is None and confirmed["ticket"]["confirmed"] is True
     off = await c.post(f"{BASE}/join", json={"service": "W"})
     assert (await _json(off, 409))["code"] == "remote_join_off"
+
+
+async def test_reminders_reach_the_halls_webhook_once_each(
+    settings: Settings,
+    clock: ManualClock,
+    aiohttp_client: Any,
+    receiver: Receiver,
+    database_url: str,
+) -> None:
+    """A booking with a phone number: its "booked" notice waits in the outbox while the
+    receiver is down and arrives once it is up; checked in and called, the citizen hears
+    "near" and "called", each key once; the visit ended, the number is gone."""
+    app = create_app(replace(settings, webhook=quick(receiver.url)), hall(), clock)
+    c: TestClient = await aiohttp_client(app)
+    booked = await book(c, "09:00", phone="0812-3456-7890")
+    directory = await _json(await c.get(f"{BASE}/online"), 200)
+    assert directory["reminders"] is True
+    rows = await fetch(database_url, "SELECT phone, state FROM outbox")
+    assert [(r["phone"], r["state"]) for r in rows] == [("+6281234567890", "pending")]
+    await receiver.listen()
+    await until(lambda: _async(len(receiver.accepted) == 1), "the booked notice delivered")
+
+    clock.set(MONDAY_7AM + timedelta(hours=1, minutes=45))
+    checked = await _json(
+        await c.post(f"{BASE}/check-in", json={"code": booked["code"]}, headers=KIOSK), 201
+    )
+    await _json(await c.post(f"{BASE}/counters/l1/open", json={}, headers=counter_auth("l1")), 200)
+    clock.set(MONDAY_7AM + timedelta(hours=2, minutes=1))
+    called = await _json(
+        await c.post(f"{BASE}/counters/l1/call-next", json={}, headers=counter_auth("l1")), 200
+    )
+    assert called["ticket"]["id"] == checked["ticket"]["id"]
+    await _json(
+        await c.post(f"{BASE}/counters/l1/finish", json={}, headers=counter_auth("l1")), 200
+    )
+    await until(lambda: _async(len(receiver.accepted) == 3), "near and called delivered")
+    kinds = [json.loads(body)["kind"] for _, body in receiver.requests if body]
+    assert kinds[-3:] == ["booked", "near", "called"]
+    assert set(receiver.delivered().values()) == {1}
+    called_notice = json.loads(receiver.requests[-1][1])
+    assert called_notice["data"]["number"] == checked["ticket"]["number"]
+    assert called_notice["phone"] == "+6281234567890"
+    assert await fetch(database_url, "SELECT 1 FROM contacts") == []
+    await until(
+        lambda: _async_rows(database_url, "SELECT 1 FROM outbox WHERE phone IS NOT NULL"),
+        "every delivered row's number erased",
+    )
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def _async_rows(url: str, sql: str) -> bool:
+    return not await fetch(url, sql)
+
+
+async def test_cancelled_and_missed_bookings_at_the_kiosk(
+    online_client: TestClient, clock: ManualClock
+) -> None:
+    c = online_client
+    kept = await book(c, "08:00")
+    dropped = await book(c, "08:00")
+    cancelled = await _json(await c.post(f"/api/v1/bookings/{dropped['id']}/cancel", json={}), 200)
+    assert cancelled["state"] == "cancelled"
+    again = await c.post(f"/api/v1/bookings/{dropped['id']}/cancel", json={})
+    assert (await _json(again, 409))["code"] == "invalid_transition"
+    slots = await _json(await c.get(f"{BASE}/online/slots?service=B&day={DAY}"), 200)
+    assert slots["slots"][0]["booked"] == 1
+    refused = await c.post(f"{BASE}/check-in", json={"code": dropped["code"]}, headers=KIOSK)
+    assert (await _json(refused, 409))["code"] == "booking_cancelled"
+
+    # 08:16: the 08:00 slot's window (until 08:15) closed without a check-in.
+    clock.set(MONDAY_7AM + timedelta(hours=1, minutes=16))
+    engine = c.app[ENGINE]
+    assert await engine.miss_bookings(SITE) == 1
+    assert await engine.miss_bookings(SITE) == 0
+    missed = await _json(await c.get(f"/api/v1/bookings/{kept['id']}"), 200)
+    assert missed["state"] == "missed"
+    late = await c.post(f"{BASE}/check-in", json={"code": kept["code"]}, headers=KIOSK)
+    assert (await _json(late, 409))["code"] == "too_late"

@@ -19,10 +19,9 @@ from queue_service.domain.notices import (
     Erase,
     InvalidPhone,
     Notice,
-    NoticeKind,
-    NoticeState,
     normalise_phone,
 )
+from queue_service.domain.vocab import NoticeKind, NoticeState
 from queue_service.store import outbox
 from queue_service.store.db import create_pool
 from queue_service.store.migrate import migrate

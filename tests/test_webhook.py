@@ -26,7 +26,8 @@ import pytest
 from aiohttp import web
 
 from queue_service.config import AppConfig
-from queue_service.domain.notices import Contact, Erase, Notice, NoticeKind
+from queue_service.domain.notices import Contact, Erase, Notice
+from queue_service.domain.vocab import NoticeKind
 from queue_service.settings import Settings, SettingsError, WebhookSettings, webhook_from_env
 from queue_service.store import outbox
 from queue_service.store.db import create_pool

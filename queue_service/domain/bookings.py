@@ -112,10 +112,6 @@ class BookingRecord:
     late: bool = False  # checked in after its window, issued as a walk-in
     ended_at: datetime | None = None  # cancelled or missed at
     moves: int = 0  # reschedules
-    # Who booked it, as a keyed hash of the phone number (the number itself is only in the
-    # store's contacts table); the per-phone limit reads it. Not from events: start-up
-    # sets it from the contacts it loads.
-    phone_key: str | None = None
 
 
 def window(site: Site, service: Service, b: BookingRecord) -> tuple[datetime, datetime]:
@@ -139,13 +135,17 @@ class BookingBook:
 
     def __init__(self) -> None:
         self.bookings: dict[str, BookingRecord] = {}
-        self.codes: dict[str, str] = {}  # code -> booking id, while the booking is booked
+        self.codes: dict[str, str] = {}  # code -> booking id, of every booking held
         self.taken: Counter[tuple[str, date, time]] = Counter()  # active, per slot
         self.per_day: Counter[tuple[str, date]] = Counter()  # active, per service and day
         # Booked, not checked in (nor cancelled or missed), per service and day: places the
         # day's quota keeps for them.
         self.pending: Counter[tuple[str, date]] = Counter()
         self.version = 0  # bumped by every change (read models cache on it)
+        # Who booked what, as keyed hashes of phone numbers (the numbers are only in the
+        # store's contacts table): the per-phone limit reads it. Not from events: the
+        # engine sets it from the contacts a command gives and the store holds.
+        self.phone_of: dict[str, str] = {}
 
     def clone(self) -> BookingBook:
         other = BookingBook()
@@ -154,6 +154,7 @@ class BookingBook:
         other.taken = Counter(self.taken)
         other.per_day = Counter(self.per_day)
         other.pending = Counter(self.pending)
+        other.phone_of = dict(self.phone_of)
         other.version = self.version
         return other
 
@@ -173,7 +174,7 @@ class BookingBook:
         return sum(
             1
             for b in self.bookings.values()
-            if b.phone_key == phone_key and b.state == BookingStatus.BOOKED
+            if b.state == BookingStatus.BOOKED and self.phone_of.get(b.id) == phone_key
         )
 
     def due_to_miss(self, site: Site, now: datetime) -> list[BookingRecord]:
@@ -192,6 +193,9 @@ class BookingBook:
         ended: their events stay in the store for reports)."""
         for b in [b for b in self.bookings.values() if b.day < day and b.state not in ACTIVE]:
             del self.bookings[b.id]
+            self.codes.pop(b.code, None)
+        # Remote joins' keys were of the day that ended; forgotten bookings' go with them.
+        self.phone_of = {k: v for k, v in self.phone_of.items() if k in self.bookings}
 
     # -- applying events ----------------------------------------------------------------
 
@@ -239,7 +243,6 @@ class BookingBook:
             self._hold(b, -1)
             b.ended_at = event.ts
         b.state = after
-        self.codes.pop(b.code, None)
 
     def apply_all(self, events: Iterable[Event]) -> int:
         n = 0

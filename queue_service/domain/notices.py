@@ -17,38 +17,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from queue_service.domain.errors import Invalid
-
-
-class NoticeKind(StrEnum):
-    """What a notice tells the citizen."""
-
-    BOOKED = "booked"  # a booking was made (its code, day and slot)
-    NEAR = "near"  # the ticket is a few places or minutes from being called
-    CALLED = "called"  # the ticket is called to a counter
-    CANCELLED = "cancelled"  # the booking was cancelled
-    MISSED = "missed"  # the booking's check-in window passed without a check-in
-    RESCHEDULED = "rescheduled"  # the booking moved to another slot
-
-
-class NoticeState(StrEnum):
-    """Where an outbox row is: waiting to be delivered (perhaps after failed attempts),
-    delivered (the receiver answered 2xx), or given up after the last attempt."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-class DeliveryOutcome(StrEnum):
-    """What one delivery attempt came to (the `outcome` label of qms_notices_total)."""
-
-    DELIVERED = "delivered"
-    RETRIED = "retried"  # failed, another attempt is scheduled
-    FAILED = "failed"  # failed, and it was the last attempt
+from queue_service.domain.vocab import NoticeKind
 
 
 @dataclass(frozen=True, slots=True)

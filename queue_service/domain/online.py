@@ -250,7 +250,13 @@ def check_in(state: SiteState, now: datetime, *, code: str, ticket_id: str) -> l
         ]
     b = state.bookings.by_code(code)
     if b is None:
-        raise errors.BookingNotFound("no booking with that code is waiting for check-in")
+        raise errors.BookingNotFound("no booking with that code")
+    if b.state == BookingStatus.CHECKED_IN:
+        raise errors.AlreadyCheckedIn("the booking is checked in already", ticket=b.ticket_id)
+    if b.state == BookingStatus.CANCELLED:
+        raise errors.BookingCancelled("the booking was cancelled")
+    if b.state == BookingStatus.MISSED:
+        raise errors.TooLate("the booking was missed: its check-in window closed")
     svc = state.site.services[b.service]
     policy = policy_of(svc)
     opens, closes = window(state.site, svc, b)

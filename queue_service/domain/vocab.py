@@ -167,6 +167,34 @@ class DeviceKind(StrEnum):
     PRINTER = "printer"
 
 
+class NoticeKind(StrEnum):
+    """What a notice tells the citizen."""
+
+    BOOKED = "booked"  # a booking was made (its code, day and slot)
+    NEAR = "near"  # the ticket is a few places or minutes from being called
+    CALLED = "called"  # the ticket is called to a counter
+    CANCELLED = "cancelled"  # the booking was cancelled
+    MISSED = "missed"  # the booking's check-in window passed without a check-in
+    RESCHEDULED = "rescheduled"  # the booking moved to another slot
+
+
+class NoticeState(StrEnum):
+    """Where an outbox row is: waiting to be delivered (perhaps after failed attempts),
+    delivered (the receiver answered 2xx), or given up after the last attempt."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class DeliveryOutcome(StrEnum):
+    """What one delivery attempt came to (the `outcome` label of qms_notices_total)."""
+
+    DELIVERED = "delivered"
+    RETRIED = "retried"  # failed, another attempt is scheduled
+    FAILED = "failed"  # failed, and it was the last attempt
+
+
 # The lengths of the words and texts a request may carry, declared once: the commands, the
 # counter actions' body fields (domain/actions.py) and the API's schemas read them.
 MAX_REASON = 200  # a pause's reason, a cancellation's (cut to this), free text in general

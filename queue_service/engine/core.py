@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,9 +37,10 @@ import orjson
 
 from queue_service import heap
 from queue_service.config import AppConfig
-from queue_service.domain import commands, errors, online
+from queue_service.domain import commands, errors, online, reminders
 from queue_service.domain.clock import Clock
 from queue_service.domain.events import ROW_SITE, Event
+from queue_service.domain.notices import Contact, Erase, Notice
 from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
@@ -75,6 +79,11 @@ class _Pending:
     events: list[Event]
     answer: IdempotentAnswer | None
     future: asyncio.Future[None]
+    # What commits with the events (antrian online, store/outbox.py): phone numbers given,
+    # notices to citizens, visits whose numbers are erased.
+    contacts: Sequence[Contact] = ()
+    notices: Sequence[Notice] = ()
+    erase: Sequence[Erase] = ()
 
 
 @dataclass(slots=True)
@@ -142,6 +151,13 @@ class Engine:
         self._next_seq = 1
         self._committed_seq = 0
         self.listeners: list[Listener] = []
+        # Called after a committed batch that wrote notices (the webhook worker's wake).
+        self.notice_listeners: list[Callable[[], None]] = []
+        # The "near" notices made so far, per site (reminders.after); emptied at the roll.
+        self._near_sent: dict[str, set[str]] = {s: set() for s in config.sites}
+        # Phone numbers are known to the engine only as keyed hashes (the per-phone limit of
+        # bookings); the key lives as long as the process, the numbers in the store.
+        self._phone_secret = secrets.token_bytes(32)
         # Called with (seconds, events) after each committed batch (metrics).
         self.commit_observers: list[Callable[[float, int], None]] = []
         self.available = False
@@ -177,6 +193,11 @@ class Engine:
             # Bookings outlive the day they were made on: every booking of today or later.
             for event in await self.store.read_bookings(days):
                 states[event.site].bookings.apply(event)
+            for contact in await self.store.contacts():
+                if contact.site in states:
+                    states[contact.site].bookings.phone_of[contact.subject] = self.phone_key(
+                        contact.phone
+                    )
             for site_id, state in states.items():
                 state.on_roll = partial(self._rolled, site_id)
             self.committed = states
@@ -392,6 +413,7 @@ class Engine:
         state = self.committed[site_id]
         if state.day != today and self._idle.is_set() and not state.open_tickets():
             state.roll_to(today)
+            self._near_sent[site_id] = set()
 
     # -- reads -------------------------------------------------------------------------
 
@@ -425,6 +447,10 @@ class Engine:
 
     # -- commands ----------------------------------------------------------------------
 
+    def phone_key(self, phone: str) -> str:
+        """The keyed hash a normalised phone number is known by in memory."""
+        return hmac.new(self._phone_secret, phone.encode(), hashlib.sha256).hexdigest()[:32]
+
     async def execute(
         self,
         site_id: str,
@@ -433,10 +459,12 @@ class Engine:
         *,
         idempotency_key: str | None = None,
         request_hash: str = "",
+        contacts: Sequence[Contact] = (),
     ) -> tuple[int, dict[str, Any]]:
-        """Decide, apply, commit; return (status, response) once the events are committed."""
+        """Decide, apply, commit; return (status, response) once the events are committed.
+        `contacts`: phone numbers the command was given, committed with its events."""
         status, response, text = await self._execute(
-            site_id, decide, respond, idempotency_key, request_hash, encode=False
+            site_id, decide, respond, idempotency_key, request_hash, contacts, encode=False
         )
         if response is None:
             assert text is not None
@@ -451,13 +479,14 @@ class Engine:
         *,
         idempotency_key: str | None = None,
         request_hash: str = "",
+        contacts: Sequence[Contact] = (),
     ) -> tuple[int, str, dict[str, Any] | None]:
         """As `execute`, with the response as JSON text: the HTTP API sends the text that
         is stored as the idempotent answer, so an answer is encoded once, and a retried
         request is answered with the stored text without decoding it. The response is also
         given as made when it was decided now (None for a retried request's stored one)."""
         status, response, text = await self._execute(
-            site_id, decide, respond, idempotency_key, request_hash, encode=True
+            site_id, decide, respond, idempotency_key, request_hash, contacts, encode=True
         )
         assert text is not None
         return status, text, response
@@ -469,6 +498,7 @@ class Engine:
         respond: Respond,
         idempotency_key: str | None,
         request_hash: str,
+        contacts: Sequence[Contact],
         *,
         encode: bool,
     ) -> tuple[int, dict[str, Any] | None, str | None]:
@@ -502,6 +532,8 @@ class Engine:
                 working.day, day_time(), tzinfo=working.site.timezone
             ).astimezone(UTC)
         numbered = self._decide(working, decide, now)
+        for contact in contacts:
+            working.bookings.phone_of[contact.subject] = self.phone_key(contact.phone)
         try:
             status, response = respond(working, numbered)
             text = orjson.dumps(response).decode() if encode or key is not None else None
@@ -512,10 +544,19 @@ class Engine:
             # decided a second time (a second ticket).
             log.exception("the answer to a command on %s could not be made", site_id)
             self._queue_decided(
-                site_id, key, request_hash, numbered, now, ANSWER_FAILED_STATUS, ANSWER_FAILED_TEXT
+                site_id,
+                key,
+                request_hash,
+                numbered,
+                now,
+                ANSWER_FAILED_STATUS,
+                ANSWER_FAILED_TEXT,
+                contacts,
             ).add_done_callback(_consume)
             raise AnswerFailed() from exc
-        future = self._queue_decided(site_id, key, request_hash, numbered, now, status, text)
+        future = self._queue_decided(
+            site_id, key, request_hash, numbered, now, status, text, contacts
+        )
         # Not shielded: if this task is cancelled, the future is cancelled with it, and the
         # events are committed all the same (the writer holds them, and the key stays in
         # flight until they are).
@@ -543,10 +584,12 @@ class Engine:
         now: datetime,
         status: int,
         text: str | None,
+        contacts: Sequence[Contact] = (),
     ) -> asyncio.Future[None]:
         """Queue a decided command's events for the writer, with its answer to be stored
         under its Idempotency-Key (if it has one), and hold the key in flight until the
-        batch is settled."""
+        batch is settled. What the events tell citizens (`reminders.after`) and the
+        command's contacts commit with them."""
         answer = None
         if key is not None:
             assert text is not None
@@ -560,7 +603,10 @@ class Engine:
                 now,
             )
             self.answers.hold(key, request_hash)
-        return self._enqueue(numbered, answer)
+        notices, erase = reminders.after(
+            self._working(site_id), numbered, now, self._near_sent[site_id]
+        )
+        return self._enqueue(numbered, answer, contacts, notices, erase)
 
     def _working(self, site_id: str) -> SiteState:
         """The site's working state: a copy of its committed state, made on first use."""
@@ -572,11 +618,16 @@ class Engine:
         return working
 
     def _enqueue(
-        self, events: list[Event], answer: IdempotentAnswer | None
+        self,
+        events: list[Event],
+        answer: IdempotentAnswer | None,
+        contacts: Sequence[Contact] = (),
+        notices: Sequence[Notice] = (),
+        erase: Sequence[Erase] = (),
     ) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._idle.clear()
-        self._pending.append(_Pending(events, answer, future))
+        self._pending.append(_Pending(events, answer, future, contacts, notices, erase))
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -620,9 +671,12 @@ class Engine:
             self._writing = batch
             events = [e for p in batch for e in p.events]
             answers = [p.answer for p in batch if p.answer is not None]
+            contacts = [c for p in batch for c in p.contacts]
+            notices = [n for p in batch for n in p.notices]
+            erase = [x for p in batch for x in p.erase]
             began = time.perf_counter()
             try:
-                await self.store.append(events, answers)
+                await self.store.append(events, answers, contacts, notices, erase)
             except asyncio.CancelledError:
                 self._writing = ()
                 # Stopped while the batch was being written (the database did not answer
@@ -654,6 +708,13 @@ class Engine:
             self._write_failed_at = None
             try:
                 self._commit_applied(events, answers)
+                for contact in contacts:
+                    self.committed[contact.site].bookings.phone_of[contact.subject] = (
+                        self.phone_key(contact.phone)
+                    )
+                if notices:
+                    for wake in self.notice_listeners:
+                        wake()
             finally:
                 self._writing = ()
                 # The batch is committed: its senders are answered even if applying it to

@@ -20,8 +20,10 @@ from queue_service.domain.events import (
     Event,
     PayloadField,
 )
+from queue_service.domain.notices import Contact, Erase, Notice
 from queue_service.domain.vocab import EventType
 from queue_service.errors import AntrianError
+from queue_service.store import outbox
 from queue_service.store.db import DB_ERRORS, connect, connection
 from queue_service.store.protocol import REPLAY_BATCH, IdempotentAnswer, StoreUnavailable
 
@@ -302,22 +304,51 @@ class EventStore:
         value = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM ticket_events")
         return int(value)
 
-    async def append(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
-        """Commit a batch of events (with their seq set) and idempotent answers atomically."""
+    async def append(
+        self,
+        events: Sequence[Event],
+        answers: Sequence[IdempotentAnswer],
+        contacts: Sequence[Contact] = (),
+        notices: Sequence[Notice] = (),
+        erase: Sequence[Erase] = (),
+    ) -> None:
+        """Commit a batch of events (with their seq set) and idempotent answers atomically,
+        with the batch's contacts, notices and erasures (store/outbox.py)."""
         try:
             async with asyncio.timeout(self.commit_timeout):
-                await self._append(events, answers)
+                await self._append(events, answers, contacts, notices, erase)
         except WriterLockHeld:
             raise
         except DB_ERRORS as exc:
             await self._drop_writer()
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
-    async def _append(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
+    async def _append(
+        self,
+        events: Sequence[Event],
+        answers: Sequence[IdempotentAnswer],
+        contacts: Sequence[Contact],
+        notices: Sequence[Notice],
+        erase: Sequence[Erase],
+    ) -> None:
         # One statement, so one round trip: a statement outside a transaction block commits
         # on its own (atomically: both inserts or neither), with no BEGIN and COMMIT round
         # trips around it. The writer waits on this; requests decided meanwhile queue up.
+        # A batch with outbox work is one transaction: its notices commit with its events.
         conn = await self._writer_conn()
+        if contacts or notices or erase:
+            async with conn.transaction():
+                await self._insert(conn, events, answers)
+                await outbox.write(conn, contacts, notices, erase)
+        else:
+            await self._insert(conn, events, answers)
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[Event],
+        answers: Sequence[IdempotentAnswer],
+    ) -> None:
         await conn.execute(
             _APPEND,
             [
@@ -430,6 +461,10 @@ class EventStore:
             await queue.put(exc)
             return
         await queue.put(None)
+
+    async def contacts(self) -> list[Contact]:
+        async with self.pool.acquire() as conn:
+            return await outbox.read_contacts(conn)
 
     async def read_bookings(self, days: Mapping[str, date]) -> list[Event]:
         """The events of every booking of each site whose slot is on its given day or

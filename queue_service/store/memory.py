@@ -18,8 +18,10 @@ import orjson
 
 from queue_service.domain import events
 from queue_service.domain.events import BOOKING_EVENTS, ROW_WIDTH, Event
+from queue_service.domain.notices import Contact, Erase, Notice
 from queue_service.domain.state import Row
 from queue_service.domain.vocab import EventType
+from queue_service.store.outbox import MemoryOutbox
 from queue_service.store.protocol import REPLAY_BATCH, IdempotentAnswer
 
 
@@ -38,6 +40,7 @@ class MemoryStore:
         self.answers: dict[tuple[str, str], IdempotentAnswer] = {}
         self.totals: dict[str, tuple[date, str]] = {}
         self._seqs: list[int] = []  # the events' seqs, for bisection
+        self.outbox = MemoryOutbox()  # the contacts and the notices (store/outbox.py)
 
     async def open_writer(self) -> None:
         """Nothing to take: the store belongs to its process."""
@@ -51,7 +54,14 @@ class MemoryStore:
     async def max_seq(self) -> int:
         return self._seqs[-1] if self._seqs else 0
 
-    async def append(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
+    async def append(
+        self,
+        events: Sequence[Event],
+        answers: Sequence[IdempotentAnswer],
+        contacts: Sequence[Contact] = (),
+        notices: Sequence[Notice] = (),
+        erase: Sequence[Erase] = (),
+    ) -> None:
         last = self._seqs[-1] if self._seqs else 0
         for e in events:
             if e.seq <= last:
@@ -61,6 +71,7 @@ class MemoryStore:
         self._seqs.extend(e.seq for e in events)
         for a in answers:
             self.answers.setdefault((a.site_id, a.key), a)
+        await self.outbox.write(contacts, notices, erase)
 
     async def read_days(
         self, days: Mapping[str, date], *, batch: int = REPLAY_BATCH
@@ -73,6 +84,9 @@ class MemoryStore:
             ]
             for first in range(0, len(rows), batch):
                 yield rows[first : first + batch]
+
+    async def contacts(self) -> list[Contact]:
+        return self.outbox.read_contacts()
 
     async def read_bookings(self, days: Mapping[str, date]) -> list[Event]:
         latest: dict[str, tuple[str, date]] = {}

@@ -25,7 +25,8 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from queue_service.domain.notices import Contact, Erase, Notice, NoticeKind, NoticeState
+from queue_service.domain.notices import Contact, Erase, Notice
+from queue_service.domain.vocab import NoticeKind, NoticeState
 from queue_service.store.db import connection
 
 
@@ -140,6 +141,13 @@ async def write(
         )
     if erase:
         await conn.execute(_ERASE_CONTACTS, [e.site for e in erase], [e.subject for e in erase])
+
+
+async def read_contacts(conn: Connection) -> list[Contact]:
+    """Every contact held (the visits still going on): start-up reads them so the engine
+    knows which bookings each phone holds (the per-phone limit)."""
+    rows = await conn.fetch("SELECT site_id, subject, phone FROM contacts")
+    return [Contact(r["site_id"], r["subject"], r["phone"]) for r in rows]
 
 
 _CLAIM = (
@@ -329,6 +337,9 @@ class MemoryOutbox:
             self.rows[row_id] = _MemoryRow(row_id, n, phone, created_at=n.ts)
         for e in erase:
             self.contacts.pop((e.site, e.subject), None)
+
+    def read_contacts(self) -> list[Contact]:
+        return [Contact(site, subject, phone) for (site, subject), phone in self.contacts.items()]
 
     async def due(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxRow]:
         heads: dict[tuple[str, str], _MemoryRow] = {}

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from queue_service.domain.events import Event
+from queue_service.domain.notices import Contact, Erase, Notice
 from queue_service.domain.state import Row
 from queue_service.errors import AntrianError
 
@@ -59,9 +60,17 @@ class Store(Protocol):
         """The highest seq committed (0 for an empty log)."""
         ...
 
-    async def append(self, events: Sequence[Event], answers: Sequence[IdempotentAnswer]) -> None:
+    async def append(
+        self,
+        events: Sequence[Event],
+        answers: Sequence[IdempotentAnswer],
+        contacts: Sequence[Contact] = (),
+        notices: Sequence[Notice] = (),
+        erase: Sequence[Erase] = (),
+    ) -> None:
         """Commit events (their seq set, in order) and answers atomically. An answer whose
-        (site, key) is stored already is kept as it is: its first answer stands."""
+        (site, key) is stored already is kept as it is: its first answer stands. The
+        batch's contacts, notices and erasures commit with them (store/outbox.py)."""
         ...
 
     def read_days(self, days: Mapping[str, date]) -> AsyncIterator[Sequence[Row]]:
@@ -74,6 +83,10 @@ class Store(Protocol):
         self, seq: int, site_ids: Iterable[str] | None = None, limit: int = 100_000
     ) -> list[Event]:
         """Events with a seq above `seq` (of the given sites), in seq order."""
+        ...
+
+    async def contacts(self) -> list[Contact]:
+        """The phone numbers held for visits still going on (store/outbox.py)."""
         ...
 
     async def read_bookings(self, days: Mapping[str, date]) -> list[Event]:

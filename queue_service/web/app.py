@@ -229,6 +229,7 @@ class _BringUp:
             exposition.sources.append(worker)
             self.stack.push_async_callback(worker.stop)
             worker.start()
+            engine.notice_listeners.append(worker.wake)  # a commit with notices wakes it
             log.info("notices are posted to %s", webhook.target)
         attempts = self.startup.attempt
         self.startup.done()

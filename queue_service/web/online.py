@@ -22,11 +22,12 @@ from queue_service import read_models
 from queue_service.domain import errors, online
 from queue_service.domain.bookings import BookingRecord
 from queue_service.domain.events import Event
+from queue_service.domain.notices import Contact, normalise_phone
 from queue_service.domain.state import SiteState
 from queue_service.domain.vocab import EventType
 from queue_service.errors import AntrianError
 from queue_service.web.api import _now, _site, _ticket_response, idempotency, json_text, read_body
-from queue_service.web.keys import ENGINE
+from queue_service.web.keys import ENGINE, SETTINGS
 from queue_service.web.spec import (
     BOOK,
     CANCEL_BOOKING,
@@ -105,7 +106,11 @@ def _find_booking(request: web.Request) -> tuple[SiteState, BookingRecord]:
 
 
 async def online_directory(request: web.Request) -> web.Response:
-    return web.json_response(read_models.online_directory(_site(request), _now(request)))
+    return web.json_response(
+        read_models.online_directory(
+            _site(request), _now(request), reminders=request.app[SETTINGS].webhook is not None
+        )
+    )
 
 
 async def slots(request: web.Request) -> web.Response:
@@ -119,12 +124,26 @@ async def slots(request: web.Request) -> web.Response:
     return web.json_response(read_models.slots_view(state, service, day, _now(request)))
 
 
+def _contacts(request: web.Request, site_id: str, subject: str, phone: str | None) -> list[Contact]:
+    """The phone number given for reminders, normalised (InvalidPhone otherwise). Kept only
+    where a webhook delivers reminders: without one, nothing would ever use or erase it."""
+    if not phone:
+        return []
+    number = normalise_phone(phone)
+    if request.app[SETTINGS].webhook is None:
+        return []
+    return [Contact(site_id, subject, number)]
+
+
 async def make_booking(request: web.Request) -> web.Response:
     state = _site(request)
     body = await read_body(request, BOOK)
     key, digest = idempotency(request, body)
     booking_id = secrets.token_urlsafe(16)
-    status, text, _ = await request.app[ENGINE].execute_json(
+    engine = request.app[ENGINE]
+    contacts = _contacts(request, state.site.id, booking_id, body.get("phone"))
+    phone_key = engine.phone_key(contacts[0].phone) if contacts else None
+    status, text, _ = await engine.execute_json(
         state.site.id,
         _within_address_quota(
             request,
@@ -136,11 +155,13 @@ async def make_booking(request: web.Request) -> web.Response:
                 day=body["day"],
                 slot=body["slot"],
                 new_code=new_code,
+                phone_key=phone_key,
             ),
         ),
         lambda s, events: _booking_answer(201, s, booking_id),
         idempotency_key=key,
         request_hash=digest,
+        contacts=contacts,
     )
     return json_text(text, status)
 
@@ -207,6 +228,7 @@ async def join_queue(request: web.Request) -> web.Response:
         view["code"] = s.tickets[ticket_id].code  # to show at the kiosk on arrival
         return status, view
 
+    contacts = _contacts(request, state.site.id, ticket_id, body.get("phone"))
     status, text, _ = await request.app[ENGINE].execute_json(
         state.site.id,
         _within_address_quota(
@@ -223,6 +245,7 @@ async def join_queue(request: web.Request) -> web.Response:
         answer,
         idempotency_key=key,
         request_hash=digest,
+        contacts=contacts,
     )
     return json_text(text, status)
 

@@ -1170,6 +1170,11 @@ def _online_schemas() -> dict[str, Any]:
                 "services": _array(service),
                 "days": _array(_object({"day": text, "open": {"type": "boolean"}})),
                 "limits": _object({"max_active_per_phone": _count("Per phone number.")}),
+                "reminders": {
+                    "type": "boolean",
+                    "description": "Whether a phone number left for reminders is used (the "
+                    "hall delivers them by webhook); false: the number is not kept.",
+                },
             },
             description="What can be booked or joined from the phone.",
         ),

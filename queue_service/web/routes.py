@@ -169,6 +169,7 @@ ROUTES: tuple[Route, ...] = (
                 "too_early",
                 "too_late",
                 "already_checked_in",
+                "booking_cancelled",
                 "site_closed",
                 "quota_reached",
             ),
