@@ -1,4 +1,5 @@
-// The floor manager's board: queues against their standard, counters, devices. Live, no reloads.
+// The floor manager's board: queues against their standard, counters, devices, and today's
+// bookings (antrian online) where the hall takes them. Live, no reloads.
 //
 // URL: board.html?site=<site>&token=<manager token>. A wall screen is provisioned once: the
 // token is kept in localStorage and taken out of the address bar.

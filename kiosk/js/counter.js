@@ -3,7 +3,9 @@
 // URL: counter.html?site=<site>&counter=<counter id>. The officer signs in with the
 // counter's token, kept in sessionStorage (gone when the window closes). Every action is a
 // POST with its own Idempotency-Key (retried with the same key); every refusal (409
-// ticket_taken, counter_busy, ...) is shown with its message, never swallowed.
+// ticket_taken, counter_busy, ...) is shown with its message, never swallowed. The queue
+// list marks what the officer should know of a ticket from antrian online: a booking (and
+// its due time while not due), a remote join not yet confirmed at the kiosk.
 
 import { api, newKey, siteUrl } from "./api.js";
 import { apply, errorText, lang, mountToggle, onLangChange, pick, t } from "./i18n.js";
