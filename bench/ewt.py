@@ -19,9 +19,9 @@ The profiles with antrian online (online, online-overloaded: bookings and remote
 `simulate/day.py`) are also scored per kind of ticket: walk-ins (and bookings checked in
 too late, issued as walk-ins), booked tickets (estimated from check-in: the bookings due
 by their due time ahead, plus the time until then) and remote joins (from the join).
-Beside them, for walk-ins and remote joins, an experiment that is not shipped: the shipped
-estimate with the bookings that fall due before the ticket's call counted ahead of it
-(`bookings_due`), and the walk-ins of each service on their own.
+Beside them, for walk-ins and remote joins, the shipped estimate without the bookings that
+fall due before the ticket's call (`estimate.queue_estimate`, what shipped before they were
+counted), and the walk-ins of each service on their own.
 """
 
 from __future__ import annotations
@@ -32,15 +32,12 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from functools import partial
 
 from bench.common import banner
 from queue_service.domain import estimate
-from queue_service.domain.bookings import slot_start
 from queue_service.domain.estimate import Params, Predictor
-from queue_service.domain.state import SiteState, Ticket
-from queue_service.domain.vocab import BookingEntry, BookingStatus, Source
+from queue_service.domain.vocab import BookingEntry, Source
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.offline import OfflineDriver, Prediction
 from queue_service.simulate.profiles import PROFILES, profile, sample_hall
@@ -57,56 +54,11 @@ KINDS = {
     Source.BOOKING: "booked",
     Source.ONLINE: "remote joins",
 }
-DUE = "shipped + bookings due"
-# The kinds `bookings_due` is meant for: tickets joining in the walk-ins' order.
+# Beside the shipped estimate for walk-ins and remote joins: the same without the bookings
+# that fall due before the ticket's call (the queue as it stands), to show what counting
+# them does where bookings are called ahead of walk-ins.
+DUE = "queue only (no bookings due)"
 DUE_KINDS = frozenset({Source.KIOSK, Source.ONLINE})
-SHOW_UP_PRIOR = (0.8, 5.0)  # share of bookings checked in, and its weight in bookings
-
-
-def show_up(state: SiteState) -> float:
-    """The share of today's bookings that were checked in, of those checked in or missed
-    (from SHOW_UP_PRIOR early in the day)."""
-    checked = missed = 0
-    for b in state.bookings.bookings.values():
-        if b.day == state.day:
-            checked += b.state == BookingStatus.CHECKED_IN
-            missed += b.state == BookingStatus.MISSED
-    share, weight = SHOW_UP_PRIOR
-    return (checked + share * weight) / (checked + missed + weight)
-
-
-def bookings_due(
-    state: SiteState, service: str, ahead: int, now: datetime, ticket: Ticket | None = None
-) -> float | None:
-    """Experiment: the shipped estimate of a ticket joining now in the walk-ins' order,
-    with the bookings of an `at_slot` or `priority` service that fall due before its call
-    counted ahead of it: checked-in ones waiting for their due time, and those not checked
-    in yet whose slot starts by then, times the day's show-up share. Looked at twice (the
-    first answer's horizon, then the second's). Not for a booked ticket (the bookings due
-    by its own due time are in its `ahead` already): scored on walk-ins and remote joins."""
-    told = estimate.shipped(state, service, ahead, now, ticket)
-    policy = state.site.services[service].booking
-    day = state.day
-    if told is None or policy is None or policy.entry == BookingEntry.FIFO or day is None:
-        return told
-    q = state.queues[service]
-    coming = [
-        slot_start(state.site, b)
-        for b in state.bookings.of_day(day, service)
-        if b.state == BookingStatus.BOOKED
-    ]
-    waiting = [t.due_at for t in q.regular.values() if t.due_at is not None]
-    rate = show_up(state)
-    for _ in range(2):
-        horizon = now + timedelta(seconds=told)
-        due = sum(now < at <= horizon for at in waiting) + rate * sum(
-            now < at <= horizon for at in coming
-        )
-        again = estimate.shipped(state, service, ahead + round(due), now, ticket)
-        if again is None:
-            break
-        told = again
-    return told
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -209,7 +161,7 @@ def _kind_rows(label: str, preds: list[Prediction], names: list[str]) -> list[st
 
 def by_kind(preds: list[Prediction], names: list[str]) -> list[str]:
     """Each kind of ticket's scores, every predictor's MAE against the baseline's (the
-    `bookings_due` experiment for walk-ins and remote joins)."""
+    queue-only estimate for walk-ins and remote joins)."""
     lines = list(_KIND_HEAD)
     for source, label in KINDS.items():
         kind = [p for p in preds if p.source == source]
@@ -219,8 +171,8 @@ def by_kind(preds: list[Prediction], names: list[str]) -> list[str]:
 
 
 def walk_ins_by_service(preds: list[Prediction], counters: int) -> list[str]:
-    """The walk-ins of each service: shipped against the baseline, and the experiment
-    where the service's bookings go ahead of walk-ins."""
+    """The walk-ins of each service: shipped against the baseline, and the queue-only
+    estimate where the service's bookings go ahead of walk-ins."""
     site = next(iter(sample_hall(counters).sites.values()))
     lines = [
         "| walk-ins of | n | baseline MAE min | shipped MAE min | shipped bias min "
@@ -258,7 +210,7 @@ def main(args: argparse.Namespace, url: str | None = None) -> None:
     }
     for name in args.profiles:
         online = profile(name).online
-        asked = {**predictors, DUE: bookings_due} if online else predictors
+        asked = {**predictors, DUE: estimate.queue_estimate} if online else predictors
         preds, seconds = simulate(
             name, range(args.seed, args.seed + args.days), args.counters, asked
         )

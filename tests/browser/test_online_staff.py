@@ -196,12 +196,6 @@ async def test_the_board_counts_bookings_and_the_counter_marks_a_booked_ticket(
     assert console.unexpected() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the snapshot's waiting tickets do not carry `source` and `confirmed` yet "
-    "(read_models._service_view); remove this mark once they do",
-)
 async def test_the_counter_marks_a_remote_join_not_confirmed_and_a_booking_joining_at_check_in(
     hall_api: Api, clock: ManualClock, screens: Screens, console: ConsoleWatch
 ) -> None:
