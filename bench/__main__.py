@@ -1,5 +1,5 @@
-"""`python -m bench` runs every benchmark; `python -m bench issue|replay|report|ewt|simday`
-runs one.
+"""`python -m bench` runs every benchmark; `python -m bench
+issue|booking|replay|report|ewt|simday` runs one.
 
 One embedded PostgreSQL (or the server named by DATABASE_URL) serves the whole run and is
 stopped at the end (`ewt` and `simday` need none: they simulate in memory). Benchmarks
@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import datetime
 
-from bench import ewt, issue, replay, report, simday
+from bench import booking, ewt, issue, replay, report, simday
 from bench.common import database_server
 
 
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="which")
     issue.add_arguments(sub.add_parser("issue", help="issue-ticket throughput and latency"))
+    booking.add_arguments(
+        sub.add_parser("booking", help="the 07:00 rush of bookings beside ticket issuing")
+    )
     replay.add_arguments(sub.add_parser("replay", help="start-up replay of a 1M-event day"))
     ewt.add_arguments(sub.add_parser("ewt", help="estimated wait vs actual over simulated days"))
     simday.add_arguments(sub.add_parser("simday", help="one offline day of a 20-counter hall"))
@@ -46,10 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     began = time.perf_counter()
-    if which in ("issue", "replay", "report", "all"):
+    if which in ("issue", "booking", "replay", "report", "all"):
         with database_server() as url:
             if which in ("issue", "all"):
                 issue.main(args if which == "issue" else sub.choices["issue"].parse_args([]), url)
+            if which in ("booking", "all"):
+                booking.main(
+                    args if which == "booking" else sub.choices["booking"].parse_args([]), url
+                )
             if which in ("replay", "all"):
                 replay.main(
                     args if which == "replay" else sub.choices["replay"].parse_args([]), url

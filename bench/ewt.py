@@ -14,6 +14,14 @@ estimate for (called ones; a no-show's wait counts, as in DESIGN):
 Evaluation days use seeds 1.. (`--seed`); the shipped parameters were calibrated with
 `--calibrate --days 30` on seeds 1001-1030, never on evaluation seeds;
 seeds from 2001 serve as a hold-out check (`--seed 2001`).
+
+The profiles with antrian online (online, online-overloaded: bookings and remote joins,
+`simulate/day.py`) are also scored per kind of ticket: walk-ins (and bookings checked in
+too late, issued as walk-ins), booked tickets (estimated from check-in: the bookings due
+by their due time ahead, plus the time until then) and remote joins (from the join).
+Beside them, for walk-ins and remote joins, the shipped estimate without the bookings that
+fall due before the ticket's call (`estimate.queue_estimate`, what shipped before they were
+counted), and the walk-ins of each service on their own.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from functools import partial
 from bench.common import banner
 from queue_service.domain import estimate
 from queue_service.domain.estimate import Params, Predictor
+from queue_service.domain.vocab import BookingEntry, Source
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.offline import OfflineDriver, Prediction
 from queue_service.simulate.profiles import PROFILES, profile, sample_hall
@@ -39,6 +48,17 @@ VARIANTS: dict[str, Predictor] = {
     "shipped + HOL floor": partial(estimate.shipped, params=Params(floor=1.0)),
 }
 TARGETS = {"overloaded": 0.6, "typical": 0.7}
+# The kinds of ticket an online profile's tables are split by (`Prediction.source`).
+KINDS = {
+    Source.KIOSK: "walk-ins",
+    Source.BOOKING: "booked",
+    Source.ONLINE: "remote joins",
+}
+# Beside the shipped estimate for walk-ins and remote joins: the same without the bookings
+# that fall due before the ticket's call (the queue as it stands), to show what counting
+# them does where bookings are called ahead of walk-ins.
+DUE = "queue only (no bookings due)"
+DUE_KINDS = frozenset({Source.KIOSK, Source.ONLINE})
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -123,6 +143,58 @@ def table(scores: dict[str, Scores]) -> list[str]:
     return lines
 
 
+_KIND_HEAD = [
+    "| tickets | predictor | n | MAE min | MAE / baseline | bias min | within ±5 min |",
+    "|---|---|---|---|---|---|---|",
+]
+
+
+def _kind_rows(label: str, preds: list[Prediction], names: list[str]) -> list[str]:
+    scores = evaluate(preds, names)
+    base = scores["baseline"].mae
+    return [
+        f"| {label} | {name} | {s.n} | {_m(s.mae)} | {s.mae / base:.3f} "
+        f"| {s.bias / 60:+.2f} | {s.within_5min:.1%} |"
+        for name, s in scores.items()
+    ]
+
+
+def by_kind(preds: list[Prediction], names: list[str]) -> list[str]:
+    """Each kind of ticket's scores, every predictor's MAE against the baseline's (the
+    queue-only estimate for walk-ins and remote joins)."""
+    lines = list(_KIND_HEAD)
+    for source, label in KINDS.items():
+        kind = [p for p in preds if p.source == source]
+        if kind:
+            lines += _kind_rows(label, kind, names + [DUE] * (source in DUE_KINDS))
+    return lines
+
+
+def walk_ins_by_service(preds: list[Prediction], counters: int) -> list[str]:
+    """The walk-ins of each service: shipped against the baseline, and the queue-only
+    estimate where the service's bookings go ahead of walk-ins."""
+    site = next(iter(sample_hall(counters).sites.values()))
+    lines = [
+        "| walk-ins of | n | baseline MAE min | shipped MAE min | shipped bias min "
+        f"| {DUE} MAE min | its bias min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for code, svc in site.services.items():
+        walk_ins = [p for p in preds if p.source == Source.KIOSK and p.service == code]
+        s = evaluate(walk_ins, ["baseline", "shipped", DUE])
+        entry = svc.booking.entry if svc.booking is not None else "no bookings"
+        due = (
+            f"{_m(s[DUE].mae)} | {s[DUE].bias / 60:+.2f}"
+            if entry in (BookingEntry.AT_SLOT, BookingEntry.PRIORITY)
+            else "| "
+        )
+        lines.append(
+            f"| {code} ({entry}) | {s['shipped'].n} | {_m(s['baseline'].mae)} "
+            f"| {_m(s['shipped'].mae)} | {s['shipped'].bias / 60:+.2f} | {due} |"
+        )
+    return lines
+
+
 def main(args: argparse.Namespace, url: str | None = None) -> None:
     if args.calibrate:
         calibrate(args)
@@ -137,8 +209,10 @@ def main(args: argparse.Namespace, url: str | None = None) -> None:
         **VARIANTS,
     }
     for name in args.profiles:
+        online = profile(name).online
+        asked = {**predictors, DUE: estimate.queue_estimate} if online else predictors
         preds, seconds = simulate(
-            name, range(args.seed, args.seed + args.days), args.counters, predictors
+            name, range(args.seed, args.seed + args.days), args.counters, asked
         )
         waits = [p.wait for p in preds if p.wait is not None]
         scores = evaluate(preds, list(predictors))
@@ -157,6 +231,9 @@ def main(args: argparse.Namespace, url: str | None = None) -> None:
         if name == "typical":
             verdict += f"; within ±5 min {ship.within_5min:.1%} (target >= 70%)"
         print(verdict, flush=True)
+        if online:
+            print("\n".join(by_kind(preds, list(predictors))))
+            print("\n".join(walk_ins_by_service(preds, args.counters)), flush=True)
 
 
 def _grid() -> dict[str, Params]:

@@ -748,10 +748,11 @@ def _parse_booking(r: _Reader, raw: Mapping[str, Any], key: str) -> Booking | No
     d = Booking()
 
     def whole(name: str, default: int, low: int, high: int) -> int:
-        value = r.get(table, name, where, int, required=False, default=default)
-        if value is None or not low <= value <= high:
-            if value is not None:
-                r.problem(f"{where}.{name}", f"must be a whole number from {low} to {high}")
+        value = r.get(table, name, where, int, required=False)
+        if value is None:  # left out (or of the wrong type, already reported)
+            return default
+        if not low <= value <= high:
+            r.problem(f"{where}.{name}", f"must be a whole number from {low} to {high}")
             return default
         return int(value)
 

@@ -444,7 +444,9 @@ class Exposition:
             lines["qms_service_accepting"].append(f"{{{lbl}}} {int(accepting)}\n")
             # The estimate shown on the kiosk and the board, for a ticket issued now (it
             # moves with the clock: the observed call rate decays while nobody is called).
-            predicted = state.estimated_wait_seconds(code, len(q), now_dt)
+            predicted = state.estimated_wait_seconds(
+                code, state.ahead_of_new(code, None, now_dt), now_dt
+            )
             if predicted is not None:
                 lines["qms_queue_predicted_wait_seconds"].append(
                     f"{{{lbl}}} {fmt(round(predicted, 1))}\n"

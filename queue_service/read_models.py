@@ -26,7 +26,7 @@ from queue_service.domain import bookings, online, standard
 from queue_service.domain.bookings import BookingRecord
 from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import ServiceQueue, SiteState, Ticket
-from queue_service.domain.vocab import HELD, BookingStatus, TicketStatus
+from queue_service.domain.vocab import HELD, BookingStatus, Source, TicketStatus
 
 SECONDS_DIGITS = 1  # durations: 0.1 s
 SHARE_DIGITS = 4  # shares and ratios: 0.0001
@@ -228,7 +228,7 @@ def _service_view(
         "open_counters": open_counters,
         # For a (regular) ticket issued now: what its issue would be told.
         "estimated_wait_seconds": _round(
-            state.estimated_wait_seconds(code, state.ahead_of_new(code, None), now)
+            state.estimated_wait_seconds(code, state.ahead_of_new(code, None, now), now)
         ),
         "issued_today": q.issued,
         "daily_quota": svc.daily_quota,
@@ -254,6 +254,9 @@ def _service_view(
                 "enqueued_at": _iso(t.enqueued_at),
                 "wait_seconds": _round(max(0.0, (now - t.enqueued_at).total_seconds())),
                 "booked": t.due_at is not None,
+                "source": t.source,
+                "due_at": _iso(t.due_at),
+                "confirmed": t.confirmed,
             }
             # In call order; checked-in bookings not due yet (not callable) after it.
             for t in q.call_order(now) + (q.booked_now(now)[2] if q.booked else [])
@@ -500,9 +503,9 @@ def booking_view(state: SiteState, b: BookingRecord, now: datetime) -> dict[str,
 
 
 def bookings_today(state: SiteState, now: datetime) -> dict[str, dict[str, int]]:
-    """Per bookable service, today's bookings as staff see them: still to come (`due`,
-    booked and its check-in window not closed), `checked_in`, `missed`, `cancelled`, and
-    the checked-in tickets waiting now. Counts only: nothing personal."""
+    """Per bookable service, today's bookings as staff see them: still to come (`due`:
+    booked, not checked in, not missed yet), `checked_in`, `missed`, `cancelled`, and the
+    checked-in bookings' tickets waiting now. Counts only: nothing personal."""
     out: dict[str, dict[str, int]] = {}
     if state.day is None:
         return out
@@ -512,6 +515,8 @@ def bookings_today(state: SiteState, now: datetime) -> dict[str, dict[str, int]]
         counts = dict.fromkeys(("due", "checked_in", "missed", "cancelled", "waiting"), 0)
         for b in state.bookings.of_day(state.day, code):
             counts["due" if b.state == BookingStatus.BOOKED else b.state] += 1
-        counts["waiting"] = sum(1 for t in state.queues[code].regular.values() if t.due_at)
+        counts["waiting"] = sum(
+            1 for t in state.queues[code].waiting() if t.source is Source.BOOKING
+        )
         out[code] = counts
     return out

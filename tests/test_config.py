@@ -750,3 +750,39 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "does-not-exist.toml"
     problems = problems_of(path)
     assert problems == [f"{path}: cannot read file: No such file or directory"]
+
+
+# --- antrian online -----------------------------------------------------------------------
+
+
+def booking_hall(counters: int, **booking: object) -> halls.Hall:
+    return halls.Hall(
+        services=(halls.service("Q", default_service_minutes=10, booking=booking),),
+        counters=tuple(halls.counter(f"c{i}") for i in range(counters)),
+    )
+
+
+def test_a_booking_capacity_left_out_is_what_walk_ins_leave() -> None:
+    # 3 counters x 30 minutes / 10 minutes = 9 citizens a slot; half kept for walk-ins.
+    site = booking_hall(3, slot_minutes=30, walk_in_share=0.5).site()
+    policy = site.services["Q"].booking
+    assert policy is not None and policy.capacity == 4
+
+
+def test_a_booking_capacity_that_would_shut_walk_ins_out_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        booking_hall(3, slot_minutes=30, walk_in_share=0.5, capacity=5).config()
+    assert "at most 4" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        booking_hall(1, slot_minutes=10, walk_in_share=0.9).config()
+    assert "too few to book any" in str(info.value)
+
+
+def test_booking_keys_are_checked() -> None:
+    with pytest.raises(ConfigError) as info:
+        booking_hall(3, entry="first", late="never", slot_minutes=2, colour="red").config()
+    text = str(info.value)
+    assert "booking.entry: must be one of at_slot, fifo, priority" in text
+    assert "booking.late: must be one of walk_in, refuse" in text
+    assert "booking.slot_minutes: must be a whole number from 5 to 240" in text
+    assert "booking.colour: is not a known setting" in text

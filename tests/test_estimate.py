@@ -5,6 +5,7 @@ the call, replayed, exported on /metrics and shown in the ticket_visits view).""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,11 @@ from queue_service.domain.events import Event
 from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
-from queue_service.domain.vocab import EventType, Role
+from queue_service.domain.vocab import EventType, Role, Source
 from queue_service.engine import Engine
 from queue_service.settings import Settings
+from queue_service.simulate.offline import run_day
+from queue_service.simulate.profiles import profile, sample_hall
 from tests.conftest import KIOSK, MANAGER, SITE, counter_auth
 from tests.halls import Bearer, Hall, every_day, numbered_counters, service
 from tests.live_site import LiveSite
@@ -424,3 +427,35 @@ async def test_the_visit_view_and_metrics_hold_the_estimate_and_its_error(
     over = pick(samples, "qms_wait_prediction_over_seconds_total", **lbl)[()]
     assert under - over == pytest.approx(600.0 - told)
     assert min(under, over) == 0
+
+
+# -- the evaluation of bench ewt on a day with bookings ------------------------------------
+
+
+async def test_the_simulators_error_is_the_one_the_service_records_on_an_online_day() -> None:
+    """`bench ewt` scores each ticket's wait against what it was told: a booked ticket's
+    over its queue time (from the later of check-in and its due time), as the live state
+    measures it at the first call. Service by service, the errors the simulator keeps add
+    up to the totals the state recorded (under- and over-estimates), booked tickets and
+    remote joins included."""
+    site = next(iter(sample_hall(20).sites.values()))
+    day = await run_day(site, profile("online"), 3)
+    state = day.driver.state
+    totals = state.totals
+    assert totals is not None
+    under = dict.fromkeys(site.services, 0.0)
+    over = dict.fromkeys(site.services, 0.0)
+    kinds: Counter[str] = Counter()
+    for ticket_id, p in day.driver.predictions.items():
+        told = p.estimates["shipped"]
+        if p.wait is None or told is None:
+            continue
+        assert told == state.tickets[ticket_id].estimate
+        error = p.wait - told
+        under[p.service] += max(error, 0.0)
+        over[p.service] += max(-error, 0.0)
+        kinds[p.source] += 1
+    assert kinds[Source.BOOKING] > 20 and kinds[Source.ONLINE] > 0, kinds
+    for code in site.services:
+        assert totals.estimate_under[code] == pytest.approx(under[code], abs=1e-6), code
+        assert totals.estimate_over[code] == pytest.approx(over[code], abs=1e-6), code

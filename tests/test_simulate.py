@@ -23,14 +23,25 @@ import asyncpg
 import pytest
 
 from queue_service.config import AppConfig, load_config
-from queue_service.domain.events import Event
+from queue_service.domain.bookings import policy_of, window
+from queue_service.domain.clock import ManualClock
+from queue_service.domain.events import BOOKING_STATE_AFTER, Event
 from queue_service.domain.site import WEEKDAYS
 from queue_service.domain.state import SiteState
-from queue_service.domain.vocab import CLOSED, CounterStatus, EventType, Role, TicketStatus
+from queue_service.domain.vocab import (
+    CLOSED,
+    BookingEntry,
+    BookingStatus,
+    CounterStatus,
+    EventType,
+    Role,
+    Source,
+    TicketStatus,
+)
 from queue_service.settings import Settings
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.http import HttpDriver
-from queue_service.simulate.offline import run_day
+from queue_service.simulate.offline import OfflineDriver, run_day
 from queue_service.simulate.profiles import (
     SIM_COUNTER_TOKEN,
     SIM_KIOSK_TOKEN,
@@ -54,7 +65,27 @@ _ACTION_OF: dict[str, str] = {
     EventType.COUNTER_OPENED: "opened",
     EventType.COUNTER_PAUSED: "paused",
     EventType.COUNTER_CLOSED: "closed",
+    EventType.BOOKING_MADE: "booked",
+    EventType.BOOKING_CANCELLED: "booking_cancelled",
+    EventType.BOOKING_CHECKED_IN: "checked_in",
+    EventType.BOOKING_MISSED: "missed",
+    EventType.TICKET_CONFIRMED: "confirmed",
 }
+# What a check-in, a remote join or the day closer may be refused with in an online day:
+# the simulated citizen reacts (comes back when check-in opens, or takes a walk-in ticket).
+_ONLINE_REFUSALS = {"too_early", "site_closed", "booking_not_found", "too_late"}
+# The actions done at a counter: their events name it.
+_COUNTER_ACTIONS = {"called", "recalled", "started", "finished", "no_show", "transferred"}
+
+
+def recount(events: list[Event]) -> Counter[str]:
+    """The simulator's actions as the stored events tell them (a remote join is a ticket
+    issued from the phone: also `joined`)."""
+    out = Counter(_ACTION_OF[e.type] for e in events)
+    out["joined"] = sum(
+        1 for e in events if e.type == EventType.TICKET_ISSUED and e.data["source"] == Source.ONLINE
+    )
+    return +out
 
 
 def site_of(config: AppConfig) -> Any:
@@ -168,6 +199,88 @@ async def test_a_full_day_of_the_example_hall_runs_offline() -> None:
     assert day.summary.actions["issued"] > 500
 
 
+async def test_an_online_day_ends_every_booking_as_a_recount_of_its_events_says() -> None:
+    """Bookers book that morning, cancel, never come or check in early, on time or late;
+    others join from home and confirm at the kiosk. Each booking ends checked in, cancelled
+    or missed, and the book at the end of the day is what the events and the simulator's
+    own counts say; the same seed gives the same day."""
+    site = site_of(sample_hall(20))
+    hall = HallDay(site, profile("online"), 5)
+    driver = OfflineDriver(site, hall.day)
+    summary = await driver.run(hall)
+    again = await run_day(site, profile("online"), 5)
+    assert driver.events == again.events
+    events = driver.events
+    assert recount(events) == Counter(summary.actions)
+    assert set(summary.refused) <= _ONLINE_REFUSALS, summary.refused
+
+    # Every booking made ended exactly once, as the book holds it at the end of the day.
+    made = {e.ticket_id for e in events if e.type == EventType.BOOKING_MADE}
+    ended: dict[str | None, BookingStatus] = {}
+    for e in events:
+        if e.type.is_booking_event and e.type != EventType.BOOKING_MADE:
+            assert e.ticket_id not in ended, e
+            ended[e.ticket_id] = BOOKING_STATE_AFTER[e.type]
+    book = driver.state.bookings
+    assert set(ended) == made == set(book.bookings)
+    assert {b.id: b.state for b in book.bookings.values()} == ended
+    outcomes = Counter(ended.values())
+    assert outcomes == Counter(b.state for b in book.bookings.values())
+    assert len(made) == summary.actions["booked"] > 50
+    assert outcomes[BookingStatus.CHECKED_IN] == summary.actions["checked_in"] > 0
+    assert outcomes[BookingStatus.CANCELLED] == summary.actions["booking_cancelled"] > 0
+    assert outcomes[BookingStatus.MISSED] == summary.actions["missed"] > 0
+    assert all(n == 0 for n in book.pending.values())  # none left waiting for check-in
+
+    # Each booker's plan came true: those who cancel cancelled, those who never come were
+    # missed, those who come checked in inside their window or, late, were missed.
+    for b in hall.bookers:
+        if b.booking_id is None:
+            continue  # no slot left for them: walked in
+        record = book.bookings[b.booking_id]
+        if b.fate == "cancels":
+            assert record.state == BookingStatus.CANCELLED
+        elif b.fate == "absent":
+            assert record.state == BookingStatus.MISSED
+        else:
+            svc = site.services[b.service]
+            opens, closes = window(site, svc, record)
+            arrives = record.checked_in_at
+            if arrives is None:
+                assert record.state == BookingStatus.MISSED
+                assert b.slot is not None
+                assert b.slot.starts_at + b.offset > closes
+            else:
+                assert record.state == BookingStatus.CHECKED_IN
+                assert opens <= arrives <= closes
+    assert {b.fate for b in hall.bookers} == {"comes", "absent", "cancels"}
+
+    # Booked tickets name their booking; at_slot ones are due at their slot; remote joins
+    # were confirmed at the kiosk; the replayed log gives the same state and book.
+    issued = {e.ticket_id: e for e in events if e.type == EventType.TICKET_ISSUED}
+    sources = Counter(e.data["source"] for e in issued.values())
+    assert sources[Source.BOOKING] > 0 and sources[Source.ONLINE] > 0, sources
+    for record in book.bookings.values():
+        if record.ticket_id is None:
+            continue
+        ticket = issued[record.ticket_id]
+        assert ticket.data["booking"] == record.id
+        entry = policy_of(site.services[record.service]).entry
+        if entry == BookingEntry.AT_SLOT and not record.late:
+            due = datetime.fromisoformat(ticket.data["due_at"])
+            assert due == datetime.combine(record.day, record.slot, site.timezone)
+    assert summary.actions["confirmed"] > 0
+    replayed = SiteState(site, driver.day)
+    for e in events:
+        replayed.apply(e)
+    assert replayed.tickets == driver.state.tickets
+    assert replayed.bookings.bookings == book.bookings
+    # Predictions were kept for each kind of ticket, the booked ones' as the domain made
+    # them (the driver checks its reading of the policy against each ticket's due time).
+    kinds = Counter(p.source for p in driver.predictions.values() if p.wait is not None)
+    assert kinds[Source.BOOKING] > 0 and kinds[Source.ONLINE] > 0 and kinds[Source.KIOSK] > 0
+
+
 # -- mode (a): through HTTP -----------------------------------------------------------
 
 
@@ -228,6 +341,99 @@ async def test_http_mode_drives_a_running_service_and_the_store_holds_what_it_re
     assert stored == reported
     assert Counter(_ACTION_OF[t] for t, _, _ in driver.done) == Counter(summary.actions)
     assert dataclasses.asdict(summary)["day"] == day
+
+
+@dataclasses.dataclass(slots=True)
+class SteppedDriver(HttpDriver):
+    """The HTTP driver with the service's clock moved to each command's time (instead of
+    waiting for it in real time): the service's slots and check-in windows are the
+    simulated day's."""
+
+    clock: ManualClock | None = None
+
+    async def wait_until(self, at: datetime) -> None:
+        assert self.clock is not None
+        if at > self.clock.now():
+            self.clock.set(at)
+
+
+async def test_http_mode_books_checks_in_and_joins_through_the_api(
+    database_url: str, aiohttp_server: Any
+) -> None:
+    """The online profile against the real service and PostgreSQL: bookings and their
+    cancellations through the public API, check-ins and remote joins' confirmations with
+    the kiosk token, remote joins from the "phone"; the service's day closer marks missed
+    whatever was never checked in. The store holds what the simulator reports, and every
+    booking ends as the simulator's counts say."""
+    config = sample_hall(4)
+    site = site_of(config)
+    day = date(2026, 11, 24)
+    # Joining from home whatever the wait shown (no trip): remote joins surely happen.
+    online = profile("online", remote_travel_minutes=(0.0, 0.0), remote_margin_minutes=(0.0, 0.0))
+    hall = HallDay(site, online, 2, day)  # a day with every outcome of a booking
+    clock = ManualClock(hall.start)
+    settings = Settings(config_path=EXAMPLE, database_url=database_url)
+    server = await aiohttp_server(create_app(settings, config, clock))
+    async with aiohttp.ClientSession() as session:
+        driver = SteppedDriver(
+            session,
+            str(server.make_url("/")),
+            site.id,
+            SIM_KIOSK_TOKEN,
+            SIM_COUNTER_TOKEN,
+            hall.start,
+            clock=clock,
+        )
+        summary = await hall.run(driver)
+        acts = summary.actions
+        unfinished = acts["booked"] - acts["checked_in"] - acts["booking_cancelled"]
+
+        async def all_missed() -> bool:
+            rows = await fetch(
+                database_url, "SELECT count(*) FROM ticket_events WHERE type = 'booking_missed'"
+            )
+            return int(rows[0][0]) >= unfinished
+
+        deadline = time.monotonic() + 10
+        while not await all_missed():
+            assert time.monotonic() < deadline, "the day closer left bookings not missed"
+            await asyncio.sleep(0.1)
+    assert acts["booked"] >= 10
+    assert acts["checked_in"] >= 3
+    assert acts["joined"] >= 1 and acts["confirmed"] >= 1
+    assert set(summary.refused) <= _ONLINE_REFUSALS, summary.refused
+
+    rows = await fetch(
+        database_url,
+        "SELECT type, data ->> 'number' AS number, counter_id, ticket_id FROM ticket_events"
+        " WHERE site_id = $1 ORDER BY seq",
+        site.id,
+    )
+    stored = [
+        (r["type"], r["number"] if EventType(r["type"]).is_ticket_event else None, r["counter_id"])
+        for r in rows
+        if r["type"] != EventType.BOOKING_MISSED
+    ]
+    reported = [
+        (t, n, c if _ACTION_OF[t] in _COUNTER_ACTIONS or t.startswith("counter_") else None)
+        for t, n, c in driver.done
+    ]
+    assert stored == reported
+    # Every booking ended once: checked in, cancelled or (by the service's clock) missed.
+    ends: Counter[str] = Counter()
+    ended = set()
+    for r in rows:
+        kind = EventType(r["type"])
+        if kind.is_booking_event and kind != EventType.BOOKING_MADE:
+            assert r["ticket_id"] not in ended
+            ended.add(r["ticket_id"])
+            ends[BOOKING_STATE_AFTER[kind]] += 1
+    assert ends == {
+        BookingStatus.CHECKED_IN: acts["checked_in"],
+        BookingStatus.CANCELLED: acts["booking_cancelled"],
+        BookingStatus.MISSED: unfinished,
+    }
+    assert sum(ends.values()) == acts["booked"]
 
 
 # -- the command line against a real service process ------------------------------------

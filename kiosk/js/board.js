@@ -1,9 +1,10 @@
-// The floor manager's board: queues against their standard, counters, devices. Live, no reloads.
+// The floor manager's board: queues against their standard, counters, devices, and today's
+// bookings (antrian online) where the hall takes them. Live, no reloads.
 //
 // URL: board.html?site=<site>&token=<manager token>. A wall screen is provisioned once: the
 // token is kept in localStorage and taken out of the address bar.
 
-import { apply, mountToggle, onLangChange, pick, t } from "./i18n.js";
+import { apply, lang, mountToggle, onLangChange, pick, t } from "./i18n.js";
 import { refresher } from "./live.js";
 import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
 import {
@@ -20,6 +21,41 @@ const content = $("#content");
 let live = null;
 
 const tz = () => (state.snap ? state.snap.timezone : undefined);
+
+// The board's own words for antrian online (bookings), Bahasa Indonesia first; the shared
+// dictionary (i18n.js) holds the words every page uses.
+const WORDS = {
+  id: {
+    "bk.title": "Booking hari ini",
+    "bk.total": "{n} lagi akan datang",
+    "bk.due": "Akan datang",
+    "bk.due.title": "Booking hari ini yang belum check-in",
+    "bk.checked_in": "Check-in",
+    "bk.checked_in.title": "Booking yang sudah check-in di anjungan hari ini",
+    "bk.waiting": "Menunggu",
+    "bk.waiting.title": "Nomor dari booking yang sekarang menunggu dipanggil",
+    "bk.missed": "Tidak datang",
+    "bk.missed.title": "Booking yang tidak check-in sampai batas waktunya",
+    "bk.cancelled": "Batal",
+    "bk.cancelled.title": "Booking hari ini yang dibatalkan",
+  },
+  en: {
+    "bk.title": "Today's bookings",
+    "bk.total": "{n} still to come",
+    "bk.due": "To come",
+    "bk.due.title": "Today's bookings not checked in yet",
+    "bk.checked_in": "Checked in",
+    "bk.checked_in.title": "Bookings checked in at the kiosk today",
+    "bk.waiting": "Waiting",
+    "bk.waiting.title": "Booked tickets waiting to be called now",
+    "bk.missed": "Missed",
+    "bk.missed.title": "Bookings never checked in by the end of their window",
+    "bk.cancelled": "Cancelled",
+    "bk.cancelled.title": "Today's bookings cancelled",
+  },
+};
+const word = (key, vars = {}) => ((WORDS[lang()] || WORDS.id)[key] ?? WORDS.id[key])
+  .replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? ""));
 
 function load() {
   return loadSnapshot(site, token, clock,
@@ -118,6 +154,28 @@ function servicesPanel(snap) {
         h("th", {}, t("board.col.service")), h("th", { class: "num" }, t("board.col.waiting")),
         h("th", {}, t("board.col.oldest")), h("th", { class: "num" }, t("board.col.estimate")),
         h("th", { class: "num" }, t("board.col.within")), h("th", { class: "num" }, t("board.col.counters")))),
+      h("tbody", {}, rows))));
+}
+
+const BOOKING_FIGURES = ["due", "checked_in", "waiting", "missed", "cancelled"];
+
+/** Today's bookings of each service that takes them (`bookings`: the snapshot's counts by
+ *  service), in the services' order: still to come, checked in, their tickets waiting
+ *  now, missed, cancelled. Counts only: nothing personal. */
+function bookingsPanel(snap, bookings) {
+  const rows = snap.services.filter((s) => bookings[s.code]).map((s) => {
+    const counts = bookings[s.code];
+    return h("tr", { dataset: { service: s.code } },
+      h("td", {}, h("div", { class: "svc-name" }, h("span", { class: "prefix" }, s.prefix), h("div", {}, h("b", {}, pick(s.name))))),
+      BOOKING_FIGURES.map((key) => h("td", { class: `num bk-${key.replace("_", "-")}${counts[key] ? "" : " bk-zero"}` }, counts[key])));
+  });
+  const due = Object.values(bookings).reduce((n, c) => n + c.due, 0);
+  return h("section", { class: "card bookings-card", "aria-labelledby": "bookings-title" },
+    h("div", { class: "panel-head" }, h("h2", { id: "bookings-title" }, word("bk.title")),
+      h("span", { class: "muted", id: "bookings-due" }, word("bk.total", { n: due }))),
+    h("div", { class: "panel-body" }, h("table", { class: "grid", id: "bookings" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("board.col.service")),
+        BOOKING_FIGURES.map((key) => h("th", { class: "num", title: word(`bk.${key}.title`) }, word(`bk.${key}`))))),
       h("tbody", {}, rows))));
 }
 
@@ -231,9 +289,12 @@ function render() {
   hall.className = `pill ${snap.open ? (snap.break ? "pill-warn" : "pill-ok") : "pill-bad"}`;
   hall.textContent = snap.break ? `${snap.break.label} – ${snap.break.until}` : snap.open ? t("board.open") : t("board.closed");
   const scroll = [...document.querySelectorAll(".panel-body")].map((el) => el.scrollTop);
+  // Today's bookings under the services, in a hall where some service takes bookings.
+  const bookings = snap.bookings && Object.keys(snap.bookings).length ? snap.bookings : null;
   fill(content,
     kpis(snap),
-    h("div", { class: "board-main" }, servicesPanel(snap),
+    h("div", { class: "board-main" },
+      bookings ? h("div", { class: "left-stack" }, servicesPanel(snap), bookingsPanel(snap, bookings)) : servicesPanel(snap),
       h("div", { class: "right-stack" }, countersPanel(snap), devicesPanel(snap))));
   document.querySelectorAll(".panel-body").forEach((el, i) => { el.scrollTop = scroll[i] || 0; });
   refreshAtNextCrossing(snap);

@@ -3,10 +3,12 @@
 // URL: counter.html?site=<site>&counter=<counter id>. The officer signs in with the
 // counter's token, kept in sessionStorage (gone when the window closes). Every action is a
 // POST with its own Idempotency-Key (retried with the same key); every refusal (409
-// ticket_taken, counter_busy, ...) is shown with its message, never swallowed.
+// ticket_taken, counter_busy, ...) is shown with its message, never swallowed. The queue
+// list marks what the officer should know of a ticket from antrian online: a booking (and
+// its due time while not due), a remote join not yet confirmed at the kiosk.
 
 import { api, newKey, siteUrl } from "./api.js";
-import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
+import { apply, errorText, lang, mountToggle, onLangChange, pick, t } from "./i18n.js";
 import { refresher } from "./live.js";
 import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
 import {
@@ -35,6 +37,33 @@ const me = () => (state.snap ? state.snap.counters.find((c) => c.id === counterI
 const serviceOf = (code) => (state.snap ? state.snap.services.find((s) => s.code === code) : null);
 const tz = () => (state.snap ? state.snap.timezone : undefined);
 
+// The page's own words for antrian online, Bahasa Indonesia first; the shared dictionary
+// (i18n.js) holds the words every page uses.
+const WORDS = {
+  id: {
+    "bk.mark": "Booking",
+    "bk.mark.due": "Booking: dipanggil sebelum pengunjung tanpa booking",
+    "bk.mark.fifo": "Booking: sudah check-in, antre sesuai urutan",
+    "bk.mark.later": "Booking {time}",
+    "bk.mark.later.title": "Booking: dipanggil sebelum pengunjung tanpa booking mulai pukul {time}",
+    "bk.later": "Booking belum waktunya",
+    "bk.unconfirmed": "Belum konfirmasi di kiosk",
+    "bk.unconfirmed.title": "Antri dari ponsel, belum konfirmasi kedatangan di anjungan: mungkin belum di ruang tunggu",
+  },
+  en: {
+    "bk.mark": "Booking",
+    "bk.mark.due": "Booking: called ahead of walk-ins",
+    "bk.mark.fifo": "Booking: checked in, queues in turn",
+    "bk.mark.later": "Booking {time}",
+    "bk.mark.later.title": "Booking: called ahead of walk-ins from {time}",
+    "bk.later": "Bookings not due yet",
+    "bk.unconfirmed": "Not confirmed at the kiosk",
+    "bk.unconfirmed.title": "Joined from a phone, arrival not confirmed at the kiosk yet: may not be in the hall",
+  },
+};
+const word = (key, vars = {}) => ((WORDS[lang()] || WORDS.id)[key] ?? WORDS.id[key])
+  .replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? ""));
+
 /** The site's minimum calls before a no-show: from the snapshot once it carries it, else
  *  learnt from a `no_show_too_early` refusal (details.required), else the usual default 2. */
 function requiredCalls() {
@@ -55,11 +84,27 @@ function showError(exc) {
 
 function load() {
   return loadSnapshot(site, token, clock,
-    (snap) => { state.snap = snap; render(); },
+    (snap) => { state.snap = snap; render(); refreshWhenDue(snap); },
     (exc) => { state.error = exc; render(); });
 }
 
 const refresh = refresher(load, 150);
+
+// A booked ticket not due yet becomes callable (and moves up the list) at its due time,
+// with no event to say so: re-read the snapshot just after the next one is due.
+let dueTimer = null;
+function refreshWhenDue(snap) {
+  clearTimeout(dueTimer);
+  const now = Date.parse(snap.now);
+  let next = null;
+  for (const svc of snap.services) {
+    for (const tk of svc.tickets || []) {
+      const at = Date.parse(tk.enqueued_at);
+      if (tk.booked && at > now && (next === null || at < next)) next = at;
+    }
+  }
+  if (next !== null && next - now < 3600000) dueTimer = setTimeout(() => refresh(), next - clock.now() + 1000);
+}
 
 // -- actions --------------------------------------------------------------------------------
 
@@ -257,16 +302,27 @@ function controls(c) {
     button("pause", a.pause), button("close", a.close, "btn-danger"), button("open", a.open, "btn-ok"));
 }
 
-/** The counter's waiting tickets in the order its call-next hands them out. Each service's
- *  tickets come in the snapshot's call order (its priority policy applied by the server);
- *  across services, call-next takes, among the services' next tickets, a priority one of a
- *  service that uses priority first, then the earliest issued (domain/commands.call_next).
- *  Never re-sorted here by other rules. */
-function callOrder(services) {
-  const lists = services.map((svc) => (svc.tickets || []).map((tk) => ({ ...tk, svc })));
-  // Issue times to the microsecond the server gives (Date.parse stops at milliseconds).
+/** Whether a waiting ticket of the snapshot (taken at `now`, ms) is a checked-in booking
+ *  not due yet: not callable by call-next before its due time, which its queue time starts
+ *  at (`enqueued_at` is the due time of a booking checked in before it). */
+const notDueYet = (tk, now) => tk.booked && Date.parse(tk.enqueued_at) > now;
+
+/** The counter's waiting tickets in the order its call-next hands them out, then the
+ *  checked-in bookings not due yet (by due time). Each service's tickets come in the
+ *  snapshot's call order (its priority policy and bookings due applied by the server), its
+ *  bookings not due yet after them; across services, call-next takes, among the services'
+ *  next tickets, a priority one of a service that uses priority first, then a booking due
+ *  (by due time), then the earliest issued (domain/commands.call_next). Never re-sorted
+ *  here by other rules. */
+function callOrder(services, now) {
+  const all = services.map((svc) => (svc.tickets || []).map((tk) => ({ ...tk, svc })));
+  const lists = all.map((list) => list.filter((tk) => !notDueYet(tk, now)));
+  // Times to the microsecond the server gives (Date.parse stops at milliseconds).
   const micros = (iso) => { const m = /\.(\d+)/.exec(iso); return m ? Number(m[1].padEnd(6, "0").slice(3, 6)) : 0; };
-  const key = (tk) => [tk.priority && tk.svc.priority_policy !== "fifo" ? 0 : 1, Date.parse(tk.issued_at), micros(tk.issued_at)];
+  // A booking's due time: the snapshot's `due_at` where it gives one, else its queue
+  // time's start (the same instant unless it checked in after its slot began).
+  const at = (tk) => (tk.booked ? tk.due_at || tk.enqueued_at : tk.issued_at);
+  const key = (tk) => [tk.priority && tk.svc.priority_policy !== "fifo" ? 0 : 1, tk.booked ? 0 : 1, Date.parse(at(tk)), micros(at(tk))];
   const before = (a, b) => { for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i]; return false; };
   const out = [];
   for (;;) {
@@ -274,14 +330,35 @@ function callOrder(services) {
     for (const list of lists) {
       if (list.length && (best === null || before(key(list[0]), key(best[0])))) best = list;
     }
-    if (best === null) return out;
+    if (best === null) break;
     out.push(best.shift());
   }
+  const rest = all.flat().filter((tk) => notDueYet(tk, now))
+    .sort((a, b) => Date.parse(a.enqueued_at) - Date.parse(b.enqueued_at));
+  return { callable: out, later: rest };
+}
+
+/** What the officer should know of a waiting ticket: a booking (with its due time while
+ *  not due yet; one of a service whose bookings join at check-in has none), a remote join
+ *  not confirmed at the kiosk yet. Nothing personal. */
+function marks(tk, notDue) {
+  const booking = tk.booked || tk.source === "booking";
+  const time = notDue ? timeOf(tk.enqueued_at, tz()) : null;
+  const title = notDue ? word("bk.mark.later.title", { time }) : word(tk.booked ? "bk.mark.due" : "bk.mark.fifo");
+  return [
+    booking
+      ? h("span", { class: "pill pill-info q-mark q-booking", title }, notDue ? word("bk.mark.later", { time }) : word("bk.mark"))
+      : null,
+    tk.confirmed === false
+      ? h("span", { class: "pill pill-warn q-mark q-unconfirmed", title: word("bk.unconfirmed.title") }, word("bk.unconfirmed"))
+      : null,
+  ];
 }
 
 function queueCard(c) {
   const codes = new Set(c.services);
-  const tickets = callOrder(state.snap.services.filter((svc) => codes.has(svc.code)));
+  const { callable, later: notDue } = callOrder(state.snap.services.filter((svc) => codes.has(svc.code)), Date.parse(state.snap.now));
+  const tickets = [...callable, ...notDue];
   const canCall = c.state === "open" && !c.ticket;
   const targets = [...codes].map((code) => serviceOf(code)).filter(Boolean)
     .map((s) => `${s.prefix}: ${minutes(s.target_wait_seconds)}`).join(" · ");
@@ -291,16 +368,28 @@ function queueCard(c) {
       h("span", { class: "muted", id: "queue-count" }, t("counter.queue.count", { n: tickets.length }))),
     h("div", { class: "queue-head muted" }, h("small", {}, t("counter.queue.target", { d: targets }))),
     tickets.length
-      ? h("ul", { class: "queue-list", id: "queue" }, tickets.map((tk) => h("li", { dataset: { number: tk.number } },
-        h("span", { class: "q-number" }, tk.number),
-        h("span", { class: "q-service" }, pick(tk.svc.name),
-          tk.priority ? h("span", { class: "pill pill-warn" }, t(`priority.${tk.priority}`)) : null),
-        h("span", { class: "q-wait js-wait", dataset: { since: tk.enqueued_at, target: tk.svc.target_wait_seconds } }),
-        h("button", {
-          class: "btn q-call", type: "button", disabled: !canCall || state.pending,
-          "aria-label": `${t("act.call")} ${tk.number}`, onclick: () => act("call", { ticket_id: tk.id }),
-        }, t("act.call")))))
+      ? h("ul", { class: "queue-list", id: "queue" },
+        callable.map((tk) => queueItem(tk, canCall, false)),
+        notDue.length ? h("li", { class: "queue-sep", id: "queue-later" }, word("bk.later")) : null,
+        notDue.map((tk) => queueItem(tk, canCall, true)))
       : h("p", { class: "queue-empty" }, t("counter.queue.empty")));
+}
+
+/** One waiting ticket of the queue list; a booking not due yet (`notDue`) shows its due
+ *  time in its mark, and no wait (its queue time starts then). */
+function queueItem(tk, canCall, notDue) {
+  return h("li", { dataset: { number: tk.number, ticket: tk.id } },
+    h("span", { class: "q-number" }, tk.number),
+    h("span", { class: "q-service" }, h("span", { class: "q-name" }, pick(tk.svc.name)),
+      tk.priority ? h("span", { class: "pill pill-warn q-mark" }, t(`priority.${tk.priority}`)) : null,
+      ...marks(tk, notDue)),
+    notDue
+      ? h("span", { class: "q-wait q-later muted" }, "–")
+      : h("span", { class: "q-wait js-wait", dataset: { since: tk.enqueued_at, target: tk.svc.target_wait_seconds } }),
+    h("button", {
+      class: "btn q-call", type: "button", disabled: !canCall || state.pending,
+      "aria-label": `${t("act.call")} ${tk.number}`, onclick: () => act("call", { ticket_id: tk.id }),
+    }, t("act.call")));
 }
 
 function tick() {

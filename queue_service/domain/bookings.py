@@ -10,13 +10,23 @@ booking events (`apply`), like the rest of the state; the commands that make the
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from queue_service.domain.events import BOOKING_STATE_AFTER, Event
-from queue_service.domain.site import WEEKDAYS, Booking, EndOfDay, Service, Site, at_local
+from queue_service.domain.site import (
+    WEEKDAYS,
+    Booking,
+    EndOfDay,
+    Service,
+    Site,
+    SpanEnd,
+    at_local,
+)
 from queue_service.domain.vocab import BookingStatus, EventType
 
 ACTIVE = frozenset({BookingStatus.BOOKED, BookingStatus.CHECKED_IN})  # hold their place
@@ -41,50 +51,51 @@ def slots_of(site: Site, service: Service, day: date) -> list[Slot]:
     length, each ending by the closing (and the service's cutoff), none overlapping a
     break that day. None on a closed day or for a service that takes no bookings."""
     policy = service.booking
-    hours = site.hours.get(WEEKDAYS[day.weekday()])
+    weekday = WEEKDAYS[day.weekday()]
+    hours = site.hours.get(weekday)
     if policy is None or hours is None:
         return []
-    opening, closing = hours
-    end = datetime.combine(day, time(0)) + timedelta(days=1)
-    if not isinstance(closing, EndOfDay):
-        end = datetime.combine(day, closing)
-    if service.cutoff is not None:
-        end = min(end, datetime.combine(day, service.cutoff))
-    weekday = WEEKDAYS[day.weekday()]
-    breaks = [
-        (
-            datetime.combine(day, b.start),
-            datetime.combine(day, time(0)) + timedelta(days=1)
-            if isinstance(b.end, EndOfDay)
-            else datetime.combine(day, b.end),
-        )
-        for b in site.breaks
-        if weekday in b.days
-    ]
-    step = timedelta(minutes=policy.slot_minutes)
+    breaks = tuple((b.start, b.end) for b in site.breaks if weekday in b.days)
+    return list(
+        _slots(day, hours[0], hours[1], service.cutoff, breaks, policy.slot_minutes, site.timezone)
+    )
+
+
+# Every booking decides against its day's slots, in the engine's one-at-a-time decision
+# step: computed once per (day, hours, breaks, slot length, zone), not per request (the
+# rush's profile had half the server's time here: bench/README.md).
+@functools.lru_cache(maxsize=4096)
+def _slots(
+    day: date,
+    opening: time,
+    closing: SpanEnd,
+    cutoff: time | None,
+    day_breaks: tuple[tuple[time, SpanEnd], ...],
+    slot_minutes: int,
+    timezone: ZoneInfo,
+) -> tuple[Slot, ...]:
+    def at(clock: SpanEnd) -> datetime:
+        if isinstance(clock, EndOfDay):
+            return datetime.combine(day, time(0)) + timedelta(days=1)
+        return datetime.combine(day, clock)
+
+    end = at(closing)
+    if cutoff is not None:
+        end = min(end, datetime.combine(day, cutoff))
+    breaks = [(at(b0), at(b1)) for b0, b1 in day_breaks]
+    step = timedelta(minutes=slot_minutes)
     out: list[Slot] = []
     t = datetime.combine(day, opening)
     while t + step <= end:
         nxt = t + step
         if not any(b0 < nxt and t < b1 for b0, b1 in breaks):
-            out.append(
-                Slot(
-                    t.time(),
-                    nxt.time(),
-                    at_local(day, t.time(), site.timezone).astimezone(UTC),
-                    at_local(day, t.time(), site.timezone).astimezone(UTC) + step,
-                )
-            )
+            starts_at = at_local(day, t.time(), timezone).astimezone(UTC)
+            out.append(Slot(t.time(), nxt.time(), starts_at, starts_at + step))
             t = nxt
         else:
             # Resume at the end of the break it ran into (slots start on the break's end).
             t = max(b1 for b0, b1 in breaks if b0 < nxt and t < b1)
-    return out
-
-
-def find_slot(site: Site, service: Service, day: date, start: str) -> Slot | None:
-    """The slot of `service` on `day` starting at "HH:MM" `start`, or None."""
-    return next((s for s in slots_of(site, service, day) if s.label == start), None)
+    return tuple(out)
 
 
 def day_cap(service: Service, slots: int) -> int:

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
+from queue_service.domain.bookings import slot_start
 from queue_service.domain.site import WEEKDAYS, EndOfDay
+from queue_service.domain.vocab import BookingEntry, BookingStatus
 
 if TYPE_CHECKING:
     from queue_service.domain.state import ServiceQueue, SiteState, Ticket
@@ -187,6 +189,22 @@ def _left_after(n: float, rate: float, theta: float, seconds: float) -> float:
     return (n + rate / theta) * math.exp(-theta * seconds) - rate / theta
 
 
+# Bookings (antrian online) checked in by the end of their window, of those whose fate is
+# known, and the weight of that prior in bookings, until the day has its own share.
+SHOW_UP_PRIOR = (0.8, 5.0)
+
+
+def show_up(state: SiteState) -> float:
+    """The share of today's bookings that were checked in, of those checked in or missed
+    (SHOW_UP_PRIOR while the day has few of its own)."""
+    checked = missed = 0
+    for b in state.bookings.of_day(state.day) if state.day is not None else ():
+        checked += b.state == BookingStatus.CHECKED_IN
+        missed += b.state == BookingStatus.MISSED
+    share, weight = SHOW_UP_PRIOR
+    return (checked + share * weight) / (checked + missed + weight)
+
+
 def shipped(
     state: SiteState,
     service: str,
@@ -197,6 +215,55 @@ def shipped(
 ) -> float | None:
     """The estimate shown to citizens: seconds until `ticket` (or a ticket issued now with
     `ahead` tickets before it) is called. None when no counter is open or coming back from
+    a configured break (`queue_estimate`).
+
+    Where a service calls its bookings ahead of walk-ins (`at_slot`, `priority`), the
+    bookings that fall due before a walk-in's call are ahead of it too: those checked in
+    and waiting for their due time, and those not checked in yet whose slot starts by then
+    (times the day's show-up share). The call time depends on them, so it is looked at
+    twice: with the first answer's horizon, then the second's. A booked ticket's own
+    `ahead` counts the bookings due by its due time already (bench/EWT.md, section d)."""
+    told = queue_estimate(state, service, ahead, now, ticket, params)
+    policy = state.site.services[service].booking
+    if (
+        told is None
+        or policy is None
+        or policy.entry == BookingEntry.FIFO
+        or state.day is None
+        or (ticket is not None and ticket.due_at is not None)
+    ):
+        return told
+    waiting = [t.due_at for t in state.queues[service].regular.values() if t.due_at is not None]
+    coming = [
+        slot_start(state.site, b)
+        for b in state.bookings.of_day(state.day, service)
+        if b.state == BookingStatus.BOOKED
+    ]
+    if not waiting and not coming:
+        return told
+    rate = show_up(state)
+    for _ in range(2):
+        horizon = now + timedelta(seconds=told)
+        due = sum(now < at <= horizon for at in waiting) + rate * sum(
+            now < at <= horizon for at in coming
+        )
+        again = queue_estimate(state, service, ahead + round(due), now, ticket, params)
+        if again is None:
+            break
+        told = again
+    return told
+
+
+def queue_estimate(
+    state: SiteState,
+    service: str,
+    ahead: int,
+    now: datetime,
+    ticket: Ticket | None = None,
+    params: Params = DEFAULT,
+) -> float | None:
+    """Seconds until `ticket` (or a ticket issued now with `ahead` tickets before it) is
+    called from the queue as it stands. None when no counter is open or coming back from
     a configured break.
 
     The ticket is called after `ahead + 1` calls less the idle counters'. Calls come at the

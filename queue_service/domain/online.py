@@ -16,7 +16,6 @@ from queue_service.domain.bookings import (
     BookingRecord,
     Slot,
     day_cap,
-    find_slot,
     policy_of,
     slot_start,
     slots_of,
@@ -90,7 +89,7 @@ def _place(
             service=svc.code,
             day=day_text,
         )
-    slot = find_slot(state.site, svc, day, slot_text)
+    slot = next((s for s in slots if s.label == slot_text), None)
     if slot is None:
         raise errors.Invalid(
             f"{svc.name_id} has no slot starting at {slot_text!r} on {day_text}", field="slot"

@@ -13,6 +13,15 @@ hours: when the hall is closed now, it says so and when the hall opens, and exit
 status 3 (`make demo` plays the example hall at any hour). It rides out a restart of the
 service (retries with backoff for --retry-for seconds), waits out rate limits, and stops
 on Ctrl-C with what it did so far (status 130).
+
+The profiles online and online-overloaded add antrian online where the hall's services
+take bookings (the generated hall's KTP, KK, PASPOR and SKCK): bookings made that morning,
+cancelled, missed or checked in early, on time or late, and remote joins confirmed at the
+kiosk. Offline, the day's report gives the estimate's error per kind of ticket too. Over
+HTTP the day is the service's today (unless --date), booked through its public API from
+05:00 of the simulated day; the service's slots are times of its own clock, so they meet
+the simulated day's only at --speed 1 started before the bookings (else the service
+refuses some bookings and check-ins, and the simulator counts what it answered).
 """
 
 from __future__ import annotations
@@ -30,9 +39,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from queue_service.config import AppConfig, ConfigError, hash_token, load_config
 from queue_service.domain.site import Site
-from queue_service.domain.vocab import Role
+from queue_service.domain.vocab import Role, Source
 from queue_service.simulate.day import HallDay, Summary
-from queue_service.simulate.offline import OfflineDay, run_day
+from queue_service.simulate.offline import OfflineDay, Prediction, run_day
 from queue_service.simulate.profiles import (
     PROFILES,
     SIM_KIOSK_TOKEN,
@@ -223,16 +232,30 @@ def offline_report(day: OfflineDay, elapsed: float) -> str:
             f"  wait of first calls: median {_minutes(statistics.median(waits))}, "
             f"max {_minutes(max(waits))}"
         )
+        kinds = {p.source for p in preds}
         for name in day.driver.predictors:
-            errors = [p.wait - (p.estimates[name] or 0.0) for p in preds if p.wait is not None]
-            mae = sum(abs(e) for e in errors) / len(errors)
-            bias = -sum(errors) / len(errors)
-            within = sum(abs(e) <= 300 for e in errors) / len(errors)
-            lines.append(
-                f"  estimate {name:9s} MAE {_minutes(mae)}, bias (estimate - actual) "
-                f"{bias / 60:+.1f} min, within ±5 min {within:.0%} ({len(errors)} tickets)"
-            )
+            lines.append(_errors(f"estimate {name:9s}", name, preds))
+            if len(kinds) > 1:  # antrian online: walk-ins, booked tickets, remote joins
+                for source in (Source.KIOSK, Source.BOOKING, Source.ONLINE):
+                    kind = [p for p in preds if p.source == source]
+                    if kind:
+                        lines.append(_errors(f"  {_KIND[source]:12s}", name, kind))
     return "\n".join(lines)
+
+
+_KIND = {Source.KIOSK: "walk-ins", Source.BOOKING: "booked", Source.ONLINE: "remote joins"}
+
+
+def _errors(label: str, name: str, preds: list[Prediction]) -> str:
+    """One line of predictor `name`'s error over `preds`."""
+    errors = [p.wait - (p.estimates[name] or 0.0) for p in preds if p.wait is not None]
+    mae = sum(abs(e) for e in errors) / len(errors)
+    bias = -sum(errors) / len(errors)
+    within = sum(abs(e) <= 300 for e in errors) / len(errors)
+    return (
+        f"  {label} MAE {_minutes(mae)}, bias (estimate - actual) "
+        f"{bias / 60:+.1f} min, within ±5 min {within:.0%} ({len(errors)} tickets)"
+    )
 
 
 def _summary_head(s: Summary) -> str:
@@ -348,7 +371,10 @@ class HttpRun:
                 print(closed_message(site, now), file=sys.stderr)
                 return CLOSED
             kiosk, pattern = _tokens(args, config, site)
-            hall = self.hall = HallDay(site, profile(args.profile), args.seed, args.date)
+            played = profile(args.profile)
+            # Bookings can be made for the service's today, not for a day by seed.
+            day = args.date or (site.service_day(now) if played.online else None)
+            hall = self.hall = HallDay(site, played, args.seed, day)
             hours = site.opening(now)
             until = f"until {hours[1]:%H:%M} {now.astimezone(site.timezone):%Z}" if hours else ""
             span = (hall.end - hall.start).total_seconds() / args.speed

@@ -14,6 +14,17 @@ on a schedule, pausing for the breaks and for short absences, closing when their
 are empty after hours (or early, by the profile), recalls of late citizens, no-shows
 (citizens who never come, or whose patience ran out), cancellations, transfers to
 another service and the outcomes of a finished visit.
+
+Antrian online, under a profile that has it (`Profile.online`) and where a service takes
+bookings or remote joins: a share of a bookable service's arrivals booked a slot that
+morning instead (slots chosen mornings first, a full one passed over), then cancel, never
+come (their booking is missed when its check-in window closes), or check in at the kiosk
+early, on time or late (too early: told to come back when check-in opens; too late: a
+walk-in ticket); a share of the others join the queue from home and come later, confirming
+their ticket at the kiosk where the service asks for it (called before they are there,
+they are recalled and marked no-show like anyone absent, and take a new ticket on
+arrival). Everything drawn for it comes from a random generator of its own, so a profile
+without it gives, seed for seed, the day it gave before.
 """
 
 from __future__ import annotations
@@ -21,12 +32,15 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from queue_service.domain.actions import CounterAction
+from queue_service.domain.bookings import Slot, policy_of, slots_of
+from queue_service.domain.online import slot_open
 from queue_service.domain.site import WEEKDAYS, EndOfDay, Site, at_local
 from queue_service.domain.vocab import Priority
 from queue_service.simulate.profiles import Profile
@@ -35,12 +49,25 @@ from queue_service.simulate.profiles import Profile
 _PRIORITIES = tuple(Priority)
 # What a driver answers for a command that did not happen: the API's error code.
 Refused = str
+# A booking refused with these: the citizen tries their next choice of slot.
+_NEXT_SLOT = frozenset({"slot_full", "booking_closed"})
+# A check-in refused with these: the citizen waits and tries again when it may be done.
+_COME_BACK = frozenset({"too_early", "site_closed"})
 
 
 @dataclass(slots=True)
 class Issued:
     number: str
     ticket_id: str | None
+    code: str | None = None  # a remote join's code, to confirm at the kiosk on arrival
+    due_at: datetime | None = None  # a booking's ticket: called ahead of walk-ins from then
+    estimate: float | None = None  # the estimated wait the citizen was told (seconds)
+
+
+@dataclass(slots=True)
+class Booked:
+    booking_id: str
+    code: str  # what the kiosk takes at check-in
 
 
 @dataclass(slots=True)
@@ -68,6 +95,34 @@ class Driver(Protocol):
 
     async def cancel(self, at: datetime, number: str, ticket_id: str | None) -> Refused | None: ...
 
+    async def book(self, at: datetime, service: str, day: date, slot: str) -> Booked | Refused:
+        """Book the slot starting at `slot` ("HH:MM") of `service` on `day`."""
+        ...
+
+    async def cancel_booking(self, at: datetime, booking_id: str) -> Refused | None: ...
+
+    async def check_in(self, at: datetime, code: str) -> Issued | Refused:
+        """A booking's code at the kiosk: its ticket."""
+        ...
+
+    async def join(self, at: datetime, service: str) -> Issued | Refused:
+        """Today's ticket taken from the phone (remote join)."""
+        ...
+
+    async def estimate(self, at: datetime, service: str) -> float | None:
+        """The estimated wait the hall's public pages show for a ticket of `service` taken
+        now (seconds; None when there is none)."""
+        ...
+
+    async def confirm(self, at: datetime, code: str) -> Refused | None:
+        """A remote join's code at the kiosk, on arrival."""
+        ...
+
+    async def miss_bookings(self, at: datetime) -> int | None:
+        """Bookings whose check-in window has closed marked missed: how many (None where
+        the service does it on its own clock)."""
+        ...
+
 
 @dataclass(slots=True)
 class Citizen:
@@ -83,6 +138,26 @@ class Citizen:
     outcome: str
     cancels: bool
     gone: bool = False
+    arrives_at: datetime | None = None  # a remote join: not in the hall before this
+    code: str | None = None  # ... and the code it confirms its ticket with on arrival
+
+
+Fate = Literal["comes", "absent", "cancels"]
+
+
+@dataclass(slots=True)
+class Booker:
+    """A citizen who books a slot instead of walking in at `walk_in_at` (where booking
+    fails, they walk in then after all)."""
+
+    service: str
+    walk_in_at: datetime
+    fate: Fate
+    offset: timedelta  # arrival - the slot's start, for one who comes
+    cancel_after: float  # share of the time from booking to the slot, for one who cancels
+    booking_id: str | None = None
+    code: str | None = None
+    slot: Slot | None = None
 
 
 @dataclass(slots=True)
@@ -110,8 +185,8 @@ class Summary:
     refused: dict[str, int] = field(default_factory=dict)
     waiting_at_end: int = 0
 
-    def count(self, key: str) -> None:
-        self.actions[key] = self.actions.get(key, 0) + 1
+    def count(self, key: str, n: int = 1) -> None:
+        self.actions[key] = self.actions.get(key, 0) + n
 
     def refuse(self, code: str) -> None:
         self.refused[code] = self.refused.get(code, 0) + 1
@@ -128,6 +203,8 @@ class HallDay:
         self.profile = profile
         self.seed = seed
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not secrets
+        # Antrian online's own draws (see the module's docstring).
+        self.online_rng = random.Random(f"{seed}/online")  # noqa: S311
         # Mondays to Fridays in turn by seed (a Friday has the prayer break).
         self.day = day or date(2026, 11, 23) + timedelta(days=seed % 5)
         self.summary = Summary(profile.name, seed, self.day)
@@ -137,7 +214,13 @@ class HallDay:
         self._calls: dict[str, int] = {}  # calls of the current visit, by number
         self._heap: list[tuple[datetime, int, str, str, int]] = []
         self._order = 0
-        self.start = self.at(min(profile.first_arrival, profile.counters_open_from))
+        self.bookers: list[Booker] = []
+        self._taken: Counter[tuple[str, time]] = Counter()  # booked here, per service and slot
+        self._miss_checks: set[datetime] = set()
+        first = min(profile.first_arrival, profile.counters_open_from)
+        if profile.booking_share > 0:
+            first = min(first, profile.booking_window[0])
+        self.start = self.at(first)
         self.end = self.at(profile.hard_close)
 
     # -- time ------------------------------------------------------------------------
@@ -242,7 +325,7 @@ class HallDay:
             if rng.random() * peak > self._shape_at(at) / mean_w:
                 continue
             service = rng.choices(codes, weights)[0]
-            self._push(at, "arrive", service)
+            self._plan_arrival(at, service)
 
     def _shape_at(self, at: datetime) -> float:
         p = self.profile
@@ -254,6 +337,42 @@ class HallDay:
         if p.overload is not None and p.overload[0] <= t < p.overload[1]:
             w *= p.overload[2]
         return w
+
+    def _plan_arrival(self, at: datetime, service: str) -> None:
+        """An arrival of `service` at `at`: a walk-in, or (antrian online) a booker or a
+        remote join."""
+        p = self.profile
+        policy = self.site.services[service].booking
+        if p.online and policy is not None:
+            orng = self.online_rng
+            if orng.random() < p.booking_share:
+                self._plan_booker(at, service)
+                return
+            if policy.remote_join and orng.random() < p.remote_share:
+                self._push(at, "join", service)
+                return
+        self._push(at, "arrive", service)
+
+    def _plan_booker(self, at: datetime, service: str) -> None:
+        p, orng = self.profile, self.online_rng
+        r = orng.random()
+        fate: Fate = "comes"
+        if r < p.booking_cancel:
+            fate = "cancels"
+        elif r < p.booking_cancel + p.booking_absent:
+            fate = "absent"
+        r = orng.random()
+        lo, hi = p.punctuality[-1][1:]
+        for share, low, high in p.punctuality:
+            if r < share:
+                lo, hi = low, high
+                break
+            r -= share
+        offset = timedelta(minutes=orng.uniform(lo, hi))
+        self.bookers.append(Booker(service, at, fate, offset, cancel_after=orng.random()))
+        begin, end = (self.at(t) for t in p.booking_window)
+        made = begin + timedelta(seconds=orng.uniform(0.0, (end - begin).total_seconds()))
+        self._push(made, "book", str(len(self.bookers) - 1))
 
     def _new_citizen(self, issued: Issued, service: str, at: datetime) -> Citizen:
         p, rng = self.profile, self.rng
@@ -303,6 +422,13 @@ class HallDay:
             "open": self._open,
             "counter": self._counter,
             "leave": self._leave,
+            "book": self._book,
+            "unbook": self._unbook,
+            "check_in": self._check_in,
+            "join": self._join,
+            "confirm": self._confirm,
+            "due": self._due,
+            "miss": self._miss,
         }
         last_progress = -1.0
         while self._heap:
@@ -330,15 +456,158 @@ class HallDay:
         if isinstance(result, str):
             self.summary.refuse(result)
             return
+        self._admit(result, service, at)
+
+    def _admit(
+        self, issued: Issued, service: str, at: datetime, arrives_at: datetime | None = None
+    ) -> Citizen:
+        """A ticket issued at `at`: its citizen joins the day."""
         self.summary.count("issued")
-        citizen = self._new_citizen(result, service, at)
+        citizen = self._new_citizen(issued, service, at)
+        citizen.arrives_at, citizen.code = arrives_at, issued.code
         self.citizens[citizen.number] = citizen
         if citizen.cancels:
             self._push(citizen.leaves_at, "leave", citizen.number)
-        # Idle officers of this service notice the new ticket.
+        self._notice(service, at)
+        return citizen
+
+    def _notice(self, service: str, at: datetime) -> None:
+        """Idle officers of `service` notice a ticket to call."""
         for o in self.officers.values():
             if o.phase == "idle" and not o.woken and service in o.services:
-                self._wake(o, at + self._secs(p.reaction_seconds))
+                self._wake(o, at + self._secs(self.profile.reaction_seconds))
+
+    # -- antrian online ------------------------------------------------------------------
+
+    def _prefer(self, slots: list[Slot]) -> Slot:
+        """A slot drawn mornings first (`Profile.slot_preference` per hour later)."""
+        first = slots[0].starts_at
+        weights = [
+            self.profile.slot_preference ** ((s.starts_at - first).total_seconds() / 3600)
+            for s in slots
+        ]
+        return self.online_rng.choices(slots, weights)[0]
+
+    async def _book(self, driver: Driver, at: datetime, index: str, _gen: int) -> None:
+        b = self.bookers[int(index)]
+        svc = self.site.services[b.service]
+        policy = policy_of(svc)
+        slots = [
+            s
+            for s in slots_of(self.site, svc, self.day)
+            if slot_open(svc, s, at) and self._taken[(b.service, s.start)] < policy.capacity
+        ]
+        booked: Booked | None = None
+        while slots and booked is None:
+            slot = self._prefer(slots)
+            result = await driver.book(at, b.service, self.day, slot.label)
+            if isinstance(result, Booked):
+                booked, b.slot = result, slot
+                continue
+            self.summary.refuse(result)
+            # Taken by others meanwhile, or closed: the next choice; else no booking.
+            slots = [s for s in slots if s != slot] if result in _NEXT_SLOT else []
+        if booked is None or b.slot is None:
+            self._push(b.walk_in_at, "arrive", b.service)  # walks in after all
+            return
+        slot = b.slot
+        self.summary.count("booked")
+        self._taken[(b.service, slot.start)] += 1
+        b.booking_id, b.code = booked.booking_id, booked.code
+        if b.fate == "cancels":
+            self._push(at + (slot.starts_at - at) * b.cancel_after, "unbook", index)
+        elif b.fate == "comes":
+            self._push(slot.starts_at + b.offset, "check_in", index)
+        # Whoever has not checked in is missed when the window closes.
+        check = slot.starts_at + timedelta(minutes=policy.late_minutes, seconds=1)
+        if check not in self._miss_checks:
+            self._miss_checks.add(check)
+            self._push(check, "miss", "")
+
+    async def _unbook(self, driver: Driver, at: datetime, index: str, _gen: int) -> None:
+        b = self.bookers[int(index)]
+        assert b.booking_id is not None
+        result = await driver.cancel_booking(at, b.booking_id)
+        if result is None:
+            self.summary.count("booking_cancelled")
+        else:
+            self.summary.refuse(result)
+
+    async def _check_in(self, driver: Driver, at: datetime, index: str, _gen: int) -> None:
+        b = self.bookers[int(index)]
+        assert b.code is not None
+        assert b.slot is not None
+        result = await driver.check_in(at, b.code)
+        if isinstance(result, str):
+            self.summary.refuse(result)
+            if result in _COME_BACK:  # before the check-in window, or the hall, opens
+                early = policy_of(self.site.services[b.service]).early_minutes
+                again = (
+                    b.slot.starts_at - timedelta(minutes=early)
+                    if result == "too_early"
+                    else self.site.next_opening(at)
+                )
+                if again is not None and at < again < self.end:
+                    self._push(again + self._online_secs((0.0, 90.0)), "check_in", index)
+                    return
+                if result == "site_closed":
+                    return  # closed for the rest of the day: home again
+            # Missed already, or refused as late: a walk-in ticket.
+            await self._arrive(driver, at, b.service, 0)
+            return
+        self.summary.count("checked_in")
+        self._admit(result, b.service, at)
+        if result.due_at is not None and result.due_at > at:
+            self._push(result.due_at, "due", b.service)
+
+    def _online_secs(self, span: tuple[float, float]) -> timedelta:
+        return timedelta(seconds=self.online_rng.uniform(*span))
+
+    async def _join(self, driver: Driver, at: datetime, service: str, _gen: int) -> None:
+        """One who could join from home looks at the wait the hall's page shows: shorter
+        than the trip and the margin, they just come and take a ticket at the kiosk."""
+        p, orng = self.profile, self.online_rng
+        travel = orng.uniform(*p.remote_travel_minutes) * 60
+        margin = orng.uniform(*p.remote_margin_minutes) * 60
+        shown = await driver.estimate(at, service)
+        if shown is None or shown < travel + margin:
+            self._push(at + timedelta(seconds=travel), "arrive", service)
+            return
+        result = await driver.join(at, service)
+        if isinstance(result, str):
+            self.summary.refuse(result)
+            self._push(at + timedelta(seconds=travel), "arrive", service)  # to the kiosk
+            return
+        self.summary.count("joined")
+        # Sets off to be there `margin` before the estimate says the turn comes.
+        arrives = at + timedelta(seconds=max(travel, (result.estimate or 0.0) - margin))
+        c = self._admit(result, service, at, arrives_at=arrives)
+        if c.code is not None and not c.absent:
+            self._push(arrives, "confirm", c.number)
+
+    async def _confirm(self, driver: Driver, at: datetime, number: str, _gen: int) -> None:
+        c = self.citizens[number]
+        if c.leaves_at <= at:
+            return  # gave up on the way (and cancelled from the phone, or not)
+        if c.gone:  # marked a no-show before arriving: a new ticket
+            await self._arrive(driver, at, c.service, 0)
+            return
+        if number in self._called:
+            return  # called while on the way: straight to the counter
+        assert c.code is not None
+        result = await driver.confirm(at, c.code)
+        if result is None:
+            self.summary.count("confirmed")
+        else:
+            self.summary.refuse(result)
+
+    async def _due(self, driver: Driver, at: datetime, service: str, _gen: int) -> None:
+        self._notice(service, at)  # a booking's ticket is called from its slot on
+
+    async def _miss(self, driver: Driver, at: datetime, _arg: str, _gen: int) -> None:
+        missed = await driver.miss_bookings(at)
+        if missed:
+            self.summary.count("missed", missed)
 
     async def _leave(self, driver: Driver, at: datetime, number: str, _gen: int) -> None:
         c = self.citizens[number]
@@ -446,7 +715,11 @@ class HallDay:
         c = o.citizen
         assert c is not None
         calls = self._calls.get(c.number, 1)
-        away = c.absent or (c.leaves_at <= at and not c.cancels)
+        away = (
+            c.absent
+            or (c.leaves_at <= at and not c.cancels)
+            or (c.arrives_at is not None and at < c.arrives_at)
+        )
         if away or (c.late and calls < 2):
             if away and calls >= self.site.no_show_min_calls:
                 if await self._act(driver, at, o, CounterAction.NO_SHOW, "no_show"):
@@ -483,9 +756,7 @@ class HallDay:
                 mean = svc.default_service_minutes * 60
                 sigma = self.profile.service_sigma
                 c.work = self.rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
-                for other in self.officers.values():
-                    if other.phase == "idle" and not other.woken and to in other.services:
-                        self._wake(other, at + self._secs(self.profile.reaction_seconds))
+                self._notice(to, at)
         elif not await self._act(
             driver, at, o, CounterAction.FINISH, "finished", {"outcome": c.outcome}
         ):

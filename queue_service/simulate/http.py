@@ -12,6 +12,13 @@ at most 10 s apart) and one line per retry, for `retry_for` seconds (120 by defa
 before giving up: a restart of the service is ridden out. A 429 (rate limited) is waited
 out as its `Retry-After` says, without giving up. The simulated clock stands still while
 the simulator waits, so the day resumes where it paused instead of rushing to catch up.
+
+Antrian online goes through the public API as a phone would (book, cancel, join: no
+token) and through the kiosk (check-in and confirmation, with the kiosk token). The service
+marks missed bookings on its own clock. Its slots are times of its own day: they meet the
+simulated day's only when the service's clock runs with it (`speed` 1 from the day's
+start, or a test's clock), else bookings are refused or checked in out of their window,
+and the simulator counts what the service answered.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import aiohttp
@@ -29,7 +36,7 @@ import aiohttp
 from queue_service.domain.actions import ACTIONS, CounterAction
 from queue_service.domain.vocab import EventType, Priority
 from queue_service.errors import AntrianError
-from queue_service.simulate.day import Called, Issued, Refused
+from queue_service.simulate.day import Booked, Called, Issued, Refused
 
 # The event each counter action the simulator takes is recorded as.
 _ACTION_EVENT = {
@@ -249,3 +256,71 @@ class HttpDriver:
             return str(data.get("code", status))
         self.done.append((EventType.TICKET_CANCELLED, number, None))
         return None
+
+    # -- antrian online --------------------------------------------------------------------
+
+    async def book(self, at: datetime, service: str, day: date, slot: str) -> Booked | Refused:
+        body = {"service": service, "day": day.isoformat(), "slot": slot}
+        status, data = await self._post(f"/api/v1/sites/{self.site}/bookings", None, body)
+        if status != 201:
+            return str(data.get("code", status))
+        self.done.append((EventType.BOOKING_MADE, None, None))
+        return Booked(data["id"], data["code"])
+
+    async def cancel_booking(self, at: datetime, booking_id: str) -> Refused | None:
+        status, data = await self._post(f"/api/v1/bookings/{booking_id}/cancel", None, {})
+        if status != 200:
+            return str(data.get("code", status))
+        self.done.append((EventType.BOOKING_CANCELLED, None, None))
+        return None
+
+    async def _check_in(self, code: str) -> tuple[int, dict[str, Any]]:
+        path = f"/api/v1/sites/{self.site}/check-in"
+        return await self._post(path, self.kiosk_token, {"code": code})
+
+    async def check_in(self, at: datetime, code: str) -> Issued | Refused:
+        status, data = await self._check_in(code)
+        if status != 201:
+            return str(data.get("code", status))
+        ticket = data["ticket"]
+        self.done.append((EventType.BOOKING_CHECKED_IN, None, None))
+        self.done.append((EventType.TICKET_ISSUED, ticket["number"], None))
+        due = ticket.get("due_at")
+        return Issued(
+            ticket["number"],
+            ticket.get("id"),
+            due_at=None if due is None else datetime.fromisoformat(due),
+        )
+
+    async def join(self, at: datetime, service: str) -> Issued | Refused:
+        path = f"/api/v1/sites/{self.site}/join"
+        status, data = await self._post(path, None, {"service": service})
+        if status != 201:
+            return str(data.get("code", status))
+        self.done.append((EventType.TICKET_ISSUED, data["number"], None))
+        return Issued(
+            data["number"],
+            data.get("id"),
+            code=data.get("code"),
+            estimate=data.get("estimated_wait_seconds"),
+        )
+
+    async def estimate(self, at: datetime, service: str) -> float | None:
+        status, data = await self.request("GET", f"/api/v1/sites/{self.site}", None)
+        if status != 200:
+            return None
+        for s in data.get("services", []):
+            if s.get("code") == service:
+                value = s.get("estimated_wait_seconds")
+                return None if value is None else float(value)
+        return None
+
+    async def confirm(self, at: datetime, code: str) -> Refused | None:
+        status, data = await self._check_in(code)
+        if status != 200:
+            return str(data.get("code", status))
+        self.done.append((EventType.TICKET_CONFIRMED, data["ticket"]["number"], None))
+        return None
+
+    async def miss_bookings(self, at: datetime) -> None:
+        return None  # the service's day closer does it on its clock

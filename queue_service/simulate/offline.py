@@ -5,7 +5,17 @@ Every command goes through `queue_service.engine.Engine` on a `MemoryStore`: dec
 the log is valid by construction and the state keeps its invariants. At each issue the
 driver also asks every predictor of `queue_service.domain.estimate` what it would have told
 the citizen (the shipped one must equal what the ticket_issued event carries), and at the
-first call it records the wait: the material of the evaluation (`bench/ewt.py`).
+first call it records the wait: the material of the evaluation (`bench/ewt.py`). It does the
+same at a booking's check-in and at a remote join, each ticket kept with its source
+(walk-in, booking, remote join). A booking's ticket, called ahead of walk-ins from its due time, is
+estimated as the domain does it, over its queue time (DESIGN: from the later of check-in and
+its due time, with the bookings due by then ahead of it), and its wait is measured over the
+same span; the due time read here from the booking's policy must be the one its ticket got.
+
+Bookings, remote joins and their codes get ids and codes counted from 1, so a seed gives
+the same day; the day closer of the engine is left asleep, and the bookings whose check-in
+window closed are marked missed when the day says (`Engine.miss_bookings`), not when a
+real second has passed.
 """
 
 from __future__ import annotations
@@ -16,16 +26,25 @@ from functools import partial
 from typing import Any
 
 from queue_service.config import AppConfig
-from queue_service.domain import commands, errors
+from queue_service.domain import commands, errors, online
 from queue_service.domain.actions import CounterCommand, counter_command
+from queue_service.domain.bookings import BookingRecord, policy_of, slot_start, window
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.estimate import PREDICTORS, Predictor
 from queue_service.domain.events import Event
 from queue_service.domain.site import Site
 from queue_service.domain.state import SiteState
-from queue_service.domain.vocab import EventType, Priority
+from queue_service.domain.vocab import BookingEntry, BookingStatus, EventType, Priority, Source
 from queue_service.engine import Engine
-from queue_service.simulate.day import Called, HallDay, Issued, Progress, Refused, Summary
+from queue_service.simulate.day import (
+    Booked,
+    Called,
+    HallDay,
+    Issued,
+    Progress,
+    Refused,
+    Summary,
+)
 from queue_service.simulate.profiles import Profile
 from queue_service.store.memory import MemoryStore
 
@@ -35,9 +54,12 @@ class Prediction:
     """One ticket's first visit: what each predictor said at issue, and what happened."""
 
     service: str
-    issued_at: datetime
+    # From when its wait runs: its issue, or a booking's due time when that is later.
+    since: datetime
     estimates: dict[str, float | None]
-    wait: float | None = None  # first call - issue; None while never called
+    wait: float | None = None  # first call - since; None while never called
+    # kiosk (a walk-in, or a booking checked in too late), booking or online (remote join)
+    source: Source = Source.KIOSK
 
 
 @dataclass(slots=True)
@@ -52,13 +74,18 @@ class OfflineDriver:
     engine: Engine = field(init=False)
     predictions: dict[str, Prediction] = field(default_factory=dict)  # by ticket id
     _ids: int = 0
+    _bookings: int = 0
+    _codes: int = 0
 
     def __post_init__(self) -> None:
         midnight = datetime.combine(self.day, datetime.min.time(), self.site.timezone)
         self.clock = ManualClock(midnight)
         config = AppConfig(path="", sites={self.site.id: self.site}, tokens=())
-        # One command at a time: nothing to gather into a batch.
-        self.engine = Engine(config, self.store, self.clock, gather_seconds=0.0)
+        # One command at a time: nothing to gather into a batch. The day closer looks at
+        # the clock once a day of real time: never during a run (see the module's doc).
+        self.engine = Engine(
+            config, self.store, self.clock, gather_seconds=0.0, day_check_seconds=86400.0
+        )
 
     @property
     def state(self) -> SiteState:
@@ -93,35 +120,67 @@ class OfflineDriver:
             if e.type == EventType.TICKET_CALLED and e.segment == 0:
                 p = self.predictions.get(e.ticket_id or "")
                 if p is not None and p.wait is None:
-                    p.wait = (e.ts - p.issued_at).total_seconds()
+                    # As the state measures it: never negative (an officer may call a
+                    # booking's ticket before its due time).
+                    p.wait = max(0.0, (e.ts - p.since).total_seconds())
         return made
 
     async def wait_until(self, at: datetime) -> None:
         if at > self.clock.now():
             self.clock.set(at)
 
-    async def issue(
-        self, at: datetime, service: str, priority: Priority | None
-    ) -> Issued | Refused:
+    def _ticket_id(self) -> str:
         self._ids += 1
-        ticket_id = f"sim-{self.day:%Y%m%d}-{self._ids:05d}"
-        now = self.clock.now()
-        state = self.state
-        ahead = state.ahead_of_new(service, priority)
-        said = {name: f(state, service, ahead, now, None) for name, f in self.predictors.items()}
-        try:
-            (event,) = await self._do(
-                partial(commands.issue, ticket_id=ticket_id, service=service, priority=priority)
-            )
-        except errors.DomainError as exc:
-            return exc.code
+        return f"sim-{self.day:%Y%m%d}-{self._ids:05d}"
+
+    def _new_code(self) -> str:
+        """The next booking or remote join code: the count, spread over the code space
+        (7919 is prime to its size, so no two counts give one code)."""
+        self._codes += 1
+        n = (self._codes * 7919) % len(online.CODE_ALPHABET) ** online.CODE_LENGTH
+        digits = []
+        for _ in range(online.CODE_LENGTH):
+            n, d = divmod(n, len(online.CODE_ALPHABET))
+            digits.append(online.CODE_ALPHABET[d])
+        return "".join(digits)
+
+    def _ask(
+        self, state: SiteState, service: str, ahead: int, now: datetime
+    ) -> dict[str, float | None]:
+        """What each predictor tells a ticket of `service` with `ahead` before it."""
+        return {name: f(state, service, ahead, now, None) for name, f in self.predictors.items()}
+
+    def _predicted(
+        self, event: Event, said: dict[str, float | None], due: datetime | None = None
+    ) -> None:
+        """Keep what the predictors said at the issue `event` (of a ticket due at `due`)."""
         stored = event.data.get("estimated_wait_seconds")
         if "shipped" in said:
             shown = said["shipped"]
             # The evaluation measures what the citizen was told, nothing else.
             assert (shown is None) == (stored is None), (shown, stored)
             said["shipped"] = stored
-        self.predictions[ticket_id] = Prediction(service, event.ts, said)
+        assert event.ticket_id is not None
+        assert event.service is not None
+        since = event.ts if due is None else max(event.ts, due)
+        self.predictions[event.ticket_id] = Prediction(
+            event.service, since, said, source=Source(event.data["source"])
+        )
+
+    async def issue(
+        self, at: datetime, service: str, priority: Priority | None
+    ) -> Issued | Refused:
+        ticket_id = self._ticket_id()
+        now = self.clock.now()
+        state = self.state
+        said = self._ask(state, service, state.ahead_of_new(service, priority, now), now)
+        try:
+            (event,) = await self._do(
+                partial(commands.issue, ticket_id=ticket_id, service=service, priority=priority)
+            )
+        except errors.DomainError as exc:
+            return exc.code
+        self._predicted(event, said)
         return Issued(event.data["number"], ticket_id)
 
     async def call_next(self, at: datetime, counter: str) -> Called | Refused:
@@ -149,6 +208,109 @@ class OfflineDriver:
         except errors.DomainError as exc:
             return exc.code
         return None
+
+    # -- antrian online --------------------------------------------------------------------
+
+    async def book(self, at: datetime, service: str, day: date, slot: str) -> Booked | Refused:
+        self._bookings += 1
+        booking_id = f"sim-{self.day:%Y%m%d}-b{self._bookings:05d}"
+        try:
+            (event,) = await self._do(
+                partial(
+                    online.book,
+                    booking_id=booking_id,
+                    service=service,
+                    day=day.isoformat(),
+                    slot=slot,
+                    new_code=self._new_code,
+                )
+            )
+        except errors.DomainError as exc:
+            return exc.code
+        return Booked(booking_id, event.data["code"])
+
+    async def cancel_booking(self, at: datetime, booking_id: str) -> Refused | None:
+        try:
+            await self._do(partial(online.cancel_booking, booking_id=booking_id, reason="batal"))
+        except errors.DomainError as exc:
+            return exc.code
+        return None
+
+    def _booked(
+        self, state: SiteState, b: BookingRecord, now: datetime
+    ) -> tuple[dict[str, float | None], datetime | None]:
+        """What the predictors tell booking `b`'s ticket checked in at `now` of its queue
+        time, and when it may be called as the booking's policy says (None: at once, in the
+        walk-ins' order, as a fifo booking's or a late one's)."""
+        svc = state.site.services[b.service]
+        due = None
+        if now <= window(state.site, svc, b)[1]:
+            due = {
+                BookingEntry.AT_SLOT: slot_start(state.site, b),
+                BookingEntry.PRIORITY: now,
+                BookingEntry.FIFO: None,
+            }[policy_of(svc).entry]
+        if due is None:
+            return self._ask(state, b.service, state.ahead_of_new(b.service, None, now), now), None
+        ahead = state.queues[b.service].booked_ahead_at(max(now, due))
+        return self._ask(state, b.service, ahead, now), due
+
+    async def check_in(self, at: datetime, code: str) -> Issued | Refused:
+        now = self.clock.now()
+        state = self.state
+        b = state.bookings.by_code(code)
+        # Asked only of a booking still to check in (the others are refused: unknown,
+        # checked in, cancelled or missed).
+        said: dict[str, float | None] = {}
+        due = None
+        if b is not None and b.state == BookingStatus.BOOKED:
+            said, due = self._booked(state, b, now)
+        ticket_id = self._ticket_id()
+        try:
+            events = await self._do(partial(online.check_in, code=code, ticket_id=ticket_id))
+        except errors.DomainError as exc:
+            return exc.code
+        assert b is not None, "a booking's code, not a remote join's"
+        event = events[-1]
+        assert event.data.get("due_at") == (None if due is None else due.isoformat()), event
+        self._predicted(event, said, due)
+        return Issued(event.data["number"], ticket_id, due_at=due)
+
+    async def join(self, at: datetime, service: str) -> Issued | Refused:
+        ticket_id = self._ticket_id()
+        now = self.clock.now()
+        state = self.state
+        said = self._ask(state, service, state.ahead_of_new(service, None, now), now)
+        try:
+            (event,) = await self._do(
+                partial(online.join, ticket_id=ticket_id, service=service, new_code=self._new_code)
+            )
+        except errors.DomainError as exc:
+            return exc.code
+        self._predicted(event, said)
+        return Issued(
+            event.data["number"],
+            ticket_id,
+            code=event.data.get("code"),
+            estimate=event.data.get("estimated_wait_seconds"),
+        )
+
+    async def estimate(self, at: datetime, service: str) -> float | None:
+        state = self.state
+        now = self.clock.now()
+        return state.estimated_wait_seconds(service, state.ahead_of_new(service, None, now), now)
+
+    async def confirm(self, at: datetime, code: str) -> Refused | None:
+        # A remote join's code confirms its ticket: no new ticket, the id is not taken.
+        unused = f"sim-{self.day:%Y%m%d}-unused"
+        try:
+            await self._do(partial(online.check_in, code=code, ticket_id=unused))
+        except errors.DomainError as exc:
+            return exc.code
+        return None
+
+    async def miss_bookings(self, at: datetime) -> int:
+        return await self.engine.miss_bookings(self.site.id)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ any hall.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
@@ -55,7 +56,37 @@ class Profile:
         ("referred", 0.03),
     )
     short_pause_per_hour: float = 0.12  # an officer steps away (5-15 minutes)
+    # Antrian online, where a service takes bookings or remote joins (its `booking` table).
+    # Off unless a profile sets the shares: a day without them draws nothing for them, so
+    # its seed gives the day it gave before bookings existed.
+    booking_share: float = 0.0  # of a bookable service's arrivals: booked a slot instead
+    remote_share: float = 0.0  # of the other arrivals where remote joins are on: from home
+    # When the day's bookings are made (local time, that morning: the book a day starts
+    # with, made before the first slot's cut-off).
+    booking_window: tuple[time, time] = (time(5, 0), time(6, 25))
+    # Slots chosen mornings first: a slot's weight falls by this factor per hour after the
+    # day's first slot (a full slot is passed over for the next choice).
+    slot_preference: float = 0.75
+    booking_cancel: float = 0.07  # bookers who cancel before their slot
+    booking_absent: float = 0.08  # bookers who never come (missed at the end of the window)
+    # When the others arrive, minutes around their slot's start: (share, from, to); before
+    # the check-in window opens they are told to come back then, after it they are missed
+    # (or refused) and take a walk-in ticket.
+    punctuality: tuple[tuple[float, float, float], ...] = (
+        (0.35, -45.0, -5.0),
+        (0.45, -5.0, 5.0),
+        (0.20, 5.0, 30.0),
+    )
+    # A remote joiner's trip to the hall; they set off to arrive this margin before the
+    # estimate they were told says their turn comes (at once when the trip is longer).
+    remote_travel_minutes: tuple[float, float] = (5.0, 30.0)
+    remote_margin_minutes: tuple[float, float] = (2.0, 10.0)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def online(self) -> bool:
+        """Whether citizens book or join remotely under this profile."""
+        return self.booking_share > 0 or self.remote_share > 0
 
 
 def _t(hhmm: str) -> time:
@@ -78,6 +109,7 @@ TYPICAL_SHAPE = tuple(
     )
 )
 
+_ONLINE_SHARES: dict[str, Any] = {"booking_share": 0.35, "remote_share": 0.4}
 PROFILES: dict[str, Profile] = {
     "quiet": Profile("quiet", load=0.45, shape=TYPICAL_SHAPE, staffed=0.8),
     "typical": Profile("typical", load=0.75, shape=TYPICAL_SHAPE),
@@ -93,6 +125,18 @@ PROFILES: dict[str, Profile] = {
         load=0.75,
         shape=TYPICAL_SHAPE,
         early_close_share=0.4,
+    ),
+    # Antrian online: a typical day, and an overloaded one, where about a third of the
+    # bookable services' citizens booked a slot, and of the others, where remote joins are
+    # on, two in five would join from home (when the wait shown is longer than their trip).
+    "online": Profile("online", load=0.75, shape=TYPICAL_SHAPE, **_ONLINE_SHARES),
+    "online-overloaded": Profile(
+        "online-overloaded",
+        load=0.95,
+        shape=TYPICAL_SHAPE,
+        overload=(time(9, 30), time(11, 0), 1.6),
+        patience_minutes=120.0,
+        **_ONLINE_SHARES,
     ),
 }
 
@@ -120,6 +164,14 @@ _SERVICES = (
     ("PDAM", "pdam", 3),
     ("BANK", "bank", 4),
 )
+# The generated hall's antrian online: the services citizens book ahead (each entering the
+# queue its own way) and those that take remote joins. Slots of 30 minutes.
+_ONLINE: dict[str, dict[str, Any]] = {
+    "KTP": {"entry": "at_slot", "remote_join": True},
+    "KK": {"entry": "fifo"},
+    "PASPOR": {"entry": "at_slot", "late": "refuse"},
+    "SKCK": {"entry": "priority", "remote_join": True},
+}
 SIM_KIOSK_TOKEN = "sim-kiosk"  # noqa: S105 - tokens of the generated hall (public)
 SIM_COUNTER_TOKEN = "sim-{counter}"  # noqa: S105
 
@@ -127,10 +179,10 @@ SIM_COUNTER_TOKEN = "sim-{counter}"  # noqa: S105
 def sample_hall(counters: int = 20, site_id: str = "mpp-sim") -> AppConfig:
     """A hall of 10 services (fewer with fewer than 10 counters) and `counters` counters
     (some serving two or three services), open 07:30-15:00 Monday to Saturday with a lunch
-    break and the Friday prayer break. Tokens: kiosk `sim-kiosk`, counters
-    `sim-<counter id>`."""
+    break and the Friday prayer break; KTP, KK, PASPOR and SKCK take bookings, KTP and SKCK
+    remote joins too. Tokens: kiosk `sim-kiosk`, counters `sim-<counter id>`."""
     chosen = _SERVICES[: max(1, min(len(_SERVICES), counters))]
-    services = []
+    services: list[dict[str, Any]] = []
     for i, (code, agency, minutes) in enumerate(chosen):
         services.append(
             {
@@ -147,7 +199,7 @@ def sample_hall(counters: int = 20, site_id: str = "mpp-sim") -> AppConfig:
     # Counters are dealt to services by their work (minutes), round-robin over the
     # heaviest first; every third counter also serves its neighbour's service.
     weights = sorted(range(len(chosen)), key=lambda i: -chosen[i][2])
-    raw_counters = []
+    raw_counters: list[dict[str, Any]] = []
     for n in range(counters):
         main = weights[n % len(weights)]
         served = [chosen[main][0]]
@@ -163,6 +215,14 @@ def sample_hall(counters: int = 20, site_id: str = "mpp-sim") -> AppConfig:
                 "uses_start": chosen[main][2] > 3,
             }
         )
+    for svc in services:
+        # A slot holds what its counters serve in 30 minutes less the half kept for
+        # walk-ins (the configuration's own rule); a service too thinly staffed to keep a
+        # place takes no bookings (the configuration would refuse it).
+        share = sum(1 / len(c["services"]) for c in raw_counters if svc["code"] in c["services"])
+        capacity = math.floor(share * 30 / svc["default_service_minutes"] * 0.5 + 1e-9)
+        if svc["code"] in _ONLINE and capacity >= 1:
+            svc["booking"] = {**_ONLINE[svc["code"]], "slot_minutes": 30, "capacity": capacity}
     agencies = sorted({a for _, a, _ in chosen})
     tokens: list[dict[str, Any]] = [
         {"name": "sim-kiosk", "role": "kiosk", "sha256": hash_token(SIM_KIOSK_TOKEN)}
@@ -197,6 +257,8 @@ def sample_hall(counters: int = 20, site_id: str = "mpp-sim") -> AppConfig:
                     "agencies": [{"id": a, "name": a.upper()} for a in agencies],
                     "services": services,
                     "counters": raw_counters,
+                    # One simulator books and joins for a whole hall from one address.
+                    "online": {"max_per_address_per_day": 1000},
                 }
             ],
             "tokens": tokens,
