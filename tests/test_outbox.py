@@ -328,3 +328,17 @@ async def test_the_tables_states_are_the_notice_states(pool: asyncpg.Pool) -> No
         " WHERE conrelid = 'outbox'::regclass AND pg_get_constraintdef(oid) LIKE '%ANY%'"
     )
     assert set(re.findall(r"'(\w+)'::text", check)) == {str(s) for s in NoticeState}
+
+
+async def test_a_contact_whose_visit_end_was_never_recorded_is_forgotten_after_its_lifetime(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        await outbox.write(conn, [Contact(SITE, "old", PHONE), Contact(SITE, "new", PHONE)], [], [])
+        await conn.execute(
+            "UPDATE contacts SET created_at = now() - $1::interval WHERE subject = 'old'",
+            outbox.CONTACT_LIFETIME + timedelta(days=8),
+        )
+    await outbox.prune(pool, now() - timedelta(days=7))
+    async with pool.acquire() as conn:
+        assert [r["subject"] for r in await conn.fetch("SELECT subject FROM contacts")] == ["new"]

@@ -21,11 +21,20 @@ import pytest
 from bench.dayload import REPLAY_AT, replay_config, simulate_site
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.commands import expire_day
-from queue_service.domain.events import EVENTS, PAYLOAD_AT, ROW_WIDTH, Event, replay_row
+from queue_service.domain.events import (
+    BOOKING_EVENTS,
+    EVENTS,
+    PAYLOAD_AT,
+    ROW_WIDTH,
+    Event,
+    replay_row,
+)
 from queue_service.domain.state import ReplayError, SiteState
 from queue_service.domain.totals import SiteTotals, wait_bounds
 from queue_service.domain.vocab import EventType, Outcome, Priority, Source, TicketStatus
 from queue_service.engine import Engine
+from queue_service.simulate.offline import run_day
+from queue_service.simulate.profiles import profile, sample_hall
 from tests.state_summary import summary
 from tests.test_engine import store_holding
 
@@ -67,7 +76,13 @@ def applied_and_replayed(
 
 def test_replaying_rows_builds_the_state_of_applying_events() -> None:
     config, events = day_of(3, 200)
-    assert {e.type for e in events} == set(EventType) - {EventType.TICKET_EXPIRED}
+    # Every type the day's replay rows carry but the expiry (bookings have their own load
+    # and an online day of their own below).
+    assert {e.type for e in events} == set(EventType) - {
+        EventType.TICKET_EXPIRED,
+        EventType.TICKET_CONFIRMED,
+        *BOOKING_EVENTS,
+    }
     applied, replayed = applied_and_replayed(config, events, 37)
     for s in config.sites:
         assert summary(replayed[s]) == summary(applied[s])
@@ -221,3 +236,38 @@ async def test_start_freezes_the_replayed_state_before_the_collector_runs_again(
             assert max(young_at_collections, default=0) < 5_000, young_at_collections[-5:]
         finally:
             await engine.stop()
+
+
+async def test_an_online_day_replays_as_it_was_applied() -> None:
+    """Start-up's two loads of an online day (its bookings' events to the book, the rest as
+    replay rows) build the state applying every event one by one built: bookings, booked
+    tickets' due times, remote joins' codes and confirmations, queues and totals."""
+    site = next(iter(sample_hall(20).sites.values()))
+    events = (await run_day(site, profile("online"), 5)).events
+    kinds = {e.type for e in events}
+    # (the simulator's bookers do not move their bookings: tests/test_online_numbers.py)
+    assert {EventType.TICKET_CONFIRMED, *BOOKING_EVENTS} - kinds == {EventType.BOOKING_RESCHEDULED}
+    config = sample_hall(20)
+    applied, replayed = with_totals(config, events[0].day), with_totals(config, events[0].day)
+    for e in events:
+        applied[e.site].apply(e)
+    state = replayed[site.id]
+    state.bookings.apply_all(e for e in events if e.type in BOOKING_EVENTS)
+    state.replay_rows(iter([replay_row(e) for e in events if e.type not in BOOKING_EVENTS]))
+    assert summary(state) == summary(applied[site.id])
+    assert any(t.due_at for t in state.tickets.values())
+    assert any(t.confirmed for t in state.tickets.values())
+    book, expected = state.bookings, applied[site.id].bookings
+    assert {k: vars_of(b) for k, b in book.bookings.items()} == {
+        k: vars_of(b) for k, b in expected.bookings.items()
+    }
+    assert (book.codes, book.taken, book.per_day, book.pending) == (
+        expected.codes,
+        expected.taken,
+        expected.per_day,
+        expected.pending,
+    )
+
+
+def vars_of(record: Any) -> tuple[Any, ...]:
+    return tuple(getattr(record, f.name) for f in dataclasses.fields(record))

@@ -225,12 +225,20 @@ async def failed(
             )
 
 
+# A phone number is erased when its visit ends. One held longer than the furthest a booking
+# may lie ahead (90 days) and its day is a visit whose end was never recorded: a safety net
+# deletes it with the finished rows.
+CONTACT_LIFETIME = timedelta(days=92)
+
+
 async def prune(pool: asyncpg.Pool, before: datetime) -> int:
-    """Delete the rows delivered or given up before `before`; how many were deleted."""
+    """Delete the rows delivered or given up before `before`; how many were deleted. Also
+    forget contacts older than CONTACT_LIFETIME before `before`."""
     async with connection(pool) as conn:
         status = await conn.execute(
             "DELETE FROM outbox WHERE state <> 'pending' AND last_attempt_at < $1", before
         )
+        await conn.execute("DELETE FROM contacts WHERE created_at < $1", before - CONTACT_LIFETIME)
     return int(status.rpartition(" ")[2])
 
 
