@@ -1018,10 +1018,15 @@ async def test_codes_scanned_at_a_dispenser_check_in_once_and_refusals_carry_the
         + encode(1, "C", "A" * 17 + ";902")  # too long
         + encode(1, "C", "K7Q2M\\;903")  # not a letter or digit
         + encode(1, "C", "K7Q2MX")  # no seq: nothing to answer under
+        + b"\x0201C6C"
+        + b"K" * 104
+        + b";904"
+        + b"0000\x03"  # longer than a frame holds
     )
     await eventually(lambda: {901, 902, 903} <= set(sim.refused), what="refused")
     assert [sim.refused[s] for s in (901, 902, 903)] == ["13", "13", "13"]
-    await eventually(lambda: device.health.bad_frames == bad + 4, what="four bad frames")
+    await eventually(lambda: device.health.bad_frames == bad + 5, what="five bad frames")
+    assert 904 not in sim.refused  # thrown away by the parser: its seq was never read
     assert await sim.scan_and_wait("ZZZZ98") == ("N", "08")
     assert device.health.state == "up" and device.health.reconnects == 0
     assert numbers(await snapshot(client)) == sorted([number, joined["number"]])
