@@ -31,7 +31,7 @@ MONDAY_7AM = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)
 DAY = "2026-12-07"
 
 
-def hall() -> AppConfig:
+def hall(**site_fields: Any) -> AppConfig:
     booking = {
         "slot_minutes": 30,
         "capacity": 2,
@@ -59,6 +59,7 @@ def hall() -> AppConfig:
             Bearer("demo-l1", Role.COUNTER, sites=(SITE,), counters=("l1",)),
             Bearer("demo-l2", Role.COUNTER, sites=(SITE,), counters=("l2",)),
         ),
+        site_fields=site_fields,
     ).config()
 
 
@@ -258,3 +259,21 @@ async def test_cancelled_and_missed_bookings_at_the_kiosk(
     assert missed["state"] == "missed"
     late = await c.post(f"{BASE}/check-in", json={"code": kept["code"]}, headers=KIOSK)
     assert (await _json(late, 409))["code"] == "too_late"
+
+
+async def test_anti_hoarding_per_phone_number_and_per_address(
+    settings: Settings, clock: ManualClock, aiohttp_client: Any, receiver: Receiver
+) -> None:
+    limited = hall(online={"max_active_per_phone": 1, "max_per_address_per_day": 3})
+    app = create_app(replace(settings, webhook=quick(receiver.url)), limited, clock)
+    c: TestClient = await aiohttp_client(app)
+    first = await book(c, "09:00", phone="081234567890")
+    same_phone = await book(c, "09:30", status=409, phone="+62 812-3456-7890")
+    assert same_phone["code"] == "booking_limit"
+    await _json(await c.post(f"/api/v1/bookings/{first['id']}/cancel", json={}), 200)
+    await book(c, "09:30", phone="0812 3456 7890")  # the cancelled one no longer counts
+    landline = await book(c, "10:00", status=400, phone="0511-3360000")
+    assert landline["code"] == "invalid_phone" and "0511" not in landline["message"]
+    await book(c, "10:00")  # the address's third booking today
+    fourth = await book(c, "10:30", status=409)
+    assert fourth["code"] == "booking_limit"

@@ -48,23 +48,25 @@ class AddressQuota:
     service restarts, and only today's counts are held."""
 
     def __init__(self) -> None:
-        self.day: date | None = None
-        self.counts: Counter[tuple[str, str]] = Counter()
+        # Per site (each has its own service day, in its own timezone): the day counted,
+        # and each address's count of it.
+        self.days: dict[str, date] = {}
+        self.counts: dict[str, Counter[str]] = {}
 
     def take(self, site_id: str, address: str, today: date, limit: int) -> None:
-        if today != self.day:
-            self.day, self.counts = today, Counter()
-        key = (site_id, address)
-        if self.counts[key] >= limit:
+        if self.days.get(site_id) != today:
+            self.days[site_id], self.counts[site_id] = today, Counter()
+        counts = self.counts[site_id]
+        if counts[address] >= limit:
             raise errors.BookingLimit(
                 f"this address has made {limit} bookings or remote joins today", limit=limit
             )
-        self.counts[key] += 1
+        counts[address] += 1
 
     def give_back(self, site_id: str, address: str) -> None:
-        key = (site_id, address)
-        if self.counts[key] > 0:
-            self.counts[key] -= 1
+        counts = self.counts.get(site_id)
+        if counts is not None and counts[address] > 0:
+            counts[address] -= 1
 
 
 ADDRESS_QUOTA = web.AppKey("address_quota", AddressQuota)
