@@ -35,12 +35,12 @@ from devices import dispenser, escpos, keypad
 from devices.escpos import PrinterStatus, StatusReplyParser
 from devices.framing import Frame, FrameParser
 from devices.link import Link, LinkError, SerialLink
-from queue_service.domain import commands, errors
+from queue_service.domain import commands, errors, online
 from queue_service.domain.actions import counter_command
 from queue_service.domain.events import Event
 from queue_service.domain.site import ButtonConfig, DeviceConfig, Site
 from queue_service.domain.state import SiteState
-from queue_service.domain.vocab import DeviceKind, FinishOutcome, Source
+from queue_service.domain.vocab import DeviceKind, EventType, FinishOutcome, Source
 from queue_service.engine import Engine
 from queue_service.store.protocol import StoreUnavailable
 
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 CONNECTING, UP, BACKING_OFF, NOT_PRESENT = "connecting", "up", "backing_off", "not_present"
 COMMIT_RETRY_INITIAL, COMMIT_RETRY_MAX = 0.2, 5.0
 KEY_TIMEOUT = 5.0
+CHECK_IN_PATIENCE = 5.0  # a scanned code waits this long for an unavailable database
 REPLY_TIMEOUT = 1.0  # one DLE EOT reply
 PRINT_TIMEOUT = 8.0  # the whole print: waiting for the printer, status, write, status
 PRINT_MEMORY = 1000  # tickets remembered as printed (or sent to the printer)
@@ -310,11 +311,23 @@ class FramedRunner(DeviceRunner):
         h.bad_frames = s.bad_frames + self.rejected
         h.discarded_bytes = s.discarded_bytes + self.rejected_bytes + self.unread_bytes
 
-    def _reject(self, frame: Frame, why: str) -> None:
+    def _reject(self, frame: Frame, why: str, *, shown: bool = True) -> None:
+        """Count a frame whose contents are unusable; logged whole unless `shown` is False
+        (a scanned code is a booking's key to its ticket: never in the log)."""
         self.rejected += 1
         self.rejected_bytes += frame.size
         self._sync_stats()
-        log.warning("device %s/%s: %s: %r", self.site.id, self.device.id, why, frame)
+        if shown:
+            log.warning("device %s/%s: %s: %r", self.site.id, self.device.id, why, frame)
+        else:
+            log.warning(
+                "device %s/%s: %s: %s frame of %d data bytes",
+                self.site.id,
+                self.device.id,
+                why,
+                frame.command,
+                len(frame.data),
+            )
 
     def _lost(self) -> None:
         self.parser.reset()
@@ -355,11 +368,19 @@ class DispenserRunner(FramedRunner):
         self.pending: dict[int, dispenser.DispenserTicket] = {}
         self.committed = 0
         self.refused = 0
+        # Scanned codes (`C` frames), checked in one at a time, apart from the tickets: a
+        # check-in is not held while the database is down (the citizen scans again).
+        self.scans: asyncio.Queue[dispenser.DispenserScan] = asyncio.Queue()
+        self.scanning: set[int] = set()  # seqs queued or being checked in
+        self.check_ins = 0
+        self.check_ins_refused = 0
 
     def background(self) -> list[Any]:
-        return [self._commit_loop()]
+        return [self._commit_loop(), self._check_in_loop()]
 
     async def handle(self, frame: Frame) -> bool:
+        if frame.command == dispenser.SCAN:
+            return await self._scanned(frame)
         ticket = dispenser.decode_ticket(frame)
         if ticket is None:
             self._reject(frame, "not a dispenser ticket")
@@ -429,6 +450,97 @@ class DispenserRunner(FramedRunner):
             self.committed += 1
             await self.send(dispenser.ack(ticket.address, ticket.seq, body["number"]))
             return
+
+    # -- check-in by a scanned code ---------------------------------------------------
+
+    async def _scanned(self, frame: Frame) -> bool:
+        scan = dispenser.decode_scan(frame)
+        if scan is None:
+            self._reject(frame, "not a readable check-in code", shown=False)
+            seq = dispenser.scan_seq(frame)
+            if seq is not None:  # refused under its seq, so the dispenser stops re-sending
+                self.check_ins_refused += 1
+                await self.send(dispenser.nak(frame.address, seq, "unreadable_code"))
+            return False
+        if scan.seq not in self.scanning:  # else a re-send of a scan being checked in
+            self.scanning.add(scan.seq)
+            self.scans.put_nowait(scan)
+        return True
+
+    async def _check_in_loop(self) -> None:
+        while True:
+            scan = await self.scans.get()
+            try:
+                answer = await self._check_in(scan)
+            finally:
+                self.scanning.discard(scan.seq)
+            await self.send(answer)
+
+    async def _check_in(self, scan: dispenser.DispenserScan) -> bytes:
+        """Run the check-in of a scanned code through the engine, as the kiosk's check-in
+        does; the frame that answers it. Idempotent per (device, seq), as tickets are: a
+        scan re-sent after its answer was lost gets the stored answer, the same number. The
+        database being down is waited out for CHECK_IN_PATIENCE (a citizen stands at the
+        dispenser), then refused: nothing was printed, and scanning again is a new scan."""
+        code = scan.code.upper()
+        key = f"device:{self.device.id}:{scan.seq}"
+        digest = hashlib.sha256(f"check-in;{code}".encode()).hexdigest()
+        decide = partial(online.check_in, code=code, ticket_id=secrets.token_urlsafe(16))
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + CHECK_IN_PATIENCE
+        delay = COMMIT_RETRY_INITIAL
+        while True:
+            try:
+                _, body = await self.engine.execute(
+                    self.site.id,
+                    decide,
+                    _check_in_answer,
+                    idempotency_key=key,
+                    request_hash=digest,
+                )
+            except StoreUnavailable:
+                wait = delay * (0.5 + 0.5 * self.rng())
+                if loop.time() + wait >= give_up:
+                    return self._scan_refused(scan, "database_unavailable")
+                await asyncio.sleep(wait)
+                delay = min(COMMIT_RETRY_MAX, delay * 2)
+                continue
+            except errors.DomainError as exc:
+                return self._scan_refused(scan, exc.code)
+            except Exception:
+                log.exception(
+                    "device %s/%s: check-in (seq %d) failed", self.site.id, self.device.id, scan.seq
+                )
+                return self._scan_refused(scan, "other")
+            self.check_ins += 1
+            log.info(
+                "device %s/%s: check-in (seq %d): ticket %s",
+                self.site.id,
+                self.device.id,
+                scan.seq,
+                body["number"],
+            )
+            return dispenser.checked_in(scan.address, scan.seq, body["number"])
+
+    def _scan_refused(self, scan: dispenser.DispenserScan, reason: str) -> bytes:
+        self.check_ins_refused += 1
+        log.info(
+            "device %s/%s: check-in (seq %d) refused: %s",
+            self.site.id,
+            self.device.id,
+            scan.seq,
+            reason,
+        )
+        return dispenser.nak(scan.address, scan.seq, reason)
+
+
+def _check_in_answer(state: SiteState, events: list[Event]) -> tuple[int, dict[str, Any]]:
+    """The number the dispenser prints: a booking's new ticket (booking_checked_in, then
+    its ticket_issued) or a remote join's own (ticket_confirmed), the last event's ticket."""
+    ticket_id = events[-1].ticket_id
+    assert ticket_id is not None
+    status = 201 if events[0].type == EventType.BOOKING_CHECKED_IN else 200
+    return status, {"number": state.tickets[ticket_id].number}
 
 
 class NumberTaken(errors.Conflict):

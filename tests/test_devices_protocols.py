@@ -166,6 +166,72 @@ def test_dispenser_ticket_frame_decodes_and_numbers_are_checked_against_the_butt
     assert dispenser.decode_ticket(Frame(1, "K", "2;X014;77")) is None
 
 
+def test_scan_frame_carries_a_code_of_4_to_16_letters_or_digits_and_its_seq() -> None:
+    assert dispenser.decode_scan(Frame(1, "C", "K7Q2MX;78")) == dispenser.DispenserScan(
+        1, "K7Q2MX", 78
+    )
+    assert dispenser.decode_scan(Frame(1, "C", "k7q2;9999999999")) == dispenser.DispenserScan(
+        1, "k7q2", 9999999999
+    )
+    assert dispenser.decode_scan(Frame(1, "C", "A" * 16 + ";1")) is not None
+    # Unreadable codes: refused under their seq when it can be read, else not answered.
+    for bad, seq in (
+        ("K7Q;5", 5),  # too short
+        ("A" * 17 + ";6", 6),  # too long
+        ("K7-Q2M;7", 7),  # not a letter or digit
+        (";8", 8),
+        ("K7Q2MX;1;9", 9),
+        ("K7 Q2MX;10", 10),
+        ("K7Q2MX", None),  # no seq
+        ("K7Q2MX;", None),
+        ("K7Q2MX;12345678901", None),  # an 11-digit seq
+        ("K7Q2MX;-1", None),
+    ):
+        assert dispenser.decode_scan(Frame(1, "C", bad)) is None, bad
+        assert dispenser.scan_seq(Frame(1, "C", bad)) == seq, bad
+    # Only `C` frames are scans; the dispenser's `T` is not read as one.
+    assert dispenser.decode_scan(Frame(1, "T", "K7Q2MX;78")) is None
+    assert dispenser.scan_seq(Frame(1, "T", "K7Q;78")) is None
+    assert dispenser.decode_ticket(Frame(1, "C", "1;Q501;78")) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    code=st.text(alphabet="K7Q2MXkq-; ~", max_size=20),
+    seq=st.text(alphabet="0123456789;-", max_size=12),
+)
+def test_fuzz_scan_frames_are_read_or_refused_never_misread(code: str, seq: str) -> None:
+    frame = Frame(1, "C", f"{code};{seq}")
+    scan = dispenser.decode_scan(frame)
+    readable = 4 <= len(code) <= 16 and code.isalnum()
+    well_formed = readable and seq.isdigit() and len(seq) <= 10
+    assert (scan is not None) == well_formed
+    if scan is not None:
+        assert (scan.code, scan.seq) == (code, int(seq))
+    if seq.isdigit() and len(seq) <= 10:
+        assert dispenser.scan_seq(frame) == int(seq)
+
+
+def test_check_in_answers_and_refusal_codes_are_framed() -> None:
+    assert FrameParser().feed(dispenser.checked_in(3, 78, "Q012")) == [Frame(3, "K", "78;Q012")]
+    codes = {
+        "site_closed": "04",
+        "quota_reached": "06",
+        "idempotency_key_reused": "07",
+        "booking_not_found": "08",
+        "too_early": "09",
+        "too_late": "10",
+        "already_checked_in": "11",
+        "booking_cancelled": "12",
+        "unreadable_code": "13",
+        "database_unavailable": "14",
+        "invalid_transition": "99",
+    }
+    for reason, code in codes.items():
+        assert FrameParser().feed(dispenser.nak(3, 78, reason)) == [Frame(3, "N", f"78;{code}")]
+    assert len(set(dispenser.NAK_CODES.values())) == len(dispenser.NAK_CODES)
+
+
 def test_replies_to_dispensers_and_keypads_are_framed() -> None:
     assert FrameParser().feed(dispenser.ack(3, 77, "X014")) == [Frame(3, "A", "77;X014")]
     assert FrameParser().feed(dispenser.nak(3, 77, "quota_reached")) == [Frame(3, "N", "77;06")]
@@ -214,6 +280,15 @@ def test_fuzz_payload_decoders_never_crash(frame: Frame) -> None:
     ticket = dispenser.decode_ticket(frame)
     if ticket is not None:
         assert frame.command == "T" and ticket.number in frame.data
+    scan = dispenser.decode_scan(frame)
+    if scan is not None:
+        assert frame.command == "C" and frame.data == f"{scan.code};{scan.seq}"
+        assert 4 <= len(scan.code) <= 16 and scan.code.isalnum() and scan.code.isascii()
+    seq = dispenser.scan_seq(frame)
+    if scan is not None:
+        assert seq == scan.seq
+    if seq is not None:
+        assert FrameParser().feed(dispenser.nak(frame.address, seq, "unreadable_code"))
     press = keypad.decode_key(frame)
     if press is not None:
         assert frame.command == "C" and frame.data[:2] == f"{press.key};"

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from devices import supervisor
 from devices.framing import encode
 from devices.link import SerialLink
 from devices.manager import DEVICES, DeviceManager
@@ -101,15 +103,19 @@ class Start(Protocol):
     """The `start_app` fixture: the service on `config` (with its devices), on the test's
     database or on the one `url` names."""
 
-    async def __call__(self, config: AppConfig, url: str | None = None) -> TestClient: ...
+    async def __call__(
+        self, config: AppConfig, url: str | None = None, clock: ManualClock | None = None
+    ) -> TestClient: ...
 
 
 @pytest.fixture
 def start_app(aiohttp_client: Any, database_url: str) -> Start:
-    async def start(config: AppConfig, url: str | None = None) -> TestClient:
+    async def start(
+        config: AppConfig, url: str | None = None, clock: ManualClock | None = None
+    ) -> TestClient:
         settings = Settings(config_path=Path("devices.toml"), database_url=url or database_url)
-        clock = ManualClock(MONDAY_9AM)
-        client: TestClient = await aiohttp_client(create_app(settings, config, clock))
+        app = create_app(settings, config, clock or ManualClock(MONDAY_9AM))
+        client: TestClient = await aiohttp_client(app)
         return client
 
     return start
@@ -900,3 +906,173 @@ async def test_a_device_absent_at_start_is_not_present_quietly_then_appears_and_
     await port.replug()
     await eventually(lambda: device.health.state == "up" and device.health.reconnects == 1)
     assert any("is back" in m for m in said(logging.INFO))
+
+
+# -- check-in by a scanned code at a dispenser ------------------------------------------
+
+# Service Q takes bookings (30-minute slots, check-in from 30 minutes before a slot until
+# 15 after) and remote joins confirmed on arrival; the test starts at 09:00 WITA.
+BOOKING = {
+    "slot_minutes": 30,
+    "capacity": 1,
+    "cutoff_minutes": 0,
+    "early_minutes": 30,
+    "late_minutes": 15,
+    "remote_join": True,
+}
+TODAY = "2026-11-23"  # MONDAY_9AM's day in the hall's timezone
+
+
+def booking_hall(devices: list[dict[str, Any]]) -> AppConfig:
+    return Hall(
+        name="Mal Pelayanan Publik Uji",
+        site_fields={"public_url": "http://antrian.test"},
+        agencies=({"id": "a", "name": "Dinas Uji"},),
+        services=(
+            service("Q", name_en="Q", daily_quota=400, booking=BOOKING),
+            service("R", name_en="R"),
+        ),
+        counters=(counter("c1", "Q", "R", name="Loket 1"),),
+        devices=devices,
+        tokens=(ADMIN_TOKEN, KIOSK_TOKEN),
+    ).config()
+
+
+async def posted(client: TestClient, path: str, body: dict[str, Any], status: int) -> Any:
+    resp = await client.post(path, json=body)
+    answer = await resp.json()
+    assert resp.status == status, answer
+    return answer
+
+
+async def book(client: TestClient, slot: str) -> Any:
+    body = {"service": "Q", "day": TODAY, "slot": slot}
+    return await posted(client, "/api/v1/sites/hall/bookings", body, 201)
+
+
+async def got(client: TestClient, path: str) -> Any:
+    resp = await client.get(path)
+    answer = await resp.json()
+    assert resp.status == 200, answer
+    return answer
+
+
+@pytest.mark.parametrize("kind", ["pty", "tcp"])
+async def test_codes_scanned_at_a_dispenser_check_in_once_and_refusals_carry_their_codes(
+    kind: str, start_app: Start, tmp_path: Path, sims: list[Any]
+) -> None:
+    port = await make_port(kind, tmp_path)
+    sim = SimDispenser(port, NUMBERING, heartbeat=0.2, resend=0.1)
+    await sim.start()
+    sims.append(sim)
+    client = await start_app(booking_hall([dispenser_config(port.url)]))
+    device = runner(client, "dispenser-1")
+    await eventually(lambda: device.health.state == "up", what="link up")
+
+    on_time = await book(client, "09:30")  # its check-in opened at 09:00
+    later = await book(client, "10:30")  # opens at 10:00
+    dropped = await book(client, "11:00")
+    await posted(client, f"/api/v1/bookings/{dropped['id']}/cancel", {}, 200)
+    joined = await posted(client, "/api/v1/sites/hall/join", {"service": "Q"}, 201)
+    assert joined["confirmed"] is False and joined["code"]
+
+    assert await sim.scan_and_wait(later["code"]) == ("N", "09")  # too early
+    assert await sim.scan_and_wait("ZZZZ99") == ("N", "08")  # no such code
+    assert await sim.scan_and_wait(dropped["code"]) == ("N", "12")  # cancelled
+    assert sim.printed == []  # a refused scan prints nothing
+
+    # On time, and every answer lost on the line: the dispenser re-sends the scan (same
+    # seq) until one arrives; each re-send is answered with the same number, and the
+    # booking has one ticket. The reader gives the code in lower case: the same code.
+    sim.ignore_acks = True
+    seq = sim.scan(on_time["code"].lower())
+    await eventually(lambda: sum(s == seq for _, s, _ in sim.lost) >= 3, what="three answers lost")
+    sim.ignore_acks = False
+    await eventually(lambda: seq in sim.checked_in, what="the check-in answered")
+    number = sim.checked_in[seq]
+    assert {(c, v) for c, s, v in sim.lost if s == seq} == {("K", number)}
+    assert sim.printed == [(seq, number)]
+    booking = await got(client, f"/api/v1/bookings/{on_time['id']}")
+    assert booking["state"] == "checked_in" and booking["number"] == number
+    # In the queue (the snapshot lists waiting tickets), due at its slot.
+    waiting = [t for s in (await snapshot(client))["services"] for t in s["tickets"]]
+    booked = [t for t in waiting if t["source"] == "booking"]
+    assert [t["number"] for t in booked] == [number]
+    due, starts = (datetime.fromisoformat(booked[0]["due_at"]), booking["starts_at"])
+    assert due == datetime.fromisoformat(starts)
+    # Scanned again (a new scan, a new seq): already checked in.
+    assert await sim.scan_and_wait(on_time["code"]) == ("N", "11")
+
+    # A remote join's code confirms it: the dispenser prints its own number.
+    assert await sim.scan_and_wait(joined["code"]) == ("K", joined["number"])
+    status = await got(client, f"/api/v1/tickets/{joined['id']}")
+    assert status["confirmed"] is True and status["source"] == "online"
+    assert await sim.scan_and_wait(joined["code"]) == ("N", "11")
+    assert numbers(await snapshot(client)) == sorted([number, joined["number"]])
+
+    # Unreadable codes are bad frames, refused under their seq when it can be read; the
+    # link stays up and the next scan is answered.
+    bad = device.health.bad_frames
+    port.send(
+        encode(1, "C", "K7Q;901")  # too short
+        + encode(1, "C", "A" * 17 + ";902")  # too long
+        + encode(1, "C", "K7Q2M\\;903")  # not a letter or digit
+        + encode(1, "C", "K7Q2MX")  # no seq: nothing to answer under
+        + b"\x0201C6C"
+        + b"K" * 104
+        + b";904"
+        + b"0000\x03"  # longer than a frame holds
+    )
+    await eventually(lambda: {901, 902, 903} <= set(sim.refused), what="refused")
+    assert [sim.refused[s] for s in (901, 902, 903)] == ["13", "13", "13"]
+    await eventually(lambda: device.health.bad_frames == bad + 5, what="five bad frames")
+    assert 904 not in sim.refused  # thrown away by the parser: its seq was never read
+    assert await sim.scan_and_wait("ZZZZ98") == ("N", "08")
+    assert device.health.state == "up" and device.health.reconnects == 0
+    assert numbers(await snapshot(client)) == sorted([number, joined["number"]])
+
+
+async def test_a_scan_resent_to_a_restarted_service_prints_its_number_and_a_database_outage_refuses(
+    start_app: Start, tmp_path: Path, sims: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer to a check-in is lost and the service restarts before the dispenser
+    re-sends the scan: the new process answers it from the stored answer, the same number,
+    and the booking has one ticket. With the database down a scan is refused (14) once
+    the patience ran out, and a scan once it is back checks in."""
+    monkeypatch.setattr(supervisor, "CHECK_IN_PATIENCE", 1.0)
+    server = EmbeddedPostgres(tmp_path / "pg")
+    dsn = await asyncio.to_thread(server.start)
+    try:
+        port = TcpPort()
+        sim = SimDispenser(port, NUMBERING, heartbeat=0.2, resend=0.1)
+        await sim.start()
+        sims.append(sim)
+        config = booking_hall([dispenser_config(port.url)])
+        clock = ManualClock(MONDAY_9AM)
+        client = await start_app(config, dsn, clock)
+        await eventually(lambda: runner(client, "dispenser-1").health.state == "up")
+        first, second = await book(client, "09:30"), await book(client, "10:00")
+        clock.set(MONDAY_9AM + timedelta(minutes=35))  # both check-ins are open
+
+        sim.ignore_acks = True
+        seq = sim.scan(first["code"])
+        await eventually(lambda: len(sim.lost) >= 1, what="first answer sent")
+        ((command, answered, number),) = sim.lost[:1]
+        assert (command, answered) == ("K", seq)
+        await client.close()  # the service stops; the dispenser keeps re-sending the scan
+        sim.ignore_acks = False
+        client = await start_app(config, dsn, clock)
+        await eventually(lambda: seq in sim.checked_in, what="answered after the restart")
+        assert sim.checked_in[seq] == number and sim.printed == [(seq, number)]
+        assert numbers(await snapshot(client)) == [number]
+
+        await asyncio.to_thread(server.stop)
+        assert await sim.scan_and_wait(second["code"]) == ("N", "14")
+        await asyncio.to_thread(server.start)
+        async with asyncio.timeout(30):
+            while (answer := await sim.scan_and_wait(second["code"])) == ("N", "14"):
+                await asyncio.sleep(0.2)  # the citizen scans again
+        assert answer[0] == "K"
+        assert numbers(await snapshot(client)) == sorted([number, answer[1]])
+    finally:
+        await asyncio.to_thread(server.stop)

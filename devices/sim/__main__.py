@@ -7,6 +7,7 @@ driven from the console.
 
 Console commands:
     press DEVICE BUTTON            a citizen takes a ticket at a dispenser
+    scan DEVICE CODE               a citizen scans a booking's or remote join's code there
     key DEVICE ADDRESS KEY         an officer presses N R S F X P O on a keypad
     paper DEVICE ok|near|end       the printer's paper roll
     cover DEVICE open|closed       the printer's cover
@@ -93,6 +94,9 @@ async def command(sims: dict[str, Any], words: list[str]) -> bool:
     try:
         if verb == "press":
             print("printed", sim.press(int(args[1])))
+        elif verb == "scan":
+            kind, text = await sim.scan_and_wait(args[1])
+            print(f"printed {text}" if kind == "K" else f"refused: code {text}")
         elif verb == "key":
             print("display:", await sim.press_and_wait(int(args[1]), args[2].upper()))
         elif verb == "paper":

@@ -74,7 +74,10 @@ class SimDispenser(_FramedDevice):
     """Prints its own ticket on a button press, reports it, re-sends until acknowledged.
 
     `numbering` maps button -> (letters, first number): ("X", 1) prints X001, X002...;
-    ("A", 501) prints A501, A502... (a block of service A's numbers)."""
+    ("A", 501) prints A501, A502... (a block of service A's numbers).
+
+    Its code reader: `scan(code)` reports a booking's or remote join's code (`C` frame),
+    re-sent until answered; a `K` answer prints the number it carries."""
 
     def __init__(
         self,
@@ -94,8 +97,11 @@ class SimDispenser(_FramedDevice):
         self.unacked: dict[int, bytes] = {}
         self.printed: list[tuple[int, str]] = []  # (seq, number) in press order
         self.acked: dict[int, str] = {}
+        self.checked_in: dict[int, str] = {}  # scan seq -> the number printed for it
         self.refused: dict[int, str] = {}
         self.ignore_acks = False  # as if every acknowledgement were lost on the line
+        self.lost: list[tuple[str, int, str]] = []  # answers ignored: (command, seq, data)
+        self.answered = asyncio.Event()
 
     def press(self, button: int) -> tuple[int, str]:
         letters, _ = self.numbering[button]
@@ -107,6 +113,25 @@ class SimDispenser(_FramedDevice):
         self.printed.append((self.seq, number))
         self.port.send(frame)
         return self.seq, number
+
+    def scan(self, code: str) -> int:
+        """The reader scanned `code`: reported under the next seq (nothing printed yet)."""
+        self.seq += 1
+        frame = encode(self.address, "C", f"{code};{self.seq}")
+        self.unacked[self.seq] = frame
+        self.port.send(frame)
+        return self.seq
+
+    async def scan_and_wait(self, code: str, timeout: float = 5.0) -> tuple[str, str]:
+        """Scan `code` and wait for the answer: ("K", number printed) or ("N", code)."""
+        seq = self.scan(code)
+        async with asyncio.timeout(timeout):
+            while seq in self.unacked:
+                self.answered.clear()
+                await self.answered.wait()
+        if seq in self.checked_in:
+            return "K", self.checked_in[seq]
+        return "N", self.refused[seq]
 
     def _resend_unanswered(self) -> None:
         for seq in sorted(self.unacked):
@@ -122,13 +147,20 @@ class SimDispenser(_FramedDevice):
                 continue
             seq = int(seq_text)
             if self.ignore_acks:
+                self.lost.append((frame.command, seq, value))
                 continue
             if frame.command == "A":
                 self.acked[seq] = value
-                self.unacked.pop(seq, None)
+            elif frame.command == "K":
+                if seq in self.unacked:  # printed once, however often answered
+                    self.printed.append((seq, value))
+                self.checked_in[seq] = value
             elif frame.command == "N":
                 self.refused[seq] = value
-                self.unacked.pop(seq, None)
+            else:
+                continue
+            self.unacked.pop(seq, None)
+            self.answered.set()
 
 
 @dataclass
