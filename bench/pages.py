@@ -90,6 +90,7 @@ SCREENS = {
     "display": WALL,
     "status": PHONE,
     "survey": TABLET,
+    "online": PHONE,
 }
 
 
@@ -148,6 +149,7 @@ def pages(ticket_id: str) -> dict[str, tuple[str, Screen]]:
         "board": (f"/ui/board.html?site={SITE}&token=demo-manager", SCREENS["board"]),
         "display": (f"/ui/display.html?site={SITE}", SCREENS["display"]),
         "status": (f"/ui/status.html#{ticket_id}", SCREENS["status"]),
+        "online": (f"/ui/online.html?site={SITE}", SCREENS["online"]),
     }
 
 

@@ -485,7 +485,12 @@ class DispenserRunner(FramedRunner):
         code = scan.code.upper()
         key = f"device:{self.device.id}:{scan.seq}"
         digest = hashlib.sha256(f"check-in;{code}".encode()).hexdigest()
-        decide = partial(online.check_in, code=code, ticket_id=secrets.token_urlsafe(16))
+        decide = partial(
+            online.check_in,
+            code=code,
+            ticket_id=secrets.token_urlsafe(16),
+            source=Source.DISPENSER,
+        )
         loop = asyncio.get_running_loop()
         give_up = loop.time() + CHECK_IN_PATIENCE
         delay = COMMIT_RETRY_INITIAL

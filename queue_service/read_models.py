@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from queue_service.domain import bookings, online, standard
+from queue_service.domain import bookings, online, reminders, standard
 from queue_service.domain.bookings import BookingRecord
 from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import ServiceQueue, SiteState, Ticket
@@ -103,6 +103,11 @@ def ticket_status(
         estimate = ticket.estimate
     else:
         estimate = state.estimated_wait_seconds(ticket.service, ahead, now, ticket)
+    near = (
+        ticket.state == TicketStatus.WAITING
+        and service.booking is not None
+        and reminders.is_near(service.booking, ahead, estimate)
+    )
     if estimate is not None and ticket.due_at is not None and ticket.due_at > now:
         # A booking's ticket not due yet: its queue time (estimated) starts at its due time.
         estimate += (ticket.due_at - now).total_seconds()
@@ -148,6 +153,7 @@ def ticket_status(
         "booking": ticket.booking,
         "due_at": _iso(ticket.due_at),
         "confirmed": ticket.confirmed,
+        "near": near,
     }
 
 

@@ -18,6 +18,7 @@ PAGES = (
     "display.html",
     "status.html",
     "survey.html",
+    "online.html",
 )
 
 

@@ -227,9 +227,18 @@ def _local(state: SiteState, instant: datetime) -> str:
     return state.site.local(instant).isoformat()
 
 
-def check_in(state: SiteState, now: datetime, *, code: str, ticket_id: str) -> list[Event]:
-    """Check in at the kiosk with a booking's code: issue its ticket, entering the queue by
-    the service's policy; or confirm today's remote join holding that code."""
+def check_in(
+    state: SiteState,
+    now: datetime,
+    *,
+    code: str,
+    ticket_id: str,
+    source: Source = Source.KIOSK,
+) -> list[Event]:
+    """Check in with a booking's code (at the kiosk, or at a dispenser with a code reader:
+    `source`): issue its ticket, entering the queue by the service's policy; or confirm
+    today's remote join holding that code. A late check-in let in as a walk-in's ticket
+    has `source`, as a walk-in there would."""
     code = code.strip().upper()
     joined = _joined(state, code)
     if joined is not None:
@@ -283,7 +292,7 @@ def check_in(state: SiteState, now: datetime, *, code: str, ticket_id: str) -> l
             raise errors.TooLate(
                 "check-in closed and no walk-in ticket can be issued now", refused=refused
             )
-        ticket = issued_event(state, now, ticket_id, svc.code, Source.KIOSK, booking=b.id)
+        ticket = issued_event(state, now, ticket_id, svc.code, source, booking=b.id)
     else:
         due = {
             BookingEntry.AT_SLOT: start,

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from queue_service.domain.events import Event
 from queue_service.domain.notices import Erase, Notice
+from queue_service.domain.site import Booking
 from queue_service.domain.state import SiteState, Ticket
 from queue_service.domain.vocab import EventType, NoticeKind, Source, TicketStatus
 
@@ -38,6 +39,14 @@ _BOOKING_NOTICES = {
 }
 # Booking events that end the booking (no ticket follows).
 _ENDS_BOOKING = frozenset({EventType.BOOKING_CANCELLED, EventType.BOOKING_MISSED})
+
+
+def is_near(policy: Booking, ahead: int, estimate: float | None) -> bool:
+    """Whether "your turn is near": this many ahead or fewer, or an estimate (of the queue time
+    left) this short. The status page shows it, the webhook tells it, from this one rule."""
+    return ahead <= policy.near_ahead or (
+        estimate is not None and estimate <= policy.near_minutes * 60
+    )
 
 
 def subject(ticket: Ticket) -> str | None:
@@ -137,7 +146,7 @@ def _near(state: SiteState, code: str, now: datetime, near_sent: MutableSet[str]
             continue
         ahead = q.ahead_of(t, now)
         estimate = state.estimated_wait_seconds(code, ahead, now, t)
-        if ahead > policy.near_ahead and (estimate is None or estimate > policy.near_minutes * 60):
+        if not is_near(policy, ahead, estimate):
             continue
         near_sent.add(key)
         out.append(

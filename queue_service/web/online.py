@@ -209,7 +209,9 @@ async def booking_qr(request: web.Request) -> web.Response:
     """An SVG QR code of the booking's code: what a kiosk's 2D scanner types."""
     _, b = _find_booking(request)
     out = io.BytesIO()
-    segno.make(b.code, error="m").save(
+    # A full QR code (segno.make picks a Micro QR for six characters, which many kiosk
+    # scanners and phone cameras do not read).
+    segno.make_qr(b.code, error="m").save(
         out, kind="svg", border=2, xmldecl=False, nl=False, omitsize=True, light="#fff"
     )
     return web.Response(

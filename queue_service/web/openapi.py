@@ -610,6 +610,12 @@ def _schemas() -> dict[str, Any]:
                 "Only in the answer to a remote join to be confirmed: the code to show at "
                 "the kiosk."
             ),
+            "near": {
+                "type": "boolean",
+                "description": "Waiting, of a service with antrian online, and its turn is "
+                "near: `near_ahead` or fewer ahead, or an estimate of at most "
+                "`near_minutes` (the rule the webhook's `near` notice follows).",
+            },
             "seq": {
                 "type": "integer",
                 "minimum": 1,
