@@ -9,6 +9,12 @@ last attempt gives the row up. The worker outlives its receiver and its database
 down: it logs the trouble once, keeps what it could not record, and tries again; it never
 stops on its own. `stop()` lets the attempts in flight finish (within the timeout).
 
+A row's final outcome (delivered, or given up) is recorded with the site's service day it
+happened on (the site's local date; a site no longer configured: the UTC date), where the
+outbox counts it for the reports (`notice_counts`, docs/reports.md). The day is taken when
+the outcome is decided, so an outcome recorded late, after the database was down, still
+counts on its own day.
+
 Nothing personal leaves through the logs or the metrics: a row is named by its key, its
 kind and its site, never by its phone number.
 """
@@ -24,14 +30,15 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 import aiohttp
 import orjson
 
 from queue_service.domain.clock import Clock, SystemClock
+from queue_service.domain.site import Site
 from queue_service.domain.vocab import DeliveryOutcome
 from queue_service.exposition import escape, header
 from queue_service.settings import WebhookSettings
@@ -106,7 +113,7 @@ class WebhookWorker:
         outbox: Outbox,
         settings: WebhookSettings,
         *,
-        sites: Iterable[str] = (),
+        sites: Mapping[str, Site] | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -120,7 +127,11 @@ class WebhookWorker:
         # (site, kind, outcome) -> attempts that came to it.
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self.pending: dict[str, SiteOutboxStats] = {}
-        self.sites = set(sites)  # their gauges show 0 rather than nothing
+        # The configured sites: the service days outcomes count on.
+        self.sites: Mapping[str, Site] = sites or {}
+        # The sites with gauges: the configured ones (0 rather than nothing) and any other
+        # the outbox holds rows of.
+        self.gauged = set(self.sites)
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -238,10 +249,11 @@ class WebhookWorker:
         except aiohttp.ClientError as exc:
             error = _describe(exc)
         now = self.clock.now()
+        day = self.service_day(row.site, now)
         record: Callable[[], Awaitable[None]]
         if error is None:
             outcome = DeliveryOutcome.DELIVERED
-            record = partial(self.outbox.delivered, row.id, now)
+            record = partial(self.outbox.delivered, row.id, now, day)
             if self._receiver_failing:
                 log.info("webhook: the receiver at %s takes notices again", self.settings.target)
                 self._receiver_failing = False
@@ -271,7 +283,7 @@ class WebhookWorker:
                     error,
                 )
                 self._receiver_failing = True
-            record = partial(self.outbox.failed, row.id, now, error, next_at)
+            record = partial(self.outbox.failed, row.id, now, error, next_at, day)
         self.counts[row.site, row.kind, outcome] += 1
         try:
             await record()
@@ -279,11 +291,17 @@ class WebhookWorker:
             self._trouble_seen("the outbox's database is unreachable", exc)
             self._unrecorded.append(record)
 
+    def service_day(self, site_id: str, now: datetime) -> date:
+        """The service day an outcome at `now` counts on: the site's local date, or the
+        UTC date for a site no longer in the configuration (its timezone is unknown)."""
+        site = self.sites.get(site_id)
+        return site.service_day(now) if site is not None else now.astimezone(UTC).date()
+
     async def _housekeeping(self) -> None:
         """Refresh the gauges (every poll at most), prune finished rows (hourly)."""
         if time.monotonic() - self._last_stats >= self.settings.poll_seconds:
             self.pending = await self.outbox.stats()
-            self.sites.update(self.pending)
+            self.gauged.update(self.pending)
             self._last_stats = time.monotonic()
         now = self.clock.now()
         if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY:
@@ -310,7 +328,7 @@ class WebhookWorker:
                 f" {n}\n"
             )
         empty = SiteOutboxStats(0, None, 0)
-        stats = [(escape(site), self.pending.get(site, empty)) for site in sorted(self.sites)]
+        stats = [(escape(site), self.pending.get(site, empty)) for site in sorted(self.gauged)]
 
         def age(oldest: datetime | None) -> float:
             return 0.0 if oldest is None else round(max(0.0, now - oldest.timestamp()), 3)

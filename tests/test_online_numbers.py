@@ -10,6 +10,10 @@ ledger of what it did, and from that ledger alone recounts what /metrics, the re
 the bookings due, per service the bookings made / checked in / missed / cancelled, the
 show rate and punctuality, and booked against walk-in waits with the share within target
 (queue time: a booking's wait runs from the later of check-in and slot start).
+
+The reminders of the report (notices delivered to the webhook or given up, by service day,
+kind and service) equal a recount of what a real receiver on localhost answered a real
+webhook worker.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -28,6 +32,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import jsonschema_rs
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -35,16 +41,21 @@ from queue_service.config import AppConfig
 from queue_service.domain import commands, online
 from queue_service.domain.clock import ManualClock
 from queue_service.domain.events import Event
+from queue_service.domain.notices import Contact
 from queue_service.domain.state import SiteState
-from queue_service.domain.vocab import BookingStatus, Source
+from queue_service.domain.vocab import BookingStatus, NoticeKind, Source
 from queue_service.engine import Engine
 from queue_service.reports import render
 from queue_service.reports.build import BOOKED, WALK_IN, build_report
 from queue_service.store.event_store import EventStore
+from queue_service.store.outbox import PgOutbox
 from queue_service.web.keys import ENGINE
+from queue_service.web.openapi import openapi_document
+from queue_service.webhook import WebhookWorker
 from tests.conftest import fetch
 from tests.halls import Hall, counter, every_day, service
 from tests.test_metrics import parse, pick
+from tests.test_webhook import Receiver, quick, until
 
 ANALYTICS = Path(__file__).resolve().parent.parent / "docs" / "analytics.md"
 SITE = "hall"
@@ -172,7 +183,10 @@ class Driver:
         return f"{kind}-{next(self._ids):04d}-{'x' * 20}"
 
     async def run(
-        self, when: datetime, decide: Callable[[SiteState, datetime], list[Event]]
+        self,
+        when: datetime,
+        decide: Callable[[SiteState, datetime], list[Event]],
+        contacts: Sequence[Contact] = (),
     ) -> list[Event]:
         self.clock.set(when)
         made: list[Event] = []
@@ -181,12 +195,15 @@ class Driver:
             made.extend(events)
             return 200, {}
 
-        await self.engine.execute(SITE, decide, keep)
+        await self.engine.execute(SITE, decide, keep, contacts=contacts)
         return made
 
     # -- bookings --
 
-    async def book(self, when: datetime, service: str, day: date, slot: str) -> Booked:
+    async def book(
+        self, when: datetime, service: str, day: date, slot: str, phone: str | None = None
+    ) -> Booked:
+        """Book a slot; with `phone`, the booking's notices go to the outbox."""
         booking_id = self.new_id("booking")
         events = await self.run(
             when,
@@ -199,6 +216,7 @@ class Driver:
                 slot=slot,
                 new_code=lambda: next(self._codes),
             ),
+            [Contact(SITE, booking_id, phone)] if phone else (),
         )
         b = Booked(booking_id, service, day, slot, when, code=events[0].data["code"])
         self.ledger.bookings[booking_id] = b
@@ -249,13 +267,14 @@ class Driver:
         self.ledger.visits[ticket_id] = Visit(ticket_id, service, False, Source.KIOSK, when, when)
         return ticket_id
 
-    async def join(self, when: datetime, service: str) -> str:
+    async def join(self, when: datetime, service: str, phone: str | None = None) -> str:
         ticket_id = self.new_id("ticket")
         events = await self.run(
             when,
             lambda s, now: online.join(
                 s, now, ticket_id=ticket_id, service=service, new_code=lambda: next(self._codes)
             ),
+            [Contact(SITE, ticket_id, phone)] if phone else (),
         )
         code = events[0].data["code"]
         self.ledger.visits[ticket_id] = Visit(
@@ -352,8 +371,19 @@ def rounded(figures: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def recount_reminders(outcomes: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A report's reminders from (kind, outcome) pairs, one per notice."""
+    n = Counter(outcomes)
+    return {
+        "delivered": sum(v for (_, o), v in n.items() if o == "delivered"),
+        "failed": sum(v for (_, o), v in n.items() if o == "failed"),
+        "by_kind": {str(k): {o: n[str(k), o] for o in ("delivered", "failed")} for k in NoticeKind},
+    }
+
+
 def expected_online(ledger: Ledger, day: date, now: datetime) -> dict[str, Any]:
-    """The report's `online` section for `day`, from the ledger."""
+    """The report's `online` section for `day`, from the ledger (no phone was given: no
+    reminders)."""
     bookings = [b for b in ledger.bookings.values() if b.day == day]
     visits = [v for v in ledger.visits.values() if v.issued_at.astimezone(ZONE).date() == day]
 
@@ -364,11 +394,16 @@ def expected_online(ledger: Ledger, day: date, now: datetime) -> dict[str, Any]:
         }
 
     return {
-        "totals": {"bookings": rounded(recount_bookings(bookings)), "waits": waits(visits)},
+        "totals": {
+            "bookings": rounded(recount_bookings(bookings)),
+            "waits": waits(visits),
+            "reminders": recount_reminders([]),
+        },
         "services": {
             code: {
                 "bookings": rounded(recount_bookings([b for b in bookings if b.service == code])),
                 "waits": waits([v for v in visits if v.service == code]),
+                "reminders": recount_reminders([]),
             }
             for code in ("B",)
         },
@@ -380,7 +415,8 @@ def online_of(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "totals": section["totals"],
         "services": {
-            s["code"]: {"bookings": s["bookings"], "waits": s["waits"]} for s in section["services"]
+            s["code"]: {"bookings": s["bookings"], "waits": s["waits"], "reminders": s["reminders"]}
+            for s in section["services"]
         },
     }
 
@@ -660,3 +696,140 @@ async def test_the_view_takes_the_sites_timezone(
         )
     finally:
         await conn.close()
+
+
+async def test_the_reports_reminders_equal_a_recount_of_what_the_receiver_answered(
+    client: TestClient, clock: ManualClock
+) -> None:
+    """Bookings and a remote join with phone numbers make notices; a webhook worker posts
+    them to a receiver that refuses one booking's (given up after the one attempt allowed)
+    over two of the worker's days. The report's reminders, for each day and for both, per
+    kind, for the site and per service, equal the receiver's own count of what it answered;
+    the CSV and the HTML carry them, and no phone number."""
+    engine = engine_of(client)
+    store = engine.store
+    assert isinstance(store, EventStore)
+    site = engine.config.sites[SITE]
+    d = Driver(engine, clock)
+    receiver = Receiver()
+    # The worker's time: after the rows were made (they are due at once), fixed, so each
+    # batch's outcomes fall on a known service day of the site.
+    worker_clock = ManualClock(datetime.now(UTC) + timedelta(days=1))
+    worker = WebhookWorker(
+        PgOutbox(store.pool),
+        quick(receiver.url, max_attempts=1),
+        sites=engine.config.sites,
+        clock=worker_clock,
+    )
+    phones = [f"+62812000000{i:02d}" for i in range(4)]
+
+    async def delivered_or_given_up() -> None:
+        async def settled() -> bool:
+            states = await store.pool.fetch("SELECT state FROM outbox")
+            return bool(states) and all(r["state"] != "pending" for r in states)
+
+        worker.wake()
+        await until(settled, "every notice delivered or given up")
+
+    try:
+        await receiver.listen()
+        worker.start()
+        # Sunday: three bookings with a number, one without; one cancelled, one moved
+        # (the receiver refuses the moved one's notices); a remote join called at B,
+        # transferred to W and called there.
+        sunday = at(SUNDAY, "10:00")
+        await d.open(sunday, "c1")
+        kept = await d.book(sunday, "B", MONDAY, "09:00", phone=phones[0])
+        cancelled = await d.book(sunday, "B", MONDAY, "09:30", phone=phones[1])
+        moved = await d.book(sunday, "B", MONDAY, "10:00", phone=phones[2])
+        await d.book(sunday, "B", MONDAY, "10:30")
+        receiver.failing.add(moved.id)
+        await d.cancel(at(SUNDAY, "10:05"), cancelled)
+        await d.move(at(SUNDAY, "10:10"), moved, TUESDAY, "09:00")
+        joined = await d.join(at(SUNDAY, "10:15"), "B", phone=phones[3])
+        await d.confirm(at(SUNDAY, "10:16"), joined)
+        steps: list[tuple[str, Callable[[SiteState, datetime], list[Event]]]] = [
+            (
+                "10:20",
+                lambda s, now: commands.call_ticket(s, now, counter_id="c1", ticket_id=joined),
+            ),
+            ("10:25", lambda s, now: commands.transfer(s, now, counter_id="c1", to_service="W")),
+            (
+                "10:30",
+                lambda s, now: commands.call_ticket(s, now, counter_id="c1", ticket_id=joined),
+            ),
+            ("10:35", lambda s, now: commands.finish(s, now, counter_id="c1")),
+        ]
+        for hhmm, decide in steps:
+            await d.run(at(SUNDAY, hhmm), decide)
+        await delivered_or_given_up()
+        first_day = site.service_day(worker_clock.now())
+        first_batch = len(receiver.requests)
+        # The worker's next day: the kept booking is cancelled.
+        worker_clock.advance(days=1)
+        await d.cancel(at(SUNDAY, "10:40"), kept)
+        await delivered_or_given_up()
+        second_day = site.service_day(worker_clock.now())
+    finally:
+        await worker.stop()
+        await receiver.close()
+
+    # The receiver's count: each notice once (one attempt each), refused or taken.
+    sent = [orjson.loads(payload) for _, payload in receiver.requests]
+    assert len({n["id"] for n in sent}) == len(sent)
+    assert {n["data"]["service"] for n in sent} == {"B", "W"}
+    assert {n["kind"] for n in sent} >= {"booked", "cancelled", "rescheduled", "near", "called"}
+
+    def recount(notices: list[dict[str, Any]]) -> dict[str, Any]:
+        def of(chosen: list[dict[str, Any]]) -> dict[str, Any]:
+            return recount_reminders(
+                (n["kind"], "failed" if n["subject"] in receiver.failing else "delivered")
+                for n in chosen
+            )
+
+        # B takes bookings and is always listed; W, only with reminders in the range.
+        codes = ["B"] + (["W"] if any(n["data"]["service"] == "W" for n in notices) else [])
+        return {
+            "totals": of(notices),
+            "services": {
+                code: of([n for n in notices if n["data"]["service"] == code]) for code in codes
+            },
+        }
+
+    def reminders_of(report: dict[str, Any]) -> dict[str, Any]:
+        section = report["online"]
+        return {
+            "totals": section["totals"]["reminders"],
+            "services": {s["code"]: s["reminders"] for s in section["services"]},
+        }
+
+    now = worker_clock.now()
+    made: dict[str, Any] = {}
+    for first, last, notices in (
+        (first_day, first_day, sent[:first_batch]),
+        (second_day, second_day, sent[first_batch:]),
+        (first_day, second_day, sent),
+    ):
+        made = await build_report(store.pool, site, first, last, now)
+        assert reminders_of(made) == recount(notices), (first, last)
+    both = recount(sent)["totals"]
+    assert both["failed"] == sum(n["subject"] == moved.id for n in sent) >= 2
+    # W takes no bookings, and is listed for its reminders.
+    assert [s["code"] for s in made["online"]["services"]] == ["B", "W"]
+
+    tables = csv_tables(render.to_csv(made, locale="en"))
+    [table] = [t for t in tables if "pengingat terkirim/reminders delivered" in t[0]]
+    site_row = dict(zip(table[0], table[1], strict=True))
+    assert site_row["pengingat terkirim/reminders delivered"] == str(both["delivered"])
+    assert site_row["pengingat gagal/reminders failed"] == str(both["failed"])
+    assert site_row["dipindah jadwal: gagal/moved: failed"] == str(
+        both["by_kind"]["rescheduled"]["failed"]
+    )
+    html = render.to_html(made)
+    assert "Pengingat" in html
+    for text in (render.to_csv(made), html, render.to_json(made)):
+        assert not any(phone in text for phone in phones)
+    # The report, reminders and all, is what the OpenAPI document says a report is.
+    schema = {"$ref": "#/components/schemas/Report", "components": openapi_document()["components"]}
+    errors = jsonschema_rs.validator_for(schema).iter_errors(orjson.loads(render.to_json(made)))
+    assert [str(e) for e in errors] == []

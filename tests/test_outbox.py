@@ -1,13 +1,16 @@
-"""The outbox of notices and the contacts table (migration 0009, store/outbox.py), on a real
-PostgreSQL and in memory: the same scenarios run on both, so the in-memory store keeps the
-database's behaviour. And the phone numbers' one form (domain/notices.py)."""
+"""The outbox of notices and the contacts table (migration 0009, store/outbox.py), and the
+daily counts of the notices' outcomes (migration 0012), on a real PostgreSQL and in memory:
+the same scenarios run on both, so the in-memory store keeps the database's behaviour. And
+the phone numbers' one form (domain/notices.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -25,11 +28,13 @@ from queue_service.domain.vocab import NoticeKind, NoticeState
 from queue_service.store import outbox
 from queue_service.store.db import create_pool
 from queue_service.store.migrate import migrate
-from queue_service.store.outbox import MemoryOutbox, Outbox, PgOutbox
+from queue_service.store.outbox import MemoryOutbox, NoticeCount, Outbox, PgOutbox
 
 SITE = "mpp-banjarmasin"
 PHONE = "+6281234567890"
 LEASE = timedelta(minutes=1)
+# The service days the worker says outcomes fall on.
+DAY, NEXT_DAY = date(2026, 11, 23), date(2026, 11, 24)
 
 
 # -- phone numbers -----------------------------------------------------------------------
@@ -90,6 +95,7 @@ class Bench:
     write: Any  # async (contacts, notices, erase) -> None
     contacts: Any  # async () -> {(site, subject): phone}
     rows: Any  # async () -> [{key, state, phone, attempts, last_error}] by id
+    counts: Any  # async () -> {NoticeCount: n}, the notice_counts table
 
 
 @pytest.fixture
@@ -128,7 +134,26 @@ def pg_bench(pool: asyncpg.Pool) -> Bench:
     ) -> None:
         await pg_write(pool, contacts, notices, erase)
 
-    return Bench(PgOutbox(pool), write, contacts, rows)
+    async def counts() -> dict[NoticeCount, int]:
+        return await pg_counts(pool)
+
+    return Bench(PgOutbox(pool), write, contacts, rows, counts)
+
+
+async def pg_counts(pool: asyncpg.Pool) -> dict[NoticeCount, int]:
+    found = await pool.fetch(
+        "SELECT site_id, service_day, kind, service, outcome, n FROM notice_counts"
+    )
+    return {
+        NoticeCount(
+            r["site_id"],
+            r["service_day"],
+            NoticeKind(r["kind"]),
+            r["service"],
+            NoticeState(r["outcome"]),
+        ): r["n"]
+        for r in found
+    }
 
 
 def memory_bench() -> Bench:
@@ -149,7 +174,10 @@ def memory_bench() -> Bench:
             for r in memory.rows.values()
         ]
 
-    return Bench(memory, memory.write, contacts, rows)
+    async def counts() -> dict[NoticeCount, int]:
+        return dict(memory.counts)
+
+    return Bench(memory, memory.write, contacts, rows, counts)
 
 
 @pytest.fixture(params=["postgresql", "memory"])
@@ -248,11 +276,11 @@ async def test_a_subjects_notices_are_claimed_one_at_a_time_in_order(bench: Benc
     # Leased: nothing of B1 goes while its first row is in flight.
     assert await bench.outbox.due(now(), 10, LEASE) == []
     # A failed attempt keeps the subject's later rows behind it until it is delivered.
-    await bench.outbox.failed(first[0].id, now(), "HTTP 500", now() - timedelta(seconds=1))
-    await bench.outbox.delivered(first[1].id, now())
+    await bench.outbox.failed(first[0].id, now(), "HTTP 500", now() - timedelta(seconds=1), DAY)
+    await bench.outbox.delivered(first[1].id, now(), DAY)
     (again,) = await bench.outbox.due(now(), 10, LEASE)
     assert (again.key, again.attempts) == ("B1:booked:0", 2)
-    await bench.outbox.delivered(again.id, now())
+    await bench.outbox.delivered(again.id, now(), DAY)
     assert [r.key for r in await bench.outbox.due(now(), 10, LEASE)] == ["B1:rescheduled:0"]
 
 
@@ -265,7 +293,7 @@ async def test_a_row_is_due_again_when_its_lease_or_its_pause_ends(bench: Bench)
     (row,) = await bench.outbox.due(t + LEASE, 10, LEASE)
     assert row.attempts == 2
     later = t + LEASE + timedelta(seconds=30)
-    await bench.outbox.failed(row.id, t + LEASE, "cannot connect: Connection refused", later)
+    await bench.outbox.failed(row.id, t + LEASE, "cannot connect: Connection refused", later, DAY)
     assert await bench.outbox.due(later - timedelta(seconds=1), 10, LEASE) == []
     (row,) = await bench.outbox.due(later, 10, LEASE)
     assert row.attempts == 3
@@ -283,15 +311,15 @@ async def test_delivered_and_given_up_rows_forget_the_number_and_are_pruned_late
     await bench.write([], [Notice("other", "B3", NoticeKind.BOOKED, "B3:booked", T0, {})], [])
     t = now()
     one, two, _ = await bench.outbox.due(t, 10, LEASE)
-    await bench.outbox.delivered(one.id, t)
-    await bench.outbox.failed(two.id, t, "HTTP 400", None)
+    await bench.outbox.delivered(one.id, t, DAY)
+    await bench.outbox.failed(two.id, t, "HTTP 400", None, DAY)
     assert [(r["state"], r["phone"]) for r in await bench.rows()] == [
         ("delivered", None),
         ("failed", None),
         ("pending", PHONE),
     ]
     # Recording again changes nothing (a late duplicate of the worker's record).
-    await bench.outbox.failed(one.id, t, "HTTP 500", None)
+    await bench.outbox.failed(one.id, t, "HTTP 500", None, DAY)
     assert (await bench.rows())[0]["state"] == "delivered"
     stats = await bench.outbox.stats()
     assert {s: (v.pending, v.failed) for s, v in stats.items()} == {SITE: (0, 1), "other": (1, 0)}
@@ -342,3 +370,96 @@ async def test_a_contact_whose_visit_end_was_never_recorded_is_forgotten_after_i
     await outbox.prune(pool, now() - timedelta(days=7))
     async with pool.acquire() as conn:
         assert [r["subject"] for r in await conn.fetch("SELECT subject FROM contacts")] == ["new"]
+
+
+# -- the notice counts (migration 0012) ----------------------------------------------------
+
+
+async def test_a_rows_final_outcome_is_counted_once_by_day_kind_and_service(bench: Bench) -> None:
+    """Delivered and given up count, a retried attempt does not; recording an outcome again
+    (a lost answer, a late record after an outage) adds nothing; pruning keeps the counts."""
+    subjects = ("B1", "B2", "T3", "T4", "T5", "B6")
+    await bench.write([Contact(SITE, s, PHONE) for s in subjects], [], [])
+    await bench.write(
+        [],
+        [
+            notice("B1", NoticeKind.BOOKED, service="B"),
+            notice("B2", NoticeKind.BOOKED, service="B"),
+            notice("T3", NoticeKind.CALLED, service="W"),
+            notice("T4", NoticeKind.NEAR),  # names no service
+            notice("T5", NoticeKind.NEAR, service=17),  # nor does this (not a code)
+            notice("B6", NoticeKind.BOOKED, service="B"),
+        ],
+        [],
+    )
+    t = now()
+    b1, b2, t3, t4, t5, b6 = await bench.outbox.due(t, 10, LEASE)
+    await bench.outbox.failed(b2.id, t, "HTTP 500", t, DAY)  # tried again later
+    assert await bench.counts() == {}
+    await bench.outbox.delivered(b1.id, t, DAY)
+    await bench.outbox.delivered(b6.id, t, DAY)
+    (b2,) = await bench.outbox.due(t, 10, LEASE)
+    await bench.outbox.failed(b2.id, t, "HTTP 500", None, DAY)  # the last attempt
+    await bench.outbox.delivered(t3.id, t, NEXT_DAY)
+    await bench.outbox.failed(t4.id, t, "HTTP 400", None, DAY)
+    await bench.outbox.delivered(t5.id, t, DAY)
+    expected = {
+        NoticeCount(SITE, DAY, NoticeKind.BOOKED, "B", NoticeState.DELIVERED): 2,
+        NoticeCount(SITE, DAY, NoticeKind.BOOKED, "B", NoticeState.FAILED): 1,
+        NoticeCount(SITE, NEXT_DAY, NoticeKind.CALLED, "W", NoticeState.DELIVERED): 1,
+        NoticeCount(SITE, DAY, NoticeKind.NEAR, "", NoticeState.FAILED): 1,
+        NoticeCount(SITE, DAY, NoticeKind.NEAR, "", NoticeState.DELIVERED): 1,
+    }
+    assert await bench.counts() == expected
+    # Every row recorded again, each way, on another day: its state changed once, its
+    # count with it.
+    for r in (b1, b2, t3, t4, t5, b6):
+        await bench.outbox.delivered(r.id, t, NEXT_DAY)
+        await bench.outbox.failed(r.id, t, "HTTP 500", None, NEXT_DAY)
+        await bench.outbox.failed(r.id, t, "HTTP 500", t, NEXT_DAY)
+    assert await bench.counts() == expected
+    assert [r["state"] for r in await bench.rows()] == [
+        "delivered", "failed", "delivered", "failed", "delivered", "delivered"
+    ]  # fmt: skip
+    assert await bench.outbox.prune(t + timedelta(seconds=1)) == len(subjects)
+    assert await bench.counts() == expected
+
+
+async def test_rows_recorded_by_two_workers_at_once_are_counted_once(pool: asyncpg.Pool) -> None:
+    """Two workers record each row at the same moment, one delivered and one given up (a
+    lease that ran out mid-attempt): the row takes one of the two, and so does its count."""
+    subjects = [f"B{i}" for i in range(40)]
+    await pg_write(
+        pool,
+        [Contact(SITE, s, PHONE) for s in subjects],
+        [notice(s, NoticeKind.BOOKED, service="B") for s in subjects],
+    )
+    claimed = await outbox.due(pool, now(), 100, LEASE)
+    assert len(claimed) == len(subjects)
+    t = now()
+    await asyncio.gather(
+        *(
+            record
+            for r in claimed
+            for record in (
+                outbox.delivered(pool, r.id, t, DAY),
+                outbox.failed(pool, r.id, t, "HTTP 500", None, DAY),
+            )
+        )
+    )
+    states = [r["state"] for r in await pool.fetch("SELECT state FROM outbox")]
+    assert await pg_counts(pool) == {
+        NoticeCount(SITE, DAY, NoticeKind.BOOKED, "B", NoticeState(state)): n
+        for state, n in Counter(states).items()
+    }
+
+
+async def test_the_counts_outcomes_are_the_final_notice_states(pool: asyncpg.Pool) -> None:
+    """The migration's CHECK spells the NoticeStates a row ends in: they must not drift."""
+    check = await pool.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = 'notice_counts'::regclass AND pg_get_constraintdef(oid) LIKE '%ANY%'"
+    )
+    assert set(re.findall(r"'(\w+)'::text", check)) == {
+        str(s) for s in NoticeState if s is not NoticeState.PENDING
+    }

@@ -1,7 +1,7 @@
 """The webhook worker (queue_service/webhook.py) against a real receiver on localhost and a
 real PostgreSQL: signed deliveries, a receiver that is down or failing, notices made twice,
-given up, erased with their visit, a database that goes away mid-delivery; its settings and
-its place in the app."""
+given up, erased with their visit, a database that goes away mid-delivery, the outcomes
+counted on the site's service day; its settings and its place in the app."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ import pytest
 from aiohttp import web
 
 from queue_service.config import AppConfig
+from queue_service.domain.clock import ManualClock
 from queue_service.domain.notices import Contact, Erase, Notice
 from queue_service.domain.vocab import NoticeKind
 from queue_service.settings import Settings, SettingsError, WebhookSettings, webhook_from_env
@@ -55,8 +56,9 @@ def documented_verify() -> Callable[..., bool]:
 
 
 class Receiver:
-    """A webhook receiver on localhost: answers `status` (or runs `on_request` first), and
-    counts the keys it answered 2xx to, as a receiver that sends one SMS per key would.
+    """A webhook receiver on localhost: answers `status` (500 to the notices of the
+    subjects in `failing`; runs `on_request` first), and counts the keys it answered 2xx
+    to, as a receiver that sends one SMS per key would.
 
     Its port is bound from the start; until `listen()` nothing listens on it, so a
     connection is refused (and no other process can take the port meanwhile)."""
@@ -67,6 +69,7 @@ class Receiver:
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/notices"
         self.status = 200
+        self.failing: set[str] = set()
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.accepted: list[str] = []  # keys answered 2xx, in order
         self.on_request: Callable[[], Awaitable[object]] | None = None
@@ -77,9 +80,10 @@ class Receiver:
         self.requests.append((dict(request.headers), payload))
         if self.on_request is not None:
             await self.on_request()
-        if 200 <= self.status < 300:
+        status = 500 if orjson.loads(payload)["subject"] in self.failing else self.status
+        if 200 <= status < 300:
             self.accepted.append(request.headers["Idempotency-Key"])
-        return web.Response(status=self.status)
+        return web.Response(status=status)
 
     async def listen(self) -> None:
         app = web.Application()
@@ -136,12 +140,21 @@ def quick(url: str, **overrides: Any) -> WebhookSettings:
 
 
 @pytest.fixture
-async def start_worker(pool: asyncpg.Pool) -> AsyncIterator[Callable[..., WebhookWorker]]:
-    """Start a worker on the test's database; stopped (cleanly) at the end."""
+async def start_worker(
+    pool: asyncpg.Pool, config: AppConfig
+) -> AsyncIterator[Callable[..., WebhookWorker]]:
+    """Start a worker on the test's database (the example hall's site SITE, the wall clock
+    unless told); stopped (cleanly) at the end."""
     workers: list[WebhookWorker] = []
 
-    def start(settings: WebhookSettings) -> WebhookWorker:
-        worker = WebhookWorker(PgOutbox(pool), settings, sites=[SITE], rng=random.Random(17))
+    def start(settings: WebhookSettings, clock: ManualClock | None = None) -> WebhookWorker:
+        worker = WebhookWorker(
+            PgOutbox(pool),
+            settings,
+            sites={SITE: config.sites[SITE]},
+            clock=clock,
+            rng=random.Random(17),
+        )
         worker.start()
         workers.append(worker)
         return worker
@@ -174,6 +187,17 @@ async def rows(pool: asyncpg.Pool) -> list[dict[str, Any]]:
         "SELECT key, state, phone, attempts, last_error FROM outbox ORDER BY id"
     )
     return [dict(r) for r in found]
+
+
+async def counts(pool: asyncpg.Pool) -> dict[tuple[str, date, str, str, str], int]:
+    """The notice_counts table: (site, day, kind, service, outcome) -> n."""
+    found = await pool.fetch(
+        "SELECT site_id, service_day, kind, service, outcome, n FROM notice_counts"
+    )
+    return {
+        (r["site_id"], r["service_day"], r["kind"], r["service"], r["outcome"]): r["n"]
+        for r in found
+    }
 
 
 def samples(text: str, name: str) -> dict[str, float]:
@@ -331,6 +355,9 @@ async def test_a_notice_failing_every_attempt_is_given_up_without_its_number(
 
     await until(gauges_refreshed, "the failed gauge read from the table")
     assert samples(worker.render_metrics(0), "qms_outbox_pending") == {f'{{site="{SITE}"}}': 0}
+    # The reports count the notice once, given up; its retried attempts are no outcome.
+    [(key, n)] = (await counts(pool)).items()
+    assert (key[0], key[2:], n) == (SITE, ("cancelled", "", "failed"), 1)
 
 
 async def test_a_visit_erased_with_its_called_notice_still_gets_the_notice(
@@ -404,9 +431,44 @@ async def test_a_database_gone_mid_delivery_is_waited_for_and_the_notice_not_sen
         await until(recorded, "the delivery recorded once the database is back")
         assert receiver.delivered() == {"B1:booked": 1}
         assert len(receiver.requests) == 1
+        # Recorded late, counted once.
+        [(key, n)] = (await counts(pool)).items()
+        assert (key[0], key[2:], n) == (SITE, ("booked", "", "delivered"), 1)
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
+
+
+async def test_outcomes_count_on_the_sites_service_day(
+    pool: asyncpg.Pool, receiver: Receiver, start_worker: Callable[..., WebhookWorker]
+) -> None:
+    """At 23:30 UTC it is 07:30 the next day in Banjarmasin (WITA, UTC+8): the hall's
+    reports count the outcome on that day. A site no longer configured counts on the UTC
+    date (its timezone is unknown)."""
+    soon = datetime.now(UTC) + timedelta(days=2)  # the rows are due: made before it
+    clock = ManualClock(soon.replace(hour=23, minute=30, second=0, microsecond=0))
+    local_day = clock.now().date() + timedelta(days=1)
+    receiver.status = 500
+    await receiver.listen()
+    await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED, service="A")])
+    worker = start_worker(quick(receiver.url, max_attempts=1), clock)
+    await until(lambda: _true(len(receiver.requests) == 1), "the only attempt")
+    await until(lambda: _equal_states(pool, ["failed"]), "the notice given up")
+    receiver.status = 200
+    gone = Notice("closed-hall", "T9", NoticeKind.CALLED, "T9:called", TS, {"service": "Q"})
+    await commit(pool, [Contact(SITE, "T2", PHONE), Contact("closed-hall", "T9", PHONE)])
+    await commit(pool, [], [notice("T2", NoticeKind.CALLED, service="A"), gone])
+    worker.wake()
+    await until(lambda: _equal_states(pool, ["failed", "delivered", "delivered"]), "delivered")
+    assert await counts(pool) == {
+        (SITE, local_day, "booked", "A", "failed"): 1,
+        (SITE, local_day, "called", "A", "delivered"): 1,
+        ("closed-hall", clock.now().date(), "called", "Q", "delivered"): 1,
+    }
+
+
+async def _equal_states(pool: asyncpg.Pool, states: list[str]) -> bool:
+    return [r["state"] for r in await rows(pool)] == states
 
 
 async def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
@@ -441,7 +503,7 @@ async def test_stopping_lets_the_attempt_in_flight_end_and_records_it(
     receiver.on_request = slow
     await receiver.listen()
     await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
-    worker = WebhookWorker(PgOutbox(pool), quick(receiver.url), sites=[SITE])
+    worker = WebhookWorker(PgOutbox(pool), quick(receiver.url))
     worker.start()
     await arrived.wait()
     stopping = asyncio.create_task(worker.stop())

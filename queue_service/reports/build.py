@@ -10,7 +10,7 @@ import asyncpg
 
 from queue_service.domain import ikm, standard
 from queue_service.domain.site import Site
-from queue_service.domain.vocab import BookingStatus
+from queue_service.domain.vocab import BookingStatus, NoticeKind, NoticeState
 from queue_service.errors import AntrianError
 from queue_service.store import reports as store
 from queue_service.store.reports import Progress, SiteDims
@@ -19,7 +19,8 @@ from queue_service.store.reports import Progress, SiteDims
 MAX_DAYS = 400
 # 2: the outcome `expired`, and the share within target counts the visits never called
 # that waited past their target (`within_target.waiting_past_target`).
-# 3: `online`, the bookings of the range and the waits of booked citizens against walk-ins'.
+# 3: `online`, the bookings of the range and the waits of booked citizens against walk-ins',
+# and the reminders delivered and given up.
 REPORT_VERSION = 3
 
 # GROUPING(agency, service, counter_id) of the figure rows: 1 = not grouped by it.
@@ -172,13 +173,37 @@ def _entry_waits(row: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+# The final outcomes of a reminder (a notice to the webhook) that a report counts.
+_REMINDER_OUTCOMES = (NoticeState.DELIVERED, NoticeState.FAILED)
+
+
+def _reminders(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Reminders delivered and given up (`failed`), in all and per kind (every kind, 0
+    when none), from the count rows of one site or service."""
+    n = {(r["kind"], r["outcome"]): int(r["n"]) for r in rows}
+    return {
+        **{
+            o.value: sum(v for (_, outcome), v in n.items() if outcome == o)
+            for o in _REMINDER_OUTCOMES
+        },
+        "by_kind": {
+            kind.value: {o.value: n.get((kind.value, o.value), 0) for o in _REMINDER_OUTCOMES}
+            for kind in NoticeKind
+        },
+    }
+
+
 def online_section(
-    site: Site, booking_rows: list[dict[str, Any]], wait_rows: list[dict[str, Any]]
+    site: Site,
+    booking_rows: list[dict[str, Any]],
+    wait_rows: list[dict[str, Any]],
+    reminder_rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Antrian online in a report: the bookings whose slot is in the range, by state, and
-    the waits of booked citizens against walk-ins', per service and for the site. A
-    service is listed when it takes bookings or the range holds bookings or booked visits
-    of it (its booking policy may have been removed since)."""
+    """Antrian online in a report: the bookings whose slot is in the range, by state, the
+    waits of booked citizens against walk-ins', and the reminders delivered and given up,
+    per service and for the site. A service is listed when it takes bookings or the range
+    holds bookings, booked visits or reminders of it (its booking policy may have been
+    removed since)."""
     site_bookings = next((r for r in booking_rows if r["g"] == _O_SITE), None)
     service_bookings = {r["service"]: r for r in booking_rows if r["g"] == _O_SERVICE}
     site_waits = {bool(r["booked"]): r for r in wait_rows if r["g"] == _O_SITE}
@@ -186,13 +211,15 @@ def online_section(
     for r in wait_rows:
         if r["g"] == _O_SERVICE:
             service_waits.setdefault(r["service"], {})[bool(r["booked"])] = r
+    site_reminders = [r for r in reminder_rows if r["g"] == _O_SITE]
+    service_reminders: dict[str, list[dict[str, Any]]] = {}
+    for r in reminder_rows:
+        if r["g"] == _O_SERVICE:
+            service_reminders.setdefault(r["service"], []).append(r)
     booked_services = {code for code, rows in service_waits.items() if True in rows}
-    codes = [
-        code
-        for code, svc in site.services.items()
-        if svc.booking is not None or code in service_bookings or code in booked_services
-    ]
-    codes += sorted((set(service_bookings) | booked_services) - set(site.services))
+    seen = set(service_bookings) | booked_services | set(service_reminders)
+    codes = [code for code, svc in site.services.items() if svc.booking is not None or code in seen]
+    codes += sorted(seen - set(site.services))
 
     def waits(rows: dict[bool, dict[str, Any]]) -> dict[str, Any]:
         return {BOOKED: _entry_waits(rows.get(True)), WALK_IN: _entry_waits(rows.get(False))}
@@ -208,10 +235,15 @@ def online_section(
                 "target_wait_seconds": svc.target_wait_seconds if svc else None,
                 "bookings": _bookings(service_bookings.get(code)),
                 "waits": waits(service_waits.get(code, {})),
+                "reminders": _reminders(service_reminders.get(code, [])),
             }
         )
     return {
-        "totals": {"bookings": _bookings(site_bookings), "waits": waits(site_waits)},
+        "totals": {
+            "bookings": _bookings(site_bookings),
+            "waits": waits(site_waits),
+            "reminders": _reminders(site_reminders),
+        },
         "services": services,
     }
 
@@ -354,7 +386,7 @@ async def build_report(
         "counters": counters,
         "hours": hours,
         "daily": daily,
-        "online": online_section(site, raw.bookings, raw.waits_by_entry),
+        "online": online_section(site, raw.bookings, raw.waits_by_entry, raw.reminders),
         "ikm": ikm_section(site, raw.ikm, raw.ikm_bands),
         "comments": [
             {"day": r["service_day"].isoformat(), "service": r["service"], "text": r["comment"]}

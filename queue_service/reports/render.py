@@ -23,6 +23,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from queue_service.domain.vocab import NoticeKind
 from queue_service.reports.build import BOOKED, WALK_IN
 
 CSV_BOM = "\ufeff"
@@ -98,6 +99,35 @@ _ENTRY_WAIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("wait.p50", "tunggu p50 (detik)/wait p50 (s)"),
     ("wait.p90", "tunggu p90 (detik)/wait p90 (s)"),
 )
+
+
+# Reminders (the `online.*.reminders` of a report): notices delivered to the webhook and
+# given up, by kind. (kind, Indonesian, English), in the table's order.
+_REMINDER_KINDS: tuple[tuple[NoticeKind, str, str], ...] = (
+    (NoticeKind.BOOKED, "booking dibuat", "booked"),
+    (NoticeKind.RESCHEDULED, "dipindah jadwal", "moved"),
+    (NoticeKind.CANCELLED, "dibatalkan", "cancelled"),
+    (NoticeKind.MISSED, "tidak datang", "missed"),
+    (NoticeKind.NEAR, "giliran dekat", "turn near"),
+    (NoticeKind.CALLED, "dipanggil", "called"),
+)
+# (outcome, its column in all, its word in a kind's column)
+_REMINDER_OUTCOMES: tuple[tuple[str, str, str], ...] = (
+    ("delivered", "pengingat terkirim/reminders delivered", "terkirim/delivered"),
+    ("failed", "pengingat gagal/reminders failed", "gagal/failed"),
+)
+
+
+def _reminder_cells(reminders: dict[str, Any]) -> list[Any]:
+    """One row of the reminders table: in all, then per kind, delivered and failed."""
+    return [
+        *(reminders[outcome] for outcome, _, _ in _REMINDER_OUTCOMES),
+        *(
+            reminders["by_kind"][kind][outcome]
+            for kind, _, _ in _REMINDER_KINDS
+            for outcome, _, _ in _REMINDER_OUTCOMES
+        ),
+    ]
 
 
 def _entry_label(id_word: str, en_word: str, label: str) -> str:
@@ -239,6 +269,10 @@ def to_csv(report: dict[str, Any], locale: str = "id") -> str:
     )
     online = report["online"]
     if online["services"]:
+        levels = [
+            ("site", site["id"], site["name"], online["totals"]),
+            *(("service", svc["code"], svc["name"]["id"], svc) for svc in online["services"]),
+        ]
         rows(
             [
                 "tingkat/level",
@@ -251,15 +285,23 @@ def to_csv(report: dict[str, Any], locale: str = "id") -> str:
                     for _, label in _ENTRY_WAIT_COLUMNS
                 ),
             ],
+            [[level, ident, name, *_online_cells(part)] for level, ident, name, part in levels],
+        )
+        rows(
             [
-                [level, ident, name, *_online_cells(part)]
-                for level, ident, name, part in (
-                    ("site", site["id"], site["name"], online["totals"]),
-                    *(
-                        ("service", svc["code"], svc["name"]["id"], svc)
-                        for svc in online["services"]
-                    ),
-                )
+                "tingkat/level",
+                "id",
+                "nama/name",
+                *(label for _, label, _ in _REMINDER_OUTCOMES),
+                *(
+                    _entry_label(id_word, en_word, word)
+                    for _, id_word, en_word in _REMINDER_KINDS
+                    for _, _, word in _REMINDER_OUTCOMES
+                ),
+            ],
+            [
+                [level, ident, name, *_reminder_cells(part["reminders"])]
+                for level, ident, name, part in levels
             ],
         )
     elements = [e["code"] for e in report["ikm"]["elements"]]
@@ -549,6 +591,57 @@ def _online_html(online: dict[str, Any]) -> list[str]:
             " (checked in + missed). Punctuality = check-in \u2212 slot start (negative:"
             " early). A booked wait runs from the later of check-in and slot start; a booking"
             " checked in late is served as a walk-in.",
+        )
+        + "</p></div>",
+        *_reminders_html(online),
+    ]
+
+
+def _reminders_html(online: dict[str, Any]) -> list[str]:
+    """The reminders of the antrian online section: notices delivered to the webhook and
+    given up, in all and per kind, for the site and each service."""
+    head = [
+        _bi("Layanan", "Service"),
+        _bi("Terkirim", "Delivered"),
+        _bi("Gagal", "Failed"),
+        *(
+            _bi(id_word.capitalize(), en_word.capitalize())
+            for _, id_word, en_word in _REMINDER_KINDS
+        ),
+    ]
+
+    def cells(name: str, reminders: dict[str, Any]) -> list[str]:
+        by_kind = reminders["by_kind"]
+        return [
+            name,
+            str(reminders["delivered"]),
+            str(reminders["failed"]),
+            *(
+                f"{by_kind[kind]['delivered']} / {by_kind[kind]['failed']}"
+                for kind, _, _ in _REMINDER_KINDS
+            ),
+        ]
+
+    rows = [cells("<b>Total</b>", online["totals"]["reminders"])] + [
+        cells(
+            f"{escape(s['name']['id'])} <span class='en'>{escape(s['name']['en'])}</span>",
+            s["reminders"],
+        )
+        for s in online["services"]
+    ]
+    return [
+        f"<div class='section'><h2>{_bi('Pengingat', 'Reminders')}</h2>",
+        _table(head, rows, total_first=True),
+        "<p class='note'>"
+        + _bi(
+            "Pemberitahuan ke nomor telepon warga, per jenis: terkirim / gagal. Terkirim:"
+            " penerima webhook menjawab 2xx; gagal: ditinggalkan setelah percobaan"
+            " terakhir. Dihitung menurut hari layanan saat hasilnya diketahui; percobaan"
+            " ulang tidak dihitung.",
+            "Notices to citizens' phones, per kind: delivered / failed. Delivered: the"
+            " webhook's receiver answered 2xx; failed: given up after the last attempt."
+            " Counted by the service day the outcome was known on; retried attempts are"
+            " not counted.",
         )
         + "</p></div>",
     ]

@@ -6,6 +6,12 @@ rolled-back one is never sent. The webhook worker (queue_service/webhook.py) the
 rows (`due`), and records what each attempt came to (`delivered`, `failed`); `prune`
 deletes finished rows after a week and `stats` feeds the outbox gauges.
 
+A row's final outcome (delivered, or given up) also adds one to its count in
+`notice_counts` (migration 0012), in the same statement, and only when the row's state
+changes: the reports count reminders from there, over ranges longer than the outbox keeps
+its rows, and a count is never lost nor added twice (a retried attempt is not an outcome;
+an outcome recorded again, or late, changes no state and adds nothing).
+
 Delivery order: a subject's rows are claimed one at a time, in the order they were made (a
 row waits while an earlier row of its subject is pending), so a citizen never hears
 "cancelled" before "booked". Rows of different subjects go out side by side.
@@ -16,10 +22,11 @@ row waits while an earlier row of its subject is pending), so a citizen never he
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 import orjson
@@ -54,6 +61,24 @@ class SiteOutboxStats:
     failed: int
 
 
+class NoticeCount(NamedTuple):
+    """What a row of `notice_counts` counts: the final outcomes of one site's notices of
+    one kind and service on one service day."""
+
+    site: str
+    day: date  # the site's service day of the outcome
+    kind: NoticeKind
+    service: str  # the service the notice names; "" for none
+    outcome: NoticeState  # DELIVERED or FAILED (given up)
+
+
+def _notice_service(data: Mapping[str, Any]) -> str:
+    """The service a notice names in its data (every kind's does), or "" when it names
+    none (as `_SERVICE` reads the payload)."""
+    service = data.get("service")
+    return service if isinstance(service, str) else ""
+
+
 class Outbox(Protocol):
     """What the webhook worker needs of an outbox (`PgOutbox`, `MemoryOutbox`)."""
 
@@ -62,13 +87,17 @@ class Outbox(Protocol):
         is not due again before `now + lease` (unless recorded meanwhile)."""
         ...
 
-    async def delivered(self, id: int, now: datetime) -> None:
-        """The row was delivered: done, and its phone forgotten."""
+    async def delivered(self, id: int, now: datetime, day: date) -> None:
+        """The row was delivered: done, its phone forgotten, and counted delivered on
+        service day `day`, if it was still pending (else nothing changes)."""
         ...
 
-    async def failed(self, id: int, now: datetime, error: str, next_at: datetime | None) -> None:
-        """The attempt failed: due again at `next_at`, or given up (phone forgotten) when
-        `next_at` is None."""
+    async def failed(
+        self, id: int, now: datetime, error: str, next_at: datetime | None, day: date
+    ) -> None:
+        """The attempt failed: due again at `next_at`; or, when `next_at` is None, given
+        up (phone forgotten) and counted failed on service day `day` (unused for a retry).
+        Nothing changes for a row no longer pending."""
         ...
 
     async def prune(self, before: datetime) -> int:
@@ -190,31 +219,53 @@ async def due(
     return sorted(claimed, key=lambda row: row.id)
 
 
-async def delivered(pool: asyncpg.Pool, id: int, now: datetime) -> None:
-    """The row was delivered: its phone is forgotten."""
+# The service a row's notice names, as `_notice_service` reads a notice's data.
+_SERVICE = (
+    "CASE WHEN jsonb_typeof(payload -> 'service') = 'string' THEN payload ->> 'service' ELSE '' END"
+)
+
+
+def _finish(changes: str) -> str:
+    """One statement that finishes a pending row ($1 its id) with `changes` and adds one
+    to its count on service day $2 under outcome $3. The INSERT reads what the UPDATE
+    returned: nothing when the row was no longer pending (recorded before, by this worker
+    or another), so a row is counted once, when its state changes, never twice."""
+    return (
+        "WITH done AS ("  # noqa: S608 - constant parts, values are $n parameters
+        f" UPDATE outbox SET {changes} WHERE id = $1 AND state = 'pending'"
+        f" RETURNING site_id, kind, {_SERVICE} AS service)"
+        " INSERT INTO notice_counts (site_id, service_day, kind, service, outcome, n)"
+        " SELECT site_id, $2, kind, service, $3, 1 FROM done"
+        " ON CONFLICT (site_id, service_day, kind, service, outcome)"
+        " DO UPDATE SET n = notice_counts.n + 1"
+    )
+
+
+_DELIVERED = _finish("state = 'delivered', delivered_at = $4, phone = NULL, last_error = NULL")
+_GIVEN_UP = _finish("state = 'failed', phone = NULL, last_error = $4, next_attempt_at = $5")
+
+
+async def delivered(pool: asyncpg.Pool, id: int, now: datetime, day: date) -> None:
+    """The row was delivered: its phone is forgotten, and it counts as delivered on the
+    site's service day `day`. A row no longer pending is left as it is, uncounted."""
     async with connection(pool) as conn:
-        await conn.execute(
-            "UPDATE outbox SET state = 'delivered', delivered_at = $2, phone = NULL,"
-            " last_error = NULL WHERE id = $1 AND state = 'pending'",
-            id,
-            now,
-        )
+        await conn.execute(_DELIVERED, id, day, str(NoticeState.DELIVERED), now)
 
 
 async def failed(
-    pool: asyncpg.Pool, id: int, now: datetime, error: str, next_at: datetime | None
+    pool: asyncpg.Pool,
+    id: int,
+    now: datetime,
+    error: str,
+    next_at: datetime | None,
+    day: date,
 ) -> None:
     """The attempt failed with `error`: the row is due again at `next_at`, or, when
-    `next_at` is None (the last attempt), given up and its phone forgotten."""
+    `next_at` is None (the last attempt), given up, its phone forgotten, and counted as
+    failed on the site's service day `day`. A row no longer pending is left as it is."""
     async with connection(pool) as conn:
         if next_at is None:
-            await conn.execute(
-                "UPDATE outbox SET state = 'failed', phone = NULL, last_error = $2,"
-                " next_attempt_at = $3 WHERE id = $1 AND state = 'pending'",
-                id,
-                error,
-                now,
-            )
+            await conn.execute(_GIVEN_UP, id, day, str(NoticeState.FAILED), error, now)
         else:
             await conn.execute(
                 "UPDATE outbox SET next_attempt_at = $3, last_error = $2"
@@ -275,11 +326,13 @@ class PgOutbox:
     async def due(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxRow]:
         return await due(self.pool, now, limit, lease)
 
-    async def delivered(self, id: int, now: datetime) -> None:
-        await delivered(self.pool, id, now)
+    async def delivered(self, id: int, now: datetime, day: date) -> None:
+        await delivered(self.pool, id, now, day)
 
-    async def failed(self, id: int, now: datetime, error: str, next_at: datetime | None) -> None:
-        await failed(self.pool, id, now, error, next_at)
+    async def failed(
+        self, id: int, now: datetime, error: str, next_at: datetime | None, day: date
+    ) -> None:
+        await failed(self.pool, id, now, error, next_at, day)
 
     async def prune(self, before: datetime) -> int:
         return await prune(self.pool, before)
@@ -320,12 +373,13 @@ class _MemoryRow:
 
 
 class MemoryOutbox:
-    """The outbox and the contacts in memory, with the PostgreSQL tables' behaviour: the
-    in-memory store holds one and calls `write` from its `append`."""
+    """The outbox, the contacts and the notice counts in memory, with the PostgreSQL
+    tables' behaviour: the in-memory store holds one and calls `write` from its `append`."""
 
     def __init__(self) -> None:
         self.contacts: dict[tuple[str, str], str] = {}  # (site, subject) -> phone
         self.rows: dict[int, _MemoryRow] = {}  # by id, so in the order they were made
+        self.counts: Counter[NoticeCount] = Counter()  # the table notice_counts
         self._keys: set[str] = set()
         self._ids = itertools.count(1)
 
@@ -362,14 +416,22 @@ class MemoryOutbox:
             r.next_attempt_at = now + lease
         return sorted((r.claimed() for r in ready[:limit]), key=lambda row: row.id)
 
-    async def delivered(self, id: int, now: datetime) -> None:
+    def _count(self, r: _MemoryRow, day: date) -> None:
+        """Add `r`, just finished, to its count of service day `day` (the table's upsert)."""
+        n = r.notice
+        self.counts[NoticeCount(n.site, day, n.kind, _notice_service(n.data), r.state)] += 1
+
+    async def delivered(self, id: int, now: datetime, day: date) -> None:
         r = self.rows.get(id)
         if r is not None and r.state is NoticeState.PENDING:
             r.state = NoticeState.DELIVERED
             r.delivered_at = now
             r.phone = r.last_error = None
+            self._count(r, day)
 
-    async def failed(self, id: int, now: datetime, error: str, next_at: datetime | None) -> None:
+    async def failed(
+        self, id: int, now: datetime, error: str, next_at: datetime | None, day: date
+    ) -> None:
         r = self.rows.get(id)
         if r is None or r.state is not NoticeState.PENDING:
             return
@@ -378,6 +440,7 @@ class MemoryOutbox:
             r.state = NoticeState.FAILED
             r.next_attempt_at = now
             r.phone = None
+            self._count(r, day)
         else:
             r.next_attempt_at = next_at
 

@@ -1,5 +1,6 @@
 """Report queries: visit figures per agency, service and counter, busiest hours, counter
-times and the IKM sums, for one site and a range of service days.
+times, antrian online (bookings, booked waits, reminders) and the IKM sums, for one site
+and a range of service days.
 
 Closed service days are read from the rollup tables (`report_visits` and
 `report_counter_days`, filled from `visits_of()` and `counter_spans_of()` the first time a
@@ -353,6 +354,19 @@ _BOOKINGS = (
 """
 )
 
+# Reminders: the notices of the range delivered to the webhook or given up, by kind, for
+# the site and per service (those naming none count in the site's only), from the daily
+# counts the outbox keeps (`notice_counts`, migration 0012; its rows are pruned after a
+# week, the counts are not). GROUPING(service) = 1 marks the site's rows.
+# $1 site, $2 first, $3 last day.
+_REMINDERS = """
+SELECT GROUPING(service) AS g, service, kind, outcome, sum(n)::bigint AS n
+  FROM notice_counts
+ WHERE site_id = $1 AND service_day BETWEEN $2 AND $3
+ GROUP BY GROUPING SETS ((kind, outcome), (service, kind, outcome))
+HAVING GROUPING(service) = 1 OR service <> ''
+"""
+
 # Counter figures of the rolled-up days of the range (today's come from _COUNTER_DAYS).
 _COUNTERS_ROLLED = """
 SELECT counter_id, sum(open_seconds) AS open_seconds, sum(busy_seconds) AS busy_seconds,
@@ -461,6 +475,7 @@ class RawReport:
     comments: list[dict[str, Any]]
     waits_by_entry: list[dict[str, Any]]
     bookings: list[dict[str, Any]]
+    reminders: list[dict[str, Any]]
 
 
 async def site_report(
@@ -501,6 +516,7 @@ async def site_report(
         notes = await conn.fetch(_COMMENTS, site_id, first, last, comments)
         by_entry = await conn.fetch(_WAITS_BY_ENTRY, *base, codes, agencies, targets, now)
         bookings = await conn.fetch(_BOOKINGS, site_id, dims.timezone, first, last)
+        reminders = await conn.fetch(_REMINDERS, site_id, first, last)
     return RawReport(
         _records(figures),
         _records(hours),
@@ -511,6 +527,7 @@ async def site_report(
         _records(notes),
         _records(by_entry),
         _records(bookings),
+        _records(reminders),
     )
 
 

@@ -1268,6 +1268,22 @@ def _online_report(figures: dict[str, Any]) -> dict[str, Any]:
             "within_target": figures["within_target"],
         }
     )
+    outcomes = {
+        "delivered": _count("Delivered: the webhook's receiver answered 2xx."),
+        "failed": _count("Given up after the last attempt."),
+    }
+    reminders = _object(
+        {
+            **outcomes,
+            "by_kind": _object(
+                {kind.value: _object(outcomes) for kind in vocab.NoticeKind},
+                description="Per notice kind (every kind, 0 when none).",
+            ),
+        },
+        description="Notices to citizens' phones (the webhook) whose final outcome fell on "
+        "a service day of the range; retried attempts are not counted. A service's: the "
+        "notices naming it.",
+    )
     part = {
         "bookings": bookings,
         "waits": _object(
@@ -1275,6 +1291,7 @@ def _online_report(figures: dict[str, Any]) -> dict[str, Any]:
             description="Queue time of booked citizens (source `booking`) and of everyone "
             "else (walk-ins, remote joins, late check-ins).",
         ),
+        "reminders": reminders,
     }
     return _object(
         {
@@ -1291,7 +1308,7 @@ def _online_report(figures: dict[str, Any]) -> dict[str, Any]:
                 )
             ),
         },
-        description="Antrian online: bookings and booked against walk-in waits.",
+        description="Antrian online: bookings, booked against walk-in waits, reminders.",
     )
 
 
