@@ -1462,7 +1462,7 @@ def _report_schemas() -> dict[str, Any]:
                 "version": {
                     "type": "integer",
                     "description": "Layout version of this document (2: `expired` and "
-                    "`waiting_past_target`; 3: `online`).",
+                    "`waiting_past_target`; 3: `online`: bookings, waits, reminders).",
                 },
                 "site": {"type": "object"},
                 "from": {"type": "string", "format": "date"},
