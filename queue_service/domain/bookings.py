@@ -128,8 +128,7 @@ class BookingRecord:
 def window(site: Site, service: Service, b: BookingRecord) -> tuple[datetime, datetime]:
     """When `b` may be checked in: from `early_minutes` before its slot starts until
     `late_minutes` after (UTC)."""
-    policy = service.booking
-    assert policy is not None
+    policy = policy_of(service)
     start = at_local(b.day, b.slot, site.timezone).astimezone(UTC)
     return (
         start - timedelta(minutes=policy.early_minutes),
@@ -195,7 +194,7 @@ class BookingBook:
             if b.state != BookingStatus.BOOKED:
                 continue
             service = site.services.get(b.service)
-            if service is None or service.booking is None or window(site, service, b)[1] <= now:
+            if service is None or window(site, service, b)[1] <= now:
                 out.append(b)
         return out
 
@@ -268,6 +267,10 @@ class BookingBook:
 
 
 def policy_of(service: Service) -> Booking:
-    """The booking policy of a service that takes bookings."""
-    assert service.booking is not None
-    return service.booking
+    """The booking policy of a service. A service whose bookings were switched off in the
+    configuration since keeps the default policy for the bookings it still holds (their
+    check-in windows, their views); it takes no new ones (`online.bookable_service`)."""
+    return service.booking if service.booking is not None else _DEFAULT_POLICY
+
+
+_DEFAULT_POLICY = Booking()

@@ -72,9 +72,15 @@ def slot_open(svc: Service, slot: Slot, now: datetime) -> bool:
 
 
 def _place(
-    state: SiteState, now: datetime, svc: Service, day_text: str, slot_text: str
+    state: SiteState,
+    now: datetime,
+    svc: Service,
+    day_text: str,
+    slot_text: str,
+    moving: BookingRecord | None = None,
 ) -> tuple[date, Slot]:
-    """The day and slot asked for, checked bookable at `now` with a place free."""
+    """The day and slot asked for, checked bookable at `now` with a place free (for a
+    booking `moving` within its day, its own place in the day's count is not another)."""
     day = parse_day(day_text)
     if day not in bookable_days(state, svc, now):
         raise errors.BookingClosed(
@@ -107,7 +113,8 @@ def _place(
         raise errors.SlotFull(
             f"the {slot.label} slot of {day_text} is full", service=svc.code, slot=slot.label
         )
-    if book.per_day[(svc.code, day)] >= day_cap(svc, len(slots)):
+    own = 1 if moving is not None and moving.day == day else 0
+    if book.per_day[(svc.code, day)] - own >= day_cap(svc, len(slots)):
         raise errors.SlotFull(
             f"every bookable place of {day_text} is taken; walk-ins are still served",
             service=svc.code,
@@ -184,7 +191,7 @@ def reschedule(
     svc = bookable_service(state, b.service)
     if day == b.day.isoformat() and slot == f"{b.slot:%H:%M}":
         raise errors.Invalid("the booking is already in that slot", field="slot")
-    new_day, chosen = _place(state, now, svc, day, slot)
+    new_day, chosen = _place(state, now, svc, day, slot, moving=b)
     return [
         _event(
             state,
@@ -265,7 +272,9 @@ def check_in(
         raise errors.BookingCancelled("the booking was cancelled")
     if b.state == BookingStatus.MISSED:
         raise errors.TooLate("the booking was missed: its check-in window closed")
-    svc = state.site.services[b.service]
+    svc = state.site.services.get(b.service)
+    if svc is None:
+        raise errors.BookingNotFound("the booking's service is no longer offered here")
     policy = policy_of(svc)
     opens, closes = window(state.site, svc, b)
     if now < opens:
