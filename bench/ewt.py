@@ -34,7 +34,8 @@ estimate, the worst hour of the day (the hour of issue, among those with at leas
 `WORST_HOUR_MIN` tickets, with the largest MAE), and the share of actual waits inside the
 range where the estimate gives one (`estimate.shipped_range`: low, point, high; "n/a" while
 there is none). The first rows, "(calibrated model)", are the hall the estimate was tuned
-on, on the same seeds and counted the same way.
+on, on the same seeds and counted the same way; a family with a surge has a row of its own
+for the tickets of the surged service issued during the surge.
 """
 
 from __future__ import annotations
@@ -147,9 +148,11 @@ def simulate(
     predictors: dict[str, Predictor],
     family: Family | None = None,
     ranges: dict[str, RangePredictor] | None = None,
+    surged: list[Prediction] | None = None,
 ) -> tuple[list[Prediction], float]:
     """The first visits of `seeds` days of profile `name` (in the hall behaviour of
-    `family`), and the seconds it took."""
+    `family`), and the seconds it took; those of a family's surged service issued in its
+    surge are added to `surged` too."""
     site = next(iter(sample_hall(counters).sites.values()))
     out: list[Prediction] = []
     began = time.perf_counter()
@@ -159,7 +162,11 @@ def simulate(
             site, hall.day, predictors=dict(predictors), ranges=dict(ranges or {})
         )
         asyncio.run(driver.run(hall))
-        out.extend(p for p in driver.predictions.values() if p.wait is not None)
+        called = [p for p in driver.predictions.values() if p.wait is not None]
+        out.extend(called)
+        if surged is not None and hall.surge is not None:
+            code, begin, end = hall.surge
+            surged.extend(p for p in called if p.service == code and begin <= p.since < end)
     return out, time.perf_counter() - began
 
 
@@ -458,5 +465,11 @@ def families(args: argparse.Namespace) -> None:
     # The calibrated model's hall first, on the same seeds and counted the same way.
     for fam in [CALIBRATED, *names]:
         for name in loads:
-            preds, _ = simulate(name, seeds, args.counters, predictors, FAMILIES.get(fam), ranges)
+            surged: list[Prediction] = []
+            preds, _ = simulate(
+                name, seeds, args.counters, predictors, FAMILIES.get(fam), ranges, surged
+            )
             print(family_row(fam, name, preds, site.timezone, found is not None), flush=True)
+            if surged:
+                label = f"{fam}: the surged service's tickets of its hour"
+                print(family_row(label, name, surged, site.timezone, found is not None))

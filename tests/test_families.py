@@ -16,7 +16,7 @@ from queue_service.domain.events import Event
 from queue_service.domain.vocab import EventType
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.families import FAMILIES, family
-from queue_service.simulate.offline import OfflineDay, Prediction, run_day
+from queue_service.simulate.offline import OfflineDay, OfflineDriver, Prediction, run_day
 from queue_service.simulate.profiles import profile, sample_hall
 
 SITE = next(iter(sample_hall(20).sites.values()))
@@ -133,22 +133,24 @@ async def test_bursts_bring_groups_at_the_same_load() -> None:
 
 
 async def test_a_surge_brings_one_service_more_than_its_counters_serve_in_an_hour() -> None:
-    day = await day_of("surge")
-    by_service: dict[str | None, list[datetime]] = {}
-    for ts, service in issues(day.events):
-        by_service.setdefault(service, []).append(ts)
+    hall = HallDay(SITE, profile("typical"), SEED, TUESDAY, family("surge"))
+    driver = OfflineDriver(SITE, hall.day)
+    await driver.run(hall)
+    assert hall.surge is not None
+    surged, begin, end = hall.surge
+    assert end - begin == timedelta(hours=1)
+    assert 9 <= local(begin).hour <= 11
+    counters = sum(1 / len(c.services) for c in SITE.counters.values() if surged in c.services)
+    serves = counters * 60 / SITE.services[surged].default_service_minutes  # an hour
 
-    def busiest_hour(times: list[datetime]) -> int:
-        return max(sum(t <= u < t + timedelta(hours=1) for u in times) for t in times)
+    def in_the_hour(events: list[Event]) -> int:
+        return sum(s == surged and begin <= ts < end for ts, s in issues(events))
 
-    over = []
-    for code, times in by_service.items():
-        assert code is not None
-        counters = sum(1 / len(c.services) for c in SITE.counters.values() if code in c.services)
-        serves = counters * 60 / SITE.services[code].default_service_minutes
-        if busiest_hour(times) > 1.5 * serves:
-            over.append(code)
-    assert len(over) == 1, over
+    plain = await day_of(None)
+    assert in_the_hour(driver.events) > serves
+    assert in_the_hour(driver.events) > in_the_hour(plain.events) + serves
+    others = [(ts, s) for ts, s in issues(driver.events) if s != surged]
+    assert others == [(ts, s) for ts, s in issues(plain.events) if s != surged]
 
 
 async def test_another_daily_shape_peaks_after_lunch() -> None:

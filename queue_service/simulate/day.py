@@ -230,6 +230,8 @@ class HallDay:
         name = family.name if family is not None else ""
         self.family_rng = random.Random(f"{seed}/family/{name}")  # noqa: S311
         self._shape = family.shape if family is not None and family.shape else profile.shape
+        # A family's surge, once planned: (service, from, to).
+        self.surge: tuple[str, datetime, datetime] | None = None
         # Mondays to Fridays in turn by seed (a Friday has the prayer break).
         self.day = day or date(2026, 11, 23) + timedelta(days=seed % 5)
         self.summary = Summary(profile.name, seed, self.day)
@@ -418,6 +420,7 @@ class HallDay:
         begin, end = self.at(earliest), self.at(latest)
         start = begin + (end - begin) * frng.random()
         rate = factor * serving[code]
+        self.surge = (code, start, start + timedelta(minutes=minutes))
         t = 0.0
         while True:
             t += frng.expovariate(rate)
