@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import re
 import statistics
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,8 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bench import ewt
+from queue_service.domain import estimate
 from queue_service.domain.events import Event
+from queue_service.domain.state import SiteState, Ticket
 from queue_service.domain.vocab import EventType
+from queue_service.simulate.cli import run
 from queue_service.simulate.day import HallDay
 from queue_service.simulate.families import FAMILIES, family
 from queue_service.simulate.offline import OfflineDay, OfflineDriver, Prediction, run_day
@@ -226,3 +230,37 @@ def test_families_refuse_seeds_used_to_calibrate() -> None:
     )
     with pytest.raises(SystemExit, match="overlap the calibration seeds"):
         ewt.families(args)
+
+
+def test_the_families_table_measures_a_range_s_coverage_when_the_estimate_has_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`estimate.shipped_range` (issue 21, step 2) is read when it exists: its coverage
+    is measured on the same tickets (here a stand-in, from half to twice the estimate)."""
+
+    def shipped_range(
+        state: SiteState, service: str, ahead: int, now: datetime, ticket: Ticket | None
+    ) -> tuple[float, float, float] | None:
+        point = estimate.shipped(state, service, ahead, now, ticket)
+        return None if point is None else (0.5 * point, point, 2.0 * point)
+
+    monkeypatch.setattr(estimate, "shipped_range", shipped_range, raising=False)
+    args = argparse.Namespace(
+        families=["speed"], seed=None, days=1, profiles=["typical"], counters=20
+    )
+    ewt.families(args)
+    out = capsys.readouterr().out
+    assert "range: estimate.shipped_range" in out
+    rows = [line for line in out.splitlines() if line.startswith(("| (calibrated", "| speed"))]
+    assert len(rows) == 2
+    for row in rows:
+        coverage = row.strip("|").split("|")[9].strip()
+        assert re.fullmatch(r"\d+\.\d%", coverage), row
+        assert 0 < float(coverage[:-1]) < 100
+
+
+def test_simulate_offline_plays_a_family(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["offline", "--family", "pauses", "--days", "1", "--seed", "3001", "--quiet"]
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert "typical day" in out and "seed 3001" in out
