@@ -22,6 +22,9 @@ HTTP the day is the service's today (unless --date), booked through its public A
 05:00 of the simulated day; the service's slots are times of its own clock, so they meet
 the simulated day's only at --speed 1 started before the bookings (else the service
 refuses some bookings and check-ins, and the simulator counts what it answered).
+
+--family plays the day in another family of hall behaviour (bursts, surge, shape,
+heavy-tail, late-start, pauses, speed, mixed: `simulate/families.py`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from queue_service.config import AppConfig, ConfigError, hash_token, load_config
 from queue_service.domain.site import Site
 from queue_service.domain.vocab import Role, Source
 from queue_service.simulate.day import HallDay, Summary
+from queue_service.simulate.families import FAMILIES, Family
 from queue_service.simulate.offline import OfflineDay, Prediction, run_day
 from queue_service.simulate.profiles import (
     PROFILES,
@@ -107,9 +111,18 @@ def _site(args: argparse.Namespace) -> tuple[AppConfig, Site]:
         raise SystemExit(f"simulate: no site {site_id!r} in the configuration") from None
 
 
+def _family(args: argparse.Namespace) -> Family | None:
+    return None if args.family is None else FAMILIES[args.family]
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="typical", choices=sorted(PROFILES))
     p.add_argument("--seed", type=int, default=1, help="the same seed gives the same day")
+    p.add_argument(
+        "--family",
+        choices=sorted(FAMILIES),
+        help="another family of hall behaviour (default: the calibrated model's)",
+    )
     p.add_argument("--date", type=date.fromisoformat, help="the day (default: by seed)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -207,7 +220,15 @@ def _offline(args: argparse.Namespace) -> int:
         bar = None if args.quiet else ProgressBar(f"{site.id} {args.profile} seed {seed}")
         began = time.perf_counter()
         day = asyncio.run(
-            run_day(site, profile(args.profile), seed, args.date, bar, until=args.until)
+            run_day(
+                site,
+                profile(args.profile),
+                seed,
+                args.date,
+                bar,
+                until=args.until,
+                family=_family(args),
+            )
         )
         elapsed = time.perf_counter() - began
         print(offline_report(day, elapsed))
@@ -374,7 +395,7 @@ class HttpRun:
             played = profile(args.profile)
             # Bookings can be made for the service's today, not for a day by seed.
             day = args.date or (site.service_day(now) if played.online else None)
-            hall = self.hall = HallDay(site, played, args.seed, day)
+            hall = self.hall = HallDay(site, played, args.seed, day, _family(args))
             hours = site.opening(now)
             until = f"until {hours[1]:%H:%M} {now.astimezone(site.timezone):%Z}" if hours else ""
             span = (hall.end - hall.start).total_seconds() / args.speed

@@ -25,6 +25,10 @@ their ticket at the kiosk where the service asks for it (called before they are 
 they are recalled and marked no-show like anyone absent, and take a new ticket on
 arrival). Everything drawn for it comes from a random generator of its own, so a profile
 without it gives, seed for seed, the day it gave before.
+
+A family of hall behaviour (`families.py`: bursts, a surge, another daily shape, heavier-
+tailed service times, late openings, officers' own pauses, slow and fast officers) changes
+the model of the day; its draws come from a random generator of its own too.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from queue_service.domain.bookings import Slot, policy_of, slots_of
 from queue_service.domain.online import slot_open
 from queue_service.domain.site import WEEKDAYS, EndOfDay, Site, at_local
 from queue_service.domain.vocab import Priority
+from queue_service.simulate.families import Family
 from queue_service.simulate.profiles import Profile
 
 # The priority kinds a citizen may have.
@@ -174,6 +179,13 @@ class Officer:
     citizen: Citizen | None = None
     paused_for: set[str] = field(default_factory=set)  # breaks already taken
     next_short_pause: datetime | None = None
+    # A family's officer behaviour: works through the configured breaks; pauses of its
+    # own (key, start, end, reason); the next short meeting; minutes late back from a
+    # configured break.
+    skips_breaks: bool = False
+    own_pauses: list[tuple[str, datetime, datetime, str]] = field(default_factory=list)
+    next_meeting: datetime | None = None
+    break_late: float = 0.0
 
 
 @dataclass(slots=True)
@@ -196,15 +208,30 @@ Progress = Callable[[float], None]
 
 
 class HallDay:
-    """A day of `site` under `profile`, drawn from `seed`, on `day` (default: by seed)."""
+    """A day of `site` under `profile`, drawn from `seed`, on `day` (default: by seed), in
+    the hall behaviour of `family` (default: the calibrated model's)."""
 
-    def __init__(self, site: Site, profile: Profile, seed: int, day: date | None = None) -> None:
+    def __init__(
+        self,
+        site: Site,
+        profile: Profile,
+        seed: int,
+        day: date | None = None,
+        family: Family | None = None,
+    ) -> None:
         self.site = site
         self.profile = profile
         self.seed = seed
+        self.family = family
         self.rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not secrets
         # Antrian online's own draws (see the module's docstring).
         self.online_rng = random.Random(f"{seed}/online")  # noqa: S311
+        # A family's own draws.
+        name = family.name if family is not None else ""
+        self.family_rng = random.Random(f"{seed}/family/{name}")  # noqa: S311
+        self._shape = family.shape if family is not None and family.shape else profile.shape
+        # A family's surge, once planned: (service, from, to).
+        self.surge: tuple[str, datetime, datetime] | None = None
         # Mondays to Fridays in turn by seed (a Friday has the prayer break).
         self.day = day or date(2026, 11, 23) + timedelta(days=seed % 5)
         self.summary = Summary(profile.name, seed, self.day)
@@ -255,7 +282,7 @@ class HallDay:
     # -- the plan ----------------------------------------------------------------------
 
     def _intensity(self, t: time) -> float:
-        pts = self.profile.shape
+        pts = self._shape
         m = t.hour * 60 + t.minute + t.second / 60
         prev = pts[0]
         w = pts[0][1]
@@ -278,7 +305,7 @@ class HallDay:
         for cid in present:
             cfg = self.site.counters[cid]
             opens = self.at(p.counters_open_from) + timedelta(seconds=rng.uniform(0, 1500))
-            self.officers[cid] = Officer(
+            o = self.officers[cid] = Officer(
                 cid,
                 cfg.services,
                 speed=rng.lognormvariate(0.0, p.officer_sigma),
@@ -290,7 +317,31 @@ class HallDay:
                     else None
                 ),
             )
-            self._push(opens, "open", cid)
+            if self.family is not None:
+                self._family_officer(self.family, o)
+            self._push(o.opens_at, "open", cid)
+
+    def _family_officer(self, f: Family, o: Officer) -> None:
+        """An officer as `f` has them: when the counter opens, back from a break, lunch,
+        speed."""
+        frng = self.family_rng
+        if f.late_start is not None:
+            on_time, late, back = f.late_start
+            hours = self.site.opening(self.at(time(12, 0)))
+            opening = self.at(hours[0] if hours is not None else self.profile.counters_open_from)
+            minutes = frng.uniform(0.0, 5.0) if frng.random() < on_time else frng.uniform(*late)
+            o.opens_at = opening + timedelta(minutes=minutes)
+            o.break_late = frng.uniform(*back)
+        if f.staggered_lunch is not None:
+            share, earliest, latest, length = f.staggered_lunch
+            if frng.random() < share:
+                o.skips_breaks = True
+                begin, end = self.at(earliest), self.at(latest)
+                start = begin + (end - begin) * frng.random()
+                lunch = timedelta(minutes=frng.uniform(*length))
+                o.own_pauses.append(("lunch", start, start + lunch, "Makan siang"))
+        if f.speeds is not None:
+            o.speed *= frng.choice(f.speeds)
 
     def _plan_arrivals(self) -> None:
         """Thinning of a Poisson process whose rate follows the profile, per service."""
@@ -316,6 +367,9 @@ class HallDay:
         codes = list(base)
         weights = [base[c] for c in codes]
         lam_max = total * peak
+        bursts = self.family.bursts if self.family is not None else None
+        if bursts is not None:
+            lam_max /= bursts[0]  # groups, of `bursts[0]` citizens on average
         t = 0.0
         while True:
             t += rng.expovariate(lam_max)
@@ -326,6 +380,53 @@ class HallDay:
                 continue
             service = rng.choices(codes, weights)[0]
             self._plan_arrival(at, service)
+            if bursts is not None:
+                self._plan_group(bursts, at, service, codes, weights)
+        if self.family is not None and self.family.surge is not None:
+            serving = {
+                c: cap[c] / (self.site.services[c].default_service_minutes * 60) for c in cap
+            }
+            self._plan_surge(self.family.surge, serving, base)
+
+    def _plan_group(
+        self,
+        bursts: tuple[float, float, float],
+        at: datetime,
+        service: str,
+        codes: list[str],
+        weights: list[float],
+    ) -> None:
+        """The rest of a group whose first member arrived at `at` for `service`: geometric
+        in size (of mean `bursts[0]`), arriving within `bursts[1]` seconds."""
+        frng = self.family_rng
+        size, spread, same = bursts
+        while frng.random() < 1.0 - 1.0 / size:
+            when = at + timedelta(seconds=frng.uniform(0.0, spread))
+            other = service if frng.random() < same else frng.choices(codes, weights)[0]
+            self._plan_arrival(when, other)
+
+    def _plan_surge(
+        self,
+        surge: tuple[time, time, float, float],
+        serving: dict[str, float],
+        base: dict[str, float],
+    ) -> None:
+        """An hour (or `surge[2]` minutes) in which one staffed service gets, beyond its
+        usual arrivals, `surge[3]` times what its counters serve per second."""
+        frng = self.family_rng
+        earliest, latest, minutes, factor = surge
+        staffed = [c for c in base if any(c in o.services for o in self.officers.values())]
+        code = frng.choices(staffed, [base[c] for c in staffed])[0]
+        begin, end = self.at(earliest), self.at(latest)
+        start = begin + (end - begin) * frng.random()
+        rate = factor * serving[code]
+        self.surge = (code, start, start + timedelta(minutes=minutes))
+        t = 0.0
+        while True:
+            t += frng.expovariate(rate)
+            if t >= minutes * 60:
+                break
+            self._plan_arrival(start + timedelta(seconds=t), code)
 
     def _shape_at(self, at: datetime) -> float:
         p = self.profile
@@ -377,9 +478,7 @@ class HallDay:
     def _new_citizen(self, issued: Issued, service: str, at: datetime) -> Citizen:
         p, rng = self.profile, self.rng
         svc = self.site.services[service]
-        mean = svc.default_service_minutes * 60
-        sigma = p.service_sigma
-        work = min(4 * 3600.0, rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma))
+        work = min(4 * 3600.0, self._work(svc.default_service_minutes * 60))
         transfer_to = None
         if rng.random() < p.transfer:
             others = [s for s in self.site.services if s != service]
@@ -405,6 +504,22 @@ class HallDay:
             outcome=outcome,
             cancels=rng.random() < p.cancels_when_leaving,
         )
+
+    def _work(self, mean: float) -> float:
+        """A visit's service seconds at an officer of speed 1.0, for a service of `mean`
+        seconds: lognormal, or the family's mixture with a long tail (the same mean)."""
+        sigma = self.profile.service_sigma
+        work = self.rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+        tail = self.family.long_tail if self.family is not None else None
+        if tail is None:
+            return work
+        share, times, long_sigma, short_sigma = tail
+        frng = self.family_rng
+        if frng.random() < share:
+            m, s = mean * times, long_sigma
+        else:
+            m, s = mean * (1.0 - share * times) / (1.0 - share), short_sigma
+        return frng.lognormvariate(math.log(m) - s * s / 2, s)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -625,6 +740,9 @@ class HallDay:
         if await self._act(driver, at, o, CounterAction.OPEN, "opened"):
             o.phase = "idle"
             o.next_short_pause = at + self._short_pause_gap()
+            if self.family is not None and self.family.meetings is not None:
+                rate = self.family.meetings[0]
+                o.next_meeting = at + timedelta(hours=self.family_rng.expovariate(rate))
             self._wake(o, at + self._secs((1.0, 10.0)))
 
     def _short_pause_gap(self) -> timedelta:
@@ -665,20 +783,23 @@ class HallDay:
 
     async def _idle(self, driver: Driver, at: datetime, o: Officer) -> None:
         p, rng = self.profile, self.rng
-        for key, start, end in self._breaks_today():
+        for key, start, end in [] if o.skips_breaks else self._breaks_today():
             if start <= at < end and key not in o.paused_for:
                 o.paused_for.add(key)
                 if await self._act(
                     driver, at, o, CounterAction.PAUSE, "paused", {"reason": "Istirahat"}
                 ):
                     o.phase = "paused"
-                    self._wake(o, end + self._secs((0.0, 300.0)))
+                    late = timedelta(minutes=o.break_late)
+                    self._wake(o, end + self._secs((0.0, 300.0)) + late)
                 return
         after_hours = self._local(at) >= p.close_after
         leaving = o.leaves_early_at is not None and at >= o.leaves_early_at
         if leaving or at >= self.end or (after_hours and not self._waiting_for(o)):
             if await self._act(driver, at, o, CounterAction.CLOSE, "closed"):
                 o.phase = "done"
+            return
+        if await self._own_pause(driver, at, o):
             return
         if o.next_short_pause is not None and at >= o.next_short_pause:
             o.next_short_pause = at + self._short_pause_gap()
@@ -704,6 +825,28 @@ class HallDay:
         c.service = result.service
         o.citizen, o.phase = c, "called"
         self._wake(o, at + self._secs(p.walk_seconds))
+
+    async def _own_pause(self, driver: Driver, at: datetime, o: Officer) -> bool:
+        """An officer's pause of their own (a family's: a lunch, a meeting), when its time
+        has come: whether the officer paused (or tried to)."""
+        for key, start, end, reason in o.own_pauses:
+            if start <= at < end and key not in o.paused_for:
+                o.paused_for.add(key)
+                if await self._act(
+                    driver, at, o, CounterAction.PAUSE, "paused", {"reason": reason}
+                ):
+                    o.phase = "paused"
+                    self._wake(o, end)
+                return True
+        f = self.family
+        if f is None or f.meetings is None or o.next_meeting is None or at < o.next_meeting:
+            return False
+        rate, length = f.meetings
+        o.next_meeting = at + timedelta(hours=self.family_rng.expovariate(rate))
+        if await self._act(driver, at, o, CounterAction.PAUSE, "paused", {"reason": "Rapat"}):
+            o.phase = "paused"
+            self._wake(o, at + timedelta(minutes=self.family_rng.uniform(*length)))
+        return True
 
     def _waiting_for(self, o: Officer) -> bool:
         return any(
@@ -752,10 +895,7 @@ class HallDay:
                 self._called.discard(c.number)
                 self._calls.pop(c.number, None)
                 c.service = to
-                svc = self.site.services[to]
-                mean = svc.default_service_minutes * 60
-                sigma = self.profile.service_sigma
-                c.work = self.rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+                c.work = self._work(self.site.services[to].default_service_minutes * 60)
                 self._notice(to, at)
         elif not await self._act(
             driver, at, o, CounterAction.FINISH, "finished", {"outcome": c.outcome}

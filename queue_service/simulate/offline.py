@@ -7,7 +7,8 @@ driver also asks every predictor of `queue_service.domain.estimate` what it woul
 the citizen (the shipped one must equal what the ticket_issued event carries), and at the
 first call it records the wait: the material of the evaluation (`bench/ewt.py`). It does the
 same at a booking's check-in and at a remote join, each ticket kept with its source
-(walk-in, booking, remote join). A booking's ticket, called ahead of walk-ins from its due time, is
+(walk-in, booking, remote join), and asks every range predictor (low, point, high
+seconds) the same. A booking's ticket, called ahead of walk-ins from its due time, is
 estimated as the domain does it, over its queue time (DESIGN: from the later of check-in and
 its due time, with the bookings due by then ahead of it), and its wait is measured over the
 same span; the due time read here from the booking's policy must be the one its ticket got.
@@ -20,6 +21,7 @@ real second has passed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import partial
@@ -33,7 +35,7 @@ from queue_service.domain.clock import ManualClock
 from queue_service.domain.estimate import PREDICTORS, Predictor
 from queue_service.domain.events import Event
 from queue_service.domain.site import Site
-from queue_service.domain.state import SiteState
+from queue_service.domain.state import SiteState, Ticket
 from queue_service.domain.vocab import BookingEntry, BookingStatus, EventType, Priority, Source
 from queue_service.engine import Engine
 from queue_service.simulate.day import (
@@ -45,8 +47,15 @@ from queue_service.simulate.day import (
     Refused,
     Summary,
 )
+from queue_service.simulate.families import Family
 from queue_service.simulate.profiles import Profile
 from queue_service.store.memory import MemoryStore
+
+# An estimated wait as a range: (low, point, high) seconds, or None.
+Range = tuple[float, float, float]
+RangePredictor = Callable[[SiteState, str, int, datetime, Ticket | None], Range | None]
+# What the predictors said: each point predictor's estimate, each range predictor's range.
+Said = tuple[dict[str, float | None], dict[str, Range | None]]
 
 
 @dataclass(slots=True)
@@ -60,6 +69,7 @@ class Prediction:
     wait: float | None = None  # first call - since; None while never called
     # kiosk (a walk-in, or a booking checked in too late), booking or online (remote join)
     source: Source = Source.KIOSK
+    ranges: dict[str, Range | None] = field(default_factory=dict)  # by range predictor
 
 
 @dataclass(slots=True)
@@ -69,6 +79,7 @@ class OfflineDriver:
     site: Site
     day: date
     predictors: dict[str, Predictor] = field(default_factory=lambda: dict(PREDICTORS))
+    ranges: dict[str, RangePredictor] = field(default_factory=dict)
     clock: ManualClock = field(init=False)
     store: MemoryStore = field(init=False, default_factory=MemoryStore)
     engine: Engine = field(init=False)
@@ -144,16 +155,16 @@ class OfflineDriver:
             digits.append(online.CODE_ALPHABET[d])
         return "".join(digits)
 
-    def _ask(
-        self, state: SiteState, service: str, ahead: int, now: datetime
-    ) -> dict[str, float | None]:
+    def _ask(self, state: SiteState, service: str, ahead: int, now: datetime) -> Said:
         """What each predictor tells a ticket of `service` with `ahead` before it."""
-        return {name: f(state, service, ahead, now, None) for name, f in self.predictors.items()}
+        return (
+            {name: f(state, service, ahead, now, None) for name, f in self.predictors.items()},
+            {name: f(state, service, ahead, now, None) for name, f in self.ranges.items()},
+        )
 
-    def _predicted(
-        self, event: Event, said: dict[str, float | None], due: datetime | None = None
-    ) -> None:
+    def _predicted(self, event: Event, asked: Said, due: datetime | None = None) -> None:
         """Keep what the predictors said at the issue `event` (of a ticket due at `due`)."""
+        said, ranges = asked
         stored = event.data.get("estimated_wait_seconds")
         if "shipped" in said:
             shown = said["shipped"]
@@ -164,7 +175,7 @@ class OfflineDriver:
         assert event.service is not None
         since = event.ts if due is None else max(event.ts, due)
         self.predictions[event.ticket_id] = Prediction(
-            event.service, since, said, source=Source(event.data["source"])
+            event.service, since, said, source=Source(event.data["source"]), ranges=ranges
         )
 
     async def issue(
@@ -238,7 +249,7 @@ class OfflineDriver:
 
     def _booked(
         self, state: SiteState, b: BookingRecord, now: datetime
-    ) -> tuple[dict[str, float | None], datetime | None]:
+    ) -> tuple[Said, datetime | None]:
         """What the predictors tell booking `b`'s ticket checked in at `now` of its queue
         time, and when it may be called as the booking's policy says (None: at once, in the
         walk-ins' order, as a fifo booking's or a late one's)."""
@@ -261,7 +272,7 @@ class OfflineDriver:
         b = state.bookings.by_code(code)
         # Asked only of a booking still to check in (the others are refused: unknown,
         # checked in, cancelled or missed).
-        said: dict[str, float | None] = {}
+        said: Said = ({}, {})
         due = None
         if b is not None and b.state == BookingStatus.BOOKED:
             said, due = self._booked(state, b, now)
@@ -330,9 +341,11 @@ async def run_day(
     day: date | None = None,
     progress: Progress | None = None,
     until: time | None = None,
+    family: Family | None = None,
 ) -> OfflineDay:
-    """Simulate one day of `site` offline; its events, state and predictions."""
-    hall = HallDay(site, profile, seed, day)
+    """Simulate one day of `site` offline (in the hall behaviour of `family`, when given);
+    its events, state and predictions."""
+    hall = HallDay(site, profile, seed, day, family)
     driver = OfflineDriver(site, hall.day)
     summary = await driver.run(hall, progress, until)
     return OfflineDay(summary, driver)
