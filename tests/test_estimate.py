@@ -534,3 +534,26 @@ async def test_the_simulators_error_is_the_one_the_service_records_on_an_online_
     for code in site.services:
         assert totals.estimate_under[code] == pytest.approx(under[code], abs=1e-6), code
         assert totals.estimate_over[code] == pytest.approx(over[code], abs=1e-6), code
+
+
+def test_the_range_wraps_the_point_in_gamma_quantiles_of_the_calls_to_come() -> None:
+    d = Day(hall(1))
+    d.do(commands.open_counter, counter_id="c00")
+    for tid in ("t1", "t2", "t3", "t4"):
+        d.issue(tid)
+    point = d.shipped(3)
+    assert point is not None
+    # Four calls to come: relative variance 0.7 / 4 + 0.15^2 = 0.1975; Wilson-Hilferty
+    # with 1 / (9k) = 0.1975 / 9: (1 - 0.021944 -/+ 1.2816 x 0.148137)^3.
+    told = estimate.shipped_range(d.state, "Q", 3, d.clock.now())
+    assert told is not None
+    low, mid, high = told
+    assert mid == point
+    assert low == pytest.approx(point * (0.978056 - 0.189852) ** 3, rel=1e-5)
+    assert high == pytest.approx(point * (0.978056 + 0.189852) ** 3, rel=1e-5)
+    # The approximation against a gamma of shape 1 (exponential): the 10% and 90%
+    # quantiles are -ln 0.9 = 0.1054 and ln 10 = 2.3026 of the mean.
+    assert estimate.gamma_ratio(1.0, -1.2816) == pytest.approx(0.1054, abs=0.01)
+    assert estimate.gamma_ratio(1.0, 1.2816) == pytest.approx(2.3026, abs=0.03)
+    d.do(commands.close_counter, counter_id="c00")
+    assert estimate.shipped_range(d.state, "Q", 3, d.clock.now()) is None
