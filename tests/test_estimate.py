@@ -271,6 +271,20 @@ def test_during_a_break_paused_counters_come_back_at_its_end() -> None:
     assert d.shipped(1) is None  # no counter open, none coming back
 
 
+def test_an_officer_late_back_from_a_break_is_expected_after_the_floor() -> None:
+    d = Day(hall(1, breaks=True), wita(11, 40))
+    d.do(commands.open_counter, counter_id="c00")
+    d.at(wita(12, 0)).do(commands.pause_counter, counter_id="c00", reason="Istirahat")
+    d.at(wita(13, 2)).issue("t1")
+    # The break is over, c00 still paused: back after the floor, then one call at the
+    # priors' rate (no call today).
+    rate = calls_per_second(1 / M, WALKED, 1)
+    assert d.shipped(0) == pytest.approx(P.return_floor_seconds + 1 / rate + REACTION)
+    # A pause begun in a configured break teaches nothing about the hall's pauses.
+    d.at(wita(13, 4)).do(commands.open_counter, counter_id="c00")
+    assert d.state.pause_lengths == {}
+
+
 def test_the_handling_time_counts_from_the_first_call_to_the_release() -> None:
     d = Day(hall(1))
     d.do(commands.open_counter, counter_id="c00")
