@@ -175,23 +175,41 @@ def test_idle_open_counters_call_the_first_tickets_at_once() -> None:
     assert estimate.baseline(d.state, "Q", 1, d.clock.now()) == 2 * M / 3
 
 
-def test_counters_not_opened_yet_count_as_half_early_in_the_day() -> None:
-    # The test hall opens at 00:00; 00:30 WITA is 16:30 UTC the day before.
-    d = Day(hall(2), datetime(2026, 11, 22, 16, 30, tzinfo=UTC))
-    d.do(commands.open_counter, counter_id="c00")
+def test_a_counter_not_opened_yet_comes_at_the_halls_learned_opening_delay() -> None:
+    # The test hall opens at 00:00; 00:20 WITA is 16:20 UTC the day before.
+    d = Day(hall(3), datetime(2026, 11, 22, 16, 20, tzinfo=UTC))
+    d.do(commands.open_counter, counter_id="c00")  # 1200 s after the opening hour
+    d.at(datetime(2026, 11, 22, 16, 40, tzinfo=UTC)).do(commands.open_counter, counter_id="c01")
+    for tid in ("t1", "t2", "t3"):
+        d.issue(tid)
+    # Today's first opens, 1200 s and 2400 s late, with the prior of 1800 s weighing 3:
+    # the usual delay is (3600 + 3 x 1800) / 5 = 1800 s. 2400 s after the opening c02 is
+    # overdue: expected after the floor, as half a counter.
+    assert estimate.expected_opening_delay(d.state) == pytest.approx(1800.0)
+    floor = P.return_floor_seconds
+    # Position 3 less two idle counters: one call, at the rate of two counters for the
+    # first `floor` seconds, then of two and a half (no call today: the priors alone).
+    rate2 = calls_per_second(1 / M, WALKED, 2)
+    rate25 = calls_per_second(1 / M, WALKED, 2 + P.unopened_weight)
+    assert 1 / rate2 > floor
+    assert d.shipped(2) == pytest.approx(floor + (1 - floor * rate2) / rate25 + REACTION)
+    # Three usual delays (5400 s) after the opening it is taken as not staffed today: the
+    # two open counters alone (still no call today: the priors).
+    d.at(datetime(2026, 11, 22, 18, 0, tzinfo=UTC))  # 02:00 WITA: 7200 s after the opening
+    assert estimate.opening_left(d.state, d.clock.now()) is None
+    assert d.shipped(2) == pytest.approx(1 / rate2 + REACTION)
+
+
+def test_when_no_counter_has_opened_yet_they_are_expected_at_the_usual_delay() -> None:
+    d = Day(hall(2), datetime(2026, 11, 22, 16, 10, tzinfo=UTC))  # 00:10 WITA
     d.issue("t1")
-    d.issue("t2")
-    d.do(commands.call_next, counter_id="c00")
-    # c01 has not opened yet: half a counter. Position 2, c00 busy: its first call is
-    # at most one call's mean time away (t1 just called: 300 s and a walk left), then one more.
-    rate = calls_per_second(1 / M, WALKED, 1 + P.unopened_weight)
-    assert 1 / rate < WALKED
-    assert d.shipped(1) == pytest.approx(2 / rate + REACTION)
-    # 90 minutes after the opening an unopened counter is not expected any more.
-    d.at(datetime(2026, 11, 22, 17, 31, tzinfo=UTC))  # 01:31 WITA
-    rate = calls_per_second(20 / (3660 + 20 * M), WALKED, 1)
-    first = P.first_call_floor * M  # t1 has been at c00 for an hour
-    assert d.shipped(1) == pytest.approx(first + 1 / rate + REACTION)
+    # No first open today: the prior's 1800 s, 600 s of it gone. Then two counters, each
+    # half: one counter's rate for the only call.
+    rate = calls_per_second(1 / M, WALKED, 2 * P.unopened_weight)
+    assert d.shipped(0) == pytest.approx(1200 + 1 / rate + REACTION)
+    # Long past three usual delays, nothing else open or coming: a usual delay from now.
+    d.at(T0)  # 09:00 WITA; t1 has waited (counts for nothing: no counter was open)
+    assert d.shipped(0) == pytest.approx(1800 + 1 / rate + REACTION)
 
 
 def test_tickets_ahead_leave_at_the_observed_abandonment_rate() -> None:
@@ -253,6 +271,20 @@ def test_during_a_break_paused_counters_come_back_at_its_end() -> None:
     assert d.shipped(1) is None  # no counter open, none coming back
 
 
+def test_an_officer_late_back_from_a_break_is_expected_after_the_floor() -> None:
+    d = Day(hall(1, breaks=True), wita(11, 40))
+    d.do(commands.open_counter, counter_id="c00")
+    d.at(wita(12, 0)).do(commands.pause_counter, counter_id="c00", reason="Istirahat")
+    d.at(wita(13, 2)).issue("t1")
+    # The break is over, c00 still paused: back after the floor, then one call at the
+    # priors' rate (no call today).
+    rate = calls_per_second(1 / M, WALKED, 1)
+    assert d.shipped(0) == pytest.approx(P.return_floor_seconds + 1 / rate + REACTION)
+    # A pause begun in a configured break teaches nothing about the hall's pauses.
+    d.at(wita(13, 4)).do(commands.open_counter, counter_id="c00")
+    assert d.state.pause_lengths == {}
+
+
 def test_the_handling_time_counts_from_the_first_call_to_the_release() -> None:
     d = Day(hall(1))
     d.do(commands.open_counter, counter_id="c00")
@@ -300,15 +332,72 @@ def test_a_ticket_keeps_the_estimate_it_was_shown_and_its_error_is_recorded_at_t
     assert h.sum == pytest.approx(before_sum + 120.0)
 
 
-def test_no_estimate_is_given_without_an_open_counter() -> None:
+def test_a_ticket_gets_an_estimate_before_any_counter_opens() -> None:
     d = Day(hall(1))
     issued = d.issue("t1")
-    assert "estimated_wait_seconds" not in issued.data
-    assert d.state.tickets["t1"].estimate is None
+    # 09:00 WITA, nine hours after the opening hour: long past the usual delay, but the
+    # only counter is all the service has, so it is expected a usual delay from now.
+    rate = calls_per_second(1 / M, WALKED, P.unopened_weight)
+    expected = P.opening_prior_seconds + 1 / rate + REACTION
+    assert issued.data["estimated_wait_seconds"] == pytest.approx(expected, abs=1)
+    assert d.state.tickets["t1"].estimate == pytest.approx(expected, abs=1)
+
+
+def test_a_paused_counter_is_away_for_its_expected_remaining_pause() -> None:
+    d = Day(hall(2))
+    for cid in ("c00", "c01"):
+        d.do(commands.open_counter, counter_id=cid)
+    d.do(commands.pause_counter, counter_id="c01", reason="Rapat")
+    d.at(T0 + timedelta(seconds=1800)).do(commands.open_counter, counter_id="c01")
+    d.at(T0 + timedelta(seconds=2400)).do(commands.pause_counter, counter_id="c01", reason="Rapat")
+    d.at(T0 + timedelta(seconds=3000))
+    for tid in ("t1", "t2", "t3", "t4", "t5"):
+        d.issue(tid)
+    # One finished pause of 1800 s. The hall's mean with the 1200 s prior weighing 3:
+    # (1800 + 3600) / 4 = 1350; the reason's with the hall's weighing 3:
+    # (1800 + 3 x 1350) / 4 = 1462.5. Away 600 s: back in 862.5 s.
+    assert estimate.expected_pause(d.state, "Rapat") == pytest.approx(1462.5)
+    assert estimate.expected_pause(d.state, "Sholat") == pytest.approx(1350.0)
+    back = 862.5
+    # Position 5 less c00 idle: four calls, at one counter's rate until c01 is back, then
+    # at two counters' (no call today: the priors alone; nobody left: no abandonment).
+    rate = calls_per_second(1 / M, WALKED, 1)
+    assert back * rate < 4
+    assert d.shipped(4) == pytest.approx(back + (4 - back * rate) / (2 * rate) + REACTION)
+    # Overdue, it is expected back after the floor.
+    d.at(T0 + timedelta(seconds=2400 + 1500))
+    assert estimate.pause_left(
+        d.state, d.state.counters["c01"].since, "Rapat", d.clock.now()
+    ) == pytest.approx(P.return_floor_seconds)
+
+
+def test_when_every_counter_is_paused_they_are_expected_back_after_their_pause() -> None:
+    d = Day(hall(2))
+    for cid in ("c00", "c01"):
+        d.do(commands.open_counter, counter_id=cid)
+    d.do(commands.pause_counter, counter_id="c00", reason="Keperluan")
+    d.at(T0 + timedelta(seconds=600)).do(commands.open_counter, counter_id="c00")
+    d.at(T0 + timedelta(seconds=1200))
+    for cid in ("c00", "c01"):
+        d.do(commands.pause_counter, counter_id=cid, reason="Keperluan")
+    d.at(T0 + timedelta(seconds=1500))
+    d.issue("t1")
+    d.issue("t2")
+    # One finished pause of 600 s: the hall's mean (600 + 3 x 1200) / 4 = 1050, the
+    # reason's (600 + 3 x 1050) / 4 = 937.5; 300 s gone, both back in 637.5 s. Position 2
+    # at two counters' rate from then (no call today, nobody left).
+    rate = calls_per_second(1 / M, WALKED, 2)
+    assert d.shipped(1) == pytest.approx(637.5 + 2 / rate + REACTION)
+    assert estimate.baseline(d.state, "Q", 1, d.clock.now()) is None
+    # Closed, not paused: no counter open or coming, no estimate.
+    d.do(commands.close_counter, counter_id="c00")
+    d.do(commands.close_counter, counter_id="c01")
+    assert d.shipped(1) is None
 
 
 def _inputs(state: SiteState) -> dict[str, Any]:
-    return {
+    learned = (dict(state.pause_lengths), state.first_opens, state.first_open_delay)
+    return {"(site)": learned} | {
         code: (
             q.open_now,
             q.open_share,
@@ -459,3 +548,26 @@ async def test_the_simulators_error_is_the_one_the_service_records_on_an_online_
     for code in site.services:
         assert totals.estimate_under[code] == pytest.approx(under[code], abs=1e-6), code
         assert totals.estimate_over[code] == pytest.approx(over[code], abs=1e-6), code
+
+
+def test_the_range_wraps_the_point_in_gamma_quantiles_of_the_calls_to_come() -> None:
+    d = Day(hall(1))
+    d.do(commands.open_counter, counter_id="c00")
+    for tid in ("t1", "t2", "t3", "t4"):
+        d.issue(tid)
+    point = d.shipped(3)
+    assert point is not None
+    # Four calls to come: relative variance 0.7 / 4 + 0.15^2 = 0.1975; Wilson-Hilferty
+    # with 1 / (9k) = 0.1975 / 9: (1 - 0.021944 -/+ 1.2816 x 0.148137)^3.
+    told = estimate.shipped_range(d.state, "Q", 3, d.clock.now())
+    assert told is not None
+    low, mid, high = told
+    assert mid == point
+    assert low == pytest.approx(point * (0.978056 - 0.189852) ** 3, rel=1e-5)
+    assert high == pytest.approx(point * (0.978056 + 0.189852) ** 3, rel=1e-5)
+    # The approximation against a gamma of shape 1 (exponential): the 10% and 90%
+    # quantiles are -ln 0.9 = 0.1054 and ln 10 = 2.3026 of the mean.
+    assert estimate.gamma_ratio(1.0, -1.2816) == pytest.approx(0.1054, abs=0.01)
+    assert estimate.gamma_ratio(1.0, 1.2816) == pytest.approx(2.3026, abs=0.03)
+    d.do(commands.close_counter, counter_id="c00")
+    assert estimate.shipped_range(d.state, "Q", 3, d.clock.now()) is None

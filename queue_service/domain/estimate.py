@@ -8,16 +8,18 @@ Two predictors, both measured by `bench/ewt.py` over simulated days (docs/estima
   queue-length predictor (Ibrahim & Whitt) with abandonment: the tickets ahead are called
   at the service's *observed* call rate (the blend of the rate per open counter while
   tickets waited and the rate its handling time per call allows), scaled to the counters
-  open (or paused) now; meanwhile tickets ahead leave at the service's *observed*
-  abandonment rate (cancellations and no-shows per ticket-second of waiting); idle
-  counters call the first tickets at once; a configured break stops the calls (but not
-  the leaving) for its length.
+  open now and to those expected (paused ones after their expected remaining pause, ones
+  not opened yet after the hall's usual opening delay, both learned from the day);
+  meanwhile tickets ahead leave at the service's *observed* abandonment rate
+  (cancellations and no-shows per ticket-second of waiting); idle counters call the first
+  tickets at once; a configured break stops the calls (but not the leaving) for its length.
 
 The live state keeps what `shipped` reads, maintained in O(1) per event by `state.py`:
 per service the open counters (and their share of each counter), the busy area (counter-
 seconds open while tickets waited), the waiting area (ticket-seconds waited), the handling
 time of its calls (first call to release) and the last `RECENT_CALLS` first calls with the
-busy area at each.
+busy area at each; per site today's finished pauses per reason and the counters' first
+opens (`SiteState.pause_lengths`, `first_opens`, `first_open_delay`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from queue_service.domain.bookings import slot_start
-from queue_service.domain.site import WEEKDAYS, EndOfDay
+from queue_service.domain.site import WEEKDAYS, EndOfDay, Site
 from queue_service.domain.vocab import BookingEntry, BookingStatus
 
 if TYPE_CHECKING:
@@ -52,11 +54,25 @@ class Params:
     handling_weight: float = 0.7
     handling_prior_calls: float = 50.0  # weight of the configured handle time, in calls
     walk_seconds: float = 20.0  # a walk to the counter, added to the configured handle time
-    paused_weight: float = 1.0  # a paused counter counts as this share of an open one
-    # In the first `unopened_window_seconds` after the site opens, a counter of the service
-    # not opened yet today counts as this share of an open one (officers still arriving).
+    # A counter paused outside a configured break is away for the expected length of a
+    # pause of its reason, learned from today's finished pauses (`expected_pause`): the
+    # reason's mean with the hall's as its prior, the hall's with `pause_prior_seconds` as
+    # its prior, each weighing `pause_prior_weight` pauses. It comes back when that length
+    # is over, at least `return_floor_seconds` from now (also an officer late back from a
+    # configured break).
+    pause_prior_seconds: float = 1200.0
+    pause_prior_weight: float = 3.0
+    return_floor_seconds: float = 120.0
+    # A counter of the service not opened yet today comes at the hall's usual delay after
+    # the opening hour, learned from today's first opens (`expected_opening_delay`, with
+    # `opening_prior_seconds` weighing `opening_prior_weight` opens), counted as this
+    # share of an open one, until `unopened_give_up` usual delays have passed (then it is
+    # taken as not staffed today, unless no other counter of the service is open or
+    # coming: then it is expected a usual delay from now).
     unopened_weight: float = 0.5
-    unopened_window_seconds: float = 5400.0
+    opening_prior_seconds: float = 1800.0
+    opening_prior_weight: float = 3.0
+    unopened_give_up: float = 3.0
     abandonment: bool = True  # tickets ahead leave at the observed abandonment rate
     # A no-show counts as this share of a leaver (most no-shows left the
     # hall, but each still takes a short call cycle at a counter).
@@ -76,6 +92,14 @@ class Params:
     # Added to every estimate: an officer's reaction to a new ticket and what the model
     # leaves out on average (calibrated with the margin so that no profile's bias is < 0).
     reaction_seconds: float = 75.0
+    # The range (`shipped_range`): the wait as gamma distributed about the point, with a
+    # relative variance of `range_dispersion` / calls to come (the service times of the
+    # tickets ahead) plus `range_rate_cv` squared (how far the hall's rate strays from the
+    # observed one); its `range_z` normal quantiles (1.2816: 10% and 90%, 80% coverage).
+    # Calibrated on seeds 1001-1005 (82-83% inside on quiet, typical and overloaded days).
+    range_dispersion: float = 0.7
+    range_rate_cv: float = 0.15
+    range_z: float = 1.2816
 
 
 DEFAULT = Params()
@@ -214,8 +238,8 @@ def shipped(
     params: Params = DEFAULT,
 ) -> float | None:
     """The estimate shown to citizens: seconds until `ticket` (or a ticket issued now with
-    `ahead` tickets before it) is called. None when no counter is open or coming back from
-    a configured break (`queue_estimate`).
+    `ahead` tickets before it) is called. None only when no counter of the service is open,
+    paused or still to open today (`queue_estimate`).
 
     Where a service calls its bookings ahead of walk-ins (`at_slot`, `priority`), the
     bookings that fall due before a walk-in's call are ahead of it too: those checked in
@@ -254,6 +278,41 @@ def shipped(
     return told
 
 
+def shipped_range(
+    state: SiteState,
+    service: str,
+    ahead: int,
+    now: datetime,
+    ticket: Ticket | None = None,
+    params: Params = DEFAULT,
+) -> tuple[float, float, float] | None:
+    """(low, point, high) seconds: the point is `shipped`'s estimate, the range about it
+    aims to hold 80% of actual waits. The wait is taken as gamma distributed with the
+    point as its mean and a relative variance of `range_dispersion / (ahead + 1)` (the
+    service times of the calls to come) plus `range_rate_cv` squared (the rate to come
+    against the one observed); low and high are its quantiles at `-range_z` and `range_z`
+    (Wilson-Hilferty). None when `shipped` gives none."""
+    point = shipped(state, service, ahead, now, ticket, params)
+    if point is None:
+        return None
+    variance = params.range_dispersion / (ahead + 1.0) + params.range_rate_cv**2
+    return (
+        point * gamma_ratio(variance, -params.range_z),
+        point,
+        point * gamma_ratio(variance, params.range_z),
+    )
+
+
+def gamma_ratio(variance: float, z: float) -> float:
+    """The quantile at the normal quantile `z` of a gamma variable of mean 1 and the given
+    variance, over its mean (Wilson-Hilferty: a gamma of shape k is about k times the cube
+    of a normal of mean 1 - 1/(9k) and variance 1/(9k)); never below 0."""
+    if variance <= 0.0:
+        return 1.0
+    spread = variance / 9.0  # 1 / (9 k), the shape k = 1 / variance
+    return max(0.0, 1.0 - spread + z * math.sqrt(spread)) ** 3
+
+
 def queue_estimate(
     state: SiteState,
     service: str,
@@ -263,11 +322,13 @@ def queue_estimate(
     params: Params = DEFAULT,
 ) -> float | None:
     """Seconds until `ticket` (or a ticket issued now with `ahead` tickets before it) is
-    called from the queue as it stands. None when no counter is open or coming back from
-    a configured break.
+    called from the queue as it stands. None only when no counter of the service is open,
+    paused or still to open today.
 
     The ticket is called after `ahead + 1` calls less the idle counters'. Calls come at the
-    rate per counter times the counters; each ticket still ahead leaves at the abandonment
+    rate per counter times the counters open, joined by the paused ones when their
+    expected pause is over (`pause_left`) and by those not opened yet at the hall's usual
+    opening delay (`opening_left`); each ticket still ahead leaves at the abandonment
     rate. A configured break stops the calls for its length while tickets ahead keep
     leaving; during one, the counters paused for it come back at its end.
     """
@@ -275,21 +336,22 @@ def queue_estimate(
     site = state.site
     local = site.local(now)
     weekday = WEEKDAYS[local.weekday()]
-    # One pass over the service's counters: paused, idle, not opened yet today.
+    # One pass over the service's counters: paused (since when, why), idle, not opened yet.
     counters = state.counters
-    paused = idle = unopened = 0
+    idle = unopened = 0
+    paused: list[tuple[datetime | None, str | None]] = []
     for cid in state.counters_of[service]:
         c = counters[cid]
         if c.state == _OPEN:
             if c.ticket_id is None:
                 idle += 1
         elif c.state == _PAUSED:
-            paused += 1
+            paused.append((c.since, c.reason))
         elif c.since is None:
             unopened += 1
     # Today's configured breaks: the one under way (its end), those still to come.
     current_end: datetime | None = None
-    pauses: list[tuple[float, float]] = []
+    stops: list[tuple[float, float]] = []  # (seconds from now, length): no calls
     for b in site.breaks:
         if weekday not in b.days:
             continue
@@ -297,63 +359,141 @@ def queue_estimate(
         if begins <= local < ends:
             current_end = ends
         elif local < begins:
-            pauses.append(((begins - local).total_seconds(), (ends - begins).total_seconds()))
-    in_break = current_end is not None and paused > 0
-    if in_break:
-        n_counters = float(q.open_now + paused)  # open ones pause for it after their ticket
-    elif q.open_now:
-        n_counters = q.open_now + params.paused_weight * paused
-        if unopened and params.unopened_weight:
-            # Officers still arriving after the site opens. Not after a midnight the site
-            # stays open through (closing 24:00, opening 00:00 the day after): nobody
-            # arrives then, and a counter not reopened since the day rolled over is one
-            # not staffed at night.
-            hours = site.hours.get(weekday)
-            if (
-                hours is not None
-                and (local - _at(local, hours[0])).total_seconds() < params.unopened_window_seconds
-                and not site.continues_day_before(weekday)
-            ):
-                n_counters += params.unopened_weight * unopened
-    else:
-        return None
-    rate = rate_per_counter(state, service, now, params) * n_counters / (1.0 + params.margin)
-    theta = abandonment_rate(q, now, params) if params.abandonment else 0.0
-    n = ahead + 1.0
+            stops.append(((begins - local).total_seconds(), (ends - begins).total_seconds()))
+    in_break = current_end is not None and bool(paused)
+    # Counters coming: (seconds from now, counters) joining the open ones.
+    coming: list[tuple[float, float]] = []
     if in_break:
         assert current_end is not None
-        pauses.insert(0, (0.0, max(0.0, (current_end - local).total_seconds())))
-    elif params.idle:
+        n_counters = float(q.open_now + len(paused))  # open ones pause after their ticket
+        stops.append((0.0, max(0.0, (current_end - local).total_seconds())))
+    else:
+        n_counters = float(q.open_now)
+        coming = [(pause_left(state, since, reason, now, params), 1.0) for since, reason in paused]
+        if unopened and params.unopened_weight:
+            expected = opening_left(state, now, params, alone=not (q.open_now or coming))
+            if expected is not None:
+                coming.append((expected, params.unopened_weight * unopened))
+        if not q.open_now and not coming:
+            return None
+    per_counter = rate_per_counter(state, service, now, params) / (1.0 + params.margin)
+    theta = abandonment_rate(q, now, params) if params.abandonment else 0.0
+    n = ahead + 1.0
+    if not in_break and params.idle:
         n = max(0.0, n - idle)
-    if len(pauses) > 1:
-        pauses.sort()
+    stops.sort()
     t = 0.0  # seconds from now
-    if params.first_call and not in_break and n >= 1.0 and not idle:
+    if params.first_call and not in_break and n >= 1.0 and not idle and n_counters:
         first = _first_release(state, service, now, params)
         if first is not None:
-            first = min(first, 1.0 / rate)
-            if not pauses or first < pauses[0][0]:
+            first = min(first, 1.0 / (per_counter * n_counters))
+            if not stops or first < stops[0][0]:
                 t, n = first, n - 1.0
-    for start, length in pauses:
-        if n <= 0.0:
-            break
-        if start > t:
-            need = time_to_call(n, rate, theta)
-            if t + need <= start:
-                t += need
-                n = 0.0
-                break
-            n = _left_after(n, rate, theta, start - t)
-            t = start
-        length -= t - start  # (a break begun before `t` is partly over)
-        if length > 0.0:
-            if n > 1.0:  # the tickets ahead (not this one) keep leaving
-                n = 1.0 + (n - 1.0) * math.exp(-theta * length)
-            t += length
-    estimate = t + time_to_call(n, rate, theta) + params.reaction_seconds
+    estimate = _called_after(n, t, n_counters, coming, stops, per_counter, theta)
+    estimate += params.reaction_seconds
     if params.floor:
         estimate = max(estimate, _head_of_line(q, ticket, now) * params.floor)
     return estimate
+
+
+def _called_after(
+    n: float,
+    t: float,
+    open_now: float,
+    coming: list[tuple[float, float]],
+    stops: list[tuple[float, float]],
+    per_counter: float,
+    theta: float,
+) -> float:
+    """Seconds from now until `n` more calls, from `t` on: `open_now` counters and those
+    `coming` (seconds from now, counters) call at `per_counter` each, none during the
+    `stops` (seconds from now, length: configured breaks); meanwhile each ticket ahead
+    leaves at `theta` per second. Piecewise: the counters and the stops change only at the
+    listed times. Some counter must be open or coming."""
+    bounds = sorted(
+        {at for at, _ in coming if at > t}
+        | {at for start, length in stops for at in (start, start + length) if at > t}
+    )
+    i = 0
+    while n > 0.0:
+        until = bounds[i] if i < len(bounds) else math.inf
+        stopped = any(start <= t < start + length for start, length in stops)
+        rate = 0.0 if stopped else per_counter * (open_now + sum(k for at, k in coming if at <= t))
+        if rate > 0.0:
+            need = time_to_call(n, rate, theta)
+            if t + need <= until:
+                return t + need
+            n = _left_after(n, rate, theta, until - t)
+        elif n > 1.0:  # the tickets ahead (not this one) keep leaving
+            n = 1.0 + (n - 1.0) * math.exp(-theta * (until - t))
+        t = until
+        i += 1
+    return t
+
+
+def expected_pause(state: SiteState, reason: str | None, params: Params = DEFAULT) -> float:
+    """Seconds a pause for `reason` lasts, learned from today's finished pauses outside
+    configured breaks: the reason's mean with the hall's mean as its prior, the hall's with
+    `pause_prior_seconds` as its prior (each prior weighing `pause_prior_weight` pauses)."""
+    w = params.pause_prior_weight
+    lengths = state.pause_lengths
+    hall = (sum(s for _, s in lengths.values()) + w * params.pause_prior_seconds) / (
+        sum(k for k, _ in lengths.values()) + w
+    )
+    k, seconds = lengths.get(reason or "", (0, 0.0))
+    return (seconds + w * hall) / (k + w)
+
+
+def pause_left(
+    state: SiteState,
+    since: datetime | None,
+    reason: str | None,
+    now: datetime,
+    params: Params = DEFAULT,
+) -> float:
+    """Seconds until a counter paused `since` for `reason` is expected back (not during a
+    configured break): the expected pause less the time it has been away, at least
+    `return_floor_seconds`; the floor alone for a pause begun in a configured break that
+    is over (an officer late back from it)."""
+    floor = params.return_floor_seconds
+    if since is None or state.site.current_break(since) is not None:
+        return floor
+    away = (now - since).total_seconds()
+    return max(expected_pause(state, reason, params) - away, floor)
+
+
+def opening_delay(site: Site, ts: datetime) -> float | None:
+    """Seconds from the site's opening hour today to `ts` (negative before it); None on a
+    day without hours, or one the site stays open into from the day before (nobody opens
+    a counter at its midnight: a counter not reopened since is not staffed at night)."""
+    local = site.local(ts)
+    weekday = WEEKDAYS[local.weekday()]
+    hours = site.hours.get(weekday)
+    if hours is None or site.continues_day_before(weekday):
+        return None
+    return (local - _at(local, hours[0])).total_seconds()
+
+
+def expected_opening_delay(state: SiteState, params: Params = DEFAULT) -> float:
+    """Seconds after the opening hour the hall's counters open: today's first opens, with
+    `opening_prior_seconds` weighing `opening_prior_weight` opens as the prior."""
+    w = params.opening_prior_weight
+    return (state.first_open_delay + w * params.opening_prior_seconds) / (state.first_opens + w)
+
+
+def opening_left(
+    state: SiteState, now: datetime, params: Params = DEFAULT, *, alone: bool = False
+) -> float | None:
+    """Seconds until a counter not opened yet today is expected to open: the usual delay
+    less the time since the opening hour, at least `return_floor_seconds`. None once
+    `unopened_give_up` usual delays have passed, or on a day without an opening hour (not
+    staffed today); but when it is `alone` (no other counter of the service open or
+    coming), a usual delay from now."""
+    usual = expected_opening_delay(state, params)
+    since = opening_delay(state.site, now)
+    if since is None or since > params.unopened_give_up * usual:
+        return usual if alone else None
+    return max(usual - since, params.return_floor_seconds)
 
 
 def _first_release(state: SiteState, service: str, now: datetime, params: Params) -> float | None:

@@ -77,6 +77,7 @@ _OUTCOMES: dict[str, Outcome] = {o: Outcome(o) for o in FinishOutcome}
 _WAITING, _CALLED, _SERVING = TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING
 _DONE, _NO_SHOW, _CANCELLED = TicketStatus.DONE, TicketStatus.NO_SHOW, TicketStatus.CANCELLED
 _EXPIRED, _OPEN = TicketStatus.EXPIRED, CounterStatus.OPEN
+_PAUSED = CounterStatus.PAUSED
 _BOOKED, _ONLINE = Source.BOOKING, Source.ONLINE
 
 
@@ -444,6 +445,13 @@ class SiteState:
             code: tuple(cid for cid, c in site.counters.items() if code in c.services)
             for code in site.services
         }
+        # What the estimate learns from the hall's day (`estimate.expected_pause`,
+        # `estimate.expected_opening_delay`): per pause reason ("" without one), the pauses
+        # finished today that did not begin in a configured break (count, seconds); and the
+        # counters' first opens today (count, seconds after the opening hour).
+        self.pause_lengths: dict[str, tuple[int, float]] = {}
+        self.first_opens = 0
+        self.first_open_delay = 0.0
         self.last_seq = 0
         self.last_ts: datetime | None = None  # time of the last event applied today
         # Called with the day and totals just before the state rolls to a later day (the
@@ -574,6 +582,8 @@ class SiteState:
         other = SiteState(self.site, self.day, None, self.bookings.clone())
         other.last_seq = self.last_seq
         other.last_ts = self.last_ts
+        other.pause_lengths = self.pause_lengths.copy()
+        other.first_opens, other.first_open_delay = self.first_opens, self.first_open_delay
         for t in self.tickets.values():
             copy = Ticket(*_ticket_fields(t))
             other.tickets[copy.id] = copy
@@ -666,11 +676,11 @@ class SiteState:
         """The estimate shown to citizens (`estimate.shipped`): seconds until `ticket`, or
         a ticket issued at `now` with `ahead` tickets before it, is called.
 
-        None when no counter serving the service is open or coming back from a break (no
-        honest estimate exists). `now` defaults to the time of the last event applied.
+        None when no counter serving the service is open, paused or still to open today
+        (no honest estimate exists). `now` defaults to the time of the last event applied.
         """
         at = now if now is not None else self.last_ts
-        if at is None:  # nothing happened today: no counter is open
+        if at is None:  # nothing happened today: no time to estimate from
             return None
         return est.shipped(self, service, ahead, at, ticket)
 
@@ -970,10 +980,22 @@ class SiteState:
 
     def _counter_to(self, r: Row, state: CounterStatus, reason: str | None = None) -> None:
         """A counter opened, paused or closed: its services' open counts (the estimate's
-        input) and its idleness kept in step."""
+        input), its idleness and what the estimate learns of pauses and openings kept in
+        step."""
         ts = r[ROW_TS]
         c = self.counters[r[ROW_COUNTER]]
         now_open = state == _OPEN
+        since = c.since
+        if since is None:
+            if now_open:  # the counter's first open today
+                delay = est.opening_delay(self.site, ts)
+                if delay is not None:
+                    self.first_opens += 1
+                    self.first_open_delay += max(0.0, delay)
+        elif c.state == _PAUSED and state != _PAUSED and self.site.current_break(since) is None:
+            key = c.reason or ""
+            n, seconds = self.pause_lengths.get(key, (0, 0.0))
+            self.pause_lengths[key] = (n + 1, seconds + (ts - since).total_seconds())
         if (c.state == _OPEN) != now_open:
             services = self.site.counters[c.id].services
             step = 1 if now_open else -1
