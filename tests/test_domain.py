@@ -785,21 +785,30 @@ def test_counter_and_queue_statistics_on_a_known_timeline(
     assert (kk.called, kk.called_within) == (1, 1)
 
 
-def test_estimated_wait_needs_an_open_counter(hall: Hall, site: Site) -> None:
-    ticket = hall.issue("t1", "KTP-EL")
-    assert hall.state.estimated_wait_seconds("KTP-EL", hall.state.people_ahead(ticket)) is None
-    hall.open("loket-01", "loket-02")
-    per_ticket = site.services["KTP-EL"].default_service_minutes * 60
-    # Position 4, less the two idle counters that call at once: 2 calls. No call observed
-    # yet: per counter, a blend of one ticket per configured handle time and one per handle
-    # time plus a walk. Counters: the two open ones, and loket-03 (also KTP-EL) not opened
-    # yet at 09:00, within 90 minutes of the 08:00 opening, as half a counter. Less the
-    # margin; plus the reaction time.
+def test_estimated_wait_expects_the_counters_not_opened_yet(hall: Hall, site: Site) -> None:
     p = estimate.DEFAULT
     w = p.handling_weight
-    per_counter = (1 - w) / per_ticket + w / (per_ticket + p.walk_seconds)
-    counters = 2 + p.unopened_weight * 1
-    expected = (4 - 2) * (1 + p.margin) / (counters * per_counter) + p.reaction_seconds
+    per_ticket = site.services["KTP-EL"].default_service_minutes * 60
+    # No call observed yet: per counter, a blend of one ticket per configured handle time
+    # and one per handle time plus a walk, less the margin.
+    per_counter = ((1 - w) / per_ticket + w / (per_ticket + p.walk_seconds)) / (1 + p.margin)
+    floor = p.return_floor_seconds
+    ticket = hall.issue("t1", "KTP-EL")
+    # 09:00, an hour after the 08:00 opening, no counter open: the three KTP-EL counters
+    # (loket-01 to 03) are overdue against the prior's 30 minutes, expected after the
+    # floor, each as half a counter. Then the one call.
+    rate = 3 * p.unopened_weight * per_counter
+    expected = floor + 1 / rate + p.reaction_seconds
+    got = hall.state.estimated_wait_seconds("KTP-EL", hall.state.people_ahead(ticket))
+    assert got == pytest.approx(expected)
+    hall.open("loket-01", "loket-02")
+    # Position 4, less the two idle counters that call at once: 2 calls, at two counters'
+    # rate until loket-03 (not opened yet, overdue: the usual delay is now (2 x 3600 +
+    # 3 x 1800) / 5 = 2520 s) is expected, after the floor, as half a counter.
+    rate2 = 2 * per_counter
+    rate25 = (2 + p.unopened_weight) * per_counter
+    assert 2 / rate2 > floor
+    expected = floor + (2 - floor * rate2) / rate25 + p.reaction_seconds
     assert hall.state.estimated_wait_seconds("KTP-EL", 3) == pytest.approx(expected)
 
 
