@@ -237,6 +237,8 @@ class PrintableTicket:
     estimated_wait_seconds: float | None
     status_url: str
     priority: str | None = None
+    # [low, high] about the estimate (the ticket status's `estimated_wait_range_seconds`).
+    estimated_wait_range: tuple[float, float] | None = None
 
 
 def _text(value: str) -> bytes:
@@ -285,13 +287,24 @@ def qr_code(data: str, module_size: int = 6) -> bytes:
     )
 
 
-def wait_text(seconds: float | None) -> str:
+def wait_text(seconds: float | None, span: tuple[float, float] | None = None) -> str:
+    """The estimate as printed: "sekitar 20 menit", with its range where there is one
+    ("sekitar 20 menit (15-25 menit)")."""
     if seconds is None:
         return "belum dapat diperkirakan"
+    out = f"sekitar {_duration(seconds)}"
+    if span is not None:
+        low, high = (max(0, round(x / 60)) for x in span)
+        if high < 90:
+            out += f" ({low}-{max(high, low)} menit)"
+    return out
+
+
+def _duration(seconds: float) -> str:
     minutes = max(1, math.ceil(seconds / 60))
     if minutes < 90:
-        return f"sekitar {minutes} menit"
-    return f"sekitar {minutes // 60} jam {minutes % 60} menit"
+        return f"{minutes} menit"
+    return f"{minutes // 60} jam {minutes % 60} menit"
 
 
 def _size(width: int, height: int) -> bytes:
@@ -324,7 +337,8 @@ def ticket_bytes(t: PrintableTicket, *, columns: int = 42) -> bytes:
     out += [lf, left]
     out += [_text(f"Tanggal : {when}") + lf]
     out += [_text(f"Antrian di depan Anda: {t.people_ahead} orang") + lf]
-    out += [_text(f"Perkiraan tunggu: {wait_text(t.estimated_wait_seconds)}") + lf]
+    wait = wait_text(t.estimated_wait_seconds, t.estimated_wait_range)
+    out += [_text(f"Perkiraan tunggu: {wait}") + lf]
     out += [lf, center, _text("Pindai untuk melihat status antrian:") + lf]
     out += [qr_code(t.status_url), lf]
     out += [_text("Mohon menunggu nomor Anda dipanggil.") + lf]

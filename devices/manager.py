@@ -115,6 +115,7 @@ class DeviceManager:
             issued_at=issued,
             people_ahead=int(ticket.get("people_ahead") or 0),
             estimated_wait_seconds=ticket.get("estimated_wait_seconds"),
+            estimated_wait_range=_range(ticket.get("estimated_wait_range_seconds")),
             status_url=f"{site.public_url or ''}/ui/status.html#{ticket['id']}",
             priority=ticket.get("priority"),
         )
@@ -137,3 +138,10 @@ class DeviceManager:
 
 
 DEVICES = web.AppKey("devices", DeviceManager)
+
+
+def _range(value: Any) -> tuple[float, float] | None:
+    """The ticket status's `estimated_wait_range_seconds` ([low, high] or null)."""
+    if isinstance(value, list) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    return None

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from queue_service.domain import bookings, online, reminders, standard
+from queue_service.domain import estimate as est
 from queue_service.domain.bookings import BookingRecord
 from queue_service.domain.site import WEEKDAYS, Site
 from queue_service.domain.state import ServiceQueue, SiteState, Ticket
@@ -108,9 +109,15 @@ def ticket_status(
         and service.booking is not None
         and reminders.is_near(service.booking, ahead, estimate)
     )
+    # The range about it (docs/estimate.md): the same for the answer to the issue, whose
+    # point was told then, and for a later look.
+    span = None if estimate is None else est.interval(estimate, ahead)
     if estimate is not None and ticket.due_at is not None and ticket.due_at > now:
         # A booking's ticket not due yet: its queue time (estimated) starts at its due time.
-        estimate += (ticket.due_at - now).total_seconds()
+        until = (ticket.due_at - now).total_seconds()
+        estimate += until
+        if span is not None:
+            span = (span[0] + until, span[1] + until)
     counter_name = state.site.counters[ticket.counter].name if ticket.counter is not None else None
     # The tickets being called or served are the ones counters hold (at most one each):
     # look at the counters, not at every ticket of the day. Issue order, then the newest
@@ -139,6 +146,9 @@ def ticket_status(
         "position": ahead + 1 if ticket.state == TicketStatus.WAITING else None,
         "people_ahead": ahead if ticket.state == TicketStatus.WAITING else 0,
         "estimated_wait_seconds": _round(estimate),
+        "estimated_wait_range_seconds": None
+        if span is None
+        else [_round(span[0]), _round(span[1])],
         "waited_seconds": _round((now - ticket.enqueued_at).total_seconds())
         if ticket.state == TicketStatus.WAITING
         else None,

@@ -435,13 +435,14 @@ def test_ticket_bytes_hold_everything_the_citizen_needs() -> None:
         estimated_wait_seconds=610.0,
         status_url="http://antrian.local/ui/status.html#abc_DEF-123",
         priority="lansia",
+        estimated_wait_range=(420.0, 890.0),
     )
     data = escpos.ticket_bytes(ticket)
     assert data.startswith(b"\x1b@")  # ESC @ initialise
     assert b"\x1d!\x55\x1bE\x01A012\n" in data  # GS ! 6x6, bold, the number
     assert b"Senin, 23 November 2026  09:05 WITA" in data
     assert b"Antrian di depan Anda: 4 orang" in data
-    assert b"Perkiraan tunggu: sekitar 11 menit" in data
+    assert b"Perkiraan tunggu: sekitar 11 menit (7-15 menit)" in data
     assert b"PRIORITAS LANSIA" in data
     url = b"http://antrian.local/ui/status.html#abc_DEF-123"
     store = bytes([0x1D, 0x28, 0x6B, len(url) + 3, 0, 0x31, 0x50, 0x30]) + url
@@ -450,6 +451,8 @@ def test_ticket_bytes_hold_everything_the_citizen_needs() -> None:
     assert data.endswith(b"\x1dVB\x00")  # feed and cut
     assert escpos.wait_text(None) == "belum dapat diperkirakan"
     assert escpos.wait_text(7200) == "sekitar 2 jam 0 menit"
+    assert escpos.wait_text(7200, (5000.0, 9000.0)) == "sekitar 2 jam 0 menit"  # no range
+    assert escpos.wait_text(610.0) == "sekitar 11 menit"
 
 
 @pytest.mark.parametrize(

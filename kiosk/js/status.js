@@ -320,7 +320,8 @@ function render() {
       message(tk),
       tk.state === "waiting" ? facts(tk) : null,
       tk.state === "waiting" ? h("div", { class: "fact", style: "width:100%" },
-        h("b", { id: "estimate" }, minutes(tk.estimated_wait_seconds)), h("span", {}, t("status.estimate"))) : null,
+        h("b", { id: "estimate" }, minutes(tk.estimated_wait_seconds)), h("span", {}, t("status.estimate")),
+        estimateRange(tk.estimated_wait_range_seconds)) : null,
       tk.state === "done" && tk.outcome && tk.outcome !== "served" ? h("span", { class: "pill" }, t(`outcome.${tk.outcome}`)) : null,
       confirmCode(tk)),
     noticeCard(tk),
@@ -383,3 +384,14 @@ addEventListener("hashchange", () => {
   render();
   refresh(true);
 });
+
+/** The range about the estimate (8 in 10 waits fall in it: docs/estimate.md), in whole
+ * minutes; nothing where there is none or it runs past an hour and a half. */
+function estimateRange(range) {
+  if (!Array.isArray(range) || range.length !== 2) return null;
+  const low = Math.max(0, Math.round(range[0] / 60));
+  const high = Math.max(low, Math.round(range[1] / 60));
+  if (high >= 90) return null;
+  return h("span", { class: "muted", id: "estimate-range" }, t("status.range", { low, high }));
+}
+

@@ -295,11 +295,17 @@ def shipped_range(
     point = shipped(state, service, ahead, now, ticket, params)
     if point is None:
         return None
+    low, high = interval(point, ahead, params)
+    return low, point, high
+
+
+def interval(point: float, ahead: int, params: Params = DEFAULT) -> tuple[float, float]:
+    """The range about an estimate `point` of a ticket with `ahead` tickets before it
+    (`shipped_range`'s): what the status page and the printed ticket show with the point,
+    for a point told at issue too."""
     variance = params.range_dispersion / (ahead + 1.0) + params.range_rate_cv**2
-    return (
-        point * gamma_ratio(variance, -params.range_z),
-        point,
-        point * gamma_ratio(variance, params.range_z),
+    return point * gamma_ratio(variance, -params.range_z), point * gamma_ratio(
+        variance, params.range_z
     )
 
 

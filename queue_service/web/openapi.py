@@ -574,9 +574,17 @@ def _schemas() -> dict[str, Any]:
                 "the service's priority policy (`strict`, `interleave`, `fifo`)."
             ),
             "estimated_wait_seconds": _seconds_or_null(
-                "Rough estimate while waiting; null if no counter serving the service is open "
+                "Estimate while waiting; null if every counter serving the service is closed "
                 "or the ticket is not waiting."
             ),
+            "estimated_wait_range_seconds": {
+                "type": ["array", "null"],
+                "items": {"type": "number", "minimum": 0},
+                "minItems": 2,
+                "maxItems": 2,
+                "description": "[low, high] about the estimate, meant to hold 8 in 10 actual "
+                f"waits (docs/estimate.md); null with the estimate. {SECONDS_PRECISION}",
+            },
             "waited_seconds": _seconds_or_null(
                 "Time waited in the current service so far; null unless waiting."
             ),

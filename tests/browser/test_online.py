@@ -15,6 +15,7 @@ for a number.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -318,6 +319,8 @@ async def test_a_booking_made_on_a_phone_is_checked_in_called_and_notified(
     await wait_ready(page)
     assert page.url.endswith(f"/ui/status.html#{ticket_id}")
     assert await text(page, "#slot") == f"Jadwal booking 09:30{DASH}10:00"
+    # The estimate's range under it, in whole minutes.
+    assert re.fullmatch(rf"kemungkinan \d+{DASH}\d+ menit", await text(page, "#estimate-range"))
 
     # Notifications are asked for on a touch; the permission is granted as a citizen would.
     cdp = await page.context.new_cdp_session(page)
