@@ -87,3 +87,20 @@ def test_a_booking_is_kept_when_its_service_stops_taking_new_ones() -> None:
     events = apply(state, online.check_in(state, at, code=code, ticket_id="t1"))
     assert state.bookings.bookings["b1"].state == BookingStatus.CHECKED_IN
     assert state.tickets["t1"].source == Source.BOOKING and events[1].ticket_id == "t1"
+
+
+def test_a_booking_is_due_to_miss_once_its_window_closes_and_not_before() -> None:
+    state = state_of(slot_minutes=30, walk_in_share=0.5, cutoff_minutes=0)
+    book(state, "08:00", "b1")
+    book(state, "09:00", "b2")
+    site, book_ = state.site, state.bookings
+    at = MONDAY_7AM + timedelta(hours=1, minutes=15)  # 08:15: the 08:00 window's end
+    assert book_.due_to_miss(site, at - timedelta(seconds=1)) == []
+    assert book_.due_to_miss(site, at - timedelta(seconds=1)) == []  # asked again: the same
+    assert [b.id for b in book_.due_to_miss(site, at)] == ["b1"]
+    apply(state, online.miss_due(state, at))
+    assert book_.due_to_miss(site, at) == []
+    assert [b.id for b in book_.due_to_miss(site, at + timedelta(hours=1))] == ["b2"]
+    # A booking made meanwhile is seen at once (the book changed).
+    book(state, "08:30", "b3")
+    assert [b.id for b in book_.due_to_miss(site, at + timedelta(hours=1))] == ["b2", "b3"]

@@ -152,6 +152,9 @@ class BookingBook:
         # day's quota keeps for them.
         self.pending: Counter[tuple[str, date]] = Counter()
         self.version = 0  # bumped by every change (read models cache on it)
+        # (version, instant): with the book at that version, nothing is to be missed
+        # before that instant (`due_to_miss`).
+        self._quiet_until: tuple[int, datetime] | None = None
         # Who booked what, as keyed hashes of phone numbers (the numbers are only in the
         # store's contacts table): the per-phone limit reads it. Not from events: the
         # engine sets it from the contacts a command gives and the store holds.
@@ -188,14 +191,29 @@ class BookingBook:
         )
 
     def due_to_miss(self, site: Site, now: datetime) -> list[BookingRecord]:
-        """Booked, never checked in, and the check-in window closed before `now`."""
+        """Booked, never checked in, and the check-in window closed before `now`.
+
+        The day closer asks every second for every site: until the book changes, a look
+        before the earliest window still to close (found by the last full look) finds
+        nothing and reads no booking."""
+        quiet = self._quiet_until
+        if quiet is not None and quiet[0] == self.version and now < quiet[1]:
+            return []
         out = []
+        earliest: datetime | None = None
         for b in self.bookings.values():
             if b.state != BookingStatus.BOOKED:
                 continue
             service = site.services.get(b.service)
-            if service is None or window(site, service, b)[1] <= now:
+            closes = None if service is None else window(site, service, b)[1]
+            if closes is None or closes <= now:
                 out.append(b)
+            elif earliest is None or closes < earliest:
+                earliest = closes
+        if out:
+            self._quiet_until = None  # asked again next time: missed once committed
+        else:
+            self._quiet_until = (self.version, earliest or datetime.max.replace(tzinfo=UTC))
         return out
 
     def forget_before(self, day: date) -> None:
