@@ -23,7 +23,8 @@ from bench.common import database_server, fresh_database
 from queue_service.config import AppConfig, load_config
 from queue_service.domain.clock import ManualClock
 from queue_service.settings import Settings
-from queue_service.store.db import EmbeddedPostgres
+from queue_service.store.db import EmbeddedPostgres, create_pool
+from queue_service.store.migrate import migrate
 from queue_service.web.app import create_app
 from tests.halls import DEMO_ADMIN, DEMO_KIOSK, DEMO_MANAGER, Hall, numbered_counters, service
 
@@ -117,6 +118,16 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     yield path
     with contextlib.suppress(Exception):
         stop_leftover_server(path)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's migrated database."""
+    pool = await create_pool(database_url)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture(scope="session")

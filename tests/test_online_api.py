@@ -20,7 +20,7 @@ from queue_service.web.app import create_app
 from queue_service.web.keys import ENGINE
 from tests.conftest import KIOSK, counter_auth, fetch
 from tests.halls import DEMO_ADMIN, DEMO_KIOSK, Bearer, Hall, counter, every_day, service
-from tests.test_webhook import Receiver, quick, receiver, until
+from tests.test_webhook import Receiver, holds, quick, receiver, until
 
 __all__ = ["receiver"]  # the fixture, used by name
 
@@ -198,7 +198,7 @@ async def test_reminders_reach_the_halls_webhook_once_each(
     rows = await fetch(database_url, "SELECT phone, state FROM outbox")
     assert [(r["phone"], r["state"]) for r in rows] == [("+6281234567890", "pending")]
     await receiver.listen()
-    await until(lambda: _async(len(receiver.accepted) == 1), "the booked notice delivered")
+    await until(lambda: holds(len(receiver.accepted) == 1), "the booked notice delivered")
 
     clock.set(MONDAY_7AM + timedelta(hours=1, minutes=45))
     checked = await _json(
@@ -213,7 +213,7 @@ async def test_reminders_reach_the_halls_webhook_once_each(
     await _json(
         await c.post(f"{BASE}/counters/l1/finish", json={}, headers=counter_auth("l1")), 200
     )
-    await until(lambda: _async(len(receiver.accepted) == 3), "near and called delivered")
+    await until(lambda: holds(len(receiver.accepted) == 3), "near and called delivered")
     kinds = [json.loads(body)["kind"] for _, body in receiver.requests if body]
     assert kinds[-3:] == ["booked", "near", "called"]
     assert set(receiver.delivered().values()) == {1}
@@ -225,10 +225,6 @@ async def test_reminders_reach_the_halls_webhook_once_each(
         lambda: _async_rows(database_url, "SELECT 1 FROM outbox WHERE phone IS NOT NULL"),
         "every delivered row's number erased",
     )
-
-
-async def _async(value: bool) -> bool:
-    return value
 
 
 async def _async_rows(url: str, sql: str) -> bool:

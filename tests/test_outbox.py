@@ -98,15 +98,6 @@ class Bench:
     counts: Any  # async () -> {NoticeCount: n}, the notice_counts table
 
 
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    yield pool
-    await pool.close()
-
-
 async def pg_write(
     pool: asyncpg.Pool,
     contacts: Sequence[Contact] = (),

@@ -13,7 +13,7 @@ import random
 import re
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,13 +30,12 @@ from queue_service.domain.clock import ManualClock
 from queue_service.domain.notices import Contact, Erase, Notice
 from queue_service.domain.vocab import NoticeKind
 from queue_service.settings import Settings, SettingsError, WebhookSettings, webhook_from_env
-from queue_service.store import outbox
 from queue_service.store.db import create_pool
-from queue_service.store.migrate import migrate
 from queue_service.store.outbox import PgOutbox
 from queue_service.web.app import WEBHOOK, create_app
 from queue_service.webhook import WebhookWorker, backoff
 from tests.conftest import EXAMPLE
+from tests.test_outbox import pg_write
 
 SITE = "mpp-banjarmasin"
 PHONE = "+6281234567890"
@@ -112,15 +111,6 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: fl
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     r = Receiver()
     yield r
@@ -167,17 +157,6 @@ async def start_worker(
         assert task.done() and not task.cancelled() and task.exception() is None
 
 
-async def commit(
-    pool: asyncpg.Pool,
-    contacts: Sequence[Contact] = (),
-    notices: Sequence[Notice] = (),
-    erase: Sequence[Erase] = (),
-) -> None:
-    """The outbox's part of an event store commit."""
-    async with pool.acquire() as conn, conn.transaction():
-        await outbox.write(conn, contacts, notices, erase)
-
-
 def notice(subject: str, kind: NoticeKind, **data: Any) -> Notice:
     return Notice(SITE, subject, kind, f"{subject}:{kind}", TS, data)
 
@@ -217,13 +196,13 @@ async def test_a_notice_is_posted_signed_and_the_signature_checks_out(
     pool: asyncpg.Pool, receiver: Receiver, start_worker: Callable[..., WebhookWorker]
 ) -> None:
     await receiver.listen()
-    await commit(
+    await pg_write(
         pool,
         [Contact(SITE, "B1", PHONE)],
         [notice("B1", NoticeKind.BOOKED, code="K7Q2MX", slot="09:30")],
     )
     start_worker(quick(receiver.url))
-    await until(lambda: _true(receiver.accepted), "the notice arrives")
+    await until(lambda: holds(receiver.accepted), "the notice arrives")
     headers, payload = receiver.requests[0]
     assert headers["Content-Type"] == "application/json"
     assert headers["Idempotency-Key"] == "B1:booked"
@@ -252,7 +231,8 @@ async def test_a_notice_is_posted_signed_and_the_signature_checks_out(
     )
 
 
-async def _true(value: object) -> bool:
+async def holds(value: object) -> bool:
+    """`value` as the awaitable `until` polls."""
     return bool(value)
 
 
@@ -263,8 +243,8 @@ async def _equal(pool: asyncpg.Pool, expected: list[tuple[Any, ...]]) -> bool:
 async def test_a_receiver_down_then_failing_gets_every_notice_once_when_it_is_back(
     pool: asyncpg.Pool, receiver: Receiver, start_worker: Callable[..., WebhookWorker]
 ) -> None:
-    await commit(pool, [Contact(SITE, s, PHONE) for s in ("B1", "B2", "T3")])
-    await commit(
+    await pg_write(pool, [Contact(SITE, s, PHONE) for s in ("B1", "B2", "T3")])
+    await pg_write(
         pool,
         [],
         [
@@ -285,7 +265,7 @@ async def test_a_receiver_down_then_failing_gets_every_notice_once_when_it_is_ba
     await until(refused_twice, "two attempts refused while nothing listens")
     receiver.status = 500
     await receiver.listen()
-    await until(lambda: _true(len(receiver.requests) >= 6), "attempts answered 500")
+    await until(lambda: holds(len(receiver.requests) >= 6), "attempts answered 500")
     assert receiver.accepted == []
     assert {r["state"] for r in await rows(pool)} == {"pending"}
     receiver.status = 200
@@ -314,13 +294,13 @@ async def test_a_notice_made_twice_is_one_row_and_one_delivery(
     pool: asyncpg.Pool, receiver: Receiver, start_worker: Callable[..., WebhookWorker]
 ) -> None:
     await receiver.listen()
-    await commit(pool, [Contact(SITE, "T1", PHONE)], [notice("T1", NoticeKind.NEAR, ahead=3)])
-    await commit(pool, [], [notice("T1", NoticeKind.NEAR, ahead=2)])  # a replayed command
+    await pg_write(pool, [Contact(SITE, "T1", PHONE)], [notice("T1", NoticeKind.NEAR, ahead=3)])
+    await pg_write(pool, [], [notice("T1", NoticeKind.NEAR, ahead=2)])  # a replayed command
     start_worker(quick(receiver.url))
     await until(lambda: _equal(pool, [("T1:near", "delivered", None, 1, None)]), "delivered")
     # The same key again after its delivery: still nothing new to send.
-    await commit(pool, [], [notice("T1", NoticeKind.NEAR), notice("T1", NoticeKind.CALLED)])
-    await until(lambda: _true("T1:called" in receiver.accepted), "the next notice delivered")
+    await pg_write(pool, [], [notice("T1", NoticeKind.NEAR), notice("T1", NoticeKind.CALLED)])
+    await until(lambda: holds("T1:called" in receiver.accepted), "the next notice delivered")
     assert receiver.delivered() == {"T1:near": 1, "T1:called": 1}
     assert orjson.loads(receiver.requests[0][1])["data"] == {"ahead": 3}
     assert len(await rows(pool)) == 2
@@ -331,7 +311,7 @@ async def test_a_notice_failing_every_attempt_is_given_up_without_its_number(
 ) -> None:
     receiver.status = 500
     await receiver.listen()
-    await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.CANCELLED)])
+    await pg_write(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.CANCELLED)])
     worker = start_worker(quick(receiver.url, max_attempts=3))
 
     async def given_up() -> bool:
@@ -364,14 +344,14 @@ async def test_a_visit_erased_with_its_called_notice_still_gets_the_notice(
     pool: asyncpg.Pool, receiver: Receiver, start_worker: Callable[..., WebhookWorker]
 ) -> None:
     await receiver.listen()
-    await commit(pool, [Contact(SITE, "T1", PHONE)], [notice("T1", NoticeKind.NEAR)])
+    await pg_write(pool, [Contact(SITE, "T1", PHONE)], [notice("T1", NoticeKind.NEAR)])
     # One commit calls the remote-join ticket and ends what its number was kept for.
-    await commit(
+    await pg_write(
         pool, [], [notice("T1", NoticeKind.CALLED, counter="Loket 3")], [Erase(SITE, "T1")]
     )
     assert await pool.fetchval("SELECT count(*) FROM contacts") == 0
     start_worker(quick(receiver.url))
-    await until(lambda: _true(len(receiver.accepted) == 2), "both notices delivered")
+    await until(lambda: holds(len(receiver.accepted) == 2), "both notices delivered")
     called = orjson.loads(receiver.requests[-1][1])
     assert (called["kind"], called["phone"], called["data"]) == (
         "called",
@@ -408,7 +388,7 @@ async def test_a_database_gone_mid_delivery_is_waited_for_and_the_notice_not_sen
     try:
         await receiver.listen()
         receiver.on_request = database_goes_away
-        await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
+        await pg_write(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
         caplog.set_level(logging.WARNING, logger="queue_service.webhook")
         start_worker(quick(receiver.url))
 
@@ -450,14 +430,16 @@ async def test_outcomes_count_on_the_sites_service_day(
     local_day = clock.now().date() + timedelta(days=1)
     receiver.status = 500
     await receiver.listen()
-    await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED, service="A")])
+    await pg_write(
+        pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED, service="A")]
+    )
     worker = start_worker(quick(receiver.url, max_attempts=1), clock)
-    await until(lambda: _true(len(receiver.requests) == 1), "the only attempt")
+    await until(lambda: holds(len(receiver.requests) == 1), "the only attempt")
     await until(lambda: _equal_states(pool, ["failed"]), "the notice given up")
     receiver.status = 200
     gone = Notice("closed-hall", "T9", NoticeKind.CALLED, "T9:called", TS, {"service": "Q"})
-    await commit(pool, [Contact(SITE, "T2", PHONE), Contact("closed-hall", "T9", PHONE)])
-    await commit(pool, [], [notice("T2", NoticeKind.CALLED, service="A"), gone])
+    await pg_write(pool, [Contact(SITE, "T2", PHONE), Contact("closed-hall", "T9", PHONE)])
+    await pg_write(pool, [], [notice("T2", NoticeKind.CALLED, service="A"), gone])
     worker.wake()
     await until(lambda: _equal_states(pool, ["failed", "delivered", "delivered"]), "delivered")
     assert await counts(pool) == {
@@ -477,7 +459,7 @@ async def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
     hang = asyncio.Event()  # the receiver holds every request until the end
     receiver.on_request = hang.wait
     await receiver.listen()
-    await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
+    await pg_write(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
     start_worker(quick(receiver.url, timeout_seconds=0.2))
 
     async def timed_out_twice() -> bool:
@@ -502,7 +484,7 @@ async def test_stopping_lets_the_attempt_in_flight_end_and_records_it(
 
     receiver.on_request = slow
     await receiver.listen()
-    await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
+    await pg_write(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
     worker = WebhookWorker(PgOutbox(pool), quick(receiver.url))
     worker.start()
     await arrived.wait()
@@ -569,9 +551,9 @@ async def test_the_app_runs_the_worker_and_exports_its_metrics_when_a_url_is_set
     worker = client.app[WEBHOOK]
     pool = await create_pool(database_url)
     try:
-        await commit(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
+        await pg_write(pool, [Contact(SITE, "B1", PHONE)], [notice("B1", NoticeKind.BOOKED)])
         worker.wake()
-        await until(lambda: _true(receiver.accepted == ["B1:booked"]), "delivered by the app")
+        await until(lambda: holds(receiver.accepted == ["B1:booked"]), "delivered by the app")
     finally:
         await pool.close()
     text = await (await client.get("/metrics")).text()
