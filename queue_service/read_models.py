@@ -468,11 +468,10 @@ def slots_view(state: SiteState, service: str, day: str, now: datetime) -> dict[
     policy = bookings.policy_of(svc)
     book = state.bookings
     in_range = booked_day in online.bookable_days(state, svc, now)
-    day_left = bookings.day_cap(svc, len(slots)) - book.per_day[(svc.code, booked_day)]
     out = []
     for slot in slots:
         taken = book.taken[(svc.code, booked_day, slot.start)]
-        available = max(0, min(policy.capacity - taken, day_left))
+        available = max(0, min(bookings.places_left(book, svc, booked_day, slot.start, len(slots))))
         out.append(
             {
                 "start": slot.label,

@@ -109,6 +109,19 @@ def day_cap(service: Service, slots: int) -> int:
     return cap
 
 
+def places_left(
+    book: BookingBook, service: Service, day: date, start: time, slots: int, own: int = 0
+) -> tuple[int, int]:
+    """(places left in the slot of `service` starting at `start` on `day`, places left in
+    that day of `slots` slots), `own` of the day's being the booking asking (a move within
+    its day takes no other). The one rule of a full slot: booking refuses at 0, the slots
+    view shows it."""
+    return (
+        policy_of(service).capacity - book.taken[(service.code, day, start)],
+        day_cap(service, slots) - book.per_day[(service.code, day)] + own,
+    )
+
+
 @dataclass(slots=True)
 class BookingRecord:
     id: str  # a capability (long and random), like a ticket's id

@@ -15,7 +15,7 @@ from queue_service.domain import errors
 from queue_service.domain.bookings import (
     BookingRecord,
     Slot,
-    day_cap,
+    places_left,
     policy_of,
     slot_start,
     slots_of,
@@ -108,13 +108,13 @@ def _place(
             day=day_text,
             slot=slot.label,
         )
-    book = state.bookings
-    if book.taken[(svc.code, day, slot.start)] >= policy_of(svc).capacity:
+    own = 1 if moving is not None and moving.day == day else 0
+    in_slot, in_day = places_left(state.bookings, svc, day, slot.start, len(slots), own)
+    if in_slot <= 0:
         raise errors.SlotFull(
             f"the {slot.label} slot of {day_text} is full", service=svc.code, slot=slot.label
         )
-    own = 1 if moving is not None and moving.day == day else 0
-    if book.per_day[(svc.code, day)] - own >= day_cap(svc, len(slots)):
+    if in_day <= 0:
         raise errors.SlotFull(
             f"every bookable place of {day_text} is taken; walk-ins are still served",
             service=svc.code,
