@@ -4,7 +4,7 @@
 // URL: board.html?site=<site>&token=<manager token>. A wall screen is provisioned once: the
 // token is kept in localStorage and taken out of the address bar.
 
-import { apply, lang, mountToggle, onLangChange, pick, t } from "./i18n.js";
+import { apply, mountToggle, onLangChange, pick, t } from "./i18n.js";
 import { refresher } from "./live.js";
 import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
 import {
@@ -21,41 +21,6 @@ const content = $("#content");
 let live = null;
 
 const tz = () => (state.snap ? state.snap.timezone : undefined);
-
-// The board's own words for antrian online (bookings), Bahasa Indonesia first; the shared
-// dictionary (i18n.js) holds the words every page uses.
-const WORDS = {
-  id: {
-    "bk.title": "Booking hari ini",
-    "bk.total": "{n} lagi akan datang",
-    "bk.due": "Akan datang",
-    "bk.due.title": "Booking hari ini yang belum check-in",
-    "bk.checked_in": "Check-in",
-    "bk.checked_in.title": "Booking yang sudah check-in di anjungan hari ini",
-    "bk.waiting": "Menunggu",
-    "bk.waiting.title": "Nomor dari booking yang sekarang menunggu dipanggil",
-    "bk.missed": "Tidak datang",
-    "bk.missed.title": "Booking yang tidak check-in sampai batas waktunya",
-    "bk.cancelled": "Batal",
-    "bk.cancelled.title": "Booking hari ini yang dibatalkan",
-  },
-  en: {
-    "bk.title": "Today's bookings",
-    "bk.total": "{n} still to come",
-    "bk.due": "To come",
-    "bk.due.title": "Today's bookings not checked in yet",
-    "bk.checked_in": "Checked in",
-    "bk.checked_in.title": "Bookings checked in at the kiosk today",
-    "bk.waiting": "Waiting",
-    "bk.waiting.title": "Booked tickets waiting to be called now",
-    "bk.missed": "Missed",
-    "bk.missed.title": "Bookings never checked in by the end of their window",
-    "bk.cancelled": "Cancelled",
-    "bk.cancelled.title": "Today's bookings cancelled",
-  },
-};
-const word = (key, vars = {}) => ((WORDS[lang()] || WORDS.id)[key] ?? WORDS.id[key])
-  .replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? ""));
 
 function load() {
   return loadSnapshot(site, token, clock,
@@ -171,11 +136,11 @@ function bookingsPanel(snap, bookings) {
   });
   const due = Object.values(bookings).reduce((n, c) => n + c.due, 0);
   return h("section", { class: "card bookings-card", "aria-labelledby": "bookings-title" },
-    h("div", { class: "panel-head" }, h("h2", { id: "bookings-title" }, word("bk.title")),
-      h("span", { class: "muted", id: "bookings-due" }, word("bk.total", { n: due }))),
+    h("div", { class: "panel-head" }, h("h2", { id: "bookings-title" }, t("bk.title")),
+      h("span", { class: "muted", id: "bookings-due" }, t("bk.total", { n: due }))),
     h("div", { class: "panel-body" }, h("table", { class: "grid", id: "bookings" },
       h("thead", {}, h("tr", {}, h("th", {}, t("board.col.service")),
-        BOOKING_FIGURES.map((key) => h("th", { class: "num", title: word(`bk.${key}.title`) }, word(`bk.${key}`))))),
+        BOOKING_FIGURES.map((key) => h("th", { class: "num", title: t(`bk.${key}.title`) }, t(`bk.${key}`))))),
       h("tbody", {}, rows))));
 }
 

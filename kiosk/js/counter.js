@@ -8,7 +8,7 @@
 // its due time while not due), a remote join not yet confirmed at the kiosk.
 
 import { api, newKey, siteUrl } from "./api.js";
-import { apply, errorText, lang, mountToggle, onLangChange, pick, t } from "./i18n.js";
+import { apply, errorText, mountToggle, onLangChange, pick, t } from "./i18n.js";
 import { refresher } from "./live.js";
 import { field, followSite, loadSnapshot, signinForm, tokenInput } from "./signin.js";
 import {
@@ -36,33 +36,6 @@ let live = null;
 const me = () => (state.snap ? state.snap.counters.find((c) => c.id === counterId) : null);
 const serviceOf = (code) => (state.snap ? state.snap.services.find((s) => s.code === code) : null);
 const tz = () => (state.snap ? state.snap.timezone : undefined);
-
-// The page's own words for antrian online, Bahasa Indonesia first; the shared dictionary
-// (i18n.js) holds the words every page uses.
-const WORDS = {
-  id: {
-    "bk.mark": "Booking",
-    "bk.mark.due": "Booking: dipanggil sebelum pengunjung tanpa booking",
-    "bk.mark.fifo": "Booking: sudah check-in, antre sesuai urutan",
-    "bk.mark.later": "Booking {time}",
-    "bk.mark.later.title": "Booking: dipanggil sebelum pengunjung tanpa booking mulai pukul {time}",
-    "bk.later": "Booking belum waktunya",
-    "bk.unconfirmed": "Belum konfirmasi di kiosk",
-    "bk.unconfirmed.title": "Antri dari ponsel, belum konfirmasi kedatangan di anjungan: mungkin belum di ruang tunggu",
-  },
-  en: {
-    "bk.mark": "Booking",
-    "bk.mark.due": "Booking: called ahead of walk-ins",
-    "bk.mark.fifo": "Booking: checked in, queues in turn",
-    "bk.mark.later": "Booking {time}",
-    "bk.mark.later.title": "Booking: called ahead of walk-ins from {time}",
-    "bk.later": "Bookings not due yet",
-    "bk.unconfirmed": "Not confirmed at the kiosk",
-    "bk.unconfirmed.title": "Joined from a phone, arrival not confirmed at the kiosk yet: may not be in the hall",
-  },
-};
-const word = (key, vars = {}) => ((WORDS[lang()] || WORDS.id)[key] ?? WORDS.id[key])
-  .replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? ""));
 
 /** The site's minimum calls before a no-show: from the snapshot once it carries it, else
  *  learnt from a `no_show_too_early` refusal (details.required), else the usual default 2. */
@@ -344,13 +317,13 @@ function callOrder(services, now) {
 function marks(tk, notDue) {
   const booking = tk.booked || tk.source === "booking";
   const time = notDue ? timeOf(tk.enqueued_at, tz()) : null;
-  const title = notDue ? word("bk.mark.later.title", { time }) : word(tk.booked ? "bk.mark.due" : "bk.mark.fifo");
+  const title = notDue ? t("bk.mark.later.title", { time }) : t(tk.booked ? "bk.mark.due" : "bk.mark.fifo");
   return [
     booking
-      ? h("span", { class: "pill pill-info q-mark q-booking", title }, notDue ? word("bk.mark.later", { time }) : word("bk.mark"))
+      ? h("span", { class: "pill pill-info q-mark q-booking", title }, notDue ? t("bk.mark.later", { time }) : t("bk.mark"))
       : null,
     tk.confirmed === false
-      ? h("span", { class: "pill pill-warn q-mark q-unconfirmed", title: word("bk.unconfirmed.title") }, word("bk.unconfirmed"))
+      ? h("span", { class: "pill pill-warn q-mark q-unconfirmed", title: t("bk.unconfirmed.title") }, t("bk.unconfirmed"))
       : null,
   ];
 }
@@ -370,7 +343,7 @@ function queueCard(c) {
     tickets.length
       ? h("ul", { class: "queue-list", id: "queue" },
         callable.map((tk) => queueItem(tk, canCall, false)),
-        notDue.length ? h("li", { class: "queue-sep", id: "queue-later" }, word("bk.later")) : null,
+        notDue.length ? h("li", { class: "queue-sep", id: "queue-later" }, t("bk.later")) : null,
         notDue.map((tk) => queueItem(tk, canCall, true)))
       : h("p", { class: "queue-empty" }, t("counter.queue.empty")));
 }
