@@ -704,7 +704,7 @@ def _schemas() -> dict[str, Any]:
         "waiting": _count("Tickets waiting."),
         "estimated_wait_seconds": _seconds_or_null(
             "Estimate for a regular ticket issued now (what its issue would be told); null "
-            "if no counter serving it is open."
+            "if every counter serving it is closed."
         ),
         "accepting": {"type": "boolean", "description": "Whether a ticket can be issued now."},
         "not_accepting_reason": not_accepting,
