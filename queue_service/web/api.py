@@ -170,11 +170,11 @@ def _with_member(obj_text: str, member: str) -> str:
 _NO_PRINTER_MEMBER = f'"print": {json.dumps(NO_PRINTER)}'
 
 
-def _site(request: web.Request) -> SiteState:
+def site_state(request: web.Request) -> SiteState:
     return request.app[ENGINE].site_state(request.match_info["site"])
 
 
-def _now(request: web.Request) -> datetime:
+def request_now(request: web.Request) -> datetime:
     return request.app[CLOCK].now()
 
 
@@ -336,7 +336,7 @@ async def openapi(request: web.Request) -> web.Response:
 # -- tickets ----------------------------------------------------------------------------
 
 
-def _ticket_response(
+def ticket_response(
     status: int, state: SiteState, events: list[Event], now: datetime
 ) -> tuple[int, dict[str, Any]]:
     ticket_id = events[0].ticket_id
@@ -364,7 +364,7 @@ async def issue_ticket(request: web.Request) -> web.Response:
             state, at, ticket_id=ticket_id, service=service, priority=priority, source=source
         ),
         # Shown as of the instant the ticket was issued (its event's time).
-        lambda state, events: _ticket_response(201, state, events, events[0].ts),
+        lambda state, events: ticket_response(201, state, events, events[0].ts),
         idempotency_key=key,
         request_hash=digest,
     )
@@ -395,19 +395,19 @@ async def list_sites(request: web.Request) -> web.Response:
 
 
 async def site_directory(request: web.Request) -> web.Response:
-    return web.json_response(read_models.site_directory(_site(request), _now(request)))
+    return web.json_response(read_models.site_directory(site_state(request), request_now(request)))
 
 
 async def snapshot(request: web.Request) -> web.Response:
-    state = _site(request)
+    state = site_state(request)
     devices = request.app[DEVICES].health(state.site.id)
-    return web.json_response(read_models.snapshot(state, _now(request), devices=devices))
+    return web.json_response(read_models.snapshot(state, request_now(request), devices=devices))
 
 
 async def display(request: web.Request) -> web.Response:
-    state = _site(request)
+    state = site_state(request)
     zone = request.query.get("zone") or None
-    return web.json_response(read_models.display(state, _now(request), zone))
+    return web.json_response(read_models.display(state, request_now(request), zone))
 
 
 # -- tickets by id ------------------------------------------------------------------
@@ -421,7 +421,7 @@ def _find_ticket(request: web.Request) -> tuple[SiteState, str]:
 async def ticket_status(request: web.Request) -> web.Response:
     state, ticket_id = _find_ticket(request)
     return web.json_response(
-        read_models.ticket_status(state, state.tickets[ticket_id], _now(request))
+        read_models.ticket_status(state, state.tickets[ticket_id], request_now(request))
     )
 
 
@@ -432,11 +432,11 @@ async def cancel_ticket(request: web.Request) -> web.Response:
     body = await read_body(request, CANCEL_TICKET)
     reason: str = body.get("reason") or ""
     key, digest = idempotency(request, body)
-    now = _now(request)
+    now = request_now(request)
     status, text, _ = await request.app[ENGINE].execute_json(
         state.site.id,
         lambda s, at: commands.cancel(s, at, ticket_id=ticket_id, reason=reason),
-        lambda s, events: _ticket_response(200, s, events, now),
+        lambda s, events: ticket_response(200, s, events, now),
         idempotency_key=key,
         request_hash=digest,
     )
@@ -469,7 +469,7 @@ def counter_action(action: CounterAction) -> Handler:
         body = await read_body(request, body_type)
         command = counter_command(action, counter_id, body)
         key, digest = idempotency(request, body)
-        now = _now(request)
+        now = request_now(request)
         status, text, _ = await request.app[ENGINE].execute_json(
             site_id,
             command,
@@ -499,7 +499,7 @@ def _last_event_id(request: web.Request) -> int | None:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    state = _site(request)
+    state = site_state(request)
     site_id = state.site.id
     token = principal(request, allow_query=True)
     if token is not None and not token.allows_site(site_id):

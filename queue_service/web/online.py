@@ -26,7 +26,14 @@ from queue_service.domain.notices import Contact, normalise_phone
 from queue_service.domain.state import SiteState
 from queue_service.domain.vocab import EventType
 from queue_service.errors import AntrianError
-from queue_service.web.api import _now, _site, _ticket_response, idempotency, json_text, read_body
+from queue_service.web.api import (
+    idempotency,
+    json_text,
+    read_body,
+    request_now,
+    site_state,
+    ticket_response,
+)
 from queue_service.web.keys import ENGINE, SETTINGS
 from queue_service.web.spec import (
     BOOK,
@@ -110,20 +117,22 @@ def _find_booking(request: web.Request) -> tuple[SiteState, BookingRecord]:
 async def online_directory(request: web.Request) -> web.Response:
     return web.json_response(
         read_models.online_directory(
-            _site(request), _now(request), reminders=request.app[SETTINGS].webhook is not None
+            site_state(request),
+            request_now(request),
+            reminders=request.app[SETTINGS].webhook is not None,
         )
     )
 
 
 async def slots(request: web.Request) -> web.Response:
-    state = _site(request)
+    state = site_state(request)
     service = request.query.get("service", "")
     day = request.query.get("day", "")
     if not service or not day:
         raise errors.Invalid(
             "service and day are required", field="service" if not service else "day"
         )
-    return web.json_response(read_models.slots_view(state, service, day, _now(request)))
+    return web.json_response(read_models.slots_view(state, service, day, request_now(request)))
 
 
 def _contacts(request: web.Request, site_id: str, subject: str, phone: str | None) -> list[Contact]:
@@ -138,7 +147,7 @@ def _contacts(request: web.Request, site_id: str, subject: str, phone: str | Non
 
 
 async def make_booking(request: web.Request) -> web.Response:
-    state = _site(request)
+    state = site_state(request)
     body = await read_body(request, BOOK)
     key, digest = idempotency(request, body)
     booking_id = secrets.token_urlsafe(16)
@@ -170,7 +179,7 @@ async def make_booking(request: web.Request) -> web.Response:
 
 async def get_booking(request: web.Request) -> web.Response:
     state, b = _find_booking(request)
-    return web.json_response(read_models.booking_view(state, b, _now(request)))
+    return web.json_response(read_models.booking_view(state, b, request_now(request)))
 
 
 async def cancel_booking(request: web.Request) -> web.Response:
@@ -222,13 +231,13 @@ async def booking_qr(request: web.Request) -> web.Response:
 
 
 async def join_queue(request: web.Request) -> web.Response:
-    state = _site(request)
+    state = site_state(request)
     body = await read_body(request, JOIN)
     key, digest = idempotency(request, body)
     ticket_id = secrets.token_urlsafe(16)
 
     def answer(s: SiteState, events: list[Event]) -> tuple[int, dict[str, Any]]:
-        status, view = _ticket_response(201, s, events, events[0].ts)
+        status, view = ticket_response(201, s, events, events[0].ts)
         view["code"] = s.tickets[ticket_id].code  # to show at the kiosk on arrival
         return status, view
 
@@ -257,7 +266,7 @@ async def join_queue(request: web.Request) -> web.Response:
 async def check_in(request: web.Request) -> web.Response:
     """At the kiosk: a booking's code issues its ticket (201); a remote join's confirms it
     (200). Answered with the ticket, and the booking where there is one."""
-    state = _site(request)
+    state = site_state(request)
     body = await read_body(request, CHECK_IN)
     key, digest = idempotency(request, body)
     ticket_id = secrets.token_urlsafe(16)
