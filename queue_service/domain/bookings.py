@@ -122,6 +122,16 @@ def places_left(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DayFigures:
+    """What the estimate reads of a day's bookings: per service, the slot starts of the
+    bookings not checked in yet, and how many of the day's were checked in and missed."""
+
+    coming: dict[str, list[datetime]]
+    checked_in: int
+    missed: int
+
+
 @dataclass(slots=True)
 class BookingRecord:
     id: str  # a capability (long and random), like a ticket's id
@@ -168,6 +178,8 @@ class BookingBook:
         # (version, instant): with the book at that version, nothing is to be missed
         # before that instant (`due_to_miss`).
         self._quiet_until: tuple[int, datetime] | None = None
+        # (version, day, figures): `day_figures`, read on every estimate, made once a change.
+        self._day: tuple[int, date, DayFigures] | None = None
         # Who booked what, as keyed hashes of phone numbers (the numbers are only in the
         # store's contacts table): the per-phone limit reads it. Not from events: the
         # engine sets it from the contacts a command gives and the store holds.
@@ -195,6 +207,23 @@ class BookingBook:
         for b in self.bookings.values():
             if b.day == day and (service is None or b.service == service):
                 yield b
+
+    def day_figures(self, site: Site, day: date) -> DayFigures:
+        """The day's `DayFigures`, computed again only after the book changed (each
+        estimate of a bookable service reads them; the book changes far less often)."""
+        cached = self._day
+        if cached is not None and cached[0] == self.version and cached[1] == day:
+            return cached[2]
+        coming: dict[str, list[datetime]] = {}
+        checked = missed = 0
+        for b in self.of_day(day):
+            if b.state == BookingStatus.BOOKED:
+                coming.setdefault(b.service, []).append(slot_start(site, b))
+            checked += b.state == BookingStatus.CHECKED_IN
+            missed += b.state == BookingStatus.MISSED
+        figures = DayFigures(coming, checked, missed)
+        self._day = (self.version, day, figures)
+        return figures
 
     def active_for_phone(self, phone_key: str) -> int:
         return sum(

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from queue_service.domain.bookings import slot_start
 from queue_service.domain.site import WEEKDAYS, EndOfDay, Site
-from queue_service.domain.vocab import BookingEntry, BookingStatus
+from queue_service.domain.vocab import BookingEntry
 
 if TYPE_CHECKING:
     from queue_service.domain.state import ServiceQueue, SiteState, Ticket
@@ -221,10 +220,11 @@ SHOW_UP_PRIOR = (0.8, 5.0)
 def show_up(state: SiteState) -> float:
     """The share of today's bookings that were checked in, of those checked in or missed
     (SHOW_UP_PRIOR while the day has few of its own)."""
-    checked = missed = 0
-    for b in state.bookings.of_day(state.day) if state.day is not None else ():
-        checked += b.state == BookingStatus.CHECKED_IN
-        missed += b.state == BookingStatus.MISSED
+    if state.day is None:
+        checked = missed = 0
+    else:
+        day = state.bookings.day_figures(state.site, state.day)
+        checked, missed = day.checked_in, day.missed
     share, weight = SHOW_UP_PRIOR
     return (checked + share * weight) / (checked + missed + weight)
 
@@ -258,11 +258,7 @@ def shipped(
     ):
         return told
     waiting = [t.due_at for t in state.queues[service].regular.values() if t.due_at is not None]
-    coming = [
-        slot_start(state.site, b)
-        for b in state.bookings.of_day(state.day, service)
-        if b.state == BookingStatus.BOOKED
-    ]
+    coming = state.bookings.day_figures(state.site, state.day).coming.get(service, [])
     if not waiting and not coming:
         return told
     rate = show_up(state)
